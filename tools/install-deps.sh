@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs every Debian and npm package this project needs. Idempotent: a
+# second run installs nothing and takes about a second. Both README commands
+# (deploy/local/run.sh and tests/run.sh) call it first, so a fresh Debian 12
+# machine needs nothing else.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+debian_packages=(
+  bazel-bootstrap
+  bazel-rules-java
+  build-essential
+  curl
+  golang-github-gogo-googleapis-dev
+  grpc-proto
+  libabsl-dev
+  libbenchmark-dev
+  libcpp-httplib-dev
+  libcurl4-openssl-dev
+  libgmock-dev
+  libgrpc++-dev
+  libgtest-dev
+  libprotobuf-dev
+  libre2-dev
+  libssl-dev
+  nghttp2-client
+  nginx-light
+  nlohmann-json3-dev
+  pkg-config
+  protobuf-compiler
+  protobuf-compiler-grpc
+  python3-grpcio
+  python3-protobuf
+  zlib1g-dev
+)
+
+missing=()
+# The machine image ships Node.js 20 with its own npm (nodesource); Debian's
+# npm package conflicts with it, so Debian's Node is only a fallback.
+if ! command -v npm >/dev/null; then
+  debian_packages+=(nodejs npm)
+fi
+for p in "${debian_packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: run as root (apt-get needs it)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm tools (buf, the Node gRPC client, the official SDK used for comparison),
+# pinned in tools/package.json and installed into tools/node_modules.
+if [[ ! -x "$root/tools/node_modules/.bin/buf" || "$root/tools/package.json" -nt "$root/tools/node_modules/.stamp" ]]; then
+  echo "install-deps: installing npm packages" >&2
+  (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  touch "$root/tools/node_modules/.stamp"
+fi
