@@ -1,0 +1,287 @@
+#include "server/config/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "server/common/status_macros.h"
+
+namespace posthog_gateway {
+namespace {
+
+using nlohmann::json;
+
+absl::Status FieldError(absl::string_view path, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", path, ": ", problem));
+}
+
+// Reads optional typed members of a JSON object, failing on wrong types and on
+// unknown members so that a misspelt option is an error, not a silent default.
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string path)
+      : object_(object), path_(std::move(path)) {}
+
+  absl::Status CheckIsObject() const {
+    if (!object_.is_object()) return FieldError(path_, "must be an object");
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckKnownMembers(const std::set<std::string>& known) const {
+    for (const auto& item : object_.items()) {
+      if (known.count(item.key()) == 0) {
+        return FieldError(Child(item.key()), "unknown field");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const json* Find(const std::string& key) const {
+    auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  absl::Status ReadString(const std::string& key, std::string& out) const {
+    const json* value = Find(key);
+    if (value == nullptr) return absl::OkStatus();
+    if (!value->is_string()) return FieldError(Child(key), "must be a string");
+    out = value->get<std::string>();
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadInt(const std::string& key, int64_t& out) const {
+    const json* value = Find(key);
+    if (value == nullptr) return absl::OkStatus();
+    if (!value->is_number_integer()) {
+      return FieldError(Child(key), "must be an integer");
+    }
+    out = value->get<int64_t>();
+    return absl::OkStatus();
+  }
+
+  // Durations are written in milliseconds, in fields whose names end in `_ms`.
+  absl::Status ReadMillis(const std::string& key, absl::Duration& out) const {
+    int64_t millis = -1;
+    RETURN_IF_ERROR(ReadInt(key, millis));
+    if (Find(key) == nullptr) return absl::OkStatus();
+    if (millis < 0) return FieldError(Child(key), "must not be negative");
+    out = absl::Milliseconds(millis);
+    return absl::OkStatus();
+  }
+
+  std::string Child(absl::string_view key) const {
+    return path_.empty() ? std::string(key) : absl::StrCat(path_, ".", key);
+  }
+
+ private:
+  const json& object_;
+  std::string path_;
+};
+
+absl::StatusOr<std::string> NormalizeBaseUrl(std::string url,
+                                             const std::string& path) {
+  if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+    return FieldError(path, "must be an http or https URL");
+  }
+  while (absl::EndsWith(url, "/")) url.pop_back();
+  const absl::string_view rest =
+      absl::StripPrefix(absl::StripPrefix(url, "http://"), "https://");
+  if (rest.empty()) return FieldError(path, "has no host");
+  return url;
+}
+
+absl::StatusOr<KeySource> ParseKeySource(const json* value,
+                                         const std::string& path) {
+  KeySource source;
+  if (value == nullptr) return source;
+  if (value->is_string()) {
+    return FieldError(path,
+                      "keys are never written in the configuration; use "
+                      "{\"file\": PATH} or {\"env\": VARIABLE}");
+  }
+  ObjectReader reader(*value, path);
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"file", "env"}));
+  RETURN_IF_ERROR(reader.ReadString("file", source.file));
+  RETURN_IF_ERROR(reader.ReadString("env", source.env));
+  if (source.file.empty() == source.env.empty()) {
+    return FieldError(path, "needs exactly one of \"file\" or \"env\"");
+  }
+  return source;
+}
+
+absl::StatusOr<ProjectConfig> ParseProject(const json& value,
+                                           const std::string& path) {
+  ObjectReader reader(value, path);
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"alias", "project_id", "region", "ingestion_host", "app_host",
+       "project_api_key", "personal_api_key", "feature_flags_secure_key"}));
+  ProjectConfig project;
+  RETURN_IF_ERROR(reader.ReadString("alias", project.alias));
+  if (project.alias.empty()) return FieldError(reader.Child("alias"), "is required");
+  RETURN_IF_ERROR(reader.ReadInt("project_id", project.project_id));
+  if (project.project_id <= 0) {
+    return FieldError(reader.Child("project_id"), "must be a positive integer");
+  }
+
+  std::string region = "us";
+  RETURN_IF_ERROR(reader.ReadString("region", region));
+  std::optional<RegionHosts> cloud = CloudRegionHosts(region);
+  if (!cloud.has_value()) {
+    return FieldError(reader.Child("region"), "must be \"us\" or \"eu\"");
+  }
+  project.ingestion_host = cloud->ingestion_host;
+  project.app_host = cloud->app_host;
+  RETURN_IF_ERROR(reader.ReadString("ingestion_host", project.ingestion_host));
+  RETURN_IF_ERROR(reader.ReadString("app_host", project.app_host));
+  ASSIGN_OR_RETURN(project.ingestion_host,
+                   NormalizeBaseUrl(project.ingestion_host,
+                                    reader.Child("ingestion_host")));
+  ASSIGN_OR_RETURN(project.app_host,
+                   NormalizeBaseUrl(project.app_host, reader.Child("app_host")));
+
+  ASSIGN_OR_RETURN(project.project_api_key,
+                   ParseKeySource(reader.Find("project_api_key"),
+                                  reader.Child("project_api_key")));
+  ASSIGN_OR_RETURN(project.personal_api_key,
+                   ParseKeySource(reader.Find("personal_api_key"),
+                                  reader.Child("personal_api_key")));
+  ASSIGN_OR_RETURN(project.feature_flags_secure_key,
+                   ParseKeySource(reader.Find("feature_flags_secure_key"),
+                                  reader.Child("feature_flags_secure_key")));
+  if (!project.project_api_key.configured() &&
+      !project.personal_api_key.configured()) {
+    return FieldError(path,
+                      "needs a project_api_key or a personal_api_key source");
+  }
+  return project;
+}
+
+absl::Status ParseServer(const json* value, ServerConfig& server) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "server");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"port", "max_receive_message_bytes", "max_connection_age_ms",
+       "max_connection_age_grace_ms", "min_client_ping_interval_ms"}));
+  int64_t port = server.port;
+  RETURN_IF_ERROR(reader.ReadInt("port", port));
+  if (port < 0 || port > 65535) {
+    return FieldError(reader.Child("port"), "must be between 0 and 65535");
+  }
+  server.port = static_cast<int>(port);
+  int64_t max_receive = server.max_receive_message_bytes;
+  RETURN_IF_ERROR(reader.ReadInt("max_receive_message_bytes", max_receive));
+  if (max_receive < 1024 || max_receive > (1LL << 30)) {
+    return FieldError(reader.Child("max_receive_message_bytes"),
+                      "must be between 1 KiB and 1 GiB");
+  }
+  server.max_receive_message_bytes = static_cast<int>(max_receive);
+  RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_ms", server.max_connection_age));
+  RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_grace_ms",
+                                    server.max_connection_age_grace));
+  RETURN_IF_ERROR(reader.ReadMillis("min_client_ping_interval_ms",
+                                    server.min_client_ping_interval));
+  return absl::OkStatus();
+}
+
+absl::Status ParseUpstream(const json* value, UpstreamConfig& upstream) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "upstream");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"default_timeout_ms", "deadline_margin_ms", "connect_timeout_ms", "ca_file"}));
+  RETURN_IF_ERROR(reader.ReadMillis("default_timeout_ms", upstream.default_timeout));
+  RETURN_IF_ERROR(reader.ReadMillis("deadline_margin_ms", upstream.deadline_margin));
+  RETURN_IF_ERROR(reader.ReadMillis("connect_timeout_ms", upstream.connect_timeout));
+  RETURN_IF_ERROR(reader.ReadString("ca_file", upstream.ca_file));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string KeySource::Describe() const {
+  if (!file.empty()) return absl::StrCat("file ", file);
+  if (!env.empty()) return absl::StrCat("environment variable ", env);
+  return "nowhere (not configured)";
+}
+
+const ProjectConfig* GatewayConfig::FindProject(absl::string_view alias) const {
+  if (alias.empty()) alias = default_project;
+  for (const ProjectConfig& project : projects) {
+    if (project.alias == alias) return &project;
+  }
+  return nullptr;
+}
+
+std::optional<RegionHosts> CloudRegionHosts(absl::string_view region) {
+  if (region == "us") {
+    return RegionHosts{"https://us.i.posthog.com", "https://us.posthog.com"};
+  }
+  if (region == "eu") {
+    return RegionHosts{"https://eu.i.posthog.com", "https://eu.posthog.com"};
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
+  json root = json::parse(json_text.begin(), json_text.end(), nullptr,
+                          /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (root.is_discarded()) {
+    return absl::InvalidArgumentError("config: not valid JSON");
+  }
+  ObjectReader reader(root, "");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"default_project", "projects", "server", "upstream", "key_reload_interval_ms"}));
+
+  GatewayConfig config;
+  RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
+  const json* projects = reader.Find("projects");
+  if (projects == nullptr || !projects->is_array() || projects->empty()) {
+    return FieldError("projects", "must list at least one project");
+  }
+  std::set<std::string> aliases;
+  for (size_t i = 0; i < projects->size(); ++i) {
+    const std::string path = absl::StrCat("projects[", i, "]");
+    ASSIGN_OR_RETURN(ProjectConfig project, ParseProject((*projects)[i], path));
+    if (!aliases.insert(project.alias).second) {
+      return FieldError(path + ".alias",
+                        absl::StrCat("duplicate alias \"", project.alias, "\""));
+    }
+    config.projects.push_back(std::move(project));
+  }
+  if (config.default_project.empty()) {
+    if (config.projects.size() > 1) {
+      return FieldError("default_project",
+                        "is required when there is more than one project");
+    }
+    config.default_project = config.projects.front().alias;
+  } else if (aliases.count(config.default_project) == 0) {
+    return FieldError("default_project", "names no project");
+  }
+  RETURN_IF_ERROR(ParseServer(reader.Find("server"), config.server));
+  RETURN_IF_ERROR(ParseUpstream(reader.Find("upstream"), config.upstream));
+  RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
+  if (config.key_reload_interval < absl::Milliseconds(10)) {
+    return FieldError("key_reload_interval_ms", "must be at least 10");
+  }
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("config: cannot read ", path));
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  return ParseConfig(text.str());
+}
+
+}  // namespace posthog_gateway

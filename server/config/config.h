@@ -1,0 +1,108 @@
+#ifndef SERVER_CONFIG_CONFIG_H_
+#define SERVER_CONFIG_CONFIG_H_
+
+// The gateway's configuration: which PostHog projects it serves, where their
+// hosts are and where each key is read from. Keys themselves are never in the
+// configuration, only the file or environment variable holding them.
+//
+// The format is JSON; deploy/local/gateway.example.json documents every field.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace posthog_gateway {
+
+// Where one key is read from: exactly one of a file path (re-read on change,
+// the way Kubernetes mounts secrets) or an environment variable (read once).
+struct KeySource {
+  std::string file;
+  std::string env;
+
+  bool configured() const { return !file.empty() || !env.empty(); }
+  // Where the key comes from, for messages (never the key itself).
+  std::string Describe() const;
+};
+
+// One PostHog project the gateway serves.
+struct ProjectConfig {
+  // The name callers use in the `project` field of every request.
+  std::string alias;
+  // PostHog's numeric project (team) id, the `:id` in `/api/projects/:id/`.
+  int64_t project_id = 0;
+  // Base URL of the public endpoints: capture, /flags, /flags/definitions.
+  std::string ingestion_host;
+  // Base URL of the private API (/api/...), the only place the personal API
+  // key is ever sent.
+  std::string app_host;
+  // The public project API key (`phc_...`).
+  KeySource project_api_key;
+  // The secret personal API key (`phx_...`).
+  KeySource personal_api_key;
+  // The feature-flags secure key (`phs_...`), optional.
+  KeySource feature_flags_secure_key;
+};
+
+// The gRPC server's settings.
+struct ServerConfig {
+  int port = 50051;
+  // Largest request message accepted, in bytes.
+  int max_receive_message_bytes = 16 * 1024 * 1024;
+  // Connections are closed (with GOAWAY) after this age so that long-lived
+  // HTTP/2 connections rebalance across replicas (gRFC A9); zero disables.
+  absl::Duration max_connection_age = absl::Minutes(5);
+  // How long in-flight calls get to finish after max_connection_age.
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // Pings from clients more often than this are refused (GOAWAY
+  // too_many_pings); clients should keep their keepalive interval above it.
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+};
+
+// Settings of the HTTP client that talks to PostHog.
+struct UpstreamConfig {
+  // The timeout of a request when the caller set no deadline.
+  absl::Duration default_timeout = absl::Seconds(30);
+  // Subtracted from the caller's remaining deadline so that the gateway can
+  // still answer before the caller gives up.
+  absl::Duration deadline_margin = absl::Milliseconds(50);
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // A CA bundle for TLS verification; the system's when empty.
+  std::string ca_file;
+};
+
+struct GatewayConfig {
+  // The alias used when a request leaves `project` empty.
+  std::string default_project;
+  std::vector<ProjectConfig> projects;
+  ServerConfig server;
+  UpstreamConfig upstream;
+  // How often key files are checked for rotation.
+  absl::Duration key_reload_interval = absl::Seconds(10);
+
+  // FindProject returns the project with `alias`, or the default project when
+  // `alias` is empty; nullptr when there is none.
+  const ProjectConfig* FindProject(absl::string_view alias) const;
+};
+
+// The PostHog Cloud hosts of a region ("us" or "eu").
+struct RegionHosts {
+  std::string ingestion_host;
+  std::string app_host;
+};
+std::optional<RegionHosts> CloudRegionHosts(absl::string_view region);
+
+// ParseConfig parses and validates the JSON text of a configuration. Errors
+// are INVALID_ARGUMENT and name the offending field, e.g.
+// `projects[0].app_host: must be an http or https URL`.
+absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text);
+
+// LoadConfigFile reads and parses the file at `path`.
+absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path);
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_CONFIG_CONFIG_H_

@@ -1,0 +1,82 @@
+#include "server/grpc/gateway_server.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/common/log.h"
+
+namespace posthog_gateway {
+namespace {
+
+constexpr char kLiveness[] = "liveness";
+constexpr char kReadiness[] = "readiness";
+
+int Millis(absl::Duration duration) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
+                                            std::numeric_limits<int>::max()));
+}
+
+}  // namespace
+
+GatewayServer::GatewayServer(ServerConfig config, std::vector<NamedService> services)
+    : config_(std::move(config)), services_(std::move(services)) {}
+
+GatewayServer::~GatewayServer() {
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+}
+
+absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(absl::StrCat(host, ":", port),
+                           grpc::InsecureServerCredentials(), &bound_port);
+  builder.SetMaxReceiveMessageSize(config_.max_receive_message_bytes);
+  if (config_.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               Millis(config_.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               Millis(config_.max_connection_age_grace));
+  }
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             Millis(config_.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  for (const NamedService& named : services_) builder.RegisterService(named.service);
+
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(kLiveness, true);
+  SetReady(false);
+  LogInfo("gateway listening", {{"address", absl::StrCat(host, ":", bound_port)}});
+  return bound_port;
+}
+
+void GatewayServer::SetReady(bool ready) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(kReadiness, ready);
+  health->SetServingStatus("", ready);
+  for (const NamedService& named : services_) {
+    health->SetServingStatus(named.full_name, ready);
+  }
+}
+
+void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
+  LogInfo("draining", {{"drain_delay", absl::FormatDuration(drain_delay)},
+                       {"grace", absl::FormatDuration(grace)}});
+  SetReady(false);
+  absl::SleepFor(drain_delay);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  LogInfo("gateway stopped");
+}
+
+}  // namespace posthog_gateway

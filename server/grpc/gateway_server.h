@@ -1,0 +1,67 @@
+#ifndef SERVER_GRPC_GATEWAY_SERVER_H_
+#define SERVER_GRPC_GATEWAY_SERVER_H_
+
+// GatewayServer owns the gRPC server and its lifecycle the way a cluster
+// expects it:
+// - grpc.health.v1.Health answers for "", "liveness", "readiness" and each
+//   registered service's full name (unknown names get NOT_FOUND). Liveness
+//   never depends on PostHog; readiness is what SetReady says.
+// - Server reflection is on, so grpcurl and `buf curl` work without .proto
+//   files.
+// - Shutdown flips readiness to NOT_SERVING at once, waits for endpoints to
+//   notice (the drain delay), then lets calls in flight finish within a grace
+//   period and cancels what is left.
+// - Channel arguments: explicit max receive size, max connection age (so
+//   HTTP/2 connections rebalance across replicas) and keepalive enforcement.
+//
+// Thread-safe after Start.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/config/config.h"
+
+namespace posthog_gateway {
+
+// A service to serve, with its full name (`posthog.v1.UserService`) for the
+// health service.
+struct NamedService {
+  std::string full_name;
+  grpc::Service* service;
+};
+
+class GatewayServer final {
+ public:
+  // Borrows the services, which must outlive the server.
+  GatewayServer(ServerConfig config, std::vector<NamedService> services);
+  ~GatewayServer();
+
+  GatewayServer(const GatewayServer&) = delete;
+  GatewayServer& operator=(const GatewayServer&) = delete;
+
+  // Start listens on host:port (port 0 picks a free one) and returns the
+  // bound port. Readiness starts NOT_SERVING.
+  absl::StatusOr<int> Start(absl::string_view host, int port);
+
+  // SetReady sets the "readiness" health status, and with it "" and each
+  // service's own.
+  void SetReady(bool ready);
+
+  // Shutdown drains and stops the server; see the class comment. Returns once
+  // every call has ended.
+  void Shutdown(absl::Duration drain_delay, absl::Duration grace);
+
+ private:
+  const ServerConfig config_;
+  const std::vector<NamedService> services_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_GRPC_GATEWAY_SERVER_H_

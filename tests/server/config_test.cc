@@ -1,0 +1,157 @@
+#include "server/config/config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace posthog_gateway {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Message(const absl::StatusOr<GatewayConfig>& config) {
+  return std::string(config.status().message());
+}
+
+TEST(ConfigTest, MinimalProjectGetsUsCloudHostsAndIsTheDefault) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12,
+                  "personal_api_key": {"env": "PH_PERSONAL"}}]})");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->default_project, "main");
+  ASSERT_EQ(config->projects.size(), 1u);
+  const ProjectConfig& project = config->projects[0];
+  EXPECT_EQ(project.ingestion_host, "https://us.i.posthog.com");
+  EXPECT_EQ(project.app_host, "https://us.posthog.com");
+  EXPECT_EQ(project.personal_api_key.env, "PH_PERSONAL");
+  EXPECT_FALSE(project.project_api_key.configured());
+  EXPECT_EQ(config->server.port, 50051);
+}
+
+TEST(ConfigTest, EuRegionSelectsEuHosts) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "eu", "project_id": 1, "region": "eu",
+                  "project_api_key": {"file": "/k"}}]})");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->projects[0].ingestion_host, "https://eu.i.posthog.com");
+  EXPECT_EQ(config->projects[0].app_host, "https://eu.posthog.com");
+}
+
+TEST(ConfigTest, SelfHostedUrlsOverrideTheRegionAndLoseTrailingSlashes) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "self", "project_id": 3,
+                  "ingestion_host": "http://posthog.internal:8000/",
+                  "app_host": "https://posthog.internal//",
+                  "project_api_key": {"file": "/k"}}]})");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->projects[0].ingestion_host, "http://posthog.internal:8000");
+  EXPECT_EQ(config->projects[0].app_host, "https://posthog.internal");
+}
+
+TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "default_project": "b",
+    "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/a"}},
+                 {"alias": "b", "project_id": 2, "project_api_key": {"file": "/b"}}],
+    "server": {"port": 6000, "max_receive_message_bytes": 1048576,
+               "max_connection_age_ms": 60000},
+    "upstream": {"default_timeout_ms": 2500, "ca_file": "/etc/ca.pem"},
+    "key_reload_interval_ms": 500})");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->FindProject("")->alias, "b");
+  EXPECT_EQ(config->FindProject("a")->project_id, 1);
+  EXPECT_EQ(config->FindProject("zzz"), nullptr);
+  EXPECT_EQ(config->server.port, 6000);
+  EXPECT_EQ(config->server.max_receive_message_bytes, 1048576);
+  EXPECT_EQ(config->server.max_connection_age, absl::Seconds(60));
+  EXPECT_EQ(config->upstream.default_timeout, absl::Milliseconds(2500));
+  EXPECT_EQ(config->upstream.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(config->key_reload_interval, absl::Milliseconds(500));
+}
+
+struct BadConfig {
+  std::string name;
+  std::string json;
+  std::string message_part;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigTest, IsRefusedWithAMessageNamingTheField) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(GetParam().json);
+
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config), HasSubstr(GetParam().message_part));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"NotJson", "{", "not valid JSON"},
+        BadConfig{"NoProjects", R"({"projects": []})", "projects: must list"},
+        BadConfig{"KeyWrittenInline",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "personal_api_key": "phx_inline"}]})",
+                  "projects[0].personal_api_key: keys are never written"},
+        BadConfig{"KeyWithBothSources",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "personal_api_key": {"file": "/k", "env": "K"}}]})",
+                  "needs exactly one of"},
+        BadConfig{"NoKeys", R"({"projects": [{"alias": "a", "project_id": 1}]})",
+                  "needs a project_api_key or a personal_api_key"},
+        BadConfig{"MissingAlias",
+                  R"({"projects": [{"project_id": 1, "project_api_key": {"file": "/k"}}]})",
+                  "projects[0].alias: is required"},
+        BadConfig{"DuplicateAlias",
+                  R"({"default_project": "a", "projects": [
+                      {"alias": "a", "project_id": 1, "project_api_key": {"file": "/k"}},
+                      {"alias": "a", "project_id": 2, "project_api_key": {"file": "/k"}}]})",
+                  "projects[1].alias: duplicate alias"},
+        BadConfig{"ProjectIdNotPositive",
+                  R"({"projects": [{"alias": "a", "project_id": 0,
+                      "project_api_key": {"file": "/k"}}]})",
+                  "projects[0].project_id"},
+        BadConfig{"BadRegion",
+                  R"({"projects": [{"alias": "a", "project_id": 1, "region": "mars",
+                      "project_api_key": {"file": "/k"}}]})",
+                  "projects[0].region"},
+        BadConfig{"HostWithoutScheme",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "app_host": "posthog.internal", "project_api_key": {"file": "/k"}}]})",
+                  "projects[0].app_host: must be an http or https URL"},
+        BadConfig{"UnknownField",
+                  R"({"projects": [{"alias": "a", "project_id": 1, "projet_api_key": {},
+                      "project_api_key": {"file": "/k"}}]})",
+                  "projects[0].projet_api_key: unknown field"},
+        BadConfig{"DefaultNamesNoProject",
+                  R"({"default_project": "x", "projects": [{"alias": "a",
+                      "project_id": 1, "project_api_key": {"file": "/k"}}]})",
+                  "default_project: names no project"},
+        BadConfig{"DefaultRequiredWithTwoProjects",
+                  R"({"projects": [
+                      {"alias": "a", "project_id": 1, "project_api_key": {"file": "/k"}},
+                      {"alias": "b", "project_id": 2, "project_api_key": {"file": "/k"}}]})",
+                  "default_project: is required"},
+        BadConfig{"PortOutOfRange",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}], "server": {"port": 70000}})",
+                  "server.port"},
+        BadConfig{"NegativeTimeout",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "upstream": {"default_timeout_ms": -1}})",
+                  "upstream.default_timeout_ms: must not be negative"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
+
+TEST(ConfigFileTest, MissingFileIsNotFound) {
+  EXPECT_EQ(LoadConfigFile("/nonexistent/gateway.json").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
