@@ -1,0 +1,299 @@
+#include "emulator/capture_handler.h"
+
+#include <iterator>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "emulator/http_util.h"
+#include "emulator/person_store.h"
+
+namespace posthog_emulator {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxDistinctIdLength = 200;
+
+std::string RandomUuid() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  const uint64_t a = rng();
+  const uint64_t b = rng();
+  return absl::StrFormat("%08x-%04x-4%03x-%04x-%012x",
+                         static_cast<uint32_t>(a >> 32),
+                         static_cast<uint32_t>((a >> 16) & 0xffff),
+                         static_cast<uint32_t>(a & 0xfff),
+                         static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)),
+                         b & 0xffffffffffffULL);
+}
+
+// Token returns the project token of an event or envelope, or "".
+std::string Token(const json& obj) {
+  for (const char* name : {"api_key", "token", "$token"}) {
+    auto it = obj.find(name);
+    if (it != obj.end() && it->is_string()) return it->get<std::string>();
+  }
+  auto props = obj.find("properties");
+  if (props != obj.end() && props->is_object()) {
+    auto it = props->find("token");
+    if (it != props->end() && it->is_string()) return it->get<std::string>();
+  }
+  return "";
+}
+
+json CaptureError(int status, const char* code, const std::string& message) {
+  return {{"status", status}, {"code", code}, {"error", message}};
+}
+
+
+
+// CharTracker is an input iterator over the body that remembers the
+// position of the last character the JSON lexer read, so that the SAX
+// handler below knows where each event object starts and ends.
+struct CharTracker {
+  using iterator_category = std::forward_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  const char* p = nullptr;
+  const char** last = nullptr;
+
+  reference operator*() const {
+    *last = p;
+    return *p;
+  }
+  CharTracker& operator++() {
+    ++p;
+    return *this;
+  }
+  CharTracker operator++(int) {
+    CharTracker old = *this;
+    ++p;
+    return old;
+  }
+  bool operator==(const CharTracker& o) const { return p == o.p; }
+  bool operator!=(const CharTracker& o) const { return p != o.p; }
+};
+
+// SliceSax builds the DOM (forwarding to nlohmann's own DOM builder) and
+// records the byte range of every event object: the elements of a root
+// array, or of the root object's "batch" array.
+class SliceSax final : public nlohmann::json_sax<json> {
+ public:
+  SliceSax(json& root, const char* begin, const char** last,
+           std::vector<std::pair<size_t, size_t>>* slices)
+      : dom_(root, false), begin_(begin), last_(last), slices_(slices) {}
+
+  bool null() override { return dom_.null(); }
+  bool boolean(bool v) override { return dom_.boolean(v); }
+  bool number_integer(number_integer_t v) override { return dom_.number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) override { return dom_.number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& s) override {
+    return dom_.number_float(v, s);
+  }
+  bool string(string_t& v) override { return dom_.string(v); }
+  bool binary(binary_t& v) override { return dom_.binary(v); }
+  bool start_object(std::size_t n) override {
+    if (IsEventLevel()) start_ = static_cast<size_t>(*last_ - begin_);
+    arrays_.push_back(false);
+    return dom_.start_object(n);
+  }
+  bool key(string_t& k) override {
+    if (arrays_.size() == 1) in_batch_ = k == "batch";
+    return dom_.key(k);
+  }
+  bool end_object() override {
+    arrays_.pop_back();
+    if (IsEventLevel()) {
+      slices_->emplace_back(start_, static_cast<size_t>(*last_ - begin_) + 1);
+    }
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) override {
+    arrays_.push_back(true);
+    return dom_.start_array(n);
+  }
+  bool end_array() override {
+    arrays_.pop_back();
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t p, const std::string& t,
+                   const nlohmann::detail::exception& e) override {
+    return dom_.parse_error(p, t, e);
+  }
+
+ private:
+  // True when the next object opened (or the one just closed) is an event.
+  bool IsEventLevel() const {
+    if (arrays_.size() == 1) return arrays_[0];
+    return arrays_.size() == 2 && !arrays_[0] && arrays_[1] && in_batch_;
+  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  const char* begin_;
+  const char** last_;
+  std::vector<std::pair<size_t, size_t>>* slices_;
+  std::vector<bool> arrays_;
+  bool in_batch_ = false;
+  size_t start_ = 0;
+};
+
+// ParseWithEventSlices parses `body` into `root` and fills `slices` with the
+// byte ranges of its events (none for a single-event body).
+bool ParseWithEventSlices(absl::string_view body, json* root,
+                          std::vector<std::pair<size_t, size_t>>* slices) {
+  const char* last = body.data();
+  SliceSax sax(*root, body.data(), &last, slices);
+  CharTracker first{body.data(), &last};
+  CharTracker end{body.data() + body.size(), &last};
+  return json::sax_parse(first, end, &sax) && !root->is_discarded();
+}
+
+}  // namespace
+
+absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state,
+                                            absl::string_view body) {
+  json parsed;
+  std::vector<std::pair<size_t, size_t>> slices;
+  if (!ParseWithEventSlices(body, &parsed, &slices) ||
+      !(parsed.is_object() || parsed.is_array())) {
+    return absl::InvalidArgumentError("request_parsing_error");
+  }
+  std::string token;
+  json* events = nullptr;
+  json single = json::array();
+  if (parsed.is_array()) {
+    events = &parsed;
+  } else if (parsed.contains("batch")) {
+    if (!parsed["batch"].is_array()) {
+      return absl::InvalidArgumentError("request_parsing_error");
+    }
+    token = Token(parsed);
+    events = &parsed["batch"];
+  } else {
+    single.push_back(std::move(parsed));
+    events = &single;
+    slices.assign(1, {0, body.size()});
+  }
+  if (events->empty()) return absl::InvalidArgumentError("empty_batch");
+  if (token.empty()) {
+    for (const json& e : *events) {
+      if (e.is_object()) token = Token(e);
+      if (!token.empty()) break;
+    }
+  }
+  if (token.empty()) return absl::UnauthenticatedError("ingest_key_required");
+  std::shared_ptr<const Directory> directory = state.directory();
+  const Project* project = directory->ProjectByToken(token);
+  if (project == nullptr) return absl::UnauthenticatedError("ingest_key_unknown");
+
+  std::vector<StoredEvent> stored;
+  stored.reserve(events->size());
+  std::vector<PersonEvent> person_events;
+  person_events.reserve(events->size());
+  std::string now;
+  for (size_t i = 0; i < events->size(); ++i) {
+    const json& e = (*events)[i];
+    if (!e.is_object() || slices.size() != events->size()) {
+      return absl::InvalidArgumentError("request_parsing_error");
+    }
+    auto name = e.find("event");
+    if (name == e.end() || !name->is_string() || name->get<std::string>().empty()) {
+      return absl::InvalidArgumentError("missing_event_name");
+    }
+    // distinct_id: top level, else properties.distinct_id; numbers are
+    // stringified; at most 200 characters.
+    const json* distinct = nullptr;
+    auto d = e.find("distinct_id");
+    if (d != e.end() && !d->is_null()) distinct = &*d;
+    auto props = e.find("properties");
+    if (distinct == nullptr && props != e.end() && props->is_object()) {
+      auto pd = props->find("distinct_id");
+      if (pd != props->end() && !pd->is_null()) distinct = &*pd;
+    }
+    StoredEvent s;
+    if (distinct != nullptr) {
+      s.distinct_id = distinct->is_string() ? distinct->get<std::string>()
+                                            : distinct->dump();
+    }
+    if (s.distinct_id.empty()) {
+      return absl::InvalidArgumentError("missing_distinct_id");
+    }
+    if (s.distinct_id.size() > kMaxDistinctIdLength) {
+      s.distinct_id.resize(kMaxDistinctIdLength);
+    }
+    auto u = e.find("uuid");
+    if (u != e.end() && u->is_string() && !u->get<std::string>().empty()) {
+      s.uuid = u->get<std::string>();
+    } else {
+      s.uuid = RandomUuid();
+    }
+    if (!e.contains("timestamp")) {
+      if (now.empty()) now = NowIso();
+      s.generated_timestamp = now;
+    }
+    s.team_id = project->id;
+    s.event = name->get<std::string>();
+    // The raw text of the event as received; the normalized fields above
+    // are applied when it is read back (EventStore::Query).
+    s.json.assign(body.data() + slices[i].first,
+                  slices[i].second - slices[i].first);
+    stored.push_back(std::move(s));
+  }
+  for (size_t i = 0; i < events->size(); ++i) {
+    person_events.push_back({&(*events)[i], stored[i].distinct_id});
+  }
+  state.persons().ProcessEvents(project->id, person_events);
+  CaptureResult result;
+  result.accepted = stored.size();
+  result.duplicates = state.events().Add(std::move(stored));
+  return result;
+}
+
+void HandleCapture(EmulatorState& state, size_t limit,
+                   const httplib::Request& req, httplib::Response& res,
+                   RequestContext& ctx) {
+  ctx.auth = AuthMethod::kToken;
+  if (req.method == "OPTIONS") {
+    res.status = 204;
+    return;
+  }
+  absl::StatusOr<std::string> body = DecodeRequestBody(req, limit);
+  if (!body.ok()) {
+    if (absl::IsResourceExhausted(body.status())) {
+      SetJson(res, 413,
+              CaptureError(413, "payload_too_large",
+                           "maximum event size exceeded"));
+    } else {
+      SetJson(res, 400,
+              CaptureError(400, "request_decoding_error",
+                           "failed to decode request"));
+    }
+    return;
+  }
+  if (req.method == "GET" && body->empty()) {
+    std::string data = QueryParam(req, "data");
+    if (!data.empty()) *body = data;
+  }
+  absl::StatusOr<CaptureResult> result = IngestCapture(state, *body);
+  if (!result.ok()) {
+    const std::string code(result.status().message());
+    if (absl::IsUnauthenticated(result.status())) {
+      SetJson(res, 401,
+              CaptureError(401, code.c_str(),
+                           code == "ingest_key_required"
+                               ? "API key is missing from the request"
+                               : "API key is not valid for any project"));
+    } else {
+      SetJson(res, 400,
+              CaptureError(400, code.c_str(), "failed to parse request: " + code));
+    }
+    return;
+  }
+  SetJson(res, 200, {{"status", "Ok"}});
+}
+
+}  // namespace posthog_emulator
