@@ -111,9 +111,14 @@ int Run() {
   // every configured key is loaded.
   absl::Notification stopping;
   std::thread key_reloader([&] {
+    bool ready = keys.AllLoaded();
     while (!stopping.WaitForNotificationWithTimeout(config->key_reload_interval)) {
       keys.Reload();
-      server.SetReady(keys.AllLoaded());
+      // Only changes are published: health Watch streams see each update.
+      if (keys.AllLoaded() != ready) {
+        ready = !ready;
+        server.SetReady(ready);
+      }
     }
   });
 

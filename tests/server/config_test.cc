@@ -148,6 +148,26 @@ INSTANTIATE_TEST_SUITE_P(
                   "upstream.default_timeout_ms: must not be negative"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
+TEST(ConfigFileTest, TheDocumentedExampleParses) {
+  absl::StatusOr<GatewayConfig> config = LoadConfigFile("deploy/gateway.example.json");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->default_project, "prod");
+  ASSERT_EQ(config->projects.size(), 2u);
+  EXPECT_EQ(config->projects[1].app_host, "https://posthog.internal.example.com");
+  EXPECT_EQ(config->projects[1].personal_api_key.env,
+            "SELFHOSTED_POSTHOG_PERSONAL_API_KEY");
+}
+
+TEST(ConfigFileTest, TheKubernetesBaseConfigParses) {
+  absl::StatusOr<GatewayConfig> config =
+      LoadConfigFile("deploy/kubernetes/base/config.json");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_FALSE(config->projects.empty());
+  EXPECT_FALSE(config->projects[0].personal_api_key.file.empty());
+}
+
 TEST(ConfigFileTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadConfigFile("/nonexistent/gateway.json").status().code(),
             absl::StatusCode::kNotFound);

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the polyglot suites against the real gateway and emulator: Python
+# (grpcio, stubs generated at test time), the C++ CLI (driven from Python)
+# and Node.js (@grpc/grpc-js), after the harness's own tests. Exits non-zero
+# if any suite fails.
+#
+# The binaries must be built first:
+#   bazel build //server:posthog_gateway //emulator:posthog_emulator //client:posthog
+#
+# Usage: tests/polyglot/run.sh [--bazel_bin=DIR]
+#   --bazel_bin  where the binaries are (default: $POSTHOG_BAZEL_BIN, else
+#                the repository's bazel-bin). bazel-bin follows the last
+#                build's configuration, so pass the directory explicitly when
+#                another configuration (e.g. --config=opt) was built since.
+
+set -uo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bazel_bin="${POSTHOG_BAZEL_BIN:-${repo_root}/bazel-bin}"
+
+for arg in "$@"; do
+  case "${arg}" in
+    --bazel_bin=*) bazel_bin="${arg#--bazel_bin=}" ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument ${arg}" >&2; exit 2 ;;
+  esac
+done
+if ! resolved="$(cd "${bazel_bin}" 2>/dev/null && pwd)"; then
+  echo "run.sh: no such directory: ${bazel_bin}" >&2
+  exit 2
+fi
+bazel_bin="${resolved}"
+
+missing=0
+for binary in server/posthog_gateway emulator/posthog_emulator client/posthog; do
+  if [[ ! -x "${bazel_bin}/${binary}" ]]; then
+    echo "run.sh: ${bazel_bin}/${binary} is missing; build it first (see --help)" >&2
+    missing=1
+  fi
+done
+(( missing == 0 )) || exit 2
+
+export POSTHOG_BAZEL_BIN="${bazel_bin}"
+cd "${repo_root}"
+
+failed=()
+
+echo "== The harness, against fake binaries"
+/usr/bin/python3 -m unittest discover -s tests/harness -p 'test_*.py' || failed+=(harness)
+
+echo "== Python: UserService and the posthog CLI"
+/usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
+
+echo "== Node.js: UserService"
+node --test tests/polyglot/user.test.js || failed+=(node)
+
+if (( ${#failed[@]} > 0 )); then
+  echo "polyglot: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "polyglot: all suites passed"

@@ -1,0 +1,189 @@
+'use strict';
+// UserService from Node.js: @grpc/grpc-js with @grpc/proto-loader reading the
+// .proto files directly, against the real gateway and emulator started by the
+// harness (tests/harness/stack.py in its command mode).
+//
+// Run from anywhere (binaries built first):
+//   node --test tests/polyglot/user.test.js
+// POSTHOG_BAZEL_BIN selects the bazel-bin directory, as for the harness.
+
+const { after, before, test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
+const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+
+const SEED_PATH = path.join(repoRoot, 'emulator/seed/demo.json');
+const HARNESS = path.join(repoRoot, 'tests/harness/stack.py');
+const START_TIMEOUT_MS = 60000;
+const STOP_TIMEOUT_MS = 30000;
+const CALL_TIMEOUT_MS = 10000;
+const POLL_INTERVAL_MS = 50;
+
+// What the seed says the gateway's user is: the owner of the first
+// all-access personal key, as the harness configures it.
+function expectedUser(seed) {
+  const key = seed.personal_api_keys.find((k) => (k.scopes || []).includes('*'));
+  const user = seed.users.find((u) => u.id === key.user_id);
+  const team = seed.projects.find((p) => p.id === user.current_project_id);
+  const organization = seed.organizations.find((o) => o.id === user.organization_ids[0]);
+  return { user, team, organization };
+}
+
+// Every secret in the seed; none may show up in a log.
+function seedSecrets(seed) {
+  const secrets = seed.personal_api_keys.map((k) => k.value);
+  for (const project of seed.projects) {
+    if (project.api_token) secrets.push(project.api_token);
+    if (project.secret_api_token) secrets.push(project.secret_api_token);
+  }
+  return secrets;
+}
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return env;
+}
+
+// Starts the harness and resolves with its environment file's variables once
+// both processes serve; rejects if it exits first or the deadline passes.
+function startStack(envFile) {
+  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const ready = new Promise((resolve, reject) => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let timer = null;
+    const onExit = (code, signal) => {
+      clearInterval(timer);
+      reject(new Error(`harness exited (${code ?? signal}) before serving:\n${stderr}`));
+    };
+    child.once('exit', onExit);
+    timer = setInterval(() => {
+      if (fs.existsSync(envFile)) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        resolve(parseEnv(fs.readFileSync(envFile, 'utf8')));
+      } else if (Date.now() > deadline) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        child.kill('SIGTERM');
+        reject(new Error(`harness did not serve within ${START_TIMEOUT_MS} ms:\n${stderr}`));
+      }
+    }, POLL_INTERVAL_MS);
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
+// SIGTERM, then SIGKILL if the harness has not exited within the bound.
+function stopStack(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function loadUserService() {
+  const definition = protoLoader.loadSync('posthog/v1/user.proto', {
+    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).posthog.v1.UserService;
+}
+
+function getCurrentUser(client, project) {
+  const metadata = new grpc.Metadata();
+  metadata.set('x-request-id', 'polyglot-node');
+  return new Promise((resolve, reject) => {
+    client.GetCurrentUser({ project }, metadata, { deadline: Date.now() + CALL_TIMEOUT_MS },
+      (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+const seed = JSON.parse(fs.readFileSync(SEED_PATH, 'utf8'));
+let tempDir;
+let stack;
+let env;
+let client;
+
+before(async () => {
+  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-'));
+  stack = startStack(path.join(tempDir, 'stack.env'));
+  env = await stack.ready;
+  const UserService = loadUserService();
+  client = new UserService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+});
+
+after(async () => {
+  if (client) client.close();
+  if (stack) await stopStack(stack.child);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+});
+
+test('GetCurrentUser with the default project returns the seed user', async () => {
+  const { user, team, organization } = expectedUser(seed);
+
+  const response = await getCurrentUser(client, '');
+
+  assert.equal(response.user.uuid, user.uuid);
+  assert.equal(response.user.distinct_id, user.distinct_id);
+  assert.equal(response.user.first_name, user.first_name);
+  assert.equal(response.user.last_name, user.last_name);
+  assert.equal(response.user.email, user.email);
+  assert.equal(response.user.team.id, String(team.id)); // int64 as a string (longs: String)
+  assert.equal(response.user.team.uuid, team.uuid);
+  assert.equal(response.user.team.name, team.name);
+  assert.equal(response.user.organization.id, organization.id);
+  assert.equal(response.user.organization.name, organization.name);
+  assert.deepEqual(response.user.organizations.map((o) => o.id), user.organization_ids);
+});
+
+test('GetCurrentUser by alias returns the same user', async () => {
+  const { user } = expectedUser(seed);
+
+  const response = await getCurrentUser(client, 'demo');
+
+  assert.equal(response.user.email, user.email);
+  assert.equal(response.user.uuid, user.uuid);
+});
+
+test('GetCurrentUser with an unknown project fails with INVALID_ARGUMENT (3)', async () => {
+  await assert.rejects(getCurrentUser(client, 'no-such-project'), (error) => {
+    assert.equal(error.code, 3);
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    return true;
+  });
+});
+
+test('no key appears in the gateway or emulator log', async () => {
+  await getCurrentUser(client, '');
+
+  for (const name of ['gateway.log', 'emulator.log']) {
+    const log = fs.readFileSync(path.join(env.STACK_DIR, name), 'utf8');
+    assert.notEqual(log, '', `${name} is empty`);
+    for (const secret of seedSecrets(seed)) {
+      assert.ok(!log.includes(secret), `a seed key appears in ${name}`);
+    }
+  }
+});

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test of the project. The README's test command:
+#   tests/run.sh
+# Installs what is missing first (tools/install-deps.sh), then runs each suite
+# and ends with one line counting the suites that passed and failed.
+#
+# Suites: the API lint (buf), the C++ unit and integration tests (Bazel), the
+# PostHog emulator's conformance with the official posthog-node SDK, the
+# polyglot clients (CLI, Python, Node) against the real gateway, and the
+# Kubernetes manifests' policy tests.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash tools/install-deps.sh || { echo "install-deps failed" >&2; exit 1; }
+
+# PostHog's own flag-bucketing vectors (the shared/ folder beside the clone).
+export POSTHOG_VECTORS_DIR="${POSTHOG_VECTORS_DIR:-$(cd "$root/.." && pwd)/shared/upstream/vectors}"
+export POSTHOG_GATEWAY_BAZEL_BIN="$root/bazel-bin"
+
+passed=0
+failed=0
+failed_names=()
+suite() {
+  local name="$1"
+  shift
+  echo
+  echo "=== $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: passed ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1))
+    failed_names+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+api_lint() {
+  (cd proto && "$root/tools/node_modules/.bin/buf" lint &&
+    "$root/tools/node_modules/.bin/buf" format --diff --exit-code)
+}
+
+bazel_tests() {
+  tools/bazel.sh build //... &&
+    tools/bazel.sh test //... --test_env=POSTHOG_VECTORS_DIR="$POSTHOG_VECTORS_DIR"
+}
+
+suite "API lint (buf lint, buf format)" api_lint
+suite "C++ unit and integration tests (bazel test //...)" bazel_tests
+if [[ -d tests/emulator/node ]]; then
+  suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
+fi
+if [[ -x tests/polyglot/run.sh ]]; then
+  suite "Polyglot clients against the gateway (CLI, Python, Node)" tests/polyglot/run.sh
+fi
+if [[ -x tests/deploy/run.sh ]]; then
+  suite "Kubernetes manifests" tests/deploy/run.sh
+fi
+
+echo
+if ((failed)); then
+  echo "Failed suites: ${failed_names[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+((failed == 0))
