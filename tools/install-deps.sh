@@ -64,3 +64,11 @@ if [[ ! -x "$root/tools/node_modules/.bin/buf" || "$root/tools/package.json" -nt
   (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
   touch "$root/tools/node_modules/.stamp"
 fi
+
+# npm packages of the Kubernetes manifests' tests (tests/deploy/package.json).
+if [[ -f "$root/tests/deploy/package.json" ]] &&
+  [[ ! -d "$root/tests/deploy/node_modules/kubernetes-models" || "$root/tests/deploy/package.json" -nt "$root/tests/deploy/node_modules/.stamp" ]]; then
+  echo "install-deps: installing the deploy tests' npm packages" >&2
+  (cd "$root/tests/deploy" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  touch "$root/tests/deploy/node_modules/.stamp"
+fi
