@@ -18,28 +18,50 @@ absl::Time PostHogClient::Deadline(const CallContext& context) const {
   return context.deadline - upstream_.deadline_margin;
 }
 
-absl::StatusOr<nlohmann::json> PostHogClient::CallPrivateApi(
-    absl::string_view method, absl::string_view path,
-    const CallContext& context) const {
-  ASSIGN_OR_RETURN(Secret key, keys_->Get(project_.alias, KeyKind::kPersonalApiKey));
-  const std::string operation =
-      absl::StrCat(method, " ", path, " for project \"", project_.alias, "\"");
+absl::StatusOr<Secret> PostHogClient::Key(KeyKind kind) const {
+  return keys_->Get(project_.alias, kind);
+}
 
-  HttpRequest request;
-  request.method = std::string(method);
-  request.url = absl::StrCat(project_.app_host, path);
-  request.headers = context.trace_headers;
-  request.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key.value()));
-  request.headers.emplace_back("Accept", "application/json");
-  request.deadline = Deadline(context);
-  request.is_cancelled = context.is_cancelled;
+std::string PostHogClient::Describe(const PostHogRequest& request) const {
+  const absl::string_view path = absl::string_view(request.path).substr(
+      0, request.path.find('?'));
+  return absl::StrCat(request.method, " ", path, " for project \"", project_.alias,
+                      "\"");
+}
 
-  ASSIGN_OR_RETURN(HttpResponse response, http_->Send(request));
-  RETURN_IF_ERROR(StatusFromHttpResponse(response, operation, absl::Now()));
+absl::StatusOr<HttpResponse> PostHogClient::Send(const PostHogRequest& request,
+                                                 const CallContext& context) const {
+  HttpRequest http;
+  http.method = request.method;
+  http.url = absl::StrCat(
+      request.host == PostHogHost::kApp ? project_.app_host : project_.ingestion_host,
+      request.path);
+  http.headers = context.trace_headers;
+  http.headers.insert(http.headers.end(), request.headers.begin(), request.headers.end());
+  if (request.bearer.has_value()) {
+    if (*request.bearer == KeyKind::kPersonalApiKey && request.host != PostHogHost::kApp) {
+      return absl::InternalError(absl::StrCat(
+          "refused to send the personal API key anywhere but the app host: ",
+          Describe(request)));
+    }
+    ASSIGN_OR_RETURN(Secret key, Key(*request.bearer));
+    http.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key.value()));
+  }
+  http.body = request.body;
+  http.deadline = Deadline(context);
+  http.is_cancelled = context.is_cancelled;
+  return http_->Send(http);
+}
+
+absl::StatusOr<nlohmann::json> PostHogClient::CallJson(const PostHogRequest& request,
+                                                       const CallContext& context) const {
+  ASSIGN_OR_RETURN(HttpResponse response, Send(request, context));
+  RETURN_IF_ERROR(StatusFromHttpResponse(response, Describe(request), absl::Now()));
+  if (response.body.empty()) return nlohmann::json();
   nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
   if (body.is_discarded()) {
     absl::Status status = absl::UnavailableError(absl::StrCat(
-        "PostHog answered ", operation, " with a body that is not valid JSON (",
+        "PostHog answered ", Describe(request), " with a body that is not valid JSON (",
         response.body.size(), " bytes)"));
     AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE",
                     {{"http_status", absl::StrCat(response.status_code)}});
@@ -50,8 +72,11 @@ absl::StatusOr<nlohmann::json> PostHogClient::CallPrivateApi(
 
 absl::StatusOr<posthog::v1::User> PostHogClient::GetCurrentUser(
     const CallContext& context) const {
-  ASSIGN_OR_RETURN(nlohmann::json body,
-                   CallPrivateApi("GET", "/api/users/@me/", context));
+  PostHogRequest request;
+  request.path = "/api/users/@me/";
+  request.headers = {{"Accept", "application/json"}};
+  request.bearer = KeyKind::kPersonalApiKey;
+  ASSIGN_OR_RETURN(nlohmann::json body, CallJson(request, context));
   absl::StatusOr<posthog::v1::User> user = UserFromJson(body);
   if (!user.ok()) {
     absl::Status status = absl::UnavailableError(user.status().message());

@@ -1,15 +1,19 @@
 #ifndef SERVER_POSTHOG_POSTHOG_CLIENT_H_
 #define SERVER_POSTHOG_POSTHOG_CLIENT_H_
 
-// PostHogClient is the typed client of one PostHog project: one method per
-// REST operation, JSON in and out converted to the API's messages, every
-// outcome mapped to a status by StatusFromHttpResponse.
+// PostHogClient is the client of one PostHog project. It owns what every call
+// to PostHog shares: the project's two hosts, its keys, deadlines and trace
+// headers, and the mapping of outcomes to a status (StatusFromHttpResponse).
+// Domain components (users here; capture, persons, flags) build their typed
+// REST operations on Send and CallJson.
 //
-// Key handling is here and only here: the personal API key is sent only as
-// `Authorization: Bearer`, and only to the project's configured app host.
+// Key handling is here and only here: keys are attached by kind, never by
+// value from callers, and the personal API key is sent only as
+// `Authorization: Bearer`, only to the project's configured app host.
 //
 // Thread-safe. Borrows the KeyStore and HttpClient, which must outlive it.
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -23,6 +27,25 @@
 
 namespace posthog_gateway {
 
+// Which of a project's hosts a request goes to.
+enum class PostHogHost {
+  kIngestion,  // Public endpoints: capture, /flags, /flags/definitions.
+  kApp,        // The private API, /api/...
+};
+
+// One call to PostHog, before the host and key are applied.
+struct PostHogRequest {
+  std::string method = "GET";
+  PostHogHost host = PostHogHost::kApp;
+  // Path and query, starting with '/': "/api/projects/1/persons/?limit=100".
+  std::string path;
+  std::string body;
+  // Extra headers (Content-Type, Content-Encoding, If-None-Match, ...).
+  HttpHeaders headers;
+  // The key sent as `Authorization: Bearer`, if any.
+  std::optional<KeyKind> bearer;
+};
+
 class PostHogClient final {
  public:
   PostHogClient(ProjectConfig project, const UpstreamConfig& upstream,
@@ -33,16 +56,33 @@ class PostHogClient final {
 
   const ProjectConfig& project() const { return project_; }
 
+  // Send performs `request` and returns PostHog's answer whatever its HTTP
+  // status (map it with StatusFromHttpResponse, or use CallJson). Fails only
+  // when no answer arrived (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), when
+  // the key is not loaded (FAILED_PRECONDITION), or when the personal key
+  // would go anywhere but the app host (INTERNAL: a bug, refused).
+  absl::StatusOr<HttpResponse> Send(const PostHogRequest& request,
+                                    const CallContext& context) const;
+
+  // CallJson sends `request`, maps a non-2xx answer to its status, and
+  // returns the parsed JSON body (null for an empty body). A body that is not
+  // JSON is UNAVAILABLE with ErrorInfo UPSTREAM_MALFORMED_RESPONSE.
+  absl::StatusOr<nlohmann::json> CallJson(const PostHogRequest& request,
+                                          const CallContext& context) const;
+
+  // Key returns a key for a request body that must carry it (capture's
+  // `api_key`). Never log or return it.
+  absl::StatusOr<Secret> Key(KeyKind kind) const;
+
+  // Describe names a request for messages: method, path without its query
+  // (which may hold a token) and project, e.g.
+  // `GET /api/users/@me/ for project "demo"`.
+  std::string Describe(const PostHogRequest& request) const;
+
   // GetCurrentUser calls `GET /api/users/@me/`.
   absl::StatusOr<posthog::v1::User> GetCurrentUser(const CallContext& context) const;
 
  private:
-  // CallPrivateApi sends `method path` to the app host with the personal API
-  // key and returns the parsed JSON body of a 2xx answer.
-  absl::StatusOr<nlohmann::json> CallPrivateApi(absl::string_view method,
-                                                absl::string_view path,
-                                                const CallContext& context) const;
-
   // The HTTP deadline for a call: the caller's minus the margin.
   absl::Time Deadline(const CallContext& context) const;
 

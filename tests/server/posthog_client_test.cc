@@ -133,6 +133,47 @@ TEST_F(PostHogClientTest, MissingKeyFailsBeforeAnyRequest) {
   EXPECT_TRUE(http_.requests().empty());
 }
 
+TEST_F(PostHogClientTest, RefusesToSendThePersonalKeyToTheIngestionHost) {
+  PostHogRequest request;
+  request.host = PostHogHost::kIngestion;
+  request.path = "/flags/definitions?token=phc_x";
+  request.bearer = KeyKind::kPersonalApiKey;
+
+  absl::StatusOr<HttpResponse> response = Client().Send(request, CallContext{});
+
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(response.status().message()), Not(HasSubstr("phc_x")));
+  EXPECT_TRUE(http_.requests().empty());
+}
+
+TEST_F(PostHogClientTest, SendGoesToTheIngestionHostWithHeadersAndBody) {
+  http_.Respond(200, R"({"status":"Ok"})");
+  PostHogRequest request;
+  request.method = "POST";
+  request.host = PostHogHost::kIngestion;
+  request.path = "/batch/";
+  request.body = "{}";
+  request.headers = {{"Content-Type", "application/json"}};
+
+  absl::StatusOr<nlohmann::json> body = Client().CallJson(request, CallContext{});
+
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ((*body)["status"], "Ok");
+  const std::vector<HttpRequest> requests = http_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].url, "https://ingest.example/batch/");
+  EXPECT_EQ(requests[0].body, "{}");
+  EXPECT_THAT(requests[0].headers, Contains(Pair("Content-Type", "application/json")));
+  for (const auto& [name, value] : requests[0].headers) EXPECT_NE(name, "Authorization");
+}
+
+TEST_F(PostHogClientTest, DescribeDropsTheQuery) {
+  PostHogRequest request;
+  request.path = "/flags/definitions?token=phc_secret";
+
+  EXPECT_EQ(Client().Describe(request), "GET /flags/definitions for project \"demo\"");
+}
+
 TEST_F(PostHogClientTest, UnknownProjectAliasIsInvalidArgumentNamingKnownOnes) {
   absl::StatusOr<const PostHogClient*> client = registry_->Resolve("prod");
 
