@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -23,7 +25,11 @@
 #include "server/config/config.h"
 #include "server/config/key_store.h"
 #include "server/grpc/gateway_server.h"
+#include "server/grpc/observability_interceptor.h"
 #include "server/http/curl_http_client.h"
+#include "server/http/observed_http_client.h"
+#include "server/observability/admin_server.h"
+#include "server/observability/metrics.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/user_service.h"
 
@@ -34,6 +40,9 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, -1, "Port to listen on (0 picks one); overrides server.port.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving.");
+ABSL_FLAG(int, admin_port, -1,
+          "Port of the admin HTTP server (GET /metrics in Prometheus format, "
+          "GET /healthz); -1 disables it, 0 picks one.");
 ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(5),
           "On SIGTERM, how long readiness reports NOT_SERVING before the server "
           "stops accepting calls, so that endpoints can update.");
@@ -52,6 +61,13 @@ std::string ConfigPath() {
     path = env != nullptr ? env : "/etc/posthog-gateway/config.json";
   }
   return path;
+}
+
+std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+Interceptors(MetricsRegistry* metrics) {
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
+  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics));
+  return all;
 }
 
 bool WritePortFile(const std::string& path, int port) {
@@ -74,13 +90,15 @@ int Run() {
   }
   if (absl::GetFlag(FLAGS_port) >= 0) config->server.port = absl::GetFlag(FLAGS_port);
 
+  MetricsRegistry metrics;
   KeyStore keys(*config);
   CurlHttpClientOptions http_options;
   http_options.default_timeout = config->upstream.default_timeout;
   http_options.connect_timeout = config->upstream.connect_timeout;
   http_options.ca_file = config->upstream.ca_file;
   http_options.user_agent = absl::StrCat("posthog-grpc-gateway/", kVersion);
-  CurlHttpClient http(http_options);
+  CurlHttpClient curl(http_options);
+  ObservedHttpClient http(&curl, &metrics);
   ProjectRegistry projects(*config, &keys, &http);
 
   UserServiceImpl user_service(&projects);
@@ -94,13 +112,24 @@ int Run() {
       {{posthog::v1::UserService::service_full_name(), &user_service},
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
-       {posthog::v1::FlagService::service_full_name(), &flag_service}});
+       {posthog::v1::FlagService::service_full_name(), &flag_service}},
+      Interceptors(&metrics));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
     return 1;
   }
   server.SetReady(keys.AllLoaded());
+  AdminServer admin(&metrics);
+  if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
+    absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
+    if (!bound.ok()) {
+      LogError("cannot start the admin server",
+               {{"error", std::string(bound.status().message())}});
+      return 1;
+    }
+    LogInfo("admin server listening", {{"port", absl::StrCat(*bound)}});
+  }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty() && !WritePortFile(port_file, *port)) {
     LogError("cannot write the port file", {{"path", port_file}});
@@ -134,6 +163,7 @@ int Run() {
   stopping.Notify();
   key_reloader.join();
   server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace));
+  admin.Stop();
   return 0;
 }
 

@@ -4,7 +4,7 @@
 # CLI, from Python and from Node, and keeps serving until Ctrl-C.
 #
 #   deploy/local/run.sh                 gateway on :50051, emulator on :8010
-#   GATEWAY_PORT=6000 EMULATOR_PORT=9000 deploy/local/run.sh
+#   GATEWAY_PORT=6000 EMULATOR_PORT=9000 ADMIN_PORT=9191 deploy/local/run.sh
 #   deploy/local/run.sh --once          stop after the first calls
 #
 # Installs what is missing first (tools/install-deps.sh).
@@ -14,6 +14,7 @@ cd "$root"
 
 gateway_port="${GATEWAY_PORT:-50051}"
 emulator_port="${EMULATOR_PORT:-8010}"
+admin_port="${ADMIN_PORT:-9090}"
 once=false
 [[ "${1:-}" == "--once" ]] && once=true
 
@@ -90,12 +91,14 @@ pids+=($!)
 wait_for_file "$work/emulator.port" "${pids[-1]}" "$work/emulator.log" "The emulator"
 
 "$bin/server/posthog_gateway" --config="$work/gateway.json" --port="$gateway_port" \
-  --port_file="$work/gateway.port" --drain_delay=0s 2>"$work/gateway.log" &
+  --port_file="$work/gateway.port" --admin_port="$admin_port" --drain_delay=0s \
+  2>"$work/gateway.log" &
 pids+=($!)
 wait_for_file "$work/gateway.port" "${pids[-1]}" "$work/gateway.log" "The gateway"
 
 target="localhost:$gateway_port"
-echo "PostHog emulator on http://127.0.0.1:$emulator_port, gateway on $target"
+echo "PostHog emulator on http://127.0.0.1:$emulator_port, gateway on $target," \
+  "metrics on http://127.0.0.1:$admin_port/metrics"
 echo
 echo "\$ bazel-bin/client/posthog --target=$target user get"
 "$bin/client/posthog" --target="$target" user get

@@ -23,8 +23,13 @@ int Millis(absl::Duration duration) {
 
 }  // namespace
 
-GatewayServer::GatewayServer(ServerConfig config, std::vector<NamedService> services)
-    : config_(std::move(config)), services_(std::move(services)) {}
+GatewayServer::GatewayServer(
+    ServerConfig config, std::vector<NamedService> services,
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors)
+    : config_(std::move(config)),
+      services_(std::move(services)),
+      interceptors_(std::move(interceptors)) {}
 
 GatewayServer::~GatewayServer() {
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
@@ -49,6 +54,9 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
                              Millis(config_.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (const NamedService& named : services_) builder.RegisterService(named.service);
+  if (!interceptors_.empty()) {
+    builder.experimental().SetInterceptorCreators(std::move(interceptors_));
+  }
 
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || bound_port == 0) {

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/server_interceptor.h"
 #include "server/config/config.h"
 
 namespace posthog_gateway {
@@ -37,8 +38,12 @@ struct NamedService {
 
 class GatewayServer final {
  public:
-  // Borrows the services, which must outlive the server.
-  GatewayServer(ServerConfig config, std::vector<NamedService> services);
+  // Borrows the services, which must outlive the server. `interceptors`
+  // run on every call (observability).
+  GatewayServer(ServerConfig config, std::vector<NamedService> services,
+                std::vector<std::unique_ptr<
+                    grpc::experimental::ServerInterceptorFactoryInterface>>
+                    interceptors = {});
   ~GatewayServer();
 
   GatewayServer(const GatewayServer&) = delete;
@@ -59,6 +64,8 @@ class GatewayServer final {
  private:
   const ServerConfig config_;
   const std::vector<NamedService> services_;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -1,0 +1,129 @@
+#include "server/grpc/observability_interceptor.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "server/common/log.h"
+
+namespace posthog_gateway {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+using grpc::experimental::ServerRpcInfo;
+
+const char* TypeName(ServerRpcInfo::Type type) {
+  switch (type) {
+    case ServerRpcInfo::Type::UNARY: return "unary";
+    case ServerRpcInfo::Type::CLIENT_STREAMING: return "client_stream";
+    case ServerRpcInfo::Type::SERVER_STREAMING: return "server_stream";
+    case ServerRpcInfo::Type::BIDI_STREAMING: return "bidi_stream";
+  }
+  return "unary";
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* const kNames[] = {
+      "OK",       "Canceled",         "Unknown",           "InvalidArgument",
+      "DeadlineExceeded", "NotFound", "AlreadyExists",     "PermissionDenied",
+      "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
+      "Unimplemented", "Internal",    "Unavailable",       "DataLoss",
+      "Unauthenticated"};
+  const int index = static_cast<int>(code);
+  return index >= 0 && index < 17 ? kNames[index] : "Unknown";
+}
+
+// The trace id of a W3C traceparent, `00-<trace id>-<span id>-<flags>`.
+std::string TraceId(absl::string_view traceparent) {
+  if (traceparent.size() < 36 || traceparent[2] != '-') return "";
+  return std::string(traceparent.substr(3, 32));
+}
+
+class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  ObservabilityInterceptor(ServerRpcInfo* info, Counter* started, Counter* handled,
+                           Histogram* handling_seconds)
+      : info_(info),
+        handled_(handled),
+        handling_seconds_(handling_seconds),
+        start_(absl::Now()) {
+    const absl::string_view method = info->method();  // "/pkg.Service/Method"
+    const size_t slash = method.rfind('/');
+    service_ = std::string(method.substr(1, slash == 0 ? 0 : slash - 1));
+    method_ = std::string(method.substr(slash + 1));
+    type_ = TypeName(info->type());
+    quiet_ = absl::StartsWith(service_, "grpc.health.") ||
+             absl::StartsWith(service_, "grpc.reflection.");
+    started->Add({type_, service_, method_});
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      const auto* metadata = methods->GetRecvInitialMetadata();
+      if (auto it = metadata->find("x-request-id"); it != metadata->end()) {
+        request_id_.assign(it->second.data(), it->second.size());
+      }
+      if (auto it = metadata->find("traceparent"); it != metadata->end()) {
+        trace_id_ = TraceId(absl::string_view(it->second.data(), it->second.size()));
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Finish(methods->GetSendStatus());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Finish(const grpc::Status& status) {
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
+    const std::string code = CodeName(status.error_code());
+    handled_->Add({type_, service_, method_, code});
+    handling_seconds_->Observe({type_, service_, method_}, seconds);
+    if (quiet_) return;
+    LogFields fields = {{"method", absl::StrCat(service_, "/", method_)},
+                        {"code", code},
+                        {"duration_ms", absl::StrCat(seconds * 1000)},
+                        {"peer", info_->server_context()->peer()}};
+    if (!request_id_.empty()) fields.emplace_back("request_id", request_id_);
+    if (!trace_id_.empty()) fields.emplace_back("trace_id", trace_id_);
+    Log(status.ok() ? LogSeverity::kInfo : LogSeverity::kWarning, "call", fields);
+  }
+
+  ServerRpcInfo* info_;
+  Histogram* handling_seconds_;
+  Counter* handled_;
+  const absl::Time start_;
+  std::string service_;
+  std::string method_;
+  std::string type_;
+  bool quiet_ = false;
+  std::string request_id_;
+  std::string trace_id_;
+};
+
+}  // namespace
+
+ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(MetricsRegistry* registry)
+    : started_(registry->AddCounter("grpc_server_started_total",
+                                    "Total number of RPCs started on the server.",
+                                    {"grpc_type", "grpc_service", "grpc_method"})),
+      handled_(registry->AddCounter(
+          "grpc_server_handled_total",
+          "Total number of RPCs completed on the server, regardless of success or failure.",
+          {"grpc_type", "grpc_service", "grpc_method", "grpc_code"})),
+      handling_seconds_(registry->AddHistogram(
+          "grpc_server_handling_seconds",
+          "Histogram of response latency (seconds) of gRPC that had been application-level "
+          "handled by the server.",
+          {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())) {}
+
+grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new ObservabilityInterceptor(info, started_, handled_, handling_seconds_);
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,175 @@
+#include "server/observability/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace posthog_gateway {
+namespace {
+
+void AtomicAdd(std::atomic<double>& target, double value) {
+  double current = target.load(std::memory_order_relaxed);
+  while (!target.compare_exchange_weak(current, current + value,
+                                       std::memory_order_relaxed)) {
+  }
+}
+
+std::string EscapeLabelValue(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// `{a="x",b="y"}` plus an optional extra label, or "" with no labels at all.
+std::string Labels(const std::vector<std::string>& names,
+                   const std::vector<std::string>& values,
+                   const std::string& extra_name = "",
+                   const std::string& extra_value = "") {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
+    parts.push_back(absl::StrCat(names[i], "=\"", EscapeLabelValue(values[i]), "\""));
+  }
+  if (!extra_name.empty()) parts.push_back(absl::StrCat(extra_name, "=\"", extra_value, "\""));
+  if (parts.empty()) return "";
+  std::string out = "{";
+  for (size_t i = 0; i < parts.size(); ++i) absl::StrAppend(&out, i ? "," : "", parts[i]);
+  return out + "}";
+}
+
+std::string Number(double value) {
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  if (std::trunc(value) == value && std::fabs(value) < 1e15) {
+    return absl::StrCat(static_cast<int64_t>(value));
+  }
+  return absl::StrFormat("%.9g", value);
+}
+
+template <typename Map>
+std::vector<const typename Map::value_type*> Sorted(const Map& series) {
+  std::vector<const typename Map::value_type*> sorted;
+  for (const auto& entry : series) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  return sorted;
+}
+
+}  // namespace
+
+Counter::Counter(std::string name, std::string help, std::vector<std::string> label_names)
+    : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {}
+
+void Counter::Add(absl::Span<const std::string> label_values, double value) {
+  std::vector<std::string> key(label_values.begin(), label_values.end());
+  Series* series;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& slot = series_[key];
+    if (slot == nullptr) slot = std::make_unique<Series>();
+    series = slot.get();
+  }
+  AtomicAdd(series->value, value);
+}
+
+void Counter::Expose(std::string& out) const {
+  absl::StrAppend(&out, "# HELP ", name_, " ", help_, "\n# TYPE ", name_, " counter\n");
+  absl::MutexLock lock(&mu_);
+  for (const auto* entry : Sorted(series_)) {
+    absl::StrAppend(&out, name_, Labels(label_names_, entry->first), " ",
+                    Number(entry->second->value.load()), "\n");
+  }
+}
+
+Histogram::Histogram(std::string name, std::string help,
+                     std::vector<std::string> label_names, std::vector<double> bounds)
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      bounds_(std::move(bounds)) {}
+
+void Histogram::Observe(absl::Span<const std::string> label_values, double value) {
+  std::vector<std::string> key(label_values.begin(), label_values.end());
+  Series* series;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& slot = series_[key];
+    if (slot == nullptr) slot = std::make_unique<Series>(bounds_.size());
+    series = slot.get();
+  }
+  const size_t bucket =
+      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+  if (bucket < bounds_.size()) series->counts[bucket].fetch_add(1, std::memory_order_relaxed);
+  series->count.fetch_add(1, std::memory_order_relaxed);
+  AtomicAdd(series->sum, value);
+}
+
+void Histogram::Expose(std::string& out) const {
+  absl::StrAppend(&out, "# HELP ", name_, " ", help_, "\n# TYPE ", name_, " histogram\n");
+  absl::MutexLock lock(&mu_);
+  for (const auto* entry : Sorted(series_)) {
+    const Series& series = *entry->second;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < bounds_.size(); ++i) {
+      cumulative += series.counts[i].load();
+      absl::StrAppend(&out, name_, "_bucket",
+                      Labels(label_names_, entry->first, "le", Number(bounds_[i])), " ",
+                      cumulative, "\n");
+    }
+    const uint64_t count = series.count.load();
+    absl::StrAppend(&out, name_, "_bucket",
+                    Labels(label_names_, entry->first, "le", "+Inf"), " ", count, "\n");
+    absl::StrAppend(&out, name_, "_sum", Labels(label_names_, entry->first), " ",
+                    Number(series.sum.load()), "\n");
+    absl::StrAppend(&out, name_, "_count", Labels(label_names_, entry->first), " ",
+                    count, "\n");
+  }
+}
+
+Counter* MetricsRegistry::AddCounter(std::string name, std::string help,
+                                     std::vector<std::string> label_names) {
+  absl::MutexLock lock(&mu_);
+  counters_.push_back(std::unique_ptr<Counter>(
+      new Counter(std::move(name), std::move(help), std::move(label_names))));
+  order_.emplace_back(true, counters_.size() - 1);
+  return counters_.back().get();
+}
+
+Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
+                                         std::vector<std::string> label_names,
+                                         std::vector<double> bounds) {
+  absl::MutexLock lock(&mu_);
+  std::sort(bounds.begin(), bounds.end());
+  histograms_.push_back(std::unique_ptr<Histogram>(new Histogram(
+      std::move(name), std::move(help), std::move(label_names), std::move(bounds))));
+  order_.emplace_back(false, histograms_.size() - 1);
+  return histograms_.back().get();
+}
+
+std::string MetricsRegistry::Expose() const {
+  std::string out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [is_counter, index] : order_) {
+    if (is_counter) {
+      counters_[index]->Expose(out);
+    } else {
+      histograms_[index]->Expose(out);
+    }
+  }
+  return out;
+}
+
+std::vector<double> MetricsRegistry::LatencyBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+          0.1,    0.25,  0.5,    1,     2.5,  5,     10,   30};
+}
+
+}  // namespace posthog_gateway

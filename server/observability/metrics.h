@@ -1,0 +1,101 @@
+#ifndef SERVER_OBSERVABILITY_METRICS_H_
+#define SERVER_OBSERVABILITY_METRICS_H_
+
+// A Prometheus metrics registry small enough to read in one sitting: counters
+// and histograms with labels, exposed in the text format (version 0.0.4) on
+// the admin port.
+//
+// Families are created once at start-up (their label names fixed); series are
+// created on first use. Thread-safe: each family has its own mutex, held only
+// to find a series; updates to a series are atomic.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+
+namespace posthog_gateway {
+
+class Counter final {
+ public:
+  // Add adds `value` (>= 0) to the series with these label values, given in
+  // the order of the family's label names.
+  void Add(absl::Span<const std::string> label_values, double value = 1);
+
+ private:
+  friend class MetricsRegistry;
+  Counter(std::string name, std::string help, std::vector<std::string> label_names);
+  void Expose(std::string& out) const;
+
+  struct Series {
+    std::atomic<double> value{0};
+  };
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::vector<std::string>, std::unique_ptr<Series>> series_
+      ABSL_GUARDED_BY(mu_);
+};
+
+class Histogram final {
+ public:
+  // Observe records `value` in the series with these label values.
+  void Observe(absl::Span<const std::string> label_values, double value);
+
+ private:
+  friend class MetricsRegistry;
+  Histogram(std::string name, std::string help, std::vector<std::string> label_names,
+            std::vector<double> bounds);
+  void Expose(std::string& out) const;
+
+  struct Series {
+    explicit Series(size_t buckets) : counts(buckets) {}
+    std::vector<std::atomic<uint64_t>> counts;  // Not cumulative; one per bound.
+    std::atomic<uint64_t> count{0};
+    std::atomic<double> sum{0};
+  };
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  const std::vector<double> bounds_;  // Upper bounds, ascending; +Inf implied.
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::vector<std::string>, std::unique_ptr<Series>> series_
+      ABSL_GUARDED_BY(mu_);
+};
+
+class MetricsRegistry final {
+ public:
+  MetricsRegistry() = default;
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+
+  // The registry owns the families; the pointers live as long as it does.
+  Counter* AddCounter(std::string name, std::string help,
+                      std::vector<std::string> label_names);
+  Histogram* AddHistogram(std::string name, std::string help,
+                          std::vector<std::string> label_names,
+                          std::vector<double> bounds);
+
+  // Expose renders every family in the Prometheus text format, families in
+  // the order they were added, series sorted by label values.
+  std::string Expose() const;
+
+  // Latency buckets in seconds, from 0.5 ms to 30 s.
+  static std::vector<double> LatencyBuckets();
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Counter>> counters_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Histogram>> histograms_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<bool, size_t>> order_ ABSL_GUARDED_BY(mu_);  // (is_counter, index)
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_OBSERVABILITY_METRICS_H_

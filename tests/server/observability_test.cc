@@ -1,0 +1,136 @@
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "posthog/v1/user.grpc.pb.h"
+#include "server/grpc/observability_interceptor.h"
+#include "server/http/observed_http_client.h"
+#include "server/observability/admin_server.h"
+#include "server/observability/metrics.h"
+#include "tests/fakes/fake_http_client.h"
+
+namespace posthog_gateway {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricsRegistryTest, ExposesCountersAndHistogramsInTextFormat) {
+  MetricsRegistry registry;
+  Counter* calls = registry.AddCounter("calls_total", "Calls.", {"method", "code"});
+  Histogram* seconds = registry.AddHistogram("latency_seconds", "Latency.", {"method"},
+                                             {0.1, 1});
+  calls->Add({"Get", "OK"});
+  calls->Add({"Get", "OK"}, 2);
+  calls->Add({"Del", "NotFound"});
+  seconds->Observe({"Get"}, 0.05);
+  seconds->Observe({"Get"}, 0.5);
+  seconds->Observe({"Get"}, 7);
+
+  EXPECT_EQ(registry.Expose(),
+            "# HELP calls_total Calls.\n"
+            "# TYPE calls_total counter\n"
+            "calls_total{method=\"Del\",code=\"NotFound\"} 1\n"
+            "calls_total{method=\"Get\",code=\"OK\"} 3\n"
+            "# HELP latency_seconds Latency.\n"
+            "# TYPE latency_seconds histogram\n"
+            "latency_seconds_bucket{method=\"Get\",le=\"0.1\"} 1\n"
+            "latency_seconds_bucket{method=\"Get\",le=\"1\"} 2\n"
+            "latency_seconds_bucket{method=\"Get\",le=\"+Inf\"} 3\n"
+            "latency_seconds_sum{method=\"Get\"} 7.55\n"
+            "latency_seconds_count{method=\"Get\"} 3\n");
+}
+
+TEST(MetricsRegistryTest, EscapesLabelValues) {
+  MetricsRegistry registry;
+  registry.AddCounter("c", "C.", {"l"})->Add({"a\"b\\c\nd"});
+
+  EXPECT_THAT(registry.Expose(), HasSubstr("c{l=\"a\\\"b\\\\c\\nd\"} 1\n"));
+}
+
+TEST(RouteTemplateTest, ReplacesIdsAndDropsHostAndQuery) {
+  EXPECT_EQ(RouteTemplate("https://us.posthog.com/api/projects/123/persons/?limit=100"),
+            "/api/projects/:id/persons/");
+  EXPECT_EQ(RouteTemplate(
+                "http://127.0.0.1:8010/api/projects/1/persons/"
+                "01908d6b-0001-7000-8000-000000000001/"),
+            "/api/projects/:id/persons/:id/");
+  EXPECT_EQ(RouteTemplate("https://us.i.posthog.com/flags/definitions?token=phc_x"),
+            "/flags/definitions");
+  EXPECT_EQ(RouteTemplate("https://us.posthog.com/api/users/@me/"), "/api/users/@me/");
+}
+
+TEST(ObservedHttpClientTest, RecordsStatusOrTransportError) {
+  MetricsRegistry registry;
+  testing::FakeHttpClient fake;
+  ObservedHttpClient client(&fake, &registry);
+  fake.Respond(404, "");
+  fake.Script(absl::UnavailableError("refused"));
+  HttpRequest request;
+  request.url = "https://app.example/api/projects/7/feature_flags/42/";
+
+  ASSERT_TRUE(client.Send(request).ok());
+  ASSERT_FALSE(client.Send(request).ok());
+
+  const std::string text = registry.Expose();
+  EXPECT_THAT(text, HasSubstr("posthog_upstream_request_duration_seconds_count{method=\"GET\","
+                              "route=\"/api/projects/:id/feature_flags/:id/\",status=\"404\"} 1"));
+  EXPECT_THAT(text, HasSubstr("route=\"/api/projects/:id/feature_flags/:id/\","
+                              "status=\"UNAVAILABLE\"} 1"));
+}
+
+// A UserService whose answer the test chooses.
+class ScriptedUserService final : public posthog::v1::UserService::Service {
+ public:
+  grpc::Status GetCurrentUser(grpc::ServerContext*, const posthog::v1::GetCurrentUserRequest*,
+                              posthog::v1::GetCurrentUserResponse*) override {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "nobody");
+  }
+};
+
+TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheAdminPort) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(&registry));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
+
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext context;
+    context.AddMetadata("x-request-id", "req-1");
+    posthog::v1::GetCurrentUserResponse response;
+    EXPECT_EQ(stub->GetCurrentUser(&context, {}, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  server->Shutdown();
+
+  AdminServer admin(&registry);
+  absl::StatusOr<int> port = admin.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  httplib::Client http("127.0.0.1", *port);
+  httplib::Result result = http.Get("/metrics");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  const std::string labels =
+      "grpc_type=\"unary\",grpc_service=\"posthog.v1.UserService\","
+      "grpc_method=\"GetCurrentUser\"";
+  EXPECT_THAT(result->body, HasSubstr(absl::StrCat("grpc_server_started_total{", labels, "} 2")));
+  EXPECT_THAT(result->body, HasSubstr(absl::StrCat("grpc_server_handled_total{", labels,
+                                                   ",grpc_code=\"NotFound\"} 2")));
+  EXPECT_THAT(result->body,
+              HasSubstr(absl::StrCat("grpc_server_handling_seconds_count{", labels, "} 2")));
+  httplib::Result health = http.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
