@@ -47,7 +47,9 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(5),
           "On SIGTERM, how long readiness reports NOT_SERVING before the server "
           "stops accepting calls, so that endpoints can update.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
-          "On SIGTERM, how long calls in flight get to finish.");
+          "On SIGTERM, how long calls in flight get to finish. A second SIGTERM "
+          "or SIGINT ends them at once.");
+ABSL_FLAG(std::string, log_level, "info", "Lowest severity logged: debug, info, warning or error.");
 
 namespace posthog_gateway {
 namespace {
@@ -64,9 +66,9 @@ std::string ConfigPath() {
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-Interceptors(MetricsRegistry* metrics) {
+Interceptors(MetricsRegistry* metrics, CallerIdentitySource caller_identity) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
-  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics));
+  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics, caller_identity));
   return all;
 }
 
@@ -80,7 +82,20 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(temp.c_str(), path.c_str()) == 0;
 }
 
+bool SetLogLevel(const std::string& level) {
+  if (level == "debug") SetMinLogSeverity(LogSeverity::kDebug);
+  else if (level == "info") SetMinLogSeverity(LogSeverity::kInfo);
+  else if (level == "warning") SetMinLogSeverity(LogSeverity::kWarning);
+  else if (level == "error") SetMinLogSeverity(LogSeverity::kError);
+  else return false;
+  return true;
+}
+
 int Run() {
+  if (!SetLogLevel(absl::GetFlag(FLAGS_log_level))) {
+    LogError("--log_level must be debug, info, warning or error");
+    return 2;
+  }
   const std::string config_path = ConfigPath();
   absl::StatusOr<GatewayConfig> config = LoadConfigFile(config_path);
   if (!config.ok()) {
@@ -113,7 +128,7 @@ int Run() {
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
        {posthog::v1::FlagService::service_full_name(), &flag_service}},
-      Interceptors(&metrics));
+      Interceptors(&metrics, config->server.caller_identity));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
@@ -159,6 +174,16 @@ int Run() {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   LogInfo("shutting down", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+
+  // A second signal while draining cuts the drain short (an impatient
+  // operator, or a supervisor escalating).
+  std::thread second_signal([&signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    LogWarning("second signal: exiting without waiting for calls in flight");
+    std::_Exit(1);
+  });
+  second_signal.detach();
 
   stopping.Notify();
   key_reloader.join();

@@ -168,7 +168,8 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"port", "max_receive_message_bytes", "max_connection_age_ms",
-       "max_connection_age_grace_ms", "min_client_ping_interval_ms"}));
+       "max_connection_age_grace_ms", "min_client_ping_interval_ms",
+       "caller_identity"}));
   int64_t port = server.port;
   RETURN_IF_ERROR(reader.ReadInt("port", port));
   if (port < 0 || port > 65535) {
@@ -187,6 +188,18 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
                                     server.max_connection_age_grace));
   RETURN_IF_ERROR(reader.ReadMillis("min_client_ping_interval_ms",
                                     server.min_client_ping_interval));
+  std::string caller_identity = "none";
+  RETURN_IF_ERROR(reader.ReadString("caller_identity", caller_identity));
+  if (caller_identity == "none") {
+    server.caller_identity = CallerIdentitySource::kNone;
+  } else if (caller_identity == "istio") {
+    server.caller_identity = CallerIdentitySource::kIstio;
+  } else if (caller_identity == "linkerd") {
+    server.caller_identity = CallerIdentitySource::kLinkerd;
+  } else {
+    return FieldError(reader.Child("caller_identity"),
+                      "must be \"none\", \"istio\" or \"linkerd\"");
+  }
   return absl::OkStatus();
 }
 

@@ -47,6 +47,14 @@ struct ProjectConfig {
   KeySource feature_flags_secure_key;
 };
 
+// Which service mesh, if any, terminates mTLS in front of the gateway and so
+// can be trusted to name the caller in a header.
+enum class CallerIdentitySource {
+  kNone,     // No mesh: caller headers are ignored (anyone could send them).
+  kIstio,    // The last element of x-forwarded-client-cert (its URI=spiffe://...).
+  kLinkerd,  // l5d-client-id.
+};
+
 // The gRPC server's settings.
 struct ServerConfig {
   int port = 50051;
@@ -60,6 +68,8 @@ struct ServerConfig {
   // Pings from clients more often than this are refused (GOAWAY
   // too_many_pings); clients should keep their keepalive interval above it.
   absl::Duration min_client_ping_interval = absl::Seconds(10);
+  // Where the caller's identity, logged with each call, comes from.
+  CallerIdentitySource caller_identity = CallerIdentitySource::kNone;
 };
 
 // Settings of the HTTP client that talks to PostHog.

@@ -3,8 +3,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "server/common/log.h"
@@ -45,8 +47,9 @@ std::string TraceId(absl::string_view traceparent) {
 class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
  public:
   ObservabilityInterceptor(ServerRpcInfo* info, Counter* started, Counter* handled,
-                           Histogram* handling_seconds)
+                           Histogram* handling_seconds, CallerIdentitySource caller_identity)
       : info_(info),
+        caller_identity_(caller_identity),
         handled_(handled),
         handling_seconds_(handling_seconds),
         start_(absl::Now()) {
@@ -70,6 +73,16 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       if (auto it = metadata->find("traceparent"); it != metadata->end()) {
         trace_id_ = TraceId(absl::string_view(it->second.data(), it->second.size()));
       }
+      if (caller_identity_ == CallerIdentitySource::kIstio) {
+        if (auto it = metadata->find("x-forwarded-client-cert"); it != metadata->end()) {
+          caller_ = CallerFromForwardedClientCert(
+              absl::string_view(it->second.data(), it->second.size()));
+        }
+      } else if (caller_identity_ == CallerIdentitySource::kLinkerd) {
+        if (auto it = metadata->find("l5d-client-id"); it != metadata->end()) {
+          caller_.assign(it->second.data(), it->second.size());
+        }
+      }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       Finish(methods->GetSendStatus());
@@ -90,10 +103,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
                         {"peer", info_->server_context()->peer()}};
     if (!request_id_.empty()) fields.emplace_back("request_id", request_id_);
     if (!trace_id_.empty()) fields.emplace_back("trace_id", trace_id_);
+    if (!caller_.empty()) fields.emplace_back("caller", caller_);
     Log(status.ok() ? LogSeverity::kInfo : LogSeverity::kWarning, "call", fields);
   }
 
   ServerRpcInfo* info_;
+  const CallerIdentitySource caller_identity_;
   Histogram* handling_seconds_;
   Counter* handled_;
   const absl::Time start_;
@@ -103,11 +118,36 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   bool quiet_ = false;
   std::string request_id_;
   std::string trace_id_;
+  std::string caller_;
 };
 
 }  // namespace
 
-ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(MetricsRegistry* registry)
+std::string CallerFromForwardedClientCert(absl::string_view header) {
+  // Elements are comma-separated (commas inside quotes are not separators);
+  // each is `Key=value;Key=value`. The last element is the nearest proxy's.
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == '"') quoted = !quoted;
+    if (header[i] == ',' && !quoted) start = i + 1;
+  }
+  absl::string_view element = header.substr(start);
+  for (absl::string_view pair : absl::StrSplit(element, ';')) {
+    pair = absl::StripAsciiWhitespace(pair);
+    if (absl::StartsWith(pair, "URI=")) {
+      absl::string_view uri = pair.substr(4);
+      if (uri.size() >= 2 && uri.front() == '"' && uri.back() == '"') {
+        uri = uri.substr(1, uri.size() - 2);
+      }
+      return std::string(uri);
+    }
+  }
+  return "";
+}
+
+ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
+    MetricsRegistry* registry, CallerIdentitySource caller_identity)
     : started_(registry->AddCounter("grpc_server_started_total",
                                     "Total number of RPCs started on the server.",
                                     {"grpc_type", "grpc_service", "grpc_method"})),
@@ -119,11 +159,13 @@ ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(MetricsRegistry
           "grpc_server_handling_seconds",
           "Histogram of response latency (seconds) of gRPC that had been application-level "
           "handled by the server.",
-          {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())) {}
+          {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())),
+      caller_identity_(caller_identity) {}
 
 grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new ObservabilityInterceptor(info, started_, handled_, handling_seconds_);
+  return new ObservabilityInterceptor(info, started_, handled_, handling_seconds_,
+                                      caller_identity_);
 }
 
 }  // namespace posthog_gateway

@@ -58,7 +58,7 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
     "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/a"}},
                  {"alias": "b", "project_id": 2, "project_api_key": {"file": "/b"}}],
     "server": {"port": 6000, "max_receive_message_bytes": 1048576,
-               "max_connection_age_ms": 60000},
+               "max_connection_age_ms": 60000, "caller_identity": "istio"},
     "upstream": {"default_timeout_ms": 2500, "ca_file": "/etc/ca.pem"},
     "key_reload_interval_ms": 500})");
 
@@ -69,6 +69,7 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
   EXPECT_EQ(config->server.port, 6000);
   EXPECT_EQ(config->server.max_receive_message_bytes, 1048576);
   EXPECT_EQ(config->server.max_connection_age, absl::Seconds(60));
+  EXPECT_EQ(config->server.caller_identity, CallerIdentitySource::kIstio);
   EXPECT_EQ(config->upstream.default_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(config->upstream.ca_file, "/etc/ca.pem");
   EXPECT_EQ(config->key_reload_interval, absl::Milliseconds(500));
@@ -141,6 +142,11 @@ INSTANTIATE_TEST_SUITE_P(
                   R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}], "server": {"port": 70000}})",
                   "server.port"},
+        BadConfig{"UnknownCallerIdentity",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"caller_identity": "consul"}})",
+                  "server.caller_identity"},
         BadConfig{"NegativeTimeout",
                   R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}],

@@ -98,7 +98,8 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   builder.RegisterService(&service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
-  interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(&registry));
+  interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
+      &registry, CallerIdentitySource::kNone));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
@@ -130,6 +131,18 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   httplib::Result health = http.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+}
+
+TEST(CallerFromForwardedClientCertTest, TakesTheUriOfTheLastElement) {
+  EXPECT_EQ(CallerFromForwardedClientCert(
+                "By=spiffe://cluster.local/ns/gw/sa/gateway;Hash=abc;"
+                "URI=spiffe://cluster.local/ns/shop/sa/checkout"),
+            "spiffe://cluster.local/ns/shop/sa/checkout");
+  EXPECT_EQ(CallerFromForwardedClientCert(
+                "URI=spiffe://a/ns/x/sa/first;Subject=\"CN=a,O=b\","
+                "Hash=1;URI=\"spiffe://a/ns/y/sa/second\""),
+            "spiffe://a/ns/y/sa/second");
+  EXPECT_EQ(CallerFromForwardedClientCert("Hash=abc;Subject=\"CN=x\""), "");
 }
 
 }  // namespace
