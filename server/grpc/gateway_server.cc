@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "server/common/log.h"
 
 namespace posthog_gateway {
@@ -36,7 +35,7 @@ GatewayServer::~GatewayServer() {
 }
 
 absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
-  grpc::EnableDefaultHealthCheckService(true);
+  grpc::EnableDefaultHealthCheckService(false);  // Ours ends Watch on drain.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
@@ -53,6 +52,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(config_.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.RegisterService(&health_);
   for (const NamedService& named : services_) builder.RegisterService(named.service);
   if (!interceptors_.empty()) {
     builder.experimental().SetInterceptorCreators(std::move(interceptors_));
@@ -62,19 +62,16 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   if (server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
   }
-  server_->GetHealthCheckService()->SetServingStatus(kLiveness, true);
+  health_.SetServing(kLiveness, true);
   SetReady(false);
   LogInfo("gateway listening", {{"address", absl::StrCat(host, ":", bound_port)}});
   return bound_port;
 }
 
 void GatewayServer::SetReady(bool ready) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus(kReadiness, ready);
-  health->SetServingStatus("", ready);
-  for (const NamedService& named : services_) {
-    health->SetServingStatus(named.full_name, ready);
-  }
+  health_.SetServing(kReadiness, ready);
+  health_.SetServing("", ready);
+  for (const NamedService& named : services_) health_.SetServing(named.full_name, ready);
 }
 
 void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
@@ -82,6 +79,7 @@ void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
                        {"grace", absl::FormatDuration(grace)}});
   SetReady(false);
   absl::SleepFor(drain_delay);
+  health_.Shutdown();  // Ends Watch streams now rather than at the grace deadline.
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   LogInfo("gateway stopped");

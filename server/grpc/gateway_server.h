@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "server/config/config.h"
+#include "server/grpc/health_service.h"
 
 namespace posthog_gateway {
 
@@ -54,7 +55,7 @@ class GatewayServer final {
   absl::StatusOr<int> Start(absl::string_view host, int port);
 
   // SetReady sets the "readiness" health status, and with it "" and each
-  // service's own.
+  // service's own. Call after Start.
   void SetReady(bool ready);
 
   // Shutdown drains and stops the server; see the class comment. Returns once
@@ -66,6 +67,7 @@ class GatewayServer final {
   const std::vector<NamedService> services_;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors_;
+  HealthService health_;
   std::unique_ptr<grpc::Server> server_;
 };
 
