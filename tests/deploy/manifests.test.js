@@ -11,11 +11,16 @@ const {
   byKind, deployDir, flagValue, one, overlays, parseQuantity, rendered, selectorMatches, validateSchema,
 } = require('./lib/k8s');
 const {
-  allows, container, deployment, gatewayConfig, keySources, knownConfigFields, kName, podLabels,
-  shutdownTimings,
+  allows, container, containerPort, deployment, gatewayConfig, ingressSources, keySources, knownConfigFields,
+  kName, podAnnotations, podLabels, shutdownTimings,
 } = require('./lib/policy');
 
 const kGrpcPort = 50051;
+// The admin HTTP server (--admin_port): GET /metrics and GET /healthz.
+const kMetricsPort = 9090;
+// Who may scrape it: the monitoring namespace, by the label the API server
+// sets on every namespace.
+const kMonitoringPeer = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } };
 const kSecretRoot = '/var/run/secrets/posthog';
 // UIDs the sidecars run as: Istio's proxy (whose traffic bypasses the
 // redirect) and Linkerd's.
@@ -69,16 +74,43 @@ for (const overlay of overlays) {
       const host = flagValue(c.args, 'host');
       assert.ok(host === undefined || host === '0.0.0.0' || host === '[::]', `--host=${host} is not reachable from the kubelet`);
       assert.equal(flagValue(c.args, 'port'), undefined, '--port would override server.port');
-      assert.deepEqual(c.ports, [{ name: 'grpc', containerPort: kGrpcPort, protocol: 'TCP' }]);
+      assert.equal(containerPort(objects, 'grpc'), kGrpcPort);
       assert.equal(gatewayConfig(objects).json.server.port, kGrpcPort);
     });
 
-    test('declares no port but gRPC (the admin/metrics port does not exist yet)', () => {
+    test('the container exposes exactly grpc 50051 and metrics 9090, and the admin server listens on 9090', () => {
+      const containers = deployment(objects).spec.template.spec.containers;
+      assert.deepEqual(containers.map((c) => c.name), [kName], 'one container, the gateway');
+      assert.deepEqual(container(objects).ports, [
+        { name: 'grpc', containerPort: kGrpcPort, protocol: 'TCP' },
+        { name: 'metrics', containerPort: kMetricsPort, protocol: 'TCP' },
+      ]);
+      assert.equal(flagValue(container(objects).args, 'admin_port'), String(kMetricsPort));
+    });
+
+    test('gRPC Services expose only 50051: the admin port is behind no Service', () => {
       for (const service of byKind(objects, 'Service')) {
         assert.deepEqual(service.spec.ports.map((p) => p.port), [kGrpcPort], service.metadata.name);
+        for (const port of service.spec.ports) {
+          assert.ok(![kMetricsPort, 'metrics'].includes(port.targetPort), `${service.metadata.name} targets ${port.targetPort}`);
+        }
       }
-      for (const c of deployment(objects).spec.template.spec.containers) {
-        assert.deepEqual((c.ports || []).map((p) => p.containerPort), [kGrpcPort], c.name);
+    });
+
+    test('Prometheus scrape annotations name the metrics port and /metrics', () => {
+      const annotations = podAnnotations(objects);
+      assert.equal(annotations['prometheus.io/scrape'], 'true');
+      assert.equal(annotations['prometheus.io/port'], String(containerPort(objects, 'metrics')));
+      assert.equal(annotations['prometheus.io/port'], flagValue(container(objects).args, 'admin_port'));
+      assert.equal(annotations['prometheus.io/path'], '/metrics');
+    });
+
+    test('NetworkPolicy admits the metrics port only from the monitoring namespace', () => {
+      const sources = ingressSources(objects, podLabels(objects), kMetricsPort);
+      assert.ok(sources.length > 0, `nothing admits ${kMetricsPort}`);
+      for (const from of sources) {
+        assert.ok(from !== null, `a rule admits ${kMetricsPort} from anywhere`);
+        assert.deepEqual(from, [kMonitoringPeer]);
       }
     });
 

@@ -8,10 +8,13 @@ const path = require('node:path');
 const { describe, test } = require('node:test');
 const { apiMethods, byKind, one, parseDuration, rendered, repoRoot, selectorMatches } = require('./lib/k8s');
 const {
-  allows, container, deployment, gatewayConfig, podAnnotations, podLabels, shutdownTimings,
+  allows, container, containerPort, deployment, gatewayConfig, podAnnotations, podLabels, shutdownTimings,
 } = require('./lib/policy');
 
 const kGrpcPort = 50051;
+const kMetricsPort = 9090;
+// istio-agent's port: rewritten probes and merged Prometheus metrics.
+const kIstioAgentPort = 15020;
 const kHealthPaths = ['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch'];
 const kMeshGroups = [/\.istio\.io\//, /^policy\.linkerd\.io\//];
 
@@ -127,6 +130,40 @@ describe('overlay istio', () => rendered('istio', [], (objects) => {
     }
   });
 
+  test('Prometheus can scrape under STRICT mTLS: metrics merging on 15020, no plaintext exception on 9090', () => {
+    const annotations = podAnnotations(objects);
+    // The injector rewrites the prometheus.io annotations to the agent's
+    // 15020 and hands the originals to the agent, which fetches the
+    // gateway's /metrics inside the pod: they must name the admin port.
+    assert.equal(annotations['prometheus.istio.io/merge-metrics'], 'true');
+    assert.equal(annotations['prometheus.io/scrape'], 'true');
+    assert.equal(annotations['prometheus.io/port'], String(containerPort(objects, 'metrics')));
+    assert.equal(containerPort(objects, 'metrics'), kMetricsPort);
+    assert.equal(annotations['prometheus.io/path'], '/metrics');
+    assert.ok(allows(objects, labels, 'Ingress', kIstioAgentPort), `ingress ${kIstioAgentPort}`);
+    for (const peer of byKind(objects, 'PeerAuthentication')) {
+      assert.equal(peer.spec.mtls.mode, 'STRICT', peer.metadata.name);
+      assert.equal(peer.spec.portLevelMtls, undefined, `${peer.metadata.name} relaxes mTLS on some port`);
+    }
+  });
+
+  test('the AuthorizationPolicy does not block the merged scrape, nor open 9090 through the sidecar', () => {
+    for (const policy of byKind(objects, 'AuthorizationPolicy')) {
+      // The agent's port is not intercepted, so only an ALLOW policy is
+      // harmless by construction; DENY/CUSTOM (ext authz) are refused here so
+      // that adding one makes someone think about the scrape.
+      assert.equal(policy.spec.action || 'ALLOW', 'ALLOW', policy.metadata.name);
+      for (const rule of policy.spec.rules || []) {
+        for (const to of rule.to || []) {
+          const op = to.operation || {};
+          assert.ok(!(op.ports || []).includes(String(kMetricsPort)), `${policy.metadata.name} opens ${kMetricsPort}`);
+          assert.ok(!(op.methods || ['POST']).includes('GET'), `${policy.metadata.name} allows GET`);
+          assert.ok(!(op.paths || []).some((p) => istioMatches(p, '/metrics')), `${policy.metadata.name} allows /metrics`);
+        }
+      }
+    }
+  });
+
   test('NetworkPolicy opens the sidecar\'s ports and istiod', () => {
     for (const port of [15008, 15020, 15021, 15090]) {
       assert.ok(allows(objects, labels, 'Ingress', port), `ingress ${port}`);
@@ -187,7 +224,7 @@ describe('overlay linkerd', () => rendered('linkerd', [], (objects) => {
   });
 
   test('a Server covers the gateway\'s gRPC port, deny by default', () => {
-    const server = find('Server');
+    const server = find('Server', 'posthog-gateway-grpc');
     assert.ok(selectorMatches(server.spec.podSelector, labels));
     assert.equal(server.spec.port, kGrpcPort);
     assert.equal(server.spec.proxyProtocol, 'gRPC');
@@ -238,6 +275,40 @@ describe('overlay linkerd', () => rendered('linkerd', [], (objects) => {
     }
     const callers = find('MeshTLSAuthentication');
     assert.ok(!(callers.spec.identities || []).includes('*'), 'every meshed identity is allowed');
+  });
+
+  test('every container port has exactly one Server, and every Server a container port', () => {
+    const servers = byKind(objects, 'Server');
+    for (const server of servers) assert.ok(selectorMatches(server.spec.podSelector, labels), server.metadata.name);
+    const ports = container(objects).ports.map((p) => p.containerPort).sort();
+    assert.deepEqual(servers.map((s) => s.spec.port).sort(), ports);
+  });
+
+  test('Prometheus may scrape the admin port: an HTTP/1 Server on 9090 authorized for the scrapers\' network', () => {
+    const servers = byKind(objects, 'Server').filter((s) => s.spec.port === kMetricsPort);
+    assert.equal(servers.length, 1, `${servers.length} Servers on ${kMetricsPort}`);
+    const [server] = servers;
+    assert.equal(containerPort(objects, 'metrics'), kMetricsPort);
+    assert.equal(server.spec.proxyProtocol, 'HTTP/1');
+    assert.equal(server.spec.accessPolicy, 'deny');
+    // Deny by default, so some policy must admit the scrape: with no routes
+    // on this Server, a policy targeting the Server itself.
+    assert.deepEqual(byKind(objects, 'HTTPRoute')
+      .filter((r) => r.spec.parentRefs.some((ref) => ref.name === server.metadata.name))
+      .map((r) => r.metadata.name), []);
+    const policies = byKind(objects, 'AuthorizationPolicy').filter((p) =>
+      p.spec.targetRef.kind === 'Server' && p.spec.targetRef.name === server.metadata.name);
+    assert.equal(policies.length, 1, `${policies.length} policies on ${server.metadata.name}`);
+    // An unmeshed Prometheus has no mesh identity: only a network can name it.
+    const refs = policies[0].spec.requiredAuthenticationRefs;
+    assert.deepEqual(refs.map((r) => r.kind), ['NetworkAuthentication']);
+    const networks = find('NetworkAuthentication', refs[0].name).spec.networks;
+    assert.ok(networks.length > 0);
+    // Nothing else may sit on the gRPC Server: its API stays meshed-only.
+    for (const policy of byKind(objects, 'AuthorizationPolicy')) {
+      assert.ok(!(policy.spec.targetRef.kind === 'Server' && policy.spec.targetRef.name === 'posthog-gateway-grpc'),
+        `${policy.metadata.name} authorizes the whole gRPC Server`);
+    }
   });
 
   test('NetworkPolicy opens the proxy\'s ports and the control plane', () => {

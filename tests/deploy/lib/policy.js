@@ -109,8 +109,26 @@ function allows(objects, labels, type, port, protocol = 'TCP') {
     .some((p) => (p.spec[field] || []).some((rule) => rulePortMatches(rule, port, protocol)));
 }
 
+// The sources each ingress rule admitting `port` lets in: one entry per
+// rule, the rule's `from` peers, or null for a rule with no `from` (any
+// source).
+function ingressSources(objects, labels, port, protocol = 'TCP') {
+  return policiesFor(objects, labels, 'Ingress')
+    .flatMap((p) => (p.spec.ingress || []).filter((rule) => rulePortMatches(rule, port, protocol)))
+    .map((rule) => (rule.from === undefined || rule.from.length === 0 ? null : rule.from));
+}
+
+// The container port named `name`, as a number.
+function containerPort(objects, name) {
+  const found = (container(objects).ports || []).filter((p) => p.name === name);
+  if (found.length !== 1) throw new Error(`expected one container port named ${name}, found ${found.length}`);
+  return found[0].containerPort;
+}
+
 module.exports = {
   allows,
+  containerPort,
+  ingressSources,
   container,
   deployment,
   gatewayConfig,
