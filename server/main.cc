@@ -3,11 +3,15 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -22,9 +26,12 @@
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
+#include "server/flags/definitions_store.h"
+#include "server/flags/flag_called.h"
 #include "server/grpc/gateway_server.h"
 #include "server/http/curl_http_client.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/flag_service.h"
 #include "server/service/user_service.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -83,11 +90,36 @@ int Run() {
   CurlHttpClient http(http_options);
   ProjectRegistry projects(*config, &keys, &http);
 
+  // Feature flags: per project, the polled definitions (when a key can fetch
+  // them) and the `$feature_flag_called` sink.
+  std::vector<std::unique_ptr<flags::DefinitionsStore>> flag_stores;
+  std::vector<std::unique_ptr<flags::FlagCalledSink>> flag_sinks;
+  std::map<std::string, FlagProject> flag_projects;
+  for (const ProjectConfig& project : config->projects) {
+    const PostHogClient* client = *projects.Resolve(project.alias);
+    FlagProject& flag_project = flag_projects[project.alias];
+    if (!project.project_api_key.configured()) continue;
+    if (project.feature_flags_secure_key.configured() || project.personal_api_key.configured()) {
+      flag_stores.push_back(std::make_unique<flags::DefinitionsStore>(client, config->flags));
+      flag_project.definitions = flag_stores.back().get();
+    }
+    flag_sinks.push_back(std::make_unique<flags::BatchFlagCalledSink>(
+        client, config->flags.flag_called_flush_interval));
+    flag_project.flag_called = flag_sinks.back().get();
+  }
+  for (auto& store : flag_stores) store->Start();
+  auto flags_loaded = [&flag_stores] {
+    for (const auto& store : flag_stores) {
+      if (!store->Loaded()) return false;
+    }
+    return true;
+  };
+
   UserServiceImpl user_service(&projects);
+  FlagServiceImpl flag_service(&projects, flag_projects, config->flags);
   // Defined by the API, implemented by later work: they answer UNIMPLEMENTED.
   posthog::v1::CaptureService::Service capture_service;
   posthog::v1::PersonService::Service person_service;
-  posthog::v1::FlagService::Service flag_service;
 
   GatewayServer server(
       config->server,
@@ -100,7 +132,10 @@ int Run() {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
     return 1;
   }
-  server.SetReady(keys.AllLoaded());
+  // Ready once every key is loaded and every project's flag definitions
+  // were loaded once.
+  auto ready_now = [&] { return keys.AllLoaded() && flags_loaded(); };
+  server.SetReady(ready_now());
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty() && !WritePortFile(port_file, *port)) {
     LogError("cannot write the port file", {{"path", port_file}});
@@ -108,14 +143,20 @@ int Run() {
   }
 
   // Key rotation: re-read key files periodically; readiness follows whether
-  // every configured key is loaded.
+  // every configured key is loaded (and the flag definitions, checked often
+  // so that readiness follows their first load closely).
   absl::Notification stopping;
   std::thread key_reloader([&] {
-    bool ready = keys.AllLoaded();
-    while (!stopping.WaitForNotificationWithTimeout(config->key_reload_interval)) {
-      keys.Reload();
+    bool ready = ready_now();
+    absl::Time next_reload = absl::Now() + config->key_reload_interval;
+    while (!stopping.WaitForNotificationWithTimeout(
+        std::min(config->key_reload_interval, absl::Milliseconds(100)))) {
+      if (absl::Now() >= next_reload) {
+        keys.Reload();
+        next_reload = absl::Now() + config->key_reload_interval;
+      }
       // Only changes are published: health Watch streams see each update.
-      if (keys.AllLoaded() != ready) {
+      if (ready_now() != ready) {
         ready = !ready;
         server.SetReady(ready);
       }
@@ -133,6 +174,9 @@ int Run() {
 
   stopping.Notify();
   key_reloader.join();
+  // Watch streams end now; evaluation keeps the last definitions while draining.
+  flag_service.Shutdown();
+  for (auto& store : flag_stores) store->Stop();
   server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace));
   return 0;
 }

@@ -9,7 +9,7 @@
 
 namespace posthog_gateway::flags {
 
-DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsOptions options,
+DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsConfig options,
                                    Clock clock)
     : client_(client),
       options_(options),

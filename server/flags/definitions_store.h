@@ -33,22 +33,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/config/config.h"
 #include "server/flags/evaluator.h"
 #include "server/posthog/posthog_client.h"
 
 namespace posthog_gateway::flags {
-
-// The `flags` section of the configuration.
-struct FlagsOptions {
-  // How often definitions are polled.
-  absl::Duration poll_interval = absl::Seconds(30);
-  // The longest wait between polls while PostHog refuses (401/403/429).
-  absl::Duration max_backoff = absl::Seconds(60);
-  // Timeout of one definitions request.
-  absl::Duration request_timeout = absl::Seconds(10);
-  // Entries of the `$feature_flag_called` deduplication cache.
-  int flag_called_cache_size = 50000;
-};
 
 // One published state of a project's definitions.
 struct DefinitionsSnapshot {
@@ -70,7 +59,7 @@ class DefinitionsStore final {
  public:
   using Clock = std::function<absl::Time()>;
 
-  DefinitionsStore(const PostHogClient* client, FlagsOptions options, Clock clock = nullptr);
+  DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock clock = nullptr);
   ~DefinitionsStore();
 
   DefinitionsStore(const DefinitionsStore&) = delete;
@@ -103,7 +92,7 @@ class DefinitionsStore final {
   std::shared_ptr<DefinitionsSnapshot> Next() const;
 
   const PostHogClient* client_;
-  const FlagsOptions options_;
+  const FlagsConfig options_;
   const Clock clock_;
   std::shared_ptr<const DefinitionsSnapshot> current_;  // atomic_load/store only.
   std::atomic<bool> loaded_{false};

@@ -45,7 +45,7 @@ class DefinitionsStoreTest : public ::testing::Test {
                                                         : "phs_secure");
     });
     client_ = std::make_unique<PostHogClient>(project, config_.upstream, keys_.get(), &http_);
-    FlagsOptions options;
+    FlagsConfig options;
     options.poll_interval = absl::Seconds(30);
     options.max_backoff = absl::Seconds(60);
     store_ = std::make_unique<DefinitionsStore>(client_.get(), options,
