@@ -137,6 +137,25 @@ absl::string_view PyStr(const json& value, std::string* buffer) {
 
 std::string Fold(absl::string_view text) { return absl::AsciiStrToLower(text); }
 
+// Whether `text`, case-folded, equals / contains / starts / ends with the
+// already folded `folded`.
+bool FoldedEquals(absl::string_view text, absl::string_view folded) {
+  if (text.size() != folded.size()) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(text[i])) != folded[i]) return false;
+  }
+  return true;
+}
+
+bool FoldedContains(absl::string_view text, absl::string_view folded) {
+  if (folded.empty()) return true;
+  if (text.size() < folded.size()) return false;
+  for (size_t i = 0; i + folded.size() <= text.size(); ++i) {
+    if (FoldedEquals(text.substr(i, folded.size()), folded)) return true;
+  }
+  return false;
+}
+
 // Both sides as numbers, as the server parses them: a JSON number, or a
 // string that parses as one.
 bool AsNumber(const json& value, double* out) {
@@ -168,26 +187,99 @@ bool ParseSemver(absl::string_view text, Semver* out, int* parts = nullptr) {
   while (!text.empty() && (text.front() == 'v' || text.front() == 'V')) text.remove_prefix(1);
   text = text.substr(0, text.find_first_of("-+"));
   if (text.empty()) return false;
-  std::vector<absl::string_view> pieces = absl::StrSplit(text, '.');
-  if (pieces.size() > 3) pieces.resize(3);
   int64_t numbers[3] = {0, 0, 0};
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    absl::string_view piece = pieces[i];
-    if (piece.empty() || (piece.size() > 1 && piece[0] == '0')) return false;
+  int count = 0;
+  size_t start = 0;
+  while (count < 3) {
+    size_t end = text.find('.', start);
+    absl::string_view piece = text.substr(start, end == absl::string_view::npos ? end : end - start);
+    if (piece.empty() || piece.size() > 18 || (piece.size() > 1 && piece[0] == '0')) return false;
+    int64_t value = 0;
     for (char c : piece) {
-      if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + (c - '0');
     }
-    if (!absl::SimpleAtoi(piece, &numbers[i])) return false;
+    numbers[count++] = value;
+    if (end == absl::string_view::npos) break;
+    start = end + 1;
   }
   *out = Semver{numbers[0], numbers[1], numbers[2]};
-  if (parts != nullptr) *parts = static_cast<int>(pieces.size());
+  if (parts != nullptr) *parts = count;
   return true;
 }
 
 // ParseIsoTime parses the absolute dates PostHog stores and persons carry:
 // ISO 8601 with or without a time and a zone (naive means UTC), `Z`, a
 // ` UTC` suffix.
+// FastIsoTime parses the common shape without allocating:
+// YYYY-MM-DD[(T| )HH:MM[:SS[.fff...]]][Z|±HH:MM].
+bool FastIsoTime(absl::string_view text, absl::Time* out) {
+  auto digits = [&](size_t at, size_t n, int* value) {
+    if (at + n > text.size()) return false;
+    int v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;
+      v = v * 10 + (text[i] - '0');
+    }
+    *value = v;
+    return true;
+  };
+  int year, month, day, hour = 0, minute = 0, second = 0;
+  if (!digits(0, 4, &year) || text.size() < 10 || text[4] != '-' || !digits(5, 2, &month) ||
+      text[7] != '-' || !digits(8, 2, &day)) {
+    return false;
+  }
+  size_t at = 10;
+  int64_t nanos = 0;
+  if (at < text.size() && (text[at] == 'T' || text[at] == ' ')) {
+    if (!digits(at + 1, 2, &hour) || at + 3 >= text.size() || text[at + 3] != ':' ||
+        !digits(at + 4, 2, &minute)) {
+      return false;
+    }
+    at += 6;
+    if (at < text.size() && text[at] == ':') {
+      if (!digits(at + 1, 2, &second)) return false;
+      at += 3;
+      if (at < text.size() && text[at] == '.') {
+        ++at;
+        int64_t scale = 100000000;
+        size_t begin = at;
+        while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+          nanos += (text[at] - '0') * scale;
+          scale /= 10;
+          ++at;
+        }
+        if (at == begin) return false;
+      }
+    }
+  }
+  int offset_minutes = 0;
+  if (at < text.size()) {
+    if ((text[at] == 'Z' || text[at] == 'z') && at + 1 == text.size()) {
+      ++at;
+    } else if ((text[at] == '+' || text[at] == '-') && at + 6 == text.size() &&
+               text[at + 3] == ':') {
+      int oh, om;
+      if (!digits(at + 1, 2, &oh) || !digits(at + 4, 2, &om)) return false;
+      offset_minutes = (text[at] == '-' ? -1 : 1) * (oh * 60 + om);
+      at += 6;
+    } else {
+      return false;
+    }
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+      second > 60) {
+    return false;
+  }
+  const absl::CivilSecond civil(year, month, day, hour, minute, second);
+  if (civil.day() != day) return false;  // e.g. February 30.
+  *out = absl::FromCivil(civil, absl::UTCTimeZone()) + absl::Nanoseconds(nanos) -
+         absl::Minutes(offset_minutes);
+  return true;
+}
+
 bool ParseIsoTime(absl::string_view text, absl::Time* out) {
+  if (FastIsoTime(text, out)) return true;
   std::string value(absl::StripAsciiWhitespace(text));
   if (absl::EndsWith(value, " UTC")) value.resize(value.size() - 4);
   if (absl::EndsWith(value, "Z") || absl::EndsWith(value, "z")) {
@@ -819,27 +911,39 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
   switch (p.op) {
     case Op::kExact:
     case Op::kIsNot: {
-      const std::string folded = Fold(PyStr(value, &buffer));
-      bool in = p.is_list ? std::find(p.folded_list.begin(), p.folded_list.end(), folded) !=
-                                p.folded_list.end()
-                          : folded == p.folded;
+      const absl::string_view text = PyStr(value, &buffer);
+      bool in = false;
+      if (p.is_list) {
+        for (const std::string& item : p.folded_list) {
+          if (FoldedEquals(text, item)) {
+            in = true;
+            break;
+          }
+        }
+      } else {
+        in = FoldedEquals(text, p.folded);
+      }
       return FromBool(p.op == Op::kExact ? in : !in);
     }
     case Op::kIsSet:
       return Match::kTrue;
     case Op::kIcontains:
     case Op::kNotIcontains: {
-      bool in = absl::StrContains(Fold(PyStr(value, &buffer)), p.folded);
+      bool in = FoldedContains(PyStr(value, &buffer), p.folded);
       return FromBool(p.op == Op::kIcontains ? in : !in);
     }
     case Op::kStartsWith:
     case Op::kNotStartsWith: {
-      bool in = absl::StartsWith(Fold(PyStr(value, &buffer)), p.folded);
+      const absl::string_view text = PyStr(value, &buffer);
+      bool in = text.size() >= p.folded.size() &&
+                FoldedEquals(text.substr(0, p.folded.size()), p.folded);
       return FromBool(p.op == Op::kStartsWith ? in : !in);
     }
     case Op::kEndsWith:
     case Op::kNotEndsWith: {
-      bool in = absl::EndsWith(Fold(PyStr(value, &buffer)), p.folded);
+      const absl::string_view text = PyStr(value, &buffer);
+      bool in = text.size() >= p.folded.size() &&
+                FoldedEquals(text.substr(text.size() - p.folded.size()), p.folded);
       return FromBool(p.op == Op::kEndsWith ? in : !in);
     }
     case Op::kRegex:
