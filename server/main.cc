@@ -133,8 +133,11 @@ int Run() {
     return 1;
   }
   // Ready once every key is loaded and every project's flag definitions
-  // were loaded once.
+  // were loaded once. The first fetches started before the server: give them
+  // a moment (bounded) so that a healthy start is ready when the port file
+  // appears; an unreachable PostHog only delays readiness, not serving.
   auto ready_now = [&] { return keys.AllLoaded() && flags_loaded(); };
+  for (auto& store : flag_stores) store->WaitForChange(0, absl::Seconds(2));
   server.SetReady(ready_now());
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty() && !WritePortFile(port_file, *port)) {

@@ -39,6 +39,16 @@ def _struct(values):
     return struct
 
 
+def _forget_stubs(stubs_dir):
+    """Unloads the generated modules, so that a later suite in the same
+    process generates and imports its own (its directory is deleted)."""
+    for name in list(sys.modules):
+        if name == "posthog" or name.startswith("posthog.") or name.startswith("health_pb2"):
+            del sys.modules[name]
+    if stubs_dir in sys.path:
+        sys.path.remove(stubs_dir)
+
+
 def _wait_for(predicate, what):
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -54,6 +64,7 @@ class FlagServicePythonTest(unittest.TestCase):
     def setUpClass(cls):
         stubs_dir = tempfile.mkdtemp(prefix="polyglot-flags-stubs-")
         cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+        cls.addClassCleanup(_forget_stubs, stubs_dir)
         generate_stubs(stubs_dir)
         cls.pb = importlib.import_module("posthog.v1.flag_pb2")
         cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
