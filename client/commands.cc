@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/flag_commands.h"
 #include "google/protobuf/util/json_util.h"
 #include "posthog/v1/user.grpc.pb.h"
 
@@ -14,6 +15,20 @@ absl::Span<const Command> Commands() {
       {"user get", "", 0, 0,
        "The PostHog user who owns the gateway's personal API key.",
        &GetUserCommand},
+      {"flags evaluate", "CONTEXT [KEY...]", 1, -1,
+       "Evaluate flags (all, or the KEYs); CONTEXT is a distinct id or a JSON "
+       "EvaluationContext.",
+       &EvaluateFlagsCommand},
+      {"flags list-local", "", 0, 0, "The flag definitions the gateway holds.",
+       &ListLocalFlagsCommand},
+      {"flags get", "ID", 1, 1, "One flag by id.", &GetFlagCommand},
+      {"flags create", "FLAG_JSON", 1, 1, "Create a flag (a posthog.v1.Flag as JSON).",
+       &CreateFlagCommand},
+      {"flags update", "FLAG_JSON [FIELD...]", 1, -1,
+       "Update a flag (with its id; `version` for optimistic concurrency), only FIELDs if given.",
+       &UpdateFlagCommand},
+      {"flags delete", "ID", 1, 1, "Delete a flag (PostHog's soft delete).",
+       &DeleteFlagCommand},
   };
   return *kCommands;
 }

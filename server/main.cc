@@ -3,11 +3,13 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <string>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,6 +26,8 @@
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
+#include "server/flags/definitions_store.h"
+#include "server/flags/flag_called.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/http/curl_http_client.h"
@@ -31,6 +35,7 @@
 #include "server/observability/admin_server.h"
 #include "server/observability/metrics.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/flag_service.h"
 #include "server/service/user_service.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -116,11 +121,36 @@ int Run() {
   ObservedHttpClient http(&curl, &metrics);
   ProjectRegistry projects(*config, &keys, &http);
 
+  // Feature flags: per project, the polled definitions (when a key can fetch
+  // them) and the `$feature_flag_called` sink.
+  std::vector<std::unique_ptr<flags::DefinitionsStore>> flag_stores;
+  std::vector<std::unique_ptr<flags::FlagCalledSink>> flag_sinks;
+  std::map<std::string, FlagProject> flag_projects;
+  for (const ProjectConfig& project : config->projects) {
+    const PostHogClient* client = *projects.Resolve(project.alias);
+    FlagProject& flag_project = flag_projects[project.alias];
+    if (!project.project_api_key.configured()) continue;
+    if (project.feature_flags_secure_key.configured() || project.personal_api_key.configured()) {
+      flag_stores.push_back(std::make_unique<flags::DefinitionsStore>(client, config->flags));
+      flag_project.definitions = flag_stores.back().get();
+    }
+    flag_sinks.push_back(std::make_unique<flags::BatchFlagCalledSink>(
+        client, config->flags.flag_called_flush_interval));
+    flag_project.flag_called = flag_sinks.back().get();
+  }
+  for (auto& store : flag_stores) store->Start();
+  auto flags_loaded = [&flag_stores] {
+    for (const auto& store : flag_stores) {
+      if (!store->Loaded()) return false;
+    }
+    return true;
+  };
+
   UserServiceImpl user_service(&projects);
+  FlagServiceImpl flag_service(&projects, flag_projects, config->flags);
   // Defined by the API, implemented by later work: they answer UNIMPLEMENTED.
   posthog::v1::CaptureService::Service capture_service;
   posthog::v1::PersonService::Service person_service;
-  posthog::v1::FlagService::Service flag_service;
 
   GatewayServer server(
       config->server,
@@ -134,7 +164,13 @@ int Run() {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
     return 1;
   }
-  server.SetReady(keys.AllLoaded());
+  // Ready once every key is loaded and every project's flag definitions
+  // were loaded once. The first fetches started before the server: give them
+  // a moment (bounded) so that a healthy start is ready when the port file
+  // appears; an unreachable PostHog only delays readiness, not serving.
+  auto ready_now = [&] { return keys.AllLoaded() && flags_loaded(); };
+  for (auto& store : flag_stores) store->WaitForChange(0, absl::Seconds(2));
+  server.SetReady(ready_now());
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
@@ -152,14 +188,20 @@ int Run() {
   }
 
   // Key rotation: re-read key files periodically; readiness follows whether
-  // every configured key is loaded.
+  // every configured key is loaded (and the flag definitions, checked often
+  // so that readiness follows their first load closely).
   absl::Notification stopping;
   std::thread key_reloader([&] {
-    bool ready = keys.AllLoaded();
-    while (!stopping.WaitForNotificationWithTimeout(config->key_reload_interval)) {
-      keys.Reload();
+    bool ready = ready_now();
+    absl::Time next_reload = absl::Now() + config->key_reload_interval;
+    while (!stopping.WaitForNotificationWithTimeout(
+        std::min(config->key_reload_interval, absl::Milliseconds(100)))) {
+      if (absl::Now() >= next_reload) {
+        keys.Reload();
+        next_reload = absl::Now() + config->key_reload_interval;
+      }
       // Only changes are published: health Watch streams see each update.
-      if (keys.AllLoaded() != ready) {
+      if (ready_now() != ready) {
         ready = !ready;
         server.SetReady(ready);
       }
@@ -187,6 +229,9 @@ int Run() {
 
   stopping.Notify();
   key_reloader.join();
+  // Watch streams end now; evaluation keeps the last definitions while draining.
+  flag_service.Shutdown();
+  for (auto& store : flag_stores) store->Stop();
   server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace));
   admin.Stop();
   return 0;

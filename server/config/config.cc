@@ -216,6 +216,32 @@ absl::Status ParseUpstream(const json* value, UpstreamConfig& upstream) {
   return absl::OkStatus();
 }
 
+absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "flags");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"poll_interval_ms", "max_backoff_ms", "request_timeout_ms", "watch_heartbeat_ms",
+       "flag_called_cache_size", "flag_called_flush_interval_ms"}));
+  RETURN_IF_ERROR(reader.ReadMillis("poll_interval_ms", flags.poll_interval));
+  RETURN_IF_ERROR(reader.ReadMillis("max_backoff_ms", flags.max_backoff));
+  RETURN_IF_ERROR(reader.ReadMillis("request_timeout_ms", flags.request_timeout));
+  RETURN_IF_ERROR(reader.ReadMillis("watch_heartbeat_ms", flags.watch_heartbeat));
+  RETURN_IF_ERROR(reader.ReadInt("flag_called_cache_size", flags.flag_called_cache_size));
+  RETURN_IF_ERROR(
+      reader.ReadMillis("flag_called_flush_interval_ms", flags.flag_called_flush_interval));
+  if (flags.poll_interval < absl::Milliseconds(100)) {
+    return FieldError("flags.poll_interval_ms", "must be at least 100");
+  }
+  if (flags.watch_heartbeat < absl::Milliseconds(10)) {
+    return FieldError("flags.watch_heartbeat_ms", "must be at least 10");
+  }
+  if (flags.flag_called_cache_size < 1) {
+    return FieldError("flags.flag_called_cache_size", "must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string KeySource::Describe() const {
@@ -251,7 +277,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   ObjectReader reader(root, "");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"default_project", "projects", "server", "upstream", "key_reload_interval_ms"}));
+      {"default_project", "projects", "server", "upstream", "flags", "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -280,6 +306,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   }
   RETURN_IF_ERROR(ParseServer(reader.Find("server"), config.server));
   RETURN_IF_ERROR(ParseUpstream(reader.Find("upstream"), config.upstream));
+  RETURN_IF_ERROR(ParseFlags(reader.Find("flags"), config.flags));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");

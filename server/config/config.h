@@ -84,12 +84,29 @@ struct UpstreamConfig {
   std::string ca_file;
 };
 
+// Feature flags: definitions polling, watches and `$feature_flag_called`.
+struct FlagsConfig {
+  // How often each project's definitions are polled (at least 100 ms).
+  absl::Duration poll_interval = absl::Seconds(30);
+  // The longest wait between polls while PostHog refuses (401/403/429).
+  absl::Duration max_backoff = absl::Seconds(60);
+  // Timeout of one definitions request.
+  absl::Duration request_timeout = absl::Seconds(10);
+  // How often WatchFlagDefinitions sends a heartbeat when nothing changed.
+  absl::Duration watch_heartbeat = absl::Seconds(15);
+  // Entries of the `$feature_flag_called` deduplication cache.
+  int64_t flag_called_cache_size = 50000;
+  // How often queued `$feature_flag_called` events are sent.
+  absl::Duration flag_called_flush_interval = absl::Seconds(1);
+};
+
 struct GatewayConfig {
   // The alias used when a request leaves `project` empty.
   std::string default_project;
   std::vector<ProjectConfig> projects;
   ServerConfig server;
   UpstreamConfig upstream;
+  FlagsConfig flags;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 

@@ -51,8 +51,8 @@ echo "== The harness, against fake binaries"
 echo "== Python: UserService and the posthog CLI"
 /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
 
-echo "== Node.js: UserService"
-node --test tests/polyglot/user.test.js || failed+=(node)
+echo "== Node.js: UserService, FlagService"
+node --test tests/polyglot/user.test.js tests/polyglot/flags.test.js || failed+=(node)
 
 if (( ${#failed[@]} > 0 )); then
   echo "polyglot: FAILED: ${failed[*]}" >&2

@@ -154,6 +154,50 @@ INSTANTIATE_TEST_SUITE_P(
                   "upstream.default_timeout_ms: must not be negative"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
+// --- flags section (feature flags) ---
+
+TEST(ConfigTest, FlagsSectionDefaultsAndValues) {
+  absl::StatusOr<GatewayConfig> defaults = ParseConfig(R"({
+    "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/k"}}]})");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->flags.poll_interval, absl::Seconds(30));
+  EXPECT_EQ(defaults->flags.max_backoff, absl::Seconds(60));
+  EXPECT_EQ(defaults->flags.request_timeout, absl::Seconds(10));
+  EXPECT_EQ(defaults->flags.watch_heartbeat, absl::Seconds(15));
+  EXPECT_EQ(defaults->flags.flag_called_cache_size, 50000);
+
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/k"}}],
+    "flags": {"poll_interval_ms": 500, "max_backoff_ms": 4000, "request_timeout_ms": 2000,
+              "watch_heartbeat_ms": 100, "flag_called_cache_size": 10,
+              "flag_called_flush_interval_ms": 50}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->flags.poll_interval, absl::Milliseconds(500));
+  EXPECT_EQ(config->flags.max_backoff, absl::Seconds(4));
+  EXPECT_EQ(config->flags.request_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->flags.watch_heartbeat, absl::Milliseconds(100));
+  EXPECT_EQ(config->flags.flag_called_cache_size, 10);
+  EXPECT_EQ(config->flags.flag_called_flush_interval, absl::Milliseconds(50));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Flags, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"PollIntervalTooShort",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}], "flags": {"poll_interval_ms": 10}})",
+                  "flags.poll_interval_ms: must be at least 100"},
+        BadConfig{"UnknownFlagsField",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}], "flags": {"poll": 1}})",
+                  "flags.poll: unknown field"},
+        BadConfig{"CacheSizeZero",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "flags": {"flag_called_cache_size": 0}})",
+                  "flags.flag_called_cache_size: must be at least 1"}),
+    [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
+
 TEST(ConfigFileTest, TheDocumentedExampleParses) {
   absl::StatusOr<GatewayConfig> config = LoadConfigFile("deploy/gateway.example.json");
 

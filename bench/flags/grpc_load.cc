@@ -1,0 +1,152 @@
+// A closed-loop gRPC load client for the flag benchmarks: N threads, each on
+// its own channel, call one method back to back for a while, then print
+// throughput and latency percentiles as JSON.
+//
+//   grpc_load --target=127.0.0.1:PORT --method=evaluate_flags|health \
+//             [--seconds=5] [--threads=8] [--inputs=/tmp/flagbench/inputs.json]
+//   grpc_load --target=... --method=values   # prints the 50 flags' values
+//                                            # for distinct_id_0..199
+//
+// `evaluate_flags` is EvaluateFlags for every flag (only_local) with the
+// benchmark's person properties; `health` is grpc.health.v1.Health/Check,
+// the no-op ceiling on the same server.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
+#include "posthog/v1/flag.grpc.pb.h"
+#include "server/posthog/json_struct.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+ABSL_FLAG(std::string, target, "", "host:port of the gateway");
+ABSL_FLAG(std::string, method, "evaluate_flags", "evaluate_flags, health or values");
+ABSL_FLAG(int, seconds, 5, "how long to load");
+ABSL_FLAG(int, threads, 8, "concurrent callers");
+ABSL_FLAG(std::string, inputs, "/tmp/flagbench/inputs.json", "bench/flags/make_seed.py output");
+
+namespace {
+
+using posthog::v1::EvaluateFlagsRequest;
+using posthog::v1::EvaluateFlagsResponse;
+
+std::shared_ptr<grpc::Channel> NewChannel(int index) {
+  grpc::ChannelArguments args;
+  args.SetInt("grpc_load.channel", index);  // Distinct channels, distinct connections.
+  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+EvaluateFlagsRequest MakeRequest(const nlohmann::json& inputs, int i) {
+  EvaluateFlagsRequest request;
+  request.mutable_context()->set_distinct_id(absl::StrCat("distinct_id_", i));
+  *request.mutable_context()->mutable_person_properties() =
+      posthog_gateway::StructFromJson(inputs["person_properties"]);
+  request.mutable_options()->set_only_local(true);
+  return request;
+}
+
+int Values(const nlohmann::json& inputs) {
+  auto stub = posthog::v1::FlagService::NewStub(NewChannel(0));
+  nlohmann::json out = nlohmann::json::object();
+  for (int i = 0; i < 200; ++i) {
+    grpc::ClientContext context;
+    EvaluateFlagsResponse response;
+    grpc::Status status = stub->EvaluateFlags(&context, MakeRequest(inputs, i), &response);
+    if (!status.ok()) {
+      std::fprintf(stderr, "EvaluateFlags: %s\n", status.error_message().c_str());
+      return 1;
+    }
+    nlohmann::json values = nlohmann::json::object();
+    for (const auto& [key, result] : response.results()) {
+      if (result.error_code() != posthog::v1::FLAG_ERROR_CODE_UNSPECIFIED) {
+        values[key] = "error: " + result.error_message();
+      } else if (!result.enabled()) {
+        values[key] = false;
+      } else if (!result.variant().empty()) {
+        values[key] = result.variant();
+      } else {
+        values[key] = true;
+      }
+    }
+    out[absl::StrCat("distinct_id_", i)] = std::move(values);
+  }
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  std::ifstream file(absl::GetFlag(FLAGS_inputs));
+  std::stringstream text;
+  text << file.rdbuf();
+  const nlohmann::json inputs = nlohmann::json::parse(text.str());
+  const std::string method = absl::GetFlag(FLAGS_method);
+  if (method == "values") return Values(inputs);
+
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  std::vector<std::vector<int64_t>> latencies(threads);
+  std::atomic<int64_t> errors{0};
+  std::vector<std::thread> workers;
+  const absl::Time warmup_end = absl::Now() + absl::Seconds(1);
+  const absl::Time end = warmup_end + duration;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      auto channel = NewChannel(t);
+      auto flags = posthog::v1::FlagService::NewStub(channel);
+      auto health = grpc::health::v1::Health::NewStub(channel);
+      std::vector<EvaluateFlagsRequest> requests;
+      for (int i = 0; i < 100; ++i) requests.push_back(MakeRequest(inputs, t * 100 + i));
+      grpc::health::v1::HealthCheckRequest health_request;
+      for (int i = 0;; ++i) {
+        const absl::Time start = absl::Now();
+        if (start >= end) break;
+        grpc::ClientContext context;
+        grpc::Status status;
+        if (method == "health") {
+          grpc::health::v1::HealthCheckResponse response;
+          status = health->Check(&context, health_request, &response);
+        } else {
+          EvaluateFlagsResponse response;
+          status = flags->EvaluateFlags(&context, requests[i % requests.size()], &response);
+        }
+        const absl::Time stop = absl::Now();
+        if (!status.ok()) {
+          ++errors;
+          continue;
+        }
+        if (start >= warmup_end) latencies[t].push_back(absl::ToInt64Nanoseconds(stop - start));
+      }
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  std::vector<int64_t> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  auto at = [&](double p) {
+    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(all.size() * p))] / 1000.0;
+  };
+  nlohmann::json out = {{"method", method},
+                        {"threads", threads},
+                        {"calls", all.size()},
+                        {"errors", errors.load()},
+                        {"rps", all.size() / absl::ToDoubleSeconds(duration)},
+                        {"p50_us", at(0.5)},
+                        {"p99_us", at(0.99)}};
+  std::printf("%s\n", out.dump().c_str());
+  return errors.load() == 0 ? 0 : 1;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The feature-flag figures, side by side in one run on this machine:
+#   bench/flags/run.sh [SECONDS]
+# 1. the evaluator alone (Google Benchmark) vs posthog-node's local
+#    getFeatureFlag on the same definitions and inputs;
+# 2. EvaluateFlags for 50 flags over loopback vs the no-op unary ceiling
+#    (Health/Check on the same gateway), p50/p99, and posthog-node's
+#    getAllFlags in-process and remote (against the emulator);
+# 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
+# Builds with --config=opt. Prints figures; asserts nothing.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+seconds="${1:-5}"
+
+tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
+  //emulator:posthog_emulator >/dev/null 2>&1
+bin="$root/bazel-out/k8-opt/bin"
+work="$(mktemp -d /tmp/flagbench.XXXXXX)"
+stack_pid=""
+cleanup() {
+  if [[ -n "$stack_pid" ]]; then kill -TERM "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+/usr/bin/python3 bench/flags/make_seed.py "$work"
+
+echo "== evaluator (Google Benchmark)" >&2
+BENCH_FLAGS_DIR="$work" "$bin/bench/flags/evaluator_benchmark" --benchmark_format=json \
+  >"$work/evaluator.json" 2>/dev/null
+
+echo "== starting the emulator and the gateway (opt)" >&2
+/usr/bin/python3 tests/harness/stack.py --env_file="$work/stack.env" --seed="$work/seed.json" \
+  --bazel_bin="$bin" 2>"$work/stack.log" &
+stack_pid=$!
+for _ in $(seq 600); do [[ -f "$work/stack.env" ]] && break; sleep 0.1; done
+[[ -f "$work/stack.env" ]] || { cat "$work/stack.log" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$work/stack.env"
+read -r PHC PHS < <(/usr/bin/python3 -c "
+import json,sys; s=json.load(open('$work/seed.json')); p=[p for p in s['projects'] if p['id']==1][0]
+print(p['api_token'], p['secret_api_token'])")
+
+echo "== posthog-node" >&2
+EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
+  node bench/flags/node_local_eval.js >"$work/node.json"
+
+echo "== gRPC load: ceiling, then EvaluateFlags" >&2
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
+  --inputs="$work/inputs.json" >"$work/health.json"
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
+  --seconds="$seconds" --inputs="$work/inputs.json" >"$work/evaluate.json"
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
+  --inputs="$work/inputs.json" >"$work/gateway_values.json"
+
+echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 bench/flags/summarize.py "$work"

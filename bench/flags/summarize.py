@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Prints bench/flags/run.sh's figures side by side (a Markdown table), and
+how many flag values differ between the gateway and posthog-node.
+
+Usage: summarize.py WORK_DIR   (evaluator.json, node.json, health.json,
+                                evaluate.json, gateway_values.json)
+"""
+
+import json
+import os
+import sys
+
+
+def load(work, name):
+    with open(os.path.join(work, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def main():
+    work = sys.argv[1]
+    evaluator = {b["name"]: b for b in load(work, "evaluator.json")["benchmarks"]}
+    node = load(work, "node.json")
+    health = load(work, "health.json")
+    evaluate = load(work, "evaluate.json")
+    gateway_values = load(work, "gateway_values.json")
+
+    rows = [("plain rollout", "BM_PlainRollout", "bench-rollout"),
+            ("multivariate", "BM_Multivariate", "bench-multivariate"),
+            ("ten property conditions (regex, semver, dates)", "BM_TenProperties",
+             "bench-ten-properties"),
+            ("nested cohort", "BM_NestedCohort", "bench-nested-cohort")]
+    print("| Local evaluation of one flag | gateway evaluator (ns, CPU) | posthog-node getFeatureFlag (ns) | ratio |")
+    print("|---|---:|---:|---:|")
+    for label, bench, key in rows:
+        ours = evaluator[bench]["cpu_time"]
+        theirs = node["local_ns_per_eval"][key]
+        print(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {theirs / ours:,.0f}x |")
+    fifty = evaluator["BM_FiftyFlags"]["cpu_time"] / 1000
+    print(f"| all 50 flags, evaluator alone | {fifty:,.1f} µs | "
+          f"getAllFlags local p50 {node['all_flags_local_us']['p50']:,.0f} µs | |")
+    print()
+    print("| 50 flags per call | throughput (calls/s) | p50 (µs) | p99 (µs) |")
+    print("|---|---:|---:|---:|")
+    print(f"| gateway EvaluateFlags over loopback ({evaluate['threads']} callers) | "
+          f"{evaluate['rps']:,.0f} | {evaluate['p50_us']:,.0f} | {evaluate['p99_us']:,.0f} |")
+    print(f"| no-op ceiling: Health/Check, same binary | {health['rps']:,.0f} | "
+          f"{health['p50_us']:,.0f} | {health['p99_us']:,.0f} |")
+    print(f"| posthog-node getAllFlags, local, in-process | | "
+          f"{node['all_flags_local_us']['p50']:,.0f} | {node['all_flags_local_us']['p99']:,.0f} |")
+    print(f"| posthog-node getAllFlags, remote (emulator /flags) | | "
+          f"{node['all_flags_remote_us']['p50']:,.0f} | {node['all_flags_remote_us']['p99']:,.0f} |")
+    print()
+    print(f"EvaluateFlags throughput / ceiling: {evaluate['rps'] / health['rps']:.0%}; "
+          f"p50 vs posthog-node local: "
+          f"{node['all_flags_local_us']['p50'] / evaluate['p50_us']:.1f}x lower")
+
+    differences = []
+    for distinct_id, theirs in node["values"].items():
+        ours = gateway_values.get(distinct_id, {})
+        for key, value in theirs.items():
+            if ours.get(key) != value:
+                differences.append((distinct_id, key, ours.get(key), value))
+    compared = sum(len(v) for v in node["values"].values())
+    print(f"conformance: {compared} values compared with posthog-node, "
+          f"{len(differences)} differ")
+    for difference in differences[:10]:
+        print("  differs:", difference)
+
+
+if __name__ == "__main__":
+    main()

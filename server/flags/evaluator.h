@@ -1,0 +1,159 @@
+#ifndef SERVER_FLAGS_EVALUATOR_H_
+#define SERVER_FLAGS_EVALUATOR_H_
+
+// The gateway's own local evaluator of PostHog feature flags
+// (shared/upstream/posthog-api.md §3). Pure: no I/O, no clock (the caller
+// passes "now"), no locks.
+//
+// CompileDefinitions parses PostHog's `/flags/definitions` body once into a
+// CompiledDefinitions (regular expressions compiled with RE2, dates, numbers,
+// semver bounds and case-folded values precomputed, SHA-1 state of each
+// `key.` prefix kept), which is immutable and shared between threads.
+// EvaluateFlag then decides one flag for one context without parsing JSON.
+//
+// A result is either decided (a value, a reason, a payload) or inconclusive:
+// the definitions cannot decide it (experience continuity, a static or
+// missing cohort, an unknown operator, a property the caller did not give, a
+// missing dependency, ...). Inconclusive results name why; the caller then
+// asks PostHog (`POST /flags?v=2`).
+//
+// Deliberate choices where PostHog's SDKs disagree, following the server
+// (documented in README.md "Feature flags"):
+// - gt/gte/lt/lte compare numerically when both sides parse as numbers,
+//   otherwise as strings (posthog-python compares strings whenever the person
+//   property is a string).
+// - is_not_set is decided on the caller's properties: absent → match,
+//   present → no match (posthog-python: always inconclusive).
+// - Feature enrollment and holdouts are evaluated locally by the server's
+//   order (disabled → group → enrollment → holdout → conditions); the SDKs
+//   ignore them.
+// - A regular expression RE2 cannot compile (e.g. look-ahead, which Python
+//   accepts) is inconclusive, not false, so PostHog decides it.
+// - A definite non-match of one property makes its condition a non-match even
+//   if another property of the condition is inconclusive (AND).
+// - Case folding is ASCII lower-casing.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+
+namespace posthog_gateway::flags {
+
+// Hash is PostHog's bucketing hash: the top 60 bits of
+// SHA-1(prefix + identifier + salt) divided by 2^60-1, in [0, 1]. Flag
+// rollout: prefix `key.`, salt ``; variant: salt `variant`; holdout: prefix
+// `holdout-`.
+double Hash(absl::string_view prefix, absl::string_view identifier, absl::string_view salt);
+
+// ReasonCode mirrors PostHog's `reason.code`.
+enum class ReasonCode {
+  kConditionMatch,
+  kNoConditionMatch,
+  kOutOfRolloutBound,
+  kNoGroupType,
+  kSuperConditionValue,
+  kHoldoutConditionValue,
+  kFlagDisabled,
+};
+
+// ReasonCodeName is PostHog's string for `code` (`condition_match`, ...).
+const char* ReasonCodeName(ReasonCode code);
+
+struct FlagEvaluation;
+
+// ReasonDescription is PostHog's `reason.description` for a decided result,
+// e.g. `Matched condition set 1` (computed on demand: evaluation itself does
+// not format strings).
+std::string ReasonDescription(const FlagEvaluation& evaluation);
+
+// Who a flag is evaluated for. Property objects are JSON objects (or null).
+struct EvaluationContext {
+  std::string distinct_id;
+  // Empty when unknown.
+  std::string device_id;
+  nlohmann::json person_properties = nlohmann::json::object();
+  // Group type → group key.
+  std::map<std::string, std::string> groups;
+  // Group type → that group's properties.
+  std::map<std::string, nlohmann::json> group_properties;
+};
+
+// The outcome of one flag.
+struct FlagEvaluation {
+  // False: the definitions cannot decide; see `inconclusive_reason`.
+  bool decided = false;
+  std::string inconclusive_reason;
+
+  bool enabled = false;
+  // Empty for a boolean value. Borrowed from the CompiledDefinitions.
+  absl::string_view variant;
+  ReasonCode reason = ReasonCode::kNoConditionMatch;
+  // The condition set that decided, or -1.
+  int condition_index = -1;
+  // The parsed payload for the value; null when there is none. Borrowed from
+  // the CompiledDefinitions, which must outlive it.
+  const nlohmann::json* payload = nullptr;
+  int64_t flag_id = 0;
+  int64_t flag_version = 0;
+};
+
+struct CompiledFlag;
+struct CompiledCohort;
+
+// CompiledDefinitions is one `/flags/definitions` body, compiled. Immutable
+// and thread-safe once built.
+class CompiledDefinitions final {
+ public:
+  CompiledDefinitions();
+  ~CompiledDefinitions();
+  CompiledDefinitions(const CompiledDefinitions&) = delete;
+  CompiledDefinitions& operator=(const CompiledDefinitions&) = delete;
+
+  // Find returns the flag with `key`, or nullptr.
+  const CompiledFlag* Find(absl::string_view key) const;
+  // The flags in PostHog's order.
+  const std::vector<std::unique_ptr<CompiledFlag>>& flags() const { return flags_; }
+  // FlagKey is the key of `flag`.
+  static const std::string& FlagKey(const CompiledFlag& flag);
+  // The body it was compiled from.
+  const nlohmann::json& raw() const { return raw_; }
+  // Whether PostHog asked for minimal `$feature_flag_called` events.
+  bool minimal_flag_called_events() const { return minimal_flag_called_events_; }
+  // Whether `flag` has an experiment (`has_experiment`).
+  static bool HasExperiment(const CompiledFlag& flag);
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(
+      nlohmann::json body);
+  friend class Evaluator;
+
+  nlohmann::json raw_;
+  std::vector<std::unique_ptr<CompiledFlag>> flags_;
+  absl::flat_hash_map<std::string, const CompiledFlag*> by_key_;
+  absl::flat_hash_map<std::string, std::unique_ptr<CompiledCohort>> cohorts_;
+  std::map<int, std::string> group_types_;
+  bool minimal_flag_called_events_ = false;
+};
+
+// CompileDefinitions compiles a `/flags/definitions` body. INVALID_ARGUMENT
+// when it is not an object with a `flags` array. Malformed parts of one flag
+// (a bad cohort, an unknown operator) do not fail the whole: they make that
+// flag inconclusive when reached.
+absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(
+    nlohmann::json body);
+
+// EvaluateFlag decides `flag` (from `definitions`) for `context` at `now`.
+FlagEvaluation EvaluateFlag(const CompiledDefinitions& definitions, const CompiledFlag& flag,
+                            const EvaluationContext& context, absl::Time now);
+
+}  // namespace posthog_gateway::flags
+
+#endif  // SERVER_FLAGS_EVALUATOR_H_

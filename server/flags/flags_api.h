@@ -1,0 +1,81 @@
+#ifndef SERVER_FLAGS_FLAGS_API_H_
+#define SERVER_FLAGS_FLAGS_API_H_
+
+// FlagsApi is the typed PostHog client for feature flags: remote evaluation
+// (`POST /flags?v=2` on the ingestion host, project key in the body) and the
+// flag REST resource (`/api/projects/:id/feature_flags/`, personal key, app
+// host). Stateless apart from the borrowed PostHogClient; thread-safe.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "posthog/v1/flag.pb.h"
+#include "server/flags/evaluator.h"
+#include "server/posthog/posthog_client.h"
+
+namespace posthog_gateway::flags {
+
+// One flag as PostHog's `/flags?v=2` decided it.
+struct RemoteFlag {
+  bool enabled = false;
+  std::string variant;
+  // PostHog's reason code string (`condition_match`, ..., or an error code).
+  std::string reason_code;
+  std::string reason_description;
+  int condition_index = -1;
+  int64_t id = 0;
+  int64_t version = 0;
+  // Parsed: PostHog sends a JSON string (parsed here) or raw JSON.
+  nlohmann::json payload;
+  bool failed = false;
+  bool has_experiment = false;
+};
+
+// The whole `/flags?v=2` answer.
+struct RemoteEvaluation {
+  std::map<std::string, RemoteFlag> flags;
+  std::string request_id;
+  bool errors_while_computing = false;
+  bool quota_limited = false;
+  int64_t evaluated_at_ms = 0;
+};
+
+// ParseRemoteEvaluation maps a `/flags?v=2` body. INVALID_ARGUMENT when it
+// has no `flags` object (and is not quota limited).
+absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const nlohmann::json& body);
+
+class FlagsApi final {
+ public:
+  explicit FlagsApi(const PostHogClient* client) : client_(client) {}
+
+  // RemoteEvaluate asks PostHog for `keys` (every flag when empty).
+  absl::StatusOr<RemoteEvaluation> RemoteEvaluate(const EvaluationContext& context,
+                                                  const std::vector<std::string>& keys,
+                                                  const CallContext& call) const;
+
+  absl::StatusOr<posthog::v1::Flag> GetFlag(int64_t id, const CallContext& call) const;
+  // CreateFlag sends the flag without id, version and times.
+  absl::StatusOr<posthog::v1::Flag> CreateFlag(const posthog::v1::Flag& flag,
+                                               const CallContext& call) const;
+  // UpdateFlag PATCHes the fields in `mask` (every writable field when
+  // empty), with `version` when set: PostHog answers 409 (ABORTED) when the
+  // flag moved on.
+  absl::StatusOr<posthog::v1::Flag> UpdateFlag(const posthog::v1::Flag& flag,
+                                               const std::vector<std::string>& mask,
+                                               const CallContext& call) const;
+  // DeleteFlag soft-deletes (PATCH deleted=true): PostHog refuses DELETE.
+  absl::Status DeleteFlag(int64_t id, const CallContext& call) const;
+
+ private:
+  std::string FlagsPath() const;
+
+  const PostHogClient* client_;
+};
+
+}  // namespace posthog_gateway::flags
+
+#endif  // SERVER_FLAGS_FLAGS_API_H_

@@ -1,0 +1,419 @@
+#include "server/service/flag_service.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/common/error_details.h"
+#include "server/flags/evaluator.h"
+#include "server/flags/flags_api.h"
+#include "server/grpc/call_context.h"
+#include "server/grpc/status_conversion.h"
+#include "server/posthog/json_struct.h"
+
+namespace posthog_gateway {
+
+using nlohmann::json;
+using posthog::v1::FlagResult;
+
+namespace {
+
+std::string NewUuid() {
+  thread_local absl::BitGen gen;
+  uint64_t high = absl::Uniform<uint64_t>(gen);
+  uint64_t low = absl::Uniform<uint64_t>(gen);
+  high = (high & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // Version 4.
+  low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;   // Variant 1.
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", high >> 32, (high >> 16) & 0xFFFF,
+                         high & 0xFFFF, low >> 48, low & 0xFFFFFFFFFFFFULL);
+}
+
+posthog::v1::FlagReasonCode ReasonFromString(absl::string_view code) {
+  static const std::pair<const char*, posthog::v1::FlagReasonCode> kCodes[] = {
+      {"condition_match", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH},
+      {"no_condition_match", posthog::v1::FLAG_REASON_CODE_NO_CONDITION_MATCH},
+      {"out_of_rollout_bound", posthog::v1::FLAG_REASON_CODE_OUT_OF_ROLLOUT_BOUND},
+      {"no_group_type", posthog::v1::FLAG_REASON_CODE_NO_GROUP_TYPE},
+      {"super_condition_value", posthog::v1::FLAG_REASON_CODE_SUPER_CONDITION_VALUE},
+      {"holdout_condition_value", posthog::v1::FLAG_REASON_CODE_HOLDOUT_CONDITION_VALUE},
+      {"flag_disabled", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED},
+      {"missing_dependency", posthog::v1::FLAG_REASON_CODE_MISSING_DEPENDENCY},
+  };
+  for (const auto& [name, value] : kCodes) {
+    if (code == name) return value;
+  }
+  return posthog::v1::FLAG_REASON_CODE_ERROR;
+}
+
+FlagResult ErrorResult(const std::string& key, posthog::v1::FlagErrorCode code,
+                       std::string message) {
+  FlagResult result;
+  result.set_key(key);
+  result.set_error_code(code);
+  result.set_error_message(std::move(message));
+  result.mutable_reason()->set_code(posthog::v1::FLAG_REASON_CODE_ERROR);
+  return result;
+}
+
+FlagResult LocalResult(const std::string& key, const flags::FlagEvaluation& evaluation) {
+  FlagResult result;
+  result.set_key(key);
+  result.set_enabled(evaluation.enabled);
+  result.set_variant(std::string(evaluation.variant));
+  if (evaluation.payload != nullptr) *result.mutable_payload() = ValueFromJson(*evaluation.payload);
+  result.mutable_reason()->set_code(ReasonFromString(flags::ReasonCodeName(evaluation.reason)));
+  result.mutable_reason()->set_description(flags::ReasonDescription(evaluation));
+  if (evaluation.condition_index >= 0) {
+    result.mutable_reason()->set_condition_index(evaluation.condition_index);
+  }
+  result.set_source(posthog::v1::FLAG_DECISION_SOURCE_LOCAL);
+  result.set_flag_id(evaluation.flag_id);
+  result.set_flag_version(evaluation.flag_version);
+  return result;
+}
+
+FlagResult RemoteResult(const std::string& key, const flags::RemoteFlag& remote) {
+  FlagResult result;
+  result.set_key(key);
+  result.set_enabled(remote.enabled);
+  result.set_variant(remote.variant);
+  if (!remote.payload.is_null()) *result.mutable_payload() = ValueFromJson(remote.payload);
+  result.mutable_reason()->set_code(ReasonFromString(remote.reason_code));
+  result.mutable_reason()->set_description(remote.reason_description);
+  if (remote.condition_index >= 0) {
+    result.mutable_reason()->set_condition_index(remote.condition_index);
+  }
+  result.set_source(posthog::v1::FLAG_DECISION_SOURCE_REMOTE);
+  result.set_flag_id(remote.id);
+  result.set_flag_version(remote.version);
+  if (remote.failed) {
+    result.set_error_code(posthog::v1::FLAG_ERROR_CODE_GENERAL);
+    result.set_error_message(absl::StrCat("PostHog could not evaluate the flag (",
+                                          remote.reason_code, ")"));
+  }
+  return result;
+}
+
+flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& who) {
+  flags::EvaluationContext context;
+  context.distinct_id = who.distinct_id();
+  context.device_id = who.device_id();
+  if (who.has_person_properties()) context.person_properties = JsonFromStruct(who.person_properties());
+  for (const auto& [type, key] : who.groups()) context.groups[type] = key;
+  for (const auto& [type, properties] : who.group_properties()) {
+    context.group_properties[type] = JsonFromStruct(properties);
+  }
+  return context;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time time) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(time));
+}
+
+}  // namespace
+
+FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
+                                 std::map<std::string, FlagProject> projects_by_alias,
+                                 FlagsConfig options, Clock clock)
+    : projects_(projects),
+      projects_by_alias_(std::move(projects_by_alias)),
+      options_(options),
+      clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
+      flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {}
+
+void FlagServiceImpl::Shutdown() {
+  if (!shutdown_.HasBeenNotified()) shutdown_.Notify();
+}
+
+absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
+    grpc::ServerContext* server_context, const std::string& project,
+    const std::vector<std::string>& keys, const posthog::v1::EvaluationContext& who,
+    const posthog::v1::EvaluationOptions& options,
+    google::protobuf::Map<std::string, FlagResult>* results) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
+  if (!client.ok()) return client.status();
+  if (who.distinct_id().empty()) {
+    return InvalidArgumentWithViolations(
+        "a distinct id is required", {{"context.distinct_id", "must not be empty"}});
+  }
+  auto found = projects_by_alias_.find((*client)->project().alias);
+  if (found == projects_by_alias_.end() || found->second.definitions == nullptr) {
+    return absl::FailedPreconditionError("feature flags are not set up for this project");
+  }
+  const FlagProject& flag_project = found->second;
+  const flags::EvaluationContext context = ContextFromProto(who);
+  const std::shared_ptr<const flags::DefinitionsSnapshot> snapshot =
+      flag_project.definitions->Current();
+  const flags::CompiledDefinitions* definitions = snapshot->definitions.get();
+  const absl::Time now = clock_();
+
+  // Local pass. `undecided` keeps why each undecided key could not be decided.
+  std::vector<std::pair<std::string, std::string>> undecided;
+  auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
+    flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, context, now);
+    if (evaluation.decided) {
+      (*results)[key] = LocalResult(key, evaluation);
+    } else {
+      undecided.emplace_back(key, evaluation.inconclusive_reason);
+    }
+  };
+  bool all_flags_unknown = false;
+  if (definitions == nullptr) {
+    const char* why = snapshot->quota_limited ? "flag quota exceeded (402)"
+                                              : "flag definitions are not loaded yet";
+    if (keys.empty()) {
+      all_flags_unknown = true;
+    } else {
+      for (const std::string& key : keys) undecided.emplace_back(key, why);
+    }
+  } else if (keys.empty()) {
+    for (const auto& flag : definitions->flags()) {
+      evaluate_one(flags::CompiledDefinitions::FlagKey(*flag), flag.get());
+    }
+  } else {
+    for (const std::string& key : keys) {
+      const flags::CompiledFlag* flag = definitions->Find(key);
+      if (flag == nullptr) {
+        undecided.emplace_back(key, "no flag has this key in the local definitions");
+      } else {
+        evaluate_one(key, flag);
+      }
+    }
+  }
+
+  std::string request_id;
+  flags::RemoteEvaluation remote;
+  bool asked_remote = false;
+  if ((!undecided.empty() || all_flags_unknown) && !options.only_local()) {
+    std::vector<std::string> remote_keys;
+    for (const auto& entry : undecided) remote_keys.push_back(entry.first);
+    flags::FlagsApi api(*client);
+    absl::StatusOr<flags::RemoteEvaluation> answer =
+        api.RemoteEvaluate(context, remote_keys, CallContextFromServer(server_context));
+    if (!answer.ok()) {
+      for (const auto& [key, why] : undecided) {
+        (*results)[key] =
+            ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                        absl::StrCat("not decidable locally (", why,
+                                     ") and PostHog could not be asked: ", answer.status().message()));
+      }
+    } else {
+      asked_remote = true;
+      remote = *std::move(answer);
+      request_id = remote.request_id;
+      if (all_flags_unknown) {
+        for (const auto& [key, flag] : remote.flags) (*results)[key] = RemoteResult(key, flag);
+      }
+      for (const auto& [key, why] : undecided) {
+        auto it = remote.flags.find(key);
+        if (it != remote.flags.end()) {
+          (*results)[key] = RemoteResult(key, it->second);
+        } else if (remote.quota_limited) {
+          (*results)[key] = ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                                        "PostHog's flag quota is exceeded");
+        } else {
+          (*results)[key] = ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
+                                        absl::StrCat("no flag has the key `", key, "`"));
+        }
+      }
+    }
+  } else {
+    for (const auto& [key, why] : undecided) {
+      const bool unknown = definitions != nullptr && definitions->Find(key) == nullptr;
+      (*results)[key] =
+          unknown ? ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
+                                absl::StrCat("no flag has the key `", key, "`"))
+                  : ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                                absl::StrCat("cannot be decided locally: ", why));
+    }
+  }
+  if (request_id.empty()) request_id = NewUuid();
+
+  if (options.send_flag_called_events() && flag_project.flag_called != nullptr) {
+    const int64_t evaluated_at =
+        asked_remote && remote.evaluated_at_ms != 0 ? remote.evaluated_at_ms : absl::ToUnixMillis(now);
+    for (const auto& [key, result] : *results) {
+      if (result.error_code() == posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND) continue;
+      json response = !result.variant().empty() ? json(result.variant()) : json(result.enabled());
+      if (!flag_called_seen_.FirstTime(context.distinct_id, key, response.dump(), context.groups)) {
+        continue;
+      }
+      const bool local = result.source() == posthog::v1::FLAG_DECISION_SOURCE_LOCAL;
+      json properties = {{"$feature_flag", key},
+                         {"$feature_flag_response", response},
+                         {"locally_evaluated", local},
+                         {absl::StrCat("$feature/", key), response},
+                         {"$feature_flag_evaluated_at", evaluated_at},
+                         {"$lib", "posthog-grpc-gateway"}};
+      if (result.has_payload()) properties["$feature_flag_payload"] = JsonFromValue(result.payload());
+      if (!local && !request_id.empty()) properties["$feature_flag_request_id"] = request_id;
+      if (!result.reason().description().empty()) {
+        properties["$feature_flag_reason"] = result.reason().description();
+      }
+      if (result.flag_version() != 0) properties["$feature_flag_version"] = result.flag_version();
+      if (result.flag_id() != 0) properties["$feature_flag_id"] = result.flag_id();
+      if (result.error_code() != posthog::v1::FLAG_ERROR_CODE_UNSPECIFIED) {
+        properties["$feature_flag_error"] =
+            remote.quota_limited ? "quota_limited" : "errors_while_computing_flags";
+      }
+      if (local && definitions != nullptr) {
+        if (const flags::CompiledFlag* flag = definitions->Find(key)) {
+          properties["$feature_flag_has_experiment"] =
+              flags::CompiledDefinitions::HasExperiment(*flag);
+        }
+      } else if (auto it = remote.flags.find(key); it != remote.flags.end()) {
+        properties["$feature_flag_has_experiment"] = it->second.has_experiment;
+      }
+      if (!context.groups.empty()) properties["$groups"] = context.groups;
+      flag_project.flag_called->Record(
+          json{{"event", "$feature_flag_called"},
+               {"distinct_id", context.distinct_id},
+               {"properties", std::move(properties)},
+               {"timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone())},
+               {"uuid", NewUuid()}});
+    }
+  }
+  return request_id;
+}
+
+grpc::Status FlagServiceImpl::EvaluateFlag(grpc::ServerContext* context,
+                                           const posthog::v1::EvaluateFlagRequest* request,
+                                           posthog::v1::EvaluateFlagResponse* response) {
+  if (request->key().empty()) {
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("a flag key is required", {{"key", "must not be empty"}}));
+  }
+  google::protobuf::Map<std::string, FlagResult> results;
+  absl::StatusOr<std::string> request_id = Evaluate(
+      context, request->project(), {request->key()}, request->context(), request->options(), &results);
+  if (!request_id.ok()) return ToGrpcStatus(request_id.status());
+  *response->mutable_result() = results[request->key()];
+  response->set_request_id(*request_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status FlagServiceImpl::EvaluateFlags(grpc::ServerContext* context,
+                                            const posthog::v1::EvaluateFlagsRequest* request,
+                                            posthog::v1::EvaluateFlagsResponse* response) {
+  std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+  absl::StatusOr<std::string> request_id =
+      Evaluate(context, request->project(), keys, request->context(), request->options(),
+               response->mutable_results());
+  if (!request_id.ok()) return ToGrpcStatus(request_id.status());
+  response->set_request_id(*request_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status FlagServiceImpl::WatchFlagDefinitions(
+    grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
+    grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  auto found = projects_by_alias_.find((*client)->project().alias);
+  if (found == projects_by_alias_.end() || found->second.definitions == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError("feature flags are not set up for this project"));
+  }
+  flags::DefinitionsStore* store = found->second.definitions;
+  const flags::CompiledDefinitions* sent = nullptr;
+  std::shared_ptr<const flags::DefinitionsSnapshot> snapshot = store->Current();
+  absl::Time last_message = absl::InfinitePast();
+  bool first = true;
+  while (true) {
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    if (shutdown_.HasBeenNotified() || store->stopped()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the gateway is shutting down");
+    }
+    const bool changed = snapshot->definitions.get() != sent;
+    const bool heartbeat_due = absl::Now() - last_message >= options_.watch_heartbeat;
+    if (changed || heartbeat_due || (first && snapshot->definitions != nullptr)) {
+      posthog::v1::WatchFlagDefinitionsResponse message;
+      if (changed && snapshot->definitions != nullptr) {
+        *message.mutable_definitions() = StructFromJson(snapshot->definitions->raw());
+      }
+      message.set_etag(snapshot->etag.empty() ? absl::StrCat("g", snapshot->generation)
+                                              : snapshot->etag);
+      message.set_stale(snapshot->stale);
+      if (snapshot->fetch_time != absl::InfinitePast()) {
+        *message.mutable_fetch_time() = ToTimestamp(snapshot->fetch_time);
+      }
+      // Before the first load there is nothing to send but heartbeats.
+      if (!writer->Write(message)) return grpc::Status::CANCELLED;
+      sent = snapshot->definitions.get();
+      last_message = absl::Now();
+      first = false;
+    }
+    // Short waits so that cancellation and shutdown are noticed promptly.
+    const absl::Duration wait =
+        std::min(absl::Milliseconds(200), options_.watch_heartbeat - (absl::Now() - last_message));
+    snapshot = store->WaitForChange(snapshot->generation, std::max(wait, absl::Milliseconds(1)));
+  }
+}
+
+grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
+                                      const posthog::v1::GetFlagRequest* request,
+                                      posthog::v1::GetFlagResponse* response) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  if (request->id() <= 0) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
+                                                      {{"id", "must be positive"}}));
+  }
+  absl::StatusOr<posthog::v1::Flag> flag =
+      flags::FlagsApi(*client).GetFlag(request->id(), CallContextFromServer(context));
+  if (!flag.ok()) return ToGrpcStatus(flag.status());
+  *response->mutable_flag() = *std::move(flag);
+  return grpc::Status::OK;
+}
+
+grpc::Status FlagServiceImpl::CreateFlag(grpc::ServerContext* context,
+                                         const posthog::v1::CreateFlagRequest* request,
+                                         posthog::v1::CreateFlagResponse* response) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  if (request->flag().key().empty()) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("a flag key is required",
+                                                      {{"flag.key", "must not be empty"}}));
+  }
+  absl::StatusOr<posthog::v1::Flag> flag =
+      flags::FlagsApi(*client).CreateFlag(request->flag(), CallContextFromServer(context));
+  if (!flag.ok()) return ToGrpcStatus(flag.status());
+  *response->mutable_flag() = *std::move(flag);
+  return grpc::Status::OK;
+}
+
+grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
+                                         const posthog::v1::UpdateFlagRequest* request,
+                                         posthog::v1::UpdateFlagResponse* response) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  if (request->flag().id() <= 0) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
+                                                      {{"flag.id", "must be positive"}}));
+  }
+  std::vector<std::string> mask(request->update_mask().begin(), request->update_mask().end());
+  absl::StatusOr<posthog::v1::Flag> flag =
+      flags::FlagsApi(*client).UpdateFlag(request->flag(), mask, CallContextFromServer(context));
+  if (!flag.ok()) return ToGrpcStatus(flag.status());
+  *response->mutable_flag() = *std::move(flag);
+  return grpc::Status::OK;
+}
+
+grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
+                                         const posthog::v1::DeleteFlagRequest* request,
+                                         posthog::v1::DeleteFlagResponse* response) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  if (request->id() <= 0) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
+                                                      {{"id", "must be positive"}}));
+  }
+  absl::Status deleted =
+      flags::FlagsApi(*client).DeleteFlag(request->id(), CallContextFromServer(context));
+  return ToGrpcStatus(deleted);
+}
+
+}  // namespace posthog_gateway

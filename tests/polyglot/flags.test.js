@@ -1,0 +1,169 @@
+'use strict';
+// FlagService from Node.js: @grpc/grpc-js with @grpc/proto-loader reading the
+// .proto files directly, against the real gateway and emulator started by the
+// harness (tests/harness/stack.py in its command mode). The harness helpers
+// are the same as user.test.js's.
+//
+// Run from anywhere (binaries built first):
+//   node --test tests/polyglot/flags.test.js
+
+const { after, before, test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
+const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+
+const HARNESS = path.join(repoRoot, 'tests/harness/stack.py');
+const START_TIMEOUT_MS = 60000;
+const STOP_TIMEOUT_MS = 30000;
+const CALL_TIMEOUT_MS = 10000;
+const POLL_INTERVAL_MS = 50;
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return env;
+}
+
+// Starts the harness and resolves with its environment file's variables once
+// both processes serve; rejects if it exits first or the deadline passes.
+function startStack(envFile) {
+  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const ready = new Promise((resolve, reject) => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let timer = null;
+    const onExit = (code, signal) => {
+      clearInterval(timer);
+      reject(new Error(`harness exited (${code ?? signal}) before serving:\n${stderr}`));
+    };
+    child.once('exit', onExit);
+    timer = setInterval(() => {
+      if (fs.existsSync(envFile)) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        resolve(parseEnv(fs.readFileSync(envFile, 'utf8')));
+      } else if (Date.now() > deadline) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        child.kill('SIGTERM');
+        reject(new Error(`harness did not serve within ${START_TIMEOUT_MS} ms:\n${stderr}`));
+      }
+    }, POLL_INTERVAL_MS);
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
+// SIGTERM, then SIGKILL if the harness has not exited within the bound.
+function stopStack(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function loadFlagService() {
+  const definition = protoLoader.loadSync('posthog/v1/flag.proto', {
+    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).posthog.v1.FlagService;
+}
+
+function unary(method, request) {
+  return new Promise((resolve, reject) => {
+    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
+      (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+let tempDir;
+let stack;
+let env;
+let client;
+
+before(async () => {
+  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-flags-'));
+  stack = startStack(path.join(tempDir, 'stack.env'));
+  env = await stack.ready;
+  const FlagService = loadFlagService();
+  client = new FlagService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  // The definitions load right after start-up; wait for them.
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const response = await unary('EvaluateFlag', {
+      key: 'beta-feature', context: { distinct_id: 'probe' }, options: { only_local: true },
+    });
+    if (response.result.error_code === 'FLAG_ERROR_CODE_UNSPECIFIED') break;
+    if (Date.now() > deadline) throw new Error('definitions never loaded');
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+});
+
+after(async () => {
+  if (client) client.close();
+  if (stack) await stopStack(stack.child);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+});
+
+test('EvaluateFlags decides the seed flags locally, with reasons and payloads', async () => {
+  const response = await unary('EvaluateFlags', {
+    keys: ['checkout-experiment', 'disabled-flag'],
+    context: { distinct_id: 'node-user' },
+  });
+  const experiment = response.results['checkout-experiment'];
+  assert.equal(experiment.source, 'FLAG_DECISION_SOURCE_LOCAL');
+  assert.equal(experiment.enabled, true);
+  assert.ok(['control', 'test'].includes(experiment.variant));
+  assert.equal(experiment.reason.code, 'FLAG_REASON_CODE_CONDITION_MATCH');
+  assert.equal(experiment.flag_id, '2');
+  assert.equal(response.results['disabled-flag'].reason.code, 'FLAG_REASON_CODE_FLAG_DISABLED');
+  assert.notEqual(response.request_id, '');
+});
+
+test('a flag that needs a property the caller did not give is asked of PostHog', async () => {
+  const response = await unary('EvaluateFlag', {
+    key: 'pro-users', context: { distinct_id: 'node-unknown' },
+  });
+  assert.equal(response.result.source, 'FLAG_DECISION_SOURCE_REMOTE');
+  assert.equal(response.result.error_code, 'FLAG_ERROR_CODE_UNSPECIFIED');
+});
+
+test('GetFlag returns the seed flag with typed filters', async () => {
+  const response = await unary('GetFlag', { id: 1 });
+  assert.equal(response.flag.key, 'beta-feature');
+  assert.equal(response.flag.filters.groups[0].rollout_percentage, 50);
+});
+
+test('WatchFlagDefinitions starts with the current definitions', async () => {
+  const call = client.WatchFlagDefinitions({}, { deadline: Date.now() + CALL_TIMEOUT_MS });
+  const first = await new Promise((resolve, reject) => {
+    call.on('data', resolve);
+    call.on('error', reject);
+  });
+  call.cancel();
+  const keys = first.definitions.fields.flags.listValue.values
+    .map((v) => v.structValue.fields.key.stringValue);
+  assert.ok(keys.includes('beta-feature'));
+});

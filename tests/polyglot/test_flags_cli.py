@@ -1,0 +1,83 @@
+"""The `posthog flags ...` commands against the real gateway and emulator.
+
+Run from the repository root (binaries built first):
+    /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
+
+import stack  # noqa: E402
+
+CLI_BINARY = os.path.join("client", "posthog")
+RUN_TIMEOUT_SECONDS = 30
+
+
+class FlagsCliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cli = os.path.join(stack.default_bazel_bin(), CLI_BINARY)
+        if not os.access(cls.cli, os.X_OK):
+            raise stack.StackError(f"{cls.cli} is missing: build it with `bazel build //client:posthog`")
+        cls.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED),
+                                extra_config={"flags": {"poll_interval_ms": 200}})
+        cls.stack.__enter__()
+        cls.addClassCleanup(cls.stack.stop)
+
+    def run_cli(self, *args):
+        result = subprocess.run(
+            [self.cli, f"--target={self.stack.gateway_target}", *args],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, check=False)
+        return result
+
+    def run_json(self, *args):
+        result = self.run_cli(*args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return json.loads(result.stdout)
+
+    def test_list_local_shows_the_seed_flags(self):
+        message = self.run_json("flags", "list-local")
+        keys = [flag["key"] for flag in message["definitions"]["flags"]]
+        self.assertIn("beta-feature", keys)
+
+    def test_evaluate_by_distinct_id_and_by_context(self):
+        results = self.run_json("flags", "evaluate", "user-1", "disabled-flag")["results"]
+        self.assertEqual(results["disabled-flag"]["reason"]["code"], "FLAG_REASON_CODE_FLAG_DISABLED")
+        context = json.dumps({"distinct_id": "u2", "person_properties": {"plan": "pro"}})
+        results = self.run_json("flags", "evaluate", context, "pro-users")["results"]
+        self.assertTrue(results["pro-users"]["enabled"])
+        self.assertEqual(results["pro-users"]["source"], "FLAG_DECISION_SOURCE_LOCAL")
+
+    def test_create_get_update_delete(self):
+        flag = {"key": "cli-managed", "name": "From the CLI", "active": True,
+                "filters": {"groups": [{"rollout_percentage": 20}]}}
+        created = self.run_json("flags", "create", json.dumps(flag))["flag"]
+        flag_id = created["id"]
+        got = self.run_json("flags", "get", str(flag_id))["flag"]
+        self.assertEqual(got["key"], "cli-managed")
+        stale = self.run_cli("flags", "update",
+                             json.dumps({"id": flag_id, "name": "x",
+                                         "version": int(got.get("version", 0)) + 9}), "name")
+        self.assertNotEqual(stale.returncode, 0)
+        self.assertIn("ABORTED", stale.stderr)
+        updated = self.run_json("flags", "update",
+                                json.dumps({"id": flag_id, "name": "renamed",
+                                            "version": got.get("version", "0")}), "name")["flag"]
+        self.assertEqual(updated["name"], "renamed")
+        self.run_json("flags", "delete", str(flag_id))
+
+    def test_bad_id_is_a_usage_error(self):
+        result = self.run_cli("flags", "get", "abc")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("ID must be a positive integer", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

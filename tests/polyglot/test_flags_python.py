@@ -1,0 +1,296 @@
+"""FlagService from Python against the real gateway and emulator: local
+evaluation (PostHog's 2 x 1000 consistency vectors through gRPC), the remote
+fallback, $feature_flag_called events, management with optimistic
+concurrency, and WatchFlagDefinitions.
+
+Run from the repository root (binaries built first):
+    /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v
+"""
+
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import grpc
+from google.protobuf import struct_pb2
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import stack  # noqa: E402
+from test_user_python import generate_stubs  # noqa: E402
+
+CALL_TIMEOUT_SECONDS = 10
+WAIT_SECONDS = 20
+VECTORS_DIR = os.environ.get("POSTHOG_VECTORS_DIR") or os.path.join(
+    os.path.dirname(REPO_ROOT), "shared", "upstream", "vectors")
+
+
+def _struct(values):
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
+
+
+def _forget_stubs(stubs_dir):
+    """Unloads the generated modules, so that a later suite in the same
+    process generates and imports its own (its directory is deleted)."""
+    for name in list(sys.modules):
+        if name == "posthog" or name.startswith("posthog.") or name.startswith("health_pb2"):
+            del sys.modules[name]
+    if stubs_dir in sys.path:
+        sys.path.remove(stubs_dir)
+
+
+def _wait_for(predicate, what):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class FlagServicePythonTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        stubs_dir = tempfile.mkdtemp(prefix="polyglot-flags-stubs-")
+        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+        cls.addClassCleanup(_forget_stubs, stubs_dir)
+        generate_stubs(stubs_dir)
+        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
+        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        cls.health_pb2 = importlib.import_module("health_pb2")
+        cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
+        cls.stack = stack.Stack(
+            stack.keys_from_seed(stack.DEFAULT_SEED),
+            extra_config={"flags": {"poll_interval_ms": 200, "watch_heartbeat_ms": 500,
+                                    "flag_called_flush_interval_ms": 50}})
+        cls.stack.__enter__()
+        cls.addClassCleanup(cls.stack.stop)
+        cls.channel = grpc.insecure_channel(cls.stack.gateway_target)
+        cls.addClassCleanup(cls.channel.close)
+        cls.flags = cls.pb_grpc.FlagServiceStub(cls.channel)
+        health = cls.health_pb2_grpc.HealthStub(cls.channel)
+        # Readiness follows the first definitions load.
+        _wait_for(lambda: health.Check(cls.health_pb2.HealthCheckRequest(service="readiness"),
+                                       timeout=CALL_TIMEOUT_SECONDS).status
+                  == cls.health_pb2.HealthCheckResponse.SERVING, "readiness")
+
+    # -- helpers -------------------------------------------------------------
+
+    def evaluate(self, key, distinct_id, only_local=False, send_events=False, **context):
+        request = self.pb.EvaluateFlagRequest(
+            key=key,
+            context=self.pb.EvaluationContext(distinct_id=distinct_id, **context),
+            options=self.pb.EvaluationOptions(only_local=only_local,
+                                              send_flag_called_events=send_events))
+        return self.flags.EvaluateFlag(request, timeout=CALL_TIMEOUT_SECONDS)
+
+    def emulator_json(self, path):
+        with urllib.request.urlopen(self.stack.emulator_url + path, timeout=10) as response:
+            return json.load(response)
+
+    def create_flag(self, definition):
+        flag = self.pb.Flag(key=definition["key"], name=definition.get("name", ""),
+                            active=definition.get("active", True))
+        filters = definition["filters"]
+        for group in filters.get("groups", []):
+            condition = flag.filters.groups.add()
+            if group.get("rollout_percentage") is not None:
+                condition.rollout_percentage = group["rollout_percentage"]
+        for variant in (filters.get("multivariate") or {}).get("variants", []):
+            flag.filters.variants.add(key=variant["key"], name=variant.get("name", ""),
+                                      rollout_percentage=variant["rollout_percentage"])
+        return self.flags.CreateFlag(self.pb.CreateFlagRequest(flag=flag),
+                                     timeout=CALL_TIMEOUT_SECONDS).flag
+
+    def wait_until_local(self, key):
+        def local():
+            result = self.evaluate(key, "probe", only_local=True).result
+            return result.error_code == self.pb.FLAG_ERROR_CODE_UNSPECIFIED
+        _wait_for(local, f"flag {key} in the local definitions")
+
+    # -- evaluation ----------------------------------------------------------
+
+    def test_consistency_vectors_match_through_grpc(self):
+        for name in ("flags_simple_consistency.json", "flags_multivariate_consistency.json"):
+            with open(os.path.join(VECTORS_DIR, name), encoding="utf-8") as vectors_file:
+                vectors = json.load(vectors_file)
+            key = vectors["flag"]["key"]
+            self.create_flag(vectors["flag"])
+            self.wait_until_local(key)
+            mismatches = []
+            for i, want in enumerate(vectors["results"]):
+                response = self.flags.EvaluateFlags(
+                    self.pb.EvaluateFlagsRequest(
+                        keys=[key],
+                        context=self.pb.EvaluationContext(distinct_id=f"distinct_id_{i}"),
+                        options=self.pb.EvaluationOptions(only_local=True)),
+                    timeout=CALL_TIMEOUT_SECONDS)
+                result = response.results[key]
+                self.assertEqual(result.source, self.pb.FLAG_DECISION_SOURCE_LOCAL)
+                got = (result.variant or True) if result.enabled else False
+                if got != want:
+                    mismatches.append((i, got, want))
+            self.assertEqual(mismatches, [], name)
+
+    def test_local_result_carries_reason_payload_id_and_version(self):
+        result = self.evaluate("checkout-experiment", "user-42").result
+        self.assertEqual(result.source, self.pb.FLAG_DECISION_SOURCE_LOCAL)
+        self.assertTrue(result.enabled)
+        self.assertIn(result.variant, ("control", "test"))
+        self.assertEqual(result.reason.code, self.pb.FLAG_REASON_CODE_CONDITION_MATCH)
+        self.assertEqual(result.reason.description, "Matched condition set 1")
+        self.assertEqual(result.reason.condition_index, 0)
+        self.assertEqual(result.flag_id, 2)
+        if result.variant == "test":
+            self.assertEqual(result.payload.struct_value.fields["discount"].number_value, 10)
+
+    def test_missing_property_falls_back_to_posthog_unless_only_local(self):
+        local = self.evaluate("pro-users", "nobody-known", only_local=True).result
+        self.assertEqual(local.error_code, self.pb.FLAG_ERROR_CODE_GENERAL)
+        self.assertIn("plan", local.error_message)
+
+        remote = self.evaluate("pro-users", "nobody-known")
+        self.assertEqual(remote.result.source, self.pb.FLAG_DECISION_SOURCE_REMOTE)
+        self.assertEqual(remote.result.error_code, self.pb.FLAG_ERROR_CODE_UNSPECIFIED)
+        self.assertFalse(remote.result.enabled)
+        self.assertNotEqual(remote.request_id, "")
+
+        given = self.evaluate("pro-users", "nobody-known", person_properties=_struct({"plan": "pro"}))
+        self.assertEqual(given.result.source, self.pb.FLAG_DECISION_SOURCE_LOCAL)
+        self.assertTrue(given.result.enabled)
+
+    def test_group_flag_needs_its_group(self):
+        without = self.evaluate("company-flag", "u1").result
+        self.assertFalse(without.enabled)
+        self.assertEqual(without.reason.code, self.pb.FLAG_REASON_CODE_NO_GROUP_TYPE)
+        with_group = self.evaluate("company-flag", "u1", groups={"company": "acme"}).result
+        self.assertTrue(with_group.enabled)
+
+    def test_unknown_flag_is_flag_not_found(self):
+        result = self.evaluate("no-such-flag", "u1").result
+        self.assertEqual(result.error_code, self.pb.FLAG_ERROR_CODE_FLAG_NOT_FOUND)
+        result = self.evaluate("no-such-flag", "u1", only_local=True).result
+        self.assertEqual(result.error_code, self.pb.FLAG_ERROR_CODE_FLAG_NOT_FOUND)
+
+    def test_evaluate_all_flags_decides_each_seed_flag(self):
+        response = self.flags.EvaluateFlags(
+            self.pb.EvaluateFlagsRequest(
+                context=self.pb.EvaluationContext(distinct_id="u7",
+                                                  person_properties=_struct({"plan": "free",
+                                                                             "email": "a@b.org"}))),
+            timeout=CALL_TIMEOUT_SECONDS)
+        for key in ("beta-feature", "checkout-experiment", "pro-users", "example-com-cohort",
+                    "company-flag", "disabled-flag"):
+            self.assertIn(key, response.results)
+        self.assertFalse(response.results["pro-users"].enabled)
+        self.assertEqual(response.results["disabled-flag"].reason.code,
+                         self.pb.FLAG_REASON_CODE_FLAG_DISABLED)
+
+    def test_missing_distinct_id_is_invalid_argument(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.evaluate("beta-feature", "")
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_flag_called_events_are_sent_once_per_value(self):
+        for _ in range(3):
+            self.evaluate("beta-feature", "called-once", send_events=True)
+
+        def events():
+            answer = self.emulator_json(
+                "/_emulator/events?event=%24feature_flag_called&distinct_id=called-once")
+            return answer["events"] if answer["events"] else None
+        found = _wait_for(events, "a $feature_flag_called event")
+        time.sleep(0.3)  # Would a duplicate follow? Flushes run every 50 ms.
+        found = events()
+        self.assertEqual(len(found), 1)
+        properties = found[0]["properties"]
+        self.assertEqual(properties["$feature_flag"], "beta-feature")
+        self.assertTrue(properties["locally_evaluated"])
+        self.assertEqual(properties["$feature/beta-feature"], properties["$feature_flag_response"])
+        self.assertEqual(properties["$feature_flag_id"], 1)
+
+    # -- management ----------------------------------------------------------
+
+    def test_create_get_update_with_version_and_delete(self):
+        created = self.create_flag({"key": "py-managed", "name": "Managed",
+                                    "filters": {"groups": [{"rollout_percentage": 30}]}})
+        self.assertGreater(created.id, 0)
+        got = self.flags.GetFlag(self.pb.GetFlagRequest(id=created.id),
+                                 timeout=CALL_TIMEOUT_SECONDS).flag
+        self.assertEqual(got.key, "py-managed")
+        self.assertEqual(got.filters.groups[0].rollout_percentage, 30)
+
+        stale = self.pb.Flag(id=created.id, name="stale", version=got.version + 5)
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.flags.UpdateFlag(self.pb.UpdateFlagRequest(flag=stale, update_mask=["name"]),
+                                  timeout=CALL_TIMEOUT_SECONDS)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.ABORTED)
+
+        fresh = self.pb.Flag(id=created.id, name="renamed", version=got.version)
+        updated = self.flags.UpdateFlag(
+            self.pb.UpdateFlagRequest(flag=fresh, update_mask=["name"]),
+            timeout=CALL_TIMEOUT_SECONDS).flag
+        self.assertEqual(updated.name, "renamed")
+        self.assertEqual(updated.filters.groups[0].rollout_percentage, 30)
+
+        self.flags.DeleteFlag(self.pb.DeleteFlagRequest(id=created.id),
+                              timeout=CALL_TIMEOUT_SECONDS)
+        try:
+            after = self.flags.GetFlag(self.pb.GetFlagRequest(id=created.id),
+                                       timeout=CALL_TIMEOUT_SECONDS).flag
+            self.assertTrue(after.deleted)
+        except grpc.RpcError as error:
+            self.assertEqual(error.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_get_unknown_flag_is_not_found(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.flags.GetFlag(self.pb.GetFlagRequest(id=987654), timeout=CALL_TIMEOUT_SECONDS)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_list_flags_is_unimplemented_until_the_paging_engine_lands(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            list(self.flags.ListFlags(self.pb.ListFlagsRequest(), timeout=CALL_TIMEOUT_SECONDS))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+    # -- watch ---------------------------------------------------------------
+
+    def test_watch_sends_definitions_then_changes_then_heartbeats(self):
+        stream = self.flags.WatchFlagDefinitions(self.pb.WatchFlagDefinitionsRequest(),
+                                                 timeout=30)
+        try:
+            first = next(stream)
+            self.assertTrue(first.HasField("definitions"))
+            keys = [f.struct_value.fields["key"].string_value
+                    for f in first.definitions.fields["flags"].list_value.values]
+            self.assertIn("beta-feature", keys)
+            self.create_flag({"key": "py-watched",
+                              "filters": {"groups": [{"rollout_percentage": 100}]}})
+            saw_change = saw_heartbeat = False
+            for message in stream:
+                if message.HasField("definitions"):
+                    keys = [f.struct_value.fields["key"].string_value
+                            for f in message.definitions.fields["flags"].list_value.values]
+                    saw_change = saw_change or "py-watched" in keys
+                else:
+                    saw_heartbeat = True
+                if saw_change and saw_heartbeat:
+                    break
+            self.assertTrue(saw_change)
+            self.assertTrue(saw_heartbeat)
+        finally:
+            stream.cancel()
+
+
+if __name__ == "__main__":
+    unittest.main()
