@@ -170,7 +170,8 @@ int Run() {
   // appears; an unreachable PostHog only delays readiness, not serving.
   auto ready_now = [&] { return keys.AllLoaded() && flags_loaded(); };
   for (auto& store : flag_stores) store->WaitForChange(0, absl::Seconds(2));
-  server.SetReady(ready_now());
+  bool published_ready = ready_now();
+  server.SetReady(published_ready);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
@@ -192,7 +193,7 @@ int Run() {
   // so that readiness follows their first load closely).
   absl::Notification stopping;
   std::thread key_reloader([&] {
-    bool ready = ready_now();
+    bool ready = published_ready;  // What health says now, not what it would.
     absl::Time next_reload = absl::Now() + config->key_reload_interval;
     while (!stopping.WaitForNotificationWithTimeout(
         std::min(config->key_reload_interval, absl::Milliseconds(100)))) {

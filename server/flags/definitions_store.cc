@@ -134,8 +134,9 @@ absl::Duration DefinitionsStore::PollOnce() {
   next->fetch_time = clock_();
   next->stale = false;
   next->quota_limited = false;
-  Publish(std::move(next));
+  // Loaded before published: whoever Publish wakes must see it.
   loaded_.store(true, std::memory_order_release);
+  Publish(std::move(next));
   return options_.poll_interval;
 }
 

@@ -301,7 +301,9 @@ class Stack:
             if process is not None:
                 self.exit_statuses[process.name] = process.stop(self._stop_timeout)
         self._final_logs = self._read_logs()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        # STACK_KEEP=1 keeps the folder (logs, config, keys) for debugging.
+        if not os.environ.get("STACK_KEEP"):
+            shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
 
     def exited_process(self):
