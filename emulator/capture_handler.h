@@ -11,7 +11,9 @@
 // without name or distinct_id; 401 for a missing or unknown project token;
 // 413 when the (decompressed) body is over the endpoint's limit. Accepted
 // events are stored with their uuid (one is generated when absent) and
-// update persons (see person_store.h). Thread-safe.
+// update persons (see person_store.h). Plain events are read by a
+// validating scanner without building a JSON DOM; see README.md
+// ("Ingestion rate"). Thread-safe.
 
 #include <cstddef>
 #include <string>

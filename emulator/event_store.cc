@@ -4,34 +4,61 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 
 namespace posthog_emulator {
 
-size_t EventStore::ShardOf(std::string_view uuid) {
-  return absl::Hash<std::string_view>()(uuid) % kShards;
+uint64_t EventStore::HashOf(std::string_view uuid) {
+  return absl::Hash<absl::string_view>()(
+      absl::string_view(uuid.data(), uuid.size()));
+}
+
+size_t EventStore::Shard::Find(std::string_view uuid, uint64_t h) const {
+  auto it = by_hash.find(h);
+  // `collided` only holds uuids whose hash is in `by_hash`.
+  if (it == by_hash.end()) return kNotFound;
+  if (records[it->second].event.uuid == uuid) return it->second;
+  auto c = collided.find(std::string(uuid));
+  return c == collided.end() ? kNotFound : c->second;
 }
 
 size_t EventStore::Add(std::vector<StoredEvent> events) {
   // Sequence numbers are taken up front so the batch keeps its order.
   const uint64_t first_seq = next_seq_.fetch_add(events.size());
-  std::vector<std::vector<size_t>> by_shard(kShards);
+  std::vector<uint64_t> hashes(events.size());
+  std::vector<uint32_t> count(kShards + 1, 0);
   for (size_t i = 0; i < events.size(); ++i) {
-    by_shard[ShardOf(events[i].uuid)].push_back(i);
+    hashes[i] = HashOf(events[i].uuid);
+    ++count[ShardOf(hashes[i]) + 1];
+  }
+  // Counting sort of the batch by shard, keeping the batch's order within
+  // each shard.
+  for (size_t s = 0; s < kShards; ++s) count[s + 1] += count[s];
+  std::vector<uint32_t> order(events.size());
+  {
+    std::vector<uint32_t> next(count.begin(), count.end() - 1);
+    for (size_t i = 0; i < events.size(); ++i) {
+      order[next[ShardOf(hashes[i])]++] = static_cast<uint32_t>(i);
+    }
   }
   size_t added = 0;
   size_t duplicates = 0;
   for (size_t s = 0; s < kShards; ++s) {
-    if (by_shard[s].empty()) continue;
+    if (count[s] == count[s + 1]) continue;
     Shard& shard = shards_[s];
     absl::MutexLock lock(&shard.mu);
-    for (size_t i : by_shard[s]) {
-      if (shard.by_uuid.contains(events[i].uuid)) {
+    for (uint32_t k = count[s]; k < count[s + 1]; ++k) {
+      const size_t i = order[k];
+      const uint64_t h = hashes[i];
+      if (shard.Find(events[i].uuid, h) != kNotFound) {
         ++duplicates;
         continue;
       }
+      const size_t pos = shard.records.size();
       shard.records.push_back(Record{first_seq + i, std::move(events[i]), false});
-      const Record& record = shard.records.back();
-      shard.by_uuid.emplace(record.event.uuid, shard.records.size() - 1);
+      if (!shard.by_hash.emplace(h, pos).second) {
+        shard.collided.emplace(shard.records.back().event.uuid, pos);
+      }
       ++added;
     }
   }
@@ -50,11 +77,12 @@ std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
            (query.team_id == 0 || r.event.team_id == query.team_id);
   };
   if (!query.uuid.empty()) {
-    const Shard& shard = shards_[ShardOf(query.uuid)];
+    const uint64_t h = HashOf(query.uuid);
+    const Shard& shard = shards_[ShardOf(h)];
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.by_uuid.find(query.uuid);
-    if (it != shard.by_uuid.end() && matches(shard.records[it->second])) {
-      const Record& r = shard.records[it->second];
+    const size_t pos = shard.Find(query.uuid, h);
+    if (pos != kNotFound && matches(shard.records[pos])) {
+      const Record& r = shard.records[pos];
       found.emplace_back(r.seq, r.event);
     }
   } else {
@@ -106,7 +134,8 @@ size_t EventStore::DeleteForDistinctIds(
 void EventStore::Clear() {
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    shard.by_uuid.clear();
+    shard.by_hash.clear();
+    shard.collided.clear();
     shard.records.clear();
   }
   count_ = 0;

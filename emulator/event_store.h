@@ -80,14 +80,24 @@ class EventStore final {
     StoredEvent event;
     bool deleted = false;
   };
+  static constexpr size_t kNotFound = ~size_t{0};
   struct Shard {
     mutable absl::Mutex mu;
-    // Deque: records never move, so the index may key on their uuid.
     std::deque<Record> records ABSL_GUARDED_BY(mu);
-    absl::flat_hash_map<std::string_view, size_t> by_uuid ABSL_GUARDED_BY(mu);
+    // The uuid index, keyed by the uuid's 64-bit hash so that growing it
+    // never re-reads (cache-cold) uuid strings; a uuid whose hash is
+    // already taken by another uuid goes to `collided`. Both map to the
+    // position in `records`.
+    absl::flat_hash_map<uint64_t, size_t> by_hash ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, size_t> collided ABSL_GUARDED_BY(mu);
+
+    // Find returns the position of `uuid` (hash `h`) or kNotFound.
+    size_t Find(std::string_view uuid, uint64_t h) const
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   };
 
-  static size_t ShardOf(std::string_view uuid);
+  static uint64_t HashOf(std::string_view uuid);
+  static size_t ShardOf(uint64_t hash) { return (hash >> 40) % kShards; }
 
   Shard shards_[kShards];
   std::atomic<uint64_t> next_seq_{0};

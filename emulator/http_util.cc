@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -17,32 +18,40 @@ absl::StatusOr<std::string> GzipDecompress(absl::string_view data,
   if (inflateInit2(&zs, 32 + MAX_WBITS) != Z_OK) {
     return absl::InternalError("inflateInit2 failed");
   }
+  // Inflate straight into the result, growing it geometrically; at most
+  // limit + 1 bytes are ever produced (one more than the limit tells that
+  // it is exceeded).
   std::string out;
-  out.reserve(std::min<size_t>(limit, data.size() * 8 + 64));
+  out.resize(std::min<size_t>(limit + 1, data.size() * 8 + 4096));
+  size_t produced = 0;
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
-  char buffer[64 * 1024];
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
-    zs.next_out = reinterpret_cast<Bytef*>(buffer);
-    zs.avail_out = sizeof(buffer);
+    if (produced == out.size()) {
+      if (out.size() > limit) break;
+      out.resize(std::min<size_t>(limit + 1, out.size() * 2));
+    }
+    const size_t room = std::min<size_t>(out.size() - produced, 1u << 30);
+    zs.next_out = reinterpret_cast<Bytef*>(&out[produced]);
+    zs.avail_out = static_cast<uInt>(room);
     rc = inflate(&zs, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END) {
       inflateEnd(&zs);
       return absl::InvalidArgumentError("invalid gzip data");
     }
-    const size_t produced = sizeof(buffer) - zs.avail_out;
-    if (out.size() + produced > limit) {
-      inflateEnd(&zs);
-      return absl::ResourceExhaustedError("decompressed body too large");
-    }
-    out.append(buffer, produced);
-    if (rc == Z_OK && zs.avail_in == 0 && produced == 0) {
+    const size_t n = room - zs.avail_out;
+    produced += n;
+    if (rc == Z_OK && zs.avail_in == 0 && n == 0) {
       inflateEnd(&zs);
       return absl::InvalidArgumentError("truncated gzip data");
     }
   }
   inflateEnd(&zs);
+  if (produced > limit) {
+    return absl::ResourceExhaustedError("decompressed body too large");
+  }
+  out.resize(produced);
   return out;
 }
 

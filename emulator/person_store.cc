@@ -222,7 +222,12 @@ void PersonStore::ProcessEvents(int64_t team_id,
   absl::MutexLock lock(&mu_);
   Team& team = teams_[team_id];
   for (const PersonEvent& e : events) {
-    ProcessEvent(team_id, team, *e.event, e.distinct_id);
+    if (e.event != nullptr) {
+      ProcessEvent(team_id, team, *e.event, e.distinct_id);
+    } else if (!e.distinct_id.empty() &&
+               !team.by_distinct_id.contains(e.distinct_id)) {
+      Create(team_id, team, e.distinct_id, std::string(e.timestamp));
+    }
   }
 }
 

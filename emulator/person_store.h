@@ -28,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 
@@ -51,9 +52,13 @@ struct Group {
 
 // PersonEvent is one captured event for ProcessEvents: the parsed event and
 // its normalized distinct_id (which may come from properties.distinct_id).
+// `event` is null for a plain event (one with no person-affecting name or
+// key, see capture_handler.cc): it only ensures a person for `distinct_id`,
+// created at `timestamp` (the event's timestamp string, or empty for now).
 struct PersonEvent {
   const nlohmann::json* event;
   const std::string& distinct_id;
+  absl::string_view timestamp = {};
 };
 
 // PersonListQuery selects persons; empty fields match all.
