@@ -202,6 +202,8 @@ class Stack:
         it is also the default project.
       start_timeout, stop_timeout: bounds in seconds for each process.
       gateway_args, emulator_args: extra flags.
+      config_extra: top-level members merged into the gateway's configuration
+        (e.g. {"paging": {...}}).
     """
 
     def __init__(
@@ -215,6 +217,7 @@ class Stack:
         stop_timeout=30.0,
         gateway_args=DEFAULT_GATEWAY_ARGS,
         emulator_args=(),
+        config_extra=None,
     ):
         unknown = set(keys) - set(KEY_NAMES)
         if unknown:
@@ -228,6 +231,7 @@ class Stack:
         self._stop_timeout = stop_timeout
         self._gateway_args = list(gateway_args)
         self._emulator_args = list(emulator_args)
+        self._config_extra = dict(config_extra or {})
         self._dir = None
         self._emulator = None
         self._gateway = None
@@ -386,6 +390,7 @@ class Stack:
         for name, path in key_paths.items():
             project[name] = {"file": path}
         config = {"default_project": self._alias, "projects": [project]}
+        config.update(self._config_extra)
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:
             json.dump(config, config_file, indent=2)
