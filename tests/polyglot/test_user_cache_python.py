@@ -5,25 +5,20 @@ request. Against the real gateway and emulator.
 import concurrent.futures
 import importlib
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 
 import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import test_user_python  # noqa: E402  (stub generation and the harness path)
+from test_persons_python import _Emulator, load_stubs  # noqa: E402  (also the harness path)
 import stack  # noqa: E402
-from test_persons_python import _Emulator  # noqa: E402
 
 
 class UserCacheTest(unittest.TestCase):
     def test_a_burst_of_get_current_user_costs_posthog_one_request(self):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-cache-stubs-")
-        self.addCleanup(shutil.rmtree, stubs_dir, True)
-        test_user_python.generate_stubs(stubs_dir)
+        load_stubs()
         pb = importlib.import_module("posthog.v1.user_pb2")
         pb_grpc = importlib.import_module("posthog.v1.user_pb2_grpc")
         keys = stack.keys_from_seed(stack.DEFAULT_SEED)
