@@ -98,7 +98,9 @@ def main():
     parser.add_argument("--small_persons", type=int, default=5000)
     parser.add_argument("--rate_persons", type=int, default=30000)
     parser.add_argument("--skip_rate", action="store_true")
+    parser.add_argument("--look_ahead", type=int, default=3, help="the gateway's paging.look_ahead")
     args = parser.parse_args()
+    NO_LIMITS["paging"]["look_ahead"] = args.look_ahead
 
     stubs = tempfile.mkdtemp(prefix="bench-persons-stubs-")
     test_user_python.generate_stubs(stubs)
@@ -130,7 +132,7 @@ def main():
 
     print(f"(a) {args.persons} persons (+ the seed's), {LATENCY_MS} ms per page, 100 per page, limits off")
     print(f"    sequential urllib loop following next: {loop_count} persons in {loop_time:.2f} s")
-    print(f"    ListPersons through the gateway:       {count} persons in {stream_time:.2f} s "
+    print(f"    ListPersons through the gateway (look-ahead {args.look_ahead}): {count} persons in {stream_time:.2f} s "
           f"= {stream_time / loop_time:.2f}x the loop")
     print(f"(d) time to first person through the gateway: {first * 1000:.0f} ms")
     print(f"(c) gateway peak RSS: {small_rss / 1024:.1f} MiB after {small_count} persons, "
