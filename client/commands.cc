@@ -4,6 +4,8 @@
 #include "absl/strings/string_view.h"
 #include "client/flag_commands.h"
 #include "google/protobuf/util/json_util.h"
+#include "absl/strings/numbers.h"
+#include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 
 namespace posthog_client {
@@ -29,6 +31,16 @@ absl::Span<const Command> Commands() {
        &UpdateFlagCommand},
       {"flags delete", "ID", 1, 1, "Delete a flag (PostHog's soft delete).",
        &DeleteFlagCommand},
+      {"persons list", "[distinct_id=|email=|search=|cohort=|page_size=|limit=|resume=]...", 0, -1,
+       "Stream matching persons, one JSON object per line, each with its resume token.",
+       &ListPersonsCommand},
+      {"persons get", "uuid=U|id=N|distinct_id=D", 1, 1, "One person.", &GetPersonCommand},
+      {"persons delete", "uuid=U|id=N|distinct_id=D [delete_events]", 1, 2,
+       "Delete a person (and with delete_events their events).", &DeletePersonCommand},
+      {"persons set", "uuid=U|id=N|distinct_id=D KEY=VALUE...", 2, -1,
+       "Set person properties (VALUE is JSON, else a string).", &SetPersonPropertiesCommand},
+      {"persons unset", "uuid=U|id=N|distinct_id=D KEY...", 2, -1,
+       "Remove person properties.", &UnsetPersonPropertiesCommand},
   };
   return *kCommands;
 }
@@ -60,6 +72,151 @@ absl::Status GetUserCommand(const CommandEnv& env,
       env.client->Call(env.client->user_service(),
                        &posthog::v1::UserService::StubInterface::GetCurrentUser,
                        request);
+  if (!response.ok()) return response.status();
+  return PrintJson(*response, out);
+}
+
+namespace {
+
+// SplitAssignment splits "key=value"; nullopt without '='.
+std::optional<std::pair<std::string, std::string>> SplitAssignment(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) return std::nullopt;
+  return std::make_pair(arg.substr(0, eq), arg.substr(eq + 1));
+}
+
+absl::StatusOr<posthog::v1::PersonRef> ParsePersonRef(const std::string& arg) {
+  const auto kv = SplitAssignment(arg);
+  posthog::v1::PersonRef ref;
+  if (kv.has_value() && kv->first == "uuid") {
+    ref.set_uuid(kv->second);
+  } else if (kv.has_value() && kv->first == "distinct_id") {
+    ref.set_distinct_id(kv->second);
+  } else if (int64_t id = 0; kv.has_value() && kv->first == "id" && absl::SimpleAtoi(kv->second, &id)) {
+    ref.set_id(id);
+  } else {
+    return UsageError(absl::StrCat("name the person as uuid=U, id=N or distinct_id=D, not \"",
+                                   arg, "\""));
+  }
+  return ref;
+}
+
+}  // namespace
+
+absl::Status ListPersonsCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                std::ostream& out) {
+  posthog::v1::ListPersonsRequest request;
+  request.set_project(env.project);
+  for (const std::string& arg : args) {
+    const auto kv = SplitAssignment(arg);
+    int64_t number = 0;
+    const bool numeric = kv.has_value() && absl::SimpleAtoi(kv->second, &number);
+    if (kv.has_value() && kv->first == "distinct_id") {
+      request.set_distinct_id(kv->second);
+    } else if (kv.has_value() && kv->first == "email") {
+      request.set_email(kv->second);
+    } else if (kv.has_value() && kv->first == "search") {
+      request.set_search(kv->second);
+    } else if (kv.has_value() && kv->first == "resume") {
+      request.set_resume_token(kv->second);
+    } else if (numeric && kv->first == "cohort") {
+      request.set_cohort_id(number);
+    } else if (numeric && kv->first == "page_size") {
+      request.set_page_size(static_cast<int32_t>(number));
+    } else if (numeric && kv->first == "limit") {
+      request.set_limit(number);
+    } else {
+      return UsageError(absl::StrCat("unknown persons list argument \"", arg, "\""));
+    }
+  }
+  std::unique_ptr<grpc::ClientContext> context = env.client->NewContext();
+  std::unique_ptr<grpc::ClientReaderInterface<posthog::v1::ListPersonsResponse>> reader =
+      env.client->person_service().ListPersons(context.get(), request);
+  posthog::v1::ListPersonsResponse response;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  while (reader->Read(&response)) {
+    std::string json;
+    if (!google::protobuf::util::MessageToJsonString(response, &json, options).ok()) {
+      return absl::InternalError("cannot print a person as JSON");
+    }
+    out << json << "\n";
+  }
+  const grpc::Status status = reader->Finish();
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::Status GetPersonCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                              std::ostream& out) {
+  absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
+  if (!ref.ok()) return ref.status();
+  posthog::v1::GetPersonRequest request;
+  request.set_project(env.project);
+  *request.mutable_person() = *ref;
+  absl::StatusOr<posthog::v1::GetPersonResponse> response = env.client->Call(
+      env.client->person_service(), &posthog::v1::PersonService::StubInterface::GetPerson,
+      request);
+  if (!response.ok()) return response.status();
+  return PrintJson(*response, out);
+}
+
+absl::Status DeletePersonCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                 std::ostream& out) {
+  absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
+  if (!ref.ok()) return ref.status();
+  posthog::v1::DeletePersonRequest request;
+  request.set_project(env.project);
+  *request.mutable_person() = *ref;
+  if (args.size() == 2) {
+    if (args[1] != "delete_events") {
+      return UsageError(absl::StrCat("expected delete_events, not \"", args[1], "\""));
+    }
+    request.set_delete_events(true);
+  }
+  absl::StatusOr<posthog::v1::DeletePersonResponse> response = env.client->Call(
+      env.client->person_service(), &posthog::v1::PersonService::StubInterface::DeletePerson,
+      request);
+  if (!response.ok()) return response.status();
+  return PrintJson(*response, out);
+}
+
+absl::Status SetPersonPropertiesCommand(const CommandEnv& env,
+                                        const std::vector<std::string>& args,
+                                        std::ostream& out) {
+  absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
+  if (!ref.ok()) return ref.status();
+  posthog::v1::UpdatePersonPropertiesRequest request;
+  request.set_project(env.project);
+  *request.mutable_person() = *ref;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const auto kv = SplitAssignment(args[i]);
+    if (!kv.has_value()) return UsageError(absl::StrCat("expected KEY=VALUE, not \"", args[i], "\""));
+    google::protobuf::Value value;
+    if (!google::protobuf::util::JsonStringToMessage(kv->second, &value).ok()) {
+      value.set_string_value(kv->second);
+    }
+    (*request.mutable_set()->mutable_fields())[kv->first] = value;
+  }
+  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response = env.client->Call(
+      env.client->person_service(),
+      &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
+  if (!response.ok()) return response.status();
+  return PrintJson(*response, out);
+}
+
+absl::Status UnsetPersonPropertiesCommand(const CommandEnv& env,
+                                          const std::vector<std::string>& args,
+                                          std::ostream& out) {
+  absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
+  if (!ref.ok()) return ref.status();
+  posthog::v1::UpdatePersonPropertiesRequest request;
+  request.set_project(env.project);
+  *request.mutable_person() = *ref;
+  for (size_t i = 1; i < args.size(); ++i) request.add_unset(args[i]);
+  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response = env.client->Call(
+      env.client->person_service(),
+      &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }

@@ -34,6 +34,31 @@ absl::Status GetUserCommand(const CommandEnv& env,
                             const std::vector<std::string>& args,
                             std::ostream& out);
 
+// `persons list [KEY=VALUE...]`: PersonService.ListPersons, one JSON object
+// per line (JSON Lines) as the stream arrives; `resume=TOKEN` continues.
+absl::Status ListPersonsCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                std::ostream& out);
+
+// `persons get REF`: PersonService.GetPerson; REF is uuid=U, id=N or
+// distinct_id=D.
+absl::Status GetPersonCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                              std::ostream& out);
+
+// `persons delete REF [delete_events]`: PersonService.DeletePerson.
+absl::Status DeletePersonCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                 std::ostream& out);
+
+// `persons set REF KEY=VALUE...`: UpdatePersonProperties with `set`; each
+// VALUE is read as JSON when it parses (3, true, {"a":1}), else as a string.
+absl::Status SetPersonPropertiesCommand(const CommandEnv& env,
+                                        const std::vector<std::string>& args,
+                                        std::ostream& out);
+
+// `persons unset REF KEY...`: UpdatePersonProperties with `unset`.
+absl::Status UnsetPersonPropertiesCommand(const CommandEnv& env,
+                                          const std::vector<std::string>& args,
+                                          std::ostream& out);
+
 }  // namespace posthog_client
 
 #endif  // CLIENT_COMMANDS_H_

@@ -34,8 +34,11 @@
 #include "server/http/observed_http_client.h"
 #include "server/observability/admin_server.h"
 #include "server/observability/metrics.h"
+#include "server/paging/clock.h"
+#include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
+#include "server/service/person_service.h"
 #include "server/service/user_service.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -96,6 +99,30 @@ bool SetLogLevel(const std::string& level) {
   return true;
 }
 
+// MakeResumeTokenCodec reads the configured secret, or makes a random one
+// (tokens then resume only on this process).
+absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging) {
+  const KeySource& source = paging.resume_token_secret;
+  if (!source.configured()) {
+    LogInfo("resume tokens use a random per-process secret; replicas need "
+            "paging.resume_token_secret to resume each other's lists", {});
+    return ResumeTokenCodec::WithRandomSecret(paging.resume_token_ttl);
+  }
+  std::string secret;
+  if (!source.file.empty()) {
+    std::ifstream file(source.file);
+    std::getline(file, secret, '\0');
+  } else if (const char* value = std::getenv(source.env.c_str()); value != nullptr) {
+    secret = value;
+  }
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.size() < 16) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "paging.resume_token_secret from ", source.Describe(), " is missing or shorter than 16 bytes"));
+  }
+  return ResumeTokenCodec(std::move(secret), paging.resume_token_ttl);
+}
+
 int Run() {
   if (!SetLogLevel(absl::GetFlag(FLAGS_log_level))) {
     LogError("--log_level must be debug, info, warning or error");
@@ -147,10 +174,16 @@ int Run() {
   };
 
   UserServiceImpl user_service(&projects);
+  absl::StatusOr<ResumeTokenCodec> resume_tokens = MakeResumeTokenCodec(config->paging);
+  if (!resume_tokens.ok()) {
+    LogError("cannot read the resume token secret",
+             {{"error", std::string(resume_tokens.status().message())}});
+    return 2;
+  }
+  PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags);
-  // Defined by the API, implemented by later work: they answer UNIMPLEMENTED.
+  // Defined by the API, implemented by later work: it answers UNIMPLEMENTED.
   posthog::v1::CaptureService::Service capture_service;
-  posthog::v1::PersonService::Service person_service;
 
   GatewayServer server(
       config->server,

@@ -242,6 +242,38 @@ absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
   return absl::OkStatus();
 }
 
+absl::Status ParsePaging(const json* value, PagingConfig& paging) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "paging");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"persons_per_minute", "persons_per_hour",
+                                            "look_ahead", "resume_token_ttl_ms",
+                                            "resume_token_secret"}));
+  int64_t number = paging.persons_per_minute;
+  RETURN_IF_ERROR(reader.ReadInt("persons_per_minute", number));
+  if (number < 0) return FieldError("paging.persons_per_minute", "must not be negative");
+  paging.persons_per_minute = static_cast<int>(number);
+  number = paging.persons_per_hour;
+  RETURN_IF_ERROR(reader.ReadInt("persons_per_hour", number));
+  if (number < 0) return FieldError("paging.persons_per_hour", "must not be negative");
+  paging.persons_per_hour = static_cast<int>(number);
+  number = paging.look_ahead;
+  RETURN_IF_ERROR(reader.ReadInt("look_ahead", number));
+  if (number < 0 || number > 16) {
+    return FieldError("paging.look_ahead", "must be between 0 and 16");
+  }
+  paging.look_ahead = static_cast<int>(number);
+  RETURN_IF_ERROR(reader.ReadMillis("resume_token_ttl_ms", paging.resume_token_ttl));
+  if (paging.resume_token_ttl < absl::Seconds(1)) {
+    return FieldError("paging.resume_token_ttl_ms", "must be at least 1000");
+  }
+  if (const json* secret = reader.Find("resume_token_secret"); secret != nullptr) {
+    ASSIGN_OR_RETURN(paging.resume_token_secret,
+                     ParseKeySource(secret, "paging.resume_token_secret"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string KeySource::Describe() const {
@@ -277,7 +309,8 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   ObjectReader reader(root, "");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"default_project", "projects", "server", "upstream", "flags", "key_reload_interval_ms"}));
+      {"default_project", "projects", "server", "upstream", "flags", "paging",
+       "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -307,6 +340,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ParseServer(reader.Find("server"), config.server));
   RETURN_IF_ERROR(ParseUpstream(reader.Find("upstream"), config.upstream));
   RETURN_IF_ERROR(ParseFlags(reader.Find("flags"), config.flags));
+  RETURN_IF_ERROR(ParsePaging(reader.Find("paging"), config.paging));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");

@@ -100,6 +100,22 @@ struct FlagsConfig {
   absl::Duration flag_called_flush_interval = absl::Seconds(1);
 };
 
+// How lists (ListPersons, ...) page through PostHog.
+struct PagingConfig {
+  // PostHog's throttles for persons, per project (posthog-api.md §5, §6.4);
+  // the gateway stays under them. Zero disables that window.
+  int persons_per_minute = 240;
+  int persons_per_hour = 1200;
+  // Pages fetched concurrently ahead of the one being streamed.
+  int look_ahead = 3;
+  // How long a resume token stays valid.
+  absl::Duration resume_token_ttl = absl::Hours(24);
+  // The HMAC secret of resume tokens. When not configured a random one is made
+  // per process, so tokens resume only on the replica that made them:
+  // replicas behind one load balancer need a shared secret.
+  KeySource resume_token_secret;
+};
+
 struct GatewayConfig {
   // The alias used when a request leaves `project` empty.
   std::string default_project;
@@ -107,6 +123,7 @@ struct GatewayConfig {
   ServerConfig server;
   UpstreamConfig upstream;
   FlagsConfig flags;
+  PagingConfig paging;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 

@@ -152,7 +152,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // Any libcurl decodes.
+  // gzip only, like PostHog's SDKs: offering br or zstd ("" offers all
+  // libcurl decodes) makes a server that compresses at a high brotli level
+  // (the emulator's cpp-httplib) spend ~10x the CPU per list page.
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "gzip");
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty()) {

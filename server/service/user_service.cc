@@ -5,16 +5,21 @@
 
 namespace posthog_gateway {
 
-UserServiceImpl::UserServiceImpl(const ProjectRegistry* projects)
-    : projects_(projects) {}
+UserServiceImpl::UserServiceImpl(const ProjectRegistry* projects, absl::Duration cache_ttl,
+                                 Clock* clock)
+    : projects_(projects), cache_ttl_(cache_ttl), cache_(cache_ttl, clock) {}
 
 grpc::Status UserServiceImpl::GetCurrentUser(
     grpc::ServerContext* context, const posthog::v1::GetCurrentUserRequest* request,
     posthog::v1::GetCurrentUserResponse* response) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
+  const CallContext call = CallContextFromServer(context);
+  auto load = [&] { return (*client)->GetCurrentUser(call); };
   absl::StatusOr<posthog::v1::User> user =
-      (*client)->GetCurrentUser(CallContextFromServer(context));
+      cache_ttl_ > absl::ZeroDuration()
+          ? cache_.Get((*client)->project().alias, load)
+          : load();
   if (!user.ok()) return ToGrpcStatus(user.status());
   *response->mutable_user() = *std::move(user);
   return grpc::Status::OK;

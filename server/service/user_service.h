@@ -1,18 +1,26 @@
 #ifndef SERVER_SERVICE_USER_SERVICE_H_
 #define SERVER_SERVICE_USER_SERVICE_H_
 
-// UserServiceImpl serves posthog.v1.UserService. Thread-safe; borrows the
-// registry, which must outlive it.
+// UserServiceImpl serves posthog.v1.UserService. GetCurrentUser answers from
+// a short-lived per-project cache whose misses are single-flight, so a burst
+// of calls costs PostHog one request (a profile changed in PostHog shows
+// after at most `cache_ttl`; zero disables the cache).
+//
+// Thread-safe; borrows the registry and clock, which must outlive it.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/paging/clock.h"
 #include "server/posthog/project_registry.h"
+#include "server/users/single_flight_cache.h"
 
 namespace posthog_gateway {
 
 class UserServiceImpl final : public posthog::v1::UserService::Service {
  public:
-  explicit UserServiceImpl(const ProjectRegistry* projects);
+  explicit UserServiceImpl(const ProjectRegistry* projects,
+                           absl::Duration cache_ttl = absl::Seconds(5),
+                           Clock* clock = RealClock());
 
   grpc::Status GetCurrentUser(grpc::ServerContext* context,
                               const posthog::v1::GetCurrentUserRequest* request,
@@ -20,6 +28,8 @@ class UserServiceImpl final : public posthog::v1::UserService::Service {
 
  private:
   const ProjectRegistry* projects_;
+  const absl::Duration cache_ttl_;
+  SingleFlightCache<posthog::v1::User> cache_;
 };
 
 }  // namespace posthog_gateway

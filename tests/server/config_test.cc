@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -197,6 +198,43 @@ INSTANTIATE_TEST_SUITE_P(
                       "flags": {"flag_called_cache_size": 0}})",
                   "flags.flag_called_cache_size: must be at least 1"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
+
+TEST(ConfigTest, PagingDefaultsArePostHogsPersonsThrottles) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}]})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->paging.persons_per_minute, 240);
+  EXPECT_EQ(config->paging.persons_per_hour, 1200);
+  EXPECT_EQ(config->paging.look_ahead, 3);
+  EXPECT_EQ(config->paging.resume_token_ttl, absl::Hours(24));
+  EXPECT_FALSE(config->paging.resume_token_secret.configured());
+}
+
+TEST(ConfigTest, ReadsPagingSettings) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}],
+    "paging": {"persons_per_minute": 60, "persons_per_hour": 0, "look_ahead": 5,
+               "resume_token_ttl_ms": 60000,
+               "resume_token_secret": {"file": "/var/run/secrets/paging"}}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->paging.persons_per_minute, 60);
+  EXPECT_EQ(config->paging.persons_per_hour, 0);
+  EXPECT_EQ(config->paging.look_ahead, 5);
+  EXPECT_EQ(config->paging.resume_token_ttl, absl::Minutes(1));
+  EXPECT_EQ(config->paging.resume_token_secret.file, "/var/run/secrets/paging");
+}
+
+TEST(ConfigTest, RefusesBadPagingSettings) {
+  for (const char* paging : {R"({"look_ahead": 17})", R"({"persons_per_minute": -1})",
+                             R"({"resume_token_secret": "inline-secret"})",
+                             R"({"resume_token_ttl_ms": 10})", R"({"unknown": 1})"}) {
+    absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat(
+        R"({"projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}], "paging": )", paging, "}"));
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << paging;
+    EXPECT_NE(config.status().message().find("paging"), absl::string_view::npos)
+        << config.status();
+  }
+}
 
 TEST(ConfigFileTest, TheDocumentedExampleParses) {
   absl::StatusOr<GatewayConfig> config = LoadConfigFile("deploy/gateway.example.json");

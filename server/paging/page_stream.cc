@@ -1,0 +1,271 @@
+#include "server/paging/page_stream.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/common/error_details.h"
+#include "server/posthog/error_mapping.h"
+
+namespace posthog_gateway {
+namespace {
+
+int64_t PagesNeeded(const PageStreamOptions& options) {
+  if (options.max_items <= 0) return std::numeric_limits<int>::max();
+  return (options.max_items + options.page_size - 1) / options.page_size;
+}
+
+// QueryValue returns the value of `name` in the query part of `path_and_query`.
+std::optional<std::string> QueryValue(absl::string_view path_and_query,
+                                      absl::string_view name) {
+  const size_t question = path_and_query.find('?');
+  if (question == absl::string_view::npos) return std::nullopt;
+  for (absl::string_view pair :
+       absl::StrSplit(path_and_query.substr(question + 1), '&', absl::SkipEmpty())) {
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return std::string(eq == absl::string_view::npos ? "" : pair.substr(eq + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+absl::Status Malformed(absl::string_view message) {
+  absl::Status status = absl::UnavailableError(message);
+  AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+  return status;
+}
+
+}  // namespace
+
+std::optional<std::pair<std::string, std::string>> SplitUrlOrigin(absl::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return std::nullopt;
+  const std::string scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
+  if (scheme != "http" && scheme != "https") return std::nullopt;
+  absl::string_view rest = url.substr(scheme_end + 3);
+  const size_t authority_end = rest.find_first_of("/?#");
+  absl::string_view authority = rest.substr(0, authority_end);
+  const absl::string_view path =
+      authority_end == absl::string_view::npos ? "" : rest.substr(authority_end);
+  if (authority.empty() || absl::StrContains(authority, '@')) return std::nullopt;
+  std::string host;
+  std::string port = scheme == "https" ? "443" : "80";
+  if (authority.front() == '[') {  // IPv6 literal.
+    const size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return std::nullopt;
+    host = std::string(authority.substr(0, close + 1));
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return std::nullopt;
+      port = std::string(authority.substr(close + 2));
+    }
+  } else {
+    const size_t colon = authority.rfind(':');
+    host = std::string(authority.substr(0, colon));
+    if (colon != absl::string_view::npos) port = std::string(authority.substr(colon + 1));
+  }
+  int port_number = 0;
+  if (!absl::SimpleAtoi(port, &port_number) || port_number <= 0 || port_number > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(
+      absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port_number),
+      std::string(path));
+}
+
+PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
+                       RequestPacer* pacer, Clock* clock, CallContext context)
+    : client_(client),
+      options_(std::move(options)),
+      pacer_(pacer),
+      clock_(clock),
+      context_(std::move(context)),
+      pages_needed_(PagesNeeded(options_)),
+      last_page_(std::numeric_limits<int>::max()) {
+  const int fetchers = 1 + std::max(0, options_.look_ahead);
+  fetchers_.reserve(fetchers);
+  for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this] { FetchLoop(); });
+}
+
+PageStream::~PageStream() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& fetcher : fetchers_) fetcher.join();
+}
+
+bool PageStream::Cancelled() const {
+  return stopping_.load() || (context_.is_cancelled && context_.is_cancelled());
+}
+
+void PageStream::FetchLoop() {
+  while (true) {
+    int index = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto can_claim = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (stopping_) return true;
+        if (next_claim_ > last_page_ || next_claim_ >= pages_needed_) return true;
+        if (next_claim_ > 0 && !more_than_one_page_) return false;
+        return next_claim_ <= reading_ + 1 + options_.look_ahead;
+      };
+      mu_.Await(absl::Condition(&can_claim));
+      if (stopping_ || next_claim_ > last_page_ || next_claim_ >= pages_needed_) return;
+      index = next_claim_++;
+    }
+    Page page = Fetch(index);
+    absl::MutexLock lock(&mu_);
+    if (index == 0) more_than_one_page_ = page.status.ok() && page.has_next;
+    // Nothing after a failed or final page is needed.
+    if (!page.status.ok() || !page.has_next) last_page_ = std::min(last_page_, index);
+    fetched_[index] = std::move(page);
+  }
+}
+
+PageStream::Page PageStream::Fetch(int index) {
+  const int64_t offset =
+      options_.start_offset + static_cast<int64_t>(index) * options_.page_size;
+  PostHogRequest request;
+  request.path = absl::StrCat(options_.path, "?", options_.query,
+                              options_.query.empty() ? "" : "&", "limit=",
+                              options_.page_size, "&offset=", offset);
+  request.headers = {{"Accept", "application/json"}};
+  request.bearer = KeyKind::kPersonalApiKey;
+  request.host = PostHogHost::kApp;
+  CallContext context = context_;
+  context.is_cancelled = [this] { return Cancelled(); };
+
+  Page page;
+  for (int waits = 0;; ++waits) {
+    if (Cancelled()) {
+      page.status = absl::CancelledError("the caller went away");
+      return page;
+    }
+    page.status = pacer_->Acquire(context_.deadline, context.is_cancelled);
+    if (!page.status.ok()) return page;
+    ++requests_sent_;
+    absl::StatusOr<HttpResponse> response = client_->Send(request, context);
+    if (!response.ok()) {
+      page.status = absl::Status(
+          response.status().code(),
+          absl::StrCat("page at offset ", offset, " of ", client_->Describe(request), ": ",
+                       response.status().message()));
+      return page;
+    }
+    const absl::Time now = clock_->Now();
+    page.status = StatusFromHttpResponse(*response, client_->Describe(request), now);
+    if (response->status_code == 429) {
+      const absl::Duration wait = RetryDelay(page.status).value_or(absl::Seconds(1));
+      // Wait only when the retried request can still finish in time.
+      if (waits < options_.max_rate_limit_waits && now + wait < context_.deadline) {
+        pacer_->PauseUntil(now + wait);
+        continue;
+      }
+      return page;
+    }
+    if (!page.status.ok()) return page;
+    return Parse(index, offset, request, response->body);
+  }
+}
+
+PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogRequest& request,
+                                   const std::string& body) const {
+  Page page;
+  const std::string where =
+      absl::StrCat("page ", index + 1, " (offset ", offset, ") of ", client_->Describe(request));
+  nlohmann::json json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_discarded()) {
+    page.status = Malformed(absl::StrCat("PostHog answered ", where, " with ", body.size(),
+                                         " bytes that are not complete JSON (malformed or "
+                                         "truncated); resume from the last token"));
+    return page;
+  }
+  if (!json.is_object() || !json.contains("results") || !json["results"].is_array()) {
+    page.status =
+        Malformed(absl::StrCat("PostHog answered ", where, " without a `results` list"));
+    return page;
+  }
+  const nlohmann::json next = json.value("next", nlohmann::json());
+  if (!next.is_null()) {
+    if (!next.is_string()) {
+      page.status = Malformed(absl::StrCat("PostHog answered ", where,
+                                           " with a `next` that is not a URL"));
+      return page;
+    }
+    const std::string url = next.get<std::string>();
+    const auto expected = SplitUrlOrigin(client_->project().app_host);
+    const auto actual = SplitUrlOrigin(url);
+    // The app host may carry a path prefix (a self-hosted PostHog under /x).
+    const std::string expected_path =
+        expected.has_value() ? absl::StrCat(expected->second, options_.path) : "";
+    const bool same_place =
+        expected.has_value() && actual.has_value() && actual->first == expected->first &&
+        absl::StartsWith(actual->second, expected_path) &&
+        (actual->second.size() == expected_path.size() ||
+         actual->second[expected_path.size()] == '?');
+    const auto next_offset =
+        actual.has_value() ? QueryValue(actual->second, "offset") : std::nullopt;
+    int64_t next_offset_value = -1;
+    if (!same_place || !next_offset.has_value() ||
+        !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
+        next_offset_value != offset + options_.page_size) {
+      page.status = absl::UnavailableError(absl::StrCat(
+          "PostHog answered ", where, " with a `next` URL that is not the next page of the "
+          "configured app host's endpoint; the gateway does not follow it"));
+      AttachErrorInfo(page.status, "UPSTREAM_UNTRUSTED_NEXT_URL");
+      return page;
+    }
+    page.has_next = true;
+  }
+  page.items.reserve(json["results"].size());
+  for (nlohmann::json& item : json["results"]) page.items.push_back(std::move(item));
+  return page;
+}
+
+absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
+  while (true) {
+    if (done_) return std::optional<PagedItem>();
+    if (options_.max_items > 0 && handed_out_ >= options_.max_items) {
+      done_ = true;
+      continue;
+    }
+    if (current_index_ >= 0 && position_ < current_.items.size()) {
+      PagedItem item;
+      item.offset = options_.start_offset +
+                    static_cast<int64_t>(current_index_) * options_.page_size +
+                    static_cast<int64_t>(position_);
+      item.item = std::move(current_.items[position_++]);
+      item.page = current_index_ + 1;
+      item.count = ++handed_out_;
+      return std::optional<PagedItem>(std::move(item));
+    }
+    if (current_index_ >= 0 && !current_.has_next) {
+      done_ = true;
+      continue;
+    }
+    const int wanted = current_index_ + 1;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = wanted;
+      auto ready = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return fetched_.count(wanted) > 0;
+      };
+      mu_.Await(absl::Condition(&ready));
+      current_ = std::move(fetched_[wanted]);
+      fetched_.erase(wanted);
+    }
+    current_index_ = wanted;
+    position_ = 0;
+    if (!current_.status.ok()) {
+      done_ = true;
+      return current_.status;
+    }
+  }
+}
+
+}  // namespace posthog_gateway

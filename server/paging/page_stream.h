@@ -1,0 +1,155 @@
+#ifndef SERVER_PAGING_PAGE_STREAM_H_
+#define SERVER_PAGING_PAGE_STREAM_H_
+
+// PageStream turns one of PostHog's offset-paginated list endpoints (persons,
+// feature flags, ...) into a stream of JSON items, in order. It knows nothing
+// of the items' type: callers convert each `nlohmann::json` item themselves.
+//
+// How it fetches:
+// - The first page alone; once PostHog says there is more (a `next` URL),
+//   up to `look_ahead` further pages concurrently. Offset pagination makes
+//   later pages predictable (offset + k * page_size), so they need not wait
+//   for each other; items are still handed out strictly in order.
+// - Fetching stays at most `look_ahead` pages ahead of the page being read,
+//   so memory is bounded by look_ahead + 1 pages whatever the list's size,
+//   and a slow reader (a gRPC Write blocked by flow control) stops fetching.
+// - Fetching stops when the list ends, `max_items` are handed out, the
+//   caller cancels, the deadline passes, or the stream is destroyed (requests
+//   in flight are abandoned).
+// - Every request first takes a slot from the project's RequestPacer. On 429
+//   it waits as PostHog says (Retry-After, else "Expected available in N
+//   seconds") when the deadline allows, and pauses the whole project's pacer;
+//   otherwise the stream ends with RESOURCE_EXHAUSTED and RetryInfo.
+// - A `next` URL is only trusted when its scheme, host, port and path are the
+//   configured app host's and the endpoint's, and its offset is the predicted
+//   one; anything else ends the stream (UNAVAILABLE,
+//   UPSTREAM_UNTRUSTED_NEXT_URL). Requests are always built from the
+//   configured host, so the key never goes anywhere else.
+// - A page that is not JSON (malformed or truncated) or lacks `results` ends
+//   the stream with UNAVAILABLE, UPSTREAM_MALFORMED_RESPONSE.
+//
+// Offset pagination is not a snapshot: persons created or deleted while a
+// list streams may shift it (PostHog behaves the same for any client).
+//
+// Next must be called from one thread; the stream's own fetcher threads are
+// internal. Borrows the client, pacer and clock, which must outlive it.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
+#include "server/paging/clock.h"
+#include "server/paging/request_pacer.h"
+#include "server/posthog/call_context.h"
+#include "server/posthog/posthog_client.h"
+
+namespace posthog_gateway {
+
+struct PageStreamOptions {
+  // The endpoint's path on the app host, e.g. "/api/projects/7/persons/".
+  std::string path;
+  // URL-encoded filters, without limit and offset: "email=a%40b.c&cohort=3".
+  std::string query;
+  // Items per PostHog page (`limit`).
+  int page_size = 100;
+  // The PostHog offset of the first item to hand out.
+  int64_t start_offset = 0;
+  // Hand out at most this many items; 0 means all.
+  int64_t max_items = 0;
+  // Pages fetched beyond the one being read, at most; at least 0.
+  int look_ahead = 3;
+  // How many 429s in a row one page may wait out.
+  int max_rate_limit_waits = 5;
+};
+
+// One item of the list and where it stands.
+struct PagedItem {
+  nlohmann::json item;
+  // Its PostHog offset; the next item's is offset + 1.
+  int64_t offset = 0;
+  // The page of this stream it came from, counting from 1.
+  int page = 0;
+  // Items handed out by this stream, this one included.
+  int64_t count = 0;
+};
+
+class PageStream final {
+ public:
+  // Starts fetching at once. Uses the personal API key on the app host.
+  PageStream(const PostHogClient* client, PageStreamOptions options, RequestPacer* pacer,
+             Clock* clock, CallContext context);
+  // Stops fetching and waits for the fetcher threads.
+  ~PageStream();
+
+  PageStream(const PageStream&) = delete;
+  PageStream& operator=(const PageStream&) = delete;
+
+  // Next returns the next item, nullopt at the end, or the error that ended
+  // the list (after every item before it was handed out).
+  absl::StatusOr<std::optional<PagedItem>> Next();
+
+  // Requests sent to PostHog so far (tests and metrics).
+  int64_t requests_sent() const { return requests_sent_.load(); }
+
+ private:
+  struct Page {
+    absl::Status status;
+    std::vector<nlohmann::json> items;
+    bool has_next = false;
+  };
+
+  void FetchLoop();
+  Page Fetch(int index);
+  Page Parse(int index, int64_t offset, const PostHogRequest& request,
+             const std::string& body) const;
+  bool Cancelled() const;
+
+  const PostHogClient* const client_;
+  const PageStreamOptions options_;
+  RequestPacer* const pacer_;
+  Clock* const clock_;
+  const CallContext context_;
+  // Pages that can hold an item within max_items.
+  const int64_t pages_needed_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> requests_sent_{0};
+
+  absl::Mutex mu_;
+  // The page the reader is on (-1 before the first).
+  int reading_ ABSL_GUARDED_BY(mu_) = -1;
+  // The next page index a fetcher claims.
+  int next_claim_ ABSL_GUARDED_BY(mu_) = 0;
+  // No page after this one is needed (the list ended or failed there).
+  int last_page_ ABSL_GUARDED_BY(mu_);
+  // Whether the first page said there is more: until then nothing else is
+  // fetched, so a short list costs one request.
+  bool more_than_one_page_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<int, Page> fetched_ ABSL_GUARDED_BY(mu_);
+
+  // Reader state (Next's thread only).
+  Page current_;
+  int current_index_ = -1;
+  size_t position_ = 0;
+  int64_t handed_out_ = 0;
+  bool done_ = false;
+
+  std::vector<std::thread> fetchers_;
+};
+
+// ParseUrlOrigin splits an absolute URL into its normalized origin
+// ("scheme://host:port", lower-case, default port made explicit) and the rest
+// (path and query). nullopt when it is not an http(s) URL.
+std::optional<std::pair<std::string, std::string>> SplitUrlOrigin(absl::string_view url);
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_PAGING_PAGE_STREAM_H_

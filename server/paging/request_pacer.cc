@@ -1,0 +1,61 @@
+#include "server/paging/request_pacer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/error_details.h"
+
+namespace posthog_gateway {
+
+RequestPacer::RequestPacer(std::vector<RateWindow> windows, Clock* clock,
+                           absl::Duration margin)
+    : windows_(std::move(windows)), clock_(clock), margin_(margin) {}
+
+absl::Time RequestPacer::NextAllowed() const {
+  absl::Time next = paused_until_;
+  for (const RateWindow& w : windows_) {
+    if (w.limit <= 0) continue;
+    const size_t limit = static_cast<size_t>(w.limit);
+    if (log_.size() < limit) continue;
+    // The request `limit` places back must have left the window.
+    next = std::max(next, log_[log_.size() - limit] + w.window + margin_);
+  }
+  return next;
+}
+
+absl::Status RequestPacer::Acquire(absl::Time deadline,
+                                   const std::function<bool()>& cancelled) {
+  while (true) {
+    absl::Time next;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = clock_->Now();
+      next = NextAllowed();
+      if (next <= now) {
+        log_.push_back(now);
+        absl::Duration longest;
+        for (const RateWindow& w : windows_) longest = std::max(longest, w.window + margin_);
+        while (!log_.empty() && log_.front() + longest < now) log_.pop_front();
+        return absl::OkStatus();
+      }
+      if (next > deadline) {
+        absl::Status status = absl::ResourceExhaustedError(absl::StrCat(
+            "PostHog's rate limit for this project allows the next request in ",
+            absl::FormatDuration(next - now), ", after the call's deadline"));
+        AttachErrorInfo(status, "UPSTREAM_RATE_LIMITED");
+        AttachRetryDelay(status, next - now);
+        return status;
+      }
+    }
+    if (!clock_->SleepUntil(next, cancelled)) {
+      return absl::CancelledError("the caller went away while waiting for PostHog's rate limit");
+    }
+  }
+}
+
+void RequestPacer::PauseUntil(absl::Time until) {
+  absl::MutexLock lock(&mu_);
+  paused_until_ = std::max(paused_until_, until);
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,240 @@
+#include "server/persons/persons.h"
+
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "server/common/error_details.h"
+#include "server/common/status_macros.h"
+#include "server/posthog/json_struct.h"
+
+namespace posthog_gateway {
+namespace {
+
+using nlohmann::json;
+using posthog::v1::PersonRef;
+
+std::string OperatorName(posthog::v1::PropertyOperator op) {
+  if (op == posthog::v1::PROPERTY_OPERATOR_UNSPECIFIED) return "exact";
+  constexpr absl::string_view kPrefix = "PROPERTY_OPERATOR_";
+  return absl::AsciiStrToLower(
+      absl::string_view(posthog::v1::PropertyOperator_Name(op)).substr(kPrefix.size()));
+}
+
+absl::Status NotFound(absl::string_view what) {
+  absl::Status status = absl::NotFoundError(absl::StrCat("no person ", what));
+  AttachErrorInfo(status, "UPSTREAM_NOT_FOUND");
+  return status;
+}
+
+}  // namespace
+
+std::string UrlEncode(absl::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::AsciiStrToUpper(absl::StrCat(absl::Hex(c, absl::kZeroPad2))));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<posthog::v1::Person> PersonFromJson(const json& value) {
+  if (!value.is_object()) return absl::InvalidArgumentError("a person is not a JSON object");
+  posthog::v1::Person person;
+  if (value.contains("uuid") && value["uuid"].is_string()) {
+    person.set_uuid(value["uuid"].get<std::string>());
+  }
+  if (value.contains("id")) {
+    if (value["id"].is_number_integer()) {
+      person.set_id(value["id"].get<int64_t>());
+    } else if (value["id"].is_string() && person.uuid().empty()) {
+      person.set_uuid(value["id"].get<std::string>());
+    }
+  }
+  if (person.uuid().empty()) return absl::InvalidArgumentError("a person has no uuid");
+  if (value.contains("name") && value["name"].is_string()) {
+    person.set_name(value["name"].get<std::string>());
+  } else if (value.contains("name") && value["name"].is_number()) {
+    person.set_name(value["name"].dump());
+  }
+  if (value.contains("distinct_ids") && value["distinct_ids"].is_array()) {
+    for (const json& id : value["distinct_ids"]) {
+      if (id.is_string()) person.add_distinct_ids(id.get<std::string>());
+    }
+  }
+  if (value.contains("properties")) {
+    *person.mutable_properties() = StructFromJson(value["properties"]);
+  }
+  if (value.contains("created_at") && value["created_at"].is_string()) {
+    absl::Time time;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, value["created_at"].get<std::string>(), &time,
+                        &error)) {
+      const int64_t seconds = absl::ToUnixSeconds(time);
+      person.mutable_create_time()->set_seconds(seconds);
+      person.mutable_create_time()->set_nanos(
+          static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+    }
+  }
+  if (value.contains("is_identified") && value["is_identified"].is_boolean()) {
+    person.set_is_identified(value["is_identified"].get<bool>());
+  }
+  return person;
+}
+
+std::string PersonsPath(const PostHogClient& client) {
+  return absl::StrCat("/api/projects/", client.project().project_id, "/persons/");
+}
+
+absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsRequest& request) {
+  std::vector<std::string> parts;
+  if (!request.distinct_id().empty()) {
+    parts.push_back(absl::StrCat("distinct_id=", UrlEncode(request.distinct_id())));
+  }
+  if (!request.email().empty()) parts.push_back(absl::StrCat("email=", UrlEncode(request.email())));
+  if (!request.search().empty()) {
+    parts.push_back(absl::StrCat("search=", UrlEncode(request.search())));
+  }
+  if (request.properties_size() > 0) {
+    json filters = json::array();
+    std::vector<FieldViolation> violations;
+    for (int i = 0; i < request.properties_size(); ++i) {
+      const posthog::v1::PropertyFilter& filter = request.properties(i);
+      if (filter.key().empty()) {
+        violations.push_back({absl::StrCat("properties[", i, "].key"), "must not be empty"});
+        continue;
+      }
+      json item = {{"key", filter.key()},
+                   {"operator", filter.raw_operator().empty() ? OperatorName(filter.operator_())
+                                                              : filter.raw_operator()},
+                   {"type", filter.type().empty() ? "person" : filter.type()}};
+      if (filter.has_value()) item["value"] = JsonFromValue(filter.value());
+      if (filter.has_group_type_index()) item["group_type_index"] = filter.group_type_index();
+      if (filter.negation()) item["negation"] = true;
+      filters.push_back(std::move(item));
+    }
+    if (!violations.empty()) {
+      return InvalidArgumentWithViolations("a property filter is invalid", violations);
+    }
+    parts.push_back(absl::StrCat("properties=", UrlEncode(filters.dump())));
+  }
+  if (request.cohort_id() < 0) {
+    return InvalidArgumentWithViolations("cohort_id is invalid",
+                                         {{"cohort_id", "must not be negative"}});
+  }
+  if (request.cohort_id() > 0) parts.push_back(absl::StrCat("cohort=", request.cohort_id()));
+  return absl::StrJoin(parts, "&");
+}
+
+absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
+                                               const CallContext& context) const {
+  PostHogRequest request;
+  request.path = absl::StrCat(PersonsPath(*client_), "?distinct_id=", UrlEncode(distinct_id),
+                              "&limit=1");
+  request.headers = {{"Accept", "application/json"}};
+  request.bearer = KeyKind::kPersonalApiKey;
+  ASSIGN_OR_RETURN(json body, client_->CallJson(request, context));
+  if (!body.is_object() || !body.contains("results") || !body["results"].is_array()) {
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        "PostHog answered ", client_->Describe(request), " without a `results` list"));
+    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+    return status;
+  }
+  if (body["results"].empty()) return NotFound(absl::StrCat("has distinct id \"", distinct_id, "\""));
+  return body["results"][0];
+}
+
+absl::StatusOr<std::string> Persons::PathId(const PersonRef& ref,
+                                            const CallContext& context) const {
+  switch (ref.ref_case()) {
+    case PersonRef::kUuid:
+      if (ref.uuid().empty()) break;
+      return UrlEncode(ref.uuid());
+    case PersonRef::kId:
+      if (ref.id() <= 0) break;
+      return absl::StrCat(ref.id());
+    case PersonRef::kDistinctId: {
+      if (ref.distinct_id().empty()) break;
+      ASSIGN_OR_RETURN(json person, FindByDistinctId(ref.distinct_id(), context));
+      ASSIGN_OR_RETURN(posthog::v1::Person converted, PersonFromJson(person));
+      return UrlEncode(converted.uuid());
+    }
+    case PersonRef::REF_NOT_SET:
+      break;
+  }
+  return InvalidArgumentWithViolations(
+      "person must name a person", {{"person", "set one of uuid, id (> 0) or distinct_id"}});
+}
+
+absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
+                                                 const CallContext& context) const {
+  json body;
+  if (ref.ref_case() == PersonRef::kDistinctId && !ref.distinct_id().empty()) {
+    ASSIGN_OR_RETURN(body, FindByDistinctId(ref.distinct_id(), context));
+  } else {
+    ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+    PostHogRequest request;
+    request.path = absl::StrCat(PersonsPath(*client_), id, "/");
+    request.headers = {{"Accept", "application/json"}};
+    request.bearer = KeyKind::kPersonalApiKey;
+    ASSIGN_OR_RETURN(body, client_->CallJson(request, context));
+  }
+  absl::StatusOr<posthog::v1::Person> person = PersonFromJson(body);
+  if (!person.ok()) {
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("PostHog sent a person the gateway cannot read: ", person.status().message()));
+    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+    return status;
+  }
+  return person;
+}
+
+absl::Status Persons::Delete(const PersonRef& ref, bool delete_events,
+                             const CallContext& context) const {
+  ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+  PostHogRequest request;
+  request.method = "DELETE";
+  // PostHog checks that the flag is present, whatever its value.
+  request.path = absl::StrCat(PersonsPath(*client_), id, "/", delete_events ? "?delete_events=true" : "");
+  request.bearer = KeyKind::kPersonalApiKey;
+  return client_->CallJson(request, context).status();
+}
+
+absl::Status Persons::UpdateProperties(const PersonRef& ref,
+                                       const google::protobuf::Struct& set,
+                                       const std::vector<std::string>& unset,
+                                       const CallContext& context) const {
+  if (set.fields().empty() && unset.empty()) {
+    return InvalidArgumentWithViolations("nothing to update",
+                                         {{"set", "set or unset at least one property"}});
+  }
+  ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+  // Sorted, so that PostHog sees the same order for the same request.
+  std::map<std::string, google::protobuf::Value> sorted(set.fields().begin(), set.fields().end());
+  for (const auto& [key, value] : sorted) {
+    PostHogRequest request;
+    request.method = "POST";
+    request.path = absl::StrCat(PersonsPath(*client_), id, "/update_property/");
+    request.headers = {{"Content-Type", "application/json"}};
+    request.body = json{{"key", key}, {"value", JsonFromValue(value)}}.dump();
+    request.bearer = KeyKind::kPersonalApiKey;
+    RETURN_IF_ERROR(client_->CallJson(request, context).status());
+  }
+  for (const std::string& key : unset) {
+    PostHogRequest request;
+    request.method = "POST";
+    request.path = absl::StrCat(PersonsPath(*client_), id, "/delete_property/");
+    request.headers = {{"Content-Type", "application/json"}};
+    request.body = json{{"$unset", key}}.dump();
+    request.bearer = KeyKind::kPersonalApiKey;
+    RETURN_IF_ERROR(client_->CallJson(request, context).status());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,74 @@
+#ifndef SERVER_PERSONS_PERSONS_H_
+#define SERVER_PERSONS_PERSONS_H_
+
+// Typed PostHog persons operations on a PostHogClient (posthog-api.md §5),
+// through `/api/projects/{project_id}/persons/` with the personal API key, and
+// the conversion of PostHog's person JSON to posthog.v1.Person.
+//
+// Listing is not here: ListPersons streams through the paging engine
+// (server/paging/page_stream.h) with the path and query built here.
+//
+// Thread-safe; borrows the PostHogClient.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "posthog/v1/person.pb.h"
+#include "server/posthog/call_context.h"
+#include "server/posthog/posthog_client.h"
+
+namespace posthog_gateway {
+
+// PersonFromJson converts a list item or a retrieved person. PostHog's list
+// items carry the uuid in `id`; retrieved persons a numeric `id` and `uuid`.
+// INVALID_ARGUMENT when `json` is not a person object.
+absl::StatusOr<posthog::v1::Person> PersonFromJson(const nlohmann::json& json);
+
+// PersonsPath is the persons endpoint of the client's project.
+std::string PersonsPath(const PostHogClient& client);
+
+// PersonsListQuery encodes the request's filters as PostHog's list query
+// (distinct_id, email, search, properties as a JSON array, cohort), without
+// limit and offset. INVALID_ARGUMENT (with BadRequest) for a bad filter.
+absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsRequest& request);
+
+// UrlEncode percent-encodes everything but unreserved characters.
+std::string UrlEncode(absl::string_view text);
+
+class Persons final {
+ public:
+  explicit Persons(const PostHogClient* client) : client_(client) {}
+
+  // Get retrieves a person by uuid or numeric id, or finds one by distinct id
+  // through the list filter. NOT_FOUND when none matches.
+  absl::StatusOr<posthog::v1::Person> Get(const posthog::v1::PersonRef& ref,
+                                          const CallContext& context) const;
+
+  // Delete deletes a person; with `delete_events` PostHog also queues the
+  // deletion of their events.
+  absl::Status Delete(const posthog::v1::PersonRef& ref, bool delete_events,
+                      const CallContext& context) const;
+
+  // UpdateProperties sets each property of `set` (update_property) and
+  // removes each of `unset` (delete_property), one PostHog call each.
+  absl::Status UpdateProperties(const posthog::v1::PersonRef& ref,
+                                const google::protobuf::Struct& set,
+                                const std::vector<std::string>& unset,
+                                const CallContext& context) const;
+
+ private:
+  // PathId returns the `{id}` of the person's REST path: the uuid or numeric
+  // id as given, or the uuid found by distinct id.
+  absl::StatusOr<std::string> PathId(const posthog::v1::PersonRef& ref,
+                                     const CallContext& context) const;
+  absl::StatusOr<nlohmann::json> FindByDistinctId(const std::string& distinct_id,
+                                                  const CallContext& context) const;
+
+  const PostHogClient* client_;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_PERSONS_PERSONS_H_

@@ -1,0 +1,62 @@
+#ifndef SERVER_SERVICE_PERSON_SERVICE_H_
+#define SERVER_SERVICE_PERSON_SERVICE_H_
+
+// PersonServiceImpl serves posthog.v1.PersonService: it validates requests,
+// streams ListPersons through the paging engine (one RequestPacer per
+// project, shared by every call, so concurrent lists stay under PostHog's
+// throttle together) and calls the persons operations for the unary RPCs.
+//
+// Thread-safe. Borrows the registry, token codec and clock, which must
+// outlive it.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+#include "posthog/v1/person.grpc.pb.h"
+#include "server/config/config.h"
+#include "server/paging/clock.h"
+#include "server/paging/request_pacer.h"
+#include "server/paging/resume_token.h"
+#include "server/posthog/project_registry.h"
+
+namespace posthog_gateway {
+
+class PersonServiceImpl final : public posthog::v1::PersonService::Service {
+ public:
+  // Largest page_size accepted (PostHog documents no cap; this bounds memory).
+  static constexpr int kMaxPageSize = 1000;
+
+  PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
+                    const ResumeTokenCodec* tokens, Clock* clock);
+
+  grpc::Status ListPersons(grpc::ServerContext* context,
+                           const posthog::v1::ListPersonsRequest* request,
+                           grpc::ServerWriter<posthog::v1::ListPersonsResponse>* writer) override;
+  grpc::Status GetPerson(grpc::ServerContext* context,
+                         const posthog::v1::GetPersonRequest* request,
+                         posthog::v1::GetPersonResponse* response) override;
+  grpc::Status DeletePerson(grpc::ServerContext* context,
+                            const posthog::v1::DeletePersonRequest* request,
+                            posthog::v1::DeletePersonResponse* response) override;
+  grpc::Status UpdatePersonProperties(
+      grpc::ServerContext* context, const posthog::v1::UpdatePersonPropertiesRequest* request,
+      posthog::v1::UpdatePersonPropertiesResponse* response) override;
+
+ private:
+  RequestPacer* PacerFor(const std::string& alias);
+
+  const ProjectRegistry* projects_;
+  const PagingConfig paging_;
+  const ResumeTokenCodec* tokens_;
+  Clock* clock_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<RequestPacer>> pacers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_SERVICE_PERSON_SERVICE_H_

@@ -1,0 +1,185 @@
+'use strict';
+// PersonService from Node.js: @grpc/grpc-js with @grpc/proto-loader reading the
+// .proto files directly, against the real gateway and emulator started by the
+// harness (tests/harness/stack.py in its command mode). The stack helpers are
+// those of user.test.js.
+//
+// Run from anywhere (binaries built first):
+//   node --test tests/polyglot/persons.test.js
+
+const { after, before, test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
+const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+
+const SEED_PATH = path.join(repoRoot, 'emulator/seed/demo.json');
+const HARNESS = path.join(repoRoot, 'tests/harness/stack.py');
+const START_TIMEOUT_MS = 60000;
+const STOP_TIMEOUT_MS = 30000;
+const CALL_TIMEOUT_MS = 10000;
+const POLL_INTERVAL_MS = 50;
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return env;
+}
+
+// Starts the harness and resolves with its environment file's variables once
+// both processes serve; rejects if it exits first or the deadline passes.
+function startStack(envFile) {
+  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const ready = new Promise((resolve, reject) => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let timer = null;
+    const onExit = (code, signal) => {
+      clearInterval(timer);
+      reject(new Error(`harness exited (${code ?? signal}) before serving:\n${stderr}`));
+    };
+    child.once('exit', onExit);
+    timer = setInterval(() => {
+      if (fs.existsSync(envFile)) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        resolve(parseEnv(fs.readFileSync(envFile, 'utf8')));
+      } else if (Date.now() > deadline) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        child.kill('SIGTERM');
+        reject(new Error(`harness did not serve within ${START_TIMEOUT_MS} ms:\n${stderr}`));
+      }
+    }, POLL_INTERVAL_MS);
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
+// SIGTERM, then SIGKILL if the harness has not exited within the bound.
+function stopStack(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function loadPersonService() {
+  const definition = protoLoader.loadSync('posthog/v1/person.proto', {
+    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).posthog.v1.PersonService;
+}
+
+function listPersons(client, request) {
+  return new Promise((resolve, reject) => {
+    const received = [];
+    const call = client.ListPersons(request, { deadline: Date.now() + CALL_TIMEOUT_MS });
+    call.on('data', (response) => received.push(response));
+    call.on('error', reject);
+    call.on('end', () => resolve(received));
+  });
+}
+
+function unary(client, method, request) {
+  return new Promise((resolve, reject) => {
+    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
+      (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+let tempDir;
+let stack;
+let client;
+
+before(async () => {
+  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-persons-'));
+  stack = startStack(path.join(tempDir, 'stack.env'));
+  const env = await stack.ready;
+  const PersonService = loadPersonService();
+  client = new PersonService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+});
+
+after(async () => {
+  if (client) client.close();
+  if (stack) await stopStack(stack.child);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+});
+
+test('ListPersons streams every person with progress and resume tokens', async () => {
+  const all = await listPersons(client, { page_size: 2 });
+
+  assert.ok(all.length >= 3, `the seed has ${all.length} persons`);
+  assert.deepEqual(all.map((r) => r.progress.items_streamed), all.map((_, i) => String(i + 1)));
+  assert.ok(all.every((r) => r.resume_token.length > 0));
+  assert.ok(all.every((r) => r.person.uuid.length > 0));
+});
+
+test('ListPersons resumes right after the message whose token it gets', async () => {
+  const all = await listPersons(client, { page_size: 2 });
+
+  const resumed = await listPersons(client, { page_size: 2, resume_token: all[0].resume_token });
+
+  assert.deepEqual(resumed.map((r) => r.person.uuid), all.slice(1).map((r) => r.person.uuid));
+});
+
+test('ListPersons with a forged token fails with INVALID_ARGUMENT', async () => {
+  await assert.rejects(listPersons(client, { resume_token: 'forged.token' }), (error) => {
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    return true;
+  });
+});
+
+test('GetPerson by distinct id and by uuid return the listed person', async () => {
+  const [first] = await listPersons(client, { limit: 1 });
+  const distinctId = first.person.distinct_ids[0];
+
+  const byDistinctId = await unary(client, 'GetPerson', { person: { distinct_id: distinctId } });
+  const byUuid = await unary(client, 'GetPerson', { person: { uuid: first.person.uuid } });
+
+  assert.equal(byDistinctId.person.uuid, first.person.uuid);
+  assert.equal(byUuid.person.uuid, first.person.uuid);
+});
+
+test('UpdatePersonProperties sets a property GetPerson then shows', async () => {
+  const [first] = await listPersons(client, { limit: 1 });
+  const person = { uuid: first.person.uuid };
+
+  await unary(client, 'UpdatePersonProperties', {
+    person,
+    // google.protobuf types come from protobuf.js's own descriptors: camelCase.
+    set: { fields: { from_node: { stringValue: 'yes' } } },
+  });
+
+  const got = await unary(client, 'GetPerson', { person });
+  assert.equal(got.person.properties.fields.from_node.stringValue, 'yes');
+});
+
+test('DeletePerson of an unknown person fails with NOT_FOUND', async () => {
+  await assert.rejects(unary(client, 'DeletePerson', { person: { distinct_id: 'nobody-at-all' } }),
+    (error) => {
+      assert.equal(error.code, grpc.status.NOT_FOUND);
+      return true;
+    });
+});

@@ -1,0 +1,184 @@
+#include "server/persons/persons.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "server/posthog/project_registry.h"
+#include "tests/fakes/fake_http_client.h"
+
+namespace posthog_gateway {
+namespace {
+
+using nlohmann::json;
+using testing::FakeHttpClient;
+
+TEST(PersonFromJsonTest, ReadsAListItemWhoseIdIsTheUuid) {
+  absl::StatusOr<posthog::v1::Person> person = PersonFromJson(json::parse(R"({
+    "type": "person", "id": "0190-uuid", "uuid": "0190-uuid", "name": "ada@example.com",
+    "distinct_ids": ["ada", "anon-1"], "properties": {"plan": "pro", "seats": 3},
+    "created_at": "2024-05-01T12:30:45.250000Z", "is_identified": true})"));
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->uuid(), "0190-uuid");
+  EXPECT_EQ(person->id(), 0);
+  EXPECT_EQ(person->name(), "ada@example.com");
+  EXPECT_EQ(person->distinct_ids_size(), 2);
+  EXPECT_EQ(person->distinct_ids(1), "anon-1");
+  EXPECT_EQ(person->properties().fields().at("plan").string_value(), "pro");
+  EXPECT_EQ(person->properties().fields().at("seats").number_value(), 3);
+  EXPECT_EQ(person->create_time().seconds(), 1714566645);
+  EXPECT_EQ(person->create_time().nanos(), 250000000);
+  EXPECT_TRUE(person->is_identified());
+}
+
+TEST(PersonFromJsonTest, ReadsARetrievedPersonWithANumericId) {
+  absl::StatusOr<posthog::v1::Person> person =
+      PersonFromJson(json::parse(R"({"id": 42, "uuid": "u-42", "name": "x"})"));
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->id(), 42);
+  EXPECT_EQ(person->uuid(), "u-42");
+}
+
+TEST(PersonFromJsonTest, RefusesWhatIsNotAPerson) {
+  EXPECT_FALSE(PersonFromJson(json::parse("[1]")).ok());
+  EXPECT_FALSE(PersonFromJson(json::parse(R"({"name": "no uuid"})")).ok());
+}
+
+TEST(PersonsListQueryTest, EncodesEveryFilter) {
+  posthog::v1::ListPersonsRequest request;
+  request.set_distinct_id("a b");
+  request.set_email("ada@example.com");
+  request.set_search("ad&a");
+  request.set_cohort_id(9);
+  posthog::v1::PropertyFilter* filter = request.add_properties();
+  filter->set_key("plan");
+  filter->mutable_value()->set_string_value("pro");
+  filter->set_operator_(posthog::v1::PROPERTY_OPERATOR_IS_NOT);
+  absl::StatusOr<std::string> query = PersonsListQuery(request);
+  ASSERT_TRUE(query.ok()) << query.status();
+  EXPECT_EQ(*query,
+            "distinct_id=a%20b&email=ada%40example.com&search=ad%26a&properties="
+            "%5B%7B%22key%22%3A%22plan%22%2C%22operator%22%3A%22is_not%22%2C%22type%22%3A%22"
+            "person%22%2C%22value%22%3A%22pro%22%7D%5D&cohort=9");
+}
+
+TEST(PersonsListQueryTest, UnspecifiedOperatorIsExactAndRawOperatorWins) {
+  posthog::v1::ListPersonsRequest request;
+  request.add_properties()->set_key("a");
+  posthog::v1::PropertyFilter* raw = request.add_properties();
+  raw->set_key("b");
+  raw->set_operator_(posthog::v1::PROPERTY_OPERATOR_GT);
+  raw->set_raw_operator("future_op");
+  absl::StatusOr<std::string> query = PersonsListQuery(request);
+  ASSERT_TRUE(query.ok());
+  EXPECT_NE(query->find("%22exact%22"), std::string::npos) << *query;
+  EXPECT_NE(query->find("%22future_op%22"), std::string::npos) << *query;
+}
+
+TEST(PersonsListQueryTest, AFilterWithoutKeyIsInvalidArgument) {
+  posthog::v1::ListPersonsRequest request;
+  request.add_properties();
+  EXPECT_EQ(PersonsListQuery(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+class PersonsTest : public ::testing::Test {
+ protected:
+  PersonsTest() {
+    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+    const std::string key_path = (dir / "personal_api_key").string();
+    std::ofstream(key_path) << "phx_secret";
+    ProjectConfig project;
+    project.alias = "demo";
+    project.project_id = 7;
+    project.ingestion_host = "https://ingest.example";
+    project.app_host = "https://app.example";
+    project.personal_api_key.file = key_path;
+    config_.projects.push_back(project);
+    config_.default_project = "demo";
+    keys_ = std::make_unique<KeyStore>(config_);
+    registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
+  }
+
+  Persons persons() { return Persons(*registry_->Resolve("")); }
+
+  GatewayConfig config_;
+  FakeHttpClient http_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<ProjectRegistry> registry_;
+};
+
+TEST_F(PersonsTest, GetByDistinctIdUsesTheListFilter) {
+  http_.Respond(200, R"({"results": [{"id": "u-1", "distinct_ids": ["a/b"]}], "next": null})");
+  posthog::v1::PersonRef ref;
+  ref.set_distinct_id("a/b");
+  absl::StatusOr<posthog::v1::Person> person = persons().Get(ref, {});
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->uuid(), "u-1");
+  ASSERT_EQ(http_.requests().size(), 1u);
+  EXPECT_EQ(http_.requests()[0].url,
+            "https://app.example/api/projects/7/persons/?distinct_id=a%2Fb&limit=1");
+}
+
+TEST_F(PersonsTest, GetByUnknownDistinctIdIsNotFound) {
+  http_.Respond(200, R"({"results": [], "next": null})");
+  posthog::v1::PersonRef ref;
+  ref.set_distinct_id("nobody");
+  EXPECT_EQ(persons().Get(ref, {}).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PersonsTest, GetByNumericIdRetrievesIt) {
+  http_.Respond(200, R"({"id": 42, "uuid": "u-42"})");
+  posthog::v1::PersonRef ref;
+  ref.set_id(42);
+  absl::StatusOr<posthog::v1::Person> person = persons().Get(ref, {});
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->id(), 42);
+  EXPECT_EQ(http_.requests()[0].url, "https://app.example/api/projects/7/persons/42/");
+}
+
+TEST_F(PersonsTest, AnEmptyRefIsInvalidArgument) {
+  EXPECT_EQ(persons().Get(posthog::v1::PersonRef(), {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(http_.requests().empty());
+}
+
+TEST_F(PersonsTest, DeleteWithEventsPassesTheFlag) {
+  http_.Respond(202, "");
+  posthog::v1::PersonRef ref;
+  ref.set_uuid("u-1");
+  ASSERT_TRUE(persons().Delete(ref, true, {}).ok());
+  EXPECT_EQ(http_.requests()[0].method, "DELETE");
+  EXPECT_EQ(http_.requests()[0].url,
+            "https://app.example/api/projects/7/persons/u-1/?delete_events=true");
+}
+
+TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
+  http_.Respond(202, "");
+  http_.Respond(202, "");
+  http_.Respond(201, R"({"success": true})");
+  posthog::v1::PersonRef ref;
+  ref.set_uuid("u-1");
+  google::protobuf::Struct set;
+  (*set.mutable_fields())["plan"].set_string_value("pro");
+  (*set.mutable_fields())["seats"].set_number_value(3);
+  ASSERT_TRUE(persons().UpdateProperties(ref, set, {"old"}, {}).ok());
+  const std::vector<HttpRequest> requests = http_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].url, "https://app.example/api/projects/7/persons/u-1/update_property/");
+  EXPECT_EQ(json::parse(requests[0].body), json::parse(R"({"key": "plan", "value": "pro"})"));
+  EXPECT_EQ(json::parse(requests[1].body), json::parse(R"({"key": "seats", "value": 3})"));
+  EXPECT_EQ(requests[2].url, "https://app.example/api/projects/7/persons/u-1/delete_property/");
+  EXPECT_EQ(json::parse(requests[2].body), json::parse(R"({"$unset": "old"})"));
+}
+
+TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {
+  posthog::v1::PersonRef ref;
+  ref.set_uuid("u-1");
+  EXPECT_EQ(persons().UpdateProperties(ref, {}, {}, {}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
