@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -19,12 +20,14 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/capture/capture_pipeline.h"
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
 #include "server/grpc/gateway_server.h"
 #include "server/http/curl_http_client.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/capture_service.h"
 #include "server/service/user_service.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -84,8 +87,18 @@ int Run() {
   ProjectRegistry projects(*config, &keys, &http);
 
   UserServiceImpl user_service(&projects);
+  // Capture: replays the spool before serving, so that events acknowledged
+  // before a restart are on their way first.
+  absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
+      CapturePipeline::Create(*config, &projects, &keys, kVersion);
+  if (!capture.ok()) {
+    LogError("cannot open the capture spool",
+             {{"dir", config->capture.spool_dir},
+              {"error", std::string(capture.status().message())}});
+    return 1;
+  }
+  CaptureServiceImpl capture_service(capture->get());
   // Defined by the API, implemented by later work: they answer UNIMPLEMENTED.
-  posthog::v1::CaptureService::Service capture_service;
   posthog::v1::PersonService::Service person_service;
   posthog::v1::FlagService::Service flag_service;
 

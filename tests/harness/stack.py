@@ -385,7 +385,12 @@ class Stack:
         }
         for name, path in key_paths.items():
             project[name] = {"file": path}
-        config = {"default_project": self._alias, "projects": [project]}
+        config = {
+            "default_project": self._alias,
+            "projects": [project],
+            # Capture's spool lives with the run (kept across restart_gateway).
+            "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20},
+        }
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:
             json.dump(config, config_file, indent=2)
