@@ -299,11 +299,12 @@ class Stack:
         self._gateway.start()
         self._gateway.wait_for_port(time.monotonic() + self._start_timeout)
 
-    def restart_gateway(self, kill=False):
+    def restart_gateway(self, kill=False, before_start=None):
         """Stops the gateway (SIGKILL when `kill`, else SIGTERM) and starts it
         again on the same configuration and capture spool; it listens on a
         new port (see gateway_target). The earlier run's log is kept as
-        gateway-<n>.log."""
+        gateway-<n>.log. `before_start`, if given, is called in between
+        (e.g. to damage the spool)."""
         if kill:
             self._gateway.popen.kill()
             self._gateway.popen.wait()
@@ -311,6 +312,8 @@ class Stack:
             self._gateway.stop(self._stop_timeout)
         self._restarts += 1
         os.rename(self._path("gateway.log"), self._path(f"gateway-{self._restarts}.log"))
+        if before_start is not None:
+            before_start()
         self._start_gateway("gateway.log")
 
     def stop(self):
@@ -413,7 +416,8 @@ class Stack:
             "default_project": self._alias,
             "projects": [project],
             # Capture's spool lives with the run (kept across restart_gateway).
-            "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20},
+            "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20,
+                        "max_backoff_ms": 2000},
         }
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:
