@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/capture_commands.h"
 #include "google/protobuf/util/json_util.h"
 #include "posthog/v1/user.grpc.pb.h"
 
@@ -14,6 +15,18 @@ absl::Span<const Command> Commands() {
       {"user get", "", 0, 0,
        "The PostHog user who owns the gateway's personal API key.",
        &GetUserCommand},
+      {"capture event", "EVENT DISTINCT_ID [PROPERTIES_JSON]", 2, 3,
+       "Capture one event (acknowledged once on the gateway's disk).",
+       &CaptureEventCommand},
+      {"capture identify", "DISTINCT_ID [SET_JSON [ANONYMOUS_ID]]", 1, 3,
+       "Send $identify: set person properties, link an anonymous id.",
+       &IdentifyCommand},
+      {"capture alias", "DISTINCT_ID ALIAS", 2, 2,
+       "Send $create_alias: merge two distinct ids into one person.", &AliasCommand},
+      {"capture group", "GROUP_TYPE GROUP_KEY [PROPERTIES_JSON]", 2, 3,
+       "Send $groupidentify: create or update a group.", &GroupIdentifyCommand},
+      {"capture set", "DISTINCT_ID SET_JSON", 2, 2,
+       "Send $set: set person properties.", &SetPersonPropertiesCommand},
   };
   return *kCommands;
 }

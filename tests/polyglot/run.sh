@@ -48,11 +48,14 @@ failed=()
 echo "== The harness, against fake binaries"
 /usr/bin/python3 -m unittest discover -s tests/harness -p 'test_*.py' || failed+=(harness)
 
-echo "== Python: UserService and the posthog CLI"
+echo "== Python: UserService, CaptureService (with fault tests) and the posthog CLI"
 /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
 
 echo "== Node.js: UserService"
 node --test tests/polyglot/user.test.js || failed+=(node)
+
+echo "== Node.js: CaptureService"
+node --test tests/polyglot/capture.test.js || failed+=(node-capture)
 
 if (( ${#failed[@]} > 0 )); then
   echo "polyglot: FAILED: ${failed[*]}" >&2
