@@ -114,6 +114,16 @@ int Run() {
     return 1;
   }
   server.SetReady(keys.AllLoaded());
+  // Capture's readiness per project: NOT_SERVING while PostHog refuses the
+  // project's key (its events stay spooled).
+  auto publish_capture_health = [&] {
+    for (const ProjectConfig& project : config->projects) {
+      server.SetServingStatus(
+          absl::StrCat(posthog::v1::CaptureService::service_full_name(), "/", project.alias),
+          !(*capture)->ProjectPaused(project.alias));
+    }
+  };
+  publish_capture_health();
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty() && !WritePortFile(port_file, *port)) {
     LogError("cannot write the port file", {{"path", port_file}});
@@ -127,6 +137,7 @@ int Run() {
     bool ready = keys.AllLoaded();
     while (!stopping.WaitForNotificationWithTimeout(config->key_reload_interval)) {
       keys.Reload();
+      publish_capture_health();
       // Only changes are published: health Watch streams see each update.
       if (keys.AllLoaded() != ready) {
         ready = !ready;

@@ -69,6 +69,10 @@ void GatewayServer::SetReady(bool ready) {
   }
 }
 
+void GatewayServer::SetServingStatus(const std::string& name, bool serving) {
+  server_->GetHealthCheckService()->SetServingStatus(name, serving);
+}
+
 void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
   LogInfo("draining", {{"drain_delay", absl::FormatDuration(drain_delay)},
                        {"grace", absl::FormatDuration(grace)}});

@@ -38,6 +38,17 @@ class CapturePythonTest(unittest.TestCase):
         cls.capture = cls.pb_grpc.CaptureServiceStub(cls.channel)
         cls.url = cls.stack.emulator_url
 
+    def test_per_project_capture_readiness_is_serving_with_a_good_key(self):
+        import importlib
+        health_pb2 = importlib.import_module("health_pb2")
+        health_pb2_grpc = importlib.import_module("health_pb2_grpc")
+
+        response = health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(service="posthog.v1.CaptureService/demo"),
+            timeout=TIMEOUT)
+
+        self.assertEqual(response.status, health_pb2.HealthCheckResponse.SERVING)
+
     def stored(self, uuid):
         [event] = helpers.wait_for_uuids(self.url, [uuid])
         return helpers.stored_body(event)
