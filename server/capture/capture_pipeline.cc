@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
   delivery.initial_backoff = capture.initial_backoff;
   delivery.max_backoff = capture.max_backoff;
   delivery.request_timeout = config.upstream.default_timeout;
+  delivery.max_queued_bytes = capture.memory_queue_bytes;
   for (const ProjectConfig& project : config.projects) {
     absl::StatusOr<const PostHogClient*> client = projects->Resolve(project.alias);
     if (!client.ok()) return client.status();
@@ -86,7 +87,9 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
     event.segment = replayed.segment;
     replay[replayed.record.project].push_back(std::move(event));
   }
-  for (auto& [alias, events] : replay) pipeline->queues_[alias]->Enqueue(std::move(events));
+  for (auto& [alias, events] : replay) {
+    pipeline->queues_[alias]->EnqueueReplayed(std::move(events));
+  }
   LogInfo("capture: spool opened",
           {{"dir", capture.spool_dir},
            {"replayed_records", absl::StrCat(pipeline->replayed_records_)},
@@ -115,8 +118,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   for (const BuiltEvent& event : *built) {
     records.push_back({alias, event.historical_migration, event.json});
   }
-  absl::StatusOr<std::vector<SegmentId>> segments = spool_->Append(records);
-  if (!segments.ok()) return segments.status();
+  absl::StatusOr<SpoolLocation> location = spool_->Append(records);
+  if (!location.ok()) return location.status();
 
   const bool delivered_mode = ack_mode == posthog::v1::ACK_MODE_DELIVERED;
   auto waiter = std::make_shared<DeliveryWaiter>();
@@ -132,14 +135,14 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
     QueuedEvent event;
     event.json = std::move(records[i].json);
     event.historical_migration = records[i].historical_migration;
-    event.segment = (*segments)[i];
+    event.segment = location->segment;
     if (delivered_mode) {
       event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
     }
     queued.push_back(std::move(event));
     uuids.push_back(std::move((*built)[i].uuid));
   }
-  queue->second->Enqueue(std::move(queued));
+  queue->second->Enqueue(std::move(queued), *location);
   if (!delivered_mode) return uuids;
 
   absl::MutexLock lock(&waiter->mu);

@@ -256,7 +256,43 @@ bool ProjectQueue::SleepFor(absl::Duration duration) {
   return !stopping_;
 }
 
-void ProjectQueue::Enqueue(std::vector<QueuedEvent> events) {
+void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location) {
+  bool waited_on = false;
+  for (const QueuedEvent& event : events) waited_on = waited_on || event.on_done != nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    // Once a backlog is on disk, later events join it there, keeping order.
+    if (!waited_on && (!on_disk_.empty() ||
+                       queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
+      on_disk_.push_back(location);
+      return;
+    }
+  }
+  EnqueueReplayed(std::move(events));
+}
+
+void ProjectQueue::LoadFromDisk() {
+  const SpoolLocation location = on_disk_.front();
+  on_disk_.pop_front();
+  absl::StatusOr<std::vector<SpoolRecord>> records = spool_->Read(location);
+  if (!records.ok()) {
+    // Left in the spool: delivered after a restart's replay.
+    LogError("capture: cannot read back spooled events; they wait for a restart",
+             {{"error", std::string(records.status().message())}});
+    return;
+  }
+  for (SpoolRecord& record : *records) {
+    QueuedEvent event;
+    event.json = std::move(record.json);
+    event.historical_migration = record.historical_migration;
+    event.segment = location.segment;
+    queued_bytes_ += static_cast<int64_t>(event.json.size());
+    queue_.push_back(std::move(event));
+    enqueue_times_.push_back(absl::InfinitePast());  // Due at once.
+  }
+}
+
+void ProjectQueue::EnqueueReplayed(std::vector<QueuedEvent> events) {
   const absl::Time now = env_.now();
   absl::MutexLock lock(&mu_);
   for (QueuedEvent& event : events) {
@@ -268,7 +304,9 @@ void ProjectQueue::Enqueue(std::vector<QueuedEvent> events) {
 
 int64_t ProjectQueue::queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(queue_.size());
+  int64_t count = static_cast<int64_t>(queue_.size());
+  for (const SpoolLocation& location : on_disk_) count += location.count;
+  return count;
 }
 
 void ProjectQueue::WorkerLoop() {
@@ -277,7 +315,7 @@ void ProjectQueue::WorkerLoop() {
            queued_bytes_ >= options_.batch_max_bytes;
   };
   auto any = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
+    return stopping_ || !queue_.empty() || !on_disk_.empty();
   };
   while (true) {
     std::vector<QueuedEvent> batch;
@@ -286,6 +324,13 @@ void ProjectQueue::WorkerLoop() {
       while (true) {
         mu_.Await(absl::Condition(&any));
         if (stopping_) return;
+        // Refill from disk while memory holds less than a batch.
+        while (!on_disk_.empty() &&
+               static_cast<int64_t>(queue_.size()) < options_.batch_max_events &&
+               queued_bytes_ < options_.batch_max_bytes) {
+          LoadFromDisk();
+        }
+        if (queue_.empty()) continue;
         if (full()) break;
         mu_.AwaitWithDeadline(absl::Condition(&full),
                               enqueue_times_.front() + options_.flush_interval);

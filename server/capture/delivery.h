@@ -49,6 +49,9 @@ struct DeliveryOptions {
   absl::Duration max_backoff = absl::Seconds(30);
   // Timeout of one POST.
   absl::Duration request_timeout = absl::Seconds(30);
+  // Events (JSON bytes) a project keeps in memory; beyond it a backlog stays
+  // on disk only and is read back from the spool as delivery catches up.
+  int64_t max_queued_bytes = 64 << 20;
 };
 
 // DeliveryEnv is the clock, sleeper and randomness of delivery.
@@ -145,13 +148,20 @@ class ProjectQueue final {
   ProjectQueue(const ProjectQueue&) = delete;
   ProjectQueue& operator=(const ProjectQueue&) = delete;
 
-  void Enqueue(std::vector<QueuedEvent> events);
+  // Enqueue queues the events of one spool Append at `location`. Events
+  // without an on_done callback may be kept on disk only (read back later)
+  // when the memory budget is used up.
+  void Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location);
+  // EnqueueReplayed queues events replayed from the spool (in memory).
+  void EnqueueReplayed(std::vector<QueuedEvent> events);
 
   bool paused() const { return sender_.paused(); }
   int64_t queued() const;
 
  private:
   void WorkerLoop();
+  // Moves the oldest on-disk Append into memory.
+  void LoadFromDisk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Interruptible sleep used when the env has none.
   bool SleepFor(absl::Duration duration);
 
@@ -162,6 +172,8 @@ class ProjectQueue final {
   mutable absl::Mutex mu_;
   std::deque<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<absl::Time> enqueue_times_ ABSL_GUARDED_BY(mu_);
+  // Appends whose events are only on disk, oldest first.
+  std::deque<SpoolLocation> on_disk_ ABSL_GUARDED_BY(mu_);
   int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

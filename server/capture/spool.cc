@@ -219,7 +219,7 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
   segments_.erase(it);
 }
 
-absl::StatusOr<std::vector<SegmentId>> Spool::Append(const std::vector<SpoolRecord>& records) {
+absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
   Pending pending;
   for (const SpoolRecord& record : records) pending.bytes.append(EncodeRecord(record));
   pending.count = static_cast<int64_t>(records.size());
@@ -238,7 +238,31 @@ absl::StatusOr<std::vector<SegmentId>> Spool::Append(const std::vector<SpoolReco
   queue_.push_back(&pending);
   mu_.Await(absl::Condition(&pending.done));
   if (!pending.status.ok()) return pending.status;
-  return std::move(pending.segments);
+  return pending.location;
+}
+
+absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
+  const std::string path = SegmentPath(location.segment);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open", path);
+  std::string data(static_cast<size_t>(location.bytes), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t got = ::pread(fd, data.data() + done, data.size() - done,
+                                static_cast<off_t>(location.offset + done));
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) continue;
+      ::close(fd);
+      return ErrnoStatus("cannot read", path);
+    }
+    done += static_cast<size_t>(got);
+  }
+  ::close(fd);
+  ParsedSegment parsed = ParseSegment(data);
+  if (parsed.damaged || static_cast<int64_t>(parsed.records.size()) != location.count) {
+    return absl::DataLossError(absl::StrCat("spool: records changed on disk in ", path));
+  }
+  return std::move(parsed.records);
 }
 
 void Spool::Release(SegmentId segment) {
@@ -273,6 +297,17 @@ void Spool::WriterLoop() {
       }
       fd = fd_;
       segment = current_;
+      if (status.ok()) {
+        // The writer alone appends: offsets follow from the segment's size.
+        int64_t offset = segments_[segment].bytes;
+        for (Pending* pending : round) {
+          pending->location.segment = segment;
+          pending->location.offset = offset;
+          pending->location.bytes = static_cast<int64_t>(pending->bytes.size());
+          pending->location.count = pending->count;
+          offset += pending->location.bytes;
+        }
+      }
     }
     // Write and sync outside the lock, so that callers keep queueing: they
     // form the next round.
@@ -301,7 +336,6 @@ void Spool::WriterLoop() {
       if (status.ok()) {
         segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
         segments_[segment].outstanding += pending->count;
-        pending->segments.assign(static_cast<size_t>(pending->count), segment);
       } else {
         // Not acknowledged: the caller gets an error. What reached the disk
         // anyway is delivered after a restart (at least once).

@@ -61,6 +61,14 @@ struct SpoolRecord {
 // What a spooled record is released with: the segment holding it.
 using SegmentId = uint64_t;
 
+// Where one Append's records are: all in one segment, contiguous.
+struct SpoolLocation {
+  SegmentId segment = 0;
+  int64_t offset = 0;
+  int64_t bytes = 0;
+  int64_t count = 0;
+};
+
 struct ReplayedRecord {
   SegmentId segment = 0;
   SpoolRecord record;
@@ -86,9 +94,13 @@ class Spool final {
   Spool& operator=(const Spool&) = delete;
 
   // Append writes `records` and returns once they are synced to disk, with
-  // the segment of each. RESOURCE_EXHAUSTED (with RetryInfo) when the spool
-  // is full; UNAVAILABLE when the disk failed.
-  absl::StatusOr<std::vector<SegmentId>> Append(const std::vector<SpoolRecord>& records);
+  // where they are (one segment). RESOURCE_EXHAUSTED (with RetryInfo) when
+  // the spool is full; UNAVAILABLE when the disk failed.
+  absl::StatusOr<SpoolLocation> Append(const std::vector<SpoolRecord>& records);
+
+  // Read reads back the records of one Append (not yet all released), so
+  // that a backlog need not stay in memory.
+  absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
 
   // Release marks one record of `segment` delivered.
   void Release(SegmentId segment);
@@ -111,7 +123,7 @@ class Spool final {
     // Filled by the writer.
     bool done = false;
     absl::Status status;
-    std::vector<SegmentId> segments;
+    SpoolLocation location;
   };
 
   explicit Spool(SpoolOptions options);

@@ -90,6 +90,9 @@ struct CaptureConfig {
   absl::Duration flush_interval = absl::Milliseconds(200);
   // Batches of one project being sent at the same time.
   int64_t max_in_flight_batches = 4;
+  // Event bytes a project keeps in memory; a larger backlog stays on disk
+  // and is read back from the spool, so memory stays bounded in an outage.
+  int64_t memory_queue_bytes = 64 << 20;
   // Backoff between retries: initial delay, doubled up to the maximum, with
   // full jitter; a longer Retry-After wins.
   absl::Duration initial_backoff = absl::Milliseconds(100);

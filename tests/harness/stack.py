@@ -416,8 +416,9 @@ class Stack:
             "default_project": self._alias,
             "projects": [project],
             # Capture's spool lives with the run (kept across restart_gateway).
+            # A small memory queue: tests exercise backlogs read back from disk.
             "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20,
-                        "max_backoff_ms": 2000},
+                        "max_backoff_ms": 2000, "memory_queue_bytes": 262144},
         }
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:

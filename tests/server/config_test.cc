@@ -194,7 +194,7 @@ TEST(ConfigTest, ReadsCaptureSettings) {
                 "batch_max_bytes": 65536, "flush_interval_ms": 20,
                 "max_in_flight_batches": 2, "initial_backoff_ms": 5,
                 "max_backoff_ms": 500, "max_event_bytes": 2048,
-                "max_properties_depth": 4}})"));
+                "max_properties_depth": 4, "memory_queue_bytes": 131072}})"));
 
   ASSERT_TRUE(config.ok()) << config.status();
   const CaptureConfig& capture = config->capture;
@@ -209,6 +209,7 @@ TEST(ConfigTest, ReadsCaptureSettings) {
   EXPECT_EQ(capture.max_backoff, absl::Milliseconds(500));
   EXPECT_EQ(capture.max_event_bytes, 2048);
   EXPECT_EQ(capture.max_properties_depth, 4);
+  EXPECT_EQ(capture.memory_queue_bytes, 131072);
 }
 
 struct BadCaptureCase {
@@ -239,6 +240,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCaptureCase{R"({"max_event_bytes": 4096, "batch_max_bytes": 2048})",
                        "capture.max_event_bytes"},
         BadCaptureCase{R"({"spool": "/x"})", "capture.spool: unknown field"},
+        BadCaptureCase{R"({"memory_queue_bytes": 1000})", "capture.memory_queue_bytes"},
         BadCaptureCase{R"("x")", "capture: must be an object"}));
 
 }  // namespace

@@ -78,9 +78,9 @@ TEST_F(SpoolTest, ReplaysEveryUnreleasedRecordInOrderAfterReopening) {
 TEST_F(SpoolTest, DeletesASegmentOnceAllItsRecordsAreReleasedAndItIsClosed) {
   {
     Spool::Opened opened = Open();
-    absl::StatusOr<std::vector<SegmentId>> ids = opened.spool->Append(Records(2, "a"));
-    ASSERT_TRUE(ids.ok());
-    opened.spool->Release((*ids)[0]);
+    absl::StatusOr<SpoolLocation> location = opened.spool->Append(Records(2, "a"));
+    ASSERT_TRUE(location.ok());
+    opened.spool->Release(location->segment);
   }
   // Releases are not written down: a segment with a record left is replayed
   // whole (the released record again, with its uuid, for PostHog to dedupe).
@@ -104,7 +104,7 @@ TEST_F(SpoolTest, FullSpoolRefusesWithRetryInfoAndKeepsWhatItHas) {
   std::vector<SpoolRecord> big = {{"demo", false, std::string(600 << 10, 'x')}};
   ASSERT_TRUE(opened.spool->Append(big).ok());
 
-  absl::StatusOr<std::vector<SegmentId>> refused = opened.spool->Append(big);
+  absl::StatusOr<SpoolLocation> refused = opened.spool->Append(big);
 
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(RetryDelay(refused.status()), absl::Seconds(1));
@@ -126,6 +126,21 @@ TEST_F(SpoolTest, ConcurrentAppendsAllLand) {
   opened.spool.reset();
 
   EXPECT_EQ(Open().replayed.size(), 8u * 20u * 5u);
+}
+
+TEST_F(SpoolTest, ReadReturnsTheRecordsOfOneAppend) {
+  Spool::Opened opened = Open();
+  ASSERT_TRUE(opened.spool->Append(Records(3, "a")).ok());
+  absl::StatusOr<SpoolLocation> second = opened.spool->Append(Records(2, "b"));
+  ASSERT_TRUE(second.ok());
+
+  absl::StatusOr<std::vector<SpoolRecord>> read = opened.spool->Read(*second);
+
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].json, R"({"n":"b0"})");
+  EXPECT_EQ((*read)[1].json, R"({"n":"b1"})");
+  EXPECT_TRUE((*read)[1].historical_migration);
 }
 
 TEST_F(SpoolTest, CorruptRecordEndsItsSegmentAndIsReported) {
