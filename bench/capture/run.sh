@@ -92,15 +92,21 @@ curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emu
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/${gateway_pid}/status")
 outage_end=$(( $(date +%s) + outage_seconds ))
 outage_events=0
+spool_full=0
 while (( $(date +%s) < outage_end )); do
-  "${load}" --target="${GATEWAY_TARGET}" --mode=stream --events=200000 > "${work}/outage.txt" || true
-  outage_events=$(( outage_events + $(figure acknowledged_events < "${work}/outage.txt") ))
+  "${load}" --target="${GATEWAY_TARGET}" --mode=stream --events=200000 > "${work}/outage.txt" 2>/dev/null || true
+  acknowledged=$(figure acknowledged_events < "${work}/outage.txt" || true)
+  full=$(figure spool_full_streams < "${work}/outage.txt" || true)
+  outage_events=$(( outage_events + ${acknowledged:-0} ))
+  spool_full=$(( spool_full + ${full:-0} ))
+  # Once the spool is full, only RESOURCE_EXHAUSTED comes back: pace retries.
+  (( ${full:-0} == 0 )) || sleep 1
 done
 peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/${gateway_pid}/status")
 rss_outage=$(awk '/VmRSS/ {print $2}' "/proc/${gateway_pid}/status")
 spool_bytes=$(du -sb "${STACK_DIR}/spool" | cut -f1)
 curl -s -X POST -d '[]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
-echo "outage_acknowledged_events=${outage_events} spool_bytes=${spool_bytes}"
+echo "outage_acknowledged_events=${outage_events} spool_bytes=${spool_bytes} streams_refused_spool_full=${spool_full}"
 echo "rss_kib_before=${rss_before} rss_kib_end_of_outage=${rss_outage} peak_rss_kib=${peak_rss}"
 
 unary_rate=$(figure calls_per_second < "${work}/unary.txt")

@@ -4,6 +4,7 @@ Nothing here sleeps to synchronise: waits poll `/_emulator/events` until a
 condition holds or a deadline passes.
 """
 
+import atexit
 import importlib
 import json
 import os
@@ -24,11 +25,19 @@ DEADLINE_SECONDS = 60.0
 POLL_SECONDS = 0.05
 
 
+_stubs_dir = None
+
+
 def load_capture_stubs(test_class):
-    """Generates the stubs once per class; returns the capture_pb2 module."""
-    stubs_dir = tempfile.mkdtemp(prefix="polyglot-capture-stubs-")
-    test_class.addClassCleanup(shutil.rmtree, stubs_dir, True)
-    test_user_python.generate_stubs(stubs_dir)
+    """Generates the stubs once per process (kept until exit: the `posthog`
+    package, once imported, keeps pointing at their directory, and other
+    suites in the same process import from it); returns the capture modules."""
+    del test_class
+    global _stubs_dir
+    if _stubs_dir is None:
+        _stubs_dir = tempfile.mkdtemp(prefix="polyglot-capture-stubs-")
+        atexit.register(shutil.rmtree, _stubs_dir, True)
+        test_user_python.generate_stubs(_stubs_dir)
     return (importlib.import_module("posthog.v1.capture_pb2"),
             importlib.import_module("posthog.v1.capture_pb2_grpc"))
 
