@@ -82,6 +82,7 @@ int RunStream() {
         *request.add_events() = MakeEvent(int64_t{s} * 1000003 + i);
       }
       std::atomic<int64_t> acked_messages{0};
+      std::atomic<bool> reader_done{false};
       std::thread reader([&] {
         posthog::v1::StreamCaptureEventsResponse response;
         int64_t last = 0;
@@ -90,10 +91,13 @@ int RunStream() {
           last = response.acknowledged_count();
           acked_messages = last / per_message;
         }
+        reader_done = true;  // The stream ended (an error): stop writing.
       });
       for (int64_t m = 0; m < messages_per_stream; ++m) {
-        while (m - acked_messages.load() >= window) std::this_thread::yield();
-        if (!stream->Write(request)) break;
+        while (m - acked_messages.load() >= window && !reader_done.load()) {
+          std::this_thread::yield();
+        }
+        if (reader_done.load() || !stream->Write(request)) break;
       }
       stream->WritesDone();
       reader.join();
