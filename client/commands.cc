@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "client/flag_commands.h"
+#include "client/capture_commands.h"
 #include "google/protobuf/util/json_util.h"
 #include "absl/strings/numbers.h"
 #include "posthog/v1/person.grpc.pb.h"
@@ -41,6 +42,18 @@ absl::Span<const Command> Commands() {
        "Set person properties (VALUE is JSON, else a string).", &SetPersonPropertiesCommand},
       {"persons unset", "uuid=U|id=N|distinct_id=D KEY...", 2, -1,
        "Remove person properties.", &UnsetPersonPropertiesCommand},
+      {"capture event", "EVENT DISTINCT_ID [PROPERTIES_JSON]", 2, 3,
+       "Capture one event (acknowledged once on the gateway's disk).",
+       &CaptureEventCommand},
+      {"capture identify", "DISTINCT_ID [SET_JSON [ANONYMOUS_ID]]", 1, 3,
+       "Send $identify: set person properties, link an anonymous id.",
+       &IdentifyCommand},
+      {"capture alias", "DISTINCT_ID ALIAS", 2, 2,
+       "Send $create_alias: merge two distinct ids into one person.", &AliasCommand},
+      {"capture group", "GROUP_TYPE GROUP_KEY [PROPERTIES_JSON]", 2, 3,
+       "Send $groupidentify: create or update a group.", &GroupIdentifyCommand},
+      {"capture set", "DISTINCT_ID SET_JSON", 2, 2,
+       "Send $set: set person properties.", &CaptureSetCommand},
   };
   return *kCommands;
 }

@@ -23,6 +23,7 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/capture/capture_pipeline.h"
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
@@ -37,6 +38,7 @@
 #include "server/paging/clock.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/capture_service.h"
 #include "server/service/flag_service.h"
 #include "server/service/person_service.h"
 #include "server/service/user_service.h"
@@ -174,6 +176,17 @@ int Run() {
   };
 
   UserServiceImpl user_service(&projects);
+  // Capture: replays the spool before serving, so that events acknowledged
+  // before a restart are on their way first.
+  absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
+      CapturePipeline::Create(*config, &projects, &keys, kVersion);
+  if (!capture.ok()) {
+    LogError("cannot open the capture spool",
+             {{"dir", config->capture.spool_dir},
+              {"error", std::string(capture.status().message())}});
+    return 1;
+  }
+  CaptureServiceImpl capture_service(capture->get());
   absl::StatusOr<ResumeTokenCodec> resume_tokens = MakeResumeTokenCodec(config->paging);
   if (!resume_tokens.ok()) {
     LogError("cannot read the resume token secret",
@@ -182,8 +195,6 @@ int Run() {
   }
   PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags);
-  // Defined by the API, implemented by later work: it answers UNIMPLEMENTED.
-  posthog::v1::CaptureService::Service capture_service;
 
   GatewayServer server(
       config->server,
@@ -215,6 +226,16 @@ int Run() {
     }
     LogInfo("admin server listening", {{"port", absl::StrCat(*bound)}});
   }
+  // Capture's readiness per project: NOT_SERVING while PostHog refuses the
+  // project's key (its events stay spooled).
+  auto publish_capture_health = [&] {
+    for (const ProjectConfig& project : config->projects) {
+      server.SetServingStatus(
+          absl::StrCat(posthog::v1::CaptureService::service_full_name(), "/", project.alias),
+          !(*capture)->ProjectPaused(project.alias));
+    }
+  };
+  publish_capture_health();
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file);
       !port_file.empty() && !WritePortFile(port_file, *port)) {
     LogError("cannot write the port file", {{"path", port_file}});
@@ -234,6 +255,7 @@ int Run() {
         keys.Reload();
         next_reload = absl::Now() + config->key_reload_interval;
       }
+      publish_capture_health();
       // Only changes are published: health Watch streams see each update.
       if (ready_now() != ready) {
         ready = !ready;

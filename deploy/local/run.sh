@@ -57,7 +57,8 @@ cat > "$work/gateway.json" <<JSON
     "project_api_key": {"file": "$work/keys/project_api_key"},
     "personal_api_key": {"file": "$work/keys/personal_api_key"},
     "feature_flags_secure_key": {"file": "$work/keys/feature_flags_secure_key"}
-  }]
+  }],
+  "capture": {"spool_dir": "$work/spool"}
 }
 JSON
 

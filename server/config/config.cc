@@ -274,6 +274,72 @@ absl::Status ParsePaging(const json* value, PagingConfig& paging) {
   return absl::OkStatus();
 }
 
+absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "capture");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"spool_dir", "max_spool_bytes", "segment_bytes", "batch_max_events",
+       "batch_max_bytes", "flush_interval_ms", "max_in_flight_batches",
+       "initial_backoff_ms", "max_backoff_ms", "max_event_bytes",
+       "max_properties_depth", "memory_queue_bytes"}));
+  RETURN_IF_ERROR(reader.ReadString("spool_dir", capture.spool_dir));
+  if (capture.spool_dir.empty()) {
+    return FieldError(reader.Child("spool_dir"), "must not be empty");
+  }
+  struct Bounded {
+    const char* key;
+    int64_t* out;
+    int64_t min;
+    int64_t max;
+    const char* range;
+  };
+  const Bounded bounded[] = {
+      {"max_spool_bytes", &capture.max_spool_bytes, 1 << 20, int64_t{1} << 50,
+       "must be at least 1 MiB"},
+      {"segment_bytes", &capture.segment_bytes, 64 << 10, int64_t{1} << 32,
+       "must be between 64 KiB and 4 GiB"},
+      {"batch_max_events", &capture.batch_max_events, 1, 100000,
+       "must be between 1 and 100000"},
+      {"batch_max_bytes", &capture.batch_max_bytes, 1024, 20 << 20,
+       "must be between 1 KiB and 20 MiB (PostHog's limit)"},
+      {"max_in_flight_batches", &capture.max_in_flight_batches, 1, 64,
+       "must be between 1 and 64"},
+      {"max_event_bytes", &capture.max_event_bytes, 1024, 1000000,
+       "must be between 1 KiB and 1000000 (PostHog's limit)"},
+      {"max_properties_depth", &capture.max_properties_depth, 1, 100,
+       "must be between 1 and 100"},
+      {"memory_queue_bytes", &capture.memory_queue_bytes, 64 << 10, int64_t{1} << 40,
+       "must be at least 64 KiB"},
+  };
+  for (const Bounded& field : bounded) {
+    RETURN_IF_ERROR(reader.ReadInt(field.key, *field.out));
+    if (*field.out < field.min || *field.out > field.max) {
+      return FieldError(reader.Child(field.key), field.range);
+    }
+  }
+  if (capture.segment_bytes > capture.max_spool_bytes) {
+    return FieldError(reader.Child("segment_bytes"),
+                      "must not exceed max_spool_bytes");
+  }
+  if (capture.max_event_bytes > capture.batch_max_bytes) {
+    return FieldError(reader.Child("max_event_bytes"),
+                      "must not exceed batch_max_bytes");
+  }
+  RETURN_IF_ERROR(reader.ReadMillis("flush_interval_ms", capture.flush_interval));
+  if (capture.flush_interval < absl::Milliseconds(1)) {
+    return FieldError(reader.Child("flush_interval_ms"), "must be at least 1");
+  }
+  RETURN_IF_ERROR(reader.ReadMillis("initial_backoff_ms", capture.initial_backoff));
+  RETURN_IF_ERROR(reader.ReadMillis("max_backoff_ms", capture.max_backoff));
+  if (capture.initial_backoff < absl::Milliseconds(1) ||
+      capture.max_backoff < capture.initial_backoff) {
+    return FieldError(reader.Child("initial_backoff_ms"),
+                      "must be at least 1 and at most max_backoff_ms");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string KeySource::Describe() const {
@@ -309,7 +375,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   ObjectReader reader(root, "");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"default_project", "projects", "server", "upstream", "flags", "paging",
+      {"default_project", "projects", "server", "upstream", "flags", "paging", "capture",
        "key_reload_interval_ms"}));
 
   GatewayConfig config;
@@ -341,6 +407,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ParseUpstream(reader.Find("upstream"), config.upstream));
   RETURN_IF_ERROR(ParseFlags(reader.Find("flags"), config.flags));
   RETURN_IF_ERROR(ParsePaging(reader.Find("paging"), config.paging));
+  RETURN_IF_ERROR(ParseCapture(reader.Find("capture"), config.capture));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");

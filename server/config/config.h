@@ -116,6 +116,36 @@ struct PagingConfig {
   KeySource resume_token_secret;
 };
 
+// Settings of capture: the on-disk spool and the delivery to PostHog.
+struct CaptureConfig {
+  // Where acknowledged events wait until PostHog accepted them.
+  std::string spool_dir = "/var/lib/posthog-gateway/spool";
+  // The spool's size bound; beyond it capture answers RESOURCE_EXHAUSTED.
+  int64_t max_spool_bytes = int64_t{1} << 30;
+  // A spool segment file is closed once it reaches this size.
+  int64_t segment_bytes = 16 << 20;
+  // A batch to PostHog closes at this many events...
+  int64_t batch_max_events = 1000;
+  // ...or this many bytes of (uncompressed) events (PostHog's hard cap is 20 MiB)...
+  int64_t batch_max_bytes = 5 << 20;
+  // ...or when its oldest event has waited this long.
+  absl::Duration flush_interval = absl::Milliseconds(200);
+  // Batches of one project being sent at the same time.
+  int64_t max_in_flight_batches = 4;
+  // Event bytes a project keeps in memory; a larger backlog stays on disk
+  // and is read back from the spool, so memory stays bounded in an outage.
+  int64_t memory_queue_bytes = 64 << 20;
+  // Backoff between retries: initial delay, doubled up to the maximum, with
+  // full jitter; a longer Retry-After wins.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(30);
+  // An event whose JSON is larger than this is refused (PostHog's producer
+  // limit is about 1 MB).
+  int64_t max_event_bytes = 900 * 1024;
+  // Properties nested deeper than this are refused.
+  int64_t max_properties_depth = 32;
+};
+
 struct GatewayConfig {
   // The alias used when a request leaves `project` empty.
   std::string default_project;
@@ -124,6 +154,7 @@ struct GatewayConfig {
   UpstreamConfig upstream;
   FlagsConfig flags;
   PagingConfig paging;
+  CaptureConfig capture;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 

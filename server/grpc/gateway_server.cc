@@ -74,6 +74,10 @@ void GatewayServer::SetReady(bool ready) {
   for (const NamedService& named : services_) health_.SetServing(named.full_name, ready);
 }
 
+void GatewayServer::SetServingStatus(const std::string& name, bool serving) {
+  health_.SetServing(name, serving);
+}
+
 void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
   LogInfo("draining", {{"drain_delay", absl::FormatDuration(drain_delay)},
                        {"grace", absl::FormatDuration(grace)}});

@@ -58,6 +58,10 @@ class GatewayServer final {
   // service's own. Call after Start.
   void SetReady(bool ready);
 
+  // SetServingStatus sets the health status of one more name, e.g. a
+  // component's per-project readiness (`posthog.v1.CaptureService/prod`).
+  void SetServingStatus(const std::string& name, bool serving);
+
   // Shutdown drains and stops the server; see the class comment. Returns once
   // every call has ended.
   void Shutdown(absl::Duration drain_delay, absl::Duration grace);

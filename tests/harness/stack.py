@@ -236,6 +236,8 @@ class Stack:
         self._emulator = None
         self._gateway = None
         self._final_logs = None
+        self._config_path = None
+        self._restarts = 0
         self.exit_statuses = {}
 
     # -- lifecycle -----------------------------------------------------------
@@ -276,7 +278,15 @@ class Stack:
         self._emulator.start()
         self._emulator.wait_for_port(time.monotonic() + self._start_timeout)
 
-        config_path = self._write_config(self._write_keys())
+        self._config_path = self._write_config(self._write_keys())
+        self._start_gateway("gateway.log")
+
+    def _start_gateway(self, log_name):
+        gateway_binary = self._binary(GATEWAY_BINARY, "//server:posthog_gateway")
+        config_path = self._config_path
+        port_file = self._path("gateway.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
         self._gateway = _Process(
             "gateway",
             [
@@ -287,11 +297,28 @@ class Stack:
                 f"--port_file={self._path('gateway.port')}",
             ]
             + self._gateway_args,
-            self._path("gateway.log"),
-            self._path("gateway.port"),
+            self._path(log_name),
+            port_file,
         )
         self._gateway.start()
         self._gateway.wait_for_port(time.monotonic() + self._start_timeout)
+
+    def restart_gateway(self, kill=False, before_start=None):
+        """Stops the gateway (SIGKILL when `kill`, else SIGTERM) and starts it
+        again on the same configuration and capture spool; it listens on a
+        new port (see gateway_target). The earlier run's log is kept as
+        gateway-<n>.log. `before_start`, if given, is called in between
+        (e.g. to damage the spool)."""
+        if kill:
+            self._gateway.popen.kill()
+            self._gateway.popen.wait()
+        else:
+            self._gateway.stop(self._stop_timeout)
+        self._restarts += 1
+        os.rename(self._path("gateway.log"), self._path(f"gateway-{self._restarts}.log"))
+        if before_start is not None:
+            before_start()
+        self._start_gateway("gateway.log")
 
     def stop(self):
         """Stops the gateway, then the emulator; idempotent."""
@@ -391,7 +418,14 @@ class Stack:
         }
         for name, path in key_paths.items():
             project[name] = {"file": path}
-        config = {"default_project": self._alias, "projects": [project]}
+        config = {
+            "default_project": self._alias,
+            "projects": [project],
+            # Capture's spool lives with the run (kept across restart_gateway).
+            # A small memory queue: tests exercise backlogs read back from disk.
+            "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20,
+                        "max_backoff_ms": 2000, "memory_queue_bytes": 262144},
+        }
         config.update(self._extra_config)
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:

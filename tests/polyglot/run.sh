@@ -48,7 +48,7 @@ failed=()
 echo "== The harness, against fake binaries"
 /usr/bin/python3 -m unittest discover -s tests/harness -p 'test_*.py' || failed+=(harness)
 
-echo "== Python: UserService, PersonService and the posthog CLI"
+echo "== Python: UserService, PersonService, FlagService, CaptureService (with fault tests) and the CLI"
 /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
 
 echo "== Node.js: UserService, FlagService"
@@ -56,6 +56,9 @@ node --test tests/polyglot/user.test.js tests/polyglot/flags.test.js || failed+=
 
 echo "== Node.js: PersonService"
 node --test tests/polyglot/persons.test.js || failed+=(node-persons)
+
+echo "== Node.js: CaptureService"
+node --test tests/polyglot/capture.test.js || failed+=(node-capture)
 
 if (( ${#failed[@]} > 0 )); then
   echo "polyglot: FAILED: ${failed[*]}" >&2

@@ -261,5 +261,74 @@ TEST(ConfigFileTest, MissingFileIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+constexpr char kOneProject[] =
+    R"("projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/a"}}])";
+
+TEST(ConfigTest, CaptureHasDefaultsWhenAbsent) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat("{", kOneProject, "}"));
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->capture.spool_dir, "/var/lib/posthog-gateway/spool");
+  EXPECT_EQ(config->capture.batch_max_events, 1000);
+  EXPECT_EQ(config->capture.flush_interval, absl::Milliseconds(200));
+  EXPECT_EQ(config->capture.max_in_flight_batches, 4);
+}
+
+TEST(ConfigTest, ReadsCaptureSettings) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat("{", kOneProject, R"(,
+    "capture": {"spool_dir": "/spool", "max_spool_bytes": 10485760,
+                "segment_bytes": 1048576, "batch_max_events": 50,
+                "batch_max_bytes": 65536, "flush_interval_ms": 20,
+                "max_in_flight_batches": 2, "initial_backoff_ms": 5,
+                "max_backoff_ms": 500, "max_event_bytes": 2048,
+                "max_properties_depth": 4, "memory_queue_bytes": 131072}})"));
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  const CaptureConfig& capture = config->capture;
+  EXPECT_EQ(capture.spool_dir, "/spool");
+  EXPECT_EQ(capture.max_spool_bytes, 10485760);
+  EXPECT_EQ(capture.segment_bytes, 1048576);
+  EXPECT_EQ(capture.batch_max_events, 50);
+  EXPECT_EQ(capture.batch_max_bytes, 65536);
+  EXPECT_EQ(capture.flush_interval, absl::Milliseconds(20));
+  EXPECT_EQ(capture.max_in_flight_batches, 2);
+  EXPECT_EQ(capture.initial_backoff, absl::Milliseconds(5));
+  EXPECT_EQ(capture.max_backoff, absl::Milliseconds(500));
+  EXPECT_EQ(capture.max_event_bytes, 2048);
+  EXPECT_EQ(capture.max_properties_depth, 4);
+  EXPECT_EQ(capture.memory_queue_bytes, 131072);
+}
+
+struct BadCaptureCase {
+  const char* capture;
+  const char* message;
+};
+
+class BadCaptureConfigTest : public ::testing::TestWithParam<BadCaptureCase> {};
+
+TEST_P(BadCaptureConfigTest, IsRefusedNamingTheField) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(
+      absl::StrCat("{", kOneProject, R"(, "capture": )", GetParam().capture, "}"));
+
+  ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(config), HasSubstr(GetParam().message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadCaptureConfigTest,
+    ::testing::Values(
+        BadCaptureCase{R"({"spool_dir": ""})", "capture.spool_dir: must not be empty"},
+        BadCaptureCase{R"({"batch_max_events": 0})", "capture.batch_max_events"},
+        BadCaptureCase{R"({"batch_max_bytes": 30000000})", "capture.batch_max_bytes"},
+        BadCaptureCase{R"({"max_in_flight_batches": 0})", "capture.max_in_flight_batches"},
+        BadCaptureCase{R"({"max_spool_bytes": 1000})", "capture.max_spool_bytes"},
+        BadCaptureCase{R"({"flush_interval_ms": 0})", "capture.flush_interval_ms"},
+        BadCaptureCase{R"({"flush_interval_ms": -1})", "capture.flush_interval_ms"},
+        BadCaptureCase{R"({"max_event_bytes": 4096, "batch_max_bytes": 2048})",
+                       "capture.max_event_bytes"},
+        BadCaptureCase{R"({"spool": "/x"})", "capture.spool: unknown field"},
+        BadCaptureCase{R"({"memory_queue_bytes": 1000})", "capture.memory_queue_bytes"},
+        BadCaptureCase{R"("x")", "capture: must be an object"}));
+
 }  // namespace
 }  // namespace posthog_gateway

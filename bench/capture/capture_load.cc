@@ -1,0 +1,185 @@
+// capture_load: drives the gateway's CaptureService and prints what it
+// measured, one `key=value` line per figure.
+//
+//   capture_load --target=HOST:PORT --mode=stream --events=1000000
+//       N client streams (--streams), --per_message events per message, at
+//       most --window unacknowledged messages per stream. Prints the
+//       gateway's acknowledged events/s.
+//   capture_load --target=HOST:PORT --mode=unary|noop --seconds=10
+//       --threads callers in a loop of CaptureEvent (unary) or
+//       grpc.health.v1.Health/Check (noop, the ceiling of a unary RPC on the
+//       same server). Prints calls/s and latency p50/p99.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "posthog/v1/capture.grpc.pb.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "The gateway.");
+ABSL_FLAG(std::string, mode, "stream", "stream, unary or noop.");
+ABSL_FLAG(int64_t, events, 1000000, "stream: events to send in total.");
+ABSL_FLAG(int, streams, 4, "stream: concurrent streams (one channel each).");
+ABSL_FLAG(int, per_message, 500, "stream: events per message.");
+ABSL_FLAG(int, window, 8, "stream: unacknowledged messages per stream.");
+ABSL_FLAG(int, threads, 16, "unary/noop: concurrent callers.");
+ABSL_FLAG(int, channels, 4, "unary/noop: channels the callers share.");
+ABSL_FLAG(int, seconds, 10, "unary/noop: duration.");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+posthog::v1::Event MakeEvent(int64_t n) {
+  posthog::v1::Event event;
+  event.set_event("bench event");
+  event.set_distinct_id(absl::StrCat("user-", n % 10000));
+  auto& fields = *event.mutable_properties()->mutable_fields();
+  fields["plan"].set_string_value("pro");
+  fields["amount"].set_number_value(static_cast<double>(n % 1000));
+  fields["$current_url"].set_string_value("https://example.com/checkout");
+  return event;
+}
+
+std::shared_ptr<grpc::Channel> NewChannel(int index) {
+  grpc::ChannelArguments args;
+  // Distinct arguments: separate connections.
+  args.SetInt("bench.channel", index);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+int RunStream() {
+  const int streams = absl::GetFlag(FLAGS_streams);
+  const int per_message = absl::GetFlag(FLAGS_per_message);
+  const int window = absl::GetFlag(FLAGS_window);
+  const int64_t total = absl::GetFlag(FLAGS_events);
+  const int64_t messages_per_stream = total / streams / per_message;
+  std::atomic<int64_t> acknowledged{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> spool_full{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int s = 0; s < streams; ++s) {
+    threads.emplace_back([&, s] {
+      auto stub = posthog::v1::CaptureService::NewStub(NewChannel(s));
+      grpc::ClientContext context;
+      auto stream = stub->StreamCaptureEvents(&context);
+      posthog::v1::StreamCaptureEventsRequest request;
+      for (int i = 0; i < per_message; ++i) {
+        *request.add_events() = MakeEvent(int64_t{s} * 1000003 + i);
+      }
+      std::atomic<int64_t> acked_messages{0};
+      std::atomic<bool> reader_done{false};
+      std::thread reader([&] {
+        posthog::v1::StreamCaptureEventsResponse response;
+        int64_t last = 0;
+        while (stream->Read(&response)) {
+          acknowledged += response.acknowledged_count() - last;
+          last = response.acknowledged_count();
+          acked_messages = last / per_message;
+        }
+        reader_done = true;  // The stream ended (an error): stop writing.
+      });
+      for (int64_t m = 0; m < messages_per_stream; ++m) {
+        while (m - acked_messages.load() >= window && !reader_done.load()) {
+          std::this_thread::yield();
+        }
+        if (reader_done.load() || !stream->Write(request)) break;
+      }
+      stream->WritesDone();
+      reader.join();
+      grpc::Status status = stream->Finish();
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++spool_full;  // Expected when an outage fills the spool.
+      } else if (!status.ok()) {
+        ++failed;
+        std::fprintf(stderr, "stream %d: %s\n", s, status.error_message().c_str());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("acknowledged_events=%lld\n", static_cast<long long>(acknowledged.load()));
+  std::printf("seconds=%.3f\n", seconds);
+  std::printf("acknowledged_events_per_second=%.0f\n", acknowledged.load() / seconds);
+  std::printf("failed_streams=%d\n", failed.load());
+  std::printf("spool_full_streams=%d\n", spool_full.load());
+  return failed.load() == 0 ? 0 : 1;
+}
+
+int RunUnary(bool noop) {
+  const int threads_count = absl::GetFlag(FLAGS_threads);
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int c = 0; c < absl::GetFlag(FLAGS_channels); ++c) channels.push_back(NewChannel(c));
+  const auto deadline = Clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_seconds));
+  std::mutex mu;
+  std::vector<double> latencies_us;
+  std::atomic<int64_t> errors{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < threads_count; ++t) {
+    threads.emplace_back([&, t] {
+      auto channel = channels[t % channels.size()];
+      auto capture = posthog::v1::CaptureService::NewStub(channel);
+      auto health = grpc::health::v1::Health::NewStub(channel);
+      posthog::v1::CaptureEventRequest request;
+      *request.mutable_event() = MakeEvent(t);
+      grpc::health::v1::HealthCheckRequest check;
+      std::vector<double> mine;
+      while (Clock::now() < deadline) {
+        grpc::ClientContext context;
+        const auto begin = Clock::now();
+        grpc::Status status;
+        if (noop) {
+          grpc::health::v1::HealthCheckResponse response;
+          status = health->Check(&context, check, &response);
+        } else {
+          posthog::v1::CaptureEventResponse response;
+          status = capture->CaptureEvent(&context, request, &response);
+        }
+        mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+        if (!status.ok()) ++errors;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto percentile = [&](double p) {
+    return latencies_us.empty() ? 0.0
+                                : latencies_us[static_cast<size_t>(p * (latencies_us.size() - 1))];
+  };
+  std::printf("calls=%zu\n", latencies_us.size());
+  std::printf("errors=%lld\n", static_cast<long long>(errors.load()));
+  std::printf("calls_per_second=%.0f\n", latencies_us.size() / seconds);
+  std::printf("p50_us=%.0f\n", percentile(0.50));
+  std::printf("p99_us=%.0f\n", percentile(0.99));
+  return errors.load() == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode == "stream") return RunStream();
+  if (mode == "unary") return RunUnary(false);
+  if (mode == "noop") return RunUnary(true);
+  std::fprintf(stderr, "unknown --mode=%s\n", mode.c_str());
+  return 2;
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Capture figures, side by side in one run on this machine, against the
+# PostHog emulator (both processes and the load generators on the same cores):
+#   1. client-streaming capture, durable spool on: events/s accepted by the
+#      emulator, end to end (first event sent → last event stored);
+#   2. the official posthog-node SDK sending the same events to the same
+#      emulator;
+#   3. unary CaptureEvent vs the no-op ceiling (grpc.health.v1.Health/Check
+#      on the same gateway): calls/s, p50, p99;
+#   4. peak RSS of the gateway while the emulator refuses every batch
+#      (connection reset) under streaming load.
+#
+# Build first:
+#   tools/bazel.sh build --config=opt //bench/capture:capture_load \
+#       //server:posthog_gateway //emulator:posthog_emulator
+# Usage: bench/capture/run.sh [--events=N] [--sdk_events=N] [--seconds=N] [--outage_seconds=N]
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bin="${POSTHOG_BAZEL_BIN:-${repo_root}/bazel-out/k8-opt/bin}"
+events=1000000
+sdk_events=100000
+seconds=10
+outage_seconds=60
+for arg in "$@"; do
+  case "${arg}" in
+    --events=*) events="${arg#*=}" ;;
+    --sdk_events=*) sdk_events="${arg#*=}" ;;
+    --seconds=*) seconds="${arg#*=}" ;;
+    --outage_seconds=*) outage_seconds="${arg#*=}" ;;
+    *) echo "run.sh: unknown argument ${arg}" >&2; exit 2 ;;
+  esac
+done
+load="${bin}/bench/capture/capture_load"
+for binary in "${load}" "${bin}/server/posthog_gateway" "${bin}/emulator/posthog_emulator"; do
+  [[ -x "${binary}" ]] || { echo "run.sh: ${binary} missing; build it (see the header)" >&2; exit 2; }
+done
+
+work="$(mktemp -d)"
+harness_pid=""
+cleanup() {
+  if [[ -n "${harness_pid}" ]]; then
+    kill -TERM "${harness_pid}" 2>/dev/null || true
+    wait "${harness_pid}" 2>/dev/null || true
+  fi
+  rm -rf "${work}"
+}
+trap cleanup EXIT
+
+POSTHOG_BAZEL_BIN="${bin}" /usr/bin/python3 "${repo_root}/tests/harness/stack.py" \
+    --env_file="${work}/stack.env" 2>"${work}/harness.log" &
+harness_pid=$!
+for _ in $(seq 1 600); do [[ -s "${work}/stack.env" ]] && break; sleep 0.1; done
+[[ -s "${work}/stack.env" ]] || { cat "${work}/harness.log" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "${work}/stack.env"
+token="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["projects"][0]["api_token"])' \
+    "${repo_root}/emulator/seed/demo.json")"
+gateway_pid="$(pgrep -f -- "--config=${STACK_DIR}/gateway.json" | head -1)"
+
+stored() {
+  curl -s "${EMULATOR_URL}/_emulator/health" |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'
+}
+now() { date +%s.%N; }
+wait_stored() {  # target count; prints the time it was reached
+  while (( $(stored) < $1 )); do sleep 0.02; done
+  now
+}
+figure() { grep "^$1=" | cut -d= -f2; }
+
+echo "== 1. client-streaming capture, durable spool (${events} events)"
+before=$(stored)
+start=$(now)
+"${load}" --target="${GATEWAY_TARGET}" --mode=stream --events="${events}" | tee "${work}/stream.txt"
+sent=$(figure acknowledged_events < "${work}/stream.txt")
+end=$(wait_stored $((before + sent)))
+stream_rate=$(/usr/bin/python3 -c "print(round(${sent}/(${end}-${start})))")
+echo "stream_end_to_end_events_per_second=${stream_rate}"
+
+echo "== 2. posthog-node, ${sdk_events} events to the same emulator"
+node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${token}" "${sdk_events}" |
+  tee "${work}/sdk.txt"
+sdk_rate=$(figure sdk_events_per_second < "${work}/sdk.txt")
+
+echo "== 3. unary CaptureEvent vs no-op unary ceiling (${seconds} s each)"
+"${load}" --target="${GATEWAY_TARGET}" --mode=noop --seconds="${seconds}" | tee "${work}/noop.txt"
+"${load}" --target="${GATEWAY_TARGET}" --mode=unary --seconds="${seconds}" | tee "${work}/unary.txt"
+
+echo "== 4. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
+curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
+rss_before=$(awk '/VmRSS/ {print $2}' "/proc/${gateway_pid}/status")
+outage_end=$(( $(date +%s) + outage_seconds ))
+outage_events=0
+spool_full=0
+while (( $(date +%s) < outage_end )); do
+  "${load}" --target="${GATEWAY_TARGET}" --mode=stream --events=200000 > "${work}/outage.txt" 2>/dev/null || true
+  acknowledged=$(figure acknowledged_events < "${work}/outage.txt" || true)
+  full=$(figure spool_full_streams < "${work}/outage.txt" || true)
+  outage_events=$(( outage_events + ${acknowledged:-0} ))
+  spool_full=$(( spool_full + ${full:-0} ))
+  # Once the spool is full, only RESOURCE_EXHAUSTED comes back: pace retries.
+  (( ${full:-0} == 0 )) || sleep 1
+done
+peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/${gateway_pid}/status")
+rss_outage=$(awk '/VmRSS/ {print $2}' "/proc/${gateway_pid}/status")
+spool_bytes=$(du -sb "${STACK_DIR}/spool" | cut -f1)
+curl -s -X POST -d '[]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
+echo "outage_acknowledged_events=${outage_events} spool_bytes=${spool_bytes} streams_refused_spool_full=${spool_full}"
+echo "rss_kib_before=${rss_before} rss_kib_end_of_outage=${rss_outage} peak_rss_kib=${peak_rss}"
+
+unary_rate=$(figure calls_per_second < "${work}/unary.txt")
+noop_rate=$(figure calls_per_second < "${work}/noop.txt")
+echo
+echo "== Figures"
+row() { printf '%-62s %s\n' "$1" "$2"; }
+row "client-streaming capture, durable, end to end (events/s)" "${stream_rate}"
+row "posthog-node SDK, same events, same emulator (events/s)" "${sdk_rate}"
+row "gateway / SDK" "$(/usr/bin/python3 -c "print(f'{${stream_rate}/${sdk_rate}:.1f}x')")"
+row "unary CaptureEvent (calls/s, p50 us, p99 us)" \
+  "${unary_rate}, $(figure p50_us < "${work}/unary.txt"), $(figure p99_us < "${work}/unary.txt")"
+row "no-op unary Health/Check ceiling (calls/s, p50 us, p99 us)" \
+  "${noop_rate}, $(figure p50_us < "${work}/noop.txt"), $(figure p99_us < "${work}/noop.txt")"
+row "unary / ceiling" "$(/usr/bin/python3 -c "print(f'{${unary_rate}/${noop_rate}:.0%}')")"
+row "peak RSS over the run incl. ${outage_seconds} s outage under load (MiB)" "$(( peak_rss / 1024 ))"

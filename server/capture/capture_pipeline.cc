@@ -1,0 +1,173 @@
+#include "server/capture/capture_pipeline.h"
+
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/common/log.h"
+
+namespace posthog_gateway {
+namespace {
+
+// Collects the outcomes of the events of one DELIVERED-mode call.
+struct DeliveryWaiter {
+  absl::Mutex mu;
+  int64_t remaining ABSL_GUARDED_BY(mu) = 0;
+  absl::Status status ABSL_GUARDED_BY(mu);
+
+  void Done(const absl::Status& outcome) {
+    absl::MutexLock lock(&mu);
+    if (status.ok() && !outcome.ok()) status = outcome;
+    --remaining;
+  }
+};
+
+uint64_t RandomBits() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return engine();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
+    const GatewayConfig& config, const ProjectRegistry* projects, const KeyStore* keys,
+    absl::string_view lib_version, DeliveryEnv env) {
+  const CaptureConfig& capture = config.capture;
+  std::unique_ptr<CapturePipeline> pipeline(new CapturePipeline());
+  pipeline->projects_ = projects;
+  EventLimits limits;
+  limits.max_event_bytes = capture.max_event_bytes;
+  limits.max_properties_depth = capture.max_properties_depth;
+  pipeline->builder_ = std::make_unique<EventBuilder>(
+      limits, std::string(lib_version), [] { return absl::Now(); }, RandomBits);
+
+  SpoolOptions spool_options;
+  spool_options.dir = capture.spool_dir;
+  spool_options.max_bytes = capture.max_spool_bytes;
+  spool_options.segment_bytes = capture.segment_bytes;
+  absl::StatusOr<Spool::Opened> opened = Spool::Open(spool_options);
+  if (!opened.ok()) return opened.status();
+  pipeline->spool_ = std::move(opened->spool);
+  pipeline->dead_letters_ =
+      std::make_unique<DeadLetterFile>(capture.spool_dir + "/dead-letter.jsonl");
+  pipeline->replayed_records_ = static_cast<int64_t>(opened->replayed.size());
+  pipeline->damaged_segments_ = opened->damaged_segments;
+
+  DeliveryOptions delivery;
+  delivery.batch_max_events = capture.batch_max_events;
+  delivery.batch_max_bytes = capture.batch_max_bytes;
+  delivery.flush_interval = capture.flush_interval;
+  delivery.max_in_flight = capture.max_in_flight_batches;
+  delivery.initial_backoff = capture.initial_backoff;
+  delivery.max_backoff = capture.max_backoff;
+  delivery.request_timeout = config.upstream.default_timeout;
+  delivery.max_queued_bytes = capture.memory_queue_bytes;
+  for (const ProjectConfig& project : config.projects) {
+    absl::StatusOr<const PostHogClient*> client = projects->Resolve(project.alias);
+    if (!client.ok()) return client.status();
+    pipeline->queues_[project.alias] = std::make_unique<ProjectQueue>(
+        *client, keys, pipeline->spool_.get(), pipeline->dead_letters_.get(), delivery, env);
+  }
+
+  // Replay: group by project, keeping order.
+  std::map<std::string, std::vector<QueuedEvent>> replay;
+  for (ReplayedRecord& replayed : opened->replayed) {
+    auto queue = pipeline->queues_.find(replayed.record.project);
+    if (queue == pipeline->queues_.end()) {
+      pipeline->dead_letters_->Write(replayed.record.project, 0,
+                                     "the project is no longer configured",
+                                     replayed.record.json);
+      pipeline->spool_->Release(replayed.segment);
+      continue;
+    }
+    QueuedEvent event;
+    event.json = std::move(replayed.record.json);
+    event.historical_migration = replayed.record.historical_migration;
+    event.segment = replayed.segment;
+    replay[replayed.record.project].push_back(std::move(event));
+  }
+  for (auto& [alias, events] : replay) {
+    pipeline->queues_[alias]->EnqueueReplayed(std::move(events));
+  }
+  LogInfo("capture: spool opened",
+          {{"dir", capture.spool_dir},
+           {"replayed_records", absl::StrCat(pipeline->replayed_records_)},
+           {"damaged_segments", absl::StrCat(opened->damaged_segments)},
+           {"damaged_bytes", absl::StrCat(opened->damaged_bytes)}});
+  return pipeline;
+}
+
+CapturePipeline::~CapturePipeline() { queues_.clear(); }
+
+absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
+    absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
+    absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
+    absl::Time deadline) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
+  if (!client.ok()) return client.status();
+  const std::string& alias = (*client)->project().alias;
+  auto queue = queues_.find(alias);
+  if (queue == queues_.end()) return absl::InternalError("capture: project has no queue");
+
+  absl::StatusOr<std::vector<BuiltEvent>> built = builder_->Build(events, field, indexed);
+  if (!built.ok()) return built.status();
+
+  std::vector<SpoolRecord> records;
+  records.reserve(built->size());
+  for (const BuiltEvent& event : *built) {
+    records.push_back({alias, event.historical_migration, event.json});
+  }
+  absl::StatusOr<SpoolLocation> location = spool_->Append(records);
+  if (!location.ok()) return location.status();
+
+  const bool delivered_mode = ack_mode == posthog::v1::ACK_MODE_DELIVERED;
+  auto waiter = std::make_shared<DeliveryWaiter>();
+  if (delivered_mode) {
+    absl::MutexLock lock(&waiter->mu);
+    waiter->remaining = static_cast<int64_t>(records.size());
+  }
+  std::vector<QueuedEvent> queued;
+  std::vector<std::string> uuids;
+  queued.reserve(records.size());
+  uuids.reserve(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    QueuedEvent event;
+    event.json = std::move(records[i].json);
+    event.historical_migration = records[i].historical_migration;
+    event.segment = location->segment;
+    if (delivered_mode) {
+      event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
+    }
+    queued.push_back(std::move(event));
+    uuids.push_back(std::move((*built)[i].uuid));
+  }
+  queue->second->Enqueue(std::move(queued), *location);
+  if (!delivered_mode) return uuids;
+
+  absl::MutexLock lock(&waiter->mu);
+  auto all_done = [w = waiter.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) {
+    return w->remaining == 0;
+  };
+  if (!waiter->mu.AwaitWithDeadline(absl::Condition(&all_done), deadline)) {
+    return absl::DeadlineExceededError(
+        "PostHog has not accepted the events yet; they are spooled and will be delivered");
+  }
+  if (!waiter->status.ok()) return waiter->status;
+  return uuids;
+}
+
+bool CapturePipeline::ProjectPaused(absl::string_view alias) const {
+  auto queue = queues_.find(alias);
+  return queue != queues_.end() && queue->second->paused();
+}
+
+std::vector<std::string> CapturePipeline::PausedProjects() const {
+  std::vector<std::string> paused;
+  for (const auto& [alias, queue] : queues_) {
+    if (queue->paused()) paused.push_back(alias);
+  }
+  return paused;
+}
+
+}  // namespace posthog_gateway

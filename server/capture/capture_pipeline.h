@@ -1,0 +1,87 @@
+#ifndef SERVER_CAPTURE_CAPTURE_PIPELINE_H_
+#define SERVER_CAPTURE_CAPTURE_PIPELINE_H_
+
+// CapturePipeline is the capture domain: it validates and builds events
+// (EventBuilder), writes them to the durable Spool, and hands them to the
+// ProjectQueue of their project, which delivers them to PostHog. On creation
+// it replays the spool, so events acknowledged before a crash or restart are
+// delivered.
+//
+// Acknowledgement: ACK_MODE_DURABLE (the default) returns once the events are
+// synced to disk; ACK_MODE_DELIVERED once PostHog accepted every one of them
+// (or the deadline passed: DEADLINE_EXCEEDED, the events stay spooled).
+//
+// Thread-safe. Borrows the registry and key store, which must outlive it.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "posthog/v1/capture.pb.h"
+#include "server/capture/delivery.h"
+#include "server/capture/event_builder.h"
+#include "server/capture/spool.h"
+#include "server/config/config.h"
+#include "server/config/key_store.h"
+#include "server/posthog/project_registry.h"
+
+namespace posthog_gateway {
+
+class CapturePipeline final {
+ public:
+  // Create opens (and replays) the spool in `config.capture.spool_dir` and
+  // starts one delivery queue per configured project. `env` is for tests.
+  static absl::StatusOr<std::unique_ptr<CapturePipeline>> Create(
+      const GatewayConfig& config, const ProjectRegistry* projects, const KeyStore* keys,
+      absl::string_view lib_version, DeliveryEnv env = {});
+
+  // Stops delivery; what is not delivered stays spooled.
+  ~CapturePipeline();
+
+  CapturePipeline(const CapturePipeline&) = delete;
+  CapturePipeline& operator=(const CapturePipeline&) = delete;
+
+  // Capture takes `events` for `project` (an alias; empty for the default)
+  // and returns their uuids in order. Violations name `<field>[i].<name>`
+  // (`<field>.<name>` when not `indexed`). Errors: INVALID_ARGUMENT (bad
+  // event or project), RESOURCE_EXHAUSTED with RetryInfo (spool full),
+  // UNAVAILABLE (disk failure or stopping), DEADLINE_EXCEEDED (DELIVERED mode
+  // only), and in DELIVERED mode INVALID_ARGUMENT when PostHog refused one.
+  absl::StatusOr<std::vector<std::string>> Capture(
+      absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
+      absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
+      absl::Time deadline);
+
+  // ProjectPaused is whether PostHog refused `alias`'s project key (sending
+  // to it is paused until the key changes).
+  bool ProjectPaused(absl::string_view alias) const;
+
+  // PausedProjects lists the paused projects' aliases.
+  std::vector<std::string> PausedProjects() const;
+
+  // Replay facts, for logs and tests.
+  int64_t replayed_records() const { return replayed_records_; }
+  int64_t damaged_segments() const { return damaged_segments_; }
+  int64_t dead_letters() const { return dead_letters_->count(); }
+  int64_t spool_bytes() const { return spool_->bytes(); }
+
+ private:
+  CapturePipeline() = default;
+
+  const ProjectRegistry* projects_ = nullptr;
+  std::unique_ptr<EventBuilder> builder_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<DeadLetterFile> dead_letters_;
+  // Declared last: destroyed first, while the spool still exists.
+  std::map<std::string, std::unique_ptr<ProjectQueue>, std::less<>> queues_;
+  int64_t replayed_records_ = 0;
+  int64_t damaged_segments_ = 0;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_CAPTURE_CAPTURE_PIPELINE_H_

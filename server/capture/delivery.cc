@@ -1,0 +1,376 @@
+#include "server/capture/delivery.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "server/capture/event_builder.h"
+#include "server/common/log.h"
+#include "server/common/redact.h"
+
+namespace posthog_gateway {
+namespace {
+
+double DefaultRandom() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+absl::Duration RetryAfter(const HttpResponse& response) {
+  std::optional<std::string> header = response.Header("retry-after");
+  int64_t seconds = 0;
+  if (!header.has_value() || !absl::SimpleAtoi(*header, &seconds) || seconds <= 0) {
+    return absl::ZeroDuration();
+  }
+  return absl::Seconds(std::min<int64_t>(seconds, 600));
+}
+
+absl::Status kStoppingStatus() {
+  return absl::UnavailableError(
+      "the gateway is stopping; the event stays spooled and is delivered after a restart");
+}
+
+bool Retryable(int status) { return status == 408 || status == 429 || status >= 500; }
+
+std::string Reason(const HttpResponse& response) {
+  std::string body = response.body.substr(0, 500);
+  return RedactKeys(body);
+}
+
+}  // namespace
+
+absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max,
+                            double random, absl::Duration retry_after) {
+  absl::Duration ceiling = initial;
+  for (int i = 0; i < attempt && ceiling < max; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, max);
+  const absl::Duration delay = ceiling / 2 + (ceiling / 2) * random;
+  return std::max(delay, retry_after);
+}
+
+std::string Gzip(const std::string& data) {
+  z_stream stream{};
+  // 15 window bits + 16: the gzip wrapper. Level 1: the CPU is the budget.
+  deflateInit2(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out;
+  out.resize(deflateBound(&stream, data.size()) + 32);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+DeadLetterFile::DeadLetterFile(std::string path) : path_(std::move(path)) {}
+
+void DeadLetterFile::Write(absl::string_view project, int http_status,
+                           absl::string_view reason, absl::string_view event_json) {
+  nlohmann::json head = {{"time", FormatEventTime(absl::Now())},
+                         {"project", std::string(project)},
+                         {"http_status", http_status},
+                         {"reason", std::string(reason)}};
+  std::string line = head.dump();
+  line.pop_back();  // The closing brace: the event follows as it was sent.
+  absl::StrAppend(&line, ",\"event\":", event_json, "}\n");
+  absl::MutexLock lock(&mu_);
+  ++count_;
+  if (FILE* file = std::fopen(path_.c_str(), "a"); file != nullptr) {
+    std::fwrite(line.data(), 1, line.size(), file);
+    std::fflush(file);
+    fdatasync(fileno(file));
+    std::fclose(file);
+  } else {
+    LogError("capture: cannot write the dead-letter file", {{"path", path_}});
+  }
+}
+
+int64_t DeadLetterFile::count() const {
+  absl::MutexLock lock(&mu_);
+  return count_;
+}
+
+BatchSender::BatchSender(const PostHogClient* client, const KeyStore* keys,
+                         DeadLetterFile* dead_letters, DeliveryOptions options,
+                         DeliveryEnv env)
+    : client_(client),
+      keys_(keys),
+      dead_letters_(dead_letters),
+      options_(options),
+      env_(std::move(env)) {
+  if (!env_.random) env_.random = DefaultRandom;
+}
+
+std::string BatchSender::Body(const std::vector<const QueuedEvent*>& batch, size_t begin,
+                              size_t end, const Secret& key) const {
+  size_t size = 128;
+  for (size_t i = begin; i < end; ++i) size += batch[i]->json.size() + 1;
+  std::string body;
+  body.reserve(size);
+  absl::StrAppend(&body, "{\"api_key\":", nlohmann::json(key.value()).dump(),
+                  ",\"historical_migration\":",
+                  batch[begin]->historical_migration ? "true" : "false",
+                  ",\"sent_at\":\"", FormatEventTime(env_.now()), "\",\"batch\":[");
+  for (size_t i = begin; i < end; ++i) {
+    if (i != begin) body.push_back(',');
+    body.append(batch[i]->json);
+  }
+  body.append("]}");
+  return body;
+}
+
+void BatchSender::DeadLetter(const QueuedEvent& event, int http_status,
+                             absl::string_view reason, absl::Status& outcome) {
+  dead_letters_->Write(client_->project().alias, http_status, reason, event.json);
+  outcome = absl::InvalidArgumentError(
+      absl::StrCat("PostHog refused the event (HTTP ", http_status, "): ", reason));
+}
+
+bool BatchSender::WaitForNewKey(absl::string_view why) {
+  const uint64_t generation = keys_->Generation();
+  if (!paused_.exchange(true)) {
+    LogError("capture: PostHog refused the project API key; sending to this project is "
+             "paused until the key changes (events stay spooled)",
+             {{"project", client_->project().alias}, {"reason", std::string(why)}});
+  }
+  while (keys_->Generation() == generation) {
+    if (!env_.sleep(absl::Seconds(1))) return false;
+  }
+  LogInfo("capture: the project API key changed; resuming",
+          {{"project", client_->project().alias}});
+  return true;
+}
+
+std::vector<absl::Status> BatchSender::Send(const std::vector<const QueuedEvent*>& batch) {
+  std::vector<absl::Status> outcomes(batch.size(),
+                                     absl::CancelledError("capture: stopping"));
+  if (!batch.empty()) SendRange(batch, 0, batch.size(), outcomes);
+  return outcomes;
+}
+
+bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t begin,
+                            size_t end, std::vector<absl::Status>& outcomes) {
+  int attempt = 0;
+  while (true) {
+    absl::StatusOr<Secret> key = client_->Key(KeyKind::kProjectApiKey);
+    if (!key.ok()) {
+      if (!WaitForNewKey(key.status().message())) return false;
+      continue;
+    }
+    PostHogRequest request;
+    request.method = "POST";
+    request.host = PostHogHost::kIngestion;
+    request.path = "/batch/";
+    request.body = Gzip(Body(batch, begin, end, *key));
+    request.headers = {{"Content-Type", "application/json"},
+                       {"Content-Encoding", "gzip"}};
+    CallContext context;
+    context.deadline = env_.now() + options_.request_timeout;
+    absl::StatusOr<HttpResponse> response = client_->Send(request, context);
+    posts_.fetch_add(1);
+    absl::Duration retry_after = absl::ZeroDuration();
+    if (response.ok()) {
+      const int status = response->status_code;
+      if (status >= 200 && status < 300) {
+        if (paused_.exchange(false)) {
+          LogInfo("capture: PostHog accepts the project's key again",
+                  {{"project", client_->project().alias}});
+        }
+        for (size_t i = begin; i < end; ++i) outcomes[i] = absl::OkStatus();
+        return true;
+      }
+      if (status == 401 || status == 403) {
+        if (!WaitForNewKey(absl::StrCat("HTTP ", status))) return false;
+        attempt = 0;
+        continue;
+      }
+      if (status == 413 || status == 400 || (status >= 400 && !Retryable(status))) {
+        if (end - begin == 1) {
+          DeadLetter(*batch[begin], status, Reason(*response), outcomes[begin]);
+          return true;
+        }
+        // Split: 413 because the body is too large, 400 to find the events
+        // PostHog refuses.
+        const size_t middle = begin + (end - begin) / 2;
+        return SendRange(batch, begin, middle, outcomes) &&
+               SendRange(batch, middle, end, outcomes);
+      }
+      retry_after = RetryAfter(*response);
+      if (attempt == 0 || attempt % 10 == 0) {
+        LogWarning("capture: PostHog answered a retryable error; retrying",
+                   {{"project", client_->project().alias},
+                    {"http_status", absl::StrCat(status)},
+                    {"attempt", absl::StrCat(attempt + 1)}});
+      }
+    } else if (attempt == 0 || attempt % 10 == 0) {
+      LogWarning("capture: sending a batch failed; retrying",
+                 {{"project", client_->project().alias},
+                  {"error", RedactKeys(response.status().message())},
+                  {"attempt", absl::StrCat(attempt + 1)}});
+    }
+    const absl::Duration delay = BackoffDelay(attempt, options_.initial_backoff,
+                                              options_.max_backoff, env_.random(), retry_after);
+    ++attempt;
+    if (!env_.sleep(delay)) return false;
+  }
+}
+
+ProjectQueue::ProjectQueue(const PostHogClient* client, const KeyStore* keys, Spool* spool,
+                           DeadLetterFile* dead_letters, DeliveryOptions options,
+                           DeliveryEnv env)
+    : spool_(spool),
+      options_(options),
+      env_([&] {
+        if (!env.sleep) env.sleep = [this](absl::Duration d) { return SleepFor(d); };
+        return std::move(env);
+      }()),
+      sender_(client, keys, dead_letters, options, env_) {
+  for (int64_t i = 0; i < options_.max_in_flight; ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+}
+
+ProjectQueue::~ProjectQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& worker : workers_) worker.join();
+  absl::MutexLock lock(&mu_);
+  for (QueuedEvent& event : queue_) {
+    if (event.on_done) event.on_done(kStoppingStatus());
+  }
+}
+
+bool ProjectQueue::SleepFor(absl::Duration duration) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
+  return !stopping_;
+}
+
+void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location) {
+  bool waited_on = false;
+  for (const QueuedEvent& event : events) waited_on = waited_on || event.on_done != nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    // Once a backlog is on disk, later events join it there, keeping order.
+    if (!waited_on && (!on_disk_.empty() ||
+                       queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
+      on_disk_.push_back(location);
+      return;
+    }
+  }
+  EnqueueReplayed(std::move(events));
+}
+
+void ProjectQueue::LoadFromDisk() {
+  const SpoolLocation location = on_disk_.front();
+  on_disk_.pop_front();
+  absl::StatusOr<std::vector<SpoolRecord>> records = spool_->Read(location);
+  if (!records.ok()) {
+    // Left in the spool: delivered after a restart's replay.
+    LogError("capture: cannot read back spooled events; they wait for a restart",
+             {{"error", std::string(records.status().message())}});
+    return;
+  }
+  for (SpoolRecord& record : *records) {
+    QueuedEvent event;
+    event.json = std::move(record.json);
+    event.historical_migration = record.historical_migration;
+    event.segment = location.segment;
+    queued_bytes_ += static_cast<int64_t>(event.json.size());
+    queue_.push_back(std::move(event));
+    enqueue_times_.push_back(absl::InfinitePast());  // Due at once.
+  }
+}
+
+void ProjectQueue::EnqueueReplayed(std::vector<QueuedEvent> events) {
+  const absl::Time now = env_.now();
+  absl::MutexLock lock(&mu_);
+  for (QueuedEvent& event : events) {
+    queued_bytes_ += static_cast<int64_t>(event.json.size());
+    queue_.push_back(std::move(event));
+    enqueue_times_.push_back(now);
+  }
+}
+
+int64_t ProjectQueue::queued() const {
+  absl::MutexLock lock(&mu_);
+  int64_t count = static_cast<int64_t>(queue_.size());
+  for (const SpoolLocation& location : on_disk_) count += location.count;
+  return count;
+}
+
+void ProjectQueue::WorkerLoop() {
+  auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || static_cast<int64_t>(queue_.size()) >= options_.batch_max_events ||
+           queued_bytes_ >= options_.batch_max_bytes;
+  };
+  auto any = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty() || !on_disk_.empty();
+  };
+  while (true) {
+    std::vector<QueuedEvent> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      while (true) {
+        mu_.Await(absl::Condition(&any));
+        if (stopping_) return;
+        // Refill from disk while memory holds less than a batch.
+        while (!on_disk_.empty() &&
+               static_cast<int64_t>(queue_.size()) < options_.batch_max_events &&
+               queued_bytes_ < options_.batch_max_bytes) {
+          LoadFromDisk();
+        }
+        if (queue_.empty()) continue;
+        if (full()) break;
+        mu_.AwaitWithDeadline(absl::Condition(&full),
+                              enqueue_times_.front() + options_.flush_interval);
+        if (stopping_) return;
+        // Another worker may have taken the batch meanwhile.
+        if (!queue_.empty() &&
+            (full() || env_.now() >= enqueue_times_.front() + options_.flush_interval)) {
+          break;
+        }
+      }
+      if (stopping_) return;
+      const bool historical = queue_.front().historical_migration;
+      int64_t bytes = 0;
+      while (!queue_.empty() &&
+             static_cast<int64_t>(batch.size()) < options_.batch_max_events &&
+             queue_.front().historical_migration == historical &&
+             (batch.empty() ||
+              bytes + static_cast<int64_t>(queue_.front().json.size()) <=
+                  options_.batch_max_bytes)) {
+        bytes += static_cast<int64_t>(queue_.front().json.size());
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        enqueue_times_.pop_front();
+      }
+      queued_bytes_ -= bytes;
+    }
+    std::vector<const QueuedEvent*> pointers;
+    pointers.reserve(batch.size());
+    for (const QueuedEvent& event : batch) pointers.push_back(&event);
+    const std::vector<absl::Status> outcomes = sender_.Send(pointers);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (absl::IsCancelled(outcomes[i])) {
+        // Stopping: the event stays spooled and is delivered after a restart.
+        if (batch[i].on_done) batch[i].on_done(kStoppingStatus());
+        continue;
+      }
+      spool_->Release(batch[i].segment);
+      if (batch[i].on_done) batch[i].on_done(outcomes[i]);
+    }
+  }
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,184 @@
+#ifndef SERVER_CAPTURE_DELIVERY_H_
+#define SERVER_CAPTURE_DELIVERY_H_
+
+// Delivery of spooled events to one PostHog project's `POST /batch/`.
+//
+// BatchSender delivers one batch, whatever it takes: retries with exponential
+// backoff and jitter on transport errors, 408, 429 and 5xx (a longer
+// Retry-After wins); a 413 splits the batch in halves; a 400 splits it until
+// the refused events are alone, so the good ones are delivered and each bad
+// one goes to the dead-letter file with PostHog's reason; a 401/403 (or a key
+// that is not loaded) pauses the project until the KeyStore's generation
+// changes. It returns only once every event of the batch is delivered or
+// dead-lettered, or when stopping.
+//
+// ProjectQueue holds a project's events waiting for delivery and runs
+// `max_in_flight` workers, each closing a batch on a count, a byte size or
+// the flush interval and sending it with a BatchSender. Projects have queues
+// and threads of their own, so a slow or failing project never delays
+// another.
+//
+// Thread-safe. Time and randomness come from a DeliveryEnv (tests inject a
+// fake clock and a sleeper that does not sleep).
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/capture/spool.h"
+#include "server/config/key_store.h"
+#include "server/posthog/posthog_client.h"
+
+namespace posthog_gateway {
+
+struct DeliveryOptions {
+  int64_t batch_max_events = 1000;
+  int64_t batch_max_bytes = 5 << 20;
+  absl::Duration flush_interval = absl::Milliseconds(200);
+  int64_t max_in_flight = 4;
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(30);
+  // Timeout of one POST.
+  absl::Duration request_timeout = absl::Seconds(30);
+  // Events (JSON bytes) a project keeps in memory; beyond it a backlog stays
+  // on disk only and is read back from the spool as delivery catches up.
+  int64_t max_queued_bytes = 64 << 20;
+};
+
+// DeliveryEnv is the clock, sleeper and randomness of delivery.
+struct DeliveryEnv {
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Sleeps up to `duration`; returns false when the caller should stop.
+  std::function<bool(absl::Duration)> sleep;
+  // Uniform in [0, 1).
+  std::function<double()> random;
+};
+
+// BackoffDelay is the wait before retry `attempt` (0-based): half of
+// min(max, initial * 2^attempt) plus a random part up to the other half, and
+// never less than `retry_after`.
+absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max,
+                            double random, absl::Duration retry_after);
+
+// Gzip compresses `data` in the gzip format (zlib).
+std::string Gzip(const std::string& data);
+
+// DeadLetterFile appends refused events, one JSON line each:
+// {"time", "project", "http_status", "reason", "event"}. Thread-safe.
+class DeadLetterFile final {
+ public:
+  explicit DeadLetterFile(std::string path);
+  void Write(absl::string_view project, int http_status, absl::string_view reason,
+             absl::string_view event_json);
+  int64_t count() const;
+
+ private:
+  const std::string path_;
+  mutable absl::Mutex mu_;
+  int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// One event waiting for delivery.
+struct QueuedEvent {
+  std::string json;
+  bool historical_migration = false;
+  SegmentId segment = 0;
+  // Called once with OK (PostHog accepted it) or why it was dead-lettered;
+  // may be empty.
+  std::function<void(const absl::Status&)> on_done;
+};
+
+class BatchSender final {
+ public:
+  // Borrows everything.
+  BatchSender(const PostHogClient* client, const KeyStore* keys, DeadLetterFile* dead_letters,
+              DeliveryOptions options, DeliveryEnv env);
+
+  // Send delivers `batch` (events of one historical_migration kind). Returns
+  // for each event the outcome: OK, or the dead-letter reason; CANCELLED for
+  // all that remain when stopping.
+  std::vector<absl::Status> Send(const std::vector<const QueuedEvent*>& batch);
+
+  // Paused is whether PostHog refused the project's key and sending waits for
+  // a new key.
+  bool paused() const { return paused_.load(); }
+
+  // Requests delivered (HTTP 200) and attempts made, for tests and metrics.
+  int64_t posts() const { return posts_.load(); }
+
+ private:
+  // Sends [begin, end) of `batch`, writing outcomes; returns false when
+  // stopping.
+  bool SendRange(const std::vector<const QueuedEvent*>& batch, size_t begin, size_t end,
+                 std::vector<absl::Status>& outcomes);
+  void DeadLetter(const QueuedEvent& event, int http_status, absl::string_view reason,
+                  absl::Status& outcome);
+  std::string Body(const std::vector<const QueuedEvent*>& batch, size_t begin, size_t end,
+                   const Secret& key) const;
+  // Waits for a key rotation; returns false when stopping.
+  bool WaitForNewKey(absl::string_view why);
+
+  const PostHogClient* client_;
+  const KeyStore* keys_;
+  DeadLetterFile* dead_letters_;
+  const DeliveryOptions options_;
+  DeliveryEnv env_;
+  std::atomic<bool> paused_{false};
+  std::atomic<int64_t> posts_{0};
+};
+
+class ProjectQueue final {
+ public:
+  // Starts the workers. Borrows everything; releases each delivered or
+  // dead-lettered event's record in `spool`.
+  ProjectQueue(const PostHogClient* client, const KeyStore* keys, Spool* spool,
+               DeadLetterFile* dead_letters, DeliveryOptions options, DeliveryEnv env);
+  // Stops the workers; events not delivered stay in the spool.
+  ~ProjectQueue();
+
+  ProjectQueue(const ProjectQueue&) = delete;
+  ProjectQueue& operator=(const ProjectQueue&) = delete;
+
+  // Enqueue queues the events of one spool Append at `location`. Events
+  // without an on_done callback may be kept on disk only (read back later)
+  // when the memory budget is used up.
+  void Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location);
+  // EnqueueReplayed queues events replayed from the spool (in memory).
+  void EnqueueReplayed(std::vector<QueuedEvent> events);
+
+  bool paused() const { return sender_.paused(); }
+  int64_t queued() const;
+
+ private:
+  void WorkerLoop();
+  // Moves the oldest on-disk Append into memory.
+  void LoadFromDisk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Interruptible sleep used when the env has none.
+  bool SleepFor(absl::Duration duration);
+
+  Spool* spool_;
+  const DeliveryOptions options_;
+  DeliveryEnv env_;
+  BatchSender sender_;
+  mutable absl::Mutex mu_;
+  std::deque<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::Time> enqueue_times_ ABSL_GUARDED_BY(mu_);
+  // Appends whose events are only on disk, oldest first.
+  std::deque<SpoolLocation> on_disk_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_CAPTURE_DELIVERY_H_

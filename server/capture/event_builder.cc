@@ -1,0 +1,270 @@
+#include "server/capture/event_builder.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "server/posthog/json_struct.h"
+
+namespace posthog_gateway {
+namespace {
+
+using nlohmann::json;
+
+// Depth of a Value: scalars are 0, an object or list one more than its
+// deepest member.
+int ValueDepth(const google::protobuf::Value& value, int limit);
+
+int StructDepth(const google::protobuf::Struct& value, int limit) {
+  int deepest = 0;
+  for (const auto& [key, member] : value.fields()) {
+    if (deepest > limit) break;
+    deepest = std::max(deepest, ValueDepth(member, limit));
+  }
+  return deepest + 1;
+}
+
+int ValueDepth(const google::protobuf::Value& value, int limit) {
+  if (limit < 0) return 1;
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kStructValue:
+      return StructDepth(value.struct_value(), limit - 1);
+    case google::protobuf::Value::kListValue: {
+      int deepest = 0;
+      for (const auto& item : value.list_value().values()) {
+        deepest = std::max(deepest, ValueDepth(item, limit - 1));
+      }
+      return deepest + 1;
+    }
+    default:
+      return 0;
+  }
+}
+
+std::string Path(absl::string_view prefix, absl::string_view name) {
+  return prefix.empty() ? std::string(name) : absl::StrCat(prefix, ".", name);
+}
+
+// Counts UTF-8 code points; PostHog's 200 limit is in characters.
+int64_t Utf8Length(absl::string_view text) {
+  int64_t length = 0;
+  for (char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++length;
+  }
+  return length;
+}
+
+json EventJson(const posthog::v1::Event& event, absl::string_view uuid,
+               absl::Time timestamp, absl::string_view lib_version) {
+  json properties = event.has_properties() ? JsonFromStruct(event.properties())
+                                           : json::object();
+  properties["$lib"] = std::string(kCaptureLib);
+  properties["$lib_version"] = std::string(lib_version);
+  if (event.has_set()) properties["$set"] = JsonFromStruct(event.set());
+  if (event.has_set_once()) properties["$set_once"] = JsonFromStruct(event.set_once());
+  if (!event.groups().empty()) {
+    json groups = json::object();
+    for (const auto& [type, key] : event.groups()) groups[type] = key;
+    properties["$groups"] = std::move(groups);
+  }
+  if (event.personless()) properties["$process_person_profile"] = false;
+  if (event.disable_geoip()) properties["$geoip_disable"] = true;
+  json out = json::object();
+  out["event"] = event.event();
+  out["distinct_id"] = event.distinct_id();
+  out["properties"] = std::move(properties);
+  out["timestamp"] = FormatEventTime(timestamp);
+  out["uuid"] = std::string(uuid);
+  return out;
+}
+
+bool IsUuid(absl::string_view text) {
+  if (text.size() != 36) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!absl::ascii_isxdigit(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+google::protobuf::Value StringValue(const std::string& text) {
+  google::protobuf::Value value;
+  value.set_string_value(text);
+  return value;
+}
+
+}  // namespace
+
+std::string FormatEventTime(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
+}
+
+EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock now,
+                           Random random)
+    : limits_(limits),
+      lib_version_(std::move(lib_version)),
+      now_(std::move(now)),
+      random_(std::move(random)) {}
+
+std::string EventBuilder::NewUuid(absl::Time now) const {
+  const uint64_t millis = static_cast<uint64_t>(absl::ToUnixMillis(now));
+  const uint64_t a = random_();
+  const uint64_t b = random_();
+  // 48 bits of milliseconds, version 7, 12 random bits; variant 0b10, 62
+  // random bits.
+  const uint64_t high = (millis << 16) | 0x7000 | (a & 0x0FFF);
+  const uint64_t low = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", high >> 32,
+                         (high >> 16) & 0xFFFF, high & 0xFFFF, low >> 48,
+                         low & 0xFFFFFFFFFFFFULL);
+}
+
+std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& event,
+                                                   absl::string_view path,
+                                                   absl::Time now) const {
+  std::vector<FieldViolation> violations;
+  if (event.event().empty()) {
+    violations.push_back({Path(path, "event"), "must not be empty"});
+  }
+  if (event.distinct_id().empty()) {
+    violations.push_back({Path(path, "distinct_id"), "must not be empty"});
+  } else if (Utf8Length(event.distinct_id()) > limits_.max_distinct_id_chars) {
+    violations.push_back({Path(path, "distinct_id"),
+                          absl::StrCat("must be at most ", limits_.max_distinct_id_chars,
+                                       " characters")});
+  }
+  if (event.has_timestamp()) {
+    const absl::Time time = absl::FromUnixSeconds(event.timestamp().seconds()) +
+                            absl::Nanoseconds(event.timestamp().nanos());
+    if (time < limits_.earliest_timestamp || time > now + limits_.max_future) {
+      violations.push_back(
+          {Path(path, "timestamp"),
+           absl::StrCat("must be between ", FormatEventTime(limits_.earliest_timestamp),
+                        " and one day after the gateway's clock")});
+    }
+  }
+  if (!event.uuid().empty() && !IsUuid(event.uuid())) {
+    violations.push_back({Path(path, "uuid"), "must be a UUID"});
+  }
+  const int limit = static_cast<int>(limits_.max_properties_depth);
+  const std::pair<const char*, const google::protobuf::Struct*> structs[] = {
+      {"properties", &event.properties()},
+      {"set", &event.set()},
+      {"set_once", &event.set_once()}};
+  for (const auto& [name, value] : structs) {
+    if (StructDepth(*value, limit) > limit) {
+      violations.push_back({Path(path, name),
+                            absl::StrCat("must not nest deeper than ", limit, " levels")});
+    }
+  }
+  return violations;
+}
+
+absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
+    const std::vector<const posthog::v1::Event*>& events, absl::string_view field,
+    bool indexed) const {
+  const absl::Time now = now_();
+  std::vector<FieldViolation> violations;
+  std::vector<BuiltEvent> built;
+  built.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const posthog::v1::Event& event = *events[i];
+    const std::string path = indexed ? absl::StrCat(field, "[", i, "]") : std::string(field);
+    std::vector<FieldViolation> problems = Validate(event, path, now);
+    if (!problems.empty()) {
+      violations.insert(violations.end(), problems.begin(), problems.end());
+      continue;
+    }
+    BuiltEvent out;
+    out.uuid = event.uuid().empty() ? NewUuid(now) : absl::AsciiStrToLower(event.uuid());
+    const absl::Time timestamp =
+        event.has_timestamp() ? absl::FromUnixSeconds(event.timestamp().seconds()) +
+                                    absl::Nanoseconds(event.timestamp().nanos())
+                              : now;
+    out.json = EventJson(event, out.uuid, timestamp, lib_version_).dump();
+    out.historical_migration = event.historical_migration();
+    if (static_cast<int64_t>(out.json.size()) > limits_.max_event_bytes) {
+      violations.push_back({Path(path, "properties"),
+                            absl::StrCat("the event is ", out.json.size(),
+                                         " bytes of JSON; at most ",
+                                         limits_.max_event_bytes, " are accepted")});
+      continue;
+    }
+    built.push_back(std::move(out));
+  }
+  if (!violations.empty()) {
+    return InvalidArgumentWithViolations(
+        events.size() == 1 ? "the event is invalid"
+                           : absl::StrCat(violations.size(), " problems in the events"),
+        violations);
+  }
+  return built;
+}
+
+posthog::v1::Event IdentifyEvent(const posthog::v1::IdentifyRequest& request) {
+  posthog::v1::Event event;
+  event.set_event("$identify");
+  event.set_distinct_id(request.distinct_id());
+  auto& properties = *event.mutable_properties()->mutable_fields();
+  if (request.has_set()) {
+    *properties["$set"].mutable_struct_value() = request.set();
+  }
+  if (request.has_set_once()) {
+    *properties["$set_once"].mutable_struct_value() = request.set_once();
+  }
+  if (!request.anonymous_distinct_id().empty()) {
+    properties["$anon_distinct_id"] = StringValue(request.anonymous_distinct_id());
+  }
+  return event;
+}
+
+posthog::v1::Event AliasEvent(const posthog::v1::AliasRequest& request) {
+  posthog::v1::Event event;
+  event.set_event("$create_alias");
+  event.set_distinct_id(request.distinct_id());
+  auto& properties = *event.mutable_properties()->mutable_fields();
+  properties["distinct_id"] = StringValue(request.distinct_id());
+  properties["alias"] = StringValue(request.alias());
+  return event;
+}
+
+posthog::v1::Event GroupIdentifyEvent(const posthog::v1::GroupIdentifyRequest& request) {
+  posthog::v1::Event event;
+  event.set_event("$groupidentify");
+  event.set_distinct_id(request.distinct_id().empty()
+                            ? absl::StrCat("$", request.group_type(), "_",
+                                           request.group_key())
+                            : request.distinct_id());
+  auto& properties = *event.mutable_properties()->mutable_fields();
+  properties["$group_type"] = StringValue(request.group_type());
+  properties["$group_key"] = StringValue(request.group_key());
+  *properties["$group_set"].mutable_struct_value() = request.properties();
+  return event;
+}
+
+posthog::v1::Event SetPersonPropertiesEvent(
+    const posthog::v1::SetPersonPropertiesRequest& request) {
+  posthog::v1::Event event;
+  event.set_event("$set");
+  event.set_distinct_id(request.distinct_id());
+  auto& properties = *event.mutable_properties()->mutable_fields();
+  if (request.has_set()) {
+    *properties["$set"].mutable_struct_value() = request.set();
+  }
+  if (request.has_set_once()) {
+    *properties["$set_once"].mutable_struct_value() = request.set_once();
+  }
+  if (!request.unset().empty()) {
+    auto* list = properties["$unset"].mutable_list_value();
+    for (const std::string& name : request.unset()) *list->add_values() = StringValue(name);
+  }
+  return event;
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,357 @@
+#include "server/capture/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "server/common/error_details.h"
+#include "server/common/log.h"
+
+namespace posthog_gateway {
+namespace {
+
+constexpr size_t kHeaderBytes = 8;
+// A record longer than this is damage, not data: no event is that large.
+constexpr uint32_t kMaxRecordBytes = 64 << 20;
+
+void PutU32(std::string& out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+uint32_t GetU32(const char* data) {
+  uint32_t value = 0;
+  for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(data[i]);
+  return value;
+}
+
+uint32_t Crc32(absl::string_view data) {
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+}
+
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
+  return absl::UnavailableError(absl::StrCat("spool: ", what, " ", path, ": ", std::strerror(errno)));
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return ErrnoStatus("cannot open", dir);
+  const int result = ::fsync(fd);
+  ::close(fd);
+  if (result != 0) return ErrnoStatus("cannot sync", dir);
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirectories(const std::string& dir) {
+  // Each prefix ending before a '/', then the whole path.
+  for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
+    const std::string path = dir.substr(0, end);
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus("cannot create", path);
+    }
+    if (end == std::string::npos) break;
+  }
+  return absl::OkStatus();
+}
+
+struct ParsedSegment {
+  std::vector<SpoolRecord> records;
+  bool damaged = false;
+  int64_t damaged_bytes = 0;
+};
+
+ParsedSegment ParseSegment(const std::string& data) {
+  ParsedSegment out;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    if (data.size() - pos < kHeaderBytes) break;
+    const uint32_t length = GetU32(data.data() + pos);
+    const uint32_t crc = GetU32(data.data() + pos + 4);
+    if (length < 3 || length > kMaxRecordBytes || data.size() - pos - kHeaderBytes < length) break;
+    const absl::string_view payload(data.data() + pos + kHeaderBytes, length);
+    if (Crc32(payload) != crc) break;
+    const uint8_t flags = static_cast<uint8_t>(payload[0]);
+    const size_t alias_length = static_cast<unsigned char>(payload[1]) |
+                                (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+    if (3 + alias_length > payload.size()) break;
+    SpoolRecord record;
+    record.historical_migration = (flags & 1) != 0;
+    record.project = std::string(payload.substr(3, alias_length));
+    record.json = std::string(payload.substr(3 + alias_length));
+    out.records.push_back(std::move(record));
+    pos += kHeaderBytes + length;
+  }
+  if (pos < data.size()) {
+    out.damaged = true;
+    out.damaged_bytes = static_cast<int64_t>(data.size() - pos);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Spool::EncodeRecord(const SpoolRecord& record) {
+  std::string payload;
+  payload.reserve(3 + record.project.size() + record.json.size());
+  payload.push_back(record.historical_migration ? 1 : 0);
+  payload.push_back(static_cast<char>(record.project.size() & 0xFF));
+  payload.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
+  payload.append(record.project);
+  payload.append(record.json);
+  std::string out;
+  out.reserve(kHeaderBytes + payload.size());
+  PutU32(out, static_cast<uint32_t>(payload.size()));
+  PutU32(out, Crc32(payload));
+  out.append(payload);
+  return out;
+}
+
+Spool::Spool(SpoolOptions options) : options_(std::move(options)) {}
+
+std::string Spool::SegmentPath(SegmentId id) const {
+  return absl::StrFormat("%s/segment-%020d.log", options_.dir, id);
+}
+
+absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
+  if (absl::Status made = MakeDirectories(options.dir); !made.ok()) return made;
+  std::unique_ptr<Spool> spool(new Spool(options));
+  Opened opened;
+  std::vector<SegmentId> ids;
+  if (DIR* dir = ::opendir(options.dir.c_str()); dir != nullptr) {
+    while (const dirent* entry = ::readdir(dir)) {
+      absl::string_view name = entry->d_name;
+      uint64_t id = 0;
+      if (absl::ConsumePrefix(&name, "segment-") && absl::ConsumeSuffix(&name, ".log") &&
+          absl::SimpleAtoi(name, &id)) {
+        ids.push_back(id);
+      }
+    }
+    ::closedir(dir);
+  } else {
+    return ErrnoStatus("cannot list", options.dir);
+  }
+  std::sort(ids.begin(), ids.end());
+  {
+    absl::MutexLock lock(&spool->mu_);
+    for (SegmentId id : ids) {
+      const std::string path = spool->SegmentPath(id);
+      std::ifstream file(path, std::ios::binary);
+      std::stringstream data;
+      data << file.rdbuf();
+      if (!file) return ErrnoStatus("cannot read", path);
+      ParsedSegment parsed = ParseSegment(data.str());
+      if (parsed.damaged) {
+        ++opened.damaged_segments;
+        opened.damaged_bytes += parsed.damaged_bytes;
+        LogError("capture spool: damaged segment; its intact records will be delivered",
+                 {{"segment", path},
+                  {"intact_records", absl::StrCat(parsed.records.size())},
+                  {"damaged_bytes", absl::StrCat(parsed.damaged_bytes)}});
+      }
+      Segment& segment = spool->segments_[id];
+      segment.bytes = static_cast<int64_t>(data.str().size());
+      segment.outstanding = static_cast<int64_t>(parsed.records.size());
+      spool->total_bytes_ += segment.bytes;
+      for (SpoolRecord& record : parsed.records) {
+        opened.replayed.push_back({id, std::move(record)});
+      }
+      spool->next_segment_ = id + 1;
+      spool->MaybeDeleteSegment(id);
+    }
+    if (absl::Status rolled = spool->RollSegment(); !rolled.ok()) return rolled;
+  }
+  spool->writer_ = std::thread([raw = spool.get()] { raw->WriterLoop(); });
+  opened.spool = std::move(spool);
+  return opened;
+}
+
+Spool::~Spool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  absl::MutexLock lock(&mu_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status Spool::RollSegment() {
+  if (current_ != 0) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    segments_[current_].open_for_writing = false;
+    MaybeDeleteSegment(current_);
+  }
+  const SegmentId id = next_segment_++;
+  const std::string path = SegmentPath(id);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("cannot create", path);
+  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
+    ::close(fd);
+    return synced;
+  }
+  fd_ = fd;
+  current_ = id;
+  segments_[id].open_for_writing = true;
+  return absl::OkStatus();
+}
+
+void Spool::MaybeDeleteSegment(SegmentId id) {
+  auto it = segments_.find(id);
+  if (it == segments_.end()) return;
+  if (it->second.open_for_writing || it->second.outstanding > 0) return;
+  ::unlink(SegmentPath(id).c_str());
+  total_bytes_ -= it->second.bytes;
+  segments_.erase(it);
+}
+
+absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
+  Pending pending;
+  for (const SpoolRecord& record : records) pending.bytes.append(EncodeRecord(record));
+  pending.count = static_cast<int64_t>(records.size());
+  const int64_t size = static_cast<int64_t>(pending.bytes.size());
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("spool: shutting down");
+  if (total_bytes_ + size > options_.max_bytes) {
+    absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
+        "the capture spool is full (", total_bytes_, " of ", options_.max_bytes,
+        " bytes): PostHog is not accepting events fast enough; retry later"));
+    AttachErrorInfo(full, "CAPTURE_SPOOL_FULL");
+    AttachRetryDelay(full, absl::Seconds(1));
+    return full;
+  }
+  total_bytes_ += size;
+  queue_.push_back(&pending);
+  mu_.Await(absl::Condition(&pending.done));
+  if (!pending.status.ok()) return pending.status;
+  return pending.location;
+}
+
+absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
+  const std::string path = SegmentPath(location.segment);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open", path);
+  std::string data(static_cast<size_t>(location.bytes), '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t got = ::pread(fd, data.data() + done, data.size() - done,
+                                static_cast<off_t>(location.offset + done));
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR) continue;
+      ::close(fd);
+      return ErrnoStatus("cannot read", path);
+    }
+    done += static_cast<size_t>(got);
+  }
+  ::close(fd);
+  ParsedSegment parsed = ParseSegment(data);
+  if (parsed.damaged || static_cast<int64_t>(parsed.records.size()) != location.count) {
+    return absl::DataLossError(absl::StrCat("spool: records changed on disk in ", path));
+  }
+  return std::move(parsed.records);
+}
+
+void Spool::Release(SegmentId segment) {
+  absl::MutexLock lock(&mu_);
+  auto it = segments_.find(segment);
+  if (it == segments_.end()) return;
+  --it->second.outstanding;
+  MaybeDeleteSegment(segment);
+}
+
+int64_t Spool::bytes() const {
+  absl::MutexLock lock(&mu_);
+  return total_bytes_;
+}
+
+void Spool::WriterLoop() {
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty();
+  };
+  while (true) {
+    std::deque<Pending*> round;
+    int fd = -1;
+    SegmentId segment = 0;
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&has_work));
+      if (queue_.empty()) return;  // Stopping, nothing left.
+      round.swap(queue_);
+      if (segments_[current_].bytes >= options_.segment_bytes || fd_ < 0) {
+        status = RollSegment();
+      }
+      fd = fd_;
+      segment = current_;
+      if (status.ok()) {
+        // The writer alone appends: offsets follow from the segment's size.
+        int64_t offset = segments_[segment].bytes;
+        for (Pending* pending : round) {
+          pending->location.segment = segment;
+          pending->location.offset = offset;
+          pending->location.bytes = static_cast<int64_t>(pending->bytes.size());
+          pending->location.count = pending->count;
+          offset += pending->location.bytes;
+        }
+      }
+    }
+    // Write and sync outside the lock, so that callers keep queueing: they
+    // form the next round.
+    if (status.ok()) {
+      for (Pending* pending : round) {
+        const char* data = pending->bytes.data();
+        size_t left = pending->bytes.size();
+        while (left > 0 && status.ok()) {
+          const ssize_t written = ::write(fd, data, left);
+          if (written < 0) {
+            if (errno == EINTR) continue;
+            status = ErrnoStatus("cannot write", SegmentPath(segment));
+          } else {
+            data += written;
+            left -= static_cast<size_t>(written);
+          }
+        }
+      }
+      if (status.ok() && ::fdatasync(fd) != 0) {
+        status = ErrnoStatus("cannot sync", SegmentPath(segment));
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    for (Pending* pending : round) {
+      pending->status = status;
+      if (status.ok()) {
+        segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
+        segments_[segment].outstanding += pending->count;
+      } else {
+        // Not acknowledged: the caller gets an error. What reached the disk
+        // anyway is delivered after a restart (at least once).
+        total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
+      }
+      pending->done = true;
+    }
+    if (!status.ok()) {
+      LogError("capture spool: write failed", {{"error", std::string(status.message())}});
+      if (fd_ >= 0) {
+        // Start a fresh segment on the next round.
+        ::close(fd_);
+        fd_ = -1;
+      }
+    }
+  }
+}
+
+}  // namespace posthog_gateway

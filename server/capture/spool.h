@@ -1,0 +1,151 @@
+#ifndef SERVER_CAPTURE_SPOOL_H_
+#define SERVER_CAPTURE_SPOOL_H_
+
+// Spool keeps every acknowledged event on local disk until PostHog accepted
+// it, so that a crash, a restart or a PostHog outage loses nothing.
+//
+// On disk: a directory of append-only segment files `segment-<n>.log`. A
+// record is
+//
+//   u32 length | u32 crc32(payload) | payload
+//   payload = u8 flags (bit 0: historical_migration) | u16 project length |
+//             project alias | event JSON
+//
+// little-endian. Appends go through one writer thread that writes everything
+// queued since its last round and then calls fdatasync once (group commit):
+// many concurrent callers share one sync. Append returns only after the
+// records are synced.
+//
+// Each record is released (Release) once PostHog accepted it; a segment that
+// is no longer written to and whose records are all released is deleted.
+// Releases are not written down: after a crash or restart a segment is
+// replayed whole, so records already delivered may be sent again — with the
+// same uuid, which PostHog deduplicates (at least once, never lost).
+// The total size of the segments is bounded: an Append that would exceed
+// `max_bytes` is RESOURCE_EXHAUSTED with a RetryInfo, and nothing already
+// spooled is ever dropped to make room.
+//
+// Open replays the directory: every intact record of every segment is
+// returned (in order), and damage — a checksum mismatch, a truncated record
+// — ends the reading of that segment and is reported in `damaged_records`.
+//
+// Thread-safe.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace posthog_gateway {
+
+struct SpoolOptions {
+  std::string dir;
+  int64_t max_bytes = int64_t{1} << 30;
+  int64_t segment_bytes = 16 << 20;
+};
+
+// One event as the spool stores it.
+struct SpoolRecord {
+  std::string project;
+  bool historical_migration = false;
+  std::string json;
+};
+
+// What a spooled record is released with: the segment holding it.
+using SegmentId = uint64_t;
+
+// Where one Append's records are: all in one segment, contiguous.
+struct SpoolLocation {
+  SegmentId segment = 0;
+  int64_t offset = 0;
+  int64_t bytes = 0;
+  int64_t count = 0;
+};
+
+struct ReplayedRecord {
+  SegmentId segment = 0;
+  SpoolRecord record;
+};
+
+class Spool final {
+ public:
+  struct Opened {
+    std::unique_ptr<Spool> spool;
+    // Intact records found on disk, oldest first; each must be Released.
+    std::vector<ReplayedRecord> replayed;
+    // Segments with damage (bad checksum, truncated record, bad length).
+    int64_t damaged_segments = 0;
+    // Bytes skipped past the damage.
+    int64_t damaged_bytes = 0;
+  };
+
+  // Open creates `options.dir` if needed and replays it.
+  static absl::StatusOr<Opened> Open(const SpoolOptions& options);
+
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Append writes `records` and returns once they are synced to disk, with
+  // where they are (one segment). RESOURCE_EXHAUSTED (with RetryInfo) when
+  // the spool is full; UNAVAILABLE when the disk failed.
+  absl::StatusOr<SpoolLocation> Append(const std::vector<SpoolRecord>& records);
+
+  // Read reads back the records of one Append (not yet all released), so
+  // that a backlog need not stay in memory.
+  absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
+
+  // Release marks one record of `segment` delivered.
+  void Release(SegmentId segment);
+
+  // Size in bytes of the segments on disk and being written.
+  int64_t bytes() const;
+
+  // EncodeRecord returns the on-disk bytes of one record (for tests).
+  static std::string EncodeRecord(const SpoolRecord& record);
+
+ private:
+  struct Segment {
+    int64_t bytes = 0;
+    int64_t outstanding = 0;
+    bool open_for_writing = false;
+  };
+  struct Pending {
+    std::string bytes;
+    int64_t count = 0;
+    // Filled by the writer.
+    bool done = false;
+    absl::Status status;
+    SpoolLocation location;
+  };
+
+  explicit Spool(SpoolOptions options);
+  void WriterLoop();
+  // Opens a new segment file for writing.
+  absl::Status RollSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeDeleteSegment(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string SegmentPath(SegmentId id) const;
+
+  const SpoolOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<SegmentId, Segment> segments_ ABSL_GUARDED_BY(mu_);
+  SegmentId next_segment_ ABSL_GUARDED_BY(mu_) = 1;
+  SegmentId current_ ABSL_GUARDED_BY(mu_) = 0;
+  int fd_ ABSL_GUARDED_BY(mu_) = -1;
+  // Bytes on disk plus bytes queued for the writer.
+  int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_CAPTURE_SPOOL_H_

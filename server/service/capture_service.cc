@@ -1,0 +1,143 @@
+#include "server/service/capture_service.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/common/error_details.h"
+#include "server/grpc/status_conversion.h"
+
+namespace posthog_gateway {
+namespace {
+
+absl::Time Deadline(const grpc::ServerContext* context) {
+  const auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {}
+
+grpc::Status CaptureServiceImpl::CaptureEvent(grpc::ServerContext* context,
+                                              const posthog::v1::CaptureEventRequest* request,
+                                              posthog::v1::CaptureEventResponse* response) {
+  absl::StatusOr<std::vector<std::string>> uuids =
+      pipeline_->Capture(request->project(), {&request->event()}, "event",
+                         /*indexed=*/false, request->ack_mode(), Deadline(context));
+  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
+  response->set_uuid(uuids->front());
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureServiceImpl::BatchCaptureEvents(
+    grpc::ServerContext* context, const posthog::v1::BatchCaptureEventsRequest* request,
+    posthog::v1::BatchCaptureEventsResponse* response) {
+  if (request->events().empty()) {
+    return ToGrpcStatus(InvalidArgumentWithViolations(
+        "no events", {{"events", "must hold at least one event"}}));
+  }
+  std::vector<const posthog::v1::Event*> events;
+  events.reserve(request->events_size());
+  for (const posthog::v1::Event& event : request->events()) events.push_back(&event);
+  absl::StatusOr<std::vector<std::string>> uuids =
+      pipeline_->Capture(request->project(), events, "events", /*indexed=*/true,
+                         request->ack_mode(), Deadline(context));
+  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
+  for (std::string& uuid : *uuids) response->add_uuids(std::move(uuid));
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureServiceImpl::StreamCaptureEvents(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
+                             posthog::v1::StreamCaptureEventsRequest>* stream) {
+  posthog::v1::StreamCaptureEventsRequest request;
+  std::string project;
+  posthog::v1::AckMode ack_mode = posthog::v1::ACK_MODE_UNSPECIFIED;
+  int64_t acknowledged = 0;
+  int64_t message_number = 0;
+  std::vector<const posthog::v1::Event*> events;
+  while (stream->Read(&request)) {
+    if (message_number++ == 0) {
+      project = request.project();
+      ack_mode = request.ack_mode();
+    }
+    if (request.events().empty()) continue;
+    events.clear();
+    for (const posthog::v1::Event& event : request.events()) events.push_back(&event);
+    absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
+        project, events, "events", /*indexed=*/true, ack_mode, Deadline(context));
+    if (!uuids.ok()) {
+      absl::Status status(uuids.status().code(),
+                          absl::StrCat("stream message ", message_number, " (after ",
+                                       acknowledged, " acknowledged events): ",
+                                       uuids.status().message()));
+      uuids.status().ForEachPayload(
+          [&status](absl::string_view type_url, const absl::Cord& payload) {
+            status.SetPayload(type_url, payload);
+          });
+      return ToGrpcStatus(status);
+    }
+    acknowledged += static_cast<int64_t>(uuids->size());
+    posthog::v1::StreamCaptureEventsResponse response;
+    response.set_acknowledged_count(acknowledged);
+    if (!stream->Write(response)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureServiceImpl::CaptureOne(grpc::ServerContext* context,
+                                            const std::string& project,
+                                            const posthog::v1::Event& event,
+                                            posthog::v1::AckMode ack_mode, std::string* uuid) {
+  absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
+      project, {&event}, "", /*indexed=*/false, ack_mode, Deadline(context));
+  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
+  *uuid = uuids->front();
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureServiceImpl::Identify(grpc::ServerContext* context,
+                                          const posthog::v1::IdentifyRequest* request,
+                                          posthog::v1::IdentifyResponse* response) {
+  return CaptureOne(context, request->project(), IdentifyEvent(*request),
+                    request->ack_mode(), response->mutable_uuid());
+}
+
+grpc::Status CaptureServiceImpl::Alias(grpc::ServerContext* context,
+                                       const posthog::v1::AliasRequest* request,
+                                       posthog::v1::AliasResponse* response) {
+  if (request->alias().empty()) {
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("no alias", {{"alias", "must not be empty"}}));
+  }
+  return CaptureOne(context, request->project(), AliasEvent(*request), request->ack_mode(),
+                    response->mutable_uuid());
+}
+
+grpc::Status CaptureServiceImpl::GroupIdentify(
+    grpc::ServerContext* context, const posthog::v1::GroupIdentifyRequest* request,
+    posthog::v1::GroupIdentifyResponse* response) {
+  std::vector<FieldViolation> violations;
+  if (request->group_type().empty()) violations.push_back({"group_type", "must not be empty"});
+  if (request->group_key().empty()) violations.push_back({"group_key", "must not be empty"});
+  if (!violations.empty()) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("the group is incomplete", violations));
+  }
+  return CaptureOne(context, request->project(), GroupIdentifyEvent(*request),
+                    request->ack_mode(), response->mutable_uuid());
+}
+
+grpc::Status CaptureServiceImpl::SetPersonProperties(
+    grpc::ServerContext* context, const posthog::v1::SetPersonPropertiesRequest* request,
+    posthog::v1::SetPersonPropertiesResponse* response) {
+  return CaptureOne(context, request->project(), SetPersonPropertiesEvent(*request),
+                    request->ack_mode(), response->mutable_uuid());
+}
+
+}  // namespace posthog_gateway

@@ -1,0 +1,55 @@
+#ifndef SERVER_SERVICE_CAPTURE_SERVICE_H_
+#define SERVER_SERVICE_CAPTURE_SERVICE_H_
+
+// CaptureServiceImpl serves posthog.v1.CaptureService on a CapturePipeline:
+// it turns the convention RPCs into their events, calls the pipeline and
+// converts the result. Thread-safe; borrows the pipeline.
+
+#include "grpcpp/grpcpp.h"
+#include "posthog/v1/capture.grpc.pb.h"
+#include "server/capture/capture_pipeline.h"
+
+namespace posthog_gateway {
+
+class CaptureServiceImpl final : public posthog::v1::CaptureService::Service {
+ public:
+  explicit CaptureServiceImpl(CapturePipeline* pipeline);
+
+  grpc::Status CaptureEvent(grpc::ServerContext* context,
+                            const posthog::v1::CaptureEventRequest* request,
+                            posthog::v1::CaptureEventResponse* response) override;
+  grpc::Status BatchCaptureEvents(grpc::ServerContext* context,
+                                  const posthog::v1::BatchCaptureEventsRequest* request,
+                                  posthog::v1::BatchCaptureEventsResponse* response) override;
+  // Each request message is spooled as a unit and acknowledged with the
+  // running count of the stream's events; the first error ends the stream
+  // (events acknowledged before it stay accepted).
+  grpc::Status StreamCaptureEvents(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
+                               posthog::v1::StreamCaptureEventsRequest>* stream) override;
+  grpc::Status Identify(grpc::ServerContext* context,
+                        const posthog::v1::IdentifyRequest* request,
+                        posthog::v1::IdentifyResponse* response) override;
+  grpc::Status Alias(grpc::ServerContext* context, const posthog::v1::AliasRequest* request,
+                     posthog::v1::AliasResponse* response) override;
+  grpc::Status GroupIdentify(grpc::ServerContext* context,
+                             const posthog::v1::GroupIdentifyRequest* request,
+                             posthog::v1::GroupIdentifyResponse* response) override;
+  grpc::Status SetPersonProperties(grpc::ServerContext* context,
+                                   const posthog::v1::SetPersonPropertiesRequest* request,
+                                   posthog::v1::SetPersonPropertiesResponse* response) override;
+
+ private:
+  // Captures one convention event built from a request; `field` prefixes
+  // violations ("" for the request's own fields).
+  grpc::Status CaptureOne(grpc::ServerContext* context, const std::string& project,
+                          const posthog::v1::Event& event, posthog::v1::AckMode ack_mode,
+                          std::string* uuid);
+
+  CapturePipeline* pipeline_;
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_SERVICE_CAPTURE_SERVICE_H_

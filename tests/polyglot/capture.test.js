@@ -1,0 +1,205 @@
+'use strict';
+// CaptureService from Node.js (@grpc/grpc-js + @grpc/proto-loader) against the
+// real gateway and emulator started by the harness: the events PostHog
+// receives, checked byte for byte in the emulator's /_emulator/events.
+//
+// Run from anywhere (binaries built first):
+//   node --test tests/polyglot/capture.test.js
+
+const { after, before, test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
+const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+
+const HARNESS = path.join(repoRoot, 'tests/harness/stack.py');
+const START_TIMEOUT_MS = 60000;
+const STOP_TIMEOUT_MS = 30000;
+const CALL_TIMEOUT_MS = 10000;
+const POLL_INTERVAL_MS = 50;
+const EVENTS_DEADLINE_MS = 30000;
+const LIB = { $lib: 'posthog-grpc-gateway', $lib_version: '0.1.0' };
+
+// The harness helpers below are the same as user.test.js's.
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return env;
+}
+
+// Starts the harness and resolves with its environment file's variables once
+// both processes serve; rejects if it exits first or the deadline passes.
+function startStack(envFile) {
+  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const ready = new Promise((resolve, reject) => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let timer = null;
+    const onExit = (code, signal) => {
+      clearInterval(timer);
+      reject(new Error(`harness exited (${code ?? signal}) before serving:\n${stderr}`));
+    };
+    child.once('exit', onExit);
+    timer = setInterval(() => {
+      if (fs.existsSync(envFile)) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        resolve(parseEnv(fs.readFileSync(envFile, 'utf8')));
+      } else if (Date.now() > deadline) {
+        clearInterval(timer);
+        child.off('exit', onExit);
+        child.kill('SIGTERM');
+        reject(new Error(`harness did not serve within ${START_TIMEOUT_MS} ms:\n${stderr}`));
+      }
+    }, POLL_INTERVAL_MS);
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
+// SIGTERM, then SIGKILL if the harness has not exited within the bound.
+function stopStack(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function loadCaptureService() {
+  const definition = protoLoader.loadSync('posthog/v1/capture.proto', {
+    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).posthog.v1.CaptureService;
+}
+
+function call(method, request) {
+  return new Promise((resolve, reject) => {
+    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
+      (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+// A google.protobuf.Struct as proto-loader wants it, from a plain object of
+// strings and numbers. protobufjs's bundled well-known types keep camelCase
+// field names even with keepCase.
+function struct(object) {
+  const fields = {};
+  for (const [key, value] of Object.entries(object)) {
+    fields[key] = typeof value === 'number' ? { numberValue: value } : { stringValue: value };
+  }
+  return { fields };
+}
+
+// Polls the emulator until the event with `uuid` is stored; resolves with it
+// without the team_id the emulator adds.
+async function storedEvent(uuid) {
+  const deadline = Date.now() + EVENTS_DEADLINE_MS;
+  for (;;) {
+    const response = await fetch(`${env.EMULATOR_URL}/_emulator/events?uuid=${uuid}`);
+    const body = await response.json();
+    if (body.events.length > 0) {
+      const { team_id: _teamId, ...event } = body.events[0];
+      return event;
+    }
+    if (Date.now() > deadline) throw new Error(`event ${uuid} never reached the emulator`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+let tempDir;
+let stack;
+let env;
+let client;
+
+before(async () => {
+  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-capture-'));
+  stack = startStack(path.join(tempDir, 'stack.env'));
+  env = await stack.ready;
+  const CaptureService = loadCaptureService();
+  client = new CaptureService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+});
+
+after(async () => {
+  if (client) client.close();
+  if (stack) await stopStack(stack.child);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+});
+
+test('CaptureEvent delivers the exact SDK body', async () => {
+  const uuid = '0191e8a0-0000-7000-8000-0000000000aa';
+  const response = await call('CaptureEvent', {
+    event: {
+      event: 'signed up', distinct_id: 'node-user', uuid,
+      properties: struct({ plan: 'pro', seats: 3 }),
+      timestamp: { seconds: '1767225600', nanos: 0 },
+      groups: { company: 'acme' },
+    },
+  });
+
+  assert.equal(response.uuid, uuid);
+  assert.deepEqual(await storedEvent(uuid), {
+    event: 'signed up',
+    distinct_id: 'node-user',
+    properties: { plan: 'pro', seats: 3, $groups: { company: 'acme' }, ...LIB },
+    timestamp: '2026-01-01T00:00:00.000Z',
+    uuid,
+  });
+});
+
+test('Identify sends $identify with $set and $anon_distinct_id', async () => {
+  const response = await call('Identify', {
+    distinct_id: 'node-42', anonymous_distinct_id: 'anon-node', set: struct({ email: 'n@example.com' }),
+  });
+
+  const event = await storedEvent(response.uuid);
+  assert.equal(event.event, '$identify');
+  assert.equal(event.distinct_id, 'node-42');
+  assert.deepEqual(event.properties, {
+    $set: { email: 'n@example.com' }, $anon_distinct_id: 'anon-node', ...LIB,
+  });
+});
+
+test('StreamCaptureEvents acknowledges each message', async () => {
+  const stream = client.StreamCaptureEvents({ deadline: Date.now() + CALL_TIMEOUT_MS });
+  const acks = [];
+  const done = new Promise((resolve, reject) => {
+    stream.on('data', (response) => acks.push(Number(response.acknowledged_count)));
+    stream.on('error', reject);
+    stream.on('end', resolve);
+  });
+  for (let m = 0; m < 3; m++) {
+    stream.write({ events: [0, 1].map((i) => ({ event: 'node stream', distinct_id: `ns-${m}-${i}` })) });
+  }
+  stream.end();
+  await done;
+
+  assert.deepEqual(acks, [2, 4, 6]);
+});
+
+test('a bad event is INVALID_ARGUMENT', async () => {
+  await assert.rejects(call('CaptureEvent', { event: { event: '', distinct_id: 'x' } }), (error) => {
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    return true;
+  });
+});

@@ -1,0 +1,201 @@
+"""Capture under faults, against the real gateway and emulator: PostHog down
+and back, 429 storms with Retry-After, 5xx bursts, resets mid-response, a
+poisoned event inside a batch, a 413, a damaged spool segment, and kill -9 of
+the gateway under load. Each test checks in `/_emulator/events` that every
+acknowledged event arrived (lost == 0) and that duplicates share a uuid.
+
+Waits poll the emulator with a deadline; nothing asserts a timing.
+
+Run from the repository root (binaries built first):
+    /usr/bin/python3 -m unittest tests/polyglot/test_capture_faults.py -v
+"""
+
+import glob
+import json
+import os
+import struct
+import threading
+import unittest
+import zlib
+
+import grpc
+
+import capture_helpers as helpers
+import stack
+
+TIMEOUT = 30
+
+
+def encode_record(project, event_json, historical=False):
+    """One spool record, as server/capture/spool.h lays it out."""
+    alias = project.encode()
+    payload = bytes([1 if historical else 0]) + struct.pack("<H", len(alias)) + alias
+    payload += event_json.encode()
+    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+class CaptureFaultsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pb, cls.pb_grpc = helpers.load_capture_stubs(cls)
+
+    def setUp(self):
+        self.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED))
+        self.stack.__enter__()
+        self.addCleanup(self.stack.stop)
+        self.url = self.stack.emulator_url
+        self.connect()
+
+    def connect(self):
+        self.channel = grpc.insecure_channel(self.stack.gateway_target)
+        self.addCleanup(self.channel.close)
+        self.capture = self.pb_grpc.CaptureServiceStub(self.channel)
+
+    def set_faults(self, rules):
+        helpers.emulator_post(self.url, "/_emulator/faults", rules)
+
+    def batch_statuses(self):
+        routes = helpers.emulator_get(self.url, "/_emulator/requests?route=batch")["routes"]
+        return routes.get("batch", {}).get("status", {})
+
+    def capture_batches(self, batches, size, name):
+        uuids = []
+        for b in range(batches):
+            response = self.capture.BatchCaptureEvents(self.pb.BatchCaptureEventsRequest(
+                events=[self.pb.Event(event=name, distinct_id=f"{name}-{b}-{i}",
+                                      properties=helpers_struct({"n": i}))
+                        for i in range(size)]), timeout=TIMEOUT)
+            uuids.extend(response.uuids)
+        return uuids
+
+    def assert_all_delivered(self, uuids, label):
+        stored = helpers.wait_for_uuids(self.url, uuids)
+        unique = {e["uuid"] for e in stored}
+        lost = len(set(uuids) - unique)
+        duplicated = len(stored) - len(unique)
+        print(f"\n[{label}] acknowledged={len(uuids)} lost={lost} duplicated={duplicated}")
+        self.assertEqual(lost, 0)
+        return stored
+
+    def test_posthog_down_then_back_loses_nothing_and_drains(self):
+        # Every connection dropped before an answer, for a while.
+        self.set_faults([{"route": "batch", "reset_rate": 1, "count": 6}])
+        uuids = self.capture_batches(5, 50, "outage")
+        self.assert_all_delivered(uuids, "outage")
+
+    def test_429_storm_with_retry_after(self):
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 429,
+                          "retry_after_s": 1, "count": 4}])
+        uuids = self.capture_batches(3, 20, "storm")
+        self.assert_all_delivered(uuids, "429 storm")
+        self.assertGreaterEqual(self.batch_statuses().get("429", 0), 4)
+
+    def test_5xx_burst(self):
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 503, "count": 3},
+                         {"route": "batch", "error_rate": 1, "status": 500, "count": 3}])
+        uuids = self.capture_batches(3, 20, "burst")
+        self.assert_all_delivered(uuids, "5xx burst")
+
+    def test_reset_mid_response_duplicates_share_the_uuid(self):
+        self.set_faults([{"route": "batch", "reset_rate": 1, "count": 2}])
+        uuids = self.capture_batches(2, 30, "reset")
+        stored = self.assert_all_delivered(uuids, "reset mid-response")
+        # Whatever was stored twice was stored under the same uuid.
+        self.assertTrue({e["uuid"] for e in stored} <= set(uuids))
+
+    def test_413_splits_the_batch(self):
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 413, "count": 1}])
+        uuids = self.capture_batches(1, 40, "split")
+        self.assert_all_delivered(uuids, "413")
+        self.assertEqual(self.batch_statuses().get("413"), 1)
+
+    def write_segment(self, records, name="segment-00000000000000000001.log"):
+        spool_dir = os.path.join(self.stack.directory, "spool")
+        for old in glob.glob(os.path.join(spool_dir, "segment-*.log")):
+            os.unlink(old)
+        with open(os.path.join(spool_dir, name), "wb") as segment:
+            segment.write(b"".join(records))
+
+    def test_poisoned_event_is_dead_lettered_and_the_rest_delivered(self):
+        good = [json.dumps({"event": "replayed", "distinct_id": f"g{i}",
+                            "uuid": f"00000000-0000-7000-8000-00000000000{i}"})
+                for i in range(5)]
+        # PostHog refuses an event without distinct_id (400 for the whole
+        # batch); an older gateway might have spooled one.
+        poison = json.dumps({"event": "replayed", "uuid": "00000000-0000-7000-8000-0000000000ff"})
+        records = [encode_record("demo", e) for e in good[:2] + [poison] + good[2:]]
+        self.stack.restart_gateway(before_start=lambda: self.write_segment(records))
+        self.connect()
+
+        stored = self.assert_all_delivered([json.loads(e)["uuid"] for e in good], "poison")
+        self.assertNotIn("00000000-0000-7000-8000-0000000000ff", {e["uuid"] for e in stored})
+        dead_path = os.path.join(self.stack.directory, "spool", "dead-letter.jsonl")
+        helpers.wait_for(lambda: os.path.exists(dead_path), "the dead-letter file")
+        with open(dead_path, encoding="utf-8") as dead_file:
+            [line] = dead_file.read().splitlines()
+        dead = json.loads(line)
+        self.assertEqual(dead["http_status"], 400)
+        self.assertIn("missing_distinct_id", dead["reason"])
+        self.assertEqual(dead["event"], json.loads(poison))
+
+    def test_corrupt_segment_delivers_the_intact_records_and_reports(self):
+        events = [json.dumps({"event": "damaged", "distinct_id": f"c{i}",
+                              "uuid": f"00000000-0000-7000-8000-0000000001{i:02d}"})
+                  for i in range(6)]
+        records = [encode_record("demo", e) for e in events]
+        corrupt = bytearray(records[4])
+        corrupt[12] ^= 0xFF  # A payload byte: the checksum no longer matches.
+        data = records[:4] + [bytes(corrupt)] + records[5:]
+        self.stack.restart_gateway(before_start=lambda: self.write_segment(data))
+        self.connect()
+
+        self.assert_all_delivered([json.loads(e)["uuid"] for e in events[:4]], "corrupt segment")
+        log = self.stack.logs()["gateway"]
+        self.assertIn("damaged segment", log)
+        self.assertIn('"damaged_segments":"1"', log)
+
+    def test_kill_9_under_load_loses_no_acknowledged_event(self):
+        # Slow PostHog so that a backlog is spooled when the gateway dies.
+        self.set_faults([{"route": "batch", "latency_ms": 300}])
+        acknowledged = []
+        stop = threading.Event()
+        killed = threading.Event()
+
+        def load():
+            b = 0
+            while not stop.is_set():
+                try:
+                    response = self.capture.BatchCaptureEvents(
+                        self.pb.BatchCaptureEventsRequest(events=[
+                            self.pb.Event(event="load", distinct_id=f"k{b}-{i}")
+                            for i in range(100)]), timeout=TIMEOUT)
+                except grpc.RpcError:
+                    if killed.is_set():
+                        return
+                    raise
+                acknowledged.extend(response.uuids)
+                b += 1
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        helpers.wait_for(lambda: len(acknowledged) >= 3000, "3000 acknowledged events")
+        killed.set()
+        self.stack.restart_gateway(kill=True)
+        stop.set()
+        worker.join()
+        self.set_faults([])
+        self.connect()
+
+        stored = self.assert_all_delivered(list(acknowledged), "kill -9")
+        self.assertTrue(len(stored) >= len(acknowledged))
+
+
+def helpers_struct(values):
+    from google.protobuf import struct_pb2
+    s = struct_pb2.Struct()
+    s.update(values)
+    return s
+
+
+if __name__ == "__main__":
+    unittest.main()

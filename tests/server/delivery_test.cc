@@ -1,0 +1,237 @@
+#include "server/capture/delivery.h"
+
+#include <zlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/posthog/project_registry.h"
+#include "tests/fakes/fake_http_client.h"
+
+namespace posthog_gateway {
+namespace {
+
+using ::nlohmann::json;
+using testing::FakeHttpClient;
+
+constexpr char kProjectKey[] = "phc_project_key_value";
+
+std::string Gunzip(const std::string& data) {
+  z_stream stream{};
+  inflateInit2(&stream, 15 + 16);
+  std::string out(data.size() * 20 + 1024, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  inflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  inflateEnd(&stream);
+  return out;
+}
+
+struct BackoffCase {
+  int attempt;
+  double random;
+  absl::Duration retry_after;
+  absl::Duration expected;
+};
+
+class BackoffDelayTest : public ::testing::TestWithParam<BackoffCase> {};
+
+TEST_P(BackoffDelayTest, DoublesWithJitterUpToTheCapAndHonoursRetryAfter) {
+  const BackoffCase& c = GetParam();
+  EXPECT_EQ(BackoffDelay(c.attempt, absl::Milliseconds(100), absl::Seconds(30), c.random,
+                         c.retry_after),
+            c.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BackoffDelayTest,
+    ::testing::Values(
+        BackoffCase{0, 0.0, absl::ZeroDuration(), absl::Milliseconds(50)},
+        BackoffCase{0, 0.5, absl::ZeroDuration(), absl::Milliseconds(75)},
+        BackoffCase{3, 0.0, absl::ZeroDuration(), absl::Milliseconds(400)},
+        BackoffCase{3, 1.0, absl::ZeroDuration(), absl::Milliseconds(800)},
+        BackoffCase{20, 0.0, absl::ZeroDuration(), absl::Seconds(15)},
+        BackoffCase{20, 1.0, absl::ZeroDuration(), absl::Seconds(30)},
+        BackoffCase{0, 0.0, absl::Seconds(7), absl::Seconds(7)},
+        BackoffCase{20, 1.0, absl::Seconds(7), absl::Seconds(30)}));
+
+class BatchSenderTest : public ::testing::Test {
+ protected:
+  BatchSenderTest() {
+    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+    key_path_ = (dir / "project_api_key").string();
+    dead_letter_path_ = (dir / "dead-letter.jsonl").string();
+    std::filesystem::remove(dead_letter_path_);
+    std::ofstream(key_path_) << kProjectKey;
+    ProjectConfig project;
+    project.alias = "demo";
+    project.project_id = 7;
+    project.ingestion_host = "https://ingest.example";
+    project.app_host = "https://app.example";
+    project.project_api_key.file = key_path_;
+    config_.projects.push_back(project);
+    config_.default_project = "demo";
+    keys_ = std::make_unique<KeyStore>(config_);
+    registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
+    dead_letters_ = std::make_unique<DeadLetterFile>(dead_letter_path_);
+    DeliveryEnv env;
+    env.now = [] { return absl::FromUnixSeconds(1767323045); };
+    env.random = [] { return 0.0; };
+    env.sleep = [this](absl::Duration d) {
+      sleeps_.push_back(d);
+      if (on_sleep_) on_sleep_();
+      return sleeps_.size() < 100;
+    };
+    sender_ = std::make_unique<BatchSender>(*registry_->Resolve(""), keys_.get(),
+                                            dead_letters_.get(), DeliveryOptions{}, env);
+  }
+
+  std::vector<const QueuedEvent*> Batch(int count) {
+    for (int i = 0; i < count; ++i) {
+      events_.push_back(std::make_unique<QueuedEvent>());
+      events_.back()->json = absl::StrCat(R"({"event":"e","distinct_id":"d)", i, R"("})");
+    }
+    std::vector<const QueuedEvent*> batch;
+    for (const auto& event : events_) batch.push_back(event.get());
+    return batch;
+  }
+
+  // The distinct_ids of each request's batch, in order.
+  std::vector<std::vector<std::string>> SentBatches() {
+    std::vector<std::vector<std::string>> out;
+    for (const HttpRequest& request : http_.requests()) {
+      json body = json::parse(Gunzip(request.body));
+      std::vector<std::string> ids;
+      for (const json& event : body["batch"]) ids.push_back(event["distinct_id"]);
+      out.push_back(ids);
+    }
+    return out;
+  }
+
+  std::string key_path_;
+  std::string dead_letter_path_;
+  GatewayConfig config_;
+  FakeHttpClient http_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<ProjectRegistry> registry_;
+  std::unique_ptr<DeadLetterFile> dead_letters_;
+  std::vector<absl::Duration> sleeps_;
+  std::function<void()> on_sleep_;
+  std::vector<std::unique_ptr<QueuedEvent>> events_;
+  std::unique_ptr<BatchSender> sender_;
+};
+
+TEST_F(BatchSenderTest, PostsTheGzippedEnvelopeToBatch) {
+  http_.Respond(200, R"({"status":"Ok"})");
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(2));
+
+  EXPECT_THAT(outcomes, ::testing::Each(absl::OkStatus()));
+  ASSERT_EQ(http_.requests().size(), 1u);
+  const HttpRequest request = http_.requests()[0];
+  EXPECT_EQ(request.method, "POST");
+  EXPECT_EQ(request.url, "https://ingest.example/batch/");
+  EXPECT_THAT(request.headers, ::testing::Contains(std::make_pair(
+                                   std::string("Content-Encoding"), std::string("gzip"))));
+  EXPECT_EQ(json::parse(Gunzip(request.body)), json::parse(R"({
+      "api_key": "phc_project_key_value", "historical_migration": false,
+      "sent_at": "2026-01-02T03:04:05.000Z",
+      "batch": [{"event": "e", "distinct_id": "d0"}, {"event": "e", "distinct_id": "d1"}]})"));
+}
+
+TEST_F(BatchSenderTest, RetriesTransportErrors408429And5xxHonouringRetryAfter) {
+  http_.Script(absl::UnavailableError("connection refused"));
+  http_.Respond(503, "{}");
+  http_.Respond(429, "{}", {{"retry-after", "7"}});
+  http_.Respond(408, "{}");
+  http_.Respond(200, "{}");
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(1));
+
+  EXPECT_TRUE(outcomes[0].ok());
+  EXPECT_EQ(http_.requests().size(), 5u);
+  EXPECT_THAT(sleeps_, ::testing::ElementsAre(absl::Milliseconds(50), absl::Milliseconds(100),
+                                              absl::Seconds(7), absl::Milliseconds(400)));
+}
+
+TEST_F(BatchSenderTest, A413SplitsTheBatchInHalves) {
+  http_.Respond(413, R"({"code":"payload_too_large"})");
+  http_.Respond(200, "{}");
+  http_.Respond(200, "{}");
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(4));
+
+  EXPECT_THAT(outcomes, ::testing::Each(absl::OkStatus()));
+  EXPECT_EQ(SentBatches(), (std::vector<std::vector<std::string>>{
+                               {"d0", "d1", "d2", "d3"}, {"d0", "d1"}, {"d2", "d3"}}));
+}
+
+TEST_F(BatchSenderTest, A400IsolatesTheBadEventDeliversTheRestAndDeadLettersIt) {
+  http_.Respond(400, "bad");   // d0..d3
+  http_.Respond(200, "{}");    // d0 d1
+  http_.Respond(400, "bad");   // d2 d3
+  http_.Respond(400, R"({"code":"invalid_timestamp"})");  // d2
+  http_.Respond(200, "{}");    // d3
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(4));
+
+  EXPECT_TRUE(outcomes[0].ok());
+  EXPECT_TRUE(outcomes[1].ok());
+  EXPECT_EQ(outcomes[2].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(outcomes[3].ok());
+  EXPECT_EQ(dead_letters_->count(), 1);
+  std::ifstream file(dead_letter_path_);
+  std::string line;
+  std::getline(file, line);
+  json dead = json::parse(line);
+  EXPECT_EQ(dead["project"], "demo");
+  EXPECT_EQ(dead["http_status"], 400);
+  EXPECT_EQ(dead["reason"], R"({"code":"invalid_timestamp"})");
+  EXPECT_EQ(dead["event"], json::parse(R"({"event":"e","distinct_id":"d2"})"));
+}
+
+TEST_F(BatchSenderTest, A401PausesTheProjectUntilTheKeyChanges) {
+  http_.Respond(401, "{}");
+  http_.Respond(200, "{}");
+  bool paused_seen = false;
+  on_sleep_ = [&] {
+    paused_seen = paused_seen || sender_->paused();
+    if (sleeps_.size() == 3) {  // The operator fixes the key.
+      std::ofstream(key_path_) << "phc_new_key";
+      keys_->Reload();
+    }
+  };
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(1));
+
+  EXPECT_TRUE(outcomes[0].ok());
+  EXPECT_TRUE(paused_seen);
+  EXPECT_FALSE(sender_->paused());
+  ASSERT_EQ(http_.requests().size(), 2u);
+  EXPECT_EQ(json::parse(Gunzip(http_.requests()[1].body))["api_key"], "phc_new_key");
+  EXPECT_EQ(sleeps_.size(), 3u);
+}
+
+TEST_F(BatchSenderTest, StoppingLeavesTheEventsCancelled) {
+  for (int i = 0; i < 200; ++i) http_.Respond(503, "{}");
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(2));
+
+  EXPECT_EQ(outcomes[0].code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(outcomes[1].code(), absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
