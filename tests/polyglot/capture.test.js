@@ -8,79 +8,20 @@
 
 const { after, before, test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const repoRoot = path.resolve(__dirname, '..', '..');
+const { repoRoot, startStack, stopStack } = require('./lib/stack');
 const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
 const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
 
-const HARNESS = path.join(repoRoot, 'tests/harness/stack.py');
-const START_TIMEOUT_MS = 60000;
-const STOP_TIMEOUT_MS = 30000;
 const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
 const EVENTS_DEADLINE_MS = 30000;
 const LIB = { $lib: 'posthog-grpc-gateway', $lib_version: '0.1.0' };
 
 // The harness helpers below are the same as user.test.js's.
-function parseEnv(text) {
-  const env = {};
-  for (const line of text.split('\n')) {
-    const equals = line.indexOf('=');
-    if (equals > 0) env[line.slice(0, equals)] = line.slice(equals + 1);
-  }
-  return env;
-}
-
-// Starts the harness and resolves with its environment file's variables once
-// both processes serve; rejects if it exits first or the deadline passes.
-function startStack(envFile) {
-  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'inherit', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => { stderr += chunk; });
-  const ready = new Promise((resolve, reject) => {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    let timer = null;
-    const onExit = (code, signal) => {
-      clearInterval(timer);
-      reject(new Error(`harness exited (${code ?? signal}) before serving:\n${stderr}`));
-    };
-    child.once('exit', onExit);
-    timer = setInterval(() => {
-      if (fs.existsSync(envFile)) {
-        clearInterval(timer);
-        child.off('exit', onExit);
-        resolve(parseEnv(fs.readFileSync(envFile, 'utf8')));
-      } else if (Date.now() > deadline) {
-        clearInterval(timer);
-        child.off('exit', onExit);
-        child.kill('SIGTERM');
-        reject(new Error(`harness did not serve within ${START_TIMEOUT_MS} ms:\n${stderr}`));
-      }
-    }, POLL_INTERVAL_MS);
-  });
-  return { child, ready, stderr: () => stderr };
-}
-
-// SIGTERM, then SIGKILL if the harness has not exited within the bound.
-function stopStack(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(killer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 function loadCaptureService() {
   const definition = protoLoader.loadSync('posthog/v1/capture.proto', {
     includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
