@@ -41,6 +41,40 @@ json AuthorJson(const FlagAuthor& a) {
           {"role_at_organization", nullptr}};
 }
 
+// NewFlag is a flag with every field PostHog's FeatureFlagSerializer returns,
+// at its default, before the caller's fields are merged in.
+json NewFlag(int64_t id, int64_t team_id, json author, const std::string& time) {
+  return {{"id", id},
+          {"team_id", team_id},
+          {"name", ""},
+          {"filters", json::object()},
+          {"deleted", false},
+          {"active", true},
+          {"created_by", author},
+          {"created_at", time},
+          {"updated_at", time},
+          {"version", 1},
+          {"last_modified_by", author},
+          {"ensure_experience_continuity", false},
+          {"experiment_set", json::array()},
+          {"surveys", json::array()},
+          {"features", json::array()},
+          {"rollback_conditions", nullptr},
+          {"performed_rollback", false},
+          {"can_edit", true},
+          {"tags", json::array()},
+          {"evaluation_tags", json::array()},
+          {"usage_dashboard", nullptr},
+          {"analytics_dashboards", json::array()},
+          {"has_enriched_analytics", false},
+          {"user_access_level", "editor"},
+          {"creation_context", "feature_flags"},
+          {"is_remote_configuration", false},
+          {"has_encrypted_payloads", false},
+          {"status", "ACTIVE"},
+          {"evaluation_runtime", "all"}};
+}
+
 // Filters as FeatureFlag.get_filters() returns them: legacy or empty
 // filters become one condition with no properties and no rollout.
 json NormalizedFilters(const json& stored) {
@@ -150,35 +184,7 @@ absl::StatusOr<json> FlagStore::Create(int64_t team_id, const json& body,
   if (!valid.ok()) return valid;
   const std::string now = NowIso();
   const int64_t id = next_id_++;
-  json stored = {{"id", id},
-                 {"team_id", team_id},
-                 {"name", ""},
-                 {"filters", json::object()},
-                 {"deleted", false},
-                 {"active", true},
-                 {"created_by", AuthorJson(author)},
-                 {"created_at", now},
-                 {"updated_at", now},
-                 {"version", 1},
-                 {"last_modified_by", AuthorJson(author)},
-                 {"ensure_experience_continuity", false},
-                 {"experiment_set", json::array()},
-                 {"surveys", json::array()},
-                 {"features", json::array()},
-                 {"rollback_conditions", nullptr},
-                 {"performed_rollback", false},
-                 {"can_edit", true},
-                 {"tags", json::array()},
-                 {"evaluation_tags", json::array()},
-                 {"usage_dashboard", nullptr},
-                 {"analytics_dashboards", json::array()},
-                 {"has_enriched_analytics", false},
-                 {"user_access_level", "editor"},
-                 {"creation_context", "feature_flags"},
-                 {"is_remote_configuration", false},
-                 {"has_encrypted_payloads", false},
-                 {"status", "ACTIVE"},
-                 {"evaluation_runtime", "all"}};
+  json stored = NewFlag(id, team_id, AuthorJson(author), now);
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["filters"] = NormalizedFilters(stored);
   flags_[team_id][id] = stored;
@@ -266,34 +272,7 @@ absl::Status FlagStore::AddSeedFlag(int64_t team_id, const json& flag) {
   int64_t id = flag.value("id", int64_t{0});
   if (id <= 0) id = next_id_;
   next_id_ = std::max(next_id_, id + 1);
-  json stored = {{"id", id},
-                 {"team_id", team_id},
-                 {"name", ""},
-                 {"deleted", false},
-                 {"active", true},
-                 {"created_by", nullptr},
-                 {"created_at", "2024-01-01T00:00:00Z"},
-                 {"updated_at", "2024-01-01T00:00:00Z"},
-                 {"version", 1},
-                 {"last_modified_by", nullptr},
-                 {"ensure_experience_continuity", false},
-                 {"experiment_set", json::array()},
-                 {"surveys", json::array()},
-                 {"features", json::array()},
-                 {"rollback_conditions", nullptr},
-                 {"performed_rollback", false},
-                 {"can_edit", true},
-                 {"tags", json::array()},
-                 {"evaluation_tags", json::array()},
-                 {"usage_dashboard", nullptr},
-                 {"analytics_dashboards", json::array()},
-                 {"has_enriched_analytics", false},
-                 {"user_access_level", "editor"},
-                 {"creation_context", "feature_flags"},
-                 {"is_remote_configuration", false},
-                 {"has_encrypted_payloads", false},
-                 {"status", "ACTIVE"},
-                 {"evaluation_runtime", "all"}};
+  json stored = NewFlag(id, team_id, nullptr, "2024-01-01T00:00:00Z");
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["id"] = id;
   stored["filters"] = NormalizedFilters(stored);

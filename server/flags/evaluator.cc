@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -1036,8 +1037,8 @@ Match Evaluator::MatchGroup(const PropertyGroup& group, const Subject& subject) 
     return Inconclusive("malformed cohort");
   }
   bool inconclusive = false;
-  for (const PropertyGroup& child : group.groups) {
-    Match match = MatchGroup(child, subject);
+  // Folds one member's result in; returns the group's result once decided.
+  auto decides = [&](Match match) -> std::optional<Match> {
     if (requires_server_) return Match::kInconclusive;
     if (match == Match::kInconclusive) {
       inconclusive = true;
@@ -1046,17 +1047,13 @@ Match Evaluator::MatchGroup(const PropertyGroup& group, const Subject& subject) 
     } else if (!group.is_and && match == Match::kTrue) {
       return Match::kTrue;
     }
+    return std::nullopt;
+  };
+  for (const PropertyGroup& child : group.groups) {
+    if (std::optional<Match> result = decides(MatchGroup(child, subject))) return *result;
   }
   for (const CompiledProperty& property : group.properties) {
-    Match match = MatchProperty(property, subject);
-    if (requires_server_) return Match::kInconclusive;
-    if (match == Match::kInconclusive) {
-      inconclusive = true;
-    } else if (group.is_and && match == Match::kFalse) {
-      return Match::kFalse;
-    } else if (!group.is_and && match == Match::kTrue) {
-      return Match::kTrue;
-    }
+    if (std::optional<Match> result = decides(MatchProperty(property, subject))) return *result;
   }
   if (inconclusive) return Match::kInconclusive;
   return FromBool(group.is_and);
