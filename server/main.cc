@@ -24,11 +24,11 @@
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/capture/capture_pipeline.h"
+#include "server/capture/flag_called_sink.h"
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
 #include "server/flags/definitions_store.h"
-#include "server/flags/flag_called.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/http/curl_http_client.h"
@@ -151,9 +151,8 @@ int Run() {
   ProjectRegistry projects(*config, &keys, &http);
 
   // Feature flags: per project, the polled definitions (when a key can fetch
-  // them) and the `$feature_flag_called` sink.
+  // them). The `$feature_flag_called` sinks follow the capture pipeline.
   std::vector<std::unique_ptr<flags::DefinitionsStore>> flag_stores;
-  std::vector<std::unique_ptr<flags::FlagCalledSink>> flag_sinks;
   std::map<std::string, FlagProject> flag_projects;
   for (const ProjectConfig& project : config->projects) {
     const PostHogClient* client = *projects.Resolve(project.alias);
@@ -163,9 +162,6 @@ int Run() {
       flag_stores.push_back(std::make_unique<flags::DefinitionsStore>(client, config->flags));
       flag_project.definitions = flag_stores.back().get();
     }
-    flag_sinks.push_back(std::make_unique<flags::BatchFlagCalledSink>(
-        client, config->flags.flag_called_flush_interval));
-    flag_project.flag_called = flag_sinks.back().get();
   }
   for (auto& store : flag_stores) store->Start();
   auto flags_loaded = [&flag_stores] {
@@ -187,6 +183,25 @@ int Run() {
     return 1;
   }
   CaptureServiceImpl capture_service(capture->get());
+  // `$feature_flag_called` events go through the capture pipeline like any
+  // other event (declared after it: destroyed first, flushing into it).
+  std::vector<std::unique_ptr<CaptureFlagCalledSink>> flag_sinks;
+  for (const ProjectConfig& project : config->projects) {
+    if (!project.project_api_key.configured()) continue;
+    CapturePipeline* pipeline = capture->get();
+    CaptureFlagCalledSink::Options sink_options;
+    sink_options.flush_interval = config->flags.flag_called_flush_interval;
+    flag_sinks.push_back(std::make_unique<CaptureFlagCalledSink>(
+        project.alias,
+        [pipeline, alias = project.alias](const std::vector<const posthog::v1::Event*>& events) {
+          return pipeline
+              ->Capture(alias, events, "feature_flag_called", /*indexed=*/true,
+                        posthog::v1::ACK_MODE_DURABLE, absl::Now() + absl::Seconds(10))
+              .status();
+        },
+        sink_options));
+    flag_projects[project.alias].flag_called = flag_sinks.back().get();
+  }
   absl::StatusOr<ResumeTokenCodec> resume_tokens = MakeResumeTokenCodec(config->paging);
   if (!resume_tokens.ok()) {
     LogError("cannot read the resume token secret",

@@ -6,55 +6,25 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
-#include "nlohmann/json.hpp"
-#include "server/posthog/posthog_client.h"
+#include "posthog/v1/capture.pb.h"
 
 namespace posthog_gateway::flags {
 
-// FlagCalledSink receives finished `$feature_flag_called` events
-// (`{"event", "distinct_id", "properties", "timestamp", "uuid"}`). Record
-// must not block on the network. Thread-safe in every implementation.
-//
-// Deliberately minimal: the durable capture pipeline will implement it.
+// FlagCalledSink receives finished `$feature_flag_called` events (name,
+// distinct_id, properties, timestamp and uuid set). Record must not block on
+// the disk or the network. Thread-safe in every implementation; the capture
+// pipeline's (capture/flag_called_sink.h) is the one the gateway uses.
 class FlagCalledSink {
  public:
   virtual ~FlagCalledSink() = default;
-  virtual void Record(nlohmann::json event) = 0;
-};
-
-// BatchFlagCalledSink queues events and posts them to `/batch/` through the
-// project's PostHogClient from a background thread, every `flush_interval`
-// or at `max_batch` events. Best effort: a failed post is logged and
-// dropped, and at most `max_queue` events wait (older ones are dropped).
-// Flushes what is queued on destruction.
-class BatchFlagCalledSink final : public FlagCalledSink {
- public:
-  BatchFlagCalledSink(const PostHogClient* client, absl::Duration flush_interval,
-                      size_t max_batch = 100, size_t max_queue = 10000);
-  ~BatchFlagCalledSink() override;
-
-  void Record(nlohmann::json event) override;
-
- private:
-  void Flush();
-
-  const PostHogClient* client_;
-  const absl::Duration flush_interval_;
-  const size_t max_batch_;
-  const size_t max_queue_;
-  absl::Mutex mu_;
-  std::deque<nlohmann::json> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread flusher_;
+  virtual void Record(posthog::v1::Event event) = 0;
 };
 
 // FlagCalledDeduplicator says whether a (distinct_id, flag, value, groups)

@@ -247,8 +247,7 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
                          {"$feature_flag_response", response},
                          {"locally_evaluated", local},
                          {absl::StrCat("$feature/", key), response},
-                         {"$feature_flag_evaluated_at", evaluated_at},
-                         {"$lib", "posthog-grpc-gateway"}};
+                         {"$feature_flag_evaluated_at", evaluated_at}};
       if (result.has_payload()) properties["$feature_flag_payload"] = JsonFromValue(result.payload());
       if (!local && !request_id.empty()) properties["$feature_flag_request_id"] = request_id;
       if (!result.reason().description().empty()) {
@@ -268,13 +267,16 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
       } else if (auto it = remote.flags.find(key); it != remote.flags.end()) {
         properties["$feature_flag_has_experiment"] = it->second.has_experiment;
       }
-      if (!context.groups.empty()) properties["$groups"] = context.groups;
-      flag_project.flag_called->Record(
-          json{{"event", "$feature_flag_called"},
-               {"distinct_id", context.distinct_id},
-               {"properties", std::move(properties)},
-               {"timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone())},
-               {"uuid", NewUuid()}});
+      // The capture pipeline adds `$lib`, `$lib_version` and `$groups`.
+      posthog::v1::Event event;
+      event.set_event("$feature_flag_called");
+      event.set_distinct_id(context.distinct_id);
+      *event.mutable_properties() = StructFromJson(properties);
+      event.mutable_groups()->insert(context.groups.begin(), context.groups.end());
+      *event.mutable_timestamp() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
+          absl::ToUnixMillis(now));
+      event.set_uuid(NewUuid());
+      flag_project.flag_called->Record(std::move(event));
     }
   }
   return request_id;

@@ -219,6 +219,9 @@ class FlagServicePythonTest(unittest.TestCase):
         self.assertTrue(properties["locally_evaluated"])
         self.assertEqual(properties["$feature/beta-feature"], properties["$feature_flag_response"])
         self.assertEqual(properties["$feature_flag_id"], 1)
+        # They went through the capture pipeline, which stamps its library.
+        self.assertEqual(properties["$lib"], "posthog-grpc-gateway")
+        self.assertIn("$lib_version", properties)
 
     # -- management ----------------------------------------------------------
 
