@@ -238,6 +238,7 @@ class Stack:
         self._final_logs = None
         self._config_path = None
         self._restarts = 0
+        self._emulator_restarts = 0
         self.exit_statuses = {}
 
     # -- lifecycle -----------------------------------------------------------
@@ -319,6 +320,27 @@ class Stack:
         if before_start is not None:
             before_start()
         self._start_gateway("gateway.log")
+
+    def stop_emulator(self):
+        """Stops the emulator (SIGTERM): PostHog is down, connections are
+        refused. Its stored events go with it; start_emulator brings up an
+        empty one (the same seed) on the same port."""
+        self._emulator.stop(self._stop_timeout)
+
+    def start_emulator(self):
+        """Starts the emulator again on the port it had, so the gateway's
+        configuration still points at it. Its log of the earlier run is kept
+        as emulator-<n>.log."""
+        port = self._emulator.port
+        self._emulator_restarts += 1
+        os.rename(self._path("emulator.log"),
+                  self._path(f"emulator-{self._emulator_restarts}.log"))
+        os.unlink(self._path("emulator.port"))
+        argv = [f"--port={port}" if arg == "--port=0" else arg for arg in self._emulator.argv]
+        self._emulator = _Process("emulator", argv, self._path("emulator.log"),
+                                  self._path("emulator.port"))
+        self._emulator.start()
+        self._emulator.wait_for_port(time.monotonic() + self._start_timeout)
 
     def stop(self):
         """Stops the gateway, then the emulator; idempotent."""

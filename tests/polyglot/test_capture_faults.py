@@ -1,5 +1,5 @@
 """Capture under faults, against the real gateway and emulator: PostHog down
-and back, 429 storms with Retry-After, 5xx bursts, resets mid-response, a
+and back (refusing connections, and its process stopped then restarted), 429 storms with Retry-After, 5xx bursts, resets mid-response, a
 poisoned event inside a batch, a 413, a damaged spool segment, and kill -9 of
 the gateway under load. Each test checks in `/_emulator/events` that every
 acknowledged event arrived (lost == 0) and that duplicates share a uuid.
@@ -82,6 +82,22 @@ class CaptureFaultsTest(unittest.TestCase):
         self.set_faults([{"route": "batch", "reset_rate": 1, "count": 6}])
         uuids = self.capture_batches(5, 50, "outage")
         self.assert_all_delivered(uuids, "outage")
+
+    def test_emulator_process_down_then_back_loses_nothing(self):
+        # The real thing: PostHog's process is gone (connections refused)
+        # while events are acknowledged, then a fresh one comes back.
+        before = self.capture_batches(1, 10, "before-outage")
+        self.assert_all_delivered(before, "before the outage")
+        self.stack.stop_emulator()
+        uuids = self.capture_batches(5, 50, "down")
+        self.assertEqual(len(uuids), 250)
+        # Only bring it back once delivery has failed against the closed port.
+        helpers.wait_for(
+            lambda: "sending a batch failed" in self.stack.logs()["gateway"] or None,
+            "a failed delivery in the gateway's log", TIMEOUT)
+        self.stack.start_emulator()
+        stored = self.assert_all_delivered(uuids, "emulator down then back")
+        self.assertEqual({e["event"] for e in stored}, {"down"})
 
     def test_429_storm_with_retry_after(self):
         self.set_faults([{"route": "batch", "error_rate": 1, "status": 429,
