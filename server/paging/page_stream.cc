@@ -268,4 +268,9 @@ absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
   }
 }
 
+bool PageStream::ItemReady() const {
+  return !done_ && (options_.max_items == 0 || handed_out_ < options_.max_items) &&
+         current_index_ >= 0 && position_ < current_.items.size();
+}
+
 }  // namespace posthog_gateway

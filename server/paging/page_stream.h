@@ -96,6 +96,11 @@ class PageStream final {
   // the list (after every item before it was handed out).
   absl::StatusOr<std::optional<PagedItem>> Next();
 
+  // ItemReady is whether Next would return an item of the page already
+  // read, without waiting for another page. Callers batch items with it:
+  // one message per page, never a wait with items held back.
+  bool ItemReady() const;
+
   // Requests sent to PostHog so far (tests and metrics).
   int64_t requests_sent() const { return requests_sent_.load(); }
 

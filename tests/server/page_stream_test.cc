@@ -133,6 +133,30 @@ TEST_F(PageStreamTest, StopsAtMaxItemsWithoutFetchingFurther) {
   EXPECT_EQ(http_->requests().size(), 2u);
 }
 
+TEST_F(PageStreamTest, ItemReadyTellsWhetherThePageAlreadyReadHasMore) {
+  Serve(250);
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.max_items = 220;
+  std::unique_ptr<PageStream> stream = Open(options);
+  EXPECT_FALSE(stream->ItemReady());  // Nothing read yet.
+  // Count the items read in a row while ItemReady holds: one run per page.
+  std::vector<int> runs;
+  while (true) {
+    absl::StatusOr<std::optional<PagedItem>> item = stream->Next();
+    ASSERT_TRUE(item.ok()) << item.status();
+    if (!item->has_value()) break;
+    int run = 1;
+    while (stream->ItemReady()) {
+      ASSERT_TRUE(stream->Next().ok());
+      ++run;
+    }
+    runs.push_back(run);
+  }
+  EXPECT_EQ(runs, (std::vector<int>{100, 100, 20}));  // max_items ends the last.
+  EXPECT_FALSE(stream->ItemReady());
+}
+
 TEST_F(PageStreamTest, StartsAtTheGivenOffset) {
   Serve(260);
   PageStreamOptions options;
