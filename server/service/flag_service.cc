@@ -141,14 +141,17 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
         "a distinct id is required", {{"context.distinct_id", "must not be empty"}});
   }
   auto found = projects_by_alias_.find((*client)->project().alias);
-  if (found == projects_by_alias_.end() || found->second.definitions == nullptr) {
-    return absl::FailedPreconditionError("feature flags are not set up for this project");
+  if (found == projects_by_alias_.end() || !(*client)->project().project_api_key.configured()) {
+    return absl::FailedPreconditionError(
+        "feature flags need the project API key, and none is configured for this project");
   }
   const FlagProject& flag_project = found->second;
   const flags::EvaluationContext context = ContextFromProto(who);
+  // Without a key that can fetch definitions, every flag is asked remotely.
   const std::shared_ptr<const flags::DefinitionsSnapshot> snapshot =
-      flag_project.definitions->Current();
-  const flags::CompiledDefinitions* definitions = snapshot->definitions.get();
+      flag_project.definitions != nullptr ? flag_project.definitions->Current() : nullptr;
+  const flags::CompiledDefinitions* definitions =
+      snapshot != nullptr ? snapshot->definitions.get() : nullptr;
   const absl::Time now = clock_();
 
   // Local pass. `undecided` keeps why each undecided key could not be decided.
@@ -163,8 +166,10 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
   };
   bool all_flags_unknown = false;
   if (definitions == nullptr) {
-    const char* why = snapshot->quota_limited ? "flag quota exceeded (402)"
-                                              : "flag definitions are not loaded yet";
+    const char* why = snapshot == nullptr
+                          ? "no key that can fetch flag definitions is configured"
+                      : snapshot->quota_limited ? "flag quota exceeded (402)"
+                                                : "flag definitions are not loaded yet";
     if (keys.empty()) {
       all_flags_unknown = true;
     } else {

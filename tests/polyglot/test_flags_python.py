@@ -295,5 +295,43 @@ class FlagServicePythonTest(unittest.TestCase):
             stream.cancel()
 
 
+class RemoteOnlyFlagsTest(unittest.TestCase):
+    """A project with only its project API key: no definitions to evaluate
+    locally, so every flag is asked of PostHog."""
+
+    @classmethod
+    def setUpClass(cls):
+        stubs_dir = tempfile.mkdtemp(prefix="polyglot-flags-remote-stubs-")
+        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+        cls.addClassCleanup(_forget_stubs, stubs_dir)
+        generate_stubs(stubs_dir)
+        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
+        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        keys = stack.keys_from_seed(stack.DEFAULT_SEED)
+        cls.stack = stack.Stack({"project_api_key": keys["project_api_key"]})
+        cls.stack.__enter__()
+        cls.addClassCleanup(cls.stack.stop)
+        cls.channel = grpc.insecure_channel(cls.stack.gateway_target)
+        cls.addClassCleanup(cls.channel.close)
+        cls.flags = cls.pb_grpc.FlagServiceStub(cls.channel)
+
+    def evaluate(self, only_local):
+        request = self.pb.EvaluateFlagsRequest(
+            keys=["beta-feature"], context=self.pb.EvaluationContext(distinct_id="remote-only"),
+            options=self.pb.EvaluationOptions(only_local=only_local))
+        return self.flags.EvaluateFlags(request, timeout=CALL_TIMEOUT_SECONDS)
+
+    def test_flags_are_decided_by_posthog(self):
+        result = self.evaluate(only_local=False).results["beta-feature"]
+        self.assertEqual(result.error_code, self.pb.FLAG_ERROR_CODE_UNSPECIFIED)
+        self.assertEqual(result.source, self.pb.FLAG_DECISION_SOURCE_REMOTE)
+        self.assertEqual(result.key, "beta-feature")
+
+    def test_only_local_says_why_nothing_could_be_decided(self):
+        result = self.evaluate(only_local=True).results["beta-feature"]
+        self.assertEqual(result.error_code, self.pb.FLAG_ERROR_CODE_GENERAL)
+        self.assertIn("no key that can fetch flag definitions", result.error_message)
+
+
 if __name__ == "__main__":
     unittest.main()
