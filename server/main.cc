@@ -75,6 +75,53 @@ std::string ConfigPath() {
   return path;
 }
 
+// ObserveCapture exposes the capture pipeline's state on the admin port. The
+// pipeline and sinks must outlive every Expose (the admin server is declared
+// after them in main, so it stops first).
+void ObserveCapture(const CapturePipeline& capture,
+                    const std::vector<std::unique_ptr<CaptureFlagCalledSink>>& flag_sinks,
+                    MetricsRegistry* metrics) {
+  metrics->AddObserved("posthog_gateway_capture_spool_bytes",
+                       "Bytes in the capture spool: events not yet accepted by PostHog.", "gauge",
+                       {}, [&capture] {
+                         return MetricReading{{{}, static_cast<double>(capture.spool_bytes())}};
+                       });
+  metrics->AddObserved(
+      "posthog_gateway_capture_replayed_records",
+      "Spooled events found at start-up and sent again.", "gauge", {}, [&capture] {
+        return MetricReading{{{}, static_cast<double>(capture.replayed_records())}};
+      });
+  metrics->AddObserved(
+      "posthog_gateway_capture_spool_damaged_segments",
+      "Spool segments found damaged at start-up (their intact records were kept).", "gauge", {},
+      [&capture] {
+        return MetricReading{{{}, static_cast<double>(capture.damaged_segments())}};
+      });
+  metrics->AddObserved("posthog_gateway_capture_dead_letters_total",
+                       "Events PostHog refused for good, written to the dead-letter file.",
+                       "counter", {}, [&capture] {
+                         return MetricReading{{{}, static_cast<double>(capture.dead_letters())}};
+                       });
+  metrics->AddObserved(
+      "posthog_gateway_capture_project_paused",
+      "1 while PostHog refuses the project's API key (its events stay spooled).", "gauge",
+      {"project"}, [&capture] {
+        MetricReading reading;
+        for (const std::string& alias : capture.PausedProjects()) reading.push_back({{alias}, 1});
+        return reading;
+      });
+  metrics->AddObserved(
+      "posthog_gateway_flag_called_dropped_total",
+      "$feature_flag_called events dropped (queue full or refused by the pipeline).", "counter",
+      {"project"}, [&flag_sinks] {
+        MetricReading reading;
+        for (const auto& sink : flag_sinks) {
+          reading.push_back({{sink->project()}, static_cast<double>(sink->dropped())});
+        }
+        return reading;
+      });
+}
+
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
 Interceptors(MetricsRegistry* metrics, CallerIdentitySource caller_identity) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
@@ -231,6 +278,7 @@ int Run() {
   for (auto& store : flag_stores) store->WaitForChange(0, absl::Seconds(2));
   bool published_ready = ready_now();
   server.SetReady(published_ready);
+  ObserveCapture(**capture, flag_sinks, &metrics);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);

@@ -55,6 +55,8 @@ class CaptureFlagCalledSink final : public flags::FlagCalledSink {
   // Events dropped so far: queue overflow or refused by the pipeline.
   int64_t dropped() const;
 
+  const std::string& project() const { return project_; }
+
  private:
   // Flush hands up to max_batch queued events to the pipeline.
   void Flush();

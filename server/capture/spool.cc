@@ -74,30 +74,49 @@ struct ParsedSegment {
   int64_t damaged_bytes = 0;
 };
 
+// RecordAt reads the record starting at `pos`: nullopt unless its header is
+// plausible, it fits in `data` and its checksum matches. Sets `*size` to the
+// record's size in bytes.
+std::optional<SpoolRecord> RecordAt(const std::string& data, size_t pos, size_t* size) {
+  if (data.size() - pos < kHeaderBytes) return std::nullopt;
+  const uint32_t length = GetU32(data.data() + pos);
+  if (length < 3 || length > kMaxRecordBytes || data.size() - pos - kHeaderBytes < length) {
+    return std::nullopt;
+  }
+  const absl::string_view payload(data.data() + pos + kHeaderBytes, length);
+  const uint8_t flags = static_cast<uint8_t>(payload[0]);
+  const size_t alias_length = static_cast<unsigned char>(payload[1]) |
+                              (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+  // Cheap checks first: resynchronizing tries every offset of a damaged run.
+  if (flags > 1 || 3 + alias_length > payload.size()) return std::nullopt;
+  if (Crc32(payload) != GetU32(data.data() + pos + 4)) return std::nullopt;
+  SpoolRecord record;
+  record.historical_migration = (flags & 1) != 0;
+  record.project = std::string(payload.substr(3, alias_length));
+  record.json = std::string(payload.substr(3 + alias_length));
+  *size = kHeaderBytes + length;
+  return record;
+}
+
+// ParseSegment reads every intact record of a segment. Damage (a flipped
+// byte, a torn write, a truncated tail) skips to the next offset where an
+// intact record starts, so records after the damage are kept; the CRC-32 of
+// each record makes a false start vanishingly unlikely.
 ParsedSegment ParseSegment(const std::string& data) {
   ParsedSegment out;
   size_t pos = 0;
   while (pos < data.size()) {
-    if (data.size() - pos < kHeaderBytes) break;
-    const uint32_t length = GetU32(data.data() + pos);
-    const uint32_t crc = GetU32(data.data() + pos + 4);
-    if (length < 3 || length > kMaxRecordBytes || data.size() - pos - kHeaderBytes < length) break;
-    const absl::string_view payload(data.data() + pos + kHeaderBytes, length);
-    if (Crc32(payload) != crc) break;
-    const uint8_t flags = static_cast<uint8_t>(payload[0]);
-    const size_t alias_length = static_cast<unsigned char>(payload[1]) |
-                                (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
-    if (3 + alias_length > payload.size()) break;
-    SpoolRecord record;
-    record.historical_migration = (flags & 1) != 0;
-    record.project = std::string(payload.substr(3, alias_length));
-    record.json = std::string(payload.substr(3 + alias_length));
-    out.records.push_back(std::move(record));
-    pos += kHeaderBytes + length;
-  }
-  if (pos < data.size()) {
+    size_t size = 0;
+    if (std::optional<SpoolRecord> record = RecordAt(data, pos, &size)) {
+      out.records.push_back(*std::move(record));
+      pos += size;
+      continue;
+    }
+    size_t next = pos + 1;
+    while (next < data.size() && !RecordAt(data, next, &size).has_value()) ++next;
     out.damaged = true;
-    out.damaged_bytes = static_cast<int64_t>(data.size() - pos);
+    out.damaged_bytes += static_cast<int64_t>(next - pos);
+    pos = next;
   }
   return out;
 }

@@ -139,8 +139,9 @@ Counter* MetricsRegistry::AddCounter(std::string name, std::string help,
   absl::MutexLock lock(&mu_);
   counters_.push_back(std::unique_ptr<Counter>(
       new Counter(std::move(name), std::move(help), std::move(label_names))));
-  order_.emplace_back(true, counters_.size() - 1);
-  return counters_.back().get();
+  Counter* counter = counters_.back().get();
+  exposers_.push_back([counter](std::string& out) { counter->Expose(out); });
+  return counter;
 }
 
 Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
@@ -150,20 +151,31 @@ Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
   std::sort(bounds.begin(), bounds.end());
   histograms_.push_back(std::unique_ptr<Histogram>(new Histogram(
       std::move(name), std::move(help), std::move(label_names), std::move(bounds))));
-  order_.emplace_back(false, histograms_.size() - 1);
-  return histograms_.back().get();
+  Histogram* histogram = histograms_.back().get();
+  exposers_.push_back([histogram](std::string& out) { histogram->Expose(out); });
+  return histogram;
+}
+
+void MetricsRegistry::AddObserved(std::string name, std::string help, std::string type,
+                                  std::vector<std::string> label_names,
+                                  std::function<MetricReading()> read) {
+  absl::MutexLock lock(&mu_);
+  exposers_.push_back([name = std::move(name), help = std::move(help), type = std::move(type),
+                       label_names = std::move(label_names),
+                       read = std::move(read)](std::string& out) {
+    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+    MetricReading reading = read();
+    std::sort(reading.begin(), reading.end());
+    for (const auto& [label_values, value] : reading) {
+      absl::StrAppend(&out, name, Labels(label_names, label_values), " ", Number(value), "\n");
+    }
+  });
 }
 
 std::string MetricsRegistry::Expose() const {
   std::string out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [is_counter, index] : order_) {
-    if (is_counter) {
-      counters_[index]->Expose(out);
-    } else {
-      histograms_[index]->Expose(out);
-    }
-  }
+  for (const auto& expose : exposers_) expose(out);
   return out;
 }
 

@@ -2,14 +2,16 @@
 #define SERVER_OBSERVABILITY_METRICS_H_
 
 // A Prometheus metrics registry small enough to read in one sitting: counters
-// and histograms with labels, exposed in the text format (version 0.0.4) on
-// the admin port.
+// and histograms with labels, and observed families whose values are read
+// from their owner when exposed (gauges such as the spool's size), all in the
+// text format (version 0.0.4) on the admin port.
 //
 // Families are created once at start-up (their label names fixed); series are
 // created on first use. Thread-safe: each family has its own mutex, held only
 // to find a series; updates to a series are atomic.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +71,9 @@ class Histogram final {
       ABSL_GUARDED_BY(mu_);
 };
 
+// What an observed family reads: one value per series, by label values.
+using MetricReading = std::vector<std::pair<std::vector<std::string>, double>>;
+
 class MetricsRegistry final {
  public:
   MetricsRegistry() = default;
@@ -82,6 +87,13 @@ class MetricsRegistry final {
                           std::vector<std::string> label_names,
                           std::vector<double> bounds);
 
+  // AddObserved adds a family whose series `read` returns each time the
+  // registry is exposed. `type` is "gauge", or "counter" for a total kept
+  // elsewhere. `read` must stay callable while anything may call Expose,
+  // and must not call into the registry.
+  void AddObserved(std::string name, std::string help, std::string type,
+                   std::vector<std::string> label_names, std::function<MetricReading()> read);
+
   // Expose renders every family in the Prometheus text format, families in
   // the order they were added, series sorted by label values.
   std::string Expose() const;
@@ -93,7 +105,8 @@ class MetricsRegistry final {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Counter>> counters_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Histogram>> histograms_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::pair<bool, size_t>> order_ ABSL_GUARDED_BY(mu_);  // (is_counter, index)
+  // Renders one family each, in the order they were added.
+  std::vector<std::function<void(std::string&)>> exposers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace posthog_gateway

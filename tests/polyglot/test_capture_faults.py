@@ -16,6 +16,7 @@ import os
 import struct
 import threading
 import unittest
+import urllib.request
 import zlib
 
 import grpc
@@ -40,7 +41,8 @@ class CaptureFaultsTest(unittest.TestCase):
         cls.pb, cls.pb_grpc = helpers.load_capture_stubs(cls)
 
     def setUp(self):
-        self.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED))
+        self.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED),
+                                 gateway_args=stack.DEFAULT_GATEWAY_ARGS + ("--admin_port=0",))
         self.stack.__enter__()
         self.addCleanup(self.stack.stop)
         self.url = self.stack.emulator_url
@@ -50,6 +52,18 @@ class CaptureFaultsTest(unittest.TestCase):
         self.channel = grpc.insecure_channel(self.stack.gateway_target)
         self.addCleanup(self.channel.close)
         self.capture = self.pb_grpc.CaptureServiceStub(self.channel)
+
+    def metrics(self):
+        """The running gateway's /metrics text (its admin port is in its log)."""
+        port = None
+        for line in self.stack.logs()["gateway"].splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("message") == "admin server listening":
+                    port = entry["port"]
+        self.assertIsNotNone(port, "the gateway logged no admin port")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT) as answer:
+            return answer.read().decode()
 
     def set_faults(self, rules):
         helpers.emulator_post(self.url, "/_emulator/faults", rules)
@@ -153,6 +167,7 @@ class CaptureFaultsTest(unittest.TestCase):
         self.assertEqual(dead["http_status"], 400)
         self.assertIn("missing_distinct_id", dead["reason"])
         self.assertEqual(dead["event"], json.loads(poison))
+        self.assertIn("\nposthog_gateway_capture_dead_letters_total 1\n", self.metrics())
 
     def test_corrupt_segment_delivers_the_intact_records_and_reports(self):
         events = [json.dumps({"event": "damaged", "distinct_id": f"c{i}",
@@ -165,10 +180,15 @@ class CaptureFaultsTest(unittest.TestCase):
         self.stack.restart_gateway(before_start=lambda: self.write_segment(data))
         self.connect()
 
-        self.assert_all_delivered([json.loads(e)["uuid"] for e in events[:4]], "corrupt segment")
+        # Every record but the damaged one, those after it included.
+        intact = events[:4] + events[5:]
+        self.assert_all_delivered([json.loads(e)["uuid"] for e in intact], "corrupt segment")
         log = self.stack.logs()["gateway"]
         self.assertIn("damaged segment", log)
         self.assertIn('"damaged_segments":"1"', log)
+        metrics = self.metrics()
+        self.assertIn("\nposthog_gateway_capture_spool_damaged_segments 1\n", metrics)
+        self.assertIn("\nposthog_gateway_capture_replayed_records 5\n", metrics)
 
     def test_kill_9_under_load_loses_no_acknowledged_event(self):
         # Slow PostHog so that a backlog is spooled when the gateway dies.

@@ -44,6 +44,30 @@ TEST(MetricsRegistryTest, ExposesCountersAndHistogramsInTextFormat) {
             "latency_seconds_count{method=\"Get\"} 3\n");
 }
 
+TEST(MetricsRegistryTest, ObservedFamiliesAreReadAtEachExposeInOrderOfAddition) {
+  MetricsRegistry registry;
+  double spool_bytes = 10;
+  registry.AddCounter("first_total", "First.", {});
+  registry.AddObserved("spool_bytes", "Spool size.", "gauge", {},
+                       [&spool_bytes] { return MetricReading{{{}, spool_bytes}}; });
+  registry.AddObserved("paused", "Paused projects.", "gauge", {"project"}, [] {
+    return MetricReading{{{"b"}, 0}, {{"a"}, 1}};
+  });
+
+  EXPECT_EQ(registry.Expose(),
+            "# HELP first_total First.\n"
+            "# TYPE first_total counter\n"
+            "# HELP spool_bytes Spool size.\n"
+            "# TYPE spool_bytes gauge\n"
+            "spool_bytes 10\n"
+            "# HELP paused Paused projects.\n"
+            "# TYPE paused gauge\n"
+            "paused{project=\"a\"} 1\n"
+            "paused{project=\"b\"} 0\n");
+  spool_bytes = 2.5;
+  EXPECT_THAT(registry.Expose(), HasSubstr("spool_bytes 2.5\n"));
+}
+
 TEST(MetricsRegistryTest, EscapesLabelValues) {
   MetricsRegistry registry;
   registry.AddCounter("c", "C.", {"l"})->Add({"a\"b\\c\nd"});

@@ -143,7 +143,7 @@ TEST_F(SpoolTest, ReadReturnsTheRecordsOfOneAppend) {
   EXPECT_TRUE((*read)[1].historical_migration);
 }
 
-TEST_F(SpoolTest, CorruptRecordEndsItsSegmentAndIsReported) {
+TEST_F(SpoolTest, CorruptRecordIsSkippedAndTheRecordsAfterItKept) {
   {
     Spool::Opened opened = Open();
     ASSERT_TRUE(opened.spool->Append(Records(3, "a")).ok());
@@ -159,10 +159,34 @@ TEST_F(SpoolTest, CorruptRecordEndsItsSegmentAndIsReported) {
 
   Spool::Opened reopened = Open();
 
-  ASSERT_EQ(reopened.replayed.size(), 1u);
+  ASSERT_EQ(reopened.replayed.size(), 2u);
   EXPECT_EQ(reopened.replayed[0].record.json, R"({"n":"a0"})");
+  EXPECT_EQ(reopened.replayed[1].record.json, R"({"n":"a2"})");
   EXPECT_EQ(reopened.damaged_segments, 1);
-  EXPECT_GT(reopened.damaged_bytes, 0);
+  EXPECT_EQ(reopened.damaged_bytes, static_cast<int64_t>(first));  // The second record.
+}
+
+TEST_F(SpoolTest, CorruptLengthResynchronizesOnTheNextIntactRecord) {
+  {
+    Spool::Opened opened = Open();
+    ASSERT_TRUE(opened.spool->Append(Records(4, "a")).ok());
+  }
+  const std::string path = dir_ + "/" + Segments(dir_)[0];
+  const size_t first = Spool::EncodeRecord(Records(1, "a")[0]).size();
+  {
+    // The second record's length claims more than the file holds.
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(first + 2));
+    file.put('\x7f');
+  }
+
+  Spool::Opened reopened = Open();
+
+  ASSERT_EQ(reopened.replayed.size(), 3u);
+  EXPECT_EQ(reopened.replayed[0].record.json, R"({"n":"a0"})");
+  EXPECT_EQ(reopened.replayed[1].record.json, R"({"n":"a2"})");
+  EXPECT_EQ(reopened.replayed[2].record.json, R"({"n":"a3"})");
+  EXPECT_EQ(reopened.damaged_segments, 1);
 }
 
 TEST_F(SpoolTest, TruncatedTailDeliversTheIntactRecords) {
