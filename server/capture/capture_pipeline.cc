@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
   if (!opened.ok()) return opened.status();
   pipeline->spool_ = std::move(opened->spool);
   pipeline->dead_letters_ =
-      std::make_unique<DeadLetterFile>(capture.spool_dir + "/dead-letter.jsonl");
+      std::make_unique<DeadLetterFile>(capture.spool_dir + "/dead-letter.jsonl",
+                                       capture.dead_letter_max_bytes);
   pipeline->replayed_records_ = static_cast<int64_t>(opened->replayed.size());
   pipeline->damaged_segments_ = opened->damaged_segments;
 

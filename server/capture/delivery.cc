@@ -1,5 +1,6 @@
 #include "server/capture/delivery.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -70,7 +71,8 @@ std::string Gzip(const std::string& data) {
   return out;
 }
 
-DeadLetterFile::DeadLetterFile(std::string path) : path_(std::move(path)) {}
+DeadLetterFile::DeadLetterFile(std::string path, int64_t max_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes) {}
 
 void DeadLetterFile::Write(absl::string_view project, int http_status,
                            absl::string_view reason, absl::string_view event_json) {
@@ -83,6 +85,14 @@ void DeadLetterFile::Write(absl::string_view project, int http_status,
   absl::StrAppend(&line, ",\"event\":", event_json, "}\n");
   absl::MutexLock lock(&mu_);
   ++count_;
+  struct stat info;
+  if (::stat(path_.c_str(), &info) == 0 && info.st_size > 0 &&
+      info.st_size + static_cast<int64_t>(line.size()) > max_bytes_) {
+    const std::string previous = path_ + ".1";
+    if (std::rename(path_.c_str(), previous.c_str()) == 0) {
+      LogInfo("capture: rotated the dead-letter file", {{"path", previous}});
+    }
+  }
   if (FILE* file = std::fopen(path_.c_str(), "a"); file != nullptr) {
     std::fwrite(line.data(), 1, line.size(), file);
     std::fflush(file);

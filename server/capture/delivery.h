@@ -73,16 +73,20 @@ absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration 
 std::string Gzip(const std::string& data);
 
 // DeadLetterFile appends refused events, one JSON line each:
-// {"time", "project", "http_status", "reason", "event"}. Thread-safe.
+// {"time", "project", "http_status", "reason", "event"}. Before a line would
+// take the file past `max_bytes`, the file is renamed to `<path>.1`
+// (replacing an older one), so at most about twice `max_bytes` stay on disk.
+// Thread-safe.
 class DeadLetterFile final {
  public:
-  explicit DeadLetterFile(std::string path);
+  DeadLetterFile(std::string path, int64_t max_bytes);
   void Write(absl::string_view project, int http_status, absl::string_view reason,
              absl::string_view event_json);
   int64_t count() const;
 
  private:
   const std::string path_;
+  const int64_t max_bytes_;
   mutable absl::Mutex mu_;
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -282,7 +282,7 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
       {"spool_dir", "max_spool_bytes", "segment_bytes", "batch_max_events",
        "batch_max_bytes", "flush_interval_ms", "max_in_flight_batches",
        "initial_backoff_ms", "max_backoff_ms", "max_event_bytes",
-       "max_properties_depth", "memory_queue_bytes"}));
+       "max_properties_depth", "memory_queue_bytes", "dead_letter_max_bytes"}));
   RETURN_IF_ERROR(reader.ReadString("spool_dir", capture.spool_dir));
   if (capture.spool_dir.empty()) {
     return FieldError(reader.Child("spool_dir"), "must not be empty");
@@ -310,6 +310,8 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
       {"max_properties_depth", &capture.max_properties_depth, 1, 100,
        "must be between 1 and 100"},
       {"memory_queue_bytes", &capture.memory_queue_bytes, 64 << 10, int64_t{1} << 40,
+       "must be at least 64 KiB"},
+      {"dead_letter_max_bytes", &capture.dead_letter_max_bytes, 64 << 10, int64_t{1} << 40,
        "must be at least 64 KiB"},
   };
   for (const Bounded& field : bounded) {

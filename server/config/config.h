@@ -144,6 +144,9 @@ struct CaptureConfig {
   int64_t max_event_bytes = 900 * 1024;
   // Properties nested deeper than this are refused.
   int64_t max_properties_depth = 32;
+  // The dead-letter file is rotated (to dead-letter.jsonl.1, replacing the
+  // previous one) before it would grow past this.
+  int64_t dead_letter_max_bytes = 64 << 20;
 };
 
 struct GatewayConfig {

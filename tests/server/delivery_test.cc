@@ -85,7 +85,7 @@ class BatchSenderTest : public ::testing::Test {
     config_.default_project = "demo";
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
-    dead_letters_ = std::make_unique<DeadLetterFile>(dead_letter_path_);
+    dead_letters_ = std::make_unique<DeadLetterFile>(dead_letter_path_, int64_t{1} << 20);
     DeliveryEnv env;
     env.now = [] { return absl::FromUnixSeconds(1767323045); };
     env.random = [] { return 0.0; };
@@ -231,6 +231,33 @@ TEST_F(BatchSenderTest, StoppingLeavesTheEventsCancelled) {
 
   EXPECT_EQ(outcomes[0].code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(outcomes[1].code(), absl::StatusCode::kCancelled);
+}
+
+TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {
+  const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+  const std::string path = (dir / "rotating-dead-letter.jsonl").string();
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + ".1");
+  const std::string event = R"({"event":"e","distinct_id":"d"})";
+  const int64_t line_bytes = [&] {
+    DeadLetterFile probe((dir / "probe.jsonl").string(), 1 << 20);
+    probe.Write("demo", 400, "bad", event);
+    return static_cast<int64_t>(std::filesystem::file_size(dir / "probe.jsonl"));
+  }();
+  // Room for two lines, not three.
+  DeadLetterFile dead_letters(path, 2 * line_bytes + line_bytes / 2);
+  for (int i = 0; i < 5; ++i) dead_letters.Write("demo", 400, "bad", event);
+
+  auto lines = [](const std::string& file) {
+    std::ifstream in(file);
+    int count = 0;
+    for (std::string line; std::getline(in, line);) ++count;
+    return count;
+  };
+  // 5 lines: two rotated away (the oldest two lost), two in .1, one current.
+  EXPECT_EQ(lines(path + ".1"), 2);
+  EXPECT_EQ(lines(path), 1);
+  EXPECT_EQ(dead_letters.count(), 5);
 }
 
 }  // namespace
