@@ -118,15 +118,17 @@ Op ParseOp(absl::string_view name) {
   return it == kOps->end() ? Op::kUnknown : it->second;
 }
 
-// Python's str() of a JSON value, as posthog-python applies it to both sides.
-absl::string_view PyStr(const json& value, std::string* buffer) {
+// ValueStr is the string PostHog's flags service matches a JSON value as
+// (`to_string_representation`): a string as is, anything else as compact
+// JSON (`true`, `null`, `1.0`, `["a","b"]`). posthog-node does the same.
+absl::string_view ValueStr(const json& value, std::string* buffer) {
   switch (value.type()) {
     case json::value_t::string:
       return value.get_ref<const std::string&>();
     case json::value_t::boolean:
-      return value.get<bool>() ? "True" : "False";
+      return value.get<bool>() ? "true" : "false";
     case json::value_t::null:
-      return "None";
+      return "null";
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
     case json::value_t::number_float:
@@ -155,6 +157,47 @@ bool FoldedContains(absl::string_view text, absl::string_view folded) {
     if (FoldedEquals(text.substr(i, folded.size()), folded)) return true;
   }
   return false;
+}
+
+// The server's boolean handling of `exact`/`is_not`: when the filter value is
+// a boolean, "true"/"false" (any case) or a list of only those (an empty list
+// included), both sides compare as booleans; anything else is false.
+bool IsTruthyOrFalsy(const json& value) {
+  if (value.is_boolean()) return true;
+  if (value.is_string()) {
+    const std::string folded = absl::AsciiStrToLower(value.get_ref<const std::string&>());
+    return folded == "true" || folded == "false";
+  }
+  if (value.is_array()) {
+    return std::all_of(value.begin(), value.end(), [](const json& v) { return IsTruthyOrFalsy(v); });
+  }
+  return false;
+}
+
+bool IsTruthy(const json& value) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_string()) return absl::AsciiStrToLower(value.get_ref<const std::string&>()) == "true";
+  if (value.is_array()) {
+    return std::all_of(value.begin(), value.end(), [](const json& v) { return IsTruthy(v); });
+  }
+  return false;
+}
+
+// Whether RE2's `code` means the pattern is invalid in every engine (the
+// server's fancy_regex, JavaScript, Python), rather than a construct RE2
+// alone does not run (look-around, backreferences, possessive repeats).
+bool InvalidEverywhere(RE2::ErrorCode code) {
+  switch (code) {
+    case RE2::ErrorBadCharRange:
+    case RE2::ErrorMissingBracket:
+    case RE2::ErrorMissingParen:
+    case RE2::ErrorUnexpectedParen:
+    case RE2::ErrorTrailingBackslash:
+    case RE2::ErrorRepeatArgument:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Both sides as numbers, as the server parses them: a JSON number, or a
@@ -325,6 +368,11 @@ struct CompiledProperty {
   bool is_list = false;
   std::vector<std::string> folded_list;
   std::unique_ptr<RE2> regex;
+  // The pattern is invalid in every engine: regex and not_regex are false.
+  bool regex_invalid = false;
+  // exact / is_not compare as booleans (IsTruthyOrFalsy of the value).
+  bool boolean_compare = false;
+  bool value_truthy = false;
   bool has_number = false;
   double number = 0;
   // Dates: relative (`-30d`) or absolute; a 4-digit year needs "now".
@@ -517,19 +565,20 @@ void CompileDate(CompiledProperty* property) {
 
 void CompileSemver(CompiledProperty* property) {
   std::string buffer;
-  absl::string_view text = PyStr(property->value, &buffer);
+  absl::string_view text = ValueStr(property->value, &buffer);
   text = absl::StripAsciiWhitespace(text);
   Semver low;
   switch (property->op) {
+    // The value is a bare version: a `~` or `^` prefix is not a version
+    // (posthog-node cannot evaluate it and PostHog refuses it), so it stays
+    // unparsed and the property inconclusive.
     case Op::kSemverTilde: {
-      absl::ConsumePrefix(&text, "~");
       if (!ParseSemver(text, &low)) return;
       property->semver = low;
       property->semver_high = Semver{low.major, low.minor + 1, 0};
       break;
     }
     case Op::kSemverCaret: {
-      absl::ConsumePrefix(&text, "^");
       if (!ParseSemver(text, &low)) return;
       property->semver = low;
       if (low.major > 0) {
@@ -542,18 +591,18 @@ void CompileSemver(CompiledProperty* property) {
       break;
     }
     case Op::kSemverWildcard: {
-      // `1.*`, `1.2.*`: the prefix before the first `*`.
+      // `1.*`, `1.2.*`: the prefix before the first `*`. Only major and
+      // minor count (`1.2.3.*` is `1.2.*`), as in posthog-node.
       std::string prefix(text.substr(0, text.find('*')));
       while (!prefix.empty() && prefix.back() == '.') prefix.pop_back();
       int parts = 0;
       if (prefix.empty() || !ParseSemver(prefix, &low, &parts)) return;
-      property->semver = low;
       if (parts == 1) {
+        property->semver = Semver{low.major, 0, 0};
         property->semver_high = Semver{low.major + 1, 0, 0};
-      } else if (parts == 2) {
-        property->semver_high = Semver{low.major, low.minor + 1, 0};
       } else {
-        property->semver_high = Semver{low.major, low.minor, low.patch + 1};
+        property->semver = Semver{low.major, low.minor, 0};
+        property->semver_high = Semver{low.major, low.minor + 1, 0};
       }
       break;
     }
@@ -577,7 +626,7 @@ CompiledProperty CompileProperty(const json& filter) {
   if (type == "cohort") {
     property.kind = CompiledProperty::Kind::kCohort;
     property.op = property.op_name.empty() ? Op::kIn : ParseOp(property.op_name);
-    property.cohort_id = std::string(PyStr(property.value, &buffer));
+    property.cohort_id = std::string(ValueStr(property.value, &buffer));
     return property;
   }
   if (type == "flag") {
@@ -593,15 +642,17 @@ CompiledProperty CompileProperty(const json& filter) {
     return property;
   }
   property.op = property.op_name.empty() ? Op::kExact : ParseOp(property.op_name);
-  property.value_str = std::string(PyStr(property.value, &buffer));
+  property.value_str = std::string(ValueStr(property.value, &buffer));
   property.folded = Fold(property.value_str);
   if (property.value.is_array()) {
     property.is_list = true;
     for (const json& item : property.value) {
-      property.folded_list.push_back(Fold(PyStr(item, &buffer)));
+      property.folded_list.push_back(Fold(ValueStr(item, &buffer)));
     }
   }
   property.has_number = AsNumber(property.value, &property.number);
+  property.boolean_compare = IsTruthyOrFalsy(property.value);
+  property.value_truthy = property.boolean_compare && IsTruthy(property.value);
   switch (property.op) {
     case Op::kRegex:
     case Op::kNotRegex: {
@@ -609,7 +660,11 @@ CompiledProperty CompileProperty(const json& filter) {
       options.set_log_errors(false);
       auto regex = std::make_unique<RE2>(
           re2::StringPiece(property.value_str.data(), property.value_str.size()), options);
-      if (regex->ok()) property.regex = std::move(regex);
+      if (regex->ok()) {
+        property.regex = std::move(regex);
+      } else {
+        property.regex_invalid = InvalidEverywhere(regex->error_code());
+      }
       break;
     }
     case Op::kDateBefore:
@@ -736,10 +791,17 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
 
   // Holdouts: `holdout {id, exclusion_percentage}` (newest) or
   // `holdout_groups[0] {rollout_percentage, variant: "holdout-<id>"}`.
+  // A holdout without a numeric id and percentage is ignored, as the SDKs
+  // do; the percentage is clamped to [0, 100].
   if (auto holdout = filters.find("holdout"); holdout != filters.end() && holdout->is_object()) {
-    flag->has_holdout = true;
-    flag->holdout_percentage = holdout->value("exclusion_percentage", 0.0);
-    flag->holdout_variant = absl::StrCat("holdout-", IntField(*holdout, "id"));
+    auto id = holdout->find("id");
+    auto percentage = holdout->find("exclusion_percentage");
+    if (id != holdout->end() && id->is_number_integer() && percentage != holdout->end() &&
+        percentage->is_number()) {
+      flag->has_holdout = true;
+      flag->holdout_percentage = std::clamp(percentage->get<double>(), 0.0, 100.0);
+      flag->holdout_variant = absl::StrCat("holdout-", id->get<int64_t>());
+    }
   } else if (auto groups = filters.find("holdout_groups");
              groups != filters.end() && groups->is_array() && !groups->empty() &&
              (*groups)[0].is_object()) {
@@ -749,7 +811,9 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
         rollout != group.end() && rollout->is_number()) {
       flag->holdout_percentage = rollout->get<double>();
     }
-    flag->holdout_variant = group.value("variant", std::string("holdout"));
+    auto variant = group.find("variant");
+    flag->holdout_variant =
+        variant != group.end() && variant->is_string() ? variant->get<std::string>() : "holdout";
   }
 
   if (auto payloads = filters.find("payloads"); payloads != filters.end() && payloads->is_object()) {
@@ -905,14 +969,37 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
     return Inconclusive(absl::StrCat("property `", p.key, "` was not given"));
   }
   if (p.op == Op::kIsNotSet) return Match::kFalse;
+  if (p.op == Op::kIsSet) return Match::kTrue;  // Even when null, as the server.
   const json& value = *found;
-  if (value.is_null() && p.op != Op::kIsNot) return Match::kFalse;
+  // A null value matches as the string `null` for the string operators (the
+  // server's to_string); every other operator is false on it.
+  if (value.is_null()) {
+    switch (p.op) {
+      case Op::kExact:
+      case Op::kIsNot:
+      case Op::kIcontains:
+      case Op::kNotIcontains:
+      case Op::kStartsWith:
+      case Op::kNotStartsWith:
+      case Op::kEndsWith:
+      case Op::kNotEndsWith:
+      case Op::kRegex:
+      case Op::kNotRegex:
+        break;
+      default:
+        return Match::kFalse;
+    }
+  }
 
   std::string buffer;
   switch (p.op) {
     case Op::kExact:
     case Op::kIsNot: {
-      const absl::string_view text = PyStr(value, &buffer);
+      if (p.boolean_compare) {
+        const bool in = IsTruthy(value) == p.value_truthy;
+        return FromBool(p.op == Op::kExact ? in : !in);
+      }
+      const absl::string_view text = ValueStr(value, &buffer);
       bool in = false;
       if (p.is_list) {
         for (const std::string& item : p.folded_list) {
@@ -926,33 +1013,32 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
       }
       return FromBool(p.op == Op::kExact ? in : !in);
     }
-    case Op::kIsSet:
-      return Match::kTrue;
     case Op::kIcontains:
     case Op::kNotIcontains: {
-      bool in = FoldedContains(PyStr(value, &buffer), p.folded);
+      bool in = FoldedContains(ValueStr(value, &buffer), p.folded);
       return FromBool(p.op == Op::kIcontains ? in : !in);
     }
     case Op::kStartsWith:
     case Op::kNotStartsWith: {
-      const absl::string_view text = PyStr(value, &buffer);
+      const absl::string_view text = ValueStr(value, &buffer);
       bool in = text.size() >= p.folded.size() &&
                 FoldedEquals(text.substr(0, p.folded.size()), p.folded);
       return FromBool(p.op == Op::kStartsWith ? in : !in);
     }
     case Op::kEndsWith:
     case Op::kNotEndsWith: {
-      const absl::string_view text = PyStr(value, &buffer);
+      const absl::string_view text = ValueStr(value, &buffer);
       bool in = text.size() >= p.folded.size() &&
                 FoldedEquals(text.substr(text.size() - p.folded.size()), p.folded);
       return FromBool(p.op == Op::kEndsWith ? in : !in);
     }
     case Op::kRegex:
     case Op::kNotRegex: {
+      if (p.regex_invalid) return Match::kFalse;  // For both, as the server.
       if (p.regex == nullptr) {
         return Inconclusive(absl::StrCat("regular expression of `", p.key, "` is not RE2"));
       }
-      const absl::string_view text = PyStr(value, &buffer);
+      const absl::string_view text = ValueStr(value, &buffer);
       bool in = RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *p.regex);
       return FromBool(p.op == Op::kRegex ? in : !in);
     }
@@ -965,7 +1051,7 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
       if (p.has_number && AsNumber(value, &lhs)) {
         order = lhs < p.number ? -1 : (lhs > p.number ? 1 : 0);
       } else {
-        const int c = PyStr(value, &buffer).compare(p.value_str);
+        const int c = ValueStr(value, &buffer).compare(p.value_str);
         order = c < 0 ? -1 : (c > 0 ? 1 : 0);
       }
       switch (p.op) {
@@ -1006,7 +1092,7 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
     case Op::kSemverCaret:
     case Op::kSemverWildcard: {
       Semver version;
-      if (!p.semver_ok || !ParseSemver(PyStr(value, &buffer), &version)) {
+      if (!p.semver_ok || !ParseSemver(ValueStr(value, &buffer), &version)) {
         return Inconclusive(absl::StrCat("version of `", p.key, "` is not semver"));
       }
       switch (p.op) {
@@ -1159,8 +1245,10 @@ absl::string_view Evaluator::Variant(const CompiledFlag& flag,
 
 FlagEvaluation Evaluator::Finish(const CompiledFlag& flag, FlagEvaluation result) const {
   result.decided = true;
-  const absl::string_view lookup =
-      !result.variant.empty() ? result.variant : (result.enabled ? "true" : "false");
+  // A disabled value has no payload (the server and the SDKs agree), even if
+  // the flag stores one under "false".
+  if (!result.enabled) return result;
+  const absl::string_view lookup = !result.variant.empty() ? result.variant : "true";
   auto it = flag.payloads.find(lookup);
   if (it != flag.payloads.end()) result.payload = &it->second;
   return result;
@@ -1265,35 +1353,44 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
     Subject subject = flag_subject;
     if (condition.aggregation_group_type_index >= 0 &&
         condition.aggregation_group_type_index != flag.aggregation_group_type_index) {
+      // A condition on a group the caller did not give, or on a group type
+      // the definitions do not know, is skipped.
       bool missing = false;
-      if (!group_subject(condition.aggregation_group_type_index, &subject, &missing)) {
-        if (!missing) {
-          Inconclusive(absl::StrCat("unknown group type index ",
-                                    condition.aggregation_group_type_index));
-          any_inconclusive = true;
-        }
-        continue;
-      }
+      if (!group_subject(condition.aggregation_group_type_index, &subject, &missing)) continue;
     }
     Match match = Match::kTrue;
+    // A property that needs PostHog (a static or missing cohort) leaves the
+    // condition open: a definite non-match of another property still decides
+    // it, otherwise the whole flag needs PostHog.
+    bool condition_requires_server = false;
     for (const CompiledProperty& property : condition.properties) {
       Match one = MatchProperty(property, subject);
-      if (requires_server_) return inconclusive("needs PostHog");
+      if (requires_server_) {
+        condition_requires_server = true;
+        requires_server_ = false;
+        one = Match::kInconclusive;
+      }
       if (one == Match::kFalse) {
         match = Match::kFalse;
         break;
       }
       if (one == Match::kInconclusive) match = Match::kInconclusive;
     }
+    if (match == Match::kFalse) continue;
+    if (condition_requires_server) return inconclusive("needs PostHog");
     if (match == Match::kInconclusive) {
       any_inconclusive = true;
       continue;
     }
-    if (match == Match::kFalse) continue;
     if (condition.has_rollout &&
         HashWithPrefix(flag.prefix, subject.bucketing, "") > condition.rollout / 100) {
       if (!out_of_rollout) out_of_rollout_index = static_cast<int>(i);
       out_of_rollout = true;
+      // Early exit decides "false" only when no earlier condition was left
+      // undecided: that one might have matched.
+      if (flag.early_exit && any_inconclusive) {
+        return inconclusive("a condition before an early exit could not be decided locally");
+      }
       if (flag.early_exit) {
         result.reason = ReasonCode::kOutOfRolloutBound;
         result.condition_index = out_of_rollout_index;

@@ -17,20 +17,32 @@
 // missing dependency, ...). Inconclusive results name why; the caller then
 // asks PostHog (`POST /flags?v=2`).
 //
-// Deliberate choices where PostHog's SDKs disagree, following the server
-// (documented in README.md "Feature flags"):
-// - gt/gte/lt/lte compare numerically when both sides parse as numbers,
-//   otherwise as strings (posthog-python compares strings whenever the person
-//   property is a string).
+// Values match as PostHog's flags service matches them: a non-string value
+// as its JSON (`true`, `null`, `1.0`); `exact`/`is_not` as booleans when the
+// filter value is true/false (or a list of them); null matches the string
+// operators as `null` and fails the others; a regular expression no engine
+// accepts is false for regex and not_regex. posthog-node 5.70 agrees
+// (tests/polyglot/flags_conformance.test.js).
+//
+// Deliberate choices where posthog-node or posthog-python differ (README.md
+// "Deliberate differences from posthog-node", each in the conformance test's
+// allow-list):
+// - gt/gte/lt/lte compare numerically when both sides are entirely numbers,
+//   otherwise as strings.
 // - is_not_set is decided on the caller's properties: absent → match,
-//   present → no match (posthog-python: always inconclusive).
-// - Feature enrollment and holdouts are evaluated locally by the server's
-//   order (disabled → group → enrollment → holdout → conditions); the SDKs
-//   ignore them.
-// - A regular expression RE2 cannot compile (e.g. look-ahead, which Python
-//   accepts) is inconclusive, not false, so PostHog decides it.
+//   present → no match (posthog-node 5.70 and posthog-python: undecided).
+// - exact/is_not on integral numbers is decided (posthog-node cannot tell 30
+//   from 30.0 and asks PostHog).
+// - Feature enrollment and holdouts (also legacy holdout_groups) are
+//   evaluated locally by the server's order (disabled → group → enrollment →
+//   holdout → conditions).
+// - A regular expression RE2 cannot run (look-around, backreferences) is
+//   inconclusive, not false, so PostHog decides it; RE2 syntax such as (?i)
+//   is decided locally.
+// - negation is honoured on every property filter, not only inside cohorts.
 // - A definite non-match of one property makes its condition a non-match even
-//   if another property of the condition is inconclusive (AND).
+//   if another property of the condition is inconclusive or needs PostHog (a
+//   static cohort).
 // - Case folding is ASCII lower-casing.
 
 #include <cstdint>

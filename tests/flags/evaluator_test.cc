@@ -282,7 +282,45 @@ INSTANTIATE_TEST_SUITE_P(
              {{"key", "plan"}, {"operator", "exact"}, {"value", "pro"}, {"negation", true}},
              {{"plan", "pro"}}, "false"),
         Case("DistinctIdIsImplicit", {{"key", "distinct_id"}, {"value", "user-1"}},
-             json::object(), "true")),
+             json::object(), "true"),
+        // Found by tests/polyglot/flags_conformance.test.js (posthog-node 5.70
+        // and PostHog's flags service agree on each of these).
+        Case("ExactFalseComparesAsBoolean",
+             {{"key", "beta"}, {"operator", "exact"}, {"value", "false"}}, {{"beta", 0}}, "true"),
+        Case("ExactBooleanListIsAllTruthy",
+             {{"key", "beta"}, {"operator", "exact"}, {"value", {"true", "false"}}},
+             {{"beta", "TRUE"}}, "false"),
+        Case("ExactEmptyListComparesAsBoolean",
+             {{"key", "beta"}, {"operator", "exact"}, {"value", json::array()}}, {{"beta", true}},
+             "true"),
+        Case("IsNotFalseAgainstZero", {{"key", "beta"}, {"operator", "is_not"}, {"value", false}},
+             {{"beta", 0}}, "false"),
+        Case("IsSetWithNull", {{"key", "plan"}, {"operator", "is_set"}, {"value", "is_set"}},
+             {{"plan", nullptr}}, "true"),
+        Case("ExactNullIsTheStringNull", {{"key", "plan"}, {"operator", "exact"}, {"value", "NULL"}},
+             {{"plan", nullptr}}, "true"),
+        Case("NotIcontainsOnNull", {{"key", "plan"}, {"operator", "not_icontains"}, {"value", "a"}},
+             {{"plan", nullptr}}, "true"),
+        Case("GtOnNullIsFalse", {{"key", "n"}, {"operator", "gt"}, {"value", 1}},
+             {{"n", nullptr}}, "false"),
+        Case("RegexSeesBooleansAsJson", {{"key", "b"}, {"operator", "regex"}, {"value", "^true$"}},
+             {{"b", true}}, "true"),
+        Case("RegexInvalidEverywhereIsFalse",
+             {{"key", "e"}, {"operator", "regex"}, {"value", "["}}, {{"e", "["}}, "false"),
+        Case("NotRegexInvalidEverywhereIsFalse",
+             {{"key", "e"}, {"operator", "not_regex"}, {"value", "(a"}}, {{"e", "b"}}, "false"),
+        Case("RegexBackreferenceIsInconclusive",
+             {{"key", "e"}, {"operator", "regex"}, {"value", "(\\w)\\1"}}, {{"e", "aa"}},
+             "inconclusive"),
+        Case("SemverTildeWithPrefixIsInconclusive",
+             {{"key", "v"}, {"operator", "semver_tilde"}, {"value", "~1.2.0"}}, {{"v", "1.2.5"}},
+             "inconclusive"),
+        Case("SemverCaretWithPrefixIsInconclusive",
+             {{"key", "v"}, {"operator", "semver_caret"}, {"value", "^0.2.3"}}, {{"v", "0.2.5"}},
+             "inconclusive"),
+        Case("SemverWildcardUsesMajorAndMinorOnly",
+             {{"key", "v"}, {"operator", "semver_wildcard"}, {"value", "1.2.3.*"}},
+             {{"v", "1.2.5"}}, "true")),
     [](const ::testing::TestParamInfo<OperatorCase>& info) { return info.param.name; });
 
 // --- Flag-level flow --------------------------------------------------------
@@ -346,6 +384,69 @@ TEST_F(FlagFlowTest, EarlyExitStopsAtFirstOutOfRollout) {
   flag["filters"]["early_exit"] = false;
   result = Run(json::array({flag}), Person("u"));
   EXPECT_TRUE(result.enabled);
+}
+
+TEST_F(FlagFlowTest, EarlyExitAfterAnUndecidedConditionIsInconclusive) {
+  json groups = json::array(
+      {{{"properties", json::array({{{"key", "plan"}, {"value", "pro"}, {"type", "person"}}})},
+        {"rollout_percentage", 100}},
+       {{"properties", json::array()}, {"rollout_percentage", 0}}});
+  json flag = {{"key", "f"}, {"active", true}, {"filters", {{"groups", groups}, {"early_exit", true}}}};
+  // `plan` is unknown: the first condition might match on PostHog.
+  EXPECT_FALSE(Run(json::array({flag}), Person("u")).decided);
+  FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "free"}}));
+  ASSERT_TRUE(result.decided);
+  EXPECT_EQ(result.reason, ReasonCode::kOutOfRolloutBound);
+}
+
+TEST_F(FlagFlowTest, StaticCohortDoesNotHideADefiniteNonMatch) {
+  json static_then_plan = json::array({{{"key", "id"}, {"type", "cohort"}, {"value", 99}},
+                                       {{"key", "plan"}, {"value", "pro"}, {"type", "person"}}});
+  json groups = json::array({{{"properties", static_then_plan}, {"rollout_percentage", 100}},
+                             {{"properties", json::array()}, {"rollout_percentage", 100}}});
+  json flag = {{"key", "f"}, {"active", true}, {"filters", {{"groups", groups}}}};
+  // `plan` is not pro: the first condition fails whatever the cohort says.
+  FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "free"}}));
+  ASSERT_TRUE(result.decided) << result.inconclusive_reason;
+  EXPECT_EQ(result.condition_index, 1);
+  // With `plan` pro, only PostHog knows the static cohort.
+  EXPECT_FALSE(Run(json::array({flag}), Person("u", {{"plan", "pro"}})).decided);
+}
+
+TEST_F(FlagFlowTest, ConditionOnAnUnknownGroupTypeIsSkipped) {
+  json groups = json::array(
+      {{{"aggregation_group_type_index", 7}, {"properties", json::array()},
+        {"rollout_percentage", 100}},
+       {{"properties", json::array({{{"key", "country"}, {"value", "DE"}, {"type", "person"}}})},
+        {"rollout_percentage", 100}}});
+  json flag = {{"key", "f"}, {"active", true}, {"filters", {{"groups", groups}}}};
+  FlagEvaluation result = Run(json::array({flag}), Person("u", {{"country", "FR"}}));
+  ASSERT_TRUE(result.decided) << result.inconclusive_reason;
+  EXPECT_FALSE(result.enabled);
+}
+
+TEST_F(FlagFlowTest, DisabledValueHasNoPayload) {
+  json flag = {{"key", "f"},
+               {"active", true},
+               {"filters",
+                {{"groups", json::array({{{"rollout_percentage", 0}}})},
+                 {"payloads", {{"true", "1"}, {"false", "{\"off\": true}"}}}}}};
+  FlagEvaluation result = Run(json::array({flag}), Person("u"));
+  ASSERT_TRUE(result.decided);
+  EXPECT_FALSE(result.enabled);
+  EXPECT_EQ(result.payload, nullptr);
+}
+
+TEST_F(FlagFlowTest, HoldoutWithoutANumericPercentageIsIgnored) {
+  json flag = {{"key", "f"},
+               {"active", true},
+               {"filters",
+                {{"groups", json::array({{{"rollout_percentage", 0}}})},
+                 {"holdout", {{"id", 3}, {"exclusion_percentage", nullptr}}}}}};
+  FlagEvaluation result = Run(json::array({flag}), Person("u"));
+  ASSERT_TRUE(result.decided);
+  EXPECT_FALSE(result.enabled);
+  EXPECT_EQ(result.reason, ReasonCode::kOutOfRolloutBound);
 }
 
 TEST_F(FlagFlowTest, DisabledFlagIsDecidedFalse) {

@@ -54,6 +54,9 @@ echo "== Python: UserService, PersonService, FlagService, CaptureService (with f
 echo "== Node.js: UserService, FlagService"
 node --test tests/polyglot/user.test.js tests/polyglot/flags.test.js || failed+=(node)
 
+echo "== Node.js: local flag evaluation vs posthog-node (generated conformance corpus)"
+node --test tests/polyglot/flags_conformance.test.js || failed+=(node-flags-conformance)
+
 echo "== Node.js: PersonService"
 node --test tests/polyglot/persons.test.js || failed+=(node-persons)
 

@@ -24,8 +24,9 @@ function parseEnv(text) {
 
 // Starts the harness and resolves with its environment file's variables once
 // both processes serve; rejects if it exits first or the deadline passes.
-function startStack(envFile) {
-  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`], {
+// `extraArgs` go to the harness (e.g. `--seed=PATH`).
+function startStack(envFile, extraArgs = []) {
+  const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`, ...extraArgs], {
     cwd: repoRoot,
     stdio: ['ignore', 'inherit', 'pipe'],
   });
