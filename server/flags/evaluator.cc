@@ -169,18 +169,38 @@ bool IsTruthyOrFalsy(const json& value) {
     return folded == "true" || folded == "false";
   }
   if (value.is_array()) {
-    return std::all_of(value.begin(), value.end(), [](const json& v) { return IsTruthyOrFalsy(v); });
+    return std::all_of(value.begin(), value.end(),
+                       [](const json& v) { return IsTruthyOrFalsy(v); });
   }
   return false;
 }
 
 bool IsTruthy(const json& value) {
   if (value.is_boolean()) return value.get<bool>();
-  if (value.is_string()) return absl::AsciiStrToLower(value.get_ref<const std::string&>()) == "true";
+  if (value.is_string())
+    return absl::AsciiStrToLower(value.get_ref<const std::string&>()) == "true";
   if (value.is_array()) {
     return std::all_of(value.begin(), value.end(), [](const json& v) { return IsTruthy(v); });
   }
   return false;
+}
+
+// UnicodeLiteral matches `text` exactly, with Unicode case folding; nullptr
+// when `text` is ASCII (ASCII folding is then enough, and cheaper).
+std::unique_ptr<RE2> UnicodeLiteral(absl::string_view text) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) {
+    return nullptr;
+  }
+  RE2::Options options;
+  options.set_literal(true);
+  options.set_case_sensitive(false);
+  options.set_log_errors(false);
+  auto matcher = std::make_unique<RE2>(re2::StringPiece(text.data(), text.size()), options);
+  return matcher->ok() ? std::move(matcher) : nullptr;
+}
+
+bool UnicodeEquals(absl::string_view text, const RE2& matcher) {
+  return RE2::FullMatch(re2::StringPiece(text.data(), text.size()), matcher);
 }
 
 // Whether RE2's `code` means the pattern is invalid in every engine (the
@@ -236,7 +256,8 @@ bool ParseSemver(absl::string_view text, Semver* out, int* parts = nullptr) {
   size_t start = 0;
   while (count < 3) {
     size_t end = text.find('.', start);
-    absl::string_view piece = text.substr(start, end == absl::string_view::npos ? end : end - start);
+    absl::string_view piece =
+        text.substr(start, end == absl::string_view::npos ? end : end - start);
     if (piece.empty() || piece.size() > 18 || (piece.size() > 1 && piece[0] == '0')) return false;
     int64_t value = 0;
     for (char c : piece) {
@@ -370,6 +391,11 @@ struct CompiledProperty {
   std::unique_ptr<RE2> regex;
   // The pattern is invalid in every engine: regex and not_regex are false.
   bool regex_invalid = false;
+  // exact / is_not on a value with non-ASCII letters: a case-insensitive
+  // literal matcher (Unicode case folding, as the server's to_lowercase), for
+  // the value or each list item (nullptr for an ASCII one).
+  std::unique_ptr<RE2> unicode_exact;
+  std::vector<std::unique_ptr<RE2>> unicode_list;
   // exact / is_not compare as booleans (IsTruthyOrFalsy of the value).
   bool boolean_compare = false;
   bool value_truthy = false;
@@ -653,6 +679,15 @@ CompiledProperty CompileProperty(const json& filter) {
   property.has_number = AsNumber(property.value, &property.number);
   property.boolean_compare = IsTruthyOrFalsy(property.value);
   property.value_truthy = property.boolean_compare && IsTruthy(property.value);
+  if ((property.op == Op::kExact || property.op == Op::kIsNot) && !property.boolean_compare) {
+    if (property.is_list) {
+      for (const json& item : property.value) {
+        property.unicode_list.push_back(UnicodeLiteral(ValueStr(item, &buffer)));
+      }
+    } else {
+      property.unicode_exact = UnicodeLiteral(property.value_str);
+    }
+  }
   switch (property.op) {
     case Op::kRegex:
     case Op::kNotRegex: {
@@ -753,8 +788,8 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
         CompiledVariant compiled;
         compiled.key = variant.value("key", std::string());
         double rollout = 0;
-        if (auto it = variant.find("rollout_percentage"); it != variant.end() && it->is_number()) {
-          rollout = it->get<double>();
+        if (auto it = variant.find("rollout_percentage"); it != variant.end()) {
+          AsNumber(*it, &rollout);
         }
         compiled.value_min = value_min;
         compiled.value_max = value_min + rollout / 100;
@@ -774,10 +809,14 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
           if (property.is_object()) condition.properties.push_back(CompileProperty(property));
         }
       }
+      // A number, or a string holding one (as JavaScript reads it).
       if (auto rollout = group.find("rollout_percentage");
-          rollout != group.end() && rollout->is_number()) {
+          rollout != group.end() && !rollout->is_null()) {
         condition.has_rollout = true;
-        condition.rollout = rollout->get<double>();
+        if (!AsNumber(*rollout, &condition.rollout)) {
+          flag->malformed =
+              absl::StrCat("rollout_percentage ", rollout->dump(), " is not a number");
+        }
       }
       if (auto variant = group.find("variant"); variant != group.end() && variant->is_string()) {
         for (const CompiledVariant& known : flag->variants) {
@@ -816,7 +855,8 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
         variant != group.end() && variant->is_string() ? variant->get<std::string>() : "holdout";
   }
 
-  if (auto payloads = filters.find("payloads"); payloads != filters.end() && payloads->is_object()) {
+  if (auto payloads = filters.find("payloads");
+      payloads != filters.end() && payloads->is_object()) {
     for (auto it = payloads->begin(); it != payloads->end(); ++it) {
       if (it->is_null()) continue;
       if (it->is_string()) {
@@ -893,6 +933,9 @@ class Evaluator {
   // Dependency values: enabled with a variant, enabled, disabled, unknown.
   struct DependencyValue {
     bool decided = false;
+    // Undecided because it needs PostHog (a static cohort): so does every
+    // flag that depends on it.
+    bool requires_server = false;
     bool enabled = false;
     std::string variant;
   };
@@ -1002,14 +1045,14 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
       const absl::string_view text = ValueStr(value, &buffer);
       bool in = false;
       if (p.is_list) {
-        for (const std::string& item : p.folded_list) {
-          if (FoldedEquals(text, item)) {
-            in = true;
-            break;
-          }
+        for (size_t i = 0; i < p.folded_list.size() && !in; ++i) {
+          const RE2* unicode = i < p.unicode_list.size() ? p.unicode_list[i].get() : nullptr;
+          in = unicode != nullptr ? UnicodeEquals(text, *unicode)
+                                  : FoldedEquals(text, p.folded_list[i]);
         }
       } else {
-        in = FoldedEquals(text, p.folded);
+        in = p.unicode_exact != nullptr ? UnicodeEquals(text, *p.unicode_exact)
+                                        : FoldedEquals(text, p.folded);
       }
       return FromBool(p.op == Op::kExact ? in : !in);
     }
@@ -1175,6 +1218,7 @@ const Evaluator::DependencyValue* Evaluator::EvaluateDependency(const std::strin
     why_.clear();
     requires_server_ = false;
     FlagEvaluation result = Evaluate(*flag);
+    value.requires_server = requires_server_;
     why_ = saved_why.empty() ? why_ : saved_why;
     requires_server_ = saved_requires;
     --depth_;
@@ -1196,17 +1240,20 @@ Match Evaluator::MatchDependency(const CompiledProperty& p) {
       return Inconclusive(absl::StrCat("dependency `", key, "` is not in the definitions"));
     }
     const DependencyValue* value = EvaluateDependency(key);
+    if (value->requires_server) requires_server_ = true;
     if (!value->decided) {
       return Inconclusive(absl::StrCat("dependency `", key, "` is inconclusive"));
     }
   }
   const DependencyValue* actual = EvaluateDependency(p.key);
+  if (actual->requires_server) requires_server_ = true;
   if (!actual->decided) {
     return Inconclusive(absl::StrCat("dependency `", p.key, "` is inconclusive"));
   }
   if (!actual->variant.empty()) {
     if (p.value.is_boolean()) return FromBool(p.value.get<bool>());
-    if (p.value.is_string()) return FromBool(p.value.get_ref<const std::string&>() == actual->variant);
+    if (p.value.is_string())
+      return FromBool(p.value.get_ref<const std::string&>() == actual->variant);
     return Match::kFalse;
   }
   if (p.value.is_boolean()) return FromBool(p.value.get<bool>() == actual->enabled);
@@ -1280,8 +1327,10 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
   person.properties = &context_.person_properties;
   person.implicit_key = "distinct_id";
   person.implicit_value = context_.distinct_id;
-  if (flag.bucket_by_device) {
-    if (context_.device_id.empty()) return inconclusive("the flag buckets by device_id; none given");
+  // A group flag buckets by the group key whatever its bucketing_identifier.
+  if (flag.bucket_by_device && flag.aggregation_group_type_index < 0) {
+    if (context_.device_id.empty())
+      return inconclusive("the flag buckets by device_id; none given");
     person.bucketing = context_.device_id;
   } else {
     person.bucketing = context_.distinct_id;
@@ -1377,7 +1426,10 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
       if (one == Match::kInconclusive) match = Match::kInconclusive;
     }
     if (match == Match::kFalse) continue;
-    if (condition_requires_server) return inconclusive("needs PostHog");
+    if (condition_requires_server) {
+      requires_server_ = true;  // Read by a flag that depends on this one.
+      return inconclusive("needs PostHog");
+    }
     if (match == Match::kInconclusive) {
       any_inconclusive = true;
       continue;

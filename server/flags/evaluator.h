@@ -19,10 +19,10 @@
 //
 // Values match as PostHog's flags service matches them: a non-string value
 // as its JSON (`true`, `null`, `1.0`); `exact`/`is_not` as booleans when the
-// filter value is true/false (or a list of them); null matches the string
-// operators as `null` and fails the others; a regular expression no engine
-// accepts is false for regex and not_regex. posthog-node 5.70 agrees
-// (tests/polyglot/flags_conformance.test.js).
+// filter value is true/false (or a list of them), else with Unicode case
+// folding; null matches the string operators as `null` and fails the others;
+// a regular expression no engine accepts is false for regex and not_regex.
+// posthog-node 5.70 agrees (tests/polyglot/flags_conformance.test.js).
 //
 // Deliberate choices where posthog-node or posthog-python differ (README.md
 // "Deliberate differences from posthog-node", each in the conformance test's
@@ -43,7 +43,9 @@
 // - A definite non-match of one property makes its condition a non-match even
 //   if another property of the condition is inconclusive or needs PostHog (a
 //   static cohort).
-// - Case folding is ASCII lower-casing.
+// - A group given with an empty key counts as absent (the server's
+//   no_group_type).
+// - Case folding is ASCII lower-casing except for exact/is_not.
 
 #include <cstdint>
 #include <map>

@@ -181,8 +181,8 @@ INSTANTIATE_TEST_SUITE_P(
              {{"key", "plan"}, {"operator", "is_set"}, {"value", "is_set"}}, json::object(),
              "inconclusive"),
         Case("IsNotSetAbsentMatches",
-             {{"key", "plan"}, {"operator", "is_not_set"}, {"value", "is_not_set"}},
-             json::object(), "true"),
+             {{"key", "plan"}, {"operator", "is_not_set"}, {"value", "is_not_set"}}, json::object(),
+             "true"),
         Case("IsNotSetPresentFails",
              {{"key", "plan"}, {"operator", "is_not_set"}, {"value", "is_not_set"}},
              {{"plan", "x"}}, "false"),
@@ -202,23 +202,21 @@ INSTANTIATE_TEST_SUITE_P(
              {{"e", "me@x.com!"}}, "true"),
         Case("RegexCaseSensitive", {{"key", "e"}, {"operator", "regex"}, {"value", "^ME"}},
              {{"e", "me"}}, "false"),
-        Case("NotRegex", {{"key", "e"}, {"operator", "not_regex"}, {"value", "^a"}},
-             {{"e", "b"}}, "true"),
+        Case("NotRegex", {{"key", "e"}, {"operator", "not_regex"}, {"value", "^a"}}, {{"e", "b"}},
+             "true"),
         Case("RegexRe2CannotCompileIsInconclusive",
              {{"key", "e"}, {"operator", "regex"}, {"value", "a(?=b)"}}, {{"e", "ab"}},
              "inconclusive"),
         Case("RegexOnNumber", {{"key", "n"}, {"operator", "regex"}, {"value", "^4[0-9]$"}},
              {{"n", 42}}, "true"),
-        Case("GtNumbers", {{"key", "n"}, {"operator", "gt"}, {"value", "9"}}, {{"n", 10}},
-             "true"),
-        Case("GtNumericStringsCompareAsNumbers",
-             {{"key", "n"}, {"operator", "gt"}, {"value", "9"}}, {{"n", "10"}}, "true"),
+        Case("GtNumbers", {{"key", "n"}, {"operator", "gt"}, {"value", "9"}}, {{"n", 10}}, "true"),
+        Case("GtNumericStringsCompareAsNumbers", {{"key", "n"}, {"operator", "gt"}, {"value", "9"}},
+             {{"n", "10"}}, "true"),
         Case("GtNonNumericComparesStrings", {{"key", "n"}, {"operator", "gt"}, {"value", "b"}},
              {{"n", "c"}}, "true"),
         Case("GteEqual", {{"key", "n"}, {"operator", "gte"}, {"value", 5}}, {{"n", 5}}, "true"),
         Case("LtFalse", {{"key", "n"}, {"operator", "lt"}, {"value", 5}}, {{"n", 5}}, "false"),
-        Case("LteEqual", {{"key", "n"}, {"operator", "lte"}, {"value", "5.0"}}, {{"n", 5}},
-             "true"),
+        Case("LteEqual", {{"key", "n"}, {"operator", "lte"}, {"value", "5.0"}}, {{"n", 5}}, "true"),
         Case("DateBeforeAbsolute",
              {{"key", "d"}, {"operator", "is_date_before"}, {"value", "2026-01-01"}},
              {{"d", "2025-12-31T23:59:59Z"}}, "true"),
@@ -246,8 +244,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case("SemverNeq", {{"key", "v"}, {"operator", "semver_neq"}, {"value", "1.2.0"}},
              {{"v", "1.2.1"}}, "true"),
         Case("SemverGtIgnoresPrerelease",
-             {{"key", "v"}, {"operator", "semver_gt"}, {"value", "1.2.3"}},
-             {{"v", "1.2.4-beta.1"}}, "true"),
+             {{"key", "v"}, {"operator", "semver_gt"}, {"value", "1.2.3"}}, {{"v", "1.2.4-beta.1"}},
+             "true"),
         Case("SemverGte", {{"key", "v"}, {"operator", "semver_gte"}, {"value", "1.10.0"}},
              {{"v", "1.9.9"}}, "false"),
         Case("SemverLt", {{"key", "v"}, {"operator", "semver_lt"}, {"value", "2.0.0"}},
@@ -256,9 +254,8 @@ INSTANTIATE_TEST_SUITE_P(
              {{"v", "2.0.0"}}, "true"),
         Case("SemverTildeInside", {{"key", "v"}, {"operator", "semver_tilde"}, {"value", "1.2.3"}},
              {{"v", "1.2.9"}}, "true"),
-        Case("SemverTildeOutside",
-             {{"key", "v"}, {"operator", "semver_tilde"}, {"value", "1.2.3"}}, {{"v", "1.3.0"}},
-             "false"),
+        Case("SemverTildeOutside", {{"key", "v"}, {"operator", "semver_tilde"}, {"value", "1.2.3"}},
+             {{"v", "1.3.0"}}, "false"),
         Case("SemverCaretMajor", {{"key", "v"}, {"operator", "semver_caret"}, {"value", "1.2.3"}},
              {{"v", "1.9.0"}}, "true"),
         Case("SemverCaretZeroMinor",
@@ -281,8 +278,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case("NegationInverts",
              {{"key", "plan"}, {"operator", "exact"}, {"value", "pro"}, {"negation", true}},
              {{"plan", "pro"}}, "false"),
-        Case("DistinctIdIsImplicit", {{"key", "distinct_id"}, {"value", "user-1"}},
-             json::object(), "true"),
+        Case("DistinctIdIsImplicit", {{"key", "distinct_id"}, {"value", "user-1"}}, json::object(),
+             "true"),
         // Found by tests/polyglot/flags_conformance.test.js (posthog-node 5.70
         // and PostHog's flags service agree on each of these).
         Case("ExactFalseComparesAsBoolean",
@@ -297,16 +294,17 @@ INSTANTIATE_TEST_SUITE_P(
              {{"beta", 0}}, "false"),
         Case("IsSetWithNull", {{"key", "plan"}, {"operator", "is_set"}, {"value", "is_set"}},
              {{"plan", nullptr}}, "true"),
-        Case("ExactNullIsTheStringNull", {{"key", "plan"}, {"operator", "exact"}, {"value", "NULL"}},
-             {{"plan", nullptr}}, "true"),
+        Case("ExactNullIsTheStringNull",
+             {{"key", "plan"}, {"operator", "exact"}, {"value", "NULL"}}, {{"plan", nullptr}},
+             "true"),
         Case("NotIcontainsOnNull", {{"key", "plan"}, {"operator", "not_icontains"}, {"value", "a"}},
              {{"plan", nullptr}}, "true"),
-        Case("GtOnNullIsFalse", {{"key", "n"}, {"operator", "gt"}, {"value", 1}},
-             {{"n", nullptr}}, "false"),
+        Case("GtOnNullIsFalse", {{"key", "n"}, {"operator", "gt"}, {"value", 1}}, {{"n", nullptr}},
+             "false"),
         Case("RegexSeesBooleansAsJson", {{"key", "b"}, {"operator", "regex"}, {"value", "^true$"}},
              {{"b", true}}, "true"),
-        Case("RegexInvalidEverywhereIsFalse",
-             {{"key", "e"}, {"operator", "regex"}, {"value", "["}}, {{"e", "["}}, "false"),
+        Case("RegexInvalidEverywhereIsFalse", {{"key", "e"}, {"operator", "regex"}, {"value", "["}},
+             {{"e", "["}}, "false"),
         Case("NotRegexInvalidEverywhereIsFalse",
              {{"key", "e"}, {"operator", "not_regex"}, {"value", "(a"}}, {{"e", "b"}}, "false"),
         Case("RegexBackreferenceIsInconclusive",
@@ -318,6 +316,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case("SemverCaretWithPrefixIsInconclusive",
              {{"key", "v"}, {"operator", "semver_caret"}, {"value", "^0.2.3"}}, {{"v", "0.2.5"}},
              "inconclusive"),
+        Case("ExactUnicodeCaseInsensitive",
+             {{"key", "name"}, {"operator", "exact"}, {"value", "ZO\u00cb"}},
+             {{"name", "zo\u00eb"}}, "true"),
+        Case("ExactUnicodeListCaseInsensitive",
+             {{"key", "name"}, {"operator", "is_not"}, {"value", {"ada", "ZO\u00cb"}}},
+             {{"name", "Zo\u00eb"}}, "false"),
         Case("SemverWildcardUsesMajorAndMinorOnly",
              {{"key", "v"}, {"operator", "semver_wildcard"}, {"value", "1.2.3.*"}},
              {{"v", "1.2.5"}}, "true")),
@@ -374,7 +378,8 @@ TEST_F(FlagFlowTest, ReasonAndPayloadOfMatchedCondition) {
 TEST_F(FlagFlowTest, EarlyExitStopsAtFirstOutOfRollout) {
   json groups = json::array({{{"properties", json::array()}, {"rollout_percentage", 0}},
                              {{"properties", json::array()}, {"rollout_percentage", 100}}});
-  json flag = {{"key", "f"}, {"active", true}, {"filters", {{"groups", groups}, {"early_exit", true}}}};
+  json flag = {
+      {"key", "f"}, {"active", true}, {"filters", {{"groups", groups}, {"early_exit", true}}}};
   FlagEvaluation result = Run(json::array({flag}), Person("u"));
   ASSERT_TRUE(result.decided);
   EXPECT_FALSE(result.enabled);
@@ -391,7 +396,8 @@ TEST_F(FlagFlowTest, EarlyExitAfterAnUndecidedConditionIsInconclusive) {
       {{{"properties", json::array({{{"key", "plan"}, {"value", "pro"}, {"type", "person"}}})},
         {"rollout_percentage", 100}},
        {{"properties", json::array()}, {"rollout_percentage", 0}}});
-  json flag = {{"key", "f"}, {"active", true}, {"filters", {{"groups", groups}, {"early_exit", true}}}};
+  json flag = {
+      {"key", "f"}, {"active", true}, {"filters", {{"groups", groups}, {"early_exit", true}}}};
   // `plan` is unknown: the first condition might match on PostHog.
   EXPECT_FALSE(Run(json::array({flag}), Person("u")).decided);
   FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "free"}}));
@@ -447,6 +453,56 @@ TEST_F(FlagFlowTest, HoldoutWithoutANumericPercentageIsIgnored) {
   ASSERT_TRUE(result.decided);
   EXPECT_FALSE(result.enabled);
   EXPECT_EQ(result.reason, ReasonCode::kOutOfRolloutBound);
+}
+
+TEST_F(FlagFlowTest, GroupFlagIgnoresDeviceBucketing) {
+  json flag = {{"key", "g"},
+               {"active", true},
+               {"bucketing_identifier", "device_id"},
+               {"filters",
+                {{"aggregation_group_type_index", 0},
+                 {"groups", json::array({{{"rollout_percentage", 100}}})}}}};
+  EvaluationContext context = Person("u");
+  context.groups["company"] = "acme";
+  FlagEvaluation result = Run(json::array({flag}), context);
+  ASSERT_TRUE(result.decided) << result.inconclusive_reason;
+  EXPECT_TRUE(result.enabled);
+}
+
+TEST_F(FlagFlowTest, NumericStringRolloutIsANumber) {
+  json flag = {{"key", "f"},
+               {"active", true},
+               {"filters", {{"groups", json::array({{{"rollout_percentage", "0"}}})}}}};
+  FlagEvaluation result = Run(json::array({flag}), Person("u"));
+  ASSERT_TRUE(result.decided);
+  EXPECT_FALSE(result.enabled);
+  flag["filters"]["groups"][0]["rollout_percentage"] = "lots";
+  EXPECT_FALSE(Run(json::array({flag}), Person("u")).decided);
+}
+
+TEST_F(FlagFlowTest, DependencyOnAFlagThatNeedsPostHogNeedsPostHog) {
+  json needs_server = {
+      {"key", "uses-static"},
+      {"active", true},
+      {"filters",
+       {{"groups",
+         json::array(
+             {{{"properties", json::array({{{"key", "id"}, {"type", "cohort"}, {"value", 99}}})},
+               {"rollout_percentage", 100}}})}}}};
+  json dependent = {
+      {"key", "dependent"},
+      {"active", true},
+      {"filters",
+       {{"groups", json::array({{{"properties", json::array({{{"key", "uses-static"},
+                                                              {"type", "flag"},
+                                                              {"operator", "flag_evaluates_to"},
+                                                              {"value", true},
+                                                              {"dependency_chain",
+                                                               {"uses-static"}}}})},
+                                 {"rollout_percentage", 100}},
+                                {{"properties", json::array()}, {"rollout_percentage", 100}}})}}}};
+  // The second condition would match, but the first might too, with PostHog.
+  EXPECT_FALSE(Run(json::array({dependent, needs_server}), Person("u")).decided);
 }
 
 TEST_F(FlagFlowTest, DisabledFlagIsDecidedFalse) {
@@ -507,7 +563,8 @@ TEST_F(FlagFlowTest, GroupFlagBucketsByGroupKeyAndNeedsTheGroup) {
 TEST_F(FlagFlowTest, MixedTargetingUsesEachConditionsSubject) {
   json groups = json::array(
       {{{"aggregation_group_type_index", 0},
-        {"properties", json::array({{{"key", "$group_key"}, {"value", "acme"}, {"type", "group"}}})},
+        {"properties",
+         json::array({{{"key", "$group_key"}, {"value", "acme"}, {"type", "group"}}})},
         {"rollout_percentage", 100}},
        {{"properties", json::array({{{"key", "email"}, {"value", "a@b"}, {"type", "person"}}})},
         {"rollout_percentage", 100}}});

@@ -88,6 +88,8 @@ function personValues(now) {
     beta: [true, false, 'true', 'TRUE', 'false', 'yes', 1, 0, null],
     nickname: [null, 'Al', ''],
     tags: [['a', 'b'], [], 'a'],
+    name: ['Zoë', 'ZOË', 'zoe', 'Ada'],
+    meta: [{ a: 1 }, { b: 'a' }, 'a'],
   };
 }
 
@@ -271,7 +273,9 @@ function makeFlags(r) {
       filters.payloads = {};
       if (multivariate) {
         for (const variant of variants) {
-          if (r.chance(0.7)) filters.payloads[variant.key] = JSON.stringify({ variant: variant.key, i });
+          if (r.chance(0.7)) {
+            filters.payloads[variant.key] = JSON.stringify({ variant: variant.key, i });
+          }
         }
       } else {
         filters.payloads.true = r.pick([JSON.stringify({ i }), JSON.stringify([1, 2]), '"text"',
@@ -413,6 +417,27 @@ function makeFlags(r) {
   const cycleB = add('dep-cycle-b', { groups: [{ properties: [dependency(cycleA.id, true)],
     rollout_percentage: 100 }] });
   cycleA.filters.groups = [{ properties: [dependency(cycleB.id, true)], rollout_percentage: 100 }];
+  // 11. Odd definitions: no conditions, a string rollout, Unicode case,
+  //     an object value, a dependency on a flag that needs the server.
+  add('no-conditions', {});
+  add('empty-conditions', { groups: [] });
+  add('string-rollout', { groups: [{ properties: [], rollout_percentage: '50' }] });
+  add('unicode-exact', { groups: [{ properties: [person('name', 'exact', 'ZOË')],
+    rollout_percentage: 100 }] });
+  add('unicode-icontains', { groups: [{ properties: [person('name', 'icontains', 'Ë')],
+    rollout_percentage: 100 }] });
+  add('unicode-regex', { groups: [{ properties: [person('name', 'regex', '^Zo')],
+    rollout_percentage: 100 }] });
+  add('object-exact', { groups: [{ properties: [person('meta', 'exact', '{"a":1}')],
+    rollout_percentage: 100 }] });
+  add('object-icontains', { groups: [{ properties: [person('meta', 'icontains', 'a')],
+    rollout_percentage: 100 }] });
+  add('dep-on-static-cohort-flag', { groups: [
+    { properties: [dependency(byKey('cohort-9005-in'), true)], rollout_percentage: 100 },
+    { properties: [], rollout_percentage: 100 },
+  ] });
+  add('group-device-bucketed', { aggregation_group_type_index: 0,
+    groups: [{ properties: [], rollout_percentage: 50 }] }, { bucketing_identifier: 'device_id' });
   return flags;
 }
 
@@ -421,6 +446,7 @@ function makeInputs(r, now) {
   const inputs = [];
   const companies = [
     { key: 'acme', properties: { employees: 500, industry: 'tech', name: 'Acme' } },
+    { key: '', properties: { employees: 50 } },
     { key: 'globex', properties: { employees: 12, industry: 'retail' } },
     { key: 'initech', properties: { employees: '150', industry: null } },
     { key: 'umbrella', properties: { employees: 'many' } },
@@ -455,7 +481,9 @@ function makeInputs(r, now) {
       input.groups.project = project.key;
       if (r.chance(0.8)) input.group_properties.project = { ...project.properties };
     }
-    if (r.chance(0.1)) input.person_properties['$feature_enrollment/enrollment'] = r.pick([true, 'false']);
+    if (r.chance(0.1)) {
+      input.person_properties['$feature_enrollment/enrollment'] = r.pick([true, 'false']);
+    }
     inputs.push(input);
   }
   return inputs;
