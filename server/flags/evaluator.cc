@@ -806,7 +806,12 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
       if (auto properties = group.find("properties");
           properties != group.end() && properties->is_array()) {
         for (const json& property : *properties) {
-          if (property.is_object()) condition.properties.push_back(CompileProperty(property));
+          if (!property.is_object()) continue;
+          // A condition's own filters ignore `negation`: PostHog's flags
+          // service applies it only inside cohorts (flag filters use
+          // operators such as is_not instead), and so does posthog-node.
+          condition.properties.push_back(CompileProperty(property));
+          condition.properties.back().negation = false;
         }
       }
       // A number, or a string holding one (as JavaScript reads it).

@@ -21,7 +21,8 @@
 // as its JSON (`true`, `null`, `1.0`); `exact`/`is_not` as booleans when the
 // filter value is true/false (or a list of them), else with Unicode case
 // folding; null matches the string operators as `null` and fails the others;
-// a regular expression no engine accepts is false for regex and not_regex.
+// a regular expression no engine accepts is false for regex and not_regex;
+// `negation` counts only inside cohorts.
 // posthog-node 5.70 agrees (tests/polyglot/flags_conformance.test.js).
 //
 // Deliberate choices where posthog-node or posthog-python differ (README.md
@@ -39,7 +40,6 @@
 // - A regular expression RE2 cannot run (look-around, backreferences) is
 //   inconclusive, not false, so PostHog decides it; RE2 syntax such as (?i)
 //   is decided locally.
-// - negation is honoured on every property filter, not only inside cohorts.
 // - A definite non-match of one property makes its condition a non-match even
 //   if another property of the condition is inconclusive or needs PostHog (a
 //   static cohort).

@@ -275,9 +275,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case("UnknownOperatorInconclusive",
              {{"key", "n"}, {"operator", "between"}, {"value", {1, 2}}}, {{"n", 1}},
              "inconclusive"),
-        Case("NegationInverts",
+        // `negation` counts only inside cohorts (NestedCohortsWithNegation).
+        Case("NegationOnAConditionPropertyIsIgnored",
              {{"key", "plan"}, {"operator", "exact"}, {"value", "pro"}, {"negation", true}},
-             {{"plan", "pro"}}, "false"),
+             {{"plan", "pro"}}, "true"),
         Case("DistinctIdIsImplicit", {{"key", "distinct_id"}, {"value", "user-1"}}, json::object(),
              "true"),
         // Found by tests/polyglot/flags_conformance.test.js (posthog-node 5.70
@@ -626,6 +627,25 @@ TEST_F(FlagFlowTest, NestedCohortsWithNegation) {
   ASSERT_TRUE(result.decided);
   EXPECT_FALSE(result.enabled);
   EXPECT_FALSE(Run(json::array({flag}), Person("u", {{"email", "a@x.com"}}), extra).decided);
+}
+
+TEST_F(FlagFlowTest, NegationOnAConditionCohortFilterIsIgnored) {
+  json cohorts = {
+      {"2",
+       {{"type", "AND"},
+        {"values", json::array({{{"key", "plan"}, {"value", "free"}, {"type", "person"}}})}}}};
+  json flag = {{"key", "c"},
+               {"active", true},
+               {"filters",
+                {{"groups", json::array({{{"properties", json::array({{{"key", "id"},
+                                                                        {"type", "cohort"},
+                                                                        {"value", 2},
+                                                                        {"negation", true}}})},
+                                          {"rollout_percentage", 100}}})}}}};
+  FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "free"}}),
+                              {{"cohorts", cohorts}});
+  ASSERT_TRUE(result.decided);
+  EXPECT_TRUE(result.enabled);
 }
 
 TEST_F(FlagFlowTest, StaticCohortRequiresServerEvenIfAnotherConditionMatches) {

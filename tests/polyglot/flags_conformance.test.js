@@ -279,15 +279,6 @@ const ALLOWED = [
       value === null),
   },
   {
-    rule: '`negation` is honoured on a condition\'s own property and cohort filters, as in ' +
-      'cohorts; posthog-node honours it only inside cohorts',
-    source: 'posthog-api.md §3.5 ("Each property may have negation: true; the effective match ' +
-      'is match != negation"); README.md "Deliberate differences from posthog-node"',
-    kinds: ['decided', 'value'],
-    applies: (flag, input, corpus) => anyFilter(flag, input, corpus,
-      (p, present, value, topLevel) => topLevel && p.negation === true),
-  },
-  {
     rule: 'a flag dependency whose operator is not flag_evaluates_to is false; posthog-node ' +
       'ignores the operator',
     source: 'posthog-api.md §3.7 ("operator != flag_evaluates_to ... definite False")',
