@@ -120,7 +120,9 @@ Op ParseOp(absl::string_view name) {
 
 // ValueStr is the string PostHog's flags service matches a JSON value as
 // (`to_string_representation`): a string as is, anything else as compact
-// JSON (`true`, `null`, `1.0`, `["a","b"]`). posthog-node does the same.
+// JSON (`true`, `null`, `1.0`, `["a","b"]`). posthog-node does the same for
+// scalars (for objects and arrays in the substring operators it uses
+// JavaScript's String(): a documented difference).
 absl::string_view ValueStr(const json& value, std::string* buffer) {
   switch (value.type()) {
     case json::value_t::string:
