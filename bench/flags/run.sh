@@ -4,7 +4,9 @@
 # 1. the evaluator alone (Google Benchmark) vs posthog-node's local
 #    getFeatureFlag on the same definitions and inputs;
 # 2. EvaluateFlags for 50 flags over loopback vs the no-op unary ceiling
-#    (Health/Check on the same gateway), p50/p99, and posthog-node's
+#    (Health/Check on the same gateway), p50/p99, with 8 callers
+#    (throughput) and with one caller (latency: the fair comparison with
+#    posthog-node, which evaluates one call at a time), and posthog-node's
 #    getAllFlags in-process and remote (against the emulator);
 # 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
 # Builds with --config=opt. Prints figures; asserts nothing.
@@ -51,6 +53,11 @@ echo "== gRPC load: ceiling, then EvaluateFlags" >&2
   --inputs="$work/inputs.json" >"$work/health.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
   --seconds="$seconds" --inputs="$work/inputs.json" >"$work/evaluate.json"
+echo "== gRPC load, one caller: ceiling, then EvaluateFlags" >&2
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
+  --threads=1 --inputs="$work/inputs.json" >"$work/health_one.json"
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
+  --seconds="$seconds" --threads=1 --inputs="$work/inputs.json" >"$work/evaluate_one.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 
