@@ -44,20 +44,25 @@ read -r PHC PHS < <(/usr/bin/python3 -c "
 import json,sys; s=json.load(open('$work/seed.json')); p=[p for p in s['projects'] if p['id']==1][0]
 print(p['api_token'], p['secret_api_token'])")
 
+# The gateway's pid, for its CPU time per call (the newest one from this bin).
+gateway_pid="$(pgrep -n -f "$bin/server/posthog_gateway" || echo 0)"
+
 echo "== posthog-node" >&2
 EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
   node bench/flags/node_local_eval.js >"$work/node.json"
 
 echo "== gRPC load: ceiling, then EvaluateFlags" >&2
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
-  --inputs="$work/inputs.json" >"$work/health.json"
+  --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
-  --seconds="$seconds" --inputs="$work/inputs.json" >"$work/evaluate.json"
+  --seconds="$seconds" --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
+  >"$work/evaluate.json"
 echo "== gRPC load, one caller: ceiling, then EvaluateFlags" >&2
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
-  --threads=1 --inputs="$work/inputs.json" >"$work/health_one.json"
+  --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health_one.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
-  --seconds="$seconds" --threads=1 --inputs="$work/inputs.json" >"$work/evaluate_one.json"
+  --seconds="$seconds" --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
+  >"$work/evaluate_one.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 

@@ -42,20 +42,27 @@ def main():
     print(f"| all 50 flags, evaluator alone | {fifty:,.1f} µs | "
           f"getAllFlags local p50 {node['all_flags_local_us']['p50']:,.0f} µs | |")
     print()
-    print("| 50 flags per call | throughput (calls/s) | p50 (µs) | p99 (µs) |")
-    print("|---|---:|---:|---:|")
+    def cpu(run):
+        server = run.get("server_cpu_us_per_call")
+        client = run.get("client_cpu_us_per_call")
+        return (f"{server:,.0f}" if server is not None else "?") + " / " + \
+            (f"{client:,.0f}" if client is not None else "?")
+
+    print("| 50 flags per call | throughput (calls/s) | p50 (µs) | p99 (µs) | "
+          "CPU µs per call, gateway / load generator |")
+    print("|---|---:|---:|---:|---:|")
     print(f"| gateway EvaluateFlags over loopback ({evaluate['threads']} callers) | "
-          f"{evaluate['rps']:,.0f} | {evaluate['p50_us']:,.0f} | {evaluate['p99_us']:,.0f} |")
+          f"{evaluate['rps']:,.0f} | {evaluate['p50_us']:,.0f} | {evaluate['p99_us']:,.0f} | {cpu(evaluate)} |")
     print(f"| no-op ceiling: Health/Check, same binary | {health['rps']:,.0f} | "
-          f"{health['p50_us']:,.0f} | {health['p99_us']:,.0f} |")
+          f"{health['p50_us']:,.0f} | {health['p99_us']:,.0f} | {cpu(health)} |")
     print(f"| gateway EvaluateFlags, one caller | {evaluate_one['rps']:,.0f} | "
-          f"{evaluate_one['p50_us']:,.0f} | {evaluate_one['p99_us']:,.0f} |")
+          f"{evaluate_one['p50_us']:,.0f} | {evaluate_one['p99_us']:,.0f} | {cpu(evaluate_one)} |")
     print(f"| no-op ceiling, one caller | {health_one['rps']:,.0f} | "
-          f"{health_one['p50_us']:,.0f} | {health_one['p99_us']:,.0f} |")
+          f"{health_one['p50_us']:,.0f} | {health_one['p99_us']:,.0f} | {cpu(health_one)} |")
     print(f"| posthog-node getAllFlags, local, in-process | | "
-          f"{node['all_flags_local_us']['p50']:,.0f} | {node['all_flags_local_us']['p99']:,.0f} |")
+          f"{node['all_flags_local_us']['p50']:,.0f} | {node['all_flags_local_us']['p99']:,.0f} | |")
     print(f"| posthog-node getAllFlags, remote (emulator /flags) | | "
-          f"{node['all_flags_remote_us']['p50']:,.0f} | {node['all_flags_remote_us']['p99']:,.0f} |")
+          f"{node['all_flags_remote_us']['p50']:,.0f} | {node['all_flags_remote_us']['p99']:,.0f} | |")
     print()
     node_local = node['all_flags_local_us']['p50']
     node_remote = node['all_flags_remote_us']['p50']
