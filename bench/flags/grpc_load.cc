@@ -4,17 +4,27 @@
 //
 //   grpc_load --target=127.0.0.1:PORT --method=evaluate_flags|health \
 //             [--seconds=5] [--threads=8] [--inputs=/tmp/flagbench/inputs.json]
+//             [--server_pid=PID]
 //   grpc_load --target=... --method=values   # prints the 50 flags' values
 //                                            # for distinct_id_0..199
 //
 // `evaluate_flags` is EvaluateFlags for every flag (only_local) with the
 // benchmark's person properties; `health` is grpc.health.v1.Health/Check,
 // the no-op ceiling on the same server.
+//
+// Besides throughput and latency it prints the CPU time per call of this
+// client (all its threads) and, with --server_pid, of the server, both over
+// the measured window: on a machine shared with other work they say where
+// the time goes more steadily than throughput does.
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -35,6 +45,7 @@ ABSL_FLAG(std::string, method, "evaluate_flags", "evaluate_flags, health or valu
 ABSL_FLAG(int, seconds, 5, "how long to load");
 ABSL_FLAG(int, threads, 8, "concurrent callers");
 ABSL_FLAG(std::string, inputs, "/tmp/flagbench/inputs.json", "bench/flags/make_seed.py output");
+ABSL_FLAG(int, server_pid, 0, "if set, also report this process's CPU time per call");
 
 namespace {
 
@@ -55,6 +66,29 @@ EvaluateFlagsRequest MakeRequest(const nlohmann::json& inputs, int i) {
       posthog_gateway::StructFromJson(inputs["person_properties"]);
   request.mutable_options()->set_only_local(true);
   return request;
+}
+
+// CPU seconds (user + system) this process has used, all threads.
+double OwnCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds `pid` has used (utime + stime of /proc/PID/stat), or -1.
+double ProcessCpuSeconds(int pid) {
+  std::ifstream file(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');  // The command name may hold spaces.
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime.
+  }
+  return ticks / sysconf(_SC_CLK_TCK);
 }
 
 int Values(const nlohmann::json& inputs) {
@@ -133,7 +167,15 @@ int main(int argc, char** argv) {
       }
     });
   }
+  // CPU over the measured window only: sampled when the warm-up ends.
+  const int server_pid = absl::GetFlag(FLAGS_server_pid);
+  absl::SleepFor(warmup_end - absl::Now());
+  const double client_cpu_start = OwnCpuSeconds();
+  const double server_cpu_start = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   for (auto& worker : workers) worker.join();
+  const double client_cpu = OwnCpuSeconds() - client_cpu_start;
+  const double server_cpu =
+      server_pid > 0 ? ProcessCpuSeconds(server_pid) - server_cpu_start : -1;
   std::vector<int64_t> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
@@ -147,6 +189,10 @@ int main(int argc, char** argv) {
                         {"rps", all.size() / absl::ToDoubleSeconds(duration)},
                         {"p50_us", at(0.5)},
                         {"p99_us", at(0.99)}};
+  if (!all.empty()) {
+    out["client_cpu_us_per_call"] = client_cpu * 1e6 / all.size();
+    if (server_pid > 0) out["server_cpu_us_per_call"] = server_cpu * 1e6 / all.size();
+  }
   std::printf("%s\n", out.dump().c_str());
   return errors.load() == 0 ? 0 : 1;
 }

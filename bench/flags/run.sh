@@ -4,7 +4,9 @@
 # 1. the evaluator alone (Google Benchmark) vs posthog-node's local
 #    getFeatureFlag on the same definitions and inputs;
 # 2. EvaluateFlags for 50 flags over loopback vs the no-op unary ceiling
-#    (Health/Check on the same gateway), p50/p99, and posthog-node's
+#    (Health/Check on the same gateway), p50/p99, with 8 callers
+#    (throughput) and with one caller (latency: the fair comparison with
+#    posthog-node, which evaluates one call at a time), and posthog-node's
 #    getAllFlags in-process and remote (against the emulator);
 # 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
 # Builds with --config=opt. Prints figures; asserts nothing.
@@ -42,15 +44,25 @@ read -r PHC PHS < <(/usr/bin/python3 -c "
 import json,sys; s=json.load(open('$work/seed.json')); p=[p for p in s['projects'] if p['id']==1][0]
 print(p['api_token'], p['secret_api_token'])")
 
+# The gateway's pid, for its CPU time per call (the newest one from this bin).
+gateway_pid="$(pgrep -n -f "$bin/server/posthog_gateway" || echo 0)"
+
 echo "== posthog-node" >&2
 EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
   node bench/flags/node_local_eval.js >"$work/node.json"
 
 echo "== gRPC load: ceiling, then EvaluateFlags" >&2
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
-  --inputs="$work/inputs.json" >"$work/health.json"
+  --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
-  --seconds="$seconds" --inputs="$work/inputs.json" >"$work/evaluate.json"
+  --seconds="$seconds" --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
+  >"$work/evaluate.json"
+echo "== gRPC load, one caller: ceiling, then EvaluateFlags" >&2
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
+  --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health_one.json"
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
+  --seconds="$seconds" --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
+  >"$work/evaluate_one.json"
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 

@@ -509,8 +509,17 @@ const char* ReasonCodeName(ReasonCode code) {
 std::string ReasonDescription(const FlagEvaluation& evaluation) {
   if (!evaluation.decided) return evaluation.inconclusive_reason;
   switch (evaluation.reason) {
-    case ReasonCode::kConditionMatch:
-      return absl::StrCat("Matched condition set ", evaluation.condition_index + 1);
+    case ReasonCode::kConditionMatch: {
+      // Formatted once: EvaluateFlags asks for one per flag and call.
+      static const std::vector<std::string>* const kMatched = [] {
+        auto* matched = new std::vector<std::string>();
+        for (int i = 1; i <= 16; ++i) matched->push_back(absl::StrCat("Matched condition set ", i));
+        return matched;
+      }();
+      const int index = evaluation.condition_index;
+      if (index >= 0 && index < static_cast<int>(kMatched->size())) return (*kMatched)[index];
+      return absl::StrCat("Matched condition set ", index + 1);
+    }
     case ReasonCode::kNoConditionMatch:
       return "No matching condition set";
     case ReasonCode::kOutOfRolloutBound:

@@ -46,21 +46,16 @@ std::string TraceId(absl::string_view traceparent) {
 
 class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
  public:
-  ObservabilityInterceptor(ServerRpcInfo* info, Counter* started, Counter* handled,
-                           Histogram* handling_seconds, CallerIdentitySource caller_identity)
+  using MethodInfo = ObservabilityInterceptorFactory::MethodInfo;
+
+  ObservabilityInterceptor(ServerRpcInfo* info, MethodInfo* method, Counter* handled,
+                           CallerIdentitySource caller_identity)
       : info_(info),
-        caller_identity_(caller_identity),
+        method_(method),
         handled_(handled),
-        handling_seconds_(handling_seconds),
+        caller_identity_(caller_identity),
         start_(absl::Now()) {
-    const absl::string_view method = info->method();  // "/pkg.Service/Method"
-    const size_t slash = method.rfind('/');
-    service_ = std::string(method.substr(1, slash == 0 ? 0 : slash - 1));
-    method_ = std::string(method.substr(slash + 1));
-    type_ = TypeName(info->type());
-    quiet_ = absl::StartsWith(service_, "grpc.health.") ||
-             absl::StartsWith(service_, "grpc.reflection.");
-    started->Add({type_, service_, method_});
+    method_->started->Add();
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -93,11 +88,23 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
  private:
   void Finish(const grpc::Status& status) {
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
-    const std::string code = CodeName(status.error_code());
-    handled_->Add({type_, service_, method_, code});
-    handling_seconds_->Observe({type_, service_, method_}, seconds);
-    if (quiet_) return;
-    LogFields fields = {{"method", absl::StrCat(service_, "/", method_)},
+    const int index = static_cast<int>(status.error_code());
+    const char* code = CodeName(status.error_code());
+    if (index >= 0 && index < 17) {
+      // A race resolves the same series twice: harmless.
+      std::atomic<Counter::Series*>& slot = method_->handled[index];
+      Counter::Series* series = slot.load(std::memory_order_acquire);
+      if (series == nullptr) {
+        series = handled_->WithLabels({method_->type, method_->service, method_->method, code});
+        slot.store(series, std::memory_order_release);
+      }
+      series->Add();
+    } else {
+      handled_->Add({method_->type, method_->service, method_->method, code});
+    }
+    method_->handling_seconds->Observe(seconds);
+    if (method_->quiet) return;
+    LogFields fields = {{"method", method_->full_name},
                         {"code", code},
                         {"duration_ms", absl::StrCat(seconds * 1000)},
                         {"peer", info_->server_context()->peer()}};
@@ -108,14 +115,10 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   }
 
   ServerRpcInfo* info_;
-  const CallerIdentitySource caller_identity_;
-  Histogram* handling_seconds_;
+  MethodInfo* method_;
   Counter* handled_;
+  const CallerIdentitySource caller_identity_;
   const absl::Time start_;
-  std::string service_;
-  std::string method_;
-  std::string type_;
-  bool quiet_ = false;
   std::string request_id_;
   std::string trace_id_;
   std::string caller_;
@@ -162,10 +165,30 @@ ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
           {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())),
       caller_identity_(caller_identity) {}
 
+ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Method(
+    const grpc::experimental::ServerRpcInfo& info) {
+  const absl::string_view path = info.method();  // "/pkg.Service/Method"
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<MethodInfo>& entry = methods_[path];
+  if (entry == nullptr) {
+    entry = std::make_unique<MethodInfo>();
+    const size_t slash = path.rfind('/');
+    entry->service = std::string(path.substr(1, slash == 0 ? 0 : slash - 1));
+    entry->method = std::string(path.substr(slash + 1));
+    entry->type = TypeName(info.type());
+    entry->full_name = absl::StrCat(entry->service, "/", entry->method);
+    entry->quiet = absl::StartsWith(entry->service, "grpc.health.") ||
+                   absl::StartsWith(entry->service, "grpc.reflection.");
+    entry->started = started_->WithLabels({entry->type, entry->service, entry->method});
+    entry->handling_seconds =
+        handling_seconds_->WithLabels({entry->type, entry->service, entry->method});
+  }
+  return entry.get();
+}
+
 grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new ObservabilityInterceptor(info, started_, handled_, handling_seconds_,
-                                      caller_identity_);
+  return new ObservabilityInterceptor(info, Method(*info), handled_, caller_identity_);
 }
 
 }  // namespace posthog_gateway

@@ -12,9 +12,14 @@
 //
 // Thread-safe; the registry must outlive the server.
 
+#include <atomic>
+#include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "server/config/config.h"
 #include "server/observability/metrics.h"
@@ -30,7 +35,27 @@ class ObservabilityInterceptorFactory final
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
 
+  // What every call of one method shares: its names and its metric series,
+  // resolved on its first call so that later calls neither look them up
+  // nor build label strings.
+  struct MethodInfo {
+    std::string service;
+    std::string method;
+    std::string type;
+    std::string full_name;  // "service/method", as logged.
+    bool quiet = false;     // Health checks and reflection: no access log.
+    Counter::Series* started = nullptr;
+    Histogram::Series* handling_seconds = nullptr;
+    // grpc_server_handled_total by status code, resolved on first use.
+    std::atomic<Counter::Series*> handled[17] = {};
+  };
+
  private:
+  MethodInfo* Method(const grpc::experimental::ServerRpcInfo& info);
+
+  absl::Mutex mu_;
+  // Keyed by the path "/service/method"; entries are never removed.
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodInfo>> methods_ ABSL_GUARDED_BY(mu_);
   Counter* started_;
   Counter* handled_;
   Histogram* handling_seconds_;

@@ -68,16 +68,18 @@ std::vector<const typename Map::value_type*> Sorted(const Map& series) {
 Counter::Counter(std::string name, std::string help, std::vector<std::string> label_names)
     : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {}
 
-void Counter::Add(absl::Span<const std::string> label_values, double value) {
+void Counter::Series::Add(double value) { AtomicAdd(value_, value); }
+
+Counter::Series* Counter::WithLabels(absl::Span<const std::string> label_values) {
   std::vector<std::string> key(label_values.begin(), label_values.end());
-  Series* series;
-  {
-    absl::MutexLock lock(&mu_);
-    auto& slot = series_[key];
-    if (slot == nullptr) slot = std::make_unique<Series>();
-    series = slot.get();
-  }
-  AtomicAdd(series->value, value);
+  absl::MutexLock lock(&mu_);
+  auto& slot = series_[key];
+  if (slot == nullptr) slot = std::make_unique<Series>();
+  return slot.get();
+}
+
+void Counter::Add(absl::Span<const std::string> label_values, double value) {
+  WithLabels(label_values)->Add(value);
 }
 
 void Counter::Expose(std::string& out) const {
@@ -85,7 +87,7 @@ void Counter::Expose(std::string& out) const {
   absl::MutexLock lock(&mu_);
   for (const auto* entry : Sorted(series_)) {
     absl::StrAppend(&out, name_, Labels(label_names_, entry->first), " ",
-                    Number(entry->second->value.load()), "\n");
+                    Number(entry->second->value_.load()), "\n");
   }
 }
 
@@ -96,20 +98,23 @@ Histogram::Histogram(std::string name, std::string help,
       label_names_(std::move(label_names)),
       bounds_(std::move(bounds)) {}
 
-void Histogram::Observe(absl::Span<const std::string> label_values, double value) {
+void Histogram::Series::Observe(double value) {
+  const size_t bucket = std::lower_bound(bounds->begin(), bounds->end(), value) - bounds->begin();
+  if (bucket < bounds->size()) counts[bucket].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  AtomicAdd(sum, value);
+}
+
+Histogram::Series* Histogram::WithLabels(absl::Span<const std::string> label_values) {
   std::vector<std::string> key(label_values.begin(), label_values.end());
-  Series* series;
-  {
-    absl::MutexLock lock(&mu_);
-    auto& slot = series_[key];
-    if (slot == nullptr) slot = std::make_unique<Series>(bounds_.size());
-    series = slot.get();
-  }
-  const size_t bucket =
-      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
-  if (bucket < bounds_.size()) series->counts[bucket].fetch_add(1, std::memory_order_relaxed);
-  series->count.fetch_add(1, std::memory_order_relaxed);
-  AtomicAdd(series->sum, value);
+  absl::MutexLock lock(&mu_);
+  auto& slot = series_[key];
+  if (slot == nullptr) slot = std::unique_ptr<Series>(new Series(&bounds_));
+  return slot.get();
+}
+
+void Histogram::Observe(absl::Span<const std::string> label_values, double value) {
+  WithLabels(label_values)->Observe(value);
 }
 
 void Histogram::Expose(std::string& out) const {

@@ -8,7 +8,8 @@
 //
 // Families are created once at start-up (their label names fixed); series are
 // created on first use. Thread-safe: each family has its own mutex, held only
-// to find a series; updates to a series are atomic.
+// to find a series; updates to a series are atomic. A hot path resolves its
+// series once (WithLabels) and then updates it without a lookup or a lock.
 
 #include <atomic>
 #include <functional>
@@ -25,18 +26,28 @@ namespace posthog_gateway {
 
 class Counter final {
  public:
+  // One series of the family. Lives as long as the registry.
+  class Series final {
+   public:
+    // Add adds `value` (>= 0). Lock-free.
+    void Add(double value = 1);
+
+   private:
+    friend class Counter;
+    std::atomic<double> value_{0};
+  };
+
   // Add adds `value` (>= 0) to the series with these label values, given in
   // the order of the family's label names.
   void Add(absl::Span<const std::string> label_values, double value = 1);
+
+  // WithLabels returns the series with these label values, creating it.
+  Series* WithLabels(absl::Span<const std::string> label_values);
 
  private:
   friend class MetricsRegistry;
   Counter(std::string name, std::string help, std::vector<std::string> label_names);
   void Expose(std::string& out) const;
-
-  struct Series {
-    std::atomic<double> value{0};
-  };
   const std::string name_;
   const std::string help_;
   const std::vector<std::string> label_names_;
@@ -47,21 +58,32 @@ class Counter final {
 
 class Histogram final {
  public:
+  // One series of the family. Lives as long as the registry.
+  class Series final {
+   public:
+    // Observe records `value`. Lock-free.
+    void Observe(double value);
+
+   private:
+    friend class Histogram;
+    explicit Series(const std::vector<double>* bounds) : bounds(bounds), counts(bounds->size()) {}
+    const std::vector<double>* const bounds;  // The family's.
+    std::vector<std::atomic<uint64_t>> counts;  // Not cumulative; one per bound.
+    std::atomic<uint64_t> count{0};
+    std::atomic<double> sum{0};
+  };
+
   // Observe records `value` in the series with these label values.
   void Observe(absl::Span<const std::string> label_values, double value);
+
+  // WithLabels returns the series with these label values, creating it.
+  Series* WithLabels(absl::Span<const std::string> label_values);
 
  private:
   friend class MetricsRegistry;
   Histogram(std::string name, std::string help, std::vector<std::string> label_names,
             std::vector<double> bounds);
   void Expose(std::string& out) const;
-
-  struct Series {
-    explicit Series(size_t buckets) : counts(buckets) {}
-    std::vector<std::atomic<uint64_t>> counts;  // Not cumulative; one per bound.
-    std::atomic<uint64_t> count{0};
-    std::atomic<double> sum{0};
-  };
   const std::string name_;
   const std::string help_;
   const std::vector<std::string> label_names_;

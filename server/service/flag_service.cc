@@ -22,14 +22,23 @@ using posthog::v1::FlagResult;
 
 namespace {
 
+// A random (version 4) UUID, lower-case hex: one per call, so written by hand
+// rather than through absl::StrFormat.
 std::string NewUuid() {
   thread_local absl::BitGen gen;
   uint64_t high = absl::Uniform<uint64_t>(gen);
   uint64_t low = absl::Uniform<uint64_t>(gen);
   high = (high & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // Version 4.
   low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;   // Variant 1.
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", high >> 32, (high >> 16) & 0xFFFF,
-                         high & 0xFFFF, low >> 48, low & 0xFFFFFFFFFFFFULL);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string uuid(36, '-');
+  int at = 0;
+  for (int nibble = 0; nibble < 32; ++nibble) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+    const uint64_t word = nibble < 16 ? high : low;
+    uuid[at++] = kHex[(word >> (60 - 4 * (nibble % 16))) & 0xF];
+  }
+  return uuid;
 }
 
 posthog::v1::FlagReasonCode ReasonFromString(absl::string_view code) {
@@ -59,21 +68,44 @@ FlagResult ErrorResult(const std::string& key, posthog::v1::FlagErrorCode code,
   return result;
 }
 
-FlagResult LocalResult(const std::string& key, const flags::FlagEvaluation& evaluation) {
-  FlagResult result;
-  result.set_key(key);
-  result.set_enabled(evaluation.enabled);
-  result.set_variant(std::string(evaluation.variant));
-  if (evaluation.payload != nullptr) *result.mutable_payload() = ValueFromJson(*evaluation.payload);
-  result.mutable_reason()->set_code(ReasonFromString(flags::ReasonCodeName(evaluation.reason)));
-  result.mutable_reason()->set_description(flags::ReasonDescription(evaluation));
-  if (evaluation.condition_index >= 0) {
-    result.mutable_reason()->set_condition_index(evaluation.condition_index);
+posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
+  switch (code) {
+    case flags::ReasonCode::kConditionMatch:
+      return posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH;
+    case flags::ReasonCode::kNoConditionMatch:
+      return posthog::v1::FLAG_REASON_CODE_NO_CONDITION_MATCH;
+    case flags::ReasonCode::kOutOfRolloutBound:
+      return posthog::v1::FLAG_REASON_CODE_OUT_OF_ROLLOUT_BOUND;
+    case flags::ReasonCode::kNoGroupType:
+      return posthog::v1::FLAG_REASON_CODE_NO_GROUP_TYPE;
+    case flags::ReasonCode::kSuperConditionValue:
+      return posthog::v1::FLAG_REASON_CODE_SUPER_CONDITION_VALUE;
+    case flags::ReasonCode::kHoldoutConditionValue:
+      return posthog::v1::FLAG_REASON_CODE_HOLDOUT_CONDITION_VALUE;
+    case flags::ReasonCode::kFlagDisabled:
+      return posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED;
   }
-  result.set_source(posthog::v1::FLAG_DECISION_SOURCE_LOCAL);
-  result.set_flag_id(evaluation.flag_id);
-  result.set_flag_version(evaluation.flag_version);
-  return result;
+  return posthog::v1::FLAG_REASON_CODE_ERROR;
+}
+
+// Fills `result` (fresh, in the response) in place: building a FlagResult
+// apart and copying it in costs a second set of allocations per flag.
+void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evaluation,
+                     FlagResult* result) {
+  result->set_key(key);
+  result->set_enabled(evaluation.enabled);
+  // Empty is the default: setting it would allocate for nothing.
+  if (!evaluation.variant.empty()) {
+    result->set_variant(evaluation.variant.data(), evaluation.variant.size());
+  }
+  if (evaluation.payload != nullptr) *result->mutable_payload() = ValueFromJson(*evaluation.payload);
+  posthog::v1::FlagReason* reason = result->mutable_reason();
+  reason->set_code(ReasonToProto(evaluation.reason));
+  reason->set_description(flags::ReasonDescription(evaluation));
+  if (evaluation.condition_index >= 0) reason->set_condition_index(evaluation.condition_index);
+  result->set_source(posthog::v1::FLAG_DECISION_SOURCE_LOCAL);
+  result->set_flag_id(evaluation.flag_id);
+  result->set_flag_version(evaluation.flag_version);
 }
 
 FlagResult RemoteResult(const std::string& key, const flags::RemoteFlag& remote) {
@@ -159,7 +191,9 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
   auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
     flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, context, now);
     if (evaluation.decided) {
-      (*results)[key] = LocalResult(key, evaluation);
+      FlagResult& result = (*results)[key];
+      result.Clear();  // A key asked twice.
+      FillLocalResult(key, evaluation, &result);
     } else {
       undecided.emplace_back(key, evaluation.inconclusive_reason);
     }

@@ -68,6 +68,24 @@ TEST(MetricsRegistryTest, ObservedFamiliesAreReadAtEachExposeInOrderOfAddition) 
   EXPECT_THAT(registry.Expose(), HasSubstr("spool_bytes 2.5\n"));
 }
 
+TEST(MetricsRegistryTest, ResolvedSeriesAreTheSeriesOfTheirLabels) {
+  MetricsRegistry registry;
+  Counter* calls = registry.AddCounter("calls_total", "Calls.", {"code"});
+  Histogram* seconds = registry.AddHistogram("latency_seconds", "Latency.", {"code"}, {1});
+  Counter::Series* ok = calls->WithLabels({"OK"});
+  EXPECT_EQ(calls->WithLabels({"OK"}), ok);
+  ok->Add();
+  ok->Add(2);
+  calls->Add({"OK"});
+  seconds->WithLabels({"OK"})->Observe(0.5);
+  seconds->Observe({"OK"}, 2);
+
+  const std::string text = registry.Expose();
+  EXPECT_THAT(text, HasSubstr("calls_total{code=\"OK\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("latency_seconds_bucket{code=\"OK\",le=\"1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("latency_seconds_count{code=\"OK\"} 2\n"));
+}
+
 TEST(MetricsRegistryTest, EscapesLabelValues) {
   MetricsRegistry registry;
   registry.AddCounter("c", "C.", {"l"})->Add({"a\"b\\c\nd"});
@@ -128,6 +146,7 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
 
+  ::testing::internal::CaptureStderr();
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext context;
     context.AddMetadata("x-request-id", "req-1");
@@ -136,6 +155,15 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
               grpc::StatusCode::NOT_FOUND);
   }
   server->Shutdown();
+  const std::string access_log = ::testing::internal::GetCapturedStderr();
+  // One WARNING line per call (not OK), with the method's logged name.
+  const std::string line_fields =
+      "\"severity\":\"WARNING\",\"message\":\"call\","
+      "\"method\":\"posthog.v1.UserService/GetCurrentUser\",\"code\":\"NotFound\"";
+  const size_t first = access_log.find(line_fields);
+  ASSERT_NE(first, std::string::npos) << access_log;
+  EXPECT_NE(access_log.find(line_fields, first + 1), std::string::npos) << access_log;
+  EXPECT_THAT(access_log, HasSubstr("\"request_id\":\"req-1\"}\n"));
 
   AdminServer admin(&registry);
   absl::StatusOr<int> port = admin.Start("127.0.0.1", 0);

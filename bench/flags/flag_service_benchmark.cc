@@ -1,0 +1,124 @@
+// The EvaluateFlags handler alone, without gRPC: FlagServiceImpl on the
+// definitions bench/flags/make_seed.py writes (served to a DefinitionsStore
+// by a fake HTTP client), every flag for one person per call, as
+// bench/flags/grpc_load.cc asks over loopback. Separates the work around the
+// evaluator (request → context, results → FlagResult messages, serializing,
+// freeing) from gRPC's own per-call cost.
+//
+//   BENCH_FLAGS_DIR=/tmp/flagbench bazel-bin/bench/flags/flag_service_benchmark
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
+#include "posthog/v1/flag.pb.h"
+#include "server/config/key_store.h"
+#include "server/posthog/json_struct.h"
+#include "server/posthog/project_registry.h"
+#include "server/service/flag_service.h"
+#include "tests/fakes/fake_http_client.h"
+
+namespace posthog_gateway {
+namespace {
+
+std::string ReadFile(const std::string& name) {
+  const char* dir = std::getenv("BENCH_FLAGS_DIR");
+  std::ifstream file(absl::StrCat(dir == nullptr ? "/tmp/flagbench" : dir, "/", name));
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+struct Fixture {
+  GatewayConfig config;
+  testing::FakeHttpClient http;
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<ProjectRegistry> registry;
+  std::unique_ptr<flags::DefinitionsStore> store;
+  std::unique_ptr<FlagServiceImpl> service;
+  std::vector<posthog::v1::EvaluateFlagsRequest> requests;
+
+  Fixture() {
+    ProjectConfig project;
+    project.alias = "bench";
+    project.ingestion_host = "https://ingest.example";
+    project.app_host = "https://app.example";
+    project.project_api_key.env = "PHC";
+    project.personal_api_key.env = "PHX";
+    config.projects.push_back(project);
+    config.default_project = "bench";
+    keys = std::make_unique<KeyStore>(config, [](const std::string& name) {
+      return std::optional<std::string>(name == "PHC" ? "phc_bench" : "phx_bench");
+    });
+    registry = std::make_unique<ProjectRegistry>(config, keys.get(), &http);
+    store = std::make_unique<flags::DefinitionsStore>(*registry->Resolve("bench"), FlagsConfig());
+    http.Respond(200, ReadFile("definitions.json"));
+    store->PollOnce();
+    service = std::make_unique<FlagServiceImpl>(
+        registry.get(), std::map<std::string, FlagProject>{{"bench", {store.get(), nullptr}}},
+        FlagsConfig());
+    const nlohmann::json inputs = nlohmann::json::parse(ReadFile("inputs.json"));
+    for (int i = 0; i < 100; ++i) {
+      posthog::v1::EvaluateFlagsRequest request;
+      request.mutable_context()->set_distinct_id(absl::StrCat("distinct_id_", i));
+      *request.mutable_context()->mutable_person_properties() =
+          StructFromJson(inputs["person_properties"]);
+      request.mutable_options()->set_only_local(true);
+      requests.push_back(std::move(request));
+    }
+  }
+};
+
+const Fixture& GetFixture() {
+  static const Fixture* const fixture = new Fixture();
+  return *fixture;
+}
+
+// The handler as gRPC's sync server runs it: a fresh response, filled,
+// serialized, freed.
+void BM_EvaluateFlagsHandler(benchmark::State& state) {
+  const Fixture& fixture = GetFixture();
+  size_t i = 0;
+  for (auto _ : state) {
+    grpc::ServerContext context;
+    posthog::v1::EvaluateFlagsResponse response;
+    grpc::Status status =
+        fixture.service->EvaluateFlags(&context, &fixture.requests[i], &response);
+    if (!status.ok() || response.results_size() != 50) {
+      state.SkipWithError("EvaluateFlags failed: run bench/flags/make_seed.py");
+      return;
+    }
+    benchmark::DoNotOptimize(response.SerializeAsString());
+    if (++i == fixture.requests.size()) i = 0;
+  }
+}
+
+// What the caller does with the answer: parse 50 results, free them.
+void BM_ParseResponse(benchmark::State& state) {
+  const Fixture& fixture = GetFixture();
+  grpc::ServerContext context;
+  posthog::v1::EvaluateFlagsResponse response;
+  fixture.service->EvaluateFlags(&context, &fixture.requests[0], &response);
+  const std::string bytes = response.SerializeAsString();
+  for (auto _ : state) {
+    posthog::v1::EvaluateFlagsResponse parsed;
+    benchmark::DoNotOptimize(parsed.ParseFromString(bytes));
+  }
+  state.counters["bytes"] = bytes.size();
+}
+
+BENCHMARK(BM_EvaluateFlagsHandler);
+BENCHMARK(BM_ParseResponse);
+
+}  // namespace
+}  // namespace posthog_gateway
+
+BENCHMARK_MAIN();
