@@ -1,9 +1,11 @@
 #include "emulator/flag_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "emulator/api_errors.h"
 #include "emulator/person_store.h"
 #include "re2/re2.h"
@@ -240,15 +242,25 @@ std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id,
                                                      size_t limit) const {
   absl::MutexLock lock(&mu_);
   std::vector<json> page;
-  size_t count = 0;
   auto team = flags_.find(team_id);
   if (team == flags_.end()) return {page, 0};
+  // PostHog: queryset.filter(deleted=False).order_by("-created_at").
+  std::vector<std::pair<absl::Time, const json*>> live;
   for (const auto& [id, flag] : team->second) {
     if (flag.value("deleted", false)) continue;
-    if (count >= offset && page.size() < limit) page.push_back(Serialize(flag));
-    ++count;
+    absl::Time created = absl::InfinitePast();
+    std::string error;
+    (void)absl::ParseTime(absl::RFC3339_full, flag.value("created_at", ""), &created, &error);
+    live.emplace_back(created, &flag);
   }
-  return {page, count};
+  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return a.second->value("id", int64_t{0}) > b.second->value("id", int64_t{0});
+  });
+  for (size_t i = offset; i < live.size() && page.size() < limit; ++i) {
+    page.push_back(Serialize(*live[i].second));
+  }
+  return {page, live.size()};
 }
 
 std::vector<json> FlagStore::Stored(int64_t team_id) const {
@@ -278,6 +290,21 @@ absl::Status FlagStore::AddSeedFlag(int64_t team_id, const json& flag) {
   stored["filters"] = NormalizedFilters(stored);
   flags_[team_id][id] = std::move(stored);
   return absl::OkStatus();
+}
+
+void FlagStore::GenerateFlags(int64_t team_id, size_t n) {
+  absl::MutexLock lock(&mu_);
+  const std::string now = NowIso();
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t k = generated_++;
+    const int64_t id = next_id_++;
+    json stored = NewFlag(id, team_id, nullptr, now);
+    stored["key"] = absl::StrCat("generated-flag-", k);
+    stored["name"] = absl::StrCat("Generated flag ", k);
+    stored["filters"] = {
+        {"groups", json::array({{{"properties", json::array()}, {"rollout_percentage", k % 101}}})}};
+    flags_[team_id][id] = std::move(stored);
+  }
 }
 
 absl::Status FlagStore::AddCohort(int64_t team_id, const json& cohort) {
@@ -316,6 +343,7 @@ void FlagStore::Clear() {
   flags_.clear();
   cohorts_.clear();
   next_id_ = 1;
+  generated_ = 0;
 }
 
 }  // namespace posthog_emulator

@@ -58,8 +58,9 @@ class FlagStore final {
   // Get returns flag `id` serialized (deleted flags included).
   std::optional<nlohmann::json> Get(int64_t team_id, int64_t id) const;
 
-  // List returns live flags in id order from `offset` (at most `limit`)
-  // and the total number of live flags.
+  // List returns live flags from `offset` (at most `limit`) in PostHog's
+  // list order, newest first (`-created_at`; flags created at the same time,
+  // as seeded ones are, newest id first), and the number of live flags.
   std::pair<std::vector<nlohmann::json>, size_t> List(int64_t team_id,
                                                       size_t offset,
                                                       size_t limit) const;
@@ -70,6 +71,10 @@ class FlagStore final {
 
   // AddSeedFlag stores a flag from the seed as given (id kept when set).
   absl::Status AddSeedFlag(int64_t team_id, const nlohmann::json& flag);
+
+  // GenerateFlags adds `n` boolean flags "generated-flag-<k>" (k counting
+  // across calls) rolled out to k % 101 percent, created now.
+  void GenerateFlags(int64_t team_id, size_t n);
 
   // Cohorts. A seed cohort is {"id", "name", "is_static", "filters":
   // {"properties": <group>}} or {"id", "is_static": true, "distinct_ids"}.
@@ -91,6 +96,7 @@ class FlagStore final {
   std::map<int64_t, std::map<int64_t, CohortDefinition>> cohorts_
       ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace posthog_emulator

@@ -95,8 +95,8 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
   return parsed;
 }
 
-std::string FlagsApi::FlagsPath() const {
-  return absl::StrCat("/api/projects/", client_->project().project_id, "/feature_flags/");
+std::string FeatureFlagsPath(const PostHogClient& client) {
+  return absl::StrCat("/api/projects/", client.project().project_id, "/feature_flags/");
 }
 
 namespace {
@@ -139,7 +139,7 @@ json WritableJson(const posthog::v1::Flag& flag) {
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::GetFlag(int64_t id, const CallContext& call) const {
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("GET", absl::StrCat(FlagsPath(), id, "/")), call));
+                   client_->CallJson(PrivateRequest("GET", absl::StrCat(FeatureFlagsPath(*client_), id, "/")), call));
   return FlagFromAnswer(answer);
 }
 
@@ -149,7 +149,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::CreateFlag(const posthog::v1::Flag& 
   body.erase("version");
   body.erase("deleted");
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("POST", FlagsPath(), body.dump()), call));
+                   client_->CallJson(PrivateRequest("POST", FeatureFlagsPath(*client_), body.dump()), call));
   return FlagFromAnswer(answer);
 }
 
@@ -168,7 +168,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
   }
   if (flag.version() == 0) body.erase("version");
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), flag.id(), "/"),
+                   client_->CallJson(PrivateRequest("PATCH", absl::StrCat(FeatureFlagsPath(*client_), flag.id(), "/"),
                                                     body.dump()),
                                      call));
   return FlagFromAnswer(answer);
@@ -177,7 +177,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
 absl::Status FlagsApi::DeleteFlag(int64_t id, const CallContext& call) const {
   json body = {{"deleted", true}};
   return client_
-      ->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), id, "/"), body.dump()), call)
+      ->CallJson(PrivateRequest("PATCH", absl::StrCat(FeatureFlagsPath(*client_), id, "/"), body.dump()), call)
       .status();
 }
 
