@@ -99,6 +99,8 @@ std::string FeatureFlagsPath(const PostHogClient& client) {
   return absl::StrCat("/api/projects/", client.project().project_id, "/feature_flags/");
 }
 
+std::string FlagsApi::FlagsPath() const { return FeatureFlagsPath(*client_); }
+
 namespace {
 
 PostHogRequest PrivateRequest(std::string method, std::string path, std::string body = "") {
@@ -139,7 +141,7 @@ json WritableJson(const posthog::v1::Flag& flag) {
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::GetFlag(int64_t id, const CallContext& call) const {
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("GET", absl::StrCat(FeatureFlagsPath(*client_), id, "/")), call));
+                   client_->CallJson(PrivateRequest("GET", absl::StrCat(FlagsPath(), id, "/")), call));
   return FlagFromAnswer(answer);
 }
 
@@ -149,7 +151,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::CreateFlag(const posthog::v1::Flag& 
   body.erase("version");
   body.erase("deleted");
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("POST", FeatureFlagsPath(*client_), body.dump()), call));
+                   client_->CallJson(PrivateRequest("POST", FlagsPath(), body.dump()), call));
   return FlagFromAnswer(answer);
 }
 
@@ -168,7 +170,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
   }
   if (flag.version() == 0) body.erase("version");
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("PATCH", absl::StrCat(FeatureFlagsPath(*client_), flag.id(), "/"),
+                   client_->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), flag.id(), "/"),
                                                     body.dump()),
                                      call));
   return FlagFromAnswer(answer);
@@ -177,7 +179,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
 absl::Status FlagsApi::DeleteFlag(int64_t id, const CallContext& call) const {
   json body = {{"deleted", true}};
   return client_
-      ->CallJson(PrivateRequest("PATCH", absl::StrCat(FeatureFlagsPath(*client_), id, "/"), body.dump()), call)
+      ->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), id, "/"), body.dump()), call)
       .status();
 }
 

@@ -77,6 +77,8 @@ class FlagsApi final {
   absl::Status DeleteFlag(int64_t id, const CallContext& call) const;
 
  private:
+  std::string FlagsPath() const;
+
   const PostHogClient* client_;
 };
 

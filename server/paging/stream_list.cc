@@ -28,8 +28,7 @@ absl::Status CheckListBounds(absl::string_view rpc, int page_size, int64_t limit
 
 namespace paging_internal {
 
-ListCursor::ListCursor(ListCall call, ListEnv env)
-    : call_(std::move(call)), env_(std::move(env)) {}
+ListCursor::ListCursor(ListCall call, ListEnv env) : call_(std::move(call)), env_(std::move(env)) {}
 
 absl::Status ListCursor::Open() {
   if (!call_.resume_token.empty()) {
@@ -70,9 +69,9 @@ absl::StatusOr<std::optional<ListCursor::Entry>> ListCursor::Next() {
 }
 
 absl::Status ListCursor::Malformed(int64_t offset, const absl::Status& why) const {
-  absl::Status status = absl::UnavailableError(
-      absl::StrCat("PostHog sent a ", call_.item_name, " the gateway cannot read at offset ",
-                   offset, ": ", why.message()));
+  absl::Status status = absl::UnavailableError(absl::StrCat("PostHog sent a ", call_.item_name,
+                                                            " the gateway cannot read at offset ",
+                                                            offset, ": ", why.message()));
   AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
   return status;
 }

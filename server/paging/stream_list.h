@@ -49,8 +49,7 @@ namespace posthog_gateway {
 // ListScope names one list for its resume tokens: `kind` ("persons",
 // "flags", ...), the client's project (alias and id) and the list's encoded
 // filters. Lists of different kinds, projects or filters never share a scope.
-std::string ListScope(absl::string_view kind, const PostHogClient& client,
-                      absl::string_view query);
+std::string ListScope(absl::string_view kind, const PostHogClient& client, absl::string_view query);
 
 // The largest page_size a list accepts (PostHog documents no cap for its
 // lists; this bounds the gateway's memory: look_ahead + 1 pages per call).

@@ -247,8 +247,7 @@ TEST_F(StreamListTest, AnItemThatIsNotAFlagIsUnavailableAfterTheItemsBeforeIt) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(ErrorReason(status), "UPSTREAM_MALFORMED_RESPONSE");
   EXPECT_NE(status.error_message().find("flag"), std::string::npos) << status.error_message();
-  EXPECT_NE(status.error_message().find("offset 101"), std::string::npos)
-      << status.error_message();
+  EXPECT_NE(status.error_message().find("offset 101"), std::string::npos) << status.error_message();
   EXPECT_EQ(Ids(writer.messages), Range(0, 101));
   // Its token resumes right at the bad item.
   RecordingWriter resumed;
