@@ -189,7 +189,7 @@ absl::StatusOr<json> FlagStore::Create(int64_t team_id, const json& body,
   json stored = NewFlag(id, team_id, AuthorJson(author), now);
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["filters"] = NormalizedFilters(stored);
-  flags_[team_id][id] = stored;
+  Store(team_id, id, stored);
   return Serialize(stored);
 }
 
@@ -237,6 +237,14 @@ std::optional<json> FlagStore::Get(int64_t team_id, int64_t id) const {
   return Serialize(it->second);
 }
 
+void FlagStore::Store(int64_t team_id, int64_t id, json stored) {
+  absl::Time created = absl::InfinitePast();
+  std::string error;
+  (void)absl::ParseTime(absl::RFC3339_full, stored.value("created_at", ""), &created, &error);
+  created_[team_id][id] = created;
+  flags_[team_id][id] = std::move(stored);
+}
+
 std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id,
                                                      size_t offset,
                                                      size_t limit) const {
@@ -244,21 +252,25 @@ std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id,
   std::vector<json> page;
   auto team = flags_.find(team_id);
   if (team == flags_.end()) return {page, 0};
+  const std::map<int64_t, absl::Time>& created = created_.at(team_id);
   // PostHog: queryset.filter(deleted=False).order_by("-created_at").
-  std::vector<std::pair<absl::Time, const json*>> live;
+  struct Entry {
+    absl::Time created;
+    int64_t id;
+    const json* flag;
+  };
+  std::vector<Entry> live;
+  live.reserve(team->second.size());
   for (const auto& [id, flag] : team->second) {
     if (flag.value("deleted", false)) continue;
-    absl::Time created = absl::InfinitePast();
-    std::string error;
-    (void)absl::ParseTime(absl::RFC3339_full, flag.value("created_at", ""), &created, &error);
-    live.emplace_back(created, &flag);
+    live.push_back({created.at(id), id, &flag});
   }
-  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
-    if (a.first != b.first) return a.first > b.first;
-    return a.second->value("id", int64_t{0}) > b.second->value("id", int64_t{0});
+  std::sort(live.begin(), live.end(), [](const Entry& a, const Entry& b) {
+    if (a.created != b.created) return a.created > b.created;
+    return a.id > b.id;
   });
   for (size_t i = offset; i < live.size() && page.size() < limit; ++i) {
-    page.push_back(Serialize(*live[i].second));
+    page.push_back(Serialize(*live[i].flag));
   }
   return {page, live.size()};
 }
@@ -288,7 +300,7 @@ absl::Status FlagStore::AddSeedFlag(int64_t team_id, const json& flag) {
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["id"] = id;
   stored["filters"] = NormalizedFilters(stored);
-  flags_[team_id][id] = std::move(stored);
+  Store(team_id, id, std::move(stored));
   return absl::OkStatus();
 }
 
@@ -303,7 +315,7 @@ void FlagStore::GenerateFlags(int64_t team_id, size_t n) {
     stored["name"] = absl::StrCat("Generated flag ", k);
     stored["filters"] = {
         {"groups", json::array({{{"properties", json::array()}, {"rollout_percentage", k % 101}}})}};
-    flags_[team_id][id] = std::move(stored);
+    Store(team_id, id, std::move(stored));
   }
 }
 
@@ -341,6 +353,7 @@ absl::flat_hash_map<int64_t, CohortDefinition> FlagStore::Cohorts(
 void FlagStore::Clear() {
   absl::MutexLock lock(&mu_);
   flags_.clear();
+  created_.clear();
   cohorts_.clear();
   next_id_ = 1;
   generated_ = 0;

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "emulator/flag_matcher.h"
 #include "nlohmann/json.hpp"
 
@@ -90,9 +91,15 @@ class FlagStore final {
   absl::Status Validate(int64_t team_id, const nlohmann::json& flag,
                         int64_t self_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // Store keeps a new flag and its creation time (for List's order).
+  void Store(int64_t team_id, int64_t id, nlohmann::json stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   std::map<int64_t, std::map<int64_t, nlohmann::json>> flags_
       ABSL_GUARDED_BY(mu_);
+  // `created_at` of each flag, parsed once: List sorts on it every call.
+  std::map<int64_t, std::map<int64_t, absl::Time>> created_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::map<int64_t, CohortDefinition>> cohorts_
       ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -131,13 +131,14 @@ class ListCursor final {
 
 // StreamList streams the list `call` names to `writer`. `convert` turns one
 // PostHog item into the RPC's resource (any error means PostHog sent an item
-// the gateway cannot read); `set` puts it into the response message, whose
+// the gateway cannot read); `set` puts it into the response message (the
+// one of the previous item, reused: `set` replaces the resource), whose
 // `resume_token` and `progress` StreamList fills. Response must have the
 // fields `resume_token` (string) and `progress` (posthog.v1.StreamProgress).
 template <typename Response, typename Item>
 grpc::Status StreamList(ListCall call, ListEnv env,
                         absl::FunctionRef<absl::StatusOr<Item>(const nlohmann::json&)> convert,
-                        absl::FunctionRef<void(Item, Response&)> set,
+                        absl::FunctionRef<void(Item&&, Response&)> set,
                         grpc::ServerWriterInterface<Response>* writer) {
   paging_internal::ListCursor cursor(std::move(call), std::move(env));
   if (absl::Status opened = cursor.Open(); !opened.ok()) return ToGrpcStatus(opened);
@@ -148,7 +149,6 @@ grpc::Status StreamList(ListCall call, ListEnv env,
     if (!entry->has_value()) return grpc::Status::OK;
     absl::StatusOr<Item> item = convert((*entry)->item);
     if (!item.ok()) return ToGrpcStatus(cursor.Malformed((*entry)->offset, item.status()));
-    response.Clear();
     set(*std::move(item), response);
     response.set_resume_token(std::move((*entry)->resume_token));
     response.mutable_progress()->set_page((*entry)->page);

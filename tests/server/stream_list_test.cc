@@ -120,7 +120,9 @@ class StreamListTest : public ::testing::Test {
     env.clock = &clock_;
     return StreamList<ListFlagsResponse, Flag>(
         std::move(call), std::move(env), flags::FlagFromJson,
-        [](Flag flag, ListFlagsResponse& response) { *response.mutable_flag() = std::move(flag); },
+        [](Flag&& flag, ListFlagsResponse& response) {
+          *response.mutable_flag() = std::move(flag);
+        },
         &writer);
   }
 
