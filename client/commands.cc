@@ -24,6 +24,10 @@ absl::Span<const Command> Commands() {
        &EvaluateFlagsCommand},
       {"flags list-local", "", 0, 0, "The flag definitions the gateway holds.",
        &ListLocalFlagsCommand},
+      {"flags list", "[page_size=|limit=|resume=]...", 0, -1,
+       "Stream the project's flags from PostHog, newest first, one JSON object per line, each "
+       "with its resume token.",
+       &ListFlagsCommand},
       {"flags get", "ID", 1, 1, "One flag by id.", &GetFlagCommand},
       {"flags create", "FLAG_JSON", 1, 1, "Create a flag (a posthog.v1.Flag as JSON).",
        &CreateFlagCommand},
@@ -73,6 +77,18 @@ absl::Status PrintJson(const google::protobuf::Message& message,
   // add_whitespace output already ends with a newline.
   out << json;
   if (json.empty() || json.back() != '\n') out << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status PrintJsonLine(const google::protobuf::Message& message, std::ostream& out) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot print a ", message.GetDescriptor()->name(), " as JSON"));
+  }
+  out << json << "\n";
   return absl::OkStatus();
 }
 
@@ -145,19 +161,7 @@ absl::Status ListPersonsCommand(const CommandEnv& env, const std::vector<std::st
   std::unique_ptr<grpc::ClientContext> context = env.client->NewContext();
   std::unique_ptr<grpc::ClientReaderInterface<posthog::v1::ListPersonsResponse>> reader =
       env.client->person_service().ListPersons(context.get(), request);
-  posthog::v1::ListPersonsResponse response;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  while (reader->Read(&response)) {
-    std::string json;
-    if (!google::protobuf::util::MessageToJsonString(response, &json, options).ok()) {
-      return absl::InternalError("cannot print a person as JSON");
-    }
-    out << json << "\n";
-  }
-  const grpc::Status status = reader->Finish();
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  return PrintStream(*reader, out);
 }
 
 absl::Status GetPersonCommand(const CommandEnv& env, const std::vector<std::string>& args,

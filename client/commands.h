@@ -17,7 +17,9 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "client/cli.h"
+#include "client/rpc_error.h"
 #include "google/protobuf/message.h"
+#include "grpcpp/support/sync_stream.h"
 
 namespace posthog_client {
 
@@ -28,6 +30,23 @@ absl::Span<const Command> Commands();
 // names, then a newline. INTERNAL if the message cannot be converted.
 absl::Status PrintJson(const google::protobuf::Message& message,
                        std::ostream& out);
+
+// PrintJsonLine writes `message` to `out` as one line of compact JSON with
+// the .proto field names (JSON Lines). INTERNAL if it cannot be converted.
+absl::Status PrintJsonLine(const google::protobuf::Message& message, std::ostream& out);
+
+// PrintStream prints each message of a server-streaming call as it arrives
+// (PrintJsonLine), then returns the call's status with its rich error
+// details kept (FromGrpcStatus).
+template <typename Response>
+absl::Status PrintStream(grpc::ClientReaderInterface<Response>& reader, std::ostream& out) {
+  Response response;
+  while (reader.Read(&response)) {
+    absl::Status printed = PrintJsonLine(response, out);
+    if (!printed.ok()) return printed;
+  }
+  return FromGrpcStatus(reader.Finish());
+}
 
 // `user get`: UserService.GetCurrentUser for env.project.
 absl::Status GetUserCommand(const CommandEnv& env,

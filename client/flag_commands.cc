@@ -1,5 +1,7 @@
 #include "client/flag_commands.h"
 
+#include <cstdint>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
@@ -49,6 +51,32 @@ absl::Status EvaluateFlagsCommand(const CommandEnv& env, const std::vector<std::
                                     &FlagService::StubInterface::EvaluateFlags, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
+}
+
+absl::Status ListFlagsCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                              std::ostream& out) {
+  posthog::v1::ListFlagsRequest request;
+  request.set_project(env.project);
+  for (const std::string& arg : args) {
+    const size_t eq = arg.find('=');
+    const std::string name = arg.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    int64_t number = 0;
+    const bool numeric = eq != std::string::npos && absl::SimpleAtoi(value, &number);
+    if (name == "resume" && eq != std::string::npos) {
+      request.set_resume_token(value);
+    } else if (name == "page_size" && numeric && number >= INT32_MIN && number <= INT32_MAX) {
+      request.set_page_size(static_cast<int32_t>(number));
+    } else if (name == "limit" && numeric) {
+      request.set_limit(number);
+    } else {
+      return UsageError(absl::StrCat("unknown flags list argument \"", arg,
+                                     "\" (expected page_size=N, limit=N or resume=TOKEN)"));
+    }
+  }
+  std::unique_ptr<grpc::ClientContext> context = env.client->NewContext();
+  auto reader = env.client->flag_service().ListFlags(context.get(), request);
+  return PrintStream(*reader, out);
 }
 
 absl::Status ListLocalFlagsCommand(const CommandEnv& env, const std::vector<std::string>& /*args*/,

@@ -6,6 +6,8 @@
 //
 //   flags evaluate CONTEXT [KEY...]   EvaluateFlags; CONTEXT is a distinct id
 //                                     or an EvaluationContext as JSON
+//   flags list [page_size=N] [limit=N] [resume=TOKEN]
+//                                     ListFlags, one JSON object per line
 //   flags list-local                  the gateway's current definitions
 //   flags get ID | delete ID          GetFlag / DeleteFlag
 //   flags create FLAG_JSON            CreateFlag (a posthog.v1.Flag as JSON)
@@ -22,6 +24,8 @@ namespace posthog_client {
 
 absl::Status EvaluateFlagsCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                   std::ostream& out);
+absl::Status ListFlagsCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                              std::ostream& out);
 absl::Status ListLocalFlagsCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                    std::ostream& out);
 absl::Status GetFlagCommand(const CommandEnv& env, const std::vector<std::string>& args,

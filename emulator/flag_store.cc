@@ -1,9 +1,11 @@
 #include "emulator/flag_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "emulator/api_errors.h"
 #include "emulator/person_store.h"
 #include "re2/re2.h"
@@ -187,7 +189,7 @@ absl::StatusOr<json> FlagStore::Create(int64_t team_id, const json& body,
   json stored = NewFlag(id, team_id, AuthorJson(author), now);
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["filters"] = NormalizedFilters(stored);
-  flags_[team_id][id] = stored;
+  Store(team_id, id, stored);
   return Serialize(stored);
 }
 
@@ -235,20 +237,42 @@ std::optional<json> FlagStore::Get(int64_t team_id, int64_t id) const {
   return Serialize(it->second);
 }
 
+void FlagStore::Store(int64_t team_id, int64_t id, json stored) {
+  absl::Time created = absl::InfinitePast();
+  std::string error;
+  (void)absl::ParseTime(absl::RFC3339_full, stored.value("created_at", ""), &created, &error);
+  created_[team_id][id] = created;
+  flags_[team_id][id] = std::move(stored);
+}
+
 std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id,
                                                      size_t offset,
                                                      size_t limit) const {
   absl::MutexLock lock(&mu_);
   std::vector<json> page;
-  size_t count = 0;
   auto team = flags_.find(team_id);
   if (team == flags_.end()) return {page, 0};
+  const std::map<int64_t, absl::Time>& created = created_.at(team_id);
+  // PostHog: queryset.filter(deleted=False).order_by("-created_at").
+  struct Entry {
+    absl::Time created;
+    int64_t id;
+    const json* flag;
+  };
+  std::vector<Entry> live;
+  live.reserve(team->second.size());
   for (const auto& [id, flag] : team->second) {
     if (flag.value("deleted", false)) continue;
-    if (count >= offset && page.size() < limit) page.push_back(Serialize(flag));
-    ++count;
+    live.push_back({created.at(id), id, &flag});
   }
-  return {page, count};
+  std::sort(live.begin(), live.end(), [](const Entry& a, const Entry& b) {
+    if (a.created != b.created) return a.created > b.created;
+    return a.id > b.id;
+  });
+  for (size_t i = offset; i < live.size() && page.size() < limit; ++i) {
+    page.push_back(Serialize(*live[i].flag));
+  }
+  return {page, live.size()};
 }
 
 std::vector<json> FlagStore::Stored(int64_t team_id) const {
@@ -276,8 +300,23 @@ absl::Status FlagStore::AddSeedFlag(int64_t team_id, const json& flag) {
   for (auto it = flag.begin(); it != flag.end(); ++it) stored[it.key()] = *it;
   stored["id"] = id;
   stored["filters"] = NormalizedFilters(stored);
-  flags_[team_id][id] = std::move(stored);
+  Store(team_id, id, std::move(stored));
   return absl::OkStatus();
+}
+
+void FlagStore::GenerateFlags(int64_t team_id, size_t n) {
+  absl::MutexLock lock(&mu_);
+  const std::string now = NowIso();
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t k = generated_++;
+    const int64_t id = next_id_++;
+    json stored = NewFlag(id, team_id, nullptr, now);
+    stored["key"] = absl::StrCat("generated-flag-", k);
+    stored["name"] = absl::StrCat("Generated flag ", k);
+    stored["filters"] = {
+        {"groups", json::array({{{"properties", json::array()}, {"rollout_percentage", k % 101}}})}};
+    Store(team_id, id, std::move(stored));
+  }
 }
 
 absl::Status FlagStore::AddCohort(int64_t team_id, const json& cohort) {
@@ -314,8 +353,10 @@ absl::flat_hash_map<int64_t, CohortDefinition> FlagStore::Cohorts(
 void FlagStore::Clear() {
   absl::MutexLock lock(&mu_);
   flags_.clear();
+  created_.clear();
   cohorts_.clear();
   next_id_ = 1;
+  generated_ = 0;
 }
 
 }  // namespace posthog_emulator

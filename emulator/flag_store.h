@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "emulator/flag_matcher.h"
 #include "nlohmann/json.hpp"
 
@@ -58,8 +59,9 @@ class FlagStore final {
   // Get returns flag `id` serialized (deleted flags included).
   std::optional<nlohmann::json> Get(int64_t team_id, int64_t id) const;
 
-  // List returns live flags in id order from `offset` (at most `limit`)
-  // and the total number of live flags.
+  // List returns live flags from `offset` (at most `limit`) in PostHog's
+  // list order, newest first (`-created_at`; flags created at the same time,
+  // as seeded ones are, newest id first), and the number of live flags.
   std::pair<std::vector<nlohmann::json>, size_t> List(int64_t team_id,
                                                       size_t offset,
                                                       size_t limit) const;
@@ -70,6 +72,10 @@ class FlagStore final {
 
   // AddSeedFlag stores a flag from the seed as given (id kept when set).
   absl::Status AddSeedFlag(int64_t team_id, const nlohmann::json& flag);
+
+  // GenerateFlags adds `n` boolean flags "generated-flag-<k>" (k counting
+  // across calls) rolled out to k % 101 percent, created now.
+  void GenerateFlags(int64_t team_id, size_t n);
 
   // Cohorts. A seed cohort is {"id", "name", "is_static", "filters":
   // {"properties": <group>}} or {"id", "is_static": true, "distinct_ids"}.
@@ -85,12 +91,19 @@ class FlagStore final {
   absl::Status Validate(int64_t team_id, const nlohmann::json& flag,
                         int64_t self_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // Store keeps a new flag and its creation time (for List's order).
+  void Store(int64_t team_id, int64_t id, nlohmann::json stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   std::map<int64_t, std::map<int64_t, nlohmann::json>> flags_
       ABSL_GUARDED_BY(mu_);
+  // `created_at` of each flag, parsed once: List sorts on it every call.
+  std::map<int64_t, std::map<int64_t, absl::Time>> created_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::map<int64_t, CohortDefinition>> cohorts_
       ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace posthog_emulator

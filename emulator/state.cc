@@ -68,6 +68,8 @@ absl::Status EmulatorState::ApplyProjectData(const Directory& directory,
     }
     const int64_t generate = p.value("generate_persons", int64_t{0});
     if (generate > 0) persons_.GeneratePersons(team_id, generate);
+    const int64_t generate_flags = p.value("generate_flags", int64_t{0});
+    if (generate_flags > 0) flags_.GenerateFlags(team_id, generate_flags);
   }
   return absl::OkStatus();
 }
@@ -106,7 +108,8 @@ absl::Status EmulatorState::AddSeed(const json& seed) {
     }
     RETURN_IF_ERROR(ApplyProjectData(*merged, seed));
     const int64_t generate = seed.value("generate_persons", int64_t{0});
-    if (generate > 0) {
+    const int64_t generate_flags = seed.value("generate_flags", int64_t{0});
+    if (generate > 0 || generate_flags > 0) {
       int64_t team_id = seed.value("project_id", int64_t{0});
       if (team_id == 0) {
         auto projects = merged->Projects();
@@ -118,7 +121,8 @@ absl::Status EmulatorState::AddSeed(const json& seed) {
       if (merged->ProjectById(team_id) == nullptr) {
         return absl::NotFoundError("seed: unknown project_id");
       }
-      persons_.GeneratePersons(team_id, generate);
+      if (generate > 0) persons_.GeneratePersons(team_id, generate);
+      if (generate_flags > 0) flags_.GenerateFlags(team_id, generate_flags);
     }
     if (seed.contains("rate_limits")) ApplyRateLimits(seed);
   } catch (const json::exception& e) {

@@ -257,7 +257,8 @@ int Run() {
     return 2;
   }
   PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock());
-  FlagServiceImpl flag_service(&projects, flag_projects, config->flags);
+  FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
+                               &*resume_tokens, RealClock());
 
   GatewayServer server(
       config->server,

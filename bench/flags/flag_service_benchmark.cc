@@ -21,6 +21,8 @@
 #include "nlohmann/json.hpp"
 #include "posthog/v1/flag.pb.h"
 #include "server/config/key_store.h"
+#include "server/paging/clock.h"
+#include "server/paging/resume_token.h"
 #include "server/posthog/json_struct.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
@@ -43,6 +45,7 @@ struct Fixture {
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<ProjectRegistry> registry;
   std::unique_ptr<flags::DefinitionsStore> store;
+  ResumeTokenCodec tokens = ResumeTokenCodec::WithRandomSecret(absl::Hours(1));
   std::unique_ptr<FlagServiceImpl> service;
   std::vector<posthog::v1::EvaluateFlagsRequest> requests;
 
@@ -64,7 +67,7 @@ struct Fixture {
     store->PollOnce();
     service = std::make_unique<FlagServiceImpl>(
         registry.get(), std::map<std::string, FlagProject>{{"bench", {store.get(), nullptr}}},
-        FlagsConfig());
+        FlagsConfig(), PagingConfig(), &tokens, RealClock());
     const nlohmann::json inputs = nlohmann::json::parse(ReadFile("inputs.json"));
     for (int i = 0; i < 100; ++i) {
       posthog::v1::EvaluateFlagsRequest request;

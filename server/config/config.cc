@@ -1,8 +1,10 @@
 #include "server/config/config.h"
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -247,17 +249,23 @@ absl::Status ParsePaging(const json* value, PagingConfig& paging) {
   ObjectReader reader(*value, "paging");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers({"persons_per_minute", "persons_per_hour",
+                                            "flags_per_minute", "flags_per_hour",
                                             "look_ahead", "resume_token_ttl_ms",
                                             "resume_token_secret"}));
-  int64_t number = paging.persons_per_minute;
-  RETURN_IF_ERROR(reader.ReadInt("persons_per_minute", number));
-  if (number < 0) return FieldError("paging.persons_per_minute", "must not be negative");
-  paging.persons_per_minute = static_cast<int>(number);
-  number = paging.persons_per_hour;
-  RETURN_IF_ERROR(reader.ReadInt("persons_per_hour", number));
-  if (number < 0) return FieldError("paging.persons_per_hour", "must not be negative");
-  paging.persons_per_hour = static_cast<int>(number);
-  number = paging.look_ahead;
+  // The throttle windows: a count of requests, 0 disabling the window.
+  for (auto [name, field] : {std::pair<const char*, int*>{"persons_per_minute",
+                                                          &paging.persons_per_minute},
+                             {"persons_per_hour", &paging.persons_per_hour},
+                             {"flags_per_minute", &paging.flags_per_minute},
+                             {"flags_per_hour", &paging.flags_per_hour}}) {
+    int64_t window = *field;
+    RETURN_IF_ERROR(reader.ReadInt(name, window));
+    if (window < 0 || window > std::numeric_limits<int>::max()) {
+      return FieldError(absl::StrCat("paging.", name), "must be between 0 and 2147483647");
+    }
+    *field = static_cast<int>(window);
+  }
+  int64_t number = paging.look_ahead;
   RETURN_IF_ERROR(reader.ReadInt("look_ahead", number));
   if (number < 0 || number > 16) {
     return FieldError("paging.look_ahead", "must be between 0 and 16");

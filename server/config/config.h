@@ -100,12 +100,18 @@ struct FlagsConfig {
   absl::Duration flag_called_flush_interval = absl::Seconds(1);
 };
 
-// How lists (ListPersons, ...) page through PostHog.
+// How lists (ListPersons, ListFlags) page through PostHog.
 struct PagingConfig {
   // PostHog's throttles for persons, per project (posthog-api.md §5, §6.4);
   // the gateway stays under them. Zero disables that window.
   int persons_per_minute = 240;
   int persons_per_hour = 1200;
+  // The same for flag lists (ListFlags): the feature flags endpoint has
+  // PostHog's default private-API throttles, 480/minute and 4800/hour
+  // (posthog-api.md §6.4), shared with every other default-throttled call
+  // made with the same personal key.
+  int flags_per_minute = 480;
+  int flags_per_hour = 4800;
   // Pages fetched concurrently ahead of the one being streamed.
   int look_ahead = 3;
   // How long a resume token stays valid.

@@ -95,9 +95,11 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
   return parsed;
 }
 
-std::string FlagsApi::FlagsPath() const {
-  return absl::StrCat("/api/projects/", client_->project().project_id, "/feature_flags/");
+std::string FeatureFlagsPath(const PostHogClient& client) {
+  return absl::StrCat("/api/projects/", client.project().project_id, "/feature_flags/");
 }
+
+std::string FlagsApi::FlagsPath() const { return FeatureFlagsPath(*client_); }
 
 namespace {
 

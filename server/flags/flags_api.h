@@ -48,6 +48,12 @@ struct RemoteEvaluation {
 // has no `flags` object (and is not quota limited).
 absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const nlohmann::json& body);
 
+// FeatureFlagsPath is the feature flag REST resource of the client's
+// project on the app host (`/api/projects/:id/feature_flags/`); its GET is
+// PostHog's flag list (DRF limit/offset pages, newest first, deleted flags
+// left out).
+std::string FeatureFlagsPath(const PostHogClient& client);
+
 class FlagsApi final {
  public:
   explicit FlagsApi(const PostHogClient* client) : client_(client) {}

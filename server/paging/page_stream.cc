@@ -85,7 +85,8 @@ PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
       clock_(clock),
       context_(std::move(context)),
       pages_needed_(PagesNeeded(options_)),
-      last_page_(std::numeric_limits<int>::max()) {
+      last_page_(std::numeric_limits<int>::max()),
+      counted_pages_(std::numeric_limits<int64_t>::max()) {
   const int fetchers = 1 + std::max(0, options_.look_ahead);
   fetchers_.reserve(fetchers);
   for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this] { FetchLoop(); });
@@ -112,6 +113,8 @@ void PageStream::FetchLoop() {
         if (stopping_) return true;
         if (next_claim_ > last_page_ || next_claim_ >= pages_needed_) return true;
         if (next_claim_ > 0 && !more_than_one_page_) return false;
+        // Past PostHog's count, only the page the reader waits for.
+        if (next_claim_ >= counted_pages_ && next_claim_ > reading_) return false;
         return next_claim_ <= reading_ + 1 + options_.look_ahead;
       };
       mu_.Await(absl::Condition(&can_claim));
@@ -121,6 +124,12 @@ void PageStream::FetchLoop() {
     Page page = Fetch(index);
     absl::MutexLock lock(&mu_);
     if (index == 0) more_than_one_page_ = page.status.ok() && page.has_next;
+    if (page.status.ok() && page.total.has_value()) {
+      // The latest count wins: the list may grow or shrink while streaming.
+      const int64_t remaining = *page.total - options_.start_offset;
+      counted_pages_ =
+          remaining <= 0 ? 1 : (remaining + options_.page_size - 1) / options_.page_size;
+    }
     // Nothing after a failed or final page is needed.
     if (!page.status.ok() || !page.has_next) last_page_ = std::min(last_page_, index);
     fetched_[index] = std::move(page);
@@ -221,6 +230,10 @@ PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogReque
       return page;
     }
     page.has_next = true;
+  }
+  if (const auto count = json.find("count");
+      count != json.end() && count->is_number_integer() && count->get<int64_t>() >= 0) {
+    page.total = count->get<int64_t>();
   }
   page.items.reserve(json["results"].size());
   for (nlohmann::json& item : json["results"]) page.items.push_back(std::move(item));

@@ -27,6 +27,10 @@
 //   configured host, so the key never goes anywhere else.
 // - A page that is not JSON (malformed or truncated) or lacks `results` ends
 //   the stream with UNAVAILABLE, UPSTREAM_MALFORMED_RESPONSE.
+// - When pages carry DRF's `count` (the feature flag list does; the persons
+//   list does not), no page past the count is fetched ahead: a list of
+//   n items costs ceil(n / page_size) requests. A page past it is still
+//   fetched when the reader needs it (the list grew while streaming).
 //
 // Offset pagination is not a snapshot: persons created or deleted while a
 // list streams may shift it (PostHog behaves the same for any client).
@@ -109,6 +113,8 @@ class PageStream final {
     absl::Status status;
     std::vector<nlohmann::json> items;
     bool has_next = false;
+    // PostHog's `count` of the whole list, when the page had one.
+    std::optional<int64_t> total;
   };
 
   void FetchLoop();
@@ -138,6 +144,9 @@ class PageStream final {
   // Whether the first page said there is more: until then nothing else is
   // fetched, so a short list costs one request.
   bool more_than_one_page_ ABSL_GUARDED_BY(mu_) = false;
+  // Pages holding items according to the latest `count` (unbounded without
+  // one): pages from here on are fetched only once the reader waits for them.
+  int64_t counted_pages_ ABSL_GUARDED_BY(mu_);
   std::map<int, Page> fetched_ ABSL_GUARDED_BY(mu_);
 
   // Reader state (Next's thread only).

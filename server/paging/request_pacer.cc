@@ -58,4 +58,14 @@ void RequestPacer::PauseUntil(absl::Time until) {
   paused_until_ = std::max(paused_until_, until);
 }
 
+ProjectPacers::ProjectPacers(std::vector<RateWindow> windows, Clock* clock)
+    : windows_(std::move(windows)), clock_(clock) {}
+
+RequestPacer* ProjectPacers::For(const std::string& alias) {
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<RequestPacer>& pacer = pacers_[alias];
+  if (pacer == nullptr) pacer = std::make_unique<RequestPacer>(windows_, clock_);
+  return pacer.get();
+}
+
 }  // namespace posthog_gateway

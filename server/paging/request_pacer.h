@@ -17,6 +17,9 @@
 
 #include <deque>
 #include <functional>
+#include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -62,6 +65,27 @@ class RequestPacer final {
   // Times of the recent requests, oldest first, as long as the longest window.
   std::deque<absl::Time> log_ ABSL_GUARDED_BY(mu_);
   absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+// ProjectPacers holds one RequestPacer per project alias for one kind of
+// request (persons lists, flag lists, ...), each made on first use with the
+// same windows, so that every call to that project's endpoint shares its
+// throttle. Thread-safe; borrows the clock. Pacers live as long as it does.
+class ProjectPacers final {
+ public:
+  ProjectPacers(std::vector<RateWindow> windows, Clock* clock);
+
+  ProjectPacers(const ProjectPacers&) = delete;
+  ProjectPacers& operator=(const ProjectPacers&) = delete;
+
+  // For returns the pacer of project `alias`; never null.
+  RequestPacer* For(const std::string& alias);
+
+ private:
+  const std::vector<RateWindow> windows_;
+  Clock* const clock_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<RequestPacer>> pacers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace posthog_gateway

@@ -10,9 +10,11 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/common/error_details.h"
 #include "server/flags/evaluator.h"
+#include "server/flags/flag_json.h"
 #include "server/flags/flags_api.h"
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
+#include "server/paging/stream_list.h"
 #include "server/posthog/json_struct.h"
 
 namespace posthog_gateway {
@@ -150,11 +152,17 @@ google::protobuf::Timestamp ToTimestamp(absl::Time time) {
 
 FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                                  std::map<std::string, FlagProject> projects_by_alias,
-                                 FlagsConfig options, Clock clock)
+                                 FlagsConfig options, PagingConfig paging,
+                                 const ResumeTokenCodec* tokens, Clock* clock)
     : projects_(projects),
       projects_by_alias_(std::move(projects_by_alias)),
       options_(options),
-      clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
+      paging_(std::move(paging)),
+      tokens_(tokens),
+      clock_(clock),
+      list_pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
+                    {paging_.flags_per_hour, absl::Hours(1)}},
+                   clock),
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {}
 
 void FlagServiceImpl::Shutdown() {
@@ -184,7 +192,7 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
       flag_project.definitions != nullptr ? flag_project.definitions->Current() : nullptr;
   const flags::CompiledDefinitions* definitions =
       snapshot != nullptr ? snapshot->definitions.get() : nullptr;
-  const absl::Time now = clock_();
+  const absl::Time now = clock_->Now();
 
   // Local pass. `undecided` keeps why each undecided key could not be decided.
   std::vector<std::pair<std::string, std::string>> undecided;
@@ -392,6 +400,37 @@ grpc::Status FlagServiceImpl::WatchFlagDefinitions(
         std::min(absl::Milliseconds(200), options_.watch_heartbeat - (absl::Now() - last_message));
     snapshot = store->WaitForChange(snapshot->generation, std::max(wait, absl::Milliseconds(1)));
   }
+}
+
+grpc::Status FlagServiceImpl::ListFlags(
+    grpc::ServerContext* context, const posthog::v1::ListFlagsRequest* request,
+    grpc::ServerWriter<posthog::v1::ListFlagsResponse>* writer) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
+  if (!client.ok()) return ToGrpcStatus(client.status());
+  absl::Status bounds = CheckListBounds("ListFlags", request->page_size(), request->limit());
+  if (!bounds.ok()) return ToGrpcStatus(bounds);
+
+  ListCall call;
+  call.client = *client;
+  call.path = flags::FeatureFlagsPath(**client);
+  // No filters: the list is every live flag of the project.
+  call.scope = ListScope("flags", **client, "");
+  call.page_size = request->page_size();
+  call.limit = request->limit();
+  call.resume_token = request->resume_token();
+  call.look_ahead = paging_.look_ahead;
+  call.item_name = "flag";
+  ListEnv env;
+  env.pacer = list_pacers_.For((*client)->project().alias);
+  env.tokens = tokens_;
+  env.clock = clock_;
+  env.context = CallContextFromServer(context);
+  return StreamList<posthog::v1::ListFlagsResponse, posthog::v1::Flag>(
+      std::move(call), std::move(env), flags::FlagFromJson,
+      [](posthog::v1::Flag&& flag, posthog::v1::ListFlagsResponse& response) {
+        *response.mutable_flag() = std::move(flag);
+      },
+      writer);
 }
 
 grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,

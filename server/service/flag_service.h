@@ -8,12 +8,16 @@
 //   `$feature_flag_called` events, deduplicated, through a FlagCalledSink.
 // - WatchFlagDefinitions streams a project's definitions and their changes.
 // - GetFlag, CreateFlag, UpdateFlag, DeleteFlag call PostHog's REST API.
-// - ListFlags stays UNIMPLEMENTED until the shared paging engine (being built
-//   for PersonService.ListPersons) lands; it will stream over it.
+// - ListFlags streams PostHog's flag list (`GET /api/projects/:id/
+//   feature_flags/`, newest first, deleted flags left out) through the shared
+//   list streaming (StreamList: look-ahead pages, resume tokens scoped to
+//   "flags" and the project, `limit` over resumed calls), each flag converted
+//   as GetFlag converts it. One RequestPacer per project, shared by every
+//   call, keeps flag lists under paging.flags_per_minute/hour.
 //
-// Thread-safe. Borrows the registry, stores and sinks, which must outlive it.
+// Thread-safe. Borrows the registry, stores, sinks, token codec and clock,
+// which must outlive it.
 
-#include <functional>
 #include <map>
 #include <string>
 
@@ -21,8 +25,12 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "server/config/config.h"
 #include "server/flags/definitions_store.h"
 #include "server/flags/flag_called.h"
+#include "server/paging/clock.h"
+#include "server/paging/request_pacer.h"
+#include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
 
 namespace posthog_gateway {
@@ -35,12 +43,11 @@ struct FlagProject {
 
 class FlagServiceImpl final : public posthog::v1::FlagService::Service {
  public:
-  using Clock = std::function<absl::Time()>;
-
   // `projects_by_alias` has an entry for every configured project alias.
+  // `clock` is the time of evaluations and of list pacing and tokens.
   FlagServiceImpl(const ProjectRegistry* projects,
-                  std::map<std::string, FlagProject> projects_by_alias,
-                  FlagsConfig options, Clock clock = nullptr);
+                  std::map<std::string, FlagProject> projects_by_alias, FlagsConfig options,
+                  PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock);
 
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
@@ -54,6 +61,9 @@ class FlagServiceImpl final : public posthog::v1::FlagService::Service {
   grpc::Status WatchFlagDefinitions(
       grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
       grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) override;
+  grpc::Status ListFlags(grpc::ServerContext* context,
+                         const posthog::v1::ListFlagsRequest* request,
+                         grpc::ServerWriter<posthog::v1::ListFlagsResponse>* writer) override;
   grpc::Status GetFlag(grpc::ServerContext* context, const posthog::v1::GetFlagRequest* request,
                        posthog::v1::GetFlagResponse* response) override;
   grpc::Status CreateFlag(grpc::ServerContext* context,
@@ -78,7 +88,11 @@ class FlagServiceImpl final : public posthog::v1::FlagService::Service {
   const ProjectRegistry* projects_;
   const std::map<std::string, FlagProject> projects_by_alias_;
   const FlagsConfig options_;
-  const Clock clock_;
+  const PagingConfig paging_;
+  const ResumeTokenCodec* tokens_;
+  Clock* clock_;
+  // Flag list requests per project, under paging.flags_per_minute/hour.
+  ProjectPacers list_pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;
   absl::Notification shutdown_;
 };

@@ -1,13 +1,14 @@
 #include "server/service/person_service.h"
 
-#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
-#include "server/paging/page_stream.h"
+#include "server/paging/stream_list.h"
 #include "server/persons/persons.h"
 
 namespace posthog_gateway {
@@ -16,84 +17,46 @@ namespace v1 = ::posthog::v1;
 
 PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                                      const ResumeTokenCodec* tokens, Clock* clock)
-    : projects_(projects), paging_(std::move(paging)), tokens_(tokens), clock_(clock) {}
-
-RequestPacer* PersonServiceImpl::PacerFor(const std::string& alias) {
-  absl::MutexLock lock(&mu_);
-  std::unique_ptr<RequestPacer>& pacer = pacers_[alias];
-  if (pacer == nullptr) {
-    pacer = std::make_unique<RequestPacer>(
-        std::vector<RateWindow>{{paging_.persons_per_minute, absl::Minutes(1)},
-                                {paging_.persons_per_hour, absl::Hours(1)}},
-        clock_);
-  }
-  return pacer.get();
-}
+    : projects_(projects),
+      paging_(std::move(paging)),
+      tokens_(tokens),
+      clock_(clock),
+      pacers_({{paging_.persons_per_minute, absl::Minutes(1)},
+               {paging_.persons_per_hour, absl::Hours(1)}},
+              clock) {}
 
 grpc::Status PersonServiceImpl::ListPersons(
     grpc::ServerContext* context, const v1::ListPersonsRequest* request,
     grpc::ServerWriter<v1::ListPersonsResponse>* writer) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
-  std::vector<FieldViolation> violations;
-  if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
-    violations.push_back({"page_size", absl::StrCat("must be between 0 and ", kMaxPageSize)});
-  }
-  if (request->limit() < 0) violations.push_back({"limit", "must not be negative"});
-  if (!violations.empty()) {
-    return ToGrpcStatus(InvalidArgumentWithViolations("invalid ListPersons request", violations));
-  }
+  absl::Status bounds = CheckListBounds("ListPersons", request->page_size(), request->limit());
+  if (!bounds.ok()) return ToGrpcStatus(bounds);
   absl::StatusOr<std::string> query = PersonsListQuery(*request);
   if (!query.ok()) return ToGrpcStatus(query.status());
 
+  ListCall call;
+  call.client = *client;
+  call.path = PersonsPath(**client);
+  call.query = *query;
   // A token resumes only the list it came from: same project, same filters.
-  const std::string scope = absl::StrCat("persons|", (*client)->project().alias, "|",
-                                         (*client)->project().project_id, "|", *query);
-  ResumePosition start;
-  if (!request->resume_token().empty()) {
-    absl::StatusOr<ResumePosition> position =
-        tokens_->Decode(request->resume_token(), scope, clock_->Now());
-    if (!position.ok()) return ToGrpcStatus(position.status());
-    start = *position;
-  }
-  PageStreamOptions options;
-  options.path = PersonsPath(**client);
-  options.query = *query;
-  options.page_size = request->page_size() == 0 ? 100 : request->page_size();
-  options.start_offset = start.offset;
-  options.look_ahead = paging_.look_ahead;
-  if (request->limit() > 0) {
-    // The limit counts every item of the list, resumed calls included.
-    options.max_items = request->limit() - start.items_streamed;
-    if (options.max_items <= 0) return grpc::Status::OK;
-  }
-  PageStream stream(*client, std::move(options), PacerFor((*client)->project().alias), clock_,
-                    CallContextFromServer(context));
-  v1::ListPersonsResponse response;
-  while (true) {
-    absl::StatusOr<std::optional<PagedItem>> item = stream.Next();
-    if (!item.ok()) return ToGrpcStatus(item.status());
-    if (!item->has_value()) return grpc::Status::OK;
-    absl::StatusOr<v1::Person> person = PersonFromJson((*item)->item);
-    if (!person.ok()) {
-      absl::Status status = absl::UnavailableError(absl::StrCat(
-          "PostHog sent a person the gateway cannot read at offset ", (*item)->offset, ": ",
-          person.status().message()));
-      AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
-      return ToGrpcStatus(status);
-    }
-    const int64_t streamed = start.items_streamed + (*item)->count;
-    *response.mutable_person() = *std::move(person);
-    response.set_resume_token(
-        tokens_->Encode(scope, {(*item)->offset + 1, streamed}, clock_->Now()));
-    response.mutable_progress()->set_page((*item)->page);
-    response.mutable_progress()->set_items_streamed(streamed);
-    // Write blocks while the reader is slow (flow control), which holds the
-    // engine's look-ahead; it fails once the caller has gone.
-    if (!writer->Write(response)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
-    }
-  }
+  call.scope = ListScope("persons", **client, *query);
+  call.page_size = request->page_size();
+  call.limit = request->limit();
+  call.resume_token = request->resume_token();
+  call.look_ahead = paging_.look_ahead;
+  call.item_name = "person";
+  ListEnv env;
+  env.pacer = pacers_.For((*client)->project().alias);
+  env.tokens = tokens_;
+  env.clock = clock_;
+  env.context = CallContextFromServer(context);
+  return StreamList<v1::ListPersonsResponse, v1::Person>(
+      std::move(call), std::move(env), PersonFromJson,
+      [](v1::Person&& person, v1::ListPersonsResponse& response) {
+        *response.mutable_person() = std::move(person);
+      },
+      writer);
 }
 
 grpc::Status PersonServiceImpl::GetPerson(grpc::ServerContext* context,

@@ -2,19 +2,14 @@
 #define SERVER_SERVICE_PERSON_SERVICE_H_
 
 // PersonServiceImpl serves posthog.v1.PersonService: it validates requests,
-// streams ListPersons through the paging engine (one RequestPacer per
-// project, shared by every call, so concurrent lists stay under PostHog's
-// throttle together) and calls the persons operations for the unary RPCs.
+// streams ListPersons through the shared list streaming (StreamList, with one
+// RequestPacer per project shared by every call, so concurrent lists stay
+// under PostHog's persons throttle together) and calls the persons
+// operations for the unary RPCs.
 //
 // Thread-safe. Borrows the registry, token codec and clock, which must
 // outlive it.
 
-#include <map>
-#include <memory>
-#include <string>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "server/config/config.h"
@@ -27,9 +22,6 @@ namespace posthog_gateway {
 
 class PersonServiceImpl final : public posthog::v1::PersonService::Service {
  public:
-  // Largest page_size accepted (PostHog documents no cap; this bounds memory).
-  static constexpr int kMaxPageSize = 1000;
-
   PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                     const ResumeTokenCodec* tokens, Clock* clock);
 
@@ -47,14 +39,12 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
       posthog::v1::UpdatePersonPropertiesResponse* response) override;
 
  private:
-  RequestPacer* PacerFor(const std::string& alias);
-
   const ProjectRegistry* projects_;
   const PagingConfig paging_;
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
-  absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<RequestPacer>> pacers_ ABSL_GUARDED_BY(mu_);
+  // Persons list requests per project, under paging.persons_per_minute/hour.
+  ProjectPacers pacers_;
 };
 
 }  // namespace posthog_gateway

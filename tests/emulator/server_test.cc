@@ -408,9 +408,40 @@ TEST_F(EmulatorServerTest, FlagUpdatesBumpVersionAndStaleVersionIs409) {
   auto [s3, list] = Get("/api/projects/1/feature_flags/?limit=2", Bearer(kAllKey));
   EXPECT_EQ(list["count"], 5);  // 6 seeded, one soft-deleted
   EXPECT_EQ(list["results"].size(), 2u);
-  EXPECT_EQ(list["results"][0]["key"], "checkout-experiment");
+  // Newest first; the seeded flags share a creation time, so newest id first.
+  EXPECT_EQ(list["results"][0]["key"], "disabled-flag");
+  EXPECT_EQ(list["results"][1]["key"], "company-flag");
   EXPECT_EQ(list["next"],
             "http://127.0.0.1:" + std::to_string(port_) + "/api/projects/1/feature_flags/?limit=2&offset=2");
+}
+
+TEST_F(EmulatorServerTest, FlagListPagesLikeDrfLimitOffsetNewestFirst) {
+  ASSERT_EQ(Send("POST", "/_emulator/seed", {{"generate_flags", 250}, {"project_id", 1}}).first,
+            200);
+  auto [s1, created] = Send("POST", "/api/projects/1/feature_flags/", {{"key", "newest"}},
+                            Bearer(kAllKey));
+  ASSERT_EQ(s1, 201);
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_);
+  auto [s2, first] = Get("/api/projects/1/feature_flags/", Bearer(kAllKey));
+  ASSERT_EQ(s2, 200);
+  EXPECT_EQ(first["count"], 257);  // 6 seeded + 250 generated + 1 created
+  ASSERT_EQ(first["results"].size(), 100u);
+  EXPECT_EQ(first["results"][0]["key"], "newest");
+  EXPECT_EQ(first["results"][1]["key"], "generated-flag-249");
+  EXPECT_EQ(first["next"], base + "/api/projects/1/feature_flags/?limit=100&offset=100");
+  EXPECT_TRUE(first["previous"].is_null());
+  auto [s3, middle] = Get("/api/projects/1/feature_flags/?limit=100&offset=100", Bearer(kAllKey));
+  EXPECT_EQ(middle["next"], base + "/api/projects/1/feature_flags/?limit=100&offset=200");
+  EXPECT_EQ(middle["previous"], base + "/api/projects/1/feature_flags/?limit=100");
+  auto [s4, last] = Get("/api/projects/1/feature_flags/?limit=100&offset=200", Bearer(kAllKey));
+  ASSERT_EQ(last["results"].size(), 57u);
+  EXPECT_TRUE(last["next"].is_null());
+  EXPECT_EQ(last["results"][56]["key"], "beta-feature");  // the oldest
+  // A last page that is exactly full has no `next` either (DRF compares
+  // offset + limit with count, unlike the persons list).
+  auto [s5, exact] = Get("/api/projects/1/feature_flags/?limit=57&offset=200", Bearer(kAllKey));
+  EXPECT_EQ(exact["results"].size(), 57u);
+  EXPECT_TRUE(exact["next"].is_null());
 }
 
 TEST_F(EmulatorServerTest, FlagWritesNeedFeatureFlagWriteScope) {

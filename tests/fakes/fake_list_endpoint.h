@@ -2,8 +2,11 @@
 #define TESTS_FAKES_FAKE_LIST_ENDPOINT_H_
 
 // FakeListEndpoint is an HttpClient serving one PostHog offset-paginated list
-// the way PostHog does ({"results", "next", "previous"}, `next` an absolute
-// URL while the page is full), with `total` items {"id": k}. Answers are
+// the way PostHog's persons list does ({"results", "next", "previous"},
+// `next` an absolute URL while the page is full), or with UseDrfPagination()
+// the way DRF's LimitOffsetPagination (the feature flag list) does (a
+// `count`, `next` only while offset + limit < count), with `total` items
+// {"id": k}. Answers are
 // computed from the request, not scripted in order, so concurrent page
 // fetches get the right page whatever their order. A test can override the
 // answer at one offset (a 429, a truncated body, a foreign `next`, ...).
@@ -35,6 +38,12 @@ class FakeListEndpoint final : public HttpClient {
   void Override(int offset, HttpResponse response) {
     absl::MutexLock lock(&mu_);
     overrides_[offset].push_back(std::move(response));
+  }
+
+  // UseDrfPagination answers like DRF's LimitOffsetPagination from now on.
+  void UseDrfPagination() {
+    absl::MutexLock lock(&mu_);
+    drf_ = true;
   }
 
   // ReplaceNext makes the page at `offset` carry `next` as its next URL.
@@ -73,9 +82,9 @@ class FakeListEndpoint final : public HttpClient {
       results.push_back({{"id", k}});
     }
     nlohmann::json body = {{"results", results}, {"previous", nullptr}, {"next", nullptr}};
-    if (static_cast<int>(results.size()) >= limit) {
-      body["next"] = absl::StrCat(base_url_, "?limit=", limit, "&offset=", offset + limit);
-    }
+    const bool more = drf_ ? offset + limit < total_ : static_cast<int>(results.size()) >= limit;
+    if (more) body["next"] = absl::StrCat(base_url_, "?limit=", limit, "&offset=", offset + limit);
+    if (drf_) body["count"] = total_;
     if (auto it = next_overrides_.find(offset); it != next_overrides_.end()) {
       body["next"] = it->second;
     }
@@ -101,6 +110,7 @@ class FakeListEndpoint final : public HttpClient {
   mutable absl::Mutex mu_;
   std::map<int, std::vector<HttpResponse>> overrides_ ABSL_GUARDED_BY(mu_);
   std::map<int, std::string> next_overrides_ ABSL_GUARDED_BY(mu_);
+  bool drf_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Time> times_ ABSL_GUARDED_BY(mu_);
 };

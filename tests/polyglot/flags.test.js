@@ -33,6 +33,25 @@ function loadFlagService() {
   return grpc.loadPackageDefinition(definition).posthog.v1.FlagService;
 }
 
+function listFlags(request) {
+  return new Promise((resolve, reject) => {
+    const received = [];
+    const call = client.ListFlags(request, { deadline: Date.now() + CALL_TIMEOUT_MS });
+    call.on('data', (response) => received.push(response));
+    call.on('error', reject);
+    call.on('end', () => resolve(received));
+  });
+}
+
+async function emulatorAdmin(pathAndQuery, body) {
+  const response = await fetch(`${env.EMULATOR_URL}${pathAndQuery}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
 function unary(method, request) {
   return new Promise((resolve, reject) => {
     client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
@@ -108,4 +127,39 @@ test('WatchFlagDefinitions starts with the current definitions', async () => {
   const keys = first.definitions.fields.flags.listValue.values
     .map((v) => v.structValue.fields.key.stringValue);
   assert.ok(keys.includes('beta-feature'));
+});
+
+test('ListFlags streams more flags than one page, newest first, and resumes', async () => {
+  // 120 more flags: with the seed's six, 126 live flags over two default
+  // pages of 100. Created after the seed, they come first.
+  await emulatorAdmin('/_emulator/seed', { generate_flags: 120, project_id: 1 });
+  const all = await listFlags({});
+  const keys = all.map((r) => r.flag.key);
+  const generated = keys.filter((k) => k.startsWith('generated-flag-'));
+  assert.equal(generated.length, 120);
+  assert.deepEqual(keys.slice(0, 120), generated);
+  assert.equal(keys[0], 'generated-flag-119');
+  assert.equal(keys[keys.length - 1], 'beta-feature');
+  assert.ok(keys.length >= 126, `${keys.length} flags listed`);
+  assert.equal(new Set(keys).size, keys.length);
+  assert.deepEqual(all.map((r) => r.progress.items_streamed), all.map((_, i) => String(i + 1)));
+  assert.deepEqual(all.map((r) => r.progress.page), all.map((_, i) => Math.floor(i / 100) + 1));
+  assert.ok(all.every((r) => r.resume_token.length > 0));
+
+  // A new call with the token of the 100th flag continues with the 101st.
+  const resumed = await listFlags({ page_size: 7, resume_token: all[99].resume_token });
+  assert.deepEqual(resumed.map((r) => r.flag.key), keys.slice(100));
+  assert.equal(resumed[0].progress.items_streamed, '101');
+
+  // The limit counts the flags of the calls a token continues.
+  const limited = await listFlags({ limit: 105, resume_token: all[99].resume_token });
+  assert.deepEqual(limited.map((r) => r.flag.key), keys.slice(100, 105));
+});
+
+test('ListFlags refuses a forged resume token with INVALID_ARGUMENT', async () => {
+  await assert.rejects(listFlags({ resume_token: 'forged.token' }), (error) => {
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(error.details, /resume_token/);
+    return true;
+  });
 });

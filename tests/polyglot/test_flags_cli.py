@@ -73,6 +73,39 @@ class FlagsCliTest(unittest.TestCase):
         self.assertEqual(updated["name"], "renamed")
         self.run_json("flags", "delete", str(flag_id))
 
+    def test_list_prints_json_lines_newest_first_and_resumes(self):
+        listed = self.run_cli("flags", "list", "page_size=2")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        lines = [json.loads(line) for line in listed.stdout.splitlines()]
+        keys = [line["flag"]["key"] for line in lines]
+        # The seed's flags over several pages of 2, newest (highest id) first.
+        self.assertGreaterEqual(len(lines), 6)
+        self.assertEqual(keys[-2:], ["checkout-experiment", "beta-feature"])
+        self.assertEqual([line["progress"]["page"] for line in lines],
+                         [i // 2 + 1 for i in range(len(lines))])
+        self.assertTrue(all(line["resume_token"] for line in lines))
+
+        resumed = self.run_cli("flags", "list", "page_size=3", f"resume={lines[0]['resume_token']}")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertEqual([json.loads(line)["flag"]["key"] for line in resumed.stdout.splitlines()],
+                         keys[1:])
+
+        limited = self.run_cli("flags", "list", "limit=2")
+        self.assertEqual([json.loads(line)["flag"]["key"] for line in limited.stdout.splitlines()],
+                         keys[:2])
+
+    def test_list_with_a_forged_token_fails_with_invalid_argument(self):
+        result = self.run_cli("flags", "list", "resume=forged.token")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stdout, "")
+        self.assertIn("INVALID_ARGUMENT", result.stderr)
+        self.assertIn("resume_token", result.stderr)
+
+    def test_list_with_an_unknown_argument_is_a_usage_error(self):
+        result = self.run_cli("flags", "list", "sort=key")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("unknown flags list argument", result.stderr)
+
     def test_bad_id_is_a_usage_error(self):
         result = self.run_cli("flags", "get", "abc")
         self.assertNotEqual(result.returncode, 0)

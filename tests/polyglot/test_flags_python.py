@@ -1,7 +1,8 @@
 """FlagService from Python against the real gateway and emulator: local
 evaluation (PostHog's 2 x 1000 consistency vectors through gRPC), the remote
 fallback, $feature_flag_called events, management with optimistic
-concurrency, and WatchFlagDefinitions.
+concurrency, WatchFlagDefinitions, and ListFlags over several PostHog pages
+(resume tokens, limit, faults).
 
 Run from the repository root (binaries built first):
     /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v
@@ -261,11 +262,6 @@ class FlagServicePythonTest(unittest.TestCase):
             self.flags.GetFlag(self.pb.GetFlagRequest(id=987654), timeout=CALL_TIMEOUT_SECONDS)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
 
-    def test_list_flags_is_unimplemented_until_the_paging_engine_lands(self):
-        with self.assertRaises(grpc.RpcError) as raised:
-            list(self.flags.ListFlags(self.pb.ListFlagsRequest(), timeout=CALL_TIMEOUT_SECONDS))
-        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-
     # -- watch ---------------------------------------------------------------
 
     def test_watch_sends_definitions_then_changes_then_heartbeats(self):
@@ -293,6 +289,144 @@ class FlagServicePythonTest(unittest.TestCase):
             self.assertTrue(saw_heartbeat)
         finally:
             stream.cancel()
+
+
+# The flags ListFlagsPythonTest's emulator holds: GENERATED_FLAGS generated
+# ones (created after the seed, so listed first, newest first) and the seed's
+# six, one of which each test class deletes.
+GENERATED_FLAGS = 230
+SEED_FLAG_KEYS_NEWEST_FIRST = ["disabled-flag", "company-flag", "example-com-cohort", "pro-users",
+                               "checkout-experiment", "beta-feature"]
+DELETED_FLAG_ID = 4  # example-com-cohort
+
+
+class ListFlagsPythonTest(unittest.TestCase):
+    """ListFlags against a stack of its own, so the list is known exactly."""
+
+    @classmethod
+    def setUpClass(cls):
+        stubs_dir = tempfile.mkdtemp(prefix="polyglot-list-flags-stubs-")
+        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+        cls.addClassCleanup(_forget_stubs, stubs_dir)
+        generate_stubs(stubs_dir)
+        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
+        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        cls.person_pb = importlib.import_module("posthog.v1.person_pb2")
+        cls.person_pb_grpc = importlib.import_module("posthog.v1.person_pb2_grpc")
+        cls.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED))
+        cls.stack.__enter__()
+        cls.addClassCleanup(cls.stack.stop)
+        cls.admin("/_emulator/seed", {"generate_flags": GENERATED_FLAGS, "project_id": 1})
+        cls.channel = grpc.insecure_channel(cls.stack.gateway_target)
+        cls.addClassCleanup(cls.channel.close)
+        cls.flags = cls.pb_grpc.FlagServiceStub(cls.channel)
+        cls.flags.DeleteFlag(cls.pb.DeleteFlagRequest(id=DELETED_FLAG_ID), timeout=CALL_TIMEOUT_SECONDS)
+        # PostHog's order: newest first, deleted flags left out.
+        cls.expected_keys = [f"generated-flag-{k}" for k in reversed(range(GENERATED_FLAGS))] + [
+            key for key in SEED_FLAG_KEYS_NEWEST_FIRST if key != "example-com-cohort"]
+
+    @classmethod
+    def admin(cls, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(cls.stack.emulator_url + path, data=data,
+                                         method="POST" if data else "GET",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_SECONDS) as response:
+            return json.loads(response.read() or b"null")
+
+    def setUp(self):
+        self.admin("/_emulator/faults", [])
+
+    def list(self, **fields):
+        return list(self.flags.ListFlags(self.pb.ListFlagsRequest(**fields),
+                                         timeout=CALL_TIMEOUT_SECONDS))
+
+    def flag_requests(self):
+        routes = self.admin("/_emulator/requests?route=feature_flags")["routes"]
+        return routes.get("feature_flags", {}).get("count", 0)
+
+    def test_streams_every_live_flag_over_several_pages_newest_first(self):
+        before = self.flag_requests()
+        received = self.list()
+        self.assertEqual([r.flag.key for r in received], self.expected_keys)
+        self.assertEqual(len(received), GENERATED_FLAGS + 5)
+        # PostHog's default page of 100: three pages, one request each.
+        self.assertEqual([r.progress.page for r in received],
+                         [i // 100 + 1 for i in range(len(received))])
+        self.assertEqual([r.progress.items_streamed for r in received], list(range(1, len(received) + 1)))
+        self.assertTrue(all(r.resume_token for r in received))
+        self.assertEqual(self.flag_requests() - before, 3)
+        # Each flag converted as GetFlag converts it.
+        beta = received[-1].flag
+        self.assertEqual(beta, self.flags.GetFlag(self.pb.GetFlagRequest(id=beta.id),
+                                                  timeout=CALL_TIMEOUT_SECONDS).flag)
+        self.assertEqual(beta.filters.groups[0].rollout_percentage, 50)
+
+    def test_resume_continues_without_gap_or_duplicate(self):
+        full = self.list(page_size=50)
+        for position in (0, 49, 50, 117, len(full) - 2):
+            with self.subTest(position=position):
+                resumed = self.list(page_size=30, resume_token=full[position].resume_token)
+                self.assertEqual([r.flag.key for r in resumed], self.expected_keys[position + 1:])
+                self.assertEqual(resumed[0].progress.items_streamed, position + 2)
+        self.assertEqual(self.list(resume_token=full[-1].resume_token), [])
+
+    def test_limit_counts_the_flags_of_resumed_calls(self):
+        first = self.list(page_size=40, limit=120)
+        self.assertEqual([r.flag.key for r in first], self.expected_keys[:120])
+        resumed = self.list(page_size=40, limit=120, resume_token=first[59].resume_token)
+        self.assertEqual([r.flag.key for r in resumed], self.expected_keys[60:120])
+        self.assertEqual(self.list(limit=120, resume_token=first[-1].resume_token), [])
+
+    def test_forged_token_is_invalid_argument(self):
+        token = self.list(limit=1)[0].resume_token
+        forged = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+        for bad in (forged, "not.a-token"):
+            with self.subTest(token=bad), self.assertRaises(grpc.RpcError) as raised:
+                self.list(resume_token=bad)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("resume_token", raised.exception.details())
+
+    def test_a_persons_list_token_is_refused(self):
+        persons = self.person_pb_grpc.PersonServiceStub(self.channel)
+        token = next(iter(persons.ListPersons(self.person_pb.ListPersonsRequest(limit=1),
+                                              timeout=CALL_TIMEOUT_SECONDS))).resume_token
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.list(resume_token=token)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("resume_token", raised.exception.details())
+
+    def test_bad_page_size_and_limit_are_invalid_argument(self):
+        for fields in ({"page_size": 1001}, {"page_size": -1}, {"limit": -5}):
+            with self.subTest(**fields), self.assertRaises(grpc.RpcError) as raised:
+                self.list(**fields)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_a_truncated_page_is_unavailable_and_resumable(self):
+        # The first page is fetched alone; the rule's first use is on it, its
+        # second (truncating) use on the second page.
+        self.admin("/_emulator/faults", [{"route": "feature_flags", "count": 1},
+                                         {"route": "feature_flags", "truncate_rate": 1, "count": 1}])
+        received = []
+        with self.assertRaises(grpc.RpcError) as raised:
+            for response in self.flags.ListFlags(self.pb.ListFlagsRequest(page_size=50),
+                                                 timeout=CALL_TIMEOUT_SECONDS):
+                received.append(response)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("not complete JSON", raised.exception.details())
+        self.assertEqual([r.flag.key for r in received], self.expected_keys[:len(received)])
+        self.assertEqual(len(received) % 50, 0)
+        rest = self.list(page_size=50, resume_token=received[-1].resume_token) if received \
+            else self.list(page_size=50)
+        self.assertEqual([r.flag.key for r in received + rest], self.expected_keys)
+
+    def test_upstream_errors_map_like_every_other_call(self):
+        self.admin("/_emulator/faults", [{"route": "feature_flags", "status": 503, "error_rate": 1,
+                                          "count": 1}])
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.list()
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
 
 
 class RemoteOnlyFlagsTest(unittest.TestCase):

@@ -199,12 +199,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "flags.flag_called_cache_size: must be at least 1"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
-TEST(ConfigTest, PagingDefaultsArePostHogsPersonsThrottles) {
+TEST(ConfigTest, PagingDefaultsArePostHogsThrottles) {
   absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
     "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}]})");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->paging.persons_per_minute, 240);
   EXPECT_EQ(config->paging.persons_per_hour, 1200);
+  EXPECT_EQ(config->paging.flags_per_minute, 480);
+  EXPECT_EQ(config->paging.flags_per_hour, 4800);
   EXPECT_EQ(config->paging.look_ahead, 3);
   EXPECT_EQ(config->paging.resume_token_ttl, absl::Hours(24));
   EXPECT_FALSE(config->paging.resume_token_secret.configured());
@@ -214,11 +216,14 @@ TEST(ConfigTest, ReadsPagingSettings) {
   absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
     "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}],
     "paging": {"persons_per_minute": 60, "persons_per_hour": 0, "look_ahead": 5,
+               "flags_per_minute": 30, "flags_per_hour": 0,
                "resume_token_ttl_ms": 60000,
                "resume_token_secret": {"file": "/var/run/secrets/paging"}}})");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->paging.persons_per_minute, 60);
   EXPECT_EQ(config->paging.persons_per_hour, 0);
+  EXPECT_EQ(config->paging.flags_per_minute, 30);
+  EXPECT_EQ(config->paging.flags_per_hour, 0);
   EXPECT_EQ(config->paging.look_ahead, 5);
   EXPECT_EQ(config->paging.resume_token_ttl, absl::Minutes(1));
   EXPECT_EQ(config->paging.resume_token_secret.file, "/var/run/secrets/paging");
@@ -226,6 +231,8 @@ TEST(ConfigTest, ReadsPagingSettings) {
 
 TEST(ConfigTest, RefusesBadPagingSettings) {
   for (const char* paging : {R"({"look_ahead": 17})", R"({"persons_per_minute": -1})",
+                             R"({"flags_per_minute": -1})", R"({"flags_per_hour": 1e3})",
+                             R"({"flags_per_hour": 4294967296})",
                              R"({"resume_token_secret": "inline-secret"})",
                              R"({"resume_token_ttl_ms": 10})", R"({"unknown": 1})"}) {
     absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat(
@@ -245,6 +252,8 @@ TEST(ConfigFileTest, TheDocumentedExampleParses) {
   EXPECT_EQ(config->projects[1].app_host, "https://posthog.internal.example.com");
   EXPECT_EQ(config->projects[1].personal_api_key.env,
             "SELFHOSTED_POSTHOG_PERSONAL_API_KEY");
+  EXPECT_EQ(config->paging.flags_per_minute, 480);
+  EXPECT_EQ(config->paging.flags_per_hour, 4800);
 }
 
 TEST(ConfigFileTest, TheKubernetesBaseConfigParses) {

@@ -168,6 +168,58 @@ TEST_F(PageStreamTest, StartsAtTheGivenOffset) {
   EXPECT_EQ(ids, Range(137, 260));
 }
 
+TEST_F(PageStreamTest, ADrfCountStopsTheLookAheadAtTheEnd) {
+  Serve(250);
+  http_->UseDrfPagination();
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.look_ahead = 4;
+  std::unique_ptr<PageStream> stream = Open(options);
+  auto [ids, status] = Drain(*stream);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ids, Range(0, 250));
+  stream.reset();
+  EXPECT_EQ(http_->requests().size(), 3u);  // Not one page past the count.
+}
+
+TEST_F(PageStreamTest, ADrfCountCountsFromTheStartOffset) {
+  Serve(260);
+  http_->UseDrfPagination();
+  PageStreamOptions options;
+  options.page_size = 50;
+  options.start_offset = 137;
+  std::unique_ptr<PageStream> stream = Open(options);
+  auto [ids, status] = Drain(*stream);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ids, Range(137, 260));
+  stream.reset();
+  EXPECT_EQ(http_->requests().size(), 3u);  // 137, 187, 237.
+}
+
+TEST_F(PageStreamTest, AListGrownPastItsCountStillStreamsToTheEnd) {
+  Serve(250);
+  http_->UseDrfPagination();
+  // The first two pages still count 150 items; the list grew to 250 since.
+  for (int offset : {0, 100}) {
+    nlohmann::json results = nlohmann::json::array();
+    for (int k = offset; k < offset + 100; ++k) results.push_back({{"id", k}});
+    http_->Override(
+        offset, Answer(200, nlohmann::json(
+                                {{"count", 150},
+                                 {"results", results},
+                                 {"previous", nullptr},
+                                 {"next", absl::StrCat(kBase, "?limit=100&offset=", offset + 100)}})
+                                .dump()));
+  }
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.look_ahead = 3;
+  std::unique_ptr<PageStream> stream = Open(options);
+  auto [ids, status] = Drain(*stream);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ids, Range(0, 250));
+}
+
 TEST_F(PageStreamTest, BoundsFetchingAheadOfASlowReader) {
   Serve(1000000);
   PageStreamOptions options;

@@ -1,0 +1,166 @@
+#ifndef SERVER_PAGING_STREAM_LIST_H_
+#define SERVER_PAGING_STREAM_LIST_H_
+
+// StreamList serves one server-streaming List RPC (ListPersons, ListFlags,
+// ...) over one of PostHog's offset-paginated list endpoints: every list RPC
+// of the gateway behaves the same because they all go through it.
+//
+// What it does, in order:
+// - Decodes the request's resume token for the list's scope (the kind of
+//   list, the project and its filters: see ListScope), so that a token only
+//   resumes the list it came from; a forged, expired or foreign token is
+//   INVALID_ARGUMENT and nothing is fetched.
+// - Counts `limit` over the whole list, resumed calls included: a call
+//   resumed at or past the limit ends at once with OK.
+// - Streams the list through a PageStream (look-ahead, pacing, 429 waits,
+//   trusted `next` URLs only; see page_stream.h), converts each item with the
+//   caller's converter and puts it into the response with the caller's
+//   setter, and attaches a resume token (right after this item) and the
+//   progress (page, items streamed) to every message.
+// - A PostHog item the converter refuses ends the stream with UNAVAILABLE,
+//   UPSTREAM_MALFORMED_RESPONSE, after every item before it was written.
+// - A failed Write (the caller went away) is CANCELLED and stops fetching.
+//
+// Blocking; call it from the RPC's handler thread. Borrows everything it is
+// given for the duration of the call.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/support/sync_stream.h"
+#include "nlohmann/json.hpp"
+#include "server/grpc/status_conversion.h"
+#include "server/paging/clock.h"
+#include "server/paging/page_stream.h"
+#include "server/paging/request_pacer.h"
+#include "server/paging/resume_token.h"
+#include "server/posthog/call_context.h"
+#include "server/posthog/posthog_client.h"
+
+namespace posthog_gateway {
+
+// ListScope names one list for its resume tokens: `kind` ("persons",
+// "flags", ...), the client's project (alias and id) and the list's encoded
+// filters. Lists of different kinds, projects or filters never share a scope.
+std::string ListScope(absl::string_view kind, const PostHogClient& client, absl::string_view query);
+
+// The largest page_size a list accepts (PostHog documents no cap for its
+// lists; this bounds the gateway's memory: look_ahead + 1 pages per call).
+inline constexpr int kMaxListPageSize = 1000;
+
+// CheckListBounds validates a list request's page_size (0 to
+// kMaxListPageSize) and limit (not negative): INVALID_ARGUMENT with a
+// BadRequest naming each bad field, `rpc` in the message.
+absl::Status CheckListBounds(absl::string_view rpc, int page_size, int64_t limit);
+
+// One list call: what to fetch and how far it already got.
+struct ListCall {
+  const PostHogClient* client = nullptr;
+  // The endpoint's path and its URL-encoded filters (see PageStreamOptions).
+  std::string path;
+  std::string query;
+  // ListScope of the list; resume tokens are bound to it.
+  std::string scope;
+  // Items per PostHog page; PostHog's default (100) when 0.
+  int page_size = 0;
+  // Items of the whole list to stream at most (resumed calls included); 0
+  // means all.
+  int64_t limit = 0;
+  // The caller's resume token; empty starts at the beginning.
+  std::string resume_token;
+  // Pages fetched ahead of the one being streamed.
+  int look_ahead = 3;
+  // What the item is called in error messages ("person", "flag").
+  std::string item_name = "item";
+};
+
+// What a list call borrows. The pacer is the project's for this endpoint.
+struct ListEnv {
+  RequestPacer* pacer = nullptr;
+  const ResumeTokenCodec* tokens = nullptr;
+  Clock* clock = nullptr;
+  CallContext context;
+};
+
+namespace paging_internal {
+
+// ListCursor is the non-template part of StreamList: token decoding, limit
+// accounting, the PageStream and the per-message token and progress.
+class ListCursor final {
+ public:
+  // One item and what its message carries besides it.
+  struct Entry {
+    nlohmann::json item;
+    std::string resume_token;
+    int page = 0;
+    int64_t items_streamed = 0;
+    int64_t offset = 0;
+  };
+
+  ListCursor(ListCall call, ListEnv env);
+
+  ListCursor(const ListCursor&) = delete;
+  ListCursor& operator=(const ListCursor&) = delete;
+
+  // Open checks the resume token and starts fetching (unless the limit is
+  // already reached). INVALID_ARGUMENT for a bad token.
+  absl::Status Open();
+
+  // Next returns the next entry, nullopt at the end, or the list's error.
+  absl::StatusOr<std::optional<Entry>> Next();
+
+  // Malformed is the status ending the list when the converter refused the
+  // item at `offset` with `why`.
+  absl::Status Malformed(int64_t offset, const absl::Status& why) const;
+
+ private:
+  const ListCall call_;
+  ListEnv env_;
+  ResumePosition start_;
+  std::optional<PageStream> stream_;
+};
+
+}  // namespace paging_internal
+
+// StreamList streams the list `call` names to `writer`. `convert` turns one
+// PostHog item into the RPC's resource (any error means PostHog sent an item
+// the gateway cannot read); `set` puts it into the response message (the
+// one of the previous item, reused: `set` replaces the resource), whose
+// `resume_token` and `progress` StreamList fills. Response must have the
+// fields `resume_token` (string) and `progress` (posthog.v1.StreamProgress).
+template <typename Response, typename Item>
+grpc::Status StreamList(ListCall call, ListEnv env,
+                        absl::FunctionRef<absl::StatusOr<Item>(const nlohmann::json&)> convert,
+                        absl::FunctionRef<void(Item&&, Response&)> set,
+                        grpc::ServerWriterInterface<Response>* writer) {
+  paging_internal::ListCursor cursor(std::move(call), std::move(env));
+  if (absl::Status opened = cursor.Open(); !opened.ok()) return ToGrpcStatus(opened);
+  Response response;
+  while (true) {
+    absl::StatusOr<std::optional<paging_internal::ListCursor::Entry>> entry = cursor.Next();
+    if (!entry.ok()) return ToGrpcStatus(entry.status());
+    if (!entry->has_value()) return grpc::Status::OK;
+    absl::StatusOr<Item> item = convert((*entry)->item);
+    if (!item.ok()) return ToGrpcStatus(cursor.Malformed((*entry)->offset, item.status()));
+    set(*std::move(item), response);
+    response.set_resume_token(std::move((*entry)->resume_token));
+    response.mutable_progress()->set_page((*entry)->page);
+    response.mutable_progress()->set_items_streamed((*entry)->items_streamed);
+    // Write blocks while the reader is slow (flow control), which holds the
+    // engine's look-ahead; it fails once the caller has gone.
+    if (!writer->Write(response)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+    }
+  }
+}
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_PAGING_STREAM_LIST_H_
