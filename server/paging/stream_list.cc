@@ -60,12 +60,15 @@ absl::StatusOr<std::optional<ListCursor::Entry>> ListCursor::Next() {
   PagedItem& paged = **item;
   Entry entry;
   entry.items_streamed = start_.items_streamed + paged.count;
-  entry.resume_token =
-      env_.tokens->Encode(call_.scope, {paged.offset + 1, entry.items_streamed}, env_.clock->Now());
   entry.page = paged.page;
   entry.offset = paged.offset;
   entry.item = std::move(paged.item);
   return std::optional<Entry>(std::move(entry));
+}
+
+std::string ListCursor::TokenAfter(const Entry& entry) const {
+  return env_.tokens->Encode(call_.scope, {entry.offset + 1, entry.items_streamed},
+                             env_.clock->Now());
 }
 
 absl::Status ListCursor::Malformed(int64_t offset, const absl::Status& why) const {

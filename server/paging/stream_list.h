@@ -13,10 +13,16 @@
 // - Counts `limit` over the whole list, resumed calls included: a call
 //   resumed at or past the limit ends at once with OK.
 // - Streams the list through a PageStream (look-ahead, pacing, 429 waits,
-//   trusted `next` URLs only; see page_stream.h), converts each item with the
-//   caller's converter and puts it into the response with the caller's
-//   setter, and attaches a resume token (right after this item) and the
-//   progress (page, items streamed) to every message.
+//   trusted `next` URLs only; see page_stream.h) and converts each item with
+//   the caller's converter.
+// - Batches: a message carries the items of one PostHog page that are
+//   already fetched (at most kMaxListMessageBytes of them, and never fewer
+//   than one), so the per-message cost of gRPC, on the gateway and above
+//   all in the caller's runtime, is paid once per page rather than once per
+//   item. A message is sent as soon as its page is exhausted: no item waits
+//   for a later page.
+// - Attaches to every message a resume token (right after its last item)
+//   and the progress (the PostHog page of its last item, items streamed).
 // - A PostHog item the converter refuses ends the stream with UNAVAILABLE,
 //   UPSTREAM_MALFORMED_RESPONSE, after every item before it was written.
 // - A failed Write (the caller went away) is CANCELLED and stops fetching.
@@ -50,6 +56,10 @@ namespace posthog_gateway {
 // "flags", ...), the client's project (alias and id) and the list's encoded
 // filters. Lists of different kinds, projects or filters never share a scope.
 std::string ListScope(absl::string_view kind, const PostHogClient& client, absl::string_view query);
+
+// A message stops taking items once they serialize to this many bytes:
+// far below gRPC's default 4 MiB receive limit of every caller.
+inline constexpr size_t kMaxListMessageBytes = 1 << 20;
 
 // The largest page_size a list accepts (PostHog documents no cap for its
 // lists; this bounds the gateway's memory: look_ahead + 1 pages per call).
@@ -95,10 +105,9 @@ namespace paging_internal {
 // accounting, the PageStream and the per-message token and progress.
 class ListCursor final {
  public:
-  // One item and what its message carries besides it.
+  // One item and where it stands in the list.
   struct Entry {
     nlohmann::json item;
-    std::string resume_token;
     int page = 0;
     int64_t items_streamed = 0;
     int64_t offset = 0;
@@ -116,6 +125,12 @@ class ListCursor final {
   // Next returns the next entry, nullopt at the end, or the list's error.
   absl::StatusOr<std::optional<Entry>> Next();
 
+  // ItemReady is whether Next would answer from the page already fetched.
+  bool ItemReady() const { return stream_.has_value() && stream_->ItemReady(); }
+
+  // TokenAfter is the resume token continuing right after `entry`.
+  std::string TokenAfter(const Entry& entry) const;
+
   // Malformed is the status ending the list when the converter refused the
   // item at `offset` with `why`.
   absl::Status Malformed(int64_t offset, const absl::Status& why) const;
@@ -131,33 +146,53 @@ class ListCursor final {
 
 // StreamList streams the list `call` names to `writer`. `convert` turns one
 // PostHog item into the RPC's resource (any error means PostHog sent an item
-// the gateway cannot read); `set` puts it into the response message (the
-// one of the previous item, reused: `set` replaces the resource), whose
-// `resume_token` and `progress` StreamList fills. Response must have the
-// fields `resume_token` (string) and `progress` (posthog.v1.StreamProgress).
+// the gateway cannot read); `add` appends an empty resource to the response
+// message's repeated field and returns it. StreamList fills the message's
+// `resume_token` (string) and `progress` (posthog.v1.StreamProgress).
 template <typename Response, typename Item>
 grpc::Status StreamList(ListCall call, ListEnv env,
                         absl::FunctionRef<absl::StatusOr<Item>(const nlohmann::json&)> convert,
-                        absl::FunctionRef<void(Item&&, Response&)> set,
+                        absl::FunctionRef<Item*(Response&)> add,
                         grpc::ServerWriterInterface<Response>* writer) {
+  using Entry = paging_internal::ListCursor::Entry;
   paging_internal::ListCursor cursor(std::move(call), std::move(env));
   if (absl::Status opened = cursor.Open(); !opened.ok()) return ToGrpcStatus(opened);
   Response response;
   while (true) {
-    absl::StatusOr<std::optional<paging_internal::ListCursor::Entry>> entry = cursor.Next();
-    if (!entry.ok()) return ToGrpcStatus(entry.status());
-    if (!entry->has_value()) return grpc::Status::OK;
-    absl::StatusOr<Item> item = convert((*entry)->item);
-    if (!item.ok()) return ToGrpcStatus(cursor.Malformed((*entry)->offset, item.status()));
-    set(*std::move(item), response);
-    response.set_resume_token(std::move((*entry)->resume_token));
-    response.mutable_progress()->set_page((*entry)->page);
-    response.mutable_progress()->set_items_streamed((*entry)->items_streamed);
-    // Write blocks while the reader is slow (flow control), which holds the
-    // engine's look-ahead; it fails once the caller has gone.
-    if (!writer->Write(response)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+    // Wait for the next item, then take what its page already holds.
+    absl::StatusOr<std::optional<Entry>> next = cursor.Next();
+    if (!next.ok()) return ToGrpcStatus(next.status());
+    if (!next->has_value()) return grpc::Status::OK;
+    response.Clear();
+    Entry entry = **std::move(next);
+    Entry last;
+    size_t bytes = 0;
+    absl::Status malformed;
+    while (true) {
+      absl::StatusOr<Item> item = convert(entry.item);
+      if (!item.ok()) {
+        malformed = cursor.Malformed(entry.offset, item.status());
+        break;
+      }
+      bytes += item->ByteSizeLong();
+      *add(response) = *std::move(item);
+      last = std::move(entry);
+      if (bytes >= kMaxListMessageBytes || !cursor.ItemReady()) break;
+      next = cursor.Next();  // From memory: neither waits nor fails.
+      if (!next.ok() || !next->has_value()) break;
+      entry = **std::move(next);
     }
+    if (last.items_streamed > 0) {
+      response.set_resume_token(cursor.TokenAfter(last));
+      response.mutable_progress()->set_page(last.page);
+      response.mutable_progress()->set_items_streamed(last.items_streamed);
+      // Write blocks while the reader is slow (flow control), which holds
+      // the engine's look-ahead; it fails once the caller has gone.
+      if (!writer->Write(response)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+      }
+    }
+    if (!malformed.ok()) return ToGrpcStatus(malformed);
   }
 }
 

@@ -427,9 +427,7 @@ grpc::Status FlagServiceImpl::ListFlags(
   env.context = CallContextFromServer(context);
   return StreamList<posthog::v1::ListFlagsResponse, posthog::v1::Flag>(
       std::move(call), std::move(env), flags::FlagFromJson,
-      [](posthog::v1::Flag&& flag, posthog::v1::ListFlagsResponse& response) {
-        *response.mutable_flag() = std::move(flag);
-      },
+      [](posthog::v1::ListFlagsResponse& response) { return response.add_flags(); },
       writer);
 }
 

@@ -53,9 +53,7 @@ grpc::Status PersonServiceImpl::ListPersons(
   env.context = CallContextFromServer(context);
   return StreamList<v1::ListPersonsResponse, v1::Person>(
       std::move(call), std::move(env), PersonFromJson,
-      [](v1::Person&& person, v1::ListPersonsResponse& response) {
-        *response.mutable_person() = std::move(person);
-      },
+      [](v1::ListPersonsResponse& response) { return response.add_persons(); },
       writer);
 }
 

@@ -134,7 +134,8 @@ test('ListFlags streams more flags than one page, newest first, and resumes', as
   // pages of 100. Created after the seed, they come first.
   await emulatorAdmin('/_emulator/seed', { generate_flags: 120, project_id: 1 });
   const all = await listFlags({});
-  const keys = all.map((r) => r.flag.key);
+  const keysOf = (messages) => messages.flatMap((r) => r.flags.map((f) => f.key));
+  const keys = keysOf(all);
   const generated = keys.filter((k) => k.startsWith('generated-flag-'));
   assert.equal(generated.length, 120);
   assert.deepEqual(keys.slice(0, 120), generated);
@@ -142,18 +143,20 @@ test('ListFlags streams more flags than one page, newest first, and resumes', as
   assert.equal(keys[keys.length - 1], 'beta-feature');
   assert.ok(keys.length >= 126, `${keys.length} flags listed`);
   assert.equal(new Set(keys).size, keys.length);
-  assert.deepEqual(all.map((r) => r.progress.items_streamed), all.map((_, i) => String(i + 1)));
-  assert.deepEqual(all.map((r) => r.progress.page), all.map((_, i) => Math.floor(i / 100) + 1));
+  // One message per PostHog page of 100.
+  assert.deepEqual(all.map((r) => r.flags.length), [100, keys.length - 100]);
+  assert.deepEqual(all.map((r) => r.progress.items_streamed), ['100', String(keys.length)]);
+  assert.deepEqual(all.map((r) => r.progress.page), [1, 2]);
   assert.ok(all.every((r) => r.resume_token.length > 0));
 
-  // A new call with the token of the 100th flag continues with the 101st.
-  const resumed = await listFlags({ page_size: 7, resume_token: all[99].resume_token });
-  assert.deepEqual(resumed.map((r) => r.flag.key), keys.slice(100));
-  assert.equal(resumed[0].progress.items_streamed, '101');
+  // A new call with the first message's token continues with the 101st flag.
+  const resumed = await listFlags({ page_size: 7, resume_token: all[0].resume_token });
+  assert.deepEqual(keysOf(resumed), keys.slice(100));
+  assert.equal(resumed[0].progress.items_streamed, '107');
 
   // The limit counts the flags of the calls a token continues.
-  const limited = await listFlags({ limit: 105, resume_token: all[99].resume_token });
-  assert.deepEqual(limited.map((r) => r.flag.key), keys.slice(100, 105));
+  const limited = await listFlags({ limit: 105, resume_token: all[0].resume_token });
+  assert.deepEqual(keysOf(limited), keys.slice(100, 105));
 });
 
 test('ListFlags refuses a forged resume token with INVALID_ARGUMENT', async () => {

@@ -76,23 +76,26 @@ class FlagsCliTest(unittest.TestCase):
     def test_list_prints_json_lines_newest_first_and_resumes(self):
         listed = self.run_cli("flags", "list", "page_size=2")
         self.assertEqual(listed.returncode, 0, listed.stderr)
+        # One line per message, a message per PostHog page of 2 flags.
         lines = [json.loads(line) for line in listed.stdout.splitlines()]
-        keys = [line["flag"]["key"] for line in lines]
+        keys = [flag["key"] for line in lines for flag in line["flags"]]
         # The seed's flags over several pages of 2, newest (highest id) first.
-        self.assertGreaterEqual(len(lines), 6)
+        self.assertGreaterEqual(len(keys), 6)
         self.assertEqual(keys[-2:], ["checkout-experiment", "beta-feature"])
-        self.assertEqual([line["progress"]["page"] for line in lines],
-                         [i // 2 + 1 for i in range(len(lines))])
+        self.assertEqual([line["progress"]["page"] for line in lines], list(range(1, len(lines) + 1)))
+        self.assertTrue(all(len(line["flags"]) <= 2 for line in lines))
         self.assertTrue(all(line["resume_token"] for line in lines))
+
+        def listed_keys(result):
+            return [flag["key"] for line in result.stdout.splitlines()
+                    for flag in json.loads(line)["flags"]]
 
         resumed = self.run_cli("flags", "list", "page_size=3", f"resume={lines[0]['resume_token']}")
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
-        self.assertEqual([json.loads(line)["flag"]["key"] for line in resumed.stdout.splitlines()],
-                         keys[1:])
+        self.assertEqual(listed_keys(resumed), keys[2:])
 
         limited = self.run_cli("flags", "list", "limit=2")
-        self.assertEqual([json.loads(line)["flag"]["key"] for line in limited.stdout.splitlines()],
-                         keys[:2])
+        self.assertEqual(listed_keys(limited), keys[:2])
 
     def test_list_with_a_forged_token_fails_with_invalid_argument(self):
         result = self.run_cli("flags", "list", "resume=forged.token")

@@ -341,6 +341,11 @@ class ListFlagsPythonTest(unittest.TestCase):
         return list(self.flags.ListFlags(self.pb.ListFlagsRequest(**fields),
                                          timeout=CALL_TIMEOUT_SECONDS))
 
+    @staticmethod
+    def keys(messages):
+        """The flags' keys, in order, across the stream's messages."""
+        return [flag.key for message in messages for flag in message.flags]
+
     def flag_requests(self):
         routes = self.admin("/_emulator/requests?route=feature_flags")["routes"]
         return routes.get("feature_flags", {}).get("count", 0)
@@ -348,34 +353,38 @@ class ListFlagsPythonTest(unittest.TestCase):
     def test_streams_every_live_flag_over_several_pages_newest_first(self):
         before = self.flag_requests()
         received = self.list()
-        self.assertEqual([r.flag.key for r in received], self.expected_keys)
-        self.assertEqual(len(received), GENERATED_FLAGS + 5)
-        # PostHog's default page of 100: three pages, one request each.
-        self.assertEqual([r.progress.page for r in received],
-                         [i // 100 + 1 for i in range(len(received))])
-        self.assertEqual([r.progress.items_streamed for r in received], list(range(1, len(received) + 1)))
+        self.assertEqual(self.keys(received), self.expected_keys)
+        self.assertEqual(len(self.expected_keys), GENERATED_FLAGS + 5)
+        # PostHog's default page of 100: three pages, one request and one
+        # message each.
+        self.assertEqual([r.progress.page for r in received], [1, 2, 3])
+        self.assertEqual([r.progress.items_streamed for r in received],
+                         [100, 200, GENERATED_FLAGS + 5])
         self.assertTrue(all(r.resume_token for r in received))
         self.assertEqual(self.flag_requests() - before, 3)
         # Each flag converted as GetFlag converts it.
-        beta = received[-1].flag
+        beta = received[-1].flags[-1]
         self.assertEqual(beta, self.flags.GetFlag(self.pb.GetFlagRequest(id=beta.id),
                                                   timeout=CALL_TIMEOUT_SECONDS).flag)
         self.assertEqual(beta.filters.groups[0].rollout_percentage, 50)
 
     def test_resume_continues_without_gap_or_duplicate(self):
-        full = self.list(page_size=50)
-        for position in (0, 49, 50, 117, len(full) - 2):
+        # Pages of one flag: a message, so a token, after every flag.
+        full = self.list(page_size=1, limit=120)
+        total = len(self.expected_keys)
+        for position in (0, 49, 50, 117):
             with self.subTest(position=position):
                 resumed = self.list(page_size=30, resume_token=full[position].resume_token)
-                self.assertEqual([r.flag.key for r in resumed], self.expected_keys[position + 1:])
-                self.assertEqual(resumed[0].progress.items_streamed, position + 2)
-        self.assertEqual(self.list(resume_token=full[-1].resume_token), [])
+                self.assertEqual(self.keys(resumed), self.expected_keys[position + 1:])
+                self.assertEqual(resumed[0].progress.items_streamed, min(position + 31, total))
+        last = self.list(page_size=100)[-1]
+        self.assertEqual(self.list(resume_token=last.resume_token), [])
 
     def test_limit_counts_the_flags_of_resumed_calls(self):
-        first = self.list(page_size=40, limit=120)
-        self.assertEqual([r.flag.key for r in first], self.expected_keys[:120])
-        resumed = self.list(page_size=40, limit=120, resume_token=first[59].resume_token)
-        self.assertEqual([r.flag.key for r in resumed], self.expected_keys[60:120])
+        first = self.list(page_size=20, limit=120)
+        self.assertEqual(self.keys(first), self.expected_keys[:120])
+        resumed = self.list(page_size=40, limit=120, resume_token=first[2].resume_token)
+        self.assertEqual(self.keys(resumed), self.expected_keys[60:120])
         self.assertEqual(self.list(limit=120, resume_token=first[-1].resume_token), [])
 
     def test_forged_token_is_invalid_argument(self):
@@ -414,11 +423,12 @@ class ListFlagsPythonTest(unittest.TestCase):
                 received.append(response)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertIn("not complete JSON", raised.exception.details())
-        self.assertEqual([r.flag.key for r in received], self.expected_keys[:len(received)])
-        self.assertEqual(len(received) % 50, 0)
+        received_keys = self.keys(received)
+        self.assertEqual(received_keys, self.expected_keys[:len(received_keys)])
+        self.assertEqual(len(received_keys) % 50, 0)
         rest = self.list(page_size=50, resume_token=received[-1].resume_token) if received \
             else self.list(page_size=50)
-        self.assertEqual([r.flag.key for r in received + rest], self.expected_keys)
+        self.assertEqual(self.keys(received + rest), self.expected_keys)
 
     def test_upstream_errors_map_like_every_other_call(self):
         self.admin("/_emulator/faults", [{"route": "feature_flags", "status": 503, "error_rate": 1,

@@ -32,17 +32,19 @@ class PersonsCliTest(unittest.TestCase):
     def test_list_prints_json_lines_and_resumes(self):
         listed = self.run_cli("persons", "list", "page_size=2")
         self.assertEqual(listed.returncode, 0, listed.stderr)
+        # One line per message, a message per PostHog page of 2 persons.
         lines = [json.loads(line) for line in listed.stdout.splitlines()]
-        self.assertGreaterEqual(len(lines), 3)
+        self.assertGreaterEqual(len(lines), 2)
+        self.assertEqual(len(lines[0]["persons"]), 2)
 
         resumed = self.run_cli("persons", "list", "page_size=2", f"resume={lines[0]['resume_token']}")
 
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
-        self.assertEqual([json.loads(line)["person"]["uuid"] for line in resumed.stdout.splitlines()],
-                         [line["person"]["uuid"] for line in lines[1:]])
+        self.assertEqual([p["uuid"] for line in resumed.stdout.splitlines() for p in json.loads(line)["persons"]],
+                         [p["uuid"] for line in lines[1:] for p in line["persons"]])
 
     def test_set_get_unset_delete(self):
-        first = json.loads(self.run_cli("persons", "list", "limit=1").stdout.splitlines()[0])["person"]
+        first = json.loads(self.run_cli("persons", "list", "limit=1").stdout.splitlines()[0])["persons"][0]
         ref = f"uuid={first['uuid']}"
 
         self.assertEqual(self.run_cli("persons", "set", ref, "cli_flag=true", "tier=gold").returncode, 0)

@@ -121,7 +121,8 @@ class PersonServiceTestBase(unittest.TestCase):
         return self.persons.ListPersons(self.pb.ListPersonsRequest(**fields), timeout=timeout)
 
     def uuids(self, responses):
-        return [r.person.uuid for r in responses]
+        """The persons' uuids, in order, across the stream's messages."""
+        return [person.uuid for r in responses for person in r.persons]
 
 
 class PersonRpcsTest(PersonServiceTestBase):
@@ -133,33 +134,48 @@ class PersonRpcsTest(PersonServiceTestBase):
         responses = list(self.list(page_size=40))
 
         self.assertEqual(self.uuids(responses), expected)
-        self.assertEqual([r.progress.items_streamed for r in responses], list(range(1, len(expected) + 1)))
-        self.assertEqual([r.progress.page for r in responses], [i // 40 + 1 for i in range(len(expected))])
+        # One message per PostHog page of 40.
+        pages = (len(expected) + 39) // 40
+        self.assertEqual([len(r.persons) for r in responses],
+                         [40] * (pages - 1) + [len(expected) - 40 * (pages - 1)])
+        self.assertEqual([r.progress.items_streamed for r in responses],
+                         [min(40 * (i + 1), len(expected)) for i in range(pages)])
+        self.assertEqual([r.progress.page for r in responses], list(range(1, pages + 1)))
         self.assertTrue(all(r.resume_token for r in responses))
 
     def test_list_with_limit_stops_there(self):
         responses = list(self.list(page_size=7, limit=10))
 
-        self.assertEqual(len(responses), 10)
+        self.assertEqual([len(r.persons) for r in responses], [7, 3])
 
     def test_list_filters_by_distinct_id(self):
         responses = list(self.list(distinct_id="generated-3"))
 
-        self.assertEqual(len(responses), 1)
-        self.assertIn("generated-3", responses[0].person.distinct_ids)
+        self.assertEqual(len(self.uuids(responses)), 1)
+        self.assertIn("generated-3", responses[0].persons[0].distinct_ids)
 
     def test_resume_after_a_disconnect_at_every_position_of_a_page(self):
         full = self.uuids(self.list(page_size=5, limit=15))
-        first = list(self.list(page_size=5, limit=15))
-        for position in range(5, 10):  # every position of the second page
+        # Pages of one person: a message, so a token, after every person.
+        first = list(self.list(page_size=1, limit=15))
+        for position in range(5, 10):  # every position of the second page of 5
             with self.subTest(position=position):
                 resumed = list(self.list(page_size=5, limit=15, resume_token=first[position].resume_token))
                 self.assertEqual(self.uuids(resumed), full[position + 1:])
-                self.assertEqual(resumed[0].progress.items_streamed, position + 2)
+                self.assertEqual(resumed[0].progress.items_streamed, min(position + 6, 15))
+
+    def test_resume_after_each_message_of_a_list(self):
+        full = self.uuids(self.list(page_size=10, limit=30))
+        messages = list(self.list(page_size=10, limit=30))
+        self.assertEqual(len(messages), 3)
+        for index, message in enumerate(messages):
+            with self.subTest(message=index):
+                resumed = self.uuids(self.list(page_size=10, limit=30, resume_token=message.resume_token))
+                self.assertEqual(resumed, full[10 * (index + 1):])
 
     def test_resume_with_another_page_size_continues_at_the_same_person(self):
         full = self.uuids(self.list(page_size=10, limit=30))
-        token = list(self.list(page_size=10, limit=30))[12].resume_token
+        token = list(self.list(page_size=1, limit=30))[12].resume_token
 
         self.assertEqual(self.uuids(self.list(page_size=7, limit=30, resume_token=token)), full[13:])
 
@@ -183,7 +199,7 @@ class PersonRpcsTest(PersonServiceTestBase):
         self.assertIn("other filters", raised.exception.details())
 
     def test_get_person_by_uuid_and_by_distinct_id(self):
-        listed = next(iter(self.list(distinct_id="generated-7"))).person
+        listed = next(iter(self.list(distinct_id="generated-7"))).persons[0]
 
         by_uuid = self.persons.GetPerson(
             self.pb.GetPersonRequest(person=self.pb.PersonRef(uuid=listed.uuid)), timeout=TIMEOUT).person
@@ -267,8 +283,8 @@ class ListPersonsFaultsTest(PersonServiceTestBase):
             grpc.StatusCode.UNAVAILABLE,
             [{"route": "persons", "latency_ms": 0, "count": 1},
              {"route": "persons", "reset_rate": 1, "count": 1}], page_size=50, limit=200)
-        self.assertEqual(self.uuids(received), full[:len(received)])
-        self.assertEqual(len(received) % 50, 0)
+        self.assertEqual(self.uuids(received), full[:len(self.uuids(received))])
+        self.assertEqual(len(self.uuids(received)) % 50, 0)
         resumed = list(self.list(page_size=50, limit=200, resume_token=received[-1].resume_token)) \
             if received else list(self.list(page_size=50, limit=200))
         self.assertEqual(self.uuids(received) + self.uuids(resumed), full)
@@ -276,11 +292,11 @@ class ListPersonsFaultsTest(PersonServiceTestBase):
     def test_429_with_retry_after_is_waited_out(self):
         self.emulator.faults([{"route": "persons", "status": 429, "error_rate": 1, "retry_after_s": 1,
                                "count": 1}])
-        self.assertEqual(len(list(self.list(page_size=100, limit=300))), 300)
+        self.assertEqual(len(self.uuids(self.list(page_size=100, limit=300))), 300)
 
     def test_429_without_retry_after_is_waited_out_from_posthogs_detail(self):
         self.emulator.faults([{"route": "persons", "status": 429, "error_rate": 1, "count": 1}])
-        self.assertEqual(len(list(self.list(page_size=100, limit=300))), 300)
+        self.assertEqual(len(self.uuids(self.list(page_size=100, limit=300))), 300)
 
     def test_429_beyond_the_deadline_is_resource_exhausted_with_retry_info(self):
         _, error = self.assert_fails(

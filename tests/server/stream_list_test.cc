@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
@@ -120,15 +121,15 @@ class StreamListTest : public ::testing::Test {
     env.clock = &clock_;
     return StreamList<ListFlagsResponse, Flag>(
         std::move(call), std::move(env), flags::FlagFromJson,
-        [](Flag&& flag, ListFlagsResponse& response) {
-          *response.mutable_flag() = std::move(flag);
-        },
+        [](ListFlagsResponse& response) { return response.add_flags(); },
         &writer);
   }
 
   static std::vector<int64_t> Ids(const std::vector<ListFlagsResponse>& messages) {
     std::vector<int64_t> ids;
-    for (const ListFlagsResponse& message : messages) ids.push_back(message.flag().id());
+    for (const ListFlagsResponse& message : messages) {
+      for (const Flag& flag : message.flags()) ids.push_back(flag.id());
+    }
     return ids;
   }
 
@@ -153,10 +154,13 @@ TEST_F(StreamListTest, StreamsEveryItemAcrossPagesWithTokenAndProgress) {
   const grpc::Status status = Run(Call(), writer);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(Ids(writer.messages), Range(0, 250));
+  // One message per page: the items of a page travel together.
+  ASSERT_EQ(writer.messages.size(), 3u);
+  const int64_t streamed[] = {100, 200, 250};
   for (size_t i = 0; i < writer.messages.size(); ++i) {
     const ListFlagsResponse& message = writer.messages[i];
-    EXPECT_EQ(message.progress().page(), static_cast<int>(i / 100 + 1)) << i;
-    EXPECT_EQ(message.progress().items_streamed(), static_cast<int64_t>(i + 1)) << i;
+    EXPECT_EQ(message.progress().page(), static_cast<int>(i + 1)) << i;
+    EXPECT_EQ(message.progress().items_streamed(), streamed[i]) << i;
     EXPECT_FALSE(message.resume_token().empty()) << i;
   }
   // PostHog's default page size, from the start.
@@ -167,7 +171,8 @@ TEST_F(StreamListTest, StreamsEveryItemAcrossPagesWithTokenAndProgress) {
 TEST_F(StreamListTest, ResumeTokenContinuesWithoutGapOrDuplicate) {
   Serve(250);
   RecordingWriter full;
-  ASSERT_TRUE(Run(Call(), full).ok());
+  // Pages of one item: a message, so a token, after every item.
+  ASSERT_TRUE(Run(Call(1), full).ok());
   ASSERT_EQ(full.messages.size(), 250u);
   for (size_t position : {0u, 99u, 100u, 137u, 248u}) {
     RecordingWriter resumed;
@@ -175,8 +180,9 @@ TEST_F(StreamListTest, ResumeTokenContinuesWithoutGapOrDuplicate) {
     const grpc::Status status = Run(Call(30, 0, full.messages[position].resume_token()), resumed);
     ASSERT_TRUE(status.ok()) << position << ": " << status.error_message();
     EXPECT_EQ(Ids(resumed.messages), Range(position + 1, 250)) << position;
+    // The first message holds the rest of the first page (30 items).
     EXPECT_EQ(resumed.messages.front().progress().items_streamed(),
-              static_cast<int64_t>(position + 2));
+              std::min<int64_t>(position + 1 + 30, 250));
   }
   RecordingWriter after_last;
   EXPECT_TRUE(Run(Call(0, 0, full.messages.back().resume_token()), after_last).ok());
@@ -229,7 +235,7 @@ TEST_F(StreamListTest, LimitCountsTheItemsOfResumedCalls) {
   EXPECT_EQ(http_->requests().size(), 3u);  // Nothing fetched beyond the limit.
 
   RecordingWriter resumed;
-  ASSERT_TRUE(Run(Call(10, 30, first.messages[9].resume_token()), resumed).ok());
+  ASSERT_TRUE(Run(Call(10, 30, first.messages[0].resume_token()), resumed).ok());
   EXPECT_EQ(Ids(resumed.messages), Range(10, 30));
   EXPECT_EQ(resumed.messages.back().progress().items_streamed(), 30);
 
@@ -259,13 +265,33 @@ TEST_F(StreamListTest, AnItemThatIsNotAFlagIsUnavailableAfterTheItemsBeforeIt) {
 
 TEST_F(StreamListTest, AFailedWriteIsCancelledAndStopsFetching) {
   Serve(10'000);
-  RecordingWriter writer(/*fail_after=*/5);
+  RecordingWriter writer(/*fail_after=*/1);
   const grpc::Status status = Run(Call(10), writer);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_EQ(writer.messages.size(), 5u);
-  // The page being written and the few the look-ahead (2) may claim past it,
+  EXPECT_EQ(writer.messages.size(), 1u);
+  // The two pages read and the few the look-ahead (2) may claim past them,
   // not the 1,000 pages of the list.
-  EXPECT_LE(http_->requests().size(), 4u);
+  EXPECT_LE(http_->requests().size(), 5u);
+}
+
+TEST_F(StreamListTest, AMessageStopsTakingItemsPastItsByteBound) {
+  Serve(3);
+  // Three flags of 600 KB each on one page: two fill a message past 1 MiB.
+  const std::string name(600 * 1024, 'n');
+  std::string page = R"({"results": [)";
+  for (int id = 0; id < 3; ++id) {
+    absl::StrAppend(&page, id == 0 ? "" : ",", R"({"id": )", id, R"(, "key": "k)", id,
+                    R"(", "name": ")", name, R"("})");
+  }
+  absl::StrAppend(&page, R"(], "next": null, "previous": null})");
+  http_->Override(0, Answer(200, page));
+  RecordingWriter writer;
+  ASSERT_TRUE(Run(Call(), writer).ok());
+  ASSERT_EQ(writer.messages.size(), 2u);
+  EXPECT_EQ(writer.messages[0].flags_size(), 2);
+  EXPECT_EQ(writer.messages[1].flags_size(), 1);
+  EXPECT_EQ(Ids(writer.messages), Range(0, 3));
+  EXPECT_EQ(writer.messages[0].progress().items_streamed(), 2);
 }
 
 TEST_F(StreamListTest, UpstreamErrorsKeepTheirStatus) {
