@@ -116,8 +116,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
 
   std::vector<SpoolRecord> records;
   records.reserve(built->size());
-  for (const BuiltEvent& event : *built) {
-    records.push_back({alias, event.historical_migration, event.json});
+  for (BuiltEvent& event : *built) {
+    records.push_back({alias, event.historical_migration, std::move(event.json)});
   }
   absl::StatusOr<SpoolLocation> location = spool_->Append(records);
   if (!location.ok()) return location.status();

@@ -121,21 +121,28 @@ ParsedSegment ParseSegment(const std::string& data) {
   return out;
 }
 
+// Appends one record's on-disk bytes to `out`, the payload written in place
+// and checksummed there (no intermediate copies: every event goes through).
+void AppendRecord(const SpoolRecord& record, std::string& out) {
+  const size_t payload_size = 3 + record.project.size() + record.json.size();
+  const size_t start = out.size();
+  out.resize(start + kHeaderBytes);
+  out.push_back(record.historical_migration ? 1 : 0);
+  out.push_back(static_cast<char>(record.project.size() & 0xFF));
+  out.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
+  out.append(record.project);
+  out.append(record.json);
+  std::string header;
+  PutU32(header, static_cast<uint32_t>(payload_size));
+  PutU32(header, Crc32(absl::string_view(out.data() + start + kHeaderBytes, payload_size)));
+  out.replace(start, kHeaderBytes, header);
+}
+
 }  // namespace
 
 std::string Spool::EncodeRecord(const SpoolRecord& record) {
-  std::string payload;
-  payload.reserve(3 + record.project.size() + record.json.size());
-  payload.push_back(record.historical_migration ? 1 : 0);
-  payload.push_back(static_cast<char>(record.project.size() & 0xFF));
-  payload.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
-  payload.append(record.project);
-  payload.append(record.json);
   std::string out;
-  out.reserve(kHeaderBytes + payload.size());
-  PutU32(out, static_cast<uint32_t>(payload.size()));
-  PutU32(out, Crc32(payload));
-  out.append(payload);
+  AppendRecord(record, out);
   return out;
 }
 
@@ -240,7 +247,12 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
 
 absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
   Pending pending;
-  for (const SpoolRecord& record : records) pending.bytes.append(EncodeRecord(record));
+  size_t size_hint = 0;
+  for (const SpoolRecord& record : records) {
+    size_hint += kHeaderBytes + 3 + record.project.size() + record.json.size();
+  }
+  pending.bytes.reserve(size_hint);
+  for (const SpoolRecord& record : records) AppendRecord(record, pending.bytes);
   pending.count = static_cast<int64_t>(records.size());
   const int64_t size = static_cast<int64_t>(pending.bytes.size());
   absl::MutexLock lock(&mu_);

@@ -4,12 +4,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
 #include "server/grpc/status_conversion.h"
 
 namespace posthog_gateway {
 namespace {
+
+// The arena block of a stream's messages: enough for a message of a few
+// hundred ordinary events.
+constexpr size_t kStreamArenaBlockBytes = 512 << 10;
 
 absl::Time Deadline(const grpc::ServerContext* context) {
   const auto deadline = context->deadline();
@@ -56,13 +61,28 @@ grpc::Status CaptureServiceImpl::StreamCaptureEvents(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
                              posthog::v1::StreamCaptureEventsRequest>* stream) {
-  posthog::v1::StreamCaptureEventsRequest request;
+  // Each message is parsed into an arena that is reset before the next one:
+  // a message of hundreds of events holds thousands of small objects (the
+  // properties' Structs), which the heap would allocate and free one by one.
+  // The first block is kept across messages; larger messages grow the arena
+  // with blocks that each Reset frees.
+  std::vector<char> first_block(kStreamArenaBlockBytes);
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = first_block.data();
+  arena_options.initial_block_size = first_block.size();
+  arena_options.start_block_size = kStreamArenaBlockBytes;
+  arena_options.max_block_size = kStreamArenaBlockBytes;
+  google::protobuf::Arena arena(arena_options);
   std::string project;
   posthog::v1::AckMode ack_mode = posthog::v1::ACK_MODE_UNSPECIFIED;
   int64_t acknowledged = 0;
   int64_t message_number = 0;
   std::vector<const posthog::v1::Event*> events;
-  while (stream->Read(&request)) {
+  while (true) {
+    arena.Reset();
+    auto& request =
+        *google::protobuf::Arena::CreateMessage<posthog::v1::StreamCaptureEventsRequest>(&arena);
+    if (!stream->Read(&request)) break;
     if (message_number++ == 0) {
       project = request.project();
       ack_mode = request.ack_mode();
