@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+
+#include "libdeflate.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -38,9 +39,9 @@ uint32_t GetU32(const char* data) {
   return value;
 }
 
+// CRC-32 (the zlib/gzip one: segments written with zlib's crc32 read back).
 uint32_t Crc32(absl::string_view data) {
-  return static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+  return libdeflate_crc32(0, data.data(), data.size());
 }
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {

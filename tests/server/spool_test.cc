@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -203,6 +204,24 @@ TEST_F(SpoolTest, TruncatedTailDeliversTheIntactRecords) {
 
   EXPECT_EQ(reopened.replayed.size(), 2u);
   EXPECT_EQ(reopened.damaged_segments, 1);
+}
+
+TEST(SpoolFormatTest, RecordIsLengthZlibCrc32AndPayload) {
+  // The layout of spool.h, with zlib's CRC-32: segments written before the
+  // checksum moved to libdeflate still replay.
+  const SpoolRecord record{"proj", true, R"({"event":"e"})"};
+  const std::string encoded = Spool::EncodeRecord(record);
+  std::string payload = std::string("\x01\x04\x00", 3) + "proj" + record.json;
+  ASSERT_EQ(encoded.size(), 8 + payload.size());
+  const auto u32 = [&](size_t at) {
+    uint32_t value = 0;
+    for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(encoded[at + i]);
+    return value;
+  };
+  EXPECT_EQ(u32(0), payload.size());
+  EXPECT_EQ(u32(4), static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(payload.data()),
+                                                static_cast<uInt>(payload.size()))));
+  EXPECT_EQ(encoded.substr(8), payload);
 }
 
 }  // namespace
