@@ -256,7 +256,7 @@ absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& reco
   for (const SpoolRecord& record : records) AppendRecord(record, pending.bytes);
   pending.count = static_cast<int64_t>(records.size());
   const int64_t size = static_cast<int64_t>(pending.bytes.size());
-  absl::MutexLock lock(&mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("spool: shutting down");
   if (total_bytes_ + size > options_.max_bytes) {
     absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
@@ -268,7 +268,8 @@ absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& reco
   }
   total_bytes_ += size;
   queue_.push_back(&pending);
-  mu_.Await(absl::Condition(&pending.done));
+  lock.Release();
+  pending.synced.WaitForNotification();
   if (!pending.status.ok()) return pending.status;
   return pending.location;
 }
@@ -362,27 +363,30 @@ void Spool::WriterLoop() {
         status = ErrnoStatus("cannot sync", SegmentPath(segment));
       }
     }
-    absl::MutexLock lock(&mu_);
-    for (Pending* pending : round) {
-      pending->status = status;
-      if (status.ok()) {
-        segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
-        segments_[segment].outstanding += pending->count;
-      } else {
-        // Not acknowledged: the caller gets an error. What reached the disk
-        // anyway is delivered after a restart (at least once).
-        total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
+    {
+      absl::MutexLock lock(&mu_);
+      for (Pending* pending : round) {
+        pending->status = status;
+        if (status.ok()) {
+          segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
+          segments_[segment].outstanding += pending->count;
+        } else {
+          // Not acknowledged: the caller gets an error. What reached the
+          // disk anyway is delivered after a restart (at least once).
+          total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
+        }
       }
-      pending->done = true;
-    }
-    if (!status.ok()) {
-      LogError("capture spool: write failed", {{"error", std::string(status.message())}});
-      if (fd_ >= 0) {
-        // Start a fresh segment on the next round.
-        ::close(fd_);
-        fd_ = -1;
+      if (!status.ok()) {
+        LogError("capture spool: write failed", {{"error", std::string(status.message())}});
+        if (fd_ >= 0) {
+          // Start a fresh segment on the next round.
+          ::close(fd_);
+          fd_ = -1;
+        }
       }
     }
+    // After this a caller may return and free its Pending: not touched again.
+    for (Pending* pending : round) pending->synced.Notify();
   }
 }
 

@@ -42,6 +42,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace posthog_gateway {
 
@@ -120,10 +121,12 @@ class Spool final {
   struct Pending {
     std::string bytes;
     int64_t count = 0;
-    // Filled by the writer.
-    bool done = false;
+    // Filled by the writer before it notifies `synced`. The caller waits on
+    // the notification, not on mu_: a group's callers wake at once instead
+    // of one after another through the mutex.
     absl::Status status;
     SpoolLocation location;
+    absl::Notification synced;
   };
 
   explicit Spool(SpoolOptions options);
