@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "libdeflate.h"
 
@@ -69,12 +70,14 @@ std::string Gzip(const std::string& data) {
   };
   thread_local std::unique_ptr<libdeflate_compressor, FreeCompressor> compressor(
       libdeflate_alloc_compressor(1));
-  std::string out;
-  out.resize(libdeflate_gzip_compress_bound(compressor.get(), data.size()));
+  // Compressed into a per-thread buffer, then copied out at its (much
+  // smaller) size: a string of the bound's size would be zero-filled first.
+  thread_local std::vector<char> buffer;
+  buffer.resize(std::max(buffer.size(),
+                         libdeflate_gzip_compress_bound(compressor.get(), data.size())));
   const size_t size = libdeflate_gzip_compress(compressor.get(), data.data(), data.size(),
-                                               out.data(), out.size());
-  out.resize(size);  // Never 0: the bound leaves room for any input.
-  return out;
+                                               buffer.data(), buffer.size());
+  return std::string(buffer.data(), size);  // Never 0: the bound fits any input.
 }
 
 DeadLetterFile::DeadLetterFile(std::string path, int64_t max_bytes)

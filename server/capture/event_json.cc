@@ -1,12 +1,13 @@
 #include "server/capture/event_json.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
@@ -77,30 +78,37 @@ class Writer {
         return;
       }
       case google::protobuf::Value::kStructValue:
-        Struct(value.struct_value(), {});
+        Struct(value.struct_value());
         return;
     }
     Raw("null");
   }
 
-  // A member that replaces any field of the same key of the Struct it is
-  // written with.
-  struct Override {
-    absl::string_view key;
-    std::function<void(Writer&)> write;
-  };
-
-  // Writes `value`'s fields and `overrides` as one object, keys sorted.
-  void Struct(const google::protobuf::Struct& value, const std::vector<Override>& overrides) {
-    // (key, field); an override's field is null.
-    std::vector<std::pair<absl::string_view, const google::protobuf::Value*>> fields;
-    fields.reserve(value.fields().size());
-    for (const auto& [key, member] : value.fields()) {
-      bool overridden = false;
-      for (const Override& override : overrides) overridden = overridden || override.key == key;
-      if (!overridden) fields.emplace_back(key, &member);
+  // Writes `value`'s fields, keys sorted. With `event`, also the members the
+  // gateway sets (EventMember), which replace fields of the same key.
+  void Struct(const google::protobuf::Struct& value,
+              const posthog::v1::Event* event = nullptr,
+              const EventJsonExtras* extras = nullptr) {
+    // (key, field); a member of the gateway's has no field.
+    absl::InlinedVector<std::pair<absl::string_view, const google::protobuf::Value*>, 16>
+        fields;
+    absl::InlinedVector<absl::string_view, 8> members;
+    if (event != nullptr) {
+      members = {"$lib", "$lib_version"};
+      if (event->has_set()) members.push_back("$set");
+      if (event->has_set_once()) members.push_back("$set_once");
+      if (!event->groups().empty()) members.push_back("$groups");
+      if (event->personless()) members.push_back("$process_person_profile");
+      if (event->disable_geoip()) members.push_back("$geoip_disable");
     }
-    for (const Override& override : overrides) fields.emplace_back(override.key, nullptr);
+    fields.reserve(value.fields().size() + members.size());
+    for (const auto& [key, member] : value.fields()) {
+      if (members.empty() || key.empty() || key[0] != '$' ||
+          std::find(members.begin(), members.end(), key) == members.end()) {
+        fields.emplace_back(key, &member);
+      }
+    }
+    for (absl::string_view member : members) fields.emplace_back(member, nullptr);
     std::sort(fields.begin(), fields.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     out_->push_back('{');
@@ -112,19 +120,39 @@ class Writer {
       out_->push_back(':');
       if (member != nullptr) {
         Value(*member);
-        continue;
-      }
-      for (const Override& override : overrides) {
-        if (override.key == key) {
-          override.write(*this);
-          break;
-        }
+      } else {
+        EventMember(key, *event, *extras);
       }
     }
     out_->push_back('}');
   }
 
  private:
+  // The gateway's members of an event's properties, as EventBuilder always
+  // set them.
+  void EventMember(absl::string_view key, const posthog::v1::Event& event,
+                   const EventJsonExtras& extras) {
+    if (key == "$lib") {
+      String(extras.lib);
+    } else if (key == "$lib_version") {
+      String(extras.lib_version);
+    } else if (key == "$set") {
+      Struct(event.set());
+    } else if (key == "$set_once") {
+      Struct(event.set_once());
+    } else if (key == "$groups") {
+      google::protobuf::Struct groups;
+      for (const auto& [type, group_key] : event.groups()) {
+        (*groups.mutable_fields())[type].set_string_value(group_key);
+      }
+      Struct(groups);
+    } else if (key == "$process_person_profile") {
+      Raw("false");
+    } else if (key == "$geoip_disable") {
+      Raw("true");
+    }
+  }
+
   void Number(double number) {
     // As JsonFromValue: JSON has no NaN or infinity; whole numbers that a
     // double holds exactly are integers.
@@ -144,6 +172,14 @@ class Writer {
   bool ok_ = true;
 };
 
+// Bytes copied verbatim without a second look: printable ASCII but the
+// quote and the backslash.
+constexpr std::array<bool, 256> kPlainAscii = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
 }  // namespace
 
 bool AppendJsonString(absl::string_view text, std::string* out) {
@@ -152,6 +188,9 @@ bool AppendJsonString(absl::string_view text, std::string* out) {
   size_t run = 0;  // Start of the bytes copied verbatim.
   size_t i = 0;
   while (i < text.size()) {
+    // Runs of ordinary printable ASCII are copied in one append.
+    while (i < text.size() && kPlainAscii[static_cast<unsigned char>(text[i])]) ++i;
+    if (i == text.size()) break;
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       const size_t length = Utf8SequenceLength(text, i);
@@ -203,40 +242,13 @@ absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
   std::string out;
   out.reserve(256 + static_cast<size_t>(event.ByteSizeLong()) * 2);
   Writer writer(&out);
-  // The members the gateway sets, as EventBuilder always did: they win over
-  // properties of the same name.
-  std::vector<Writer::Override> overrides;
-  overrides.reserve(7);
-  overrides.push_back({"$lib", [&](Writer& w) { w.String(extras.lib); }});
-  overrides.push_back({"$lib_version", [&](Writer& w) { w.String(extras.lib_version); }});
-  if (event.has_set()) {
-    overrides.push_back({"$set", [&](Writer& w) { w.Struct(event.set(), {}); }});
-  }
-  if (event.has_set_once()) {
-    overrides.push_back({"$set_once", [&](Writer& w) { w.Struct(event.set_once(), {}); }});
-  }
-  if (!event.groups().empty()) {
-    overrides.push_back({"$groups", [&](Writer& w) {
-                           google::protobuf::Struct groups;
-                           for (const auto& [type, key] : event.groups()) {
-                             (*groups.mutable_fields())[type].set_string_value(key);
-                           }
-                           w.Struct(groups, {});
-                         }});
-  }
-  if (event.personless()) {
-    overrides.push_back({"$process_person_profile", [](Writer& w) { w.Raw("false"); }});
-  }
-  if (event.disable_geoip()) {
-    overrides.push_back({"$geoip_disable", [](Writer& w) { w.Raw("true"); }});
-  }
   // Top-level keys in sorted order.
   writer.Raw("{\"distinct_id\":");
   writer.String(event.distinct_id());
   writer.Raw(",\"event\":");
   writer.String(event.event());
   writer.Raw(",\"properties\":");
-  writer.Struct(event.properties(), overrides);
+  writer.Struct(event.properties(), &event, &extras);
   writer.Raw(",\"timestamp\":");
   writer.String(extras.timestamp);
   writer.Raw(",\"uuid\":");
