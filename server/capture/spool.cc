@@ -246,17 +246,16 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
   segments_.erase(it);
 }
 
-absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
-  Pending pending;
+absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pending) {
   size_t size_hint = 0;
   for (const SpoolRecord& record : records) {
     size_hint += kHeaderBytes + 3 + record.project.size() + record.json.size();
   }
-  pending.bytes.reserve(size_hint);
-  for (const SpoolRecord& record : records) AppendRecord(record, pending.bytes);
-  pending.count = static_cast<int64_t>(records.size());
-  const int64_t size = static_cast<int64_t>(pending.bytes.size());
-  absl::ReleasableMutexLock lock(&mu_);
+  pending->bytes.reserve(size_hint);
+  for (const SpoolRecord& record : records) AppendRecord(record, pending->bytes);
+  pending->count = static_cast<int64_t>(records.size());
+  const int64_t size = static_cast<int64_t>(pending->bytes.size());
+  absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("spool: shutting down");
   if (total_bytes_ + size > options_.max_bytes) {
     absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
@@ -267,11 +266,26 @@ absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& reco
     return full;
   }
   total_bytes_ += size;
-  queue_.push_back(&pending);
-  lock.Release();
+  queue_.push_back(pending);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
+  Pending pending;
+  if (absl::Status queued = Enqueue(records, &pending); !queued.ok()) return queued;
   pending.synced.WaitForNotification();
   if (!pending.status.ok()) return pending.status;
   return pending.location;
+}
+
+void Spool::AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done) {
+  auto pending = std::make_unique<Pending>();
+  pending->done = std::move(done);
+  if (absl::Status queued = Enqueue(records, pending.get()); !queued.ok()) {
+    pending->done(queued);
+    return;
+  }
+  pending.release();  // The writer owns it now.
 }
 
 absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
@@ -386,7 +400,18 @@ void Spool::WriterLoop() {
       }
     }
     // After this a caller may return and free its Pending: not touched again.
-    for (Pending* pending : round) pending->synced.Notify();
+    for (Pending* pending : round) {
+      if (pending->done) {
+        std::unique_ptr<Pending> owned(pending);
+        if (owned->status.ok()) {
+          owned->done(owned->location);
+        } else {
+          owned->done(owned->status);
+        }
+      } else {
+        pending->synced.Notify();
+      }
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 #include "server/service/capture_service.h"
 
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,7 +18,7 @@ namespace {
 // hundred ordinary events.
 constexpr size_t kStreamArenaBlockBytes = 512 << 10;
 
-absl::Time Deadline(const grpc::ServerContext* context) {
+absl::Time Deadline(const grpc::ServerContextBase* context) {
   const auto deadline = context->deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
     return absl::InfiniteFuture();
@@ -28,15 +30,48 @@ absl::Time Deadline(const grpc::ServerContext* context) {
 
 CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {}
 
-grpc::Status CaptureServiceImpl::CaptureEvent(grpc::ServerContext* context,
-                                              const posthog::v1::CaptureEventRequest* request,
-                                              posthog::v1::CaptureEventResponse* response) {
-  absl::StatusOr<std::vector<std::string>> uuids =
-      pipeline_->Capture(request->project(), {&request->event()}, "event",
-                         /*indexed=*/false, request->ack_mode(), Deadline(context));
-  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
-  response->set_uuid(uuids->front());
-  return grpc::Status::OK;
+CaptureServiceImpl::~CaptureServiceImpl() {
+  absl::MutexLock lock(&blocking_->mu);
+  blocking_->mu.Await(absl::Condition(
+      +[](int64_t* running) { return *running == 0; }, &blocking_->running));
+}
+
+void CaptureServiceImpl::StartBlockingCall(std::function<void()> call) {
+  {
+    absl::MutexLock lock(&blocking_->mu);
+    ++blocking_->running;
+  }
+  std::thread([blocking = blocking_, call = std::move(call)] {
+    call();
+    absl::MutexLock lock(&blocking->mu);
+    --blocking->running;
+  }).detach();
+}
+
+grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
+    grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,
+    posthog::v1::CaptureEventResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto finish = [reactor, response](absl::StatusOr<std::vector<std::string>> uuids) {
+    if (!uuids.ok()) {
+      reactor->Finish(ToGrpcStatus(uuids.status()));
+      return;
+    }
+    response->set_uuid(uuids->front());
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (request->ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
+    pipeline_->CaptureDurableAsync(request->project(), {&request->event()}, "event",
+                                   /*indexed=*/false, std::move(finish));
+    return reactor;
+  }
+  // The request and response live until Finish.
+  const absl::Time deadline = Deadline(context);
+  StartBlockingCall([this, request, deadline, finish = std::move(finish)] {
+    finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
+                              /*indexed=*/false, request->ack_mode(), deadline));
+  });
+  return reactor;
 }
 
 grpc::Status CaptureServiceImpl::BatchCaptureEvents(
