@@ -163,7 +163,10 @@ int RunUnary(bool noop) {
           status = capture->CaptureEvent(&context, request, &response);
         }
         mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
-        if (!status.ok()) ++errors;
+        if (!status.ok() && errors++ < 3) {
+          std::fprintf(stderr, "call failed: %d %s\n", static_cast<int>(status.error_code()),
+                       status.error_message().c_str());
+        }
       }
       std::lock_guard<std::mutex> lock(mu);
       latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());
