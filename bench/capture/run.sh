@@ -45,6 +45,15 @@ done
 work="$(mktemp -d)"
 harness_pid=""
 cleanup() {
+  local status=$?
+  # A failed run keeps the gateway's and emulator's logs (the stack's
+  # directory goes with the harness): they name the codes of failed calls.
+  if (( status != 0 )) && [[ -n "${STACK_DIR:-}" && -d "${STACK_DIR}" ]]; then
+    local kept
+    kept="$(mktemp -d /tmp/capture-bench-logs.XXXXXX)"
+    cp "${STACK_DIR}"/*.log "${kept}/" 2>/dev/null || true
+    echo "run.sh: failed (exit ${status}); logs kept in ${kept}" >&2
+  fi
   if [[ -n "${harness_pid}" ]]; then
     kill -TERM "${harness_pid}" 2>/dev/null || true
     wait "${harness_pid}" 2>/dev/null || true
