@@ -18,6 +18,7 @@ debian_packages=(
   libbenchmark-dev
   libcpp-httplib-dev
   libcurl4-openssl-dev
+  libdeflate-dev
   libgmock-dev
   libgrpc++-dev
   libgtest-dev

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -81,23 +82,34 @@ int RunStream() {
       for (int i = 0; i < per_message; ++i) {
         *request.add_events() = MakeEvent(int64_t{s} * 1000003 + i);
       }
-      std::atomic<int64_t> acked_messages{0};
-      std::atomic<bool> reader_done{false};
+      // The writer sleeps while the window is full and the reader wakes it:
+      // the load generator shares the cores with the gateway, so it must not
+      // spin (a yield loop cost more CPU per event than the gateway).
+      std::mutex window_mu;
+      std::condition_variable window_cv;
+      int64_t acked_messages = 0;  // Guarded by window_mu.
+      bool reader_done = false;    // Guarded by window_mu.
       std::thread reader([&] {
         posthog::v1::StreamCaptureEventsResponse response;
         int64_t last = 0;
         while (stream->Read(&response)) {
           acknowledged += response.acknowledged_count() - last;
           last = response.acknowledged_count();
+          std::lock_guard<std::mutex> lock(window_mu);
           acked_messages = last / per_message;
+          window_cv.notify_one();
         }
+        std::lock_guard<std::mutex> lock(window_mu);
         reader_done = true;  // The stream ended (an error): stop writing.
+        window_cv.notify_one();
       });
       for (int64_t m = 0; m < messages_per_stream; ++m) {
-        while (m - acked_messages.load() >= window && !reader_done.load()) {
-          std::this_thread::yield();
+        {
+          std::unique_lock<std::mutex> lock(window_mu);
+          window_cv.wait(lock, [&] { return m - acked_messages < window || reader_done; });
+          if (reader_done) break;
         }
-        if (reader_done.load() || !stream->Write(request)) break;
+        if (!stream->Write(request)) break;
       }
       stream->WritesDone();
       reader.join();
@@ -151,7 +163,10 @@ int RunUnary(bool noop) {
           status = capture->CaptureEvent(&context, request, &response);
         }
         mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
-        if (!status.ok()) ++errors;
+        if (!status.ok() && errors++ < 3) {
+          std::fprintf(stderr, "call failed: %d %s\n", static_cast<int>(status.error_code()),
+                       status.error_message().c_str());
+        }
       }
       std::lock_guard<std::mutex> lock(mu);
       latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());

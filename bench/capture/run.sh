@@ -8,7 +8,13 @@
 #   3. unary CaptureEvent vs the no-op ceiling (grpc.health.v1.Health/Check
 #      on the same gateway): calls/s, p50, p99;
 #   4. peak RSS of the gateway while the emulator refuses every batch
-#      (connection reset) under streaming load.
+#      (connection reset) under streaming load;
+# and, for 1 and 3, the gateway's CPU per event or call, with the load
+# average: when other work shares the machine, throughput drops but CPU per
+# event stays comparable between runs.
+#
+# Before/after comparisons: point POSTHOG_BAZEL_BIN at a directory holding
+# the other build's server/, emulator/ and bench/capture/ binaries.
 #
 # Build first:
 #   tools/bazel.sh build --config=opt //bench/capture:capture_load \
@@ -39,6 +45,15 @@ done
 work="$(mktemp -d)"
 harness_pid=""
 cleanup() {
+  local status=$?
+  # A failed run keeps the gateway's and emulator's logs (the stack's
+  # directory goes with the harness): they name the codes of failed calls.
+  if (( status != 0 )) && [[ -n "${STACK_DIR:-}" && -d "${STACK_DIR}" ]]; then
+    local kept
+    kept="$(mktemp -d /tmp/capture-bench-logs.XXXXXX)"
+    cp "${STACK_DIR}"/*.log "${kept}/" 2>/dev/null || true
+    echo "run.sh: failed (exit ${status}); logs kept in ${kept}" >&2
+  fi
   if [[ -n "${harness_pid}" ]]; then
     kill -TERM "${harness_pid}" 2>/dev/null || true
     wait "${harness_pid}" 2>/dev/null || true
@@ -58,6 +73,18 @@ token="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1])
     "${repo_root}/emulator/seed/demo.json")"
 gateway_pid="$(pgrep -f -- "--config=${STACK_DIR}/gateway.json" | head -1)"
 
+# CPU seconds the gateway has used so far (utime + stime): per-event and
+# per-call CPU stay comparable when other work shares the machine and
+# throughput does not.
+gateway_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f\n", ($14 + $15) / hz}' "/proc/${gateway_pid}/stat"
+}
+cpu_us_per() {  # cpu_before cpu_after count
+  /usr/bin/python3 -c "print(round((${2} - ${1}) * 1e6 / max(${3}, 1)))"
+}
+load_average() { cut -d' ' -f1-3 /proc/loadavg; }
+load_at_start="$(load_average)"
+
 stored() {
   curl -s "${EMULATOR_URL}/_emulator/health" |
     /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'
@@ -71,12 +98,15 @@ figure() { grep "^$1=" | cut -d= -f2; }
 
 echo "== 1. client-streaming capture, durable spool (${events} events)"
 before=$(stored)
+cpu_before=$(gateway_cpu)
 start=$(now)
 "${load}" --target="${GATEWAY_TARGET}" --mode=stream --events="${events}" | tee "${work}/stream.txt"
 sent=$(figure acknowledged_events < "${work}/stream.txt")
 end=$(wait_stored $((before + sent)))
 stream_rate=$(/usr/bin/python3 -c "print(round(${sent}/(${end}-${start})))")
+stream_cpu=$(cpu_us_per "${cpu_before}" "$(gateway_cpu)" "${sent}")
 echo "stream_end_to_end_events_per_second=${stream_rate}"
+echo "stream_gateway_cpu_us_per_event=${stream_cpu}"
 
 echo "== 2. posthog-node, ${sdk_events} events to the same emulator"
 node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${token}" "${sdk_events}" |
@@ -84,8 +114,12 @@ node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${toke
 sdk_rate=$(figure sdk_events_per_second < "${work}/sdk.txt")
 
 echo "== 3. unary CaptureEvent vs no-op unary ceiling (${seconds} s each)"
+cpu_before=$(gateway_cpu)
 "${load}" --target="${GATEWAY_TARGET}" --mode=noop --seconds="${seconds}" | tee "${work}/noop.txt"
+cpu_after=$(gateway_cpu)
+noop_cpu=$(cpu_us_per "${cpu_before}" "${cpu_after}" "$(figure calls < "${work}/noop.txt")")
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --seconds="${seconds}" | tee "${work}/unary.txt"
+unary_cpu=$(cpu_us_per "${cpu_after}" "$(gateway_cpu)" "$(figure calls < "${work}/unary.txt")")
 
 echo "== 4. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
 curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
@@ -114,7 +148,9 @@ noop_rate=$(figure calls_per_second < "${work}/noop.txt")
 echo
 echo "== Figures"
 row() { printf '%-62s %s\n' "$1" "$2"; }
+row "load average at start / end (1, 5, 15 min)" "${load_at_start} / $(load_average)"
 row "client-streaming capture, durable, end to end (events/s)" "${stream_rate}"
+row "  gateway CPU per streamed event (us)" "${stream_cpu}"
 row "posthog-node SDK, same events, same emulator (events/s)" "${sdk_rate}"
 row "gateway / SDK" "$(/usr/bin/python3 -c "print(f'{${stream_rate}/${sdk_rate}:.1f}x')")"
 row "unary CaptureEvent (calls/s, p50 us, p99 us)" \
@@ -122,4 +158,5 @@ row "unary CaptureEvent (calls/s, p50 us, p99 us)" \
 row "no-op unary Health/Check ceiling (calls/s, p50 us, p99 us)" \
   "${noop_rate}, $(figure p50_us < "${work}/noop.txt"), $(figure p99_us < "${work}/noop.txt")"
 row "unary / ceiling" "$(/usr/bin/python3 -c "print(f'{${unary_rate}/${noop_rate}:.0%}')")"
+row "  gateway CPU per call, unary / no-op (us)" "${unary_cpu} / ${noop_cpu}"
 row "peak RSS over the run incl. ${outage_seconds} s outage under load (MiB)" "$(( peak_rss / 1024 ))"

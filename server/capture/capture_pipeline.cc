@@ -116,8 +116,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
 
   std::vector<SpoolRecord> records;
   records.reserve(built->size());
-  for (const BuiltEvent& event : *built) {
-    records.push_back({alias, event.historical_migration, event.json});
+  for (BuiltEvent& event : *built) {
+    records.push_back({alias, event.historical_migration, std::move(event.json)});
   }
   absl::StatusOr<SpoolLocation> location = spool_->Append(records);
   if (!location.ok()) return location.status();
@@ -156,6 +156,44 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   }
   if (!waiter->status.ok()) return waiter->status;
   return uuids;
+}
+
+void CapturePipeline::CaptureDurableAsync(absl::string_view project,
+                                          const std::vector<const posthog::v1::Event*>& events,
+                                          absl::string_view field, bool indexed,
+                                          CaptureDone done) {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
+  if (!client.ok()) return done(client.status());
+  const std::string& alias = (*client)->project().alias;
+  auto queue = queues_.find(alias);
+  if (queue == queues_.end()) return done(absl::InternalError("capture: project has no queue"));
+
+  absl::StatusOr<std::vector<BuiltEvent>> built = builder_->Build(events, field, indexed);
+  if (!built.ok()) return done(built.status());
+  auto records = std::make_shared<std::vector<SpoolRecord>>();
+  auto uuids = std::make_shared<std::vector<std::string>>();
+  records->reserve(built->size());
+  uuids->reserve(built->size());
+  for (BuiltEvent& event : *built) {
+    records->push_back({alias, event.historical_migration, std::move(event.json)});
+    uuids->push_back(std::move(event.uuid));
+  }
+  ProjectQueue* project_queue = queue->second.get();
+  spool_->AppendAsync(*records, [records, uuids, project_queue, done = std::move(done)](
+                                    absl::StatusOr<SpoolLocation> location) {
+    if (!location.ok()) return done(location.status());
+    std::vector<QueuedEvent> queued;
+    queued.reserve(records->size());
+    for (SpoolRecord& record : *records) {
+      QueuedEvent event;
+      event.json = std::move(record.json);
+      event.historical_migration = record.historical_migration;
+      event.segment = location->segment;
+      queued.push_back(std::move(event));
+    }
+    project_queue->Enqueue(std::move(queued), *location);
+    done(std::move(*uuids));
+  });
 }
 
 bool CapturePipeline::ProjectPaused(absl::string_view alias) const {

@@ -13,6 +13,7 @@
 //
 // Thread-safe. Borrows the registry and key store, which must outlive it.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,17 @@ class CapturePipeline final {
       absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
       absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
       absl::Time deadline);
+
+  // CaptureDone receives what Capture would return.
+  using CaptureDone = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+
+  // CaptureDurableAsync is Capture in ACK_MODE_DURABLE without a thread
+  // waiting for the sync: `done` runs on the spool's writer thread once the
+  // events are synced (it must be quick), or on the caller's thread when
+  // they are refused before that.
+  void CaptureDurableAsync(absl::string_view project,
+                           const std::vector<const posthog::v1::Event*>& events,
+                           absl::string_view field, bool indexed, CaptureDone done);
 
   // ProjectPaused is whether PostHog refused `alias`'s project key (sending
   // to it is paused until the key changes).

@@ -1,12 +1,15 @@
 #include "server/capture/delivery.h"
 
 #include <sys/stat.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <utility>
+#include <vector>
+
+#include "libdeflate.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -56,19 +59,25 @@ absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration 
 }
 
 std::string Gzip(const std::string& data) {
-  z_stream stream{};
-  // 15 window bits + 16: the gzip wrapper. Level 1: the CPU is the budget.
-  deflateInit2(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out;
-  out.resize(deflateBound(&stream, data.size()) + 32);
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  stream.avail_in = static_cast<uInt>(data.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  deflate(&stream, Z_FINISH);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
+  // Level 1: the CPU is the budget (the gateway shares it with the load).
+  // libdeflate compresses a whole buffer about three times faster than
+  // zlib's deflate at level 1, in the same format. A compressor per thread:
+  // allocating one costs more than compressing a small batch.
+  struct FreeCompressor {
+    void operator()(libdeflate_compressor* compressor) const {
+      libdeflate_free_compressor(compressor);
+    }
+  };
+  thread_local std::unique_ptr<libdeflate_compressor, FreeCompressor> compressor(
+      libdeflate_alloc_compressor(1));
+  // Compressed into a per-thread buffer, then copied out at its (much
+  // smaller) size: a string of the bound's size would be zero-filled first.
+  thread_local std::vector<char> buffer;
+  buffer.resize(std::max(buffer.size(),
+                         libdeflate_gzip_compress_bound(compressor.get(), data.size())));
+  const size_t size = libdeflate_gzip_compress(compressor.get(), data.data(), data.size(),
+                                               buffer.data(), buffer.size());
+  return std::string(buffer.data(), size);  // Never 0: the bound fits any input.
 }
 
 DeadLetterFile::DeadLetterFile(std::string path, int64_t max_bytes)

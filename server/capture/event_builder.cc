@@ -5,13 +5,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "nlohmann/json.hpp"
-#include "server/posthog/json_struct.h"
+#include "server/capture/event_json.h"
 
 namespace posthog_gateway {
 namespace {
-
-using nlohmann::json;
 
 // Depth of a Value: scalars are 0, an object or list one more than its
 // deepest member.
@@ -56,30 +53,6 @@ int64_t Utf8Length(absl::string_view text) {
   return length;
 }
 
-json EventJson(const posthog::v1::Event& event, absl::string_view uuid,
-               absl::Time timestamp, absl::string_view lib_version) {
-  json properties = event.has_properties() ? JsonFromStruct(event.properties())
-                                           : json::object();
-  properties["$lib"] = std::string(kCaptureLib);
-  properties["$lib_version"] = std::string(lib_version);
-  if (event.has_set()) properties["$set"] = JsonFromStruct(event.set());
-  if (event.has_set_once()) properties["$set_once"] = JsonFromStruct(event.set_once());
-  if (!event.groups().empty()) {
-    json groups = json::object();
-    for (const auto& [type, key] : event.groups()) groups[type] = key;
-    properties["$groups"] = std::move(groups);
-  }
-  if (event.personless()) properties["$process_person_profile"] = false;
-  if (event.disable_geoip()) properties["$geoip_disable"] = true;
-  json out = json::object();
-  out["event"] = event.event();
-  out["distinct_id"] = event.distinct_id();
-  out["properties"] = std::move(properties);
-  out["timestamp"] = FormatEventTime(timestamp);
-  out["uuid"] = std::string(uuid);
-  return out;
-}
-
 bool IsUuid(absl::string_view text) {
   if (text.size() != 36) return false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -120,9 +93,19 @@ std::string EventBuilder::NewUuid(absl::Time now) const {
   // random bits.
   const uint64_t high = (millis << 16) | 0x7000 | (a & 0x0FFF);
   const uint64_t low = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", high >> 32,
-                         (high >> 16) & 0xFFFF, high & 0xFFFF, low >> 48,
-                         low & 0xFFFFFFFFFFFFULL);
+  // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, lowercase: written by hand, as
+  // every event gets one (absl::StrFormat cost more than the JSON).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string uuid(36, '-');
+  int bit = 64;
+  for (int i = 0; i < 36; ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+    const uint64_t word = i < 19 ? high : low;
+    if (i == 19) bit = 64;
+    bit -= 4;
+    uuid[i] = kHex[(word >> bit) & 0xF];
+  }
+  return uuid;
 }
 
 std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& event,
@@ -170,6 +153,8 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     const std::vector<const posthog::v1::Event*>& events, absl::string_view field,
     bool indexed) const {
   const absl::Time now = now_();
+  // Formatted once: every event without a timestamp of its own shares it.
+  const std::string now_text = FormatEventTime(now);
   std::vector<FieldViolation> violations;
   std::vector<BuiltEvent> built;
   built.reserve(events.size());
@@ -187,7 +172,15 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
         event.has_timestamp() ? absl::FromUnixSeconds(event.timestamp().seconds()) +
                                     absl::Nanoseconds(event.timestamp().nanos())
                               : now;
-    out.json = EventJson(event, out.uuid, timestamp, lib_version_).dump();
+    const std::string own_time = event.has_timestamp() ? FormatEventTime(timestamp) : "";
+    absl::StatusOr<std::string> json =
+        EventJson(event, {out.uuid, event.has_timestamp() ? own_time : now_text, kCaptureLib,
+                          lib_version_});
+    if (!json.ok()) {
+      violations.push_back({Path(path, "properties"), std::string(json.status().message())});
+      continue;
+    }
+    out.json = *std::move(json);
     out.historical_migration = event.historical_migration();
     if (static_cast<int64_t>(out.json.size()) > limits_.max_event_bytes) {
       violations.push_back({Path(path, "properties"),

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+
+#include "libdeflate.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -38,9 +39,9 @@ uint32_t GetU32(const char* data) {
   return value;
 }
 
+// CRC-32 (the zlib/gzip one: segments written with zlib's crc32 read back).
 uint32_t Crc32(absl::string_view data) {
-  return static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+  return libdeflate_crc32(0, data.data(), data.size());
 }
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
@@ -121,21 +122,28 @@ ParsedSegment ParseSegment(const std::string& data) {
   return out;
 }
 
+// Appends one record's on-disk bytes to `out`, the payload written in place
+// and checksummed there (no intermediate copies: every event goes through).
+void AppendRecord(const SpoolRecord& record, std::string& out) {
+  const size_t payload_size = 3 + record.project.size() + record.json.size();
+  const size_t start = out.size();
+  out.resize(start + kHeaderBytes);
+  out.push_back(record.historical_migration ? 1 : 0);
+  out.push_back(static_cast<char>(record.project.size() & 0xFF));
+  out.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
+  out.append(record.project);
+  out.append(record.json);
+  std::string header;
+  PutU32(header, static_cast<uint32_t>(payload_size));
+  PutU32(header, Crc32(absl::string_view(out.data() + start + kHeaderBytes, payload_size)));
+  out.replace(start, kHeaderBytes, header);
+}
+
 }  // namespace
 
 std::string Spool::EncodeRecord(const SpoolRecord& record) {
-  std::string payload;
-  payload.reserve(3 + record.project.size() + record.json.size());
-  payload.push_back(record.historical_migration ? 1 : 0);
-  payload.push_back(static_cast<char>(record.project.size() & 0xFF));
-  payload.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
-  payload.append(record.project);
-  payload.append(record.json);
   std::string out;
-  out.reserve(kHeaderBytes + payload.size());
-  PutU32(out, static_cast<uint32_t>(payload.size()));
-  PutU32(out, Crc32(payload));
-  out.append(payload);
+  AppendRecord(record, out);
   return out;
 }
 
@@ -238,11 +246,15 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
   segments_.erase(it);
 }
 
-absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
-  Pending pending;
-  for (const SpoolRecord& record : records) pending.bytes.append(EncodeRecord(record));
-  pending.count = static_cast<int64_t>(records.size());
-  const int64_t size = static_cast<int64_t>(pending.bytes.size());
+absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pending) {
+  size_t size_hint = 0;
+  for (const SpoolRecord& record : records) {
+    size_hint += kHeaderBytes + 3 + record.project.size() + record.json.size();
+  }
+  pending->bytes.reserve(size_hint);
+  for (const SpoolRecord& record : records) AppendRecord(record, pending->bytes);
+  pending->count = static_cast<int64_t>(records.size());
+  const int64_t size = static_cast<int64_t>(pending->bytes.size());
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("spool: shutting down");
   if (total_bytes_ + size > options_.max_bytes) {
@@ -254,10 +266,26 @@ absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& reco
     return full;
   }
   total_bytes_ += size;
-  queue_.push_back(&pending);
-  mu_.Await(absl::Condition(&pending.done));
+  queue_.push_back(pending);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
+  Pending pending;
+  if (absl::Status queued = Enqueue(records, &pending); !queued.ok()) return queued;
+  pending.synced.WaitForNotification();
   if (!pending.status.ok()) return pending.status;
   return pending.location;
+}
+
+void Spool::AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done) {
+  auto pending = std::make_unique<Pending>();
+  pending->done = std::move(done);
+  if (absl::Status queued = Enqueue(records, pending.get()); !queued.ok()) {
+    pending->done(queued);
+    return;
+  }
+  pending.release();  // The writer owns it now.
 }
 
 absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
@@ -349,25 +377,39 @@ void Spool::WriterLoop() {
         status = ErrnoStatus("cannot sync", SegmentPath(segment));
       }
     }
-    absl::MutexLock lock(&mu_);
-    for (Pending* pending : round) {
-      pending->status = status;
-      if (status.ok()) {
-        segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
-        segments_[segment].outstanding += pending->count;
-      } else {
-        // Not acknowledged: the caller gets an error. What reached the disk
-        // anyway is delivered after a restart (at least once).
-        total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
+    {
+      absl::MutexLock lock(&mu_);
+      for (Pending* pending : round) {
+        pending->status = status;
+        if (status.ok()) {
+          segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
+          segments_[segment].outstanding += pending->count;
+        } else {
+          // Not acknowledged: the caller gets an error. What reached the
+          // disk anyway is delivered after a restart (at least once).
+          total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
+        }
       }
-      pending->done = true;
+      if (!status.ok()) {
+        LogError("capture spool: write failed", {{"error", std::string(status.message())}});
+        if (fd_ >= 0) {
+          // Start a fresh segment on the next round.
+          ::close(fd_);
+          fd_ = -1;
+        }
+      }
     }
-    if (!status.ok()) {
-      LogError("capture spool: write failed", {{"error", std::string(status.message())}});
-      if (fd_ >= 0) {
-        // Start a fresh segment on the next round.
-        ::close(fd_);
-        fd_ = -1;
+    // After this a caller may return and free its Pending: not touched again.
+    for (Pending* pending : round) {
+      if (pending->done) {
+        std::unique_ptr<Pending> owned(pending);
+        if (owned->status.ok()) {
+          owned->done(owned->location);
+        } else {
+          owned->done(owned->status);
+        }
+      } else {
+        pending->synced.Notify();
       }
     }
   }

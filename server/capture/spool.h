@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,6 +43,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace posthog_gateway {
 
@@ -98,6 +100,15 @@ class Spool final {
   // the spool is full; UNAVAILABLE when the disk failed.
   absl::StatusOr<SpoolLocation> Append(const std::vector<SpoolRecord>& records);
 
+  // AppendDone receives the outcome of an AppendAsync.
+  using AppendDone = std::function<void(absl::StatusOr<SpoolLocation>)>;
+
+  // AppendAsync is Append without the wait: `done` runs once the records are
+  // synced (on the spool's writer thread, which it must not block: the next
+  // group waits for it) or at once, on the caller's thread, when they are
+  // refused. `records` need not outlive the call.
+  void AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done);
+
   // Read reads back the records of one Append (not yet all released), so
   // that a backlog need not stay in memory.
   absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
@@ -120,13 +131,21 @@ class Spool final {
   struct Pending {
     std::string bytes;
     int64_t count = 0;
-    // Filled by the writer.
-    bool done = false;
+    // Filled by the writer before it notifies `synced`. The caller waits on
+    // the notification, not on mu_: a group's callers wake at once instead
+    // of one after another through the mutex.
     absl::Status status;
     SpoolLocation location;
+    absl::Notification synced;
+    // Set by AppendAsync: called instead of notifying, then the Pending is
+    // deleted by the writer.
+    AppendDone done;
   };
 
   explicit Spool(SpoolOptions options);
+  // Encodes `records` into `pending` and queues it for the writer, or says
+  // why not (full, stopping).
+  absl::Status Enqueue(const std::vector<SpoolRecord>& records, Pending* pending);
   void WriterLoop();
   // Opens a new segment file for writing.
   absl::Status RollSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -13,6 +13,8 @@ namespace posthog_gateway {
 namespace {
 
 constexpr char kLiveness[] = "liveness";
+// Threads kept polling for calls between calls (see Start).
+constexpr int kMaxIdlePollers = 64;
 constexpr char kReadiness[] = "readiness";
 
 int Millis(absl::Duration duration) {
@@ -52,6 +54,14 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(config_.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A sync-server thread whose handler blocked (capture waits for the
+  // spool's fdatasync) goes back to polling only while fewer than
+  // MAX_POLLERS threads poll; gRPC's default of 2 made it exit, and the next
+  // call spawn a new one: about one thread created per unary CaptureEvent
+  // under 16 callers, which doubled the gateway's CPU per call. Idle pollers
+  // cost a parked thread each.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              kMaxIdlePollers);
   builder.RegisterService(&health_);
   for (const NamedService& named : services_) builder.RegisterService(named.service);
   if (!interceptors_.empty()) {

@@ -1,9 +1,12 @@
 #include "server/service/capture_service.h"
 
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
 #include "server/grpc/status_conversion.h"
@@ -11,7 +14,11 @@
 namespace posthog_gateway {
 namespace {
 
-absl::Time Deadline(const grpc::ServerContext* context) {
+// The arena block of a stream's messages: enough for a message of a few
+// hundred ordinary events.
+constexpr size_t kStreamArenaBlockBytes = 512 << 10;
+
+absl::Time Deadline(const grpc::ServerContextBase* context) {
   const auto deadline = context->deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
     return absl::InfiniteFuture();
@@ -23,15 +30,48 @@ absl::Time Deadline(const grpc::ServerContext* context) {
 
 CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {}
 
-grpc::Status CaptureServiceImpl::CaptureEvent(grpc::ServerContext* context,
-                                              const posthog::v1::CaptureEventRequest* request,
-                                              posthog::v1::CaptureEventResponse* response) {
-  absl::StatusOr<std::vector<std::string>> uuids =
-      pipeline_->Capture(request->project(), {&request->event()}, "event",
-                         /*indexed=*/false, request->ack_mode(), Deadline(context));
-  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
-  response->set_uuid(uuids->front());
-  return grpc::Status::OK;
+CaptureServiceImpl::~CaptureServiceImpl() {
+  absl::MutexLock lock(&blocking_->mu);
+  blocking_->mu.Await(absl::Condition(
+      +[](int64_t* running) { return *running == 0; }, &blocking_->running));
+}
+
+void CaptureServiceImpl::StartBlockingCall(std::function<void()> call) {
+  {
+    absl::MutexLock lock(&blocking_->mu);
+    ++blocking_->running;
+  }
+  std::thread([blocking = blocking_, call = std::move(call)] {
+    call();
+    absl::MutexLock lock(&blocking->mu);
+    --blocking->running;
+  }).detach();
+}
+
+grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
+    grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,
+    posthog::v1::CaptureEventResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto finish = [reactor, response](absl::StatusOr<std::vector<std::string>> uuids) {
+    if (!uuids.ok()) {
+      reactor->Finish(ToGrpcStatus(uuids.status()));
+      return;
+    }
+    response->set_uuid(uuids->front());
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (request->ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
+    pipeline_->CaptureDurableAsync(request->project(), {&request->event()}, "event",
+                                   /*indexed=*/false, std::move(finish));
+    return reactor;
+  }
+  // The request and response live until Finish.
+  const absl::Time deadline = Deadline(context);
+  StartBlockingCall([this, request, deadline, finish = std::move(finish)] {
+    finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
+                              /*indexed=*/false, request->ack_mode(), deadline));
+  });
+  return reactor;
 }
 
 grpc::Status CaptureServiceImpl::BatchCaptureEvents(
@@ -56,13 +96,28 @@ grpc::Status CaptureServiceImpl::StreamCaptureEvents(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
                              posthog::v1::StreamCaptureEventsRequest>* stream) {
-  posthog::v1::StreamCaptureEventsRequest request;
+  // Each message is parsed into an arena that is reset before the next one:
+  // a message of hundreds of events holds thousands of small objects (the
+  // properties' Structs), which the heap would allocate and free one by one.
+  // The first block is kept across messages; larger messages grow the arena
+  // with blocks that each Reset frees.
+  std::vector<char> first_block(kStreamArenaBlockBytes);
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = first_block.data();
+  arena_options.initial_block_size = first_block.size();
+  arena_options.start_block_size = kStreamArenaBlockBytes;
+  arena_options.max_block_size = kStreamArenaBlockBytes;
+  google::protobuf::Arena arena(arena_options);
   std::string project;
   posthog::v1::AckMode ack_mode = posthog::v1::ACK_MODE_UNSPECIFIED;
   int64_t acknowledged = 0;
   int64_t message_number = 0;
   std::vector<const posthog::v1::Event*> events;
-  while (stream->Read(&request)) {
+  while (true) {
+    arena.Reset();
+    auto& request =
+        *google::protobuf::Arena::CreateMessage<posthog::v1::StreamCaptureEventsRequest>(&arena);
+    if (!stream->Read(&request)) break;
     if (message_number++ == 0) {
       project = request.project();
       ack_mode = request.ack_mode();

@@ -4,20 +4,35 @@
 // CaptureServiceImpl serves posthog.v1.CaptureService on a CapturePipeline:
 // it turns the convention RPCs into their events, calls the pipeline and
 // converts the result. Thread-safe; borrows the pipeline.
+//
+// CaptureEvent uses gRPC's callback API: in ACK_MODE_DURABLE no thread waits
+// for the spool's sync (the call finishes from the spool's writer), so that
+// many unary calls share one group commit without a parked thread each. In
+// ACK_MODE_DELIVERED it waits for PostHog on a thread of its own. The other
+// methods are synchronous.
 
+#include <functional>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "server/capture/capture_pipeline.h"
 
 namespace posthog_gateway {
 
-class CaptureServiceImpl final : public posthog::v1::CaptureService::Service {
+class CaptureServiceImpl final
+    : public posthog::v1::CaptureService::WithCallbackMethod_CaptureEvent<
+          posthog::v1::CaptureService::Service> {
  public:
   explicit CaptureServiceImpl(CapturePipeline* pipeline);
+  // Waits for the ACK_MODE_DELIVERED calls still running.
+  ~CaptureServiceImpl() override;
 
-  grpc::Status CaptureEvent(grpc::ServerContext* context,
-                            const posthog::v1::CaptureEventRequest* request,
-                            posthog::v1::CaptureEventResponse* response) override;
+  grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
+                                         const posthog::v1::CaptureEventRequest* request,
+                                         posthog::v1::CaptureEventResponse* response) override;
   grpc::Status BatchCaptureEvents(grpc::ServerContext* context,
                                   const posthog::v1::BatchCaptureEventsRequest* request,
                                   posthog::v1::BatchCaptureEventsResponse* response) override;
@@ -47,7 +62,17 @@ class CaptureServiceImpl final : public posthog::v1::CaptureService::Service {
                           const posthog::v1::Event& event, posthog::v1::AckMode ack_mode,
                           std::string* uuid);
 
+  // Runs `call` on a new thread, counted in blocking_.
+  void StartBlockingCall(std::function<void()> call);
+
+  // Calls running on threads of their own; outlives them.
+  struct BlockingCalls {
+    absl::Mutex mu;
+    int64_t running ABSL_GUARDED_BY(mu) = 0;
+  };
+
   CapturePipeline* pipeline_;
+  std::shared_ptr<BlockingCalls> blocking_ = std::make_shared<BlockingCalls>();
 };
 
 }  // namespace posthog_gateway

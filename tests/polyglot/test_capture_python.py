@@ -97,6 +97,17 @@ class CapturePythonTest(unittest.TestCase):
         stored = helpers.events(self.url, event="batch")["events"]
         self.assertEqual(sorted(e["uuid"] for e in stored), sorted(response.uuids))
 
+    def test_capture_event_in_delivered_mode_is_stored_when_acknowledged(self):
+        # Unary CaptureEvent runs on gRPC's callback API; delivered mode waits
+        # for PostHog on a thread of its own.
+        response = self.capture.CaptureEvent(
+            self.pb.CaptureEventRequest(event=self.pb.Event(event="delivered", distinct_id="u"),
+                                        ack_mode=self.pb.ACK_MODE_DELIVERED),
+            timeout=TIMEOUT)
+
+        stored = helpers.events(self.url, event="delivered")["events"]
+        self.assertEqual([e["uuid"] for e in stored], [response.uuid])
+
     def test_stream_acknowledges_progress_per_message(self):
         def requests():
             for m in range(3):
@@ -120,6 +131,16 @@ class CapturePythonTest(unittest.TestCase):
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         details = dict(raised.exception.trailing_metadata()).get("grpc-status-details-bin")
         self.assertIn(b"events[1].distinct_id", details)
+
+    def test_bad_unary_event_is_invalid_argument_naming_the_field(self):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.capture.CaptureEvent(
+                self.pb.CaptureEventRequest(event=self.pb.Event(event="", distinct_id="d")),
+                timeout=TIMEOUT)
+
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        details = dict(raised.exception.trailing_metadata()).get("grpc-status-details-bin")
+        self.assertIn(b"event.event", details)
 
     def test_identify(self):
         response = self.capture.Identify(self.pb.IdentifyRequest(

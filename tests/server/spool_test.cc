@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
@@ -203,6 +205,73 @@ TEST_F(SpoolTest, TruncatedTailDeliversTheIntactRecords) {
 
   EXPECT_EQ(reopened.replayed.size(), 2u);
   EXPECT_EQ(reopened.damaged_segments, 1);
+}
+
+TEST_F(SpoolTest, AppendAsyncCallsBackOnceSyncedAndShareGroupsWithAppend) {
+  Spool::Opened opened = Open();
+  constexpr int kCalls = 40;
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<SpoolLocation>> outcomes;
+  for (int i = 0; i < kCalls; ++i) {
+    opened.spool->AppendAsync(Records(2, absl::StrCat("async", i)),
+                              [&](absl::StatusOr<SpoolLocation> location) {
+                                absl::MutexLock lock(&mu);
+                                outcomes.push_back(std::move(location));
+                              });
+  }
+  // A synchronous Append queued behind them returns after they were synced.
+  absl::StatusOr<SpoolLocation> last = opened.spool->Append(Records(1, "sync"));
+  ASSERT_TRUE(last.ok()) << last.status();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(outcomes.size(), static_cast<size_t>(kCalls));
+    for (const absl::StatusOr<SpoolLocation>& outcome : outcomes) {
+      ASSERT_TRUE(outcome.ok()) << outcome.status();
+      EXPECT_EQ(outcome->count, 2);
+      absl::StatusOr<std::vector<SpoolRecord>> read = opened.spool->Read(*outcome);
+      ASSERT_TRUE(read.ok()) << read.status();
+      EXPECT_EQ(read->size(), 2u);
+    }
+  }
+  opened.spool.reset();
+  EXPECT_EQ(Open().replayed.size(), static_cast<size_t>(2 * kCalls + 1));
+}
+
+TEST_F(SpoolTest, AppendAsyncRefusedWhenFullCallsBackAtOnce) {
+  options_.max_bytes = 1 << 20;
+  Spool::Opened opened = Open();
+  std::vector<SpoolRecord> big = {{"demo", false, std::string(600 << 10, 'x')}};
+  ASSERT_TRUE(opened.spool->Append(big).ok());
+  bool called = false;
+  absl::Status status;
+
+  opened.spool->AppendAsync(big, [&](absl::StatusOr<SpoolLocation> location) {
+    called = true;
+    status = location.status();
+  });
+
+  // Refused before queueing: on this thread, before AppendAsync returns.
+  ASSERT_TRUE(called);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryDelay(status), absl::Seconds(1));
+}
+
+TEST(SpoolFormatTest, RecordIsLengthZlibCrc32AndPayload) {
+  // The layout of spool.h, with zlib's CRC-32: segments written before the
+  // checksum moved to libdeflate still replay.
+  const SpoolRecord record{"proj", true, R"({"event":"e"})"};
+  const std::string encoded = Spool::EncodeRecord(record);
+  std::string payload = std::string("\x01\x04\x00", 3) + "proj" + record.json;
+  ASSERT_EQ(encoded.size(), 8 + payload.size());
+  const auto u32 = [&](size_t at) {
+    uint32_t value = 0;
+    for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(encoded[at + i]);
+    return value;
+  };
+  EXPECT_EQ(u32(0), payload.size());
+  EXPECT_EQ(u32(4), static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(payload.data()),
+                                                static_cast<uInt>(payload.size()))));
+  EXPECT_EQ(encoded.substr(8), payload);
 }
 
 }  // namespace
