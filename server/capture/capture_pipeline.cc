@@ -52,7 +52,7 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
   pipeline->dead_letters_ =
       std::make_unique<DeadLetterFile>(capture.spool_dir + "/dead-letter.jsonl",
                                        capture.dead_letter_max_bytes);
-  pipeline->replayed_records_ = static_cast<int64_t>(opened->replayed.size());
+  pipeline->replayed_records_ = opened->replayed_records;
   pipeline->damaged_segments_ = opened->damaged_segments;
 
   DeliveryOptions delivery;
@@ -71,25 +71,22 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
         *client, keys, pipeline->spool_.get(), pipeline->dead_letters_.get(), delivery, env);
   }
 
-  // Replay: group by project, keeping order.
-  std::map<std::string, std::vector<QueuedEvent>> replay;
-  for (ReplayedRecord& replayed : opened->replayed) {
-    auto queue = pipeline->queues_.find(replayed.record.project);
-    if (queue == pipeline->queues_.end()) {
-      pipeline->dead_letters_->Write(replayed.record.project, 0,
-                                     "the project is no longer configured",
-                                     replayed.record.json);
-      pipeline->spool_->Release(replayed.segment);
+  // Replay: each run joins its project's queue as a backlog on disk, read
+  // back as the queue drains, so memory stays bounded however full the
+  // spool was.
+  for (const ReplayedRun& run : opened->replayed) {
+    auto queue = pipeline->queues_.find(run.project);
+    if (queue != pipeline->queues_.end()) {
+      queue->second->EnqueueOnDisk(run.location);
       continue;
     }
-    QueuedEvent event;
-    event.json = std::move(replayed.record.json);
-    event.historical_migration = replayed.record.historical_migration;
-    event.segment = replayed.segment;
-    replay[replayed.record.project].push_back(std::move(event));
-  }
-  for (auto& [alias, events] : replay) {
-    pipeline->queues_[alias]->EnqueueReplayed(std::move(events));
+    absl::StatusOr<std::vector<SpoolRecord>> records = pipeline->spool_->Read(run.location);
+    if (!records.ok()) return records.status();
+    for (const SpoolRecord& record : *records) {
+      pipeline->dead_letters_->Write(record.project, 0, "the project is no longer configured",
+                                     record.json);
+      pipeline->spool_->Release(run.location.segment);
+    }
   }
   LogInfo("capture: spool opened",
           {{"dir", capture.spool_dir},

@@ -290,6 +290,11 @@ void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation&
   EnqueueReplayed(std::move(events));
 }
 
+void ProjectQueue::EnqueueOnDisk(const SpoolLocation& location) {
+  absl::MutexLock lock(&mu_);
+  on_disk_.push_back(location);
+}
+
 void ProjectQueue::LoadFromDisk() {
   const SpoolLocation location = on_disk_.front();
   on_disk_.pop_front();

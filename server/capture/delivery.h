@@ -156,8 +156,11 @@ class ProjectQueue final {
   // without an on_done callback may be kept on disk only (read back later)
   // when the memory budget is used up.
   void Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location);
-  // EnqueueReplayed queues events replayed from the spool (in memory).
+  // EnqueueReplayed queues events already in memory.
   void EnqueueReplayed(std::vector<QueuedEvent> events);
+  // EnqueueOnDisk queues spooled records still on disk only (a run replayed
+  // at start-up): they are read back when the queue gets to them.
+  void EnqueueOnDisk(const SpoolLocation& location);
 
   bool paused() const { return sender_.paused(); }
   int64_t queued() const;

@@ -71,9 +71,16 @@ absl::Status MakeDirectories(const std::string& dir) {
 
 struct ParsedSegment {
   std::vector<SpoolRecord> records;
+  // Where each record starts, and its size on disk.
+  std::vector<std::pair<size_t, size_t>> spans;
   bool damaged = false;
   int64_t damaged_bytes = 0;
 };
+
+// A replayed run closes at this many records or bytes, so that reading one
+// back into memory stays small.
+constexpr int64_t kMaxRunRecords = 1000;
+constexpr int64_t kMaxRunBytes = 1 << 20;
 
 // RecordAt reads the record starting at `pos`: nullopt unless its header is
 // plausible, it fits in `data` and its checksum matches. Sets `*size` to the
@@ -110,6 +117,7 @@ ParsedSegment ParseSegment(const std::string& data) {
     size_t size = 0;
     if (std::optional<SpoolRecord> record = RecordAt(data, pos, &size)) {
       out.records.push_back(*std::move(record));
+      out.spans.emplace_back(pos, size);
       pos += size;
       continue;
     }
@@ -193,8 +201,24 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
       segment.bytes = static_cast<int64_t>(data.str().size());
       segment.outstanding = static_cast<int64_t>(parsed.records.size());
       spool->total_bytes_ += segment.bytes;
-      for (SpoolRecord& record : parsed.records) {
-        opened.replayed.push_back({id, std::move(record)});
+      opened.replayed_records += static_cast<int64_t>(parsed.records.size());
+      // Runs of adjacent records of one project; only their places are kept.
+      for (size_t k = 0; k < parsed.records.size(); ++k) {
+        const auto [offset, size] = parsed.spans[k];
+        ReplayedRun* run = opened.replayed.empty() ? nullptr : &opened.replayed.back();
+        const bool extends = run != nullptr && run->location.segment == id &&
+                             run->project == parsed.records[k].project &&
+                             run->location.offset + run->location.bytes ==
+                                 static_cast<int64_t>(offset) &&
+                             run->location.count < kMaxRunRecords &&
+                             run->location.bytes < kMaxRunBytes;
+        if (!extends) {
+          opened.replayed.push_back({parsed.records[k].project,
+                                     {id, static_cast<int64_t>(offset), 0, 0}});
+          run = &opened.replayed.back();
+        }
+        run->location.bytes += static_cast<int64_t>(size);
+        ++run->location.count;
       }
       spool->next_segment_ = id + 1;
       spool->MaybeDeleteSegment(id);

@@ -25,9 +25,11 @@
 // `max_bytes` is RESOURCE_EXHAUSTED with a RetryInfo, and nothing already
 // spooled is ever dropped to make room.
 //
-// Open replays the directory: every intact record of every segment is
-// returned (in order), and damage — a checksum mismatch, a truncated record
-// — ends the reading of that segment and is reported in `damaged_records`.
+// Open replays the directory: it checks every segment and returns where its
+// intact records are (runs of adjacent records of one project, in order;
+// read them back with Read), so that a full spool is not loaded into memory
+// at start-up. Damage (a checksum mismatch, a truncated record) is skipped
+// up to the next intact record and reported.
 //
 // Thread-safe.
 
@@ -71,17 +73,21 @@ struct SpoolLocation {
   int64_t count = 0;
 };
 
-struct ReplayedRecord {
-  SegmentId segment = 0;
-  SpoolRecord record;
+// Adjacent intact records of one project found by Open, in one segment;
+// Read(location) returns them. Each record must be Released.
+struct ReplayedRun {
+  std::string project;
+  SpoolLocation location;
 };
 
 class Spool final {
  public:
   struct Opened {
     std::unique_ptr<Spool> spool;
-    // Intact records found on disk, oldest first; each must be Released.
-    std::vector<ReplayedRecord> replayed;
+    // Where the intact records found on disk are, oldest first.
+    std::vector<ReplayedRun> replayed;
+    // How many records the runs hold.
+    int64_t replayed_records = 0;
     // Segments with damage (bad checksum, truncated record, bad length).
     int64_t damaged_segments = 0;
     // Bytes skipped past the damage.
@@ -109,8 +115,8 @@ class Spool final {
   // refused. `records` need not outlive the call.
   void AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done);
 
-  // Read reads back the records of one Append (not yet all released), so
-  // that a backlog need not stay in memory.
+  // Read reads back the records of one Append or one replayed run (not yet
+  // all released), so that a backlog need not stay in memory.
   absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
 
   // Release marks one record of `segment` delivered.

@@ -32,6 +32,29 @@ std::vector<std::string> Segments(const std::string& dir) {
   return names;
 }
 
+// One replayed record and its segment, read back from Open's runs.
+struct Replayed {
+  SegmentId segment = 0;
+  SpoolRecord record;
+};
+
+std::vector<Replayed> ReadReplayed(const Spool::Opened& opened) {
+  std::vector<Replayed> out;
+  int64_t count = 0;
+  for (const ReplayedRun& run : opened.replayed) {
+    absl::StatusOr<std::vector<SpoolRecord>> records = opened.spool->Read(run.location);
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (!records.ok()) continue;
+    for (SpoolRecord& record : *records) {
+      EXPECT_EQ(record.project, run.project);
+      out.push_back({run.location.segment, std::move(record)});
+    }
+    count += run.location.count;
+  }
+  EXPECT_EQ(count, opened.replayed_records);
+  return out;
+}
+
 class SpoolTest : public ::testing::Test {
  protected:
   SpoolTest() {
@@ -62,19 +85,39 @@ class SpoolTest : public ::testing::Test {
 TEST_F(SpoolTest, ReplaysEveryUnreleasedRecordInOrderAfterReopening) {
   {
     Spool::Opened opened = Open();
-    EXPECT_TRUE(opened.replayed.empty());
+    EXPECT_TRUE(opened.replayed_records == 0);
     ASSERT_TRUE(opened.spool->Append(Records(3, "a")).ok());
     ASSERT_TRUE(opened.spool->Append(Records(2, "b")).ok());
   }
   Spool::Opened reopened = Open();
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
 
-  ASSERT_EQ(reopened.replayed.size(), 5u);
-  EXPECT_EQ(reopened.replayed[0].record.json, R"({"n":"a0"})");
-  EXPECT_EQ(reopened.replayed[0].record.project, "demo");
-  EXPECT_FALSE(reopened.replayed[0].record.historical_migration);
-  EXPECT_TRUE(reopened.replayed[1].record.historical_migration);
-  EXPECT_EQ(reopened.replayed[4].record.json, R"({"n":"b1"})");
+  ASSERT_EQ(replayed.size(), 5u);
+  EXPECT_EQ(replayed[0].record.json, R"({"n":"a0"})");
+  EXPECT_EQ(replayed[0].record.project, "demo");
+  EXPECT_FALSE(replayed[0].record.historical_migration);
+  EXPECT_TRUE(replayed[1].record.historical_migration);
+  EXPECT_EQ(replayed[4].record.json, R"({"n":"b1"})");
   EXPECT_EQ(reopened.damaged_segments, 0);
+}
+
+TEST_F(SpoolTest, ReplayKeepsOnlyWhereRecordsAreInBoundedRunsOfOneProject) {
+  {
+    Spool::Opened opened = Open();
+    ASSERT_TRUE(opened.spool->Append({{"a", false, "{}"}, {"a", false, "{}"}}).ok());
+    ASSERT_TRUE(opened.spool->Append({{"b", false, "{}"}}).ok());
+    ASSERT_TRUE(opened.spool->Append({{"a", false, "{}"}}).ok());
+    std::vector<SpoolRecord> many(2500, SpoolRecord{"c", false, R"({"n":1})"});
+    ASSERT_TRUE(opened.spool->Append(many).ok());
+  }
+  Spool::Opened reopened = Open();
+
+  std::vector<std::pair<std::string, int64_t>> runs;
+  for (const ReplayedRun& run : reopened.replayed) runs.emplace_back(run.project, run.location.count);
+  EXPECT_EQ(runs, (std::vector<std::pair<std::string, int64_t>>{
+                      {"a", 2}, {"b", 1}, {"a", 1}, {"c", 1000}, {"c", 1000}, {"c", 500}}));
+  EXPECT_EQ(reopened.replayed_records, 2504);
+  EXPECT_EQ(ReadReplayed(reopened).size(), 2504u);
 }
 
 TEST_F(SpoolTest, DeletesASegmentOnceAllItsRecordsAreReleasedAndItIsClosed) {
@@ -87,16 +130,17 @@ TEST_F(SpoolTest, DeletesASegmentOnceAllItsRecordsAreReleasedAndItIsClosed) {
   // Releases are not written down: a segment with a record left is replayed
   // whole (the released record again, with its uuid, for PostHog to dedupe).
   Spool::Opened reopened = Open();
-  ASSERT_EQ(reopened.replayed.size(), 2u);
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
+  ASSERT_EQ(replayed.size(), 2u);
   EXPECT_EQ(Segments(dir_).size(), 2u);  // The replayed one and the new one.
 
-  for (const ReplayedRecord& replayed : reopened.replayed) {
-    reopened.spool->Release(replayed.segment);
+  for (const Replayed& record : replayed) {
+    reopened.spool->Release(record.segment);
   }
 
   EXPECT_EQ(Segments(dir_).size(), 1u);
   reopened.spool.reset();
-  EXPECT_TRUE(Open().replayed.empty());
+  EXPECT_TRUE(Open().replayed_records == 0);
 }
 
 TEST_F(SpoolTest, FullSpoolRefusesWithRetryInfoAndKeepsWhatItHas) {
@@ -111,7 +155,7 @@ TEST_F(SpoolTest, FullSpoolRefusesWithRetryInfoAndKeepsWhatItHas) {
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(RetryDelay(refused.status()), absl::Seconds(1));
   opened.spool.reset();
-  EXPECT_EQ(Open().replayed.size(), 1u);
+  EXPECT_EQ(Open().replayed_records, 1);
 }
 
 TEST_F(SpoolTest, ConcurrentAppendsAllLand) {
@@ -127,7 +171,7 @@ TEST_F(SpoolTest, ConcurrentAppendsAllLand) {
   for (std::thread& thread : threads) thread.join();
   opened.spool.reset();
 
-  EXPECT_EQ(Open().replayed.size(), 8u * 20u * 5u);
+  EXPECT_EQ(Open().replayed_records, 8 * 20 * 5);
 }
 
 TEST_F(SpoolTest, ReadReturnsTheRecordsOfOneAppend) {
@@ -160,10 +204,11 @@ TEST_F(SpoolTest, CorruptRecordIsSkippedAndTheRecordsAfterItKept) {
   }
 
   Spool::Opened reopened = Open();
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
 
-  ASSERT_EQ(reopened.replayed.size(), 2u);
-  EXPECT_EQ(reopened.replayed[0].record.json, R"({"n":"a0"})");
-  EXPECT_EQ(reopened.replayed[1].record.json, R"({"n":"a2"})");
+  ASSERT_EQ(replayed.size(), 2u);
+  EXPECT_EQ(replayed[0].record.json, R"({"n":"a0"})");
+  EXPECT_EQ(replayed[1].record.json, R"({"n":"a2"})");
   EXPECT_EQ(reopened.damaged_segments, 1);
   EXPECT_EQ(reopened.damaged_bytes, static_cast<int64_t>(first));  // The second record.
 }
@@ -183,11 +228,12 @@ TEST_F(SpoolTest, CorruptLengthResynchronizesOnTheNextIntactRecord) {
   }
 
   Spool::Opened reopened = Open();
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
 
-  ASSERT_EQ(reopened.replayed.size(), 3u);
-  EXPECT_EQ(reopened.replayed[0].record.json, R"({"n":"a0"})");
-  EXPECT_EQ(reopened.replayed[1].record.json, R"({"n":"a2"})");
-  EXPECT_EQ(reopened.replayed[2].record.json, R"({"n":"a3"})");
+  ASSERT_EQ(replayed.size(), 3u);
+  EXPECT_EQ(replayed[0].record.json, R"({"n":"a0"})");
+  EXPECT_EQ(replayed[1].record.json, R"({"n":"a2"})");
+  EXPECT_EQ(replayed[2].record.json, R"({"n":"a3"})");
   EXPECT_EQ(reopened.damaged_segments, 1);
 }
 
@@ -202,8 +248,9 @@ TEST_F(SpoolTest, TruncatedTailDeliversTheIntactRecords) {
   ASSERT_EQ(truncate(path.c_str(), info.st_size - 3), 0);
 
   Spool::Opened reopened = Open();
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
 
-  EXPECT_EQ(reopened.replayed.size(), 2u);
+  EXPECT_EQ(replayed.size(), 2u);
   EXPECT_EQ(reopened.damaged_segments, 1);
 }
 
@@ -234,7 +281,7 @@ TEST_F(SpoolTest, AppendAsyncCallsBackOnceSyncedAndShareGroupsWithAppend) {
     }
   }
   opened.spool.reset();
-  EXPECT_EQ(Open().replayed.size(), static_cast<size_t>(2 * kCalls + 1));
+  EXPECT_EQ(Open().replayed_records, static_cast<int64_t>(2 * kCalls + 1));
 }
 
 TEST_F(SpoolTest, AppendAsyncRefusedWhenFullCallsBackAtOnce) {
