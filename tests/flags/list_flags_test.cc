@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "posthog/v1/flag.grpc.pb.h"
@@ -18,39 +16,18 @@
 #include "server/service/flag_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_list_endpoint.h"
+#include "tests/fakes/grpc_status_details.h"
 
 namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
+using testing::ErrorReason;
 using testing::FakeClock;
 using testing::FakeListEndpoint;
+using testing::ViolatedFields;
 
 constexpr char kBase[] = "https://app.example/api/projects/7/feature_flags/";
-
-std::string ErrorReason(const grpc::Status& status) {
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return "";
-  for (const auto& any : details.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
-
-std::vector<std::string> ViolatedFields(const grpc::Status& status) {
-  std::vector<std::string> fields;
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return fields;
-  for (const auto& any : details.details()) {
-    google::rpc::BadRequest bad_request;
-    if (!any.UnpackTo(&bad_request)) continue;
-    for (const auto& violation : bad_request.field_violations()) {
-      fields.push_back(violation.field());
-    }
-  }
-  return fields;
-}
 
 class ListFlagsTest : public ::testing::Test {
  protected:

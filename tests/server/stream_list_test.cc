@@ -8,22 +8,23 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "posthog/v1/flag.pb.h"
 #include "server/flags/flag_json.h"
 #include "server/posthog/project_registry.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_list_endpoint.h"
+#include "tests/fakes/grpc_status_details.h"
 
 namespace posthog_gateway {
 namespace {
 
 using posthog::v1::Flag;
 using posthog::v1::ListFlagsResponse;
+using testing::ErrorReason;
 using testing::FakeClock;
 using testing::FakeListEndpoint;
+using testing::ViolatedFields;
 
 constexpr char kPath[] = "/api/projects/7/feature_flags/";
 constexpr char kBase[] = "https://app.example/api/projects/7/feature_flags/";
@@ -46,32 +47,6 @@ class RecordingWriter final : public grpc::ServerWriterInterface<ListFlagsRespon
  private:
   const int fail_after_;
 };
-
-// ErrorReason returns the ErrorInfo reason in the status's details ("" if none).
-std::string ErrorReason(const grpc::Status& status) {
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return "";
-  for (const auto& any : details.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
-
-// ViolatedFields returns the fields of the status's BadRequest.
-std::vector<std::string> ViolatedFields(const grpc::Status& status) {
-  std::vector<std::string> fields;
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return fields;
-  for (const auto& any : details.details()) {
-    google::rpc::BadRequest bad_request;
-    if (!any.UnpackTo(&bad_request)) continue;
-    for (const auto& violation : bad_request.field_violations()) {
-      fields.push_back(violation.field());
-    }
-  }
-  return fields;
-}
 
 HttpResponse Answer(int code, std::string body) {
   HttpResponse response;
