@@ -6,7 +6,8 @@
 #   2. the official posthog-node SDK sending the same events to the same
 #      emulator;
 #   3. unary CaptureEvent vs the no-op ceiling (grpc.health.v1.Health/Check
-#      on the same gateway): calls/s, p50, p99;
+#      on the same gateway): calls/s, p50, p99, at 16 callers and at
+#      --saturation_callers (128) where durable calls reach their capacity;
 #   4. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
 # and, for 1 and 3, the gateway's CPU per event or call, with the load
@@ -20,6 +21,7 @@
 #   tools/bazel.sh build --config=opt //bench/capture:capture_load \
 #       //server:posthog_gateway //emulator:posthog_emulator
 # Usage: bench/capture/run.sh [--events=N] [--sdk_events=N] [--seconds=N] [--outage_seconds=N]
+#                             [--saturation_callers=N]
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,12 +30,14 @@ events=1000000
 sdk_events=100000
 seconds=10
 outage_seconds=60
+saturation_callers=128
 for arg in "$@"; do
   case "${arg}" in
     --events=*) events="${arg#*=}" ;;
     --sdk_events=*) sdk_events="${arg#*=}" ;;
     --seconds=*) seconds="${arg#*=}" ;;
     --outage_seconds=*) outage_seconds="${arg#*=}" ;;
+    --saturation_callers=*) saturation_callers="${arg#*=}" ;;
     *) echo "run.sh: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -120,6 +124,14 @@ cpu_after=$(gateway_cpu)
 noop_cpu=$(cpu_us_per "${cpu_before}" "${cpu_after}" "$(figure calls < "${work}/noop.txt")")
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --seconds="${seconds}" | tee "${work}/unary.txt"
 unary_cpu=$(cpu_us_per "${cpu_after}" "$(gateway_cpu)" "$(figure calls < "${work}/unary.txt")")
+# Throughput as capacity: each at enough callers to saturate it. Durable
+# calls wait for a group commit, so they need more callers in flight than a
+# no-op does to reach their ceiling (the no-op saturates the CPU by 16).
+echo "== 3b. the same at ${saturation_callers} callers"
+"${load}" --target="${GATEWAY_TARGET}" --mode=noop --threads="${saturation_callers}" \
+    --seconds="${seconds}" | tee "${work}/noop_sat.txt"
+"${load}" --target="${GATEWAY_TARGET}" --mode=unary --threads="${saturation_callers}" \
+    --seconds="${seconds}" | tee "${work}/unary_sat.txt"
 
 echo "== 4. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
 curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
@@ -159,4 +171,13 @@ row "no-op unary Health/Check ceiling (calls/s, p50 us, p99 us)" \
   "${noop_rate}, $(figure p50_us < "${work}/noop.txt"), $(figure p99_us < "${work}/noop.txt")"
 row "unary / ceiling" "$(/usr/bin/python3 -c "print(f'{${unary_rate}/${noop_rate}:.0%}')")"
 row "  gateway CPU per call, unary / no-op (us)" "${unary_cpu} / ${noop_cpu}"
+unary_sat=$(figure calls_per_second < "${work}/unary_sat.txt")
+noop_sat=$(figure calls_per_second < "${work}/noop_sat.txt")
+best_noop=$(( noop_sat > noop_rate ? noop_sat : noop_rate ))
+row "unary at ${saturation_callers} callers (calls/s, p50 us, p99 us)" \
+  "${unary_sat}, $(figure p50_us < "${work}/unary_sat.txt"), $(figure p99_us < "${work}/unary_sat.txt")"
+row "no-op at ${saturation_callers} callers (calls/s, p50 us, p99 us)" \
+  "${noop_sat}, $(figure p50_us < "${work}/noop_sat.txt"), $(figure p99_us < "${work}/noop_sat.txt")"
+row "unary / ceiling at capacity (best no-op of both runs)" \
+  "$(/usr/bin/python3 -c "print(f'{${unary_sat}/${best_noop}:.0%}')")"
 row "peak RSS over the run incl. ${outage_seconds} s outage under load (MiB)" "$(( peak_rss / 1024 ))"
