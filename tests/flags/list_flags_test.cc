@@ -14,6 +14,7 @@
 #include "server/paging/stream_list.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_list_endpoint.h"
 #include "tests/fakes/grpc_status_details.h"
@@ -32,17 +33,7 @@ constexpr char kBase[] = "https://app.example/api/projects/7/feature_flags/";
 class ListFlagsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
-    const std::string key_path = (dir / "personal_api_key").string();
-    std::ofstream(key_path) << "phx_secret";
-    ProjectConfig project;
-    project.alias = "demo";
-    project.project_id = 7;
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.personal_api_key.file = key_path;
-    config_.projects.push_back(project);
-    config_.default_project = "demo";
+    config_ = testing::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, 250, &clock_);
     http_->UseDrfPagination();  // As PostHog's flag list pages.
     keys_ = std::make_unique<KeyStore>(config_);

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
 #include "server/posthog/project_registry.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_list_endpoint.h"
 
@@ -31,17 +32,7 @@ HttpResponse Answer(int code, std::string body, HttpHeaders headers = {}) {
 class PageStreamTest : public ::testing::Test {
  protected:
   void Serve(int total, std::vector<RateWindow> windows = {}) {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
-    const std::string key_path = (dir / "personal_api_key").string();
-    std::ofstream(key_path) << "phx_secret";
-    ProjectConfig project;
-    project.alias = "demo";
-    project.project_id = 7;
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.personal_api_key.file = key_path;
-    config_.projects.push_back(project);
-    config_.default_project = "demo";
+    config_ = testing::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, total, &clock_);
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http_.get());

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "server/posthog/project_registry.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_http_client.h"
 
 namespace posthog_gateway {
@@ -86,17 +87,7 @@ TEST(PersonsListQueryTest, AFilterWithoutKeyIsInvalidArgument) {
 class PersonsTest : public ::testing::Test {
  protected:
   PersonsTest() {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
-    const std::string key_path = (dir / "personal_api_key").string();
-    std::ofstream(key_path) << "phx_secret";
-    ProjectConfig project;
-    project.alias = "demo";
-    project.project_id = 7;
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.personal_api_key.file = key_path;
-    config_.projects.push_back(project);
-    config_.default_project = "demo";
+    config_ = testing::DemoProjectConfig();
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
   }

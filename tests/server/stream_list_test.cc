@@ -12,6 +12,7 @@
 #include "posthog/v1/flag.pb.h"
 #include "server/flags/flag_json.h"
 #include "server/posthog/project_registry.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_list_endpoint.h"
 #include "tests/fakes/grpc_status_details.h"
@@ -58,17 +59,7 @@ HttpResponse Answer(int code, std::string body) {
 class StreamListTest : public ::testing::Test {
  protected:
   void Serve(int total) {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
-    const std::string key_path = (dir / "personal_api_key").string();
-    std::ofstream(key_path) << "phx_secret";
-    ProjectConfig project;
-    project.alias = "demo";
-    project.project_id = 7;
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.personal_api_key.file = key_path;
-    config_.projects.push_back(project);
-    config_.default_project = "demo";
+    config_ = testing::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, total, &clock_);
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http_.get());
