@@ -167,19 +167,24 @@ grpc::Status StreamList(ListCall call, ListEnv env,
     Entry entry = **std::move(next);
     Entry last;
     size_t bytes = 0;
-    absl::Status malformed;
+    // Why the list ends after this message, if it does.
+    absl::Status ended;
     while (true) {
       absl::StatusOr<Item> item = convert(entry.item);
       if (!item.ok()) {
-        malformed = cursor.Malformed(entry.offset, item.status());
+        ended = cursor.Malformed(entry.offset, item.status());
         break;
       }
       bytes += item->ByteSizeLong();
       *add(response) = *std::move(item);
       last = std::move(entry);
       if (bytes >= kMaxListMessageBytes || !cursor.ItemReady()) break;
-      next = cursor.Next();  // From memory: neither waits nor fails.
-      if (!next.ok() || !next->has_value()) break;
+      next = cursor.Next();  // From memory: it neither waits nor fails.
+      if (!next.ok()) {
+        ended = next.status();
+        break;
+      }
+      if (!next->has_value()) break;
       entry = **std::move(next);
     }
     if (last.items_streamed > 0) {
@@ -192,7 +197,7 @@ grpc::Status StreamList(ListCall call, ListEnv env,
         return grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
       }
     }
-    if (!malformed.ok()) return ToGrpcStatus(malformed);
+    if (!ended.ok()) return ToGrpcStatus(ended);
   }
 }
 
