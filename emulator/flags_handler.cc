@@ -187,14 +187,8 @@ void HandleFlagCollection(EmulatorState& state, const httplib::Request& req,
   if (!absl::SimpleAtoi(QueryParam(req, "limit"), &limit) || limit <= 0) limit = 100;
   if (!absl::SimpleAtoi(QueryParam(req, "offset"), &offset) || offset < 0) offset = 0;
   auto [page, count] = state.flags().List(team_id, offset, limit);
-  json out = {{"count", count},
-              {"next", offset + limit < static_cast<long>(count)
-                           ? json(PageUrl(req, offset + limit, limit))
-                           : json()},
-              {"previous", offset > 0 ? json(PageUrl(req, std::max(0L, offset - limit),
-                                                     limit))
-                                      : json()},
-              {"results", page}};
+  json out = {{"count", count}, {"results", page}};
+  SetPageLinks(req, offset, limit, offset + limit < static_cast<long>(count), out);
   SetJson(res, 200, out);
 }
 

@@ -102,6 +102,14 @@ std::string BaseUrl(const httplib::Request& req) {
   return absl::StrCat("http://", host);
 }
 
+void SetPageLinks(const httplib::Request& req, long offset, long limit, bool has_next,
+                  nlohmann::json& page) {
+  page["next"] = has_next ? nlohmann::json(PageUrl(req, offset + limit, limit)) : nlohmann::json();
+  page["previous"] = offset > 0
+                         ? nlohmann::json(PageUrl(req, std::max(0L, offset - limit), limit))
+                         : nlohmann::json();
+}
+
 std::string PageUrl(const httplib::Request& req, long offset, long limit) {
   // httplib keeps params in a multimap (sorted by name); DRF keeps the
   // original order. Rebuild from the raw target to keep the client's order.

@@ -44,6 +44,11 @@ std::string BaseUrl(const httplib::Request& req);
 // replace_query_param does; offset 0 is dropped like DRF's `previous`.
 std::string PageUrl(const httplib::Request& req, long offset, long limit);
 
+// SetPageLinks sets DRF's `next` (when `has_next`) and `previous` (past the
+// first page) links of a limit/offset page in `page`, null otherwise.
+void SetPageLinks(const httplib::Request& req, long offset, long limit, bool has_next,
+                  nlohmann::json& page);
+
 // QueryParam returns the first value of query parameter `name`, or "".
 std::string QueryParam(const httplib::Request& req, const std::string& name);
 

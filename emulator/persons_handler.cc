@@ -180,12 +180,7 @@ void HandlePersons(EmulatorState& state, const httplib::Request& req,
   json results = json::array();
   for (const Person& p : page) results.push_back(PersonListItem(p));
   json out = {{"results", results}};
-  out["next"] = page.size() >= static_cast<size_t>(limit)
-                    ? json(PageUrl(req, offset + limit, limit))
-                    : json();
-  out["previous"] =
-      offset > 0 ? json(PageUrl(req, std::max(0L, offset - limit), limit))
-                 : json();
+  SetPageLinks(req, offset, limit, page.size() >= static_cast<size_t>(limit), out);
   if (req.has_param("include_total")) {
     PersonListQuery all = query;
     all.offset = 0;

@@ -50,6 +50,17 @@ def _forget_stubs(stubs_dir):
         sys.path.remove(stubs_dir)
 
 
+def _load_flag_stubs(cls, prefix):
+    """Generates the stubs into a directory of the class's own (removed with
+    it) and sets cls.pb / cls.pb_grpc to the FlagService modules."""
+    stubs_dir = tempfile.mkdtemp(prefix=prefix)
+    cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+    cls.addClassCleanup(_forget_stubs, stubs_dir)
+    generate_stubs(stubs_dir)
+    cls.pb = importlib.import_module("posthog.v1.flag_pb2")
+    cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+
+
 def _wait_for(predicate, what):
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -63,12 +74,7 @@ def _wait_for(predicate, what):
 class FlagServicePythonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-flags-stubs-")
-        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
-        cls.addClassCleanup(_forget_stubs, stubs_dir)
-        generate_stubs(stubs_dir)
-        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
-        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        _load_flag_stubs(cls, "polyglot-flags-stubs-")
         cls.health_pb2 = importlib.import_module("health_pb2")
         cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
         cls.stack = stack.Stack(
@@ -305,12 +311,7 @@ class ListFlagsPythonTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-list-flags-stubs-")
-        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
-        cls.addClassCleanup(_forget_stubs, stubs_dir)
-        generate_stubs(stubs_dir)
-        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
-        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        _load_flag_stubs(cls, "polyglot-list-flags-stubs-")
         cls.person_pb = importlib.import_module("posthog.v1.person_pb2")
         cls.person_pb_grpc = importlib.import_module("posthog.v1.person_pb2_grpc")
         cls.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED))
@@ -445,12 +446,7 @@ class RemoteOnlyFlagsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-flags-remote-stubs-")
-        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
-        cls.addClassCleanup(_forget_stubs, stubs_dir)
-        generate_stubs(stubs_dir)
-        cls.pb = importlib.import_module("posthog.v1.flag_pb2")
-        cls.pb_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        _load_flag_stubs(cls, "polyglot-flags-remote-stubs-")
         keys = stack.keys_from_seed(stack.DEFAULT_SEED)
         cls.stack = stack.Stack({"project_api_key": keys["project_api_key"]})
         cls.stack.__enter__()
