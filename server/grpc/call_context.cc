@@ -16,7 +16,7 @@ constexpr const char* kTraceHeaders[] = {
 
 }  // namespace
 
-CallContext CallContextFromServer(grpc::ServerContext* context) {
+CallContext CallContextFromServer(grpc::ServerContextBase* context) {
   CallContext call;
   const auto deadline = context->deadline();
   if (deadline != std::chrono::system_clock::time_point::max()) {

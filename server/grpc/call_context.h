@@ -9,7 +9,7 @@ namespace posthog_gateway {
 // CallContextFromServer captures what calls to PostHog inherit from the
 // incoming gRPC call: its deadline, its cancellation, and its trace headers.
 // The result refers to `context` and must not outlive the call.
-CallContext CallContextFromServer(grpc::ServerContext* context);
+CallContext CallContextFromServer(grpc::ServerContextBase* context);
 
 }  // namespace posthog_gateway
 

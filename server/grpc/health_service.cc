@@ -34,16 +34,22 @@ HealthService::ServingStatus HealthService::StatusOf(const std::string& name) co
   return it->second ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
 }
 
-grpc::Status HealthService::Check(grpc::ServerContext*,
-                                  const grpc::health::v1::HealthCheckRequest* request,
-                                  HealthCheckResponse* response) {
-  absl::ReaderMutexLock lock(&mu_);
-  const ServingStatus status = StatusOf(request->service());
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
+                                               const grpc::health::v1::HealthCheckRequest* request,
+                                               HealthCheckResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ServingStatus status;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    status = StatusOf(request->service());
+  }
   if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service"));
+    return reactor;
   }
   response->set_status(status);
-  return grpc::Status::OK;
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 grpc::Status HealthService::Watch(

@@ -23,7 +23,8 @@
 
 namespace posthog_gateway {
 
-class HealthService final : public grpc::health::v1::Health::Service {
+class HealthService final
+    : public grpc::health::v1::Health::WithCallbackMethod_Check<grpc::health::v1::Health::Service> {
  public:
   HealthService() = default;
 
@@ -33,9 +34,9 @@ class HealthService final : public grpc::health::v1::Health::Service {
   // Shutdown marks every name NOT_SERVING for good and ends Watch streams.
   void Shutdown();
 
-  grpc::Status Check(grpc::ServerContext* context,
-                     const grpc::health::v1::HealthCheckRequest* request,
-                     grpc::health::v1::HealthCheckResponse* response) override;
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* context,
+                                  const grpc::health::v1::HealthCheckRequest* request,
+                                  grpc::health::v1::HealthCheckResponse* response) override;
 
   grpc::Status Watch(grpc::ServerContext* context,
                      const grpc::health::v1::HealthCheckRequest* request,

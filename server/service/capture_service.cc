@@ -1,7 +1,6 @@
 #include "server/service/capture_service.h"
 
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -30,24 +29,6 @@ absl::Time Deadline(const grpc::ServerContextBase* context) {
 
 CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {}
 
-CaptureServiceImpl::~CaptureServiceImpl() {
-  absl::MutexLock lock(&blocking_->mu);
-  blocking_->mu.Await(absl::Condition(
-      +[](int64_t* running) { return *running == 0; }, &blocking_->running));
-}
-
-void CaptureServiceImpl::StartBlockingCall(std::function<void()> call) {
-  {
-    absl::MutexLock lock(&blocking_->mu);
-    ++blocking_->running;
-  }
-  std::thread([blocking = blocking_, call = std::move(call)] {
-    call();
-    absl::MutexLock lock(&blocking->mu);
-    --blocking->running;
-  }).detach();
-}
-
 grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
     grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,
     posthog::v1::CaptureEventResponse* response) {
@@ -67,7 +48,7 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
   }
   // The request and response live until Finish.
   const absl::Time deadline = Deadline(context);
-  StartBlockingCall([this, request, deadline, finish = std::move(finish)] {
+  blocking_.Start([this, request, deadline, finish = std::move(finish)]() mutable {
     finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
                               /*indexed=*/false, request->ack_mode(), deadline));
   });

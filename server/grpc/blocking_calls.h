@@ -1,0 +1,48 @@
+#ifndef SERVER_GRPC_BLOCKING_CALLS_H_
+#define SERVER_GRPC_BLOCKING_CALLS_H_
+
+// BlockingCalls runs the part of a callback-API call that blocks (waiting
+// for PostHog) on a thread of its own: gRPC's callback threads also read and
+// write every connection, and must never wait. Such calls already wait
+// milliseconds for the network, so a thread each costs little next to them.
+//
+//   BlockingCalls blocking;   // Destroyed after the server stopped.
+//   blocking.Start([reactor] { ...; reactor->Finish(status); });
+//
+// The destructor waits for the calls still running. Thread-safe.
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+
+namespace posthog_gateway {
+
+class BlockingCalls {
+ public:
+  BlockingCalls() = default;
+  BlockingCalls(const BlockingCalls&) = delete;
+  BlockingCalls& operator=(const BlockingCalls&) = delete;
+  ~BlockingCalls();
+
+  // Start runs `call` on a new thread.
+  void Start(absl::AnyInvocable<void() &&> call);
+
+  // Running is the number of calls started and not yet returned.
+  int64_t Running() const;
+
+ private:
+  // Shared with the threads: one may still be releasing the lock when the
+  // destructor sees the count reach zero.
+  struct State {
+    absl::Mutex mu;
+    int64_t running ABSL_GUARDED_BY(mu) = 0;
+  };
+  const std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
+}  // namespace posthog_gateway
+
+#endif  // SERVER_GRPC_BLOCKING_CALLS_H_
