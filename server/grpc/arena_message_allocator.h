@@ -15,13 +15,64 @@
 //   service.SetMessageAllocatorFor_Method(&allocator);
 //
 // Thread-safe.
+//
+// ArenaMessage<T> is the same for a message a raw (ByteBuffer) method
+// parses itself: one T on an arena whose first block is inline.
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "google/protobuf/arena.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/message_allocator.h"
+#include "grpcpp/support/slice.h"
 
 namespace posthog_gateway {
+
+namespace arena_internal {
+
+inline google::protobuf::ArenaOptions FirstBlock(char* block, size_t bytes) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = block;
+  options.initial_block_size = bytes;
+  return options;
+}
+
+}  // namespace arena_internal
+
+template <typename T, size_t kFirstBlockBytes = 8 << 10>
+class ArenaMessage final {
+ public:
+  ArenaMessage()
+      : arena_(arena_internal::FirstBlock(first_block_, kFirstBlockBytes)),
+        message_(google::protobuf::Arena::CreateMessage<T>(&arena_)) {}
+  ArenaMessage(const ArenaMessage&) = delete;
+  ArenaMessage& operator=(const ArenaMessage&) = delete;
+
+  // ParseFrom parses the message's wire form; false when it is not one.
+  bool ParseFrom(const grpc::ByteBuffer& bytes) {
+    std::vector<grpc::Slice> slices;
+    if (!bytes.Dump(&slices).ok()) return false;
+    if (slices.size() == 1) {
+      return message_->ParseFromArray(slices[0].begin(), static_cast<int>(slices[0].size()));
+    }
+    std::string joined;
+    joined.reserve(bytes.Length());
+    for (const grpc::Slice& slice : slices) {
+      joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    return message_->ParseFromString(joined);
+  }
+
+  T& operator*() const { return *message_; }
+  T* operator->() const { return message_; }
+
+ private:
+  alignas(std::max_align_t) char first_block_[kFirstBlockBytes];
+  google::protobuf::Arena arena_;  // After first_block_: destroyed before it.
+  T* const message_;
+};
 
 template <typename Request, typename Response, size_t kFirstBlockBytes = 16 << 10>
 class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Response> {
@@ -31,7 +82,7 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
  private:
   class Holder final : public grpc::MessageHolder<Request, Response> {
    public:
-    Holder() : arena_(Options(first_block_)) {
+    Holder() : arena_(arena_internal::FirstBlock(first_block_, kFirstBlockBytes)) {
       this->set_request(google::protobuf::Arena::CreateMessage<Request>(&arena_));
       this->set_response(google::protobuf::Arena::CreateMessage<Response>(&arena_));
     }
@@ -39,13 +90,6 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
     void Release() override { delete this; }
 
    private:
-    static google::protobuf::ArenaOptions Options(char* first_block) {
-      google::protobuf::ArenaOptions options;
-      options.initial_block = first_block;
-      options.initial_block_size = kFirstBlockBytes;
-      return options;
-    }
-
     alignas(std::max_align_t) char first_block_[kFirstBlockBytes];
     google::protobuf::Arena arena_;  // After first_block_: destroyed before it.
   };

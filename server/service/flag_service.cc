@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -70,46 +71,6 @@ FlagResult ErrorResult(const std::string& key, posthog::v1::FlagErrorCode code,
   return result;
 }
 
-posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
-  switch (code) {
-    case flags::ReasonCode::kConditionMatch:
-      return posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH;
-    case flags::ReasonCode::kNoConditionMatch:
-      return posthog::v1::FLAG_REASON_CODE_NO_CONDITION_MATCH;
-    case flags::ReasonCode::kOutOfRolloutBound:
-      return posthog::v1::FLAG_REASON_CODE_OUT_OF_ROLLOUT_BOUND;
-    case flags::ReasonCode::kNoGroupType:
-      return posthog::v1::FLAG_REASON_CODE_NO_GROUP_TYPE;
-    case flags::ReasonCode::kSuperConditionValue:
-      return posthog::v1::FLAG_REASON_CODE_SUPER_CONDITION_VALUE;
-    case flags::ReasonCode::kHoldoutConditionValue:
-      return posthog::v1::FLAG_REASON_CODE_HOLDOUT_CONDITION_VALUE;
-    case flags::ReasonCode::kFlagDisabled:
-      return posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED;
-  }
-  return posthog::v1::FLAG_REASON_CODE_ERROR;
-}
-
-// Fills `result` (fresh, in the response) in place: building a FlagResult
-// apart and copying it in costs a second set of allocations per flag.
-void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evaluation,
-                     FlagResult* result) {
-  result->set_key(key);
-  result->set_enabled(evaluation.enabled);
-  // Empty is the default: setting it would allocate for nothing.
-  if (!evaluation.variant.empty()) {
-    result->set_variant(evaluation.variant.data(), evaluation.variant.size());
-  }
-  if (evaluation.payload != nullptr) *result->mutable_payload() = ValueFromJson(*evaluation.payload);
-  posthog::v1::FlagReason* reason = result->mutable_reason();
-  reason->set_code(ReasonToProto(evaluation.reason));
-  reason->set_description(flags::ReasonDescription(evaluation));
-  if (evaluation.condition_index >= 0) reason->set_condition_index(evaluation.condition_index);
-  result->set_source(posthog::v1::FLAG_DECISION_SOURCE_LOCAL);
-  result->set_flag_id(evaluation.flag_id);
-  result->set_flag_version(evaluation.flag_version);
-}
-
 FlagResult RemoteResult(const std::string& key, const flags::RemoteFlag& remote) {
   FlagResult result;
   result.set_key(key);
@@ -130,6 +91,16 @@ FlagResult RemoteResult(const std::string& key, const flags::RemoteFlag& remote)
                                           remote.reason_code, ")"));
   }
   return result;
+}
+
+// The keys asked for, each once, in the order first asked.
+std::vector<std::string> UniqueKeys(const std::vector<std::string>& keys) {
+  std::vector<std::string> unique;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const std::string& key : keys) {
+    if (seen.insert(key).second) unique.push_back(key);
+  }
+  return unique;
 }
 
 flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& who) {
@@ -165,7 +136,6 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                    clock),
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
-  SetMessageAllocatorFor_EvaluateFlags(&evaluate_flags_messages_);
 }
 
 void FlagServiceImpl::Shutdown() {
@@ -174,8 +144,7 @@ void FlagServiceImpl::Shutdown() {
 
 absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::EvaluateLocally(
     const std::string& project, const std::vector<std::string>& keys,
-    const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options,
-    google::protobuf::Map<std::string, FlagResult>* results) {
+    const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return client.status();
   if (who.distinct_id().empty()) {
@@ -192,7 +161,6 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   e.client = *client;
   e.flag_project = &found->second;
   e.options = options;
-  e.results = results;
   e.context = ContextFromProto(who);
   // Without a key that can fetch definitions, every flag is asked remotely.
   e.snapshot = e.flag_project->definitions != nullptr ? e.flag_project->definitions->Current()
@@ -204,9 +172,7 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
     flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, e.context, e.now);
     if (evaluation.decided) {
-      FlagResult& result = (*results)[key];
-      result.Clear();  // A key asked twice.
-      FillLocalResult(key, evaluation, &result);
+      e.results.SetLocal(key, evaluation);
     } else {
       e.undecided.emplace_back(key, evaluation.inconclusive_reason);
     }
@@ -219,14 +185,15 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
     if (keys.empty()) {
       e.all_flags_unknown = true;
     } else {
-      for (const std::string& key : keys) e.undecided.emplace_back(key, why);
+      for (const std::string& key : UniqueKeys(keys)) e.undecided.emplace_back(key, why);
     }
   } else if (keys.empty()) {
+    e.results.Reserve(definitions->flags().size());
     for (const auto& flag : definitions->flags()) {
       evaluate_one(flags::CompiledDefinitions::FlagKey(*flag), flag.get());
     }
   } else {
-    for (const std::string& key : keys) {
+    for (const std::string& key : UniqueKeys(keys)) {
       const flags::CompiledFlag* flag = definitions->Find(key);
       if (flag == nullptr) {
         e.undecided.emplace_back(key, "no flag has this key in the local definitions");
@@ -242,13 +209,13 @@ bool FlagServiceImpl::Evaluation::NeedsPostHog() const {
   return (!undecided.empty() || all_flags_unknown) && !options.only_local();
 }
 
-std::string FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
+void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
   const flags::CompiledDefinitions* definitions =
       e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
   const flags::EvaluationContext& context = e.context;
   const auto& undecided = e.undecided;
   const absl::Time now = e.now;
-  google::protobuf::Map<std::string, FlagResult>* results = e.results;
+  FlagResults& results = e.results;
   const posthog::v1::EvaluationOptions& options = e.options;
   const FlagProject& flag_project = *e.flag_project;
   std::string request_id;
@@ -261,39 +228,38 @@ std::string FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
     absl::StatusOr<flags::RemoteEvaluation> answer = api.RemoteEvaluate(context, remote_keys, call);
     if (!answer.ok()) {
       for (const auto& [key, why] : undecided) {
-        (*results)[key] =
-            ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
-                        absl::StrCat("not decidable locally (", why,
-                                     ") and PostHog could not be asked: ", answer.status().message()));
+        results.Set(key, ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                                     absl::StrCat("not decidable locally (", why,
+                                                  ") and PostHog could not be asked: ",
+                                                  answer.status().message())));
       }
     } else {
       asked_remote = true;
       remote = *std::move(answer);
       request_id = remote.request_id;
       if (e.all_flags_unknown) {
-        for (const auto& [key, flag] : remote.flags) (*results)[key] = RemoteResult(key, flag);
+        for (const auto& [key, flag] : remote.flags) results.Set(key, RemoteResult(key, flag));
       }
       for (const auto& [key, why] : undecided) {
         auto it = remote.flags.find(key);
         if (it != remote.flags.end()) {
-          (*results)[key] = RemoteResult(key, it->second);
+          results.Set(key, RemoteResult(key, it->second));
         } else if (remote.quota_limited) {
-          (*results)[key] = ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
-                                        "PostHog's flag quota is exceeded");
+          results.Set(key, ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                                       "PostHog's flag quota is exceeded"));
         } else {
-          (*results)[key] = ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
-                                        absl::StrCat("no flag has the key `", key, "`"));
+          results.Set(key, ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
+                                       absl::StrCat("no flag has the key `", key, "`")));
         }
       }
     }
   } else {
     for (const auto& [key, why] : undecided) {
       const bool unknown = definitions != nullptr && definitions->Find(key) == nullptr;
-      (*results)[key] =
-          unknown ? ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
-                                absl::StrCat("no flag has the key `", key, "`"))
-                  : ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
-                                absl::StrCat("cannot be decided locally: ", why));
+      results.Set(key, unknown ? ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND,
+                                             absl::StrCat("no flag has the key `", key, "`"))
+                               : ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
+                                             absl::StrCat("cannot be decided locally: ", why)));
     }
   }
   if (request_id.empty()) request_id = NewUuid();
@@ -301,26 +267,28 @@ std::string FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
   if (options.send_flag_called_events() && flag_project.flag_called != nullptr) {
     const int64_t evaluated_at =
         asked_remote && remote.evaluated_at_ms != 0 ? remote.evaluated_at_ms : absl::ToUnixMillis(now);
-    for (const auto& [key, result] : *results) {
-      if (result.error_code() == posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND) continue;
-      json response = !result.variant().empty() ? json(result.variant()) : json(result.enabled());
+    for (size_t i = 0; i < results.size(); ++i) {
+      const std::string& key = results.key(i);
+      const FlagResults::Summary result = results.Summarize(i);
+      if (result.error_code == posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND) continue;
+      json response = !result.variant.empty() ? json(result.variant) : json(result.enabled);
       if (!flag_called_seen_.FirstTime(context.distinct_id, key, response.dump(), context.groups)) {
         continue;
       }
-      const bool local = result.source() == posthog::v1::FLAG_DECISION_SOURCE_LOCAL;
+      const bool local = result.local;
       json properties = {{"$feature_flag", key},
                          {"$feature_flag_response", response},
                          {"locally_evaluated", local},
                          {absl::StrCat("$feature/", key), response},
                          {"$feature_flag_evaluated_at", evaluated_at}};
-      if (result.has_payload()) properties["$feature_flag_payload"] = JsonFromValue(result.payload());
+      if (!result.payload.is_null()) properties["$feature_flag_payload"] = result.payload;
       if (!local && !request_id.empty()) properties["$feature_flag_request_id"] = request_id;
-      if (!result.reason().description().empty()) {
-        properties["$feature_flag_reason"] = result.reason().description();
+      if (!result.reason_description.empty()) {
+        properties["$feature_flag_reason"] = result.reason_description;
       }
-      if (result.flag_version() != 0) properties["$feature_flag_version"] = result.flag_version();
-      if (result.flag_id() != 0) properties["$feature_flag_id"] = result.flag_id();
-      if (result.error_code() != posthog::v1::FLAG_ERROR_CODE_UNSPECIFIED) {
+      if (result.flag_version != 0) properties["$feature_flag_version"] = result.flag_version;
+      if (result.flag_id != 0) properties["$feature_flag_id"] = result.flag_id;
+      if (result.error_code != posthog::v1::FLAG_ERROR_CODE_UNSPECIFIED) {
         properties["$feature_flag_error"] =
             remote.quota_limited ? "quota_limited" : "errors_while_computing_flags";
       }
@@ -344,7 +312,7 @@ std::string FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
       flag_project.flag_called->Record(std::move(event));
     }
   }
-  return request_id;
+  e.request_id = std::move(request_id);
 }
 
 template <typename Finish>
@@ -353,22 +321,23 @@ void FlagServiceImpl::EvaluateAndFinish(grpc::CallbackServerContext* context,
                                         const std::vector<std::string>& keys,
                                         const posthog::v1::EvaluationContext& who,
                                         const posthog::v1::EvaluationOptions& options,
-                                        google::protobuf::Map<std::string, FlagResult>* results,
                                         Finish finish) {
   absl::StatusOr<std::unique_ptr<Evaluation>> evaluation =
-      EvaluateLocally(project, keys, who, options, results);
+      EvaluateLocally(project, keys, who, options);
   if (!evaluation.ok()) {
     finish(evaluation.status());
     return;
   }
   if (!(*evaluation)->NeedsPostHog()) {
-    finish(Complete(**evaluation, CallContext()));
+    Complete(**evaluation, CallContext());
+    finish(evaluation->get());
     return;
   }
-  // The request, the response and the context live until the call finishes.
+  // The context lives until the call finishes.
   blocking_.Start([this, context, evaluation = *std::move(evaluation),
                    finish = std::move(finish)]() mutable {
-    finish(Complete(*evaluation, CallContextFromServer(context)));
+    Complete(*evaluation, CallContextFromServer(context));
+    finish(evaluation.get());
   });
 }
 
@@ -381,36 +350,49 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
         InvalidArgumentWithViolations("a flag key is required", {{"key", "must not be empty"}})));
     return reactor;
   }
-  auto results = std::make_unique<google::protobuf::Map<std::string, FlagResult>>();
-  google::protobuf::Map<std::string, FlagResult>* results_in = results.get();
+  // The request and the response live until the call finishes.
   EvaluateAndFinish(context, request->project(), {request->key()}, request->context(),
-                    request->options(), results_in,
-                    [reactor, request, response, results = std::move(results)](
-                        absl::StatusOr<std::string> request_id) {
-                      if (!request_id.ok()) {
-                        reactor->Finish(ToGrpcStatus(request_id.status()));
+                    request->options(),
+                    [reactor, request, response](absl::StatusOr<const Evaluation*> done) {
+                      if (!done.ok()) {
+                        reactor->Finish(ToGrpcStatus(done.status()));
                         return;
                       }
-                      *response->mutable_result() = std::move((*results)[request->key()]);
-                      response->set_request_id(*std::move(request_id));
+                      const FlagResults& results = (*done)->results;
+                      for (size_t i = 0; i < results.size(); ++i) {
+                        if (results.key(i) == request->key()) {
+                          *response->mutable_result() = results.ToProto(i);
+                        }
+                      }
+                      response->set_request_id((*done)->request_id);
                       reactor->Finish(grpc::Status::OK);
                     });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(
-    grpc::CallbackServerContext* context, const posthog::v1::EvaluateFlagsRequest* request,
-    posthog::v1::EvaluateFlagsResponse* response) {
+grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerContext* context,
+                                                         const grpc::ByteBuffer* request_bytes,
+                                                         grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const std::vector<std::string> keys(request->keys().begin(), request->keys().end());
-  EvaluateAndFinish(context, request->project(), keys, request->context(), request->options(),
-                    response->mutable_results(),
-                    [reactor, response](absl::StatusOr<std::string> request_id) {
-                      if (!request_id.ok()) {
-                        reactor->Finish(ToGrpcStatus(request_id.status()));
+  auto request = std::make_unique<ArenaMessage<posthog::v1::EvaluateFlagsRequest>>();
+  if (!request->ParseFrom(*request_bytes)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "the request is not a posthog.v1.EvaluateFlagsRequest"));
+    return reactor;
+  }
+  const posthog::v1::EvaluateFlagsRequest& r = **request;
+  const std::vector<std::string> keys(r.keys().begin(), r.keys().end());
+  EvaluateAndFinish(context, r.project(), keys, r.context(), r.options(),
+                    [reactor, response_bytes, request = std::move(request)](
+                        absl::StatusOr<const Evaluation*> done) {
+                      if (!done.ok()) {
+                        reactor->Finish(ToGrpcStatus(done.status()));
                         return;
                       }
-                      response->set_request_id(*std::move(request_id));
+                      const std::string bytes =
+                          (*done)->results.EncodeResponse((*done)->request_id);
+                      grpc::Slice slice(bytes);
+                      *response_bytes = grpc::ByteBuffer(&slice, 1);
                       reactor->Finish(grpc::Status::OK);
                     });
   return reactor;

@@ -45,6 +45,7 @@
 #include "server/paging/resume_token.h"
 #include "server/posthog/call_context.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/flag_results.h"
 
 namespace posthog_gateway {
 
@@ -56,7 +57,7 @@ struct FlagProject {
 
 class FlagServiceImpl final
     : public posthog::v1::FlagService::WithCallbackMethod_EvaluateFlag<
-          posthog::v1::FlagService::WithCallbackMethod_EvaluateFlags<
+          posthog::v1::FlagService::WithRawCallbackMethod_EvaluateFlags<
               posthog::v1::FlagService::Service>> {
  public:
   // `projects_by_alias` has an entry for every configured project alias.
@@ -71,9 +72,11 @@ class FlagServiceImpl final
   grpc::ServerUnaryReactor* EvaluateFlag(grpc::CallbackServerContext* context,
                                          const posthog::v1::EvaluateFlagRequest* request,
                                          posthog::v1::EvaluateFlagResponse* response) override;
+  // Raw: takes a serialized EvaluateFlagsRequest and writes the
+  // EvaluateFlagsResponse's bytes itself (FlagResults::EncodeResponse).
   grpc::ServerUnaryReactor* EvaluateFlags(grpc::CallbackServerContext* context,
-                                          const posthog::v1::EvaluateFlagsRequest* request,
-                                          posthog::v1::EvaluateFlagsResponse* response) override;
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
   grpc::Status WatchFlagDefinitions(
       grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
       grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) override;
@@ -105,33 +108,33 @@ class FlagServiceImpl final
     std::vector<std::pair<std::string, std::string>> undecided;
     // No definitions and no keys asked: every flag is PostHog's to name.
     bool all_flags_unknown = false;
-    google::protobuf::Map<std::string, posthog::v1::FlagResult>* results = nullptr;
+    FlagResults results;
+    // Set by Complete.
+    std::string request_id;
 
     // Whether Complete asks PostHog (and so blocks).
     bool NeedsPostHog() const;
   };
 
-  // EvaluateLocally checks the request and fills `results` with what the
-  // definitions decide for `keys` (every flag when empty). Never blocks.
+  // EvaluateLocally checks the request and records what the definitions
+  // decide for `keys` (every flag when empty; each key once). Never blocks.
   absl::StatusOr<std::unique_ptr<Evaluation>> EvaluateLocally(
       const std::string& project, const std::vector<std::string>& keys,
-      const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options,
-      google::protobuf::Map<std::string, posthog::v1::FlagResult>* results);
+      const posthog::v1::EvaluationContext& who, const posthog::v1::EvaluationOptions& options);
 
   // Complete asks PostHog for the undecided keys (one `POST /flags?v=2`,
-  // under `call`) when NeedsPostHog, fills their results, records the
-  // `$feature_flag_called` events asked for and returns the request id.
-  std::string Complete(Evaluation& evaluation, const CallContext& call);
+  // under `call`) when NeedsPostHog, records their results, the
+  // `$feature_flag_called` events asked for and the request id.
+  void Complete(Evaluation& evaluation, const CallContext& call);
 
   // EvaluateAndFinish runs both passes, the second on a thread of its own
-  // when it asks PostHog, and hands the request id or the error to `finish`.
+  // when it asks PostHog, then calls `finish` with the completed Evaluation
+  // or the request's error.
   template <typename Finish>
   void EvaluateAndFinish(grpc::CallbackServerContext* context, const std::string& project,
                          const std::vector<std::string>& keys,
                          const posthog::v1::EvaluationContext& who,
-                         const posthog::v1::EvaluationOptions& options,
-                         google::protobuf::Map<std::string, posthog::v1::FlagResult>* results,
-                         Finish finish);
+                         const posthog::v1::EvaluationOptions& options, Finish finish);
 
   const ProjectRegistry* projects_;
   const std::map<std::string, FlagProject> projects_by_alias_;
@@ -145,8 +148,6 @@ class FlagServiceImpl final
   absl::Notification shutdown_;
   ArenaMessageAllocator<posthog::v1::EvaluateFlagRequest, posthog::v1::EvaluateFlagResponse>
       evaluate_flag_messages_;
-  ArenaMessageAllocator<posthog::v1::EvaluateFlagsRequest, posthog::v1::EvaluateFlagsResponse>
-      evaluate_flags_messages_;
   // EvaluateFlag(s) calls waiting for PostHog; last, so destroyed (and
   // waited for) first.
   BlockingCalls blocking_;

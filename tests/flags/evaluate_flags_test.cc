@@ -1,0 +1,201 @@
+// FlagService.EvaluateFlag(s) through a real (in-process) gRPC server: the
+// callback handlers, the raw EvaluateFlags reply written by FlagResults, and
+// the PostHog fallback that finishes on a thread of its own.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "posthog/v1/flag.grpc.pb.h"
+#include "server/config/key_store.h"
+#include "server/flags/definitions_store.h"
+#include "server/paging/resume_token.h"
+#include "server/posthog/project_registry.h"
+#include "server/service/flag_service.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_http_client.h"
+#include "tests/fakes/grpc_status_details.h"
+
+namespace posthog_gateway {
+namespace {
+
+namespace v1 = ::posthog::v1;
+using testing::FakeClock;
+using testing::FakeHttpClient;
+using testing::ViolatedFields;
+
+// Three flags the definitions decide, and one that needs a property the
+// caller does not send (so PostHog decides it).
+constexpr char kDefinitions[] = R"({"flags": [
+  {"id": 1, "key": "everyone", "active": true, "version": 2,
+   "filters": {"groups": [{"rollout_percentage": 100}]}},
+  {"id": 2, "key": "nobody", "active": true, "version": 1,
+   "filters": {"groups": [{"rollout_percentage": 0}]}},
+  {"id": 3, "key": "colors", "active": true, "version": 5,
+   "filters": {"groups": [{"rollout_percentage": 100}],
+               "multivariate": {"variants": [{"key": "blue", "rollout_percentage": 100}]},
+               "payloads": {"blue": "{\"hex\": \"#00f\"}"}}},
+  {"id": 4, "key": "pro-only", "active": true, "version": 1,
+   "filters": {"groups": [{"properties": [{"key": "plan", "type": "person",
+                                           "operator": "exact", "value": ["pro"]}],
+                           "rollout_percentage": 100}]}}],
+  "group_type_mapping": {}, "cohorts": {}})";
+
+constexpr char kPostHogAnswer[] = R"({"flags": {"pro-only": {"key": "pro-only",
+  "enabled": true, "variant": null,
+  "reason": {"code": "condition_match", "condition_index": 0,
+             "description": "Matched condition set 1"},
+  "metadata": {"id": 4, "version": 1}}}, "requestId": "posthog-request"})";
+
+class EvaluateFlagsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ProjectConfig project;
+    project.alias = "demo";
+    project.ingestion_host = "https://ingest.example";
+    project.app_host = "https://app.example";
+    project.project_api_key.env = "PHC";
+    project.personal_api_key.env = "PHX";
+    config_.projects.push_back(project);
+    config_.default_project = "demo";
+    keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
+      return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_personal");
+    });
+    registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
+    store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"),
+                                                       FlagsConfig());
+    http_.Respond(200, kDefinitions);
+    store_->PollOnce();
+    service_ = std::make_unique<FlagServiceImpl>(
+        registry_.get(), std::map<std::string, FlagProject>{{"demo", {store_.get(), nullptr}}},
+        FlagsConfig{}, PagingConfig{}, &tokens_, &clock_);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    channel_ = server_->InProcessChannel(grpc::ChannelArguments());
+    stub_ = v1::FlagService::NewStub(channel_);
+  }
+
+  void TearDown() override { server_->Shutdown(); }
+
+  static v1::EvaluateFlagsRequest Request(std::vector<std::string> keys, bool only_local) {
+    v1::EvaluateFlagsRequest request;
+    for (std::string& key : keys) request.add_keys(std::move(key));
+    request.mutable_context()->set_distinct_id("user-1");
+    request.mutable_options()->set_only_local(only_local);
+    return request;
+  }
+
+  grpc::Status Evaluate(const v1::EvaluateFlagsRequest& request,
+                        v1::EvaluateFlagsResponse* response) {
+    grpc::ClientContext context;
+    return stub_->EvaluateFlags(&context, request, response);
+  }
+
+  GatewayConfig config_;
+  FakeHttpClient http_;
+  FakeClock clock_;
+  ResumeTokenCodec tokens_ = ResumeTokenCodec::WithRandomSecret(absl::Hours(1));
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<ProjectRegistry> registry_;
+  std::unique_ptr<flags::DefinitionsStore> store_;
+  std::unique_ptr<FlagServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::FlagService::Stub> stub_;
+};
+
+TEST_F(EvaluateFlagsTest, EveryFlagLocallyMatchesEvaluateFlagPerKey) {
+  v1::EvaluateFlagsResponse all;
+  ASSERT_TRUE(Evaluate(Request({}, /*only_local=*/true), &all).ok());
+  ASSERT_EQ(all.results_size(), 4);
+  EXPECT_FALSE(all.request_id().empty());
+
+  const v1::FlagResult& colors = all.results().at("colors");
+  EXPECT_TRUE(colors.enabled());
+  EXPECT_EQ(colors.variant(), "blue");
+  EXPECT_EQ(colors.payload().struct_value().fields().at("hex").string_value(), "#00f");
+  EXPECT_EQ(colors.source(), v1::FLAG_DECISION_SOURCE_LOCAL);
+  EXPECT_EQ(colors.flag_version(), 5);
+  EXPECT_FALSE(all.results().at("nobody").enabled());
+  EXPECT_EQ(all.results().at("pro-only").error_code(), v1::FLAG_ERROR_CODE_GENERAL);
+
+  for (const auto& [key, result] : all.results()) {
+    v1::EvaluateFlagRequest one;
+    one.set_key(key);
+    *one.mutable_context() = Request({}, true).context();
+    one.mutable_options()->set_only_local(true);
+    grpc::ClientContext context;
+    v1::EvaluateFlagResponse single;
+    ASSERT_TRUE(stub_->EvaluateFlag(&context, one, &single).ok());
+    EXPECT_EQ(single.result().SerializeAsString(), result.SerializeAsString()) << key;
+  }
+}
+
+TEST_F(EvaluateFlagsTest, KeysAskedTwiceAnswerOnceAndUnknownKeysSaySo) {
+  v1::EvaluateFlagsResponse response;
+  ASSERT_TRUE(Evaluate(Request({"everyone", "everyone", "missing"}, true), &response).ok());
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_TRUE(response.results().at("everyone").enabled());
+  EXPECT_EQ(response.results().at("missing").error_code(), v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND);
+}
+
+TEST_F(EvaluateFlagsTest, AnUndecidedFlagIsAskedOfPostHogOnce) {
+  http_.Respond(200, kPostHogAnswer);
+  v1::EvaluateFlagsResponse response;
+  ASSERT_TRUE(Evaluate(Request({}, /*only_local=*/false), &response).ok());
+  ASSERT_EQ(response.results_size(), 4);
+  const v1::FlagResult& remote = response.results().at("pro-only");
+  EXPECT_TRUE(remote.enabled());
+  EXPECT_EQ(remote.source(), v1::FLAG_DECISION_SOURCE_REMOTE);
+  EXPECT_EQ(response.results().at("everyone").source(), v1::FLAG_DECISION_SOURCE_LOCAL);
+  EXPECT_EQ(response.request_id(), "posthog-request");
+  // The definitions, then one /flags call.
+  ASSERT_EQ(http_.requests().size(), 2u);
+  EXPECT_NE(http_.requests()[1].url.find("/flags"), std::string::npos);
+}
+
+TEST_F(EvaluateFlagsTest, WhenPostHogFailsTheUndecidedFlagIsAnErrorAndTheRestStand) {
+  http_.Respond(503, "unavailable");
+  v1::EvaluateFlagsResponse response;
+  ASSERT_TRUE(Evaluate(Request({}, /*only_local=*/false), &response).ok());
+  EXPECT_EQ(response.results().at("pro-only").error_code(), v1::FLAG_ERROR_CODE_GENERAL);
+  EXPECT_TRUE(response.results().at("everyone").enabled());
+}
+
+TEST_F(EvaluateFlagsTest, AMissingDistinctIdIsInvalidArgumentNamingTheField) {
+  v1::EvaluateFlagsRequest request = Request({}, true);
+  request.mutable_context()->clear_distinct_id();
+  v1::EvaluateFlagsResponse response;
+  grpc::ClientContext context;
+  const grpc::Status status = stub_->EvaluateFlags(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::vector<std::string>{"context.distinct_id"});
+}
+
+TEST_F(EvaluateFlagsTest, BytesThatAreNotARequestAreInvalidArgument) {
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  const std::string garbage = "\xff\xff\xff\xff not a protobuf";
+  grpc::Slice slice(garbage);
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  absl::Notification done;
+  generic.UnaryCall(&context, "/posthog.v1.FlagService/EvaluateFlags", grpc::StubOptions(),
+                    &request, &response, [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
