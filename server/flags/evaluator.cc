@@ -506,19 +506,20 @@ const char* ReasonCodeName(ReasonCode code) {
   return "unknown";
 }
 
-std::string ReasonDescription(const FlagEvaluation& evaluation) {
+absl::string_view ReasonDescription(const FlagEvaluation& evaluation, std::string* buffer) {
   if (!evaluation.decided) return evaluation.inconclusive_reason;
   switch (evaluation.reason) {
     case ReasonCode::kConditionMatch: {
-      // Formatted once: EvaluateFlags asks for one per flag and call.
+      // Formatted once: EvaluateFlags writes one per flag and call.
       static const std::vector<std::string>* const kMatched = [] {
         auto* matched = new std::vector<std::string>();
-        for (int i = 1; i <= 16; ++i) matched->push_back(absl::StrCat("Matched condition set ", i));
+        for (int i = 1; i <= 64; ++i) matched->push_back(absl::StrCat("Matched condition set ", i));
         return matched;
       }();
       const int index = evaluation.condition_index;
       if (index >= 0 && index < static_cast<int>(kMatched->size())) return (*kMatched)[index];
-      return absl::StrCat("Matched condition set ", index + 1);
+      *buffer = absl::StrCat("Matched condition set ", index + 1);
+      return *buffer;
     }
     case ReasonCode::kNoConditionMatch:
       return "No matching condition set";

@@ -85,8 +85,9 @@ struct FlagEvaluation;
 
 // ReasonDescription is PostHog's `reason.description` for a decided result,
 // e.g. `Matched condition set 1` (computed on demand: evaluation itself does
-// not format strings).
-std::string ReasonDescription(const FlagEvaluation& evaluation);
+// not format strings). The text is a constant, or formatted into `buffer`
+// (a condition set past the 64th).
+absl::string_view ReasonDescription(const FlagEvaluation& evaluation, std::string* buffer);
 
 // Who a flag is evaluated for. Property objects are JSON objects (or null).
 struct EvaluationContext {

@@ -184,7 +184,8 @@ void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evalua
   std::string payload;
   if (evaluation.payload != nullptr) EncodeValue(*evaluation.payload, &payload);
   const posthog::v1::FlagReasonCode code = ReasonToProto(evaluation.reason);
-  const std::string description = flags::ReasonDescription(evaluation);
+  std::string buffer;
+  const absl::string_view description = flags::ReasonDescription(evaluation, &buffer);
   const bool has_index = evaluation.condition_index >= 0;
 
   const size_t reason_size = (code != 0 ? wire::VarintFieldSize(code) : 0) +
@@ -250,7 +251,9 @@ void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evalua
   if (evaluation.payload != nullptr) *result->mutable_payload() = ValueFromJson(*evaluation.payload);
   posthog::v1::FlagReason* reason = result->mutable_reason();
   reason->set_code(ReasonToProto(evaluation.reason));
-  reason->set_description(flags::ReasonDescription(evaluation));
+  std::string buffer;
+  const absl::string_view description = flags::ReasonDescription(evaluation, &buffer);
+  reason->set_description(description.data(), description.size());
   if (evaluation.condition_index >= 0) reason->set_condition_index(evaluation.condition_index);
   result->set_source(posthog::v1::FLAG_DECISION_SOURCE_LOCAL);
   result->set_flag_id(evaluation.flag_id);
@@ -272,7 +275,8 @@ FlagResults::Summary FlagResults::Summarize(size_t i) const {
     summary.enabled = local->enabled;
     summary.variant = local->variant;
     if (local->payload != nullptr) summary.payload = *local->payload;
-    summary.reason_description = flags::ReasonDescription(*local);
+    std::string buffer;
+    summary.reason_description = std::string(flags::ReasonDescription(*local, &buffer));
     summary.flag_id = local->flag_id;
     summary.flag_version = local->flag_version;
     return summary;

@@ -389,9 +389,12 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
                         reactor->Finish(ToGrpcStatus(done.status()));
                         return;
                       }
-                      const std::string bytes =
-                          (*done)->results.EncodeResponse((*done)->request_id);
-                      grpc::Slice slice(bytes);
+                      // The slice takes the bytes over; gRPC frees them once sent.
+                      auto* bytes = new std::string(
+                          (*done)->results.EncodeResponse((*done)->request_id));
+                      grpc::Slice slice(
+                          bytes->data(), bytes->size(),
+                          [](void* owned) { delete static_cast<std::string*>(owned); }, bytes);
                       *response_bytes = grpc::ByteBuffer(&slice, 1);
                       reactor->Finish(grpc::Status::OK);
                     });

@@ -369,7 +369,11 @@ TEST_F(FlagFlowTest, ReasonAndPayloadOfMatchedCondition) {
   EXPECT_TRUE(result.enabled);
   EXPECT_EQ(result.reason, ReasonCode::kConditionMatch);
   EXPECT_EQ(result.condition_index, 1);
-  EXPECT_EQ(ReasonDescription(result), "Matched condition set 2");
+  std::string buffer;
+  EXPECT_EQ(ReasonDescription(result, &buffer), "Matched condition set 2");
+  result.condition_index = 99;
+  EXPECT_EQ(ReasonDescription(result, &buffer), "Matched condition set 100");
+  result.condition_index = 1;
   ASSERT_NE(result.payload, nullptr);
   EXPECT_EQ(*result.payload, json({{"a", 1}}));
   EXPECT_EQ(result.flag_id, 7);
