@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The feature-flag figures, side by side in one run on this machine:
-#   bench/flags/run.sh [SECONDS]
+#   bench/flags/run.sh [SECONDS_PER_RUN [ROUNDS]]   (default 5 s, 3 rounds)
 # 1. the evaluator alone (Google Benchmark) vs posthog-node's local
 #    getFeatureFlag on the same definitions and inputs;
 # 2. EvaluateFlags for 50 flags over loopback vs the no-op unary ceiling
@@ -14,6 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 seconds="${1:-5}"
+rounds="${2:-3}"
 
 tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
   //emulator:posthog_emulator >/dev/null 2>&1
@@ -51,18 +52,21 @@ echo "== posthog-node" >&2
 EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
   node bench/flags/node_local_eval.js >"$work/node.json"
 
-echo "== gRPC load: ceiling, then EvaluateFlags" >&2
-"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
-  --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health.json"
-"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
-  --seconds="$seconds" --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
-  >"$work/evaluate.json"
-echo "== gRPC load, one caller: ceiling, then EvaluateFlags" >&2
-"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=health --seconds="$seconds" \
-  --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/health_one.json"
-"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=evaluate_flags \
-  --seconds="$seconds" --threads=1 --inputs="$work/inputs.json" --server_pid="$gateway_pid" \
-  >"$work/evaluate_one.json"
+# The four load runs alternate, round after round, so that a slow spell on
+# this shared machine falls on both sides of each comparison; the summary
+# takes each figure's median over the rounds and each ratio's median over
+# the rounds' pairs.
+load() {  # load OUT_NAME METHOD THREADS
+  "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method="$2" --seconds="$seconds" \
+    --threads="$3" --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/$1"
+}
+for round in $(seq "$rounds"); do
+  echo "== gRPC load, round $round of $rounds: ceiling and EvaluateFlags, 8 callers then one" >&2
+  load "health.$round.json" health 8
+  load "evaluate.$round.json" evaluate_flags 8
+  load "health_one.$round.json" health 1
+  load "evaluate_one.$round.json" evaluate_flags 1
+done
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 

@@ -2,13 +2,19 @@
 """Prints bench/flags/run.sh's figures side by side (a Markdown table), and
 how many flag values differ between the gateway and posthog-node.
 
-Usage: summarize.py WORK_DIR   (evaluator.json, node.json, health.json,
-                                evaluate.json, health_one.json,
-                                evaluate_one.json, gateway_values.json)
+Usage: summarize.py WORK_DIR   (evaluator.json, node.json, gateway_values.json
+                                and, per round R, health.R.json,
+                                evaluate.R.json, health_one.R.json,
+                                evaluate_one.R.json)
+
+Each load figure is its median over the rounds; each ratio is the median of
+the rounds' ratios (each round measures both sides back to back).
 """
 
+import glob
 import json
 import os
+import statistics
 import sys
 
 
@@ -17,14 +23,25 @@ def load(work, name):
         return json.load(f)
 
 
+def median_run(runs):
+    """The runs' median of every numeric figure."""
+    merged = dict(runs[0])
+    for field, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[field] = statistics.median(run[field] for run in runs)
+    return merged
+
+
 def main():
     work = sys.argv[1]
     evaluator = {b["name"]: b for b in load(work, "evaluator.json")["benchmarks"]}
     node = load(work, "node.json")
-    health = load(work, "health.json")
-    evaluate = load(work, "evaluate.json")
-    health_one = load(work, "health_one.json")
-    evaluate_one = load(work, "evaluate_one.json")
+    rounds = len(glob.glob(os.path.join(work, "health.*.json")))
+    runs = {name: [load(work, f"{name}.{r}.json") for r in range(1, rounds + 1)]
+            for name in ("health", "evaluate", "health_one", "evaluate_one")}
+    health, evaluate, health_one, evaluate_one = (
+        median_run(runs[name]) for name in ("health", "evaluate", "health_one", "evaluate_one"))
+    throughput_ratios = [e["rps"] / h["rps"] for e, h in zip(runs["evaluate"], runs["health"])]
     gateway_values = load(work, "gateway_values.json")
 
     rows = [("plain rollout", "BM_PlainRollout", "bench-rollout"),
@@ -66,13 +83,16 @@ def main():
     print()
     node_local = node['all_flags_local_us']['p50']
     node_remote = node['all_flags_remote_us']['p50']
-    print(f"EvaluateFlags throughput / ceiling ({evaluate['threads']} callers): "
-          f"{evaluate['rps'] / health['rps']:.0%} (goal: at least 80%)")
+    print(f"{rounds} rounds; medians shown. EvaluateFlags throughput / ceiling "
+          f"({evaluate['threads']} callers): {statistics.median(throughput_ratios):.0%} "
+          f"(rounds: {', '.join(f'{r:.0%}' for r in throughput_ratios)}; goal: at least 80%)")
+    one_caller = [node['all_flags_local_us']['p50'] / e["p50_us"] for e in runs["evaluate_one"]]
     # posthog-node answers one call at a time, so one caller is the fair
     # latency comparison; the 8-caller p50 includes queueing on 2 cores.
     print(f"one caller: EvaluateFlags p50 {evaluate_one['p50_us']:,.0f} µs vs "
           f"posthog-node getAllFlags p50 {node_local:,.0f} µs in-process: "
-          f"{node_local / evaluate_one['p50_us']:.1f}x lower (goal: at least 10x); "
+          f"{node_local / evaluate_one['p50_us']:.1f}x lower "
+          f"(rounds: {', '.join(f'{r:.1f}x' for r in one_caller)}; goal: at least 10x); "
           f"vs {node_remote:,.0f} µs remote: {node_remote / evaluate_one['p50_us']:.1f}x lower "
           f"(goal: lower); ceiling p50 {health_one['p50_us']:,.0f} µs")
 
