@@ -12,9 +12,14 @@
 // every change; after Shutdown it sends NOT_SERVING and ends with OK, and a
 // client's health checker moves to another backend.
 //
+// Both use gRPC's callback API: a Watch stream (one per client connection
+// with client-side health checking) is a reactor woken by changes, not a
+// thread parked for the stream's life.
+//
 // Thread-safe.
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -23,8 +28,7 @@
 
 namespace posthog_gateway {
 
-class HealthService final
-    : public grpc::health::v1::Health::WithCallbackMethod_Check<grpc::health::v1::Health::Service> {
+class HealthService final : public grpc::health::v1::Health::CallbackService {
  public:
   HealthService() = default;
 
@@ -38,20 +42,26 @@ class HealthService final
                                   const grpc::health::v1::HealthCheckRequest* request,
                                   grpc::health::v1::HealthCheckResponse* response) override;
 
-  grpc::Status Watch(grpc::ServerContext* context,
-                     const grpc::health::v1::HealthCheckRequest* request,
-                     grpc::ServerWriter<grpc::health::v1::HealthCheckResponse>* writer) override;
+  grpc::ServerWriteReactor<grpc::health::v1::HealthCheckResponse>* Watch(
+      grpc::CallbackServerContext* context,
+      const grpc::health::v1::HealthCheckRequest* request) override;
+
+  // The number of Watch streams open.
+  size_t WatchersForTesting() const;
 
  private:
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
+  class Watcher;
 
   ServingStatus StatusOf(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Tells every watcher to look again (after a change), outside mu_.
+  void WakeWatchers() ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(Watcher* watcher) ABSL_LOCKS_EXCLUDED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, bool> serving_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
-  // Bumped on every change, so watchers can tell that something happened.
-  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace posthog_gateway

@@ -1,7 +1,9 @@
 #include "server/grpc/gateway_server.h"
 
+#include <filesystem>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -96,6 +98,45 @@ TEST_F(GatewayServerTest, WatchSeesChangesAndEndsCleanlyWhenTheServerDrains) {
   server_.reset();
 
   EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+}
+
+// Threads of this process (the test's client and server both).
+int ThreadCount() {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)entry;
+    ++count;
+  }
+  return count;
+}
+
+TEST_F(GatewayServerTest, WatchStreamsDoNotHoldAThreadEach) {
+  constexpr int kStreams = 100;
+  const int threads_before = ThreadCount();
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<HealthCheckResponse>>> streams;
+  HealthCheckRequest request;
+  request.set_service("readiness");
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(health_->Watch(contexts.back().get(), request));
+    HealthCheckResponse response;
+    ASSERT_TRUE(streams.back()->Read(&response));
+    EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  }
+  // A thread per stream would add kStreams; gRPC's own pools add a few.
+  EXPECT_LT(ThreadCount() - threads_before, kStreams / 4);
+
+  server_->SetReady(true);  // Every stream hears of it.
+  for (auto& stream : streams) {
+    HealthCheckResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    contexts[i]->TryCancel();
+    EXPECT_EQ(streams[i]->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
 }
 
 }  // namespace
