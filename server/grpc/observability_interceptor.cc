@@ -58,6 +58,10 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     method_->started->Add();
   }
 
+  ~ObservabilityInterceptor() override {
+    if (!access_log_.empty()) Log(access_log_severity_, "call", access_log_);
+  }
+
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
@@ -104,18 +108,22 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     }
     method_->handling_seconds->Observe(seconds);
     if (method_->quiet) return;
-    LogFields fields = {{"method", method_->full_name},
-                        {"code", code},
-                        {"duration_ms", absl::StrCat(seconds * 1000)},
-                        {"peer", info_->server_context()->peer()}};
-    if (!request_id_.empty()) fields.emplace_back("request_id", request_id_);
-    if (!trace_id_.empty()) fields.emplace_back("trace_id", trace_id_);
-    if (!caller_.empty()) fields.emplace_back("caller", caller_);
-    Log(status.ok() ? LogSeverity::kInfo : LogSeverity::kWarning, "call", fields);
+    access_log_ = {{"method", method_->full_name},
+                   {"code", code},
+                   {"duration_ms", absl::StrCat(seconds * 1000)},
+                   {"peer", info_->server_context()->peer()}};
+    if (!request_id_.empty()) access_log_.emplace_back("request_id", request_id_);
+    if (!trace_id_.empty()) access_log_.emplace_back("trace_id", trace_id_);
+    if (!caller_.empty()) access_log_.emplace_back("caller", caller_);
+    access_log_severity_ = status.ok() ? LogSeverity::kInfo : LogSeverity::kWarning;
   }
 
   ServerRpcInfo* info_;
   MethodInfo* method_;
+  // The call's access-log line, written when the call is torn down (after
+  // its status went out), so that no caller waits for the log's write.
+  LogFields access_log_;
+  LogSeverity access_log_severity_ = LogSeverity::kInfo;
   Counter* handled_;
   const CallerIdentitySource caller_identity_;
   const absl::Time start_;

@@ -8,7 +8,9 @@
 // - one JSON access-log line per call (method, code, duration, peer,
 //   x-request-id, trace id, and the caller's identity when a mesh that
 //   terminates mTLS vouches for it), except health checks and reflection,
-//   which probes call every few seconds.
+//   which probes call every few seconds. The line is written when the call
+//   is torn down, after its status went out: the caller never waits for the
+//   log's write(2).
 //
 // Thread-safe; the registry must outlive the server.
 
