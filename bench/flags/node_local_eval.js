@@ -8,7 +8,9 @@
 // - the values it computes for 200 distinct ids, for bench/flags/run.sh to
 //   compare with the gateway's.
 // Prints one JSON object. Environment: EMULATOR_URL, PHC, PHS,
-// BENCH_FLAGS_DIR.
+// BENCH_FLAGS_DIR; with ALL_LOCAL_SECONDS=N it only times getAllFlags
+// locally, for N seconds after its warm-up (bench/flags/run.sh alternates
+// that with the gateway's one-caller runs).
 
 const path = require('node:path');
 const fs = require('node:fs');
@@ -24,6 +26,21 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
+// getAllFlags for the 50 flags, in-process: 500 warm-up calls, then 2,500
+// calls or `seconds` of them. Returns p50/p99 in µs.
+async function timeAllFlagsLocally(client, options, seconds) {
+  for (let i = 0; i < 500; i++) await client.getAllFlags(`distinct_id_${i % 1000}`, options);
+  const times = [];
+  const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
+  for (let i = 0; seconds > 0 ? process.hrtime.bigint() < end : i < 2500; i++) {
+    const start = process.hrtime.bigint();
+    await client.getAllFlags(`distinct_id_${i % 1000}`, options);
+    times.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), calls: times.length };
+}
+
 async function main() {
   const local = new PostHog(process.env.PHC, {
     host: process.env.EMULATOR_URL, personalApiKey: process.env.PHS,
@@ -32,6 +49,13 @@ async function main() {
   });
   await local.waitForLocalEvaluationReady(10000);
   const options = { personProperties, onlyEvaluateLocally: true, sendFeatureFlagEvents: false };
+  const seconds = Number(process.env.ALL_LOCAL_SECONDS || 0);
+  if (seconds > 0) {
+    const timed = await timeAllFlagsLocally(local, options, seconds);
+    await local.shutdown();
+    process.stdout.write(JSON.stringify({ all_flags_local_us: timed }) + '\n');
+    return;
+  }
   const result = { local_ns_per_eval: {}, values: {} };
 
   for (const key of ['bench-rollout', 'bench-multivariate', 'bench-ten-properties',
@@ -45,15 +69,7 @@ async function main() {
     result.local_ns_per_eval[key] = Number(process.hrtime.bigint() - start) / iterations;
   }
 
-  // getAllFlags for the 50 flags, in-process.
-  const allLocal = [];
-  for (let i = 0; i < 3000; i++) {
-    const start = process.hrtime.bigint();
-    await local.getAllFlags(`distinct_id_${i % 1000}`, options);
-    if (i >= 500) allLocal.push(Number(process.hrtime.bigint() - start) / 1000);
-  }
-  allLocal.sort((a, b) => a - b);
-  result.all_flags_local_us = { p50: percentile(allLocal, 0.5), p99: percentile(allLocal, 0.99) };
+  result.all_flags_local_us = await timeAllFlagsLocally(local, options, 0);
 
   // Values for the conformance comparison.
   for (let i = 0; i < 200; i++) {

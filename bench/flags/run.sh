@@ -7,7 +7,8 @@
 #    (Health/Check on the same gateway), p50/p99, with 8 callers
 #    (throughput) and with one caller (latency: the fair comparison with
 #    posthog-node, which evaluates one call at a time), and posthog-node's
-#    getAllFlags in-process and remote (against the emulator);
+#    getAllFlags in-process (in the same rounds) and remote (against the
+#    emulator);
 # 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
 # Builds with --config=opt. Prints figures; asserts nothing.
 set -euo pipefail
@@ -61,11 +62,14 @@ load() {  # load OUT_NAME METHOD THREADS
     --threads="$3" --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/$1"
 }
 for round in $(seq "$rounds"); do
-  echo "== gRPC load, round $round of $rounds: ceiling and EvaluateFlags, 8 callers then one" >&2
+  echo "== round $round of $rounds: ceiling and EvaluateFlags (8 callers, then one)," \
+    "posthog-node getAllFlags in-process" >&2
   load "health.$round.json" health 8
   load "evaluate.$round.json" evaluate_flags 8
   load "health_one.$round.json" health 1
   load "evaluate_one.$round.json" evaluate_flags 1
+  ALL_LOCAL_SECONDS="$seconds" EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" \
+    BENCH_FLAGS_DIR="$work" node bench/flags/node_local_eval.js >"$work/node_local.$round.json"
 done
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
