@@ -124,9 +124,10 @@ void ObserveCapture(const CapturePipeline& capture,
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-Interceptors(MetricsRegistry* metrics, CallerIdentitySource caller_identity) {
+Interceptors(MetricsRegistry* metrics, const ServerConfig& server) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
-  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics, caller_identity));
+  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics, server.caller_identity,
+                                                                  server.access_log));
   return all;
 }
 
@@ -266,7 +267,7 @@ int Run() {
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
        {posthog::v1::FlagService::service_full_name(), &flag_service}},
-      Interceptors(&metrics, config->server.caller_identity));
+      Interceptors(&metrics, config->server));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
     LogError("cannot start", {{"error", std::string(port.status().message())}});

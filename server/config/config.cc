@@ -171,7 +171,7 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"port", "max_receive_message_bytes", "max_connection_age_ms",
        "max_connection_age_grace_ms", "min_client_ping_interval_ms",
-       "caller_identity"}));
+       "caller_identity", "access_log"}));
   int64_t port = server.port;
   RETURN_IF_ERROR(reader.ReadInt("port", port));
   if (port < 0 || port > 65535) {
@@ -201,6 +201,17 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   } else {
     return FieldError(reader.Child("caller_identity"),
                       "must be \"none\", \"istio\" or \"linkerd\"");
+  }
+  std::string access_log = "all";
+  RETURN_IF_ERROR(reader.ReadString("access_log", access_log));
+  if (access_log == "all") {
+    server.access_log = AccessLog::kAll;
+  } else if (access_log == "errors") {
+    server.access_log = AccessLog::kErrors;
+  } else if (access_log == "off") {
+    server.access_log = AccessLog::kOff;
+  } else {
+    return FieldError(reader.Child("access_log"), "must be \"all\", \"errors\" or \"off\"");
   }
   return absl::OkStatus();
 }

@@ -55,6 +55,13 @@ enum class CallerIdentitySource {
   kLinkerd,  // l5d-client-id.
 };
 
+// Which calls get an access-log line.
+enum class AccessLog {
+  kAll,     // Every call (health checks and reflection never).
+  kErrors,  // Calls that end with a status other than OK.
+  kOff,
+};
+
 // The gRPC server's settings.
 struct ServerConfig {
   int port = 50051;
@@ -70,6 +77,8 @@ struct ServerConfig {
   absl::Duration min_client_ping_interval = absl::Seconds(10);
   // Where the caller's identity, logged with each call, comes from.
   CallerIdentitySource caller_identity = CallerIdentitySource::kNone;
+  // Which calls are logged (metrics count every call whatever this says).
+  AccessLog access_log = AccessLog::kAll;
 };
 
 // Settings of the HTTP client that talks to PostHog.

@@ -49,11 +49,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   using MethodInfo = ObservabilityInterceptorFactory::MethodInfo;
 
   ObservabilityInterceptor(ServerRpcInfo* info, MethodInfo* method, Counter* handled,
-                           CallerIdentitySource caller_identity)
+                           CallerIdentitySource caller_identity, AccessLog access_log)
       : info_(info),
         method_(method),
         handled_(handled),
         caller_identity_(caller_identity),
+        access_log_policy_(access_log),
         start_(absl::Now()) {
     method_->started->Add();
   }
@@ -107,7 +108,10 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       handled_->Add({method_->type, method_->service, method_->method, code});
     }
     method_->handling_seconds->Observe(seconds);
-    if (method_->quiet) return;
+    if (method_->quiet || access_log_policy_ == AccessLog::kOff ||
+        (access_log_policy_ == AccessLog::kErrors && status.ok())) {
+      return;
+    }
     access_log_ = {{"method", method_->full_name},
                    {"code", code},
                    {"duration_ms", absl::StrCat(seconds * 1000)},
@@ -126,6 +130,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   LogSeverity access_log_severity_ = LogSeverity::kInfo;
   Counter* handled_;
   const CallerIdentitySource caller_identity_;
+  const AccessLog access_log_policy_;
   const absl::Time start_;
   std::string request_id_;
   std::string trace_id_;
@@ -158,7 +163,7 @@ std::string CallerFromForwardedClientCert(absl::string_view header) {
 }
 
 ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
-    MetricsRegistry* registry, CallerIdentitySource caller_identity)
+    MetricsRegistry* registry, CallerIdentitySource caller_identity, AccessLog access_log)
     : started_(registry->AddCounter("grpc_server_started_total",
                                     "Total number of RPCs started on the server.",
                                     {"grpc_type", "grpc_service", "grpc_method"})),
@@ -171,7 +176,8 @@ ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
           "Histogram of response latency (seconds) of gRPC that had been application-level "
           "handled by the server.",
           {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())),
-      caller_identity_(caller_identity) {}
+      caller_identity_(caller_identity),
+      access_log_(access_log) {}
 
 ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Method(
     const grpc::experimental::ServerRpcInfo& info) {
@@ -196,7 +202,8 @@ ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Me
 
 grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new ObservabilityInterceptor(info, Method(*info), handled_, caller_identity_);
+  return new ObservabilityInterceptor(info, Method(*info), handled_, caller_identity_,
+                                      access_log_);
 }
 
 }  // namespace posthog_gateway

@@ -8,7 +8,8 @@
 // - one JSON access-log line per call (method, code, duration, peer,
 //   x-request-id, trace id, and the caller's identity when a mesh that
 //   terminates mTLS vouches for it), except health checks and reflection,
-//   which probes call every few seconds. The line is written when the call
+//   which probes call every few seconds (server.access_log can keep only
+//   the calls that fail, or none). The line is written when the call
 //   is torn down, after its status went out: the caller never waits for the
 //   log's write(2).
 //
@@ -31,8 +32,10 @@ namespace posthog_gateway {
 class ObservabilityInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
+  // `access_log` says which calls get a log line.
   ObservabilityInterceptorFactory(MetricsRegistry* registry,
-                                  CallerIdentitySource caller_identity);
+                                  CallerIdentitySource caller_identity,
+                                  AccessLog access_log = AccessLog::kAll);
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
@@ -62,6 +65,7 @@ class ObservabilityInterceptorFactory final
   Counter* handled_;
   Histogram* handling_seconds_;
   CallerIdentitySource caller_identity_;
+  AccessLog access_log_;
 };
 
 // The SPIFFE id in the last element of an x-forwarded-client-cert header

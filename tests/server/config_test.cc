@@ -59,7 +59,8 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
     "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/a"}},
                  {"alias": "b", "project_id": 2, "project_api_key": {"file": "/b"}}],
     "server": {"port": 6000, "max_receive_message_bytes": 1048576,
-               "max_connection_age_ms": 60000, "caller_identity": "istio"},
+               "max_connection_age_ms": 60000, "caller_identity": "istio",
+               "access_log": "errors"},
     "upstream": {"default_timeout_ms": 2500, "ca_file": "/etc/ca.pem"},
     "key_reload_interval_ms": 500})");
 
@@ -71,6 +72,7 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
   EXPECT_EQ(config->server.max_receive_message_bytes, 1048576);
   EXPECT_EQ(config->server.max_connection_age, absl::Seconds(60));
   EXPECT_EQ(config->server.caller_identity, CallerIdentitySource::kIstio);
+  EXPECT_EQ(config->server.access_log, AccessLog::kErrors);
   EXPECT_EQ(config->upstream.default_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(config->upstream.ca_file, "/etc/ca.pem");
   EXPECT_EQ(config->key_reload_interval, absl::Milliseconds(500));
@@ -148,6 +150,11 @@ INSTANTIATE_TEST_SUITE_P(
                       "project_api_key": {"file": "/k"}}],
                       "server": {"caller_identity": "consul"}})",
                   "server.caller_identity"},
+        BadConfig{"UnknownAccessLog",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"access_log": "some"}})",
+                  "server.access_log"},
         BadConfig{"NegativeTimeout",
                   R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}],

@@ -17,6 +17,7 @@ namespace posthog_gateway {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(MetricsRegistryTest, ExposesCountersAndHistogramsInTextFormat) {
   MetricsRegistry registry;
@@ -127,8 +128,11 @@ TEST(ObservedHttpClientTest, RecordsStatusOrTransportError) {
 // A UserService whose answer the test chooses.
 class ScriptedUserService final : public posthog::v1::UserService::Service {
  public:
-  grpc::Status GetCurrentUser(grpc::ServerContext*, const posthog::v1::GetCurrentUserRequest*,
+  // NOT_FOUND, except for the project "ok".
+  grpc::Status GetCurrentUser(grpc::ServerContext*,
+                              const posthog::v1::GetCurrentUserRequest* request,
                               posthog::v1::GetCurrentUserResponse*) override {
+    if (request->project() == "ok") return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "nobody");
   }
 };
@@ -183,6 +187,38 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   httplib::Result health = http.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+}
+
+// The access-log lines of one GetCurrentUser call for `project` under
+// `policy`.
+std::string AccessLogUnder(AccessLog policy, const std::string& project) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
+      &registry, CallerIdentitySource::kNone, policy));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
+  ::testing::internal::CaptureStderr();
+  grpc::ClientContext context;
+  posthog::v1::GetCurrentUserRequest request;
+  request.set_project(project);
+  posthog::v1::GetCurrentUserResponse response;
+  (void)stub->GetCurrentUser(&context, request, &response);
+  server->Shutdown();
+  return ::testing::internal::GetCapturedStderr();
+}
+
+TEST(ObservabilityInterceptorTest, AccessLogPolicyKeepsFailuresOrNothing) {
+  const std::string call = "\"message\":\"call\"";
+  EXPECT_THAT(AccessLogUnder(AccessLog::kAll, "ok"), HasSubstr(call));
+  EXPECT_THAT(AccessLogUnder(AccessLog::kErrors, "ok"), Not(HasSubstr(call)));
+  EXPECT_THAT(AccessLogUnder(AccessLog::kErrors, "missing"), HasSubstr(call));
+  EXPECT_THAT(AccessLogUnder(AccessLog::kOff, "missing"), Not(HasSubstr(call)));
 }
 
 TEST(CallerFromForwardedClientCertTest, TakesTheUriOfTheLastElement) {
