@@ -137,17 +137,24 @@ class ScriptedUserService final : public posthog::v1::UserService::Service {
   }
 };
 
-TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheAdminPort) {
-  MetricsRegistry registry;
-  ScriptedUserService service;
+// An in-process server of `service` behind the observability interceptor.
+std::unique_ptr<grpc::Server> StartIntercepted(MetricsRegistry* registry,
+                                               ScriptedUserService* service,
+                                               AccessLog access_log = AccessLog::kAll) {
   grpc::ServerBuilder builder;
-  builder.RegisterService(&service);
+  builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
-      &registry, CallerIdentitySource::kNone));
+      registry, CallerIdentitySource::kNone, access_log));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  return builder.BuildAndStart();
+}
+
+TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheAdminPort) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service);
   auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
 
   ::testing::internal::CaptureStderr();
@@ -194,14 +201,7 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
 std::string AccessLogUnder(AccessLog policy, const std::string& project) {
   MetricsRegistry registry;
   ScriptedUserService service;
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
-      &registry, CallerIdentitySource::kNone, policy));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service, policy);
   auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
   ::testing::internal::CaptureStderr();
   grpc::ClientContext context;
