@@ -27,7 +27,9 @@ absl::Time Deadline(const grpc::ServerContextBase* context) {
 
 }  // namespace
 
-CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {}
+CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {
+  SetMessageAllocatorFor_CaptureEvent(&capture_event_messages_);
+}
 
 grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
     grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,

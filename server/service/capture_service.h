@@ -14,6 +14,7 @@
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "server/capture/capture_pipeline.h"
+#include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
 
 namespace posthog_gateway {
@@ -58,6 +59,10 @@ class CaptureServiceImpl final
                           std::string* uuid);
 
   CapturePipeline* pipeline_;
+  // CaptureEvent's request (an event's properties: many small objects) and
+  // response on one arena per call.
+  ArenaMessageAllocator<posthog::v1::CaptureEventRequest, posthog::v1::CaptureEventResponse>
+      capture_event_messages_;
   // ACK_MODE_DELIVERED CaptureEvent calls; waited for on destruction.
   BlockingCalls blocking_;
 };
