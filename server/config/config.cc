@@ -235,7 +235,7 @@ absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"poll_interval_ms", "max_backoff_ms", "request_timeout_ms", "watch_heartbeat_ms",
-       "flag_called_cache_size", "flag_called_flush_interval_ms"}));
+       "flag_called_cache_size", "flag_called_flush_interval_ms", "max_remote_evaluations"}));
   RETURN_IF_ERROR(reader.ReadMillis("poll_interval_ms", flags.poll_interval));
   RETURN_IF_ERROR(reader.ReadMillis("max_backoff_ms", flags.max_backoff));
   RETURN_IF_ERROR(reader.ReadMillis("request_timeout_ms", flags.request_timeout));
@@ -243,6 +243,7 @@ absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
   RETURN_IF_ERROR(reader.ReadInt("flag_called_cache_size", flags.flag_called_cache_size));
   RETURN_IF_ERROR(
       reader.ReadMillis("flag_called_flush_interval_ms", flags.flag_called_flush_interval));
+  RETURN_IF_ERROR(reader.ReadInt("max_remote_evaluations", flags.max_remote_evaluations));
   if (flags.poll_interval < absl::Milliseconds(100)) {
     return FieldError("flags.poll_interval_ms", "must be at least 100");
   }
@@ -251,6 +252,9 @@ absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
   }
   if (flags.flag_called_cache_size < 1) {
     return FieldError("flags.flag_called_cache_size", "must be at least 1");
+  }
+  if (flags.max_remote_evaluations < 0) {
+    return FieldError("flags.max_remote_evaluations", "must not be negative");
   }
   return absl::OkStatus();
 }

@@ -107,6 +107,10 @@ struct FlagsConfig {
   int64_t flag_called_cache_size = 50000;
   // How often queued `$feature_flag_called` events are sent.
   absl::Duration flag_called_flush_interval = absl::Seconds(1);
+  // Evaluations waiting for PostHog (`POST /flags`) at once, each on a
+  // thread of its own; past this, undecided flags are answered with an
+  // error at once rather than queue behind a slow PostHog.
+  int64_t max_remote_evaluations = 256;
 };
 
 // How lists (ListPersons, ListFlags) page through PostHog.

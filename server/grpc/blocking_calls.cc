@@ -16,7 +16,21 @@ void BlockingCalls::Start(absl::AnyInvocable<void() &&> call) {
     absl::MutexLock lock(&state_->mu);
     ++state_->running;
   }
-  std::thread([state = state_, call = std::move(call)]() mutable {
+  Run(state_, std::move(call));
+}
+
+bool BlockingCalls::TryStart(absl::AnyInvocable<void() &&>& call) {
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->running >= max_running_) return false;
+    ++state_->running;
+  }
+  Run(state_, std::move(call));
+  return true;
+}
+
+void BlockingCalls::Run(std::shared_ptr<State> state, absl::AnyInvocable<void() &&> call) {
+  std::thread([state = std::move(state), call = std::move(call)]() mutable {
     std::move(call)();
     absl::MutexLock lock(&state->mu);
     --state->running;

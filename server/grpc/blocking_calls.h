@@ -9,9 +9,12 @@
 //   BlockingCalls blocking;   // Destroyed after the server stopped.
 //   blocking.Start([reactor] { ...; reactor->Finish(status); });
 //
-// The destructor waits for the calls still running. Thread-safe.
+// With a limit, TryStart refuses a call once that many run, so that a slow
+// upstream cannot make the gateway pile up threads. The destructor waits
+// for the calls still running. Thread-safe.
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -22,13 +25,20 @@ namespace posthog_gateway {
 
 class BlockingCalls {
  public:
-  BlockingCalls() = default;
+  // `max_running` bounds TryStart; Start is never refused.
+  explicit BlockingCalls(int64_t max_running = std::numeric_limits<int64_t>::max())
+      : max_running_(max_running) {}
   BlockingCalls(const BlockingCalls&) = delete;
   BlockingCalls& operator=(const BlockingCalls&) = delete;
   ~BlockingCalls();
 
   // Start runs `call` on a new thread.
   void Start(absl::AnyInvocable<void() &&> call);
+
+  // TryStart runs `call` (moved from) on a new thread unless max_running
+  // calls already run; then it returns false and leaves `call` to the
+  // caller.
+  bool TryStart(absl::AnyInvocable<void() &&>& call);
 
   // Running is the number of calls started and not yet returned.
   int64_t Running() const;
@@ -40,6 +50,10 @@ class BlockingCalls {
     absl::Mutex mu;
     int64_t running ABSL_GUARDED_BY(mu) = 0;
   };
+  // Runs `call` on a new thread already counted in `state`.
+  static void Run(std::shared_ptr<State> state, absl::AnyInvocable<void() &&> call);
+
+  const int64_t max_running_;
   const std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 

@@ -134,7 +134,8 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       list_pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                     {paging_.flags_per_hour, absl::Hours(1)}},
                    clock),
-      flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))) {
+      flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))),
+      remote_evaluations_(options.max_remote_evaluations) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
 }
 
@@ -225,7 +226,12 @@ void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
     std::vector<std::string> remote_keys;
     for (const auto& entry : undecided) remote_keys.push_back(entry.first);
     flags::FlagsApi api(e.client);
-    absl::StatusOr<flags::RemoteEvaluation> answer = api.RemoteEvaluate(context, remote_keys, call);
+    absl::StatusOr<flags::RemoteEvaluation> answer =
+        e.posthog_busy
+            ? absl::ResourceExhaustedError(absl::StrCat(
+                  options_.max_remote_evaluations,
+                  " evaluations are already waiting for it (flags.max_remote_evaluations)"))
+            : api.RemoteEvaluate(context, remote_keys, call);
     if (!answer.ok()) {
       for (const auto& [key, why] : undecided) {
         results.Set(key, ErrorResult(key, posthog::v1::FLAG_ERROR_CODE_GENERAL,
@@ -334,11 +340,16 @@ void FlagServiceImpl::EvaluateAndFinish(grpc::CallbackServerContext* context,
     return;
   }
   // The context lives until the call finishes.
-  blocking_.Start([this, context, evaluation = *std::move(evaluation),
-                   finish = std::move(finish)]() mutable {
+  Evaluation* waiting = evaluation->get();
+  absl::AnyInvocable<void() &&> complete = [this, context, evaluation = *std::move(evaluation),
+                                            finish = std::move(finish)]() mutable {
     Complete(*evaluation, CallContextFromServer(context));
     finish(evaluation.get());
-  });
+  };
+  if (!remote_evaluations_.TryStart(complete)) {
+    waiting->posthog_busy = true;  // Complete answers at once, without PostHog.
+    std::move(complete)();
+  }
 }
 
 grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(

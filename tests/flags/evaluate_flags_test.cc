@@ -6,8 +6,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -15,6 +17,7 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/config/key_store.h"
 #include "server/flags/definitions_store.h"
+#include "server/http/http_client.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
@@ -56,6 +59,18 @@ constexpr char kPostHogAnswer[] = R"({"flags": {"pro-only": {"key": "pro-only",
 class EvaluateFlagsTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    http_.Respond(200, kDefinitions);
+    Start(&http_, FlagsConfig{});
+  }
+
+  // Start serves FlagService over `http` (which must answer the first
+  // definitions poll) with `options`.
+  void Start(HttpClient* http, const FlagsConfig& options) {
+    if (server_ != nullptr) server_->Shutdown();
+    server_.reset();
+    service_.reset();
+    store_.reset();
+    config_ = GatewayConfig();
     ProjectConfig project;
     project.alias = "demo";
     project.ingestion_host = "https://ingest.example";
@@ -67,14 +82,12 @@ class EvaluateFlagsTest : public ::testing::Test {
     keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
       return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_personal");
     });
-    registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
-    store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"),
-                                                       FlagsConfig());
-    http_.Respond(200, kDefinitions);
+    registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http);
+    store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), options);
     store_->PollOnce();
     service_ = std::make_unique<FlagServiceImpl>(
         registry_.get(), std::map<std::string, FlagProject>{{"demo", {store_.get(), nullptr}}},
-        FlagsConfig{}, PagingConfig{}, &tokens_, &clock_);
+        options, PagingConfig{}, &tokens_, &clock_);
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -167,6 +180,66 @@ TEST_F(EvaluateFlagsTest, WhenPostHogFailsTheUndecidedFlagIsAnErrorAndTheRestSta
   ASSERT_TRUE(Evaluate(Request({}, /*only_local=*/false), &response).ok());
   EXPECT_EQ(response.results().at("pro-only").error_code(), v1::FLAG_ERROR_CODE_GENERAL);
   EXPECT_TRUE(response.results().at("everyone").enabled());
+}
+
+// Answers the definitions poll at once, and holds every `/flags` call until
+// Release.
+class GatedPostHog final : public HttpClient {
+ public:
+  absl::StatusOr<HttpResponse> Send(const HttpRequest& request) override {
+    HttpResponse response;
+    response.status_code = 200;
+    if (request.url.find("/flags/definitions") != std::string::npos) {
+      response.body = kDefinitions;
+      return response;
+    }
+    absl::MutexLock lock(&mu_);
+    ++waiting_;
+    mu_.Await(absl::Condition(&released_));
+    response.body = kPostHogAnswer;
+    return response;
+  }
+
+  void AwaitWaiting(int count) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, count]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return waiting_ >= count; };
+    mu_.Await(absl::Condition(&enough));
+  }
+
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+TEST_F(EvaluateFlagsTest, PastTheLimitOfWaitingEvaluationsUndecidedFlagsFailAtOnce) {
+  GatedPostHog posthog;
+  FlagsConfig options;
+  options.max_remote_evaluations = 1;
+  Start(&posthog, options);
+
+  v1::EvaluateFlagsResponse first;
+  grpc::Status first_status;
+  std::thread waiting([&] { first_status = Evaluate(Request({}, false), &first); });
+  posthog.AwaitWaiting(1);
+
+  v1::EvaluateFlagsResponse second;
+  ASSERT_TRUE(Evaluate(Request({}, false), &second).ok());
+  const v1::FlagResult& refused = second.results().at("pro-only");
+  EXPECT_EQ(refused.error_code(), v1::FLAG_ERROR_CODE_GENERAL);
+  EXPECT_NE(refused.error_message().find("already waiting"), std::string::npos)
+      << refused.error_message();
+  EXPECT_TRUE(second.results().at("everyone").enabled());  // Local results stand.
+
+  posthog.Release();
+  waiting.join();
+  ASSERT_TRUE(first_status.ok());
+  EXPECT_EQ(first.results().at("pro-only").source(), v1::FLAG_DECISION_SOURCE_REMOTE);
 }
 
 TEST_F(EvaluateFlagsTest, AMissingDistinctIdIsInvalidArgumentNamingTheField) {

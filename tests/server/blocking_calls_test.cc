@@ -41,6 +41,23 @@ TEST(BlockingCallsTest, CountsRunningCallsAndTakesMoveOnlyCalls) {
   EXPECT_EQ(seen.load(), 7);
 }
 
+TEST(BlockingCallsTest, TryStartRefusesPastTheLimitAndLeavesTheCall) {
+  BlockingCalls calls(/*max_running=*/1);
+  absl::Notification release;
+  absl::AnyInvocable<void() &&> first = [&] { release.WaitForNotification(); };
+  ASSERT_TRUE(calls.TryStart(first));
+  bool ran = false;
+  absl::AnyInvocable<void() &&> second = [&] { ran = true; };
+  EXPECT_FALSE(calls.TryStart(second));
+  ASSERT_TRUE(second);  // Still the caller's to run.
+  std::move(second)();
+  EXPECT_TRUE(ran);
+  release.Notify();
+  while (calls.Running() != 0) std::this_thread::yield();
+  absl::AnyInvocable<void() &&> third = [] {};
+  EXPECT_TRUE(calls.TryStart(third));
+}
+
 TEST(BlockingCallsTest, DestructorWaitsForRunningCalls) {
   std::atomic<bool> finished{false};
   absl::Notification started;

@@ -173,12 +173,13 @@ TEST(ConfigTest, FlagsSectionDefaultsAndValues) {
   EXPECT_EQ(defaults->flags.request_timeout, absl::Seconds(10));
   EXPECT_EQ(defaults->flags.watch_heartbeat, absl::Seconds(15));
   EXPECT_EQ(defaults->flags.flag_called_cache_size, 50000);
+  EXPECT_EQ(defaults->flags.max_remote_evaluations, 256);
 
   absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
     "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"file": "/k"}}],
     "flags": {"poll_interval_ms": 500, "max_backoff_ms": 4000, "request_timeout_ms": 2000,
               "watch_heartbeat_ms": 100, "flag_called_cache_size": 10,
-              "flag_called_flush_interval_ms": 50}})");
+              "flag_called_flush_interval_ms": 50, "max_remote_evaluations": 8}})");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->flags.poll_interval, absl::Milliseconds(500));
   EXPECT_EQ(config->flags.max_backoff, absl::Seconds(4));
@@ -186,6 +187,7 @@ TEST(ConfigTest, FlagsSectionDefaultsAndValues) {
   EXPECT_EQ(config->flags.watch_heartbeat, absl::Milliseconds(100));
   EXPECT_EQ(config->flags.flag_called_cache_size, 10);
   EXPECT_EQ(config->flags.flag_called_flush_interval, absl::Milliseconds(50));
+  EXPECT_EQ(config->flags.max_remote_evaluations, 8);
 }
 
 INSTANTIATE_TEST_SUITE_P(
