@@ -27,6 +27,7 @@
 #include "server/posthog/json_struct.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_http_client.h"
 
 namespace posthog_gateway {
@@ -51,17 +52,8 @@ struct Fixture {
   std::vector<posthog::v1::EvaluateFlagsRequest> requests;
 
   Fixture() {
-    ProjectConfig project;
-    project.alias = "bench";
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.project_api_key.env = "PHC";
-    project.personal_api_key.env = "PHX";
-    config.projects.push_back(project);
-    config.default_project = "bench";
-    keys = std::make_unique<KeyStore>(config, [](const std::string& name) {
-      return std::optional<std::string>(name == "PHC" ? "phc_bench" : "phx_bench");
-    });
+    config = testing::EnvKeyProjectConfig("bench");
+    keys = testing::EnvKeys(config);
     registry = std::make_unique<ProjectRegistry>(config, keys.get(), &http);
     store = std::make_unique<flags::DefinitionsStore>(*registry->Resolve("bench"), FlagsConfig());
     http.Respond(200, ReadFile("definitions.json"));

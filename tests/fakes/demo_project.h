@@ -4,13 +4,22 @@
 // The gateway configuration most tests need: one project, "demo" (id 7, the
 // default), on https://ingest.example and https://app.example, with its
 // personal API key ("phx_secret") in a file under $TEST_TMPDIR.
+//
+// Flag tests and benchmarks need the project API key too:
+// EnvKeyProjectConfig names both keys by environment variable (PHC, PHX)
+// and EnvKeys is a KeyStore that answers them without touching the
+// environment.
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include <memory>
+#include <optional>
+
 #include "server/config/config.h"
+#include "server/config/key_store.h"
 
 namespace posthog_gateway::testing {
 
@@ -28,6 +37,26 @@ inline GatewayConfig DemoProjectConfig() {
   config.projects.push_back(project);
   config.default_project = "demo";
   return config;
+}
+
+inline GatewayConfig EnvKeyProjectConfig(const std::string& alias = "demo") {
+  ProjectConfig project;
+  project.alias = alias;
+  project.ingestion_host = "https://ingest.example";
+  project.app_host = "https://app.example";
+  project.project_api_key.env = "PHC";
+  project.personal_api_key.env = "PHX";
+  GatewayConfig config;
+  config.projects.push_back(project);
+  config.default_project = alias;
+  return config;
+}
+
+// PHC is "phc_token", anything else "phx_personal".
+inline std::unique_ptr<KeyStore> EnvKeys(const GatewayConfig& config) {
+  return std::make_unique<KeyStore>(config, [](const std::string& name) {
+    return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_personal");
+  });
 }
 
 }  // namespace posthog_gateway::testing

@@ -21,6 +21,7 @@
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
+#include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_client.h"
 #include "tests/fakes/grpc_status_details.h"
@@ -70,18 +71,8 @@ class EvaluateFlagsTest : public ::testing::Test {
     server_.reset();
     service_.reset();
     store_.reset();
-    config_ = GatewayConfig();
-    ProjectConfig project;
-    project.alias = "demo";
-    project.ingestion_host = "https://ingest.example";
-    project.app_host = "https://app.example";
-    project.project_api_key.env = "PHC";
-    project.personal_api_key.env = "PHX";
-    config_.projects.push_back(project);
-    config_.default_project = "demo";
-    keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
-      return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_personal");
-    });
+    config_ = testing::EnvKeyProjectConfig();
+    keys_ = testing::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http);
     store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), options);
     store_->PollOnce();
