@@ -58,7 +58,6 @@ using posthog::v1::EvaluateFlagsResponse;
 std::shared_ptr<grpc::Channel> NewChannel(int index) {
   grpc::ChannelArguments args;
   args.SetInt("grpc_load.channel", index);  // Distinct channels, distinct connections.
-  if (getenv("NO_BDP")) args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
                                    grpc::InsecureChannelCredentials(), args);
 }
