@@ -36,11 +36,7 @@ NO_LIMITS = {"paging": {"flags_per_minute": 0, "flags_per_hour": 0}}
 
 
 def admin(url, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read() or b"null")
+    return stack.emulator_admin(url, path, body)
 
 
 def flag_requests(url):

@@ -239,8 +239,7 @@ void AppendEntry(absl::string_view key, const FlagResult& result, std::string* o
   });
 }
 
-}  // namespace
-
+// FillLocalResult fills `result` (fresh) from a decided local evaluation.
 void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evaluation,
                      FlagResult* result) {
   result->set_key(key);
@@ -259,6 +258,8 @@ void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evalua
   result->set_flag_id(evaluation.flag_id);
   result->set_flag_version(evaluation.flag_version);
 }
+
+}  // namespace
 
 void FlagResults::SetLocal(const std::string& key, const flags::FlagEvaluation& evaluation) {
   entries_.push_back({key, evaluation});

@@ -74,10 +74,6 @@ class FlagResults final {
   std::vector<Entry> entries_;
 };
 
-// FillLocalResult fills `result` (fresh) from a decided local evaluation.
-void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evaluation,
-                     posthog::v1::FlagResult* result);
-
 }  // namespace posthog_gateway
 
 #endif  // SERVER_SERVICE_FLAG_RESULTS_H_

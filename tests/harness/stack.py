@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_SEED = os.path.join(REPO_ROOT, "emulator", "seed", "demo.json")
@@ -65,6 +66,17 @@ KEY_NAMES = ("project_api_key", "personal_api_key", "feature_flags_secure_key")
 DEFAULT_GATEWAY_ARGS = ("--drain_delay=0s",)
 
 _POLL_INTERVAL_SECONDS = 0.05
+
+
+def emulator_admin(emulator_url, path, body=None, timeout=120):
+    """Calls the emulator's /_emulator/ admin API: POSTs `body` as JSON when
+    given, else GETs; returns the decoded JSON answer (None when empty)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(emulator_url + path, data=data,
+                                     method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
 
 
 class StackError(RuntimeError):

@@ -328,12 +328,8 @@ class ListFlagsPythonTest(unittest.TestCase):
 
     @classmethod
     def admin(cls, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(cls.stack.emulator_url + path, data=data,
-                                         method="POST" if data else "GET",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_SECONDS) as response:
-            return json.loads(response.read() or b"null")
+        return stack.emulator_admin(cls.stack.emulator_url, path, body,
+                                    timeout=CALL_TIMEOUT_SECONDS)
 
     def setUp(self):
         self.admin("/_emulator/faults", [])

@@ -36,11 +36,7 @@ class _Emulator:
         self._key = personal_key
 
     def admin(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return json.loads(response.read() or b"null")
+        return stack.emulator_admin(self.url, path, body, timeout=TIMEOUT)
 
     def persons_requests(self):
         return self.admin("/_emulator/requests?route=persons")["routes"].get("persons", {}).get("count", 0)
