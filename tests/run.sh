@@ -4,7 +4,7 @@
 # Installs what is missing first (tools/install-deps.sh), then runs each suite
 # and ends with one line counting the suites that passed and failed.
 #
-# Suites: the API lint (buf), the C++ unit and integration tests (Bazel), the
+# Suites: the API checks (buf lint, format and breaking), the C++ unit and integration tests (Bazel), the
 # PostHog emulator's conformance with the official posthog-node SDK, the
 # polyglot clients (CLI, Python, Node) against the real gateway, and the
 # Kubernetes manifests' policy tests.
@@ -39,7 +39,8 @@ suite() {
 
 api_lint() {
   (cd proto && "$root/tools/node_modules/.bin/buf" lint &&
-    "$root/tools/node_modules/.bin/buf" format --diff --exit-code)
+    "$root/tools/node_modules/.bin/buf" format --diff --exit-code &&
+    "$root/tools/node_modules/.bin/buf" breaking --against api-baseline.json)
 }
 
 bazel_tests() {
@@ -47,7 +48,7 @@ bazel_tests() {
     tools/bazel.sh test //... --test_env=POSTHOG_VECTORS_DIR="$POSTHOG_VECTORS_DIR"
 }
 
-suite "API lint (buf lint, buf format)" api_lint
+suite "API lint (buf lint, buf format, buf breaking)" api_lint
 suite "C++ unit and integration tests (bazel test //...)" bazel_tests
 if [[ -d tests/emulator/node ]]; then
   suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
