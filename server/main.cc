@@ -7,10 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -35,6 +38,7 @@
 #include "server/http/curl_http_client.h"
 #include "server/http/observed_http_client.h"
 #include "server/observability/admin_server.h"
+#include "server/observability/channelz_server.h"
 #include "server/observability/metrics.h"
 #include "server/paging/clock.h"
 #include "server/paging/resume_token.h"
@@ -54,6 +58,9 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(int, admin_port, -1,
           "Port of the admin HTTP server (GET /metrics in Prometheus format, "
           "GET /healthz); -1 disables it, 0 picks one.");
+ABSL_FLAG(int, channelz_port, -1,
+          "Port of gRPC channelz (grpc.channelz.v1, for grpcdebug), on 127.0.0.1 "
+          "only; -1 disables it, 0 picks one.");
 ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(5),
           "On SIGTERM, how long readiness reports NOT_SERVING before the server "
           "stops accepting calls, so that endpoints can update.");
@@ -121,6 +128,59 @@ void ObserveCapture(const CapturePipeline& capture,
         }
         return reading;
       });
+}
+
+// ObserveFlags exposes each project's flag definitions on the admin port:
+// how many flags, how long since PostHog last confirmed them, and whether
+// they are stale (the last refresh failed) or cleared by PostHog's quota
+// limit. A project that never loaded has no age. The stores must outlive
+// every Expose, like the capture pipeline above.
+void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
+                  MetricsRegistry* metrics) {
+  // Reads one figure of each project's current snapshot.
+  using Figure = std::function<std::optional<double>(const flags::DefinitionsSnapshot&)>;
+  auto each_project = [&flag_projects](Figure figure) {
+    return [&flag_projects, figure = std::move(figure)] {
+      MetricReading reading;
+      for (const auto& [alias, project] : flag_projects) {
+        if (project.definitions == nullptr) continue;
+        if (std::optional<double> value = figure(*project.definitions->Current())) {
+          reading.push_back({{alias}, *value});
+        }
+      }
+      return reading;
+    };
+  };
+  metrics->AddObserved(
+      "posthog_gateway_flag_definitions_flags", "Flags in the project's current definitions.",
+      "gauge", {"project"},
+      each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
+        if (snapshot.definitions == nullptr) return 0;
+        return static_cast<double>(snapshot.definitions->flags().size());
+      }));
+  metrics->AddObserved(
+      "posthog_gateway_flag_definitions_age_seconds",
+      "Seconds since PostHog last confirmed the project's flag definitions.", "gauge",
+      {"project"},
+      each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
+        if (snapshot.fetch_time == absl::InfinitePast()) return std::nullopt;
+        return absl::ToDoubleSeconds(absl::Now() - snapshot.fetch_time);
+      }));
+  metrics->AddObserved(
+      "posthog_gateway_flag_definitions_stale",
+      "1 while the last refresh of the project's flag definitions failed (the last ones are "
+      "served).",
+      "gauge", {"project"},
+      each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
+        return snapshot.stale ? 1 : 0;
+      }));
+  metrics->AddObserved(
+      "posthog_gateway_flag_definitions_quota_limited",
+      "1 while PostHog withholds the project's flag definitions for its quota (402).", "gauge",
+      {"project"},
+      each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
+        return snapshot.quota_limited ? 1 : 0;
+      }));
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -282,6 +342,7 @@ int Run() {
   bool published_ready = ready_now();
   server.SetReady(published_ready);
   ObserveCapture(**capture, flag_sinks, &metrics);
+  ObserveFlags(flag_projects, &metrics);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
@@ -291,6 +352,17 @@ int Run() {
       return 1;
     }
     LogInfo("admin server listening", {{"port", absl::StrCat(*bound)}});
+  }
+  // After the gateway's server: gRPC adds channelz to every server built
+  // once it is on, and the API port must not serve it.
+  ChannelzServer channelz;
+  if (const int channelz_port = absl::GetFlag(FLAGS_channelz_port); channelz_port >= 0) {
+    absl::StatusOr<int> bound = channelz.Start(channelz_port);
+    if (!bound.ok()) {
+      LogError("cannot start channelz", {{"error", std::string(bound.status().message())}});
+      return 1;
+    }
+    LogInfo("channelz listening", {{"address", absl::StrCat("127.0.0.1:", *bound)}});
   }
   // Capture's readiness per project: NOT_SERVING while PostHog refuses the
   // project's key (its events stay spooled).
@@ -355,6 +427,7 @@ int Run() {
   flag_service.Shutdown();
   for (auto& store : flag_stores) store->Stop();
   server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace));
+  channelz.Stop();
   admin.Stop();
   return 0;
 }

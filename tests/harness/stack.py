@@ -415,6 +415,20 @@ class Stack:
             return dict(self._final_logs)
         return self._read_logs()
 
+    def gateway_metrics(self, timeout=30):
+        """The gateway's /metrics text. Needs the gateway started with
+        --admin_port (its bound port is read from its log)."""
+        port = None
+        for line in self.logs()["gateway"].splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("message") == "admin server listening":
+                    port = entry["port"]
+        if port is None:
+            raise StackError("the gateway logged no admin port (start it with --admin_port)")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as answer:
+            return answer.read().decode()
+
     # -- helpers -------------------------------------------------------------
 
     def _binary(self, relative, label):

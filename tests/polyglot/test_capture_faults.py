@@ -16,7 +16,6 @@ import os
 import struct
 import threading
 import unittest
-import urllib.request
 import zlib
 
 import grpc
@@ -54,16 +53,7 @@ class CaptureFaultsTest(unittest.TestCase):
         self.capture = self.pb_grpc.CaptureServiceStub(self.channel)
 
     def metrics(self):
-        """The running gateway's /metrics text (its admin port is in its log)."""
-        port = None
-        for line in self.stack.logs()["gateway"].splitlines():
-            if line.startswith("{"):
-                entry = json.loads(line)
-                if entry.get("message") == "admin server listening":
-                    port = entry["port"]
-        self.assertIsNotNone(port, "the gateway logged no admin port")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT) as answer:
-            return answer.read().decode()
+        return self.stack.gateway_metrics(timeout=TIMEOUT)
 
     def set_faults(self, rules):
         helpers.emulator_post(self.url, "/_emulator/faults", rules)

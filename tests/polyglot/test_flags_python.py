@@ -79,6 +79,7 @@ class FlagServicePythonTest(unittest.TestCase):
         cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
         cls.stack = stack.Stack(
             stack.keys_from_seed(stack.DEFAULT_SEED),
+            gateway_args=stack.DEFAULT_GATEWAY_ARGS + ("--admin_port=0",),
             extra_config={"flags": {"poll_interval_ms": 200, "watch_heartbeat_ms": 500,
                                     "flag_called_flush_interval_ms": 50}})
         cls.stack.__enter__()
@@ -296,6 +297,40 @@ class FlagServicePythonTest(unittest.TestCase):
         finally:
             stream.cancel()
 
+
+    # -- metrics -------------------------------------------------------------
+
+    def definitions_metric(self, name):
+        """{project alias: value} of one posthog_gateway_flag_definitions_* gauge."""
+        prefix = f"posthog_gateway_flag_definitions_{name}{{project=\""
+        values = {}
+        for line in self.stack.gateway_metrics().splitlines():
+            if line.startswith(prefix):
+                labels, value = line.rsplit(" ", 1)
+                values[labels[len(prefix):-2]] = float(value)
+        return values
+
+    def test_definitions_metrics_count_the_flags_and_show_staleness(self):
+        stream = self.flags.WatchFlagDefinitions(self.pb.WatchFlagDefinitionsRequest(),
+                                                 timeout=30)
+        try:
+            flags = len(next(stream).definitions.fields["flags"].list_value.values)
+        finally:
+            stream.cancel()
+        self.assertGreater(flags, 0)
+        self.assertEqual(list(self.definitions_metric("flags").values()), [flags])
+        self.assertEqual(list(self.definitions_metric("stale").values()), [0])
+        self.assertEqual(list(self.definitions_metric("quota_limited").values()), [0])
+        self.assertGreaterEqual(list(self.definitions_metric("age_seconds").values())[0], 0)
+
+        # PostHog failing: the last definitions are kept, marked stale.
+        self.addCleanup(stack.emulator_admin, self.stack.emulator_url, "/_emulator/faults", [])
+        stack.emulator_admin(self.stack.emulator_url, "/_emulator/faults",
+                             [{"route": "flag_definitions", "status": 503, "error_rate": 1}])
+        _wait_for(lambda: list(self.definitions_metric("stale").values()) == [1], "stale = 1")
+        self.assertEqual(list(self.definitions_metric("flags").values()), [flags])
+        stack.emulator_admin(self.stack.emulator_url, "/_emulator/faults", [])
+        _wait_for(lambda: list(self.definitions_metric("stale").values()) == [0], "stale = 0")
 
 # The flags ListFlagsPythonTest's emulator holds: GENERATED_FLAGS generated
 # ones (created after the seed, so listed first, newest first) and the seed's
