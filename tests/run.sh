@@ -7,7 +7,7 @@
 # Suites: the API checks (buf lint, format and breaking), the C++ unit and integration tests (Bazel), the
 # PostHog emulator's conformance with the official posthog-node SDK, the
 # polyglot clients (CLI, Python, Node) against the real gateway, and the
-# Kubernetes manifests' policy tests.
+# deployment tests (the Kubernetes manifests' policies, the image's packages).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the offline tests of deploy/kubernetes: renders every overlay with
+# Runs the offline tests of deploy/: renders every Kubernetes overlay with
 # `kubectl kustomize`, validates the objects against their schemas, checks
-# the policy points schema validation cannot, and runs the sample client
-# service config in a grpc-js client. Installs nothing: tools/install-deps.sh
-# (or `npm --prefix tests/deploy install`) must have run.
+# the policy points schema validation cannot, runs the sample client service
+# config in a grpc-js client, and checks the image's package list against the
+# gateway binary (built first). Installs nothing: tools/install-deps.sh (or
+# `npm --prefix tests/deploy install`) must have run.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
