@@ -57,7 +57,7 @@ if [[ -x tests/polyglot/run.sh ]]; then
   suite "Polyglot clients against the gateway (CLI, Python, Node)" tests/polyglot/run.sh
 fi
 if [[ -x tests/deploy/run.sh ]]; then
-  suite "Kubernetes manifests" tests/deploy/run.sh
+  suite "Deployment (Kubernetes manifests, container image)" tests/deploy/run.sh
 fi
 
 echo

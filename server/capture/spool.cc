@@ -3,14 +3,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "libdeflate.h"
 
@@ -46,6 +49,31 @@ uint32_t Crc32(absl::string_view data) {
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat("spool: ", what, " ", path, ": ", std::strerror(errno)));
+}
+
+// WriteAll writes `chunks` in order with as few writev(2) calls as IOV_MAX
+// allows (a round of a hundred callers' records is one call, not a hundred),
+// continuing after short writes. False, with errno set, on failure.
+bool WriteAll(int fd, std::vector<iovec> chunks) {
+  size_t next = 0;
+  while (true) {
+    while (next < chunks.size() && chunks[next].iov_len == 0) ++next;
+    if (next == chunks.size()) return true;
+    const int count = static_cast<int>(std::min<size_t>(chunks.size() - next, IOV_MAX));
+    const ssize_t written = ::writev(fd, &chunks[next], count);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    for (size_t left = static_cast<size_t>(written); left > 0;) {
+      iovec& chunk = chunks[next];
+      const size_t step = std::min(left, chunk.iov_len);
+      chunk.iov_base = static_cast<char*>(chunk.iov_base) + step;
+      chunk.iov_len -= step;
+      left -= step;
+      if (chunk.iov_len == 0) ++next;
+    }
+  }
 }
 
 absl::Status SyncDirectory(const std::string& dir) {
@@ -383,19 +411,11 @@ void Spool::WriterLoop() {
     // Write and sync outside the lock, so that callers keep queueing: they
     // form the next round.
     if (status.ok()) {
-      for (Pending* pending : round) {
-        const char* data = pending->bytes.data();
-        size_t left = pending->bytes.size();
-        while (left > 0 && status.ok()) {
-          const ssize_t written = ::write(fd, data, left);
-          if (written < 0) {
-            if (errno == EINTR) continue;
-            status = ErrnoStatus("cannot write", SegmentPath(segment));
-          } else {
-            data += written;
-            left -= static_cast<size_t>(written);
-          }
-        }
+      std::vector<iovec> records;
+      records.reserve(round.size());
+      for (Pending* pending : round) records.push_back({pending->bytes.data(), pending->bytes.size()});
+      if (!WriteAll(fd, std::move(records))) {
+        status = ErrnoStatus("cannot write", SegmentPath(segment));
       }
       if (status.ok() && ::fdatasync(fd) != 0) {
         status = ErrnoStatus("cannot sync", SegmentPath(segment));

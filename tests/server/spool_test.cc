@@ -284,6 +284,37 @@ TEST_F(SpoolTest, AppendAsyncCallsBackOnceSyncedAndShareGroupsWithAppend) {
   EXPECT_EQ(Open().replayed_records, static_cast<int64_t>(2 * kCalls + 1));
 }
 
+// Rounds are written with writev, at most IOV_MAX records per call: appends
+// queued faster than the writer syncs make rounds far larger than that, and
+// every record must still land whole, in order, where its location says.
+TEST_F(SpoolTest, RoundsLargerThanOneWritevLandWholeAndInOrder) {
+  Spool::Opened opened = Open();
+  constexpr int kCalls = 5000;  // Over IOV_MAX (1024) several times.
+  absl::Mutex mu;
+  std::vector<std::pair<int, SpoolLocation>> landed;
+  for (int i = 0; i < kCalls; ++i) {
+    opened.spool->AppendAsync(Records(1, absl::StrCat("many", i)),
+                              [&, i](absl::StatusOr<SpoolLocation> location) {
+                                ASSERT_TRUE(location.ok()) << location.status();
+                                absl::MutexLock lock(&mu);
+                                landed.emplace_back(i, *location);
+                              });
+  }
+  ASSERT_TRUE(opened.spool->Append(Records(1, "last")).ok());
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(landed.size(), static_cast<size_t>(kCalls));
+  for (const auto& [i, location] : landed) {
+    absl::StatusOr<std::vector<SpoolRecord>> read = opened.spool->Read(location);
+    ASSERT_TRUE(read.ok()) << i << ": " << read.status();
+    ASSERT_EQ(read->size(), 1u);
+    EXPECT_EQ(read->front().json, Records(1, absl::StrCat("many", i)).front().json);
+  }
+  opened.spool.reset();
+  const Spool::Opened reopened = Open();
+  EXPECT_EQ(reopened.replayed_records, kCalls + 1);
+  EXPECT_EQ(reopened.damaged_segments, 0);
+}
+
 TEST_F(SpoolTest, AppendAsyncRefusedWhenFullCallsBackAtOnce) {
   options_.max_bytes = 1 << 20;
   Spool::Opened opened = Open();
