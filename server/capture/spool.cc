@@ -51,20 +51,22 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat("spool: ", what, " ", path, ": ", std::strerror(errno)));
 }
 
-// WriteAll writes `chunks` in order with as few writev(2) calls as IOV_MAX
-// allows (a round of a hundred callers' records is one call, not a hundred),
-// continuing after short writes. False, with errno set, on failure.
-bool WriteAll(int fd, std::vector<iovec> chunks) {
+// WriteAll writes `chunks` in order at `offset` of `fd`, with as few
+// pwritev(2) calls as IOV_MAX allows (a round of a hundred callers' records
+// is one call, not a hundred), continuing after short writes. False, with
+// errno set, on failure.
+bool WriteAll(int fd, int64_t offset, std::vector<iovec> chunks) {
   size_t next = 0;
   while (true) {
     while (next < chunks.size() && chunks[next].iov_len == 0) ++next;
     if (next == chunks.size()) return true;
     const int count = static_cast<int>(std::min<size_t>(chunks.size() - next, IOV_MAX));
-    const ssize_t written = ::writev(fd, &chunks[next], count);
+    const ssize_t written = ::pwritev(fd, &chunks[next], count, static_cast<off_t>(offset));
     if (written < 0) {
       if (errno == EINTR) continue;
       return false;
     }
+    offset += written;
     for (size_t left = static_cast<size_t>(written); left > 0;) {
       iovec& chunk = chunks[next];
       const size_t step = std::min(left, chunk.iov_len);
@@ -103,6 +105,8 @@ struct ParsedSegment {
   std::vector<std::pair<size_t, size_t>> spans;
   bool damaged = false;
   int64_t damaged_bytes = 0;
+  // Where the data ends: the preallocated zeros after it are not counted.
+  int64_t bytes = 0;
 };
 
 // A replayed run closes at this many records or bytes, so that reading one
@@ -134,27 +138,32 @@ std::optional<SpoolRecord> RecordAt(const std::string& data, size_t pos, size_t*
   return record;
 }
 
-// ParseSegment reads every intact record of a segment. Damage (a flipped
-// byte, a torn write, a truncated tail) skips to the next offset where an
-// intact record starts, so records after the damage are kept; the CRC-32 of
-// each record makes a false start vanishingly unlikely.
+// ParseSegment reads every intact record of a segment, up to the zeros that
+// end a preallocated one. Damage (a flipped byte, a torn write, a truncated
+// tail) skips to the next offset where an intact record starts, so records
+// after the damage are kept; the CRC-32 of each record makes a false start
+// vanishingly unlikely. Every record's header has a non-zero byte (its
+// length is at least 3), so none starts inside the trailing zeros.
 ParsedSegment ParseSegment(const std::string& data) {
   ParsedSegment out;
+  const size_t last_non_zero = data.find_last_not_of('\0');
+  const size_t end = last_non_zero == std::string::npos ? 0 : last_non_zero + 1;
   size_t pos = 0;
-  while (pos < data.size()) {
+  while (pos < end) {
     size_t size = 0;
     if (std::optional<SpoolRecord> record = RecordAt(data, pos, &size)) {
       out.records.push_back(*std::move(record));
       out.spans.emplace_back(pos, size);
-      pos += size;
+      pos += size;  // May pass `end`: a record's own last bytes may be zeros.
       continue;
     }
     size_t next = pos + 1;
-    while (next < data.size() && !RecordAt(data, next, &size).has_value()) ++next;
+    while (next < end && !RecordAt(data, next, &size).has_value()) ++next;
     out.damaged = true;
     out.damaged_bytes += static_cast<int64_t>(next - pos);
     pos = next;
   }
+  out.bytes = static_cast<int64_t>(std::max(pos, end));
   return out;
 }
 
@@ -189,6 +198,56 @@ std::string Spool::SegmentPath(SegmentId id) const {
   return absl::StrFormat("%s/segment-%020d.log", options_.dir, id);
 }
 
+std::string Spool::SparePath() const { return absl::StrCat(options_.dir, "/spare-segment.tmp"); }
+
+absl::Status Spool::PrepareSpare() const {
+  const std::string path = SparePath();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("cannot create", path);
+  const std::string zeros(1 << 20, '\0');
+  bool ok = true;
+  for (int64_t offset = 0; ok && offset < options_.segment_bytes;) {
+    if (abandon_spare_.load(std::memory_order_relaxed)) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      return absl::CancelledError("spool: closing");
+    }
+    const size_t size =
+        static_cast<size_t>(std::min<int64_t>(options_.segment_bytes - offset, zeros.size()));
+    const ssize_t written = ::pwrite(fd, zeros.data(), size, static_cast<off_t>(offset));
+    if (written < 0 && errno == EINTR) continue;
+    ok = written > 0;
+    offset += written;
+  }
+  ok = ok && ::fdatasync(fd) == 0;
+  absl::Status status = ok ? absl::OkStatus() : ErrnoStatus("cannot prepare", path);
+  ::close(fd);
+  if (!ok) ::unlink(path.c_str());
+  return status;
+}
+
+void Spool::PreparerLoop() {
+  auto needed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !spare_ready_; };
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&needed));
+      if (stopping_) return;
+    }
+    absl::Status prepared = PrepareSpare();
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;  // A spare left behind is removed by the next Open.
+    if (prepared.ok()) {
+      spare_ready_ = true;
+      continue;
+    }
+    // Segments start empty meanwhile (slower syncs, nothing lost).
+    LogWarning("capture spool: cannot preallocate the next segment; retrying in 10 s",
+               {{"error", std::string(prepared.message())}});
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(10));
+  }
+}
+
 absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
   if (absl::Status made = MakeDirectories(options.dir); !made.ok()) return made;
   std::unique_ptr<Spool> spool(new Spool(options));
@@ -208,8 +267,17 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
     return ErrnoStatus("cannot list", options.dir);
   }
   std::sort(ids.begin(), ids.end());
+  // A spare left by the last run may be half written: start a new one, so
+  // that the first segment is preallocated too.
+  ::unlink(spool->SparePath().c_str());
+  absl::Status prepared = spool->PrepareSpare();
+  if (!prepared.ok()) {
+    LogWarning("capture spool: cannot preallocate a segment; segments start empty",
+               {{"error", std::string(prepared.message())}});
+  }
   {
     absl::MutexLock lock(&spool->mu_);
+    spool->spare_ready_ = prepared.ok();
     for (SegmentId id : ids) {
       const std::string path = spool->SegmentPath(id);
       std::ifstream file(path, std::ios::binary);
@@ -226,7 +294,7 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
                   {"damaged_bytes", absl::StrCat(parsed.damaged_bytes)}});
       }
       Segment& segment = spool->segments_[id];
-      segment.bytes = static_cast<int64_t>(data.str().size());
+      segment.bytes = parsed.bytes;
       segment.outstanding = static_cast<int64_t>(parsed.records.size());
       spool->total_bytes_ += segment.bytes;
       opened.replayed_records += static_cast<int64_t>(parsed.records.size());
@@ -254,6 +322,7 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
     if (absl::Status rolled = spool->RollSegment(); !rolled.ok()) return rolled;
   }
   spool->writer_ = std::thread([raw = spool.get()] { raw->WriterLoop(); });
+  spool->preparer_ = std::thread([raw = spool.get()] { raw->PreparerLoop(); });
   opened.spool = std::move(spool);
   return opened;
 }
@@ -263,7 +332,9 @@ Spool::~Spool() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  abandon_spare_.store(true, std::memory_order_relaxed);
   if (writer_.joinable()) writer_.join();
+  if (preparer_.joinable()) preparer_.join();
   absl::MutexLock lock(&mu_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -277,7 +348,16 @@ absl::Status Spool::RollSegment() {
   }
   const SegmentId id = next_segment_++;
   const std::string path = SegmentPath(id);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  // The spare when one is ready (waking the preparer for the next), else an
+  // empty file. Either way the writer writes at the segment's logical end.
+  if (spare_ready_) {
+    spare_ready_ = false;
+    if (::rename(SparePath().c_str(), path.c_str()) != 0) {
+      LogWarning("capture spool: cannot use the preallocated segment",
+                 {{"error", std::string(ErrnoStatus("cannot rename", SparePath()).message())}});
+    }
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("cannot create", path);
   if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
     ::close(fd);
@@ -414,7 +494,7 @@ void Spool::WriterLoop() {
       std::vector<iovec> records;
       records.reserve(round.size());
       for (Pending* pending : round) records.push_back({pending->bytes.data(), pending->bytes.size()});
-      if (!WriteAll(fd, std::move(records))) {
+      if (!WriteAll(fd, round.front()->location.offset, std::move(records))) {
         status = ErrnoStatus("cannot write", SegmentPath(segment));
       }
       if (status.ok() && ::fdatasync(fd) != 0) {

@@ -16,6 +16,18 @@
 // many concurrent callers share one sync. Append returns only after the
 // records are synced.
 //
+// Segments are preallocated: a background thread keeps one spare file of
+// `segment_bytes` zeros, written and synced, which the writer renames into
+// place when it starts a segment (the first one is prepared by Open). Writes
+// then overwrite blocks that already exist inside the file's size, so each
+// fdatasync flushes data only, without the journal commit an append's new
+// size and blocks need: on this project's VM disk that halves a sync's time
+// and CPU. The zeros after the last record end a segment; a record torn by a
+// crash before them is damage like any other. When no spare is ready (the
+// disk is full, or segments fill faster than they are prepared) a segment
+// starts empty and grows as before. Disk use is therefore the spooled bytes
+// plus up to two segments' unused tails.
+//
 // Each record is released (Release) once PostHog accepted it; a segment that
 // is no longer written to and whose records are all released is deleted.
 // Releases are not written down: after a crash or restart a segment is
@@ -33,6 +45,7 @@
 //
 // Thread-safe.
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -153,7 +166,13 @@ class Spool final {
   // why not (full, stopping).
   absl::Status Enqueue(const std::vector<SpoolRecord>& records, Pending* pending);
   void WriterLoop();
-  // Opens a new segment file for writing.
+  // Keeps a spare segment ready (see the file comment).
+  void PreparerLoop();
+  // Writes `segment_bytes` zeros to the spare's path and syncs them; gives
+  // up (CANCELLED) once the spool is being destroyed.
+  absl::Status PrepareSpare() const;
+  std::string SparePath() const;
+  // Opens a new segment file for writing: the spare, renamed, when ready.
   absl::Status RollSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDeleteSegment(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string SegmentPath(SegmentId id) const;
@@ -168,7 +187,13 @@ class Spool final {
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Whether SparePath() holds a prepared segment.
+  bool spare_ready_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by the destructor: a spare being written (segments may be GiBs) is
+  // abandoned rather than finished.
+  std::atomic<bool> abandon_spare_{false};
   std::thread writer_;
+  std::thread preparer_;
 };
 
 }  // namespace posthog_gateway

@@ -141,6 +141,22 @@ for (const overlay of overlays) {
       }
     });
 
+    test('the spool volume holds a full spool: max_spool_bytes, dead letters, preallocated segments', () => {
+      // server/config/config.h's defaults for what the config leaves out.
+      const capture = { max_spool_bytes: 2 ** 30, dead_letter_max_bytes: 64 * 2 ** 20, segment_bytes: 16 * 2 ** 20,
+        ...(gatewayConfig(objects).json.capture || {}) };
+      const spoolDir = capture.spool_dir || '/var/lib/posthog-gateway/spool';
+      const mount = container(objects).volumeMounts.find((m) => m.mountPath === spoolDir);
+      const volume = deployment(objects).spec.template.spec.volumes.find((v) => v.name === mount.name);
+      const capacity = volume.emptyDir
+        ? parseQuantity(volume.emptyDir.sizeLimit)
+        : parseQuantity(volume.ephemeral.volumeClaimTemplate.spec.resources.requests.storage);
+      // The dead-letter file and its one rotation; the current segment, the
+      // spare and one round past a segment's end.
+      const needed = capture.max_spool_bytes + 2 * capture.dead_letter_max_bytes + 3 * capture.segment_bytes;
+      assert.ok(needed <= capacity, `a full spool needs ${needed} bytes, the volume holds ${capacity}`);
+    });
+
     test('resources: requests and limits for cpu and memory, requests within limits', () => {
       const { requests, limits } = container(objects).resources;
       for (const resource of ['cpu', 'memory', 'ephemeral-storage']) {

@@ -1,7 +1,9 @@
 #include "server/capture/spool.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdlib>
@@ -237,21 +239,92 @@ TEST_F(SpoolTest, CorruptLengthResynchronizesOnTheNextIntactRecord) {
   EXPECT_EQ(reopened.damaged_segments, 1);
 }
 
-TEST_F(SpoolTest, TruncatedTailDeliversTheIntactRecords) {
+// A crash mid-write leaves the last record torn: in a preallocated segment
+// its end is still zeros; in one that grew past its preallocation (or was
+// written before segments were preallocated) the file ends inside it.
+TEST_F(SpoolTest, TornLastRecordIsDamageAndTheIntactRecordsAreDelivered) {
+  for (const bool truncate_file : {false, true}) {
+    SCOPED_TRACE(truncate_file ? "file ends inside the record" : "record ends in zeros");
+    std::system(("rm -rf " + dir_).c_str());
+    {
+      Spool::Opened opened = Open();
+      ASSERT_TRUE(opened.spool->Append(Records(3, "a")).ok());
+    }
+    int64_t end = 0;
+    for (const SpoolRecord& record : Records(3, "a")) {
+      end += static_cast<int64_t>(Spool::EncodeRecord(record).size());
+    }
+    const std::string path = dir_ + "/" + Segments(dir_)[0];
+    if (truncate_file) {
+      ASSERT_EQ(truncate(path.c_str(), end - 3), 0);
+    } else {
+      const int fd = open(path.c_str(), O_WRONLY);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(pwrite(fd, "\0\0\0", 3, end - 3), 3);
+      close(fd);
+    }
+
+    Spool::Opened reopened = Open();
+    const std::vector<Replayed> replayed = ReadReplayed(reopened);
+    EXPECT_EQ(replayed.size(), 2u);
+    EXPECT_EQ(reopened.damaged_segments, 1);
+  }
+}
+
+// Segments are preallocated, so a sync flushes data only; the zeros after
+// the records are not data, not damage, and not counted as spooled bytes.
+TEST_F(SpoolTest, SegmentsArePreallocatedAndTheirZerosEndThem) {
+  options_.segment_bytes = 256 << 10;
   {
     Spool::Opened opened = Open();
-    ASSERT_TRUE(opened.spool->Append(Records(3, "a")).ok());
+    absl::StatusOr<SpoolLocation> first = opened.spool->Append(Records(2, "pre"));
+    ASSERT_TRUE(first.ok()) << first.status();
+    const std::string path = dir_ + "/" + Segments(dir_)[0];
+    struct stat info;
+    ASSERT_EQ(stat(path.c_str(), &info), 0);
+    EXPECT_EQ(info.st_size, options_.segment_bytes);
+    EXPECT_EQ(opened.spool->bytes(), first->bytes);
+    // Records after the first land after it, not at the file's end.
+    absl::StatusOr<SpoolLocation> second = opened.spool->Append(Records(1, "post"));
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_EQ(second->offset, first->bytes);
+    absl::StatusOr<std::vector<SpoolRecord>> read = opened.spool->Read(*second);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->front().json, Records(1, "post").front().json);
   }
-  const std::string path = dir_ + "/" + Segments(dir_)[0];
-  struct stat info;
-  ASSERT_EQ(stat(path.c_str(), &info), 0);
-  ASSERT_EQ(truncate(path.c_str(), info.st_size - 3), 0);
-
   Spool::Opened reopened = Open();
+  EXPECT_EQ(reopened.damaged_segments, 0);
+  EXPECT_EQ(reopened.replayed_records, 3);
   const std::vector<Replayed> replayed = ReadReplayed(reopened);
+  ASSERT_EQ(replayed.size(), 3u);
+  EXPECT_EQ(replayed[2].record.json, Records(1, "post").front().json);
+}
 
-  EXPECT_EQ(replayed.size(), 2u);
-  EXPECT_EQ(reopened.damaged_segments, 1);
+// A segment that outgrows its preallocation (a round larger than what is
+// left) keeps growing; the next segment is preallocated again.
+TEST_F(SpoolTest, ASegmentGrowsPastItsPreallocationAndTheNextIsPreallocated) {
+  options_.segment_bytes = 64 << 10;
+  Spool::Opened opened = Open();
+  std::vector<SpoolRecord> big;
+  for (int i = 0; i < 3; ++i) {
+    big.push_back({"demo", false, absl::StrCat("{\"pad\":\"", std::string(30000, 'x'), i, "\"}")});
+  }
+  absl::StatusOr<SpoolLocation> first = opened.spool->Append(big);  // ~90 KB in a 64 KiB segment.
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<SpoolLocation> second = opened.spool->Append(Records(1, "next"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->segment, first->segment);
+  const std::vector<std::string> segments = Segments(dir_);
+  ASSERT_EQ(segments.size(), 2u);
+  struct stat info;
+  ASSERT_EQ(stat((dir_ + "/" + segments[0]).c_str(), &info), 0);
+  EXPECT_EQ(info.st_size, first->bytes);
+  // The second segment was taken from the spare the preparer made meanwhile,
+  // or started empty if it was not ready yet: either way its data reads back.
+  absl::StatusOr<std::vector<SpoolRecord>> read = opened.spool->Read(*second);
+  ASSERT_TRUE(read.ok()) << read.status();
+  opened.spool.reset();
+  EXPECT_EQ(Open().replayed_records, 4);
 }
 
 TEST_F(SpoolTest, AppendAsyncCallsBackOnceSyncedAndShareGroupsWithAppend) {
