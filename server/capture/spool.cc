@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -217,7 +217,7 @@ absl::Status Spool::PrepareSpare() const {
     const ssize_t written = ::pwrite(fd, zeros.data(), size, static_cast<off_t>(offset));
     if (written < 0 && errno == EINTR) continue;
     ok = written > 0;
-    offset += written;
+    if (ok) offset += written;
   }
   ok = ok && ::fdatasync(fd) == 0;
   absl::Status status = ok ? absl::OkStatus() : ErrnoStatus("cannot prepare", path);
