@@ -164,6 +164,33 @@ absl::StatusOr<ProjectConfig> ParseProject(const json& value,
   return project;
 }
 
+absl::Status ParseServerTls(const json* value, const std::string& path,
+                            std::optional<ServerTlsConfig>& tls) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, path);
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"cert_file", "key_file", "client_ca_file",
+                                            "refresh_interval_ms", "plaintext_health_port"}));
+  ServerTlsConfig config;
+  RETURN_IF_ERROR(reader.ReadString("cert_file", config.cert_file));
+  RETURN_IF_ERROR(reader.ReadString("key_file", config.key_file));
+  RETURN_IF_ERROR(reader.ReadString("client_ca_file", config.client_ca_file));
+  if (config.cert_file.empty()) return FieldError(reader.Child("cert_file"), "is required");
+  if (config.key_file.empty()) return FieldError(reader.Child("key_file"), "is required");
+  RETURN_IF_ERROR(reader.ReadMillis("refresh_interval_ms", config.refresh_interval));
+  if (config.refresh_interval < absl::Seconds(1)) {
+    return FieldError(reader.Child("refresh_interval_ms"), "must be at least 1000");
+  }
+  int64_t health_port = 0;
+  RETURN_IF_ERROR(reader.ReadInt("plaintext_health_port", health_port));
+  if (health_port < 0 || health_port > 65535) {
+    return FieldError(reader.Child("plaintext_health_port"), "must be between 0 and 65535");
+  }
+  config.plaintext_health_port = static_cast<int>(health_port);
+  tls = std::move(config);
+  return absl::OkStatus();
+}
+
 absl::Status ParseServer(const json* value, ServerConfig& server) {
   if (value == nullptr) return absl::OkStatus();
   ObjectReader reader(*value, "server");
@@ -171,7 +198,7 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"port", "max_receive_message_bytes", "max_connection_age_ms",
        "max_connection_age_grace_ms", "min_client_ping_interval_ms",
-       "caller_identity", "access_log"}));
+       "caller_identity", "access_log", "tls"}));
   int64_t port = server.port;
   RETURN_IF_ERROR(reader.ReadInt("port", port));
   if (port < 0 || port > 65535) {
@@ -213,7 +240,7 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   } else {
     return FieldError(reader.Child("access_log"), "must be \"all\", \"errors\" or \"off\"");
   }
-  return absl::OkStatus();
+  return ParseServerTls(reader.Find("tls"), reader.Child("tls"), server.tls);
 }
 
 absl::Status ParseUpstream(const json* value, UpstreamConfig& upstream) {

@@ -62,6 +62,22 @@ enum class AccessLog {
   kOff,
 };
 
+// TLS on the gRPC port, for deployments without a service mesh (behind a
+// mesh the sidecar does mTLS: leave it off). The files are PEM and are
+// re-read every `refresh_interval`, so a renewed certificate (cert-manager,
+// a rotated Secret) is served to new connections without a restart.
+struct ServerTlsConfig {
+  // The certificate chain and its private key.
+  std::string cert_file;
+  std::string key_file;
+  // When set, callers must present a certificate this CA bundle signed (mTLS).
+  std::string client_ca_file;
+  absl::Duration refresh_interval = absl::Minutes(1);
+  // A plaintext port serving only grpc.health.v1.Health, for the kubelet's
+  // gRPC probes (which cannot speak TLS); 0: none.
+  int plaintext_health_port = 0;
+};
+
 // The gRPC server's settings.
 struct ServerConfig {
   int port = 50051;
@@ -79,6 +95,8 @@ struct ServerConfig {
   CallerIdentitySource caller_identity = CallerIdentitySource::kNone;
   // Which calls are logged (metrics count every call whatever this says).
   AccessLog access_log = AccessLog::kAll;
+  // Plaintext (h2c) when absent.
+  std::optional<ServerTlsConfig> tls;
 };
 
 // Settings of the HTTP client that talks to PostHog.

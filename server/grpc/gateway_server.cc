@@ -7,6 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "server/common/log.h"
 
 namespace posthog_gateway {
@@ -34,6 +37,9 @@ GatewayServer::GatewayServer(
 
 GatewayServer::~GatewayServer() {
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  if (plaintext_health_server_ != nullptr) {
+    plaintext_health_server_->Shutdown(std::chrono::system_clock::now());
+  }
 }
 
 absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
@@ -42,8 +48,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(absl::StrCat(host, ":", port),
-                           grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(absl::StrCat(host, ":", port), Credentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(config_.max_receive_message_bytes);
   if (config_.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -72,20 +77,53 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   if (server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
   }
-  health_.SetServing(kLiveness, true);
+  if (config_.tls.has_value() && config_.tls->plaintext_health_port > 0) {
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    const std::string address = absl::StrCat(host, ":", config_.tls->plaintext_health_port);
+    health_builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &health_port);
+    health_builder.RegisterService(&plaintext_health_);
+    plaintext_health_server_ = health_builder.BuildAndStart();
+    if (plaintext_health_server_ == nullptr || health_port == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    }
+    LogInfo("plaintext health listening", {{"address", address}});
+  }
+  SetServingStatus(kLiveness, true);
   SetReady(false);
-  LogInfo("gateway listening", {{"address", absl::StrCat(host, ":", bound_port)}});
+  LogInfo("gateway listening", {{"address", absl::StrCat(host, ":", bound_port)},
+                                {"tls", !config_.tls.has_value()           ? "off"
+                                        : config_.tls->client_ca_file.empty() ? "on"
+                                                                              : "mutual"}});
   return bound_port;
 }
 
+std::shared_ptr<grpc::ServerCredentials> GatewayServer::Credentials() const {
+  if (!config_.tls.has_value()) return grpc::InsecureServerCredentials();
+  const ServerTlsConfig& tls = *config_.tls;
+  // Re-reads the files every refresh interval: a renewed certificate reaches
+  // new connections without a restart, and an unreadable one keeps the last.
+  auto files = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file, tls.cert_file, tls.client_ca_file,
+      static_cast<unsigned int>(absl::ToInt64Seconds(tls.refresh_interval)));
+  grpc::experimental::TlsServerCredentialsOptions options(files);
+  options.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_file.empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 void GatewayServer::SetReady(bool ready) {
-  health_.SetServing(kReadiness, ready);
-  health_.SetServing("", ready);
-  for (const NamedService& named : services_) health_.SetServing(named.full_name, ready);
+  SetServingStatus(kReadiness, ready);
+  SetServingStatus("", ready);
+  for (const NamedService& named : services_) SetServingStatus(named.full_name, ready);
 }
 
 void GatewayServer::SetServingStatus(const std::string& name, bool serving) {
   health_.SetServing(name, serving);
+  plaintext_health_.SetServing(name, serving);
 }
 
 void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
@@ -94,8 +132,13 @@ void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
   SetReady(false);
   absl::SleepFor(drain_delay);
   health_.Shutdown();  // Ends Watch streams now rather than at the grace deadline.
+  plaintext_health_.Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  if (plaintext_health_server_ != nullptr) {
+    plaintext_health_server_->Shutdown(std::chrono::system_clock::now());
+    plaintext_health_server_->Wait();
+  }
   LogInfo("gateway stopped");
 }
 

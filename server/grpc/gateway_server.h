@@ -13,6 +13,10 @@
 //   period and cancels what is left.
 // - Channel arguments: explicit max receive size, max connection age (so
 //   HTTP/2 connections rebalance across replicas) and keepalive enforcement.
+// - Optional TLS (`server.tls`, for deployments without a mesh), with the
+//   certificate files re-read periodically, optional client certificates
+//   (mTLS), and a plaintext port serving only health for the kubelet's gRPC
+//   probes, which cannot speak TLS.
 //
 // Thread-safe after Start.
 
@@ -71,8 +75,14 @@ class GatewayServer final {
   const std::vector<NamedService> services_;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors_;
+  // TLS or plaintext, as `config_.tls` says.
+  std::shared_ptr<grpc::ServerCredentials> Credentials() const;
+
   HealthService health_;
+  // The same statuses, on the plaintext health port (when TLS has one).
+  HealthService plaintext_health_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> plaintext_health_server_;
 };
 
 }  // namespace posthog_gateway

@@ -29,6 +29,7 @@ TEST(ConfigTest, MinimalProjectGetsUsCloudHostsAndIsTheDefault) {
   EXPECT_EQ(project.personal_api_key.env, "PH_PERSONAL");
   EXPECT_FALSE(project.project_api_key.configured());
   EXPECT_EQ(config->server.port, 50051);
+  EXPECT_FALSE(config->server.tls.has_value());  // Plaintext unless asked.
 }
 
 TEST(ConfigTest, EuRegionSelectsEuHosts) {
@@ -60,7 +61,10 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
                  {"alias": "b", "project_id": 2, "project_api_key": {"file": "/b"}}],
     "server": {"port": 6000, "max_receive_message_bytes": 1048576,
                "max_connection_age_ms": 60000, "caller_identity": "istio",
-               "access_log": "errors"},
+               "access_log": "errors",
+               "tls": {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key",
+                       "client_ca_file": "/tls/ca.crt", "refresh_interval_ms": 30000,
+                       "plaintext_health_port": 50052}},
     "upstream": {"default_timeout_ms": 2500, "ca_file": "/etc/ca.pem"},
     "key_reload_interval_ms": 500})");
 
@@ -73,6 +77,12 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
   EXPECT_EQ(config->server.max_connection_age, absl::Seconds(60));
   EXPECT_EQ(config->server.caller_identity, CallerIdentitySource::kIstio);
   EXPECT_EQ(config->server.access_log, AccessLog::kErrors);
+  ASSERT_TRUE(config->server.tls.has_value());
+  EXPECT_EQ(config->server.tls->cert_file, "/tls/tls.crt");
+  EXPECT_EQ(config->server.tls->key_file, "/tls/tls.key");
+  EXPECT_EQ(config->server.tls->client_ca_file, "/tls/ca.crt");
+  EXPECT_EQ(config->server.tls->refresh_interval, absl::Seconds(30));
+  EXPECT_EQ(config->server.tls->plaintext_health_port, 50052);
   EXPECT_EQ(config->upstream.default_timeout, absl::Milliseconds(2500));
   EXPECT_EQ(config->upstream.ca_file, "/etc/ca.pem");
   EXPECT_EQ(config->key_reload_interval, absl::Milliseconds(500));
@@ -155,6 +165,22 @@ INSTANTIATE_TEST_SUITE_P(
                       "project_api_key": {"file": "/k"}}],
                       "server": {"access_log": "some"}})",
                   "server.access_log"},
+        BadConfig{"TlsWithoutKey",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"tls": {"cert_file": "/c"}}})",
+                  "server.tls.key_file: is required"},
+        BadConfig{"TlsUnknownField",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"tls": {"cert_file": "/c", "key_file": "/k", "ca": "/x"}}})",
+                  "server.tls.ca: unknown field"},
+        BadConfig{"TlsRefreshTooOften",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"tls": {"cert_file": "/c", "key_file": "/k",
+                                         "refresh_interval_ms": 10}}})",
+                  "server.tls.refresh_interval_ms"},
         BadConfig{"NegativeTimeout",
                   R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}],

@@ -1,0 +1,213 @@
+// TLS on the gateway's port (server.tls), for deployments without a mesh:
+// plaintext callers refused, client certificates required when a client CA is
+// configured, a plaintext health-only port for the kubelet, and a renewed
+// certificate served to new connections without a restart. The certificates
+// are made for each run with the openssl command.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "posthog/v1/user.grpc.pb.h"
+#include "server/grpc/gateway_server.h"
+
+namespace posthog_gateway {
+namespace {
+
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// A port nobody listens on right now.
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t size = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char templ[] = "/tmp/tls_test.XXXXXX";
+    dir_ = mkdtemp(templ);
+    Openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+            "-subj /CN=test-ca -keyout ca.key -out ca.pem");
+    MakeCert("server", "localhost");
+    MakeCert("client", "billing-service");
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+    std::system(("rm -rf " + dir_).c_str());
+  }
+
+  void Openssl(const std::string& arguments) {
+    const std::string command =
+        absl::StrCat("cd ", dir_, " && openssl ", arguments, " >/dev/null 2>&1");
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  }
+
+  // NAME.key and NAME.pem, signed by the CA, for `cn` (also its DNS name).
+  void MakeCert(const std::string& name, const std::string& cn) {
+    std::ofstream(absl::StrCat(dir_, "/", name, ".ext")) << "subjectAltName=DNS:" << cn << "\n";
+    Openssl(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=",
+                         cn, " -keyout ", name, ".key -out ", name, ".csr"));
+    Openssl(absl::StrCat("x509 -req -in ", name, ".csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                         "-days 2 -extfile ", name, ".ext -out ", name, ".pem"));
+  }
+
+  std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
+
+  void Start(ServerTlsConfig tls) {
+    ServerConfig config;
+    config.tls = std::move(tls);
+    server_ = std::make_unique<GatewayServer>(
+        config, std::vector<NamedService>{
+                    {posthog::v1::UserService::service_full_name(), &user_service_}});
+    absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
+    ASSERT_TRUE(port.ok()) << port.status();
+    port_ = *port;
+  }
+
+  // The server's certificate, re-read every second.
+  ServerTlsConfig Tls() const {
+    ServerTlsConfig tls;
+    tls.cert_file = Path("server.pem");
+    tls.key_file = Path("server.key");
+    tls.refresh_interval = absl::Seconds(1);
+    return tls;
+  }
+
+  // A TLS channel that trusts the test CA, with the client certificate if
+  // `with_cert`. A fresh connection each time (no subchannel sharing).
+  std::shared_ptr<grpc::Channel> TlsChannel(bool with_cert) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = ReadFile(Path("ca.pem"));
+    if (with_cert) {
+      options.pem_private_key = ReadFile(Path("client.key"));
+      options.pem_cert_chain = ReadFile(Path("client.pem"));
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
+                                     grpc::SslCredentials(options), args);
+  }
+
+  static grpc::Status Check(const std::shared_ptr<grpc::Channel>& channel,
+                            const std::string& service, HealthCheckResponse* response,
+                            std::string* server_cert = nullptr) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    HealthCheckRequest request;
+    request.set_service(service);
+    grpc::Status status = Health::NewStub(channel)->Check(&context, request, response);
+    if (server_cert != nullptr && context.auth_context() != nullptr) {
+      for (const auto& value : context.auth_context()->FindPropertyValues("x509_pem_cert")) {
+        server_cert->assign(value.data(), value.size());
+      }
+    }
+    return status;
+  }
+
+  std::string dir_;
+  posthog::v1::UserService::Service user_service_;  // Answers UNIMPLEMENTED.
+  std::unique_ptr<GatewayServer> server_;
+  int port_ = 0;
+};
+
+TEST_F(TlsTest, ServesTlsCallersAndRefusesPlaintextOnes) {
+  Start(Tls());
+  HealthCheckResponse response;
+  const grpc::Status tls = Check(TlsChannel(false), "liveness", &response);
+  ASSERT_TRUE(tls.ok()) << tls.error_message();
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+
+  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                       grpc::InsecureChannelCredentials());
+  EXPECT_EQ(Check(plaintext, "liveness", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, WithAClientCaCallersMustPresentACertificateItSigned) {
+  ServerTlsConfig tls = Tls();
+  tls.client_ca_file = Path("ca.pem");
+  Start(tls);
+  HealthCheckResponse response;
+  EXPECT_NE(Check(TlsChannel(false), "liveness", &response).error_code(), grpc::StatusCode::OK);
+  const grpc::Status with_cert = Check(TlsChannel(true), "liveness", &response);
+  EXPECT_TRUE(with_cert.ok()) << with_cert.error_message();
+}
+
+TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
+  ServerTlsConfig tls = Tls();
+  tls.plaintext_health_port = FreePort();
+  Start(tls);
+  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", tls.plaintext_health_port),
+                                       grpc::InsecureChannelCredentials());
+  HealthCheckResponse response;
+  ASSERT_TRUE(Check(plaintext, "readiness", &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  server_->SetReady(true);
+  ASSERT_TRUE(Check(plaintext, "readiness", &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(Check(plaintext, posthog::v1::UserService::service_full_name(), &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+
+  // Nothing but health there: the API needs TLS.
+  grpc::ClientContext context;
+  posthog::v1::GetCurrentUserResponse user;
+  EXPECT_EQ(posthog::v1::UserService::NewStub(plaintext)
+                ->GetCurrentUser(&context, posthog::v1::GetCurrentUserRequest(), &user)
+                .error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(TlsTest, ARenewedCertificateReachesNewConnectionsWithoutARestart) {
+  Start(Tls());
+  HealthCheckResponse response;
+  std::string first;
+  ASSERT_TRUE(Check(TlsChannel(false), "liveness", &response, &first).ok());
+  ASSERT_EQ(first, ReadFile(Path("server.pem")));
+
+  // Renew: a new key and certificate, written over the old files.
+  MakeCert("renewed", "localhost");
+  ASSERT_EQ(std::rename(Path("renewed.key").c_str(), Path("server.key").c_str()), 0);
+  ASSERT_EQ(std::rename(Path("renewed.pem").c_str(), Path("server.pem").c_str()), 0);
+  const std::string renewed = ReadFile(Path("server.pem"));
+  ASSERT_NE(renewed, first);
+  std::string served;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(20);
+       served != renewed && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(200));
+    ASSERT_TRUE(Check(TlsChannel(false), "liveness", &response, &served).ok());
+  }
+  EXPECT_EQ(served, renewed);
+}
+
+}  // namespace
+}  // namespace posthog_gateway
