@@ -84,6 +84,12 @@ absl::Status ValidateOptions(const GatewayClientOptions& options) {
   if (!options.ca_file.empty() && !options.use_tls) {
     return absl::InvalidArgumentError("ca_file: only meaningful with use_tls");
   }
+  if ((!options.cert_file.empty() || !options.key_file.empty()) && !options.use_tls) {
+    return absl::InvalidArgumentError("cert_file, key_file: only meaningful with use_tls");
+  }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError("cert_file, key_file: give both or neither");
+  }
   for (const auto& [key, value] : options.metadata) {
     if (absl::Status status = ValidateMetadataKey(key); !status.ok())
       return status;
@@ -154,6 +160,14 @@ MakeChannelCredentials(const GatewayClientOptions& options) {
           absl::StrCat("ca_file ", options.ca_file, ": is empty"));
     }
     ssl.pem_root_certs = *std::move(roots);
+  }
+  if (!options.cert_file.empty()) {
+    absl::StatusOr<std::string> chain = ReadFile(options.cert_file);
+    if (!chain.ok()) return chain.status();
+    absl::StatusOr<std::string> key = ReadFile(options.key_file);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(chain);
+    ssl.pem_private_key = *std::move(key);
   }
   return grpc::SslCredentials(ssl);
 }

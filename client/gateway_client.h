@@ -63,6 +63,11 @@ struct GatewayClientOptions {
   // A PEM bundle of CAs to verify the gateway's certificate with; the system
   // roots when empty. Only meaningful with use_tls.
   std::string ca_file;
+  // This caller's certificate chain and private key (PEM), for a gateway
+  // that requires client certificates (mTLS without a mesh). Both or
+  // neither; only meaningful with use_tls.
+  std::string cert_file;
+  std::string key_file;
   // Metadata sent with every call, e.g. {"x-request-id", "..."}. Keys are
   // lower-case ASCII (`0-9 a-z - _ .`) and never start with `grpc-`; values
   // are printable ASCII unless the key ends in `-bin`.

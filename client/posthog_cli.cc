@@ -34,6 +34,10 @@ ABSL_FLAG(bool, tls, false, "Connect with TLS instead of plaintext (h2c).");
 ABSL_FLAG(std::string, ca_file, "",
           "With --tls, a PEM file of the CAs that sign the gateway's "
           "certificate; the system roots when empty.");
+ABSL_FLAG(std::string, cert_file, "",
+          "With --tls, this caller's PEM certificate chain, for a gateway that "
+          "requires client certificates (with --key_file).");
+ABSL_FLAG(std::string, key_file, "", "With --cert_file, its PEM private key.");
 
 namespace posthog_client {
 namespace {
@@ -52,6 +56,8 @@ std::vector<absl::CommandLineFlag*> CliFlags() {
            &absl::GetFlagReflectionHandle(FLAGS_request_id),
            &absl::GetFlagReflectionHandle(FLAGS_tls),
            &absl::GetFlagReflectionHandle(FLAGS_ca_file),
+           &absl::GetFlagReflectionHandle(FLAGS_cert_file),
+           &absl::GetFlagReflectionHandle(FLAGS_key_file),
        }) {
     flags.push_back(absl::FindCommandLineFlag(flag->Name()));
   }
@@ -64,6 +70,8 @@ GatewayClientOptions OptionsFromFlags() {
   options.timeout = absl::GetFlag(FLAGS_timeout);
   options.use_tls = absl::GetFlag(FLAGS_tls);
   options.ca_file = absl::GetFlag(FLAGS_ca_file);
+  options.cert_file = absl::GetFlag(FLAGS_cert_file);
+  options.key_file = absl::GetFlag(FLAGS_key_file);
   if (const std::string id = absl::GetFlag(FLAGS_request_id); !id.empty()) {
     options.metadata.emplace_back("x-request-id", id);
   }

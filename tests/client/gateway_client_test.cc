@@ -127,6 +127,20 @@ INSTANTIATE_TEST_SUITE_P(
             "CaFileWithoutTls",
             [](GatewayClientOptions& o) { o.ca_file = "/ca.pem"; },
             "ca_file: only meaningful with use_tls"},
+        InvalidOptionsCase{
+            "ClientCertificateWithoutTls",
+            [](GatewayClientOptions& o) {
+              o.cert_file = "/client.pem";
+              o.key_file = "/client.key";
+            },
+            "cert_file, key_file: only meaningful with use_tls"},
+        InvalidOptionsCase{
+            "ClientCertificateWithoutKey",
+            [](GatewayClientOptions& o) {
+              o.use_tls = true;
+              o.cert_file = "/client.pem";
+            },
+            "cert_file, key_file: give both or neither"},
         InvalidOptionsCase{"UpperCaseMetadataKey",
                            [](GatewayClientOptions& o) {
                              o.metadata = {{"X-Request-Id", "1"}};

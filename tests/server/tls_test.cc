@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/gateway_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/credentials.h"
@@ -72,9 +73,11 @@ class TlsTest : public ::testing::Test {
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
 
-  // NAME.key and NAME.pem, signed by the CA, for `cn` (also its DNS name).
+  // NAME.key and NAME.pem, signed by the CA, for `cn` (also its DNS name,
+  // and 127.0.0.1).
   void MakeCert(const std::string& name, const std::string& cn) {
-    std::ofstream(absl::StrCat(dir_, "/", name, ".ext")) << "subjectAltName=DNS:" << cn << "\n";
+    std::ofstream(absl::StrCat(dir_, "/", name, ".ext"))
+        << "subjectAltName=DNS:" << cn << ",IP:127.0.0.1\n";
     Openssl(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=",
                          cn, " -keyout ", name, ".key -out ", name, ".csr"));
     Openssl(absl::StrCat("x509 -req -in ", name, ".csr -CA ca.pem -CAkey ca.key -CAcreateserial "
@@ -161,6 +164,32 @@ TEST_F(TlsTest, WithAClientCaCallersMustPresentACertificateItSigned) {
   EXPECT_NE(Check(TlsChannel(false), "liveness", &response).error_code(), grpc::StatusCode::OK);
   const grpc::Status with_cert = Check(TlsChannel(true), "liveness", &response);
   EXPECT_TRUE(with_cert.ok()) << with_cert.error_message();
+}
+
+// What a C++ caller does: the client library (and the posthog CLI, which
+// uses it: --tls --ca_file --cert_file --key_file).
+TEST_F(TlsTest, TheClientLibraryConnectsWithItsCertificateToAMutualTlsGateway) {
+  ServerTlsConfig tls = Tls();
+  tls.client_ca_file = Path("ca.pem");
+  Start(tls);
+  posthog_client::GatewayClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", port_);
+  options.use_tls = true;
+  options.ca_file = Path("ca.pem");
+  options.cert_file = Path("client.pem");
+  options.key_file = Path("client.key");
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      posthog_client::CreateGatewayChannel(options);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  HealthCheckResponse response;
+  const grpc::Status status = Check(*channel, "liveness", &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  options.cert_file.clear();
+  options.key_file.clear();
+  channel = posthog_client::CreateGatewayChannel(options);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  EXPECT_NE(Check(*channel, "liveness", &response).error_code(), grpc::StatusCode::OK);
 }
 
 TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
