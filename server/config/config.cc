@@ -225,9 +225,11 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
     server.caller_identity = CallerIdentitySource::kIstio;
   } else if (caller_identity == "linkerd") {
     server.caller_identity = CallerIdentitySource::kLinkerd;
+  } else if (caller_identity == "tls") {
+    server.caller_identity = CallerIdentitySource::kTls;
   } else {
     return FieldError(reader.Child("caller_identity"),
-                      "must be \"none\", \"istio\" or \"linkerd\"");
+                      "must be \"none\", \"istio\", \"linkerd\" or \"tls\"");
   }
   std::string access_log = "all";
   RETURN_IF_ERROR(reader.ReadString("access_log", access_log));
@@ -240,7 +242,13 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   } else {
     return FieldError(reader.Child("access_log"), "must be \"all\", \"errors\" or \"off\"");
   }
-  return ParseServerTls(reader.Find("tls"), reader.Child("tls"), server.tls);
+  RETURN_IF_ERROR(ParseServerTls(reader.Find("tls"), reader.Child("tls"), server.tls));
+  if (server.caller_identity == CallerIdentitySource::kTls &&
+      (!server.tls.has_value() || server.tls->client_ca_file.empty())) {
+    return FieldError(reader.Child("caller_identity"),
+                      "\"tls\" needs server.tls.client_ca_file (client certificates)");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseUpstream(const json* value, UpstreamConfig& upstream) {

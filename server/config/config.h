@@ -48,11 +48,12 @@ struct ProjectConfig {
 };
 
 // Which service mesh, if any, terminates mTLS in front of the gateway and so
-// can be trusted to name the caller in a header.
+// can be trusted to name the caller in a header; or the gateway's own mTLS.
 enum class CallerIdentitySource {
   kNone,     // No mesh: caller headers are ignored (anyone could send them).
   kIstio,    // The last element of x-forwarded-client-cert (its URI=spiffe://...).
   kLinkerd,  // l5d-client-id.
+  kTls,      // The caller's client certificate (server.tls with a client CA).
 };
 
 // Which calls get an access-log line.

@@ -82,6 +82,13 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
         if (auto it = metadata->find("l5d-client-id"); it != metadata->end()) {
           caller_.assign(it->second.data(), it->second.size());
         }
+      } else if (caller_identity_ == CallerIdentitySource::kTls) {
+        // The certificate's first subject alternative name, else its CN.
+        const auto auth = info_->server_context()->auth_context();
+        if (auth != nullptr && auth->IsPeerAuthenticated()) {
+          const std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
+          if (!identity.empty()) caller_.assign(identity[0].data(), identity[0].size());
+        }
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {

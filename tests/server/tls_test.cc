@@ -24,6 +24,8 @@
 #include "gtest/gtest.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/grpc/gateway_server.h"
+#include "server/grpc/observability_interceptor.h"
+#include "server/observability/metrics.h"
 
 namespace posthog_gateway {
 namespace {
@@ -86,12 +88,19 @@ class TlsTest : public ::testing::Test {
 
   std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
 
-  void Start(ServerTlsConfig tls) {
+  void Start(ServerTlsConfig tls,
+             CallerIdentitySource caller_identity = CallerIdentitySource::kNone) {
     ServerConfig config;
     config.tls = std::move(tls);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
+        &metrics_, caller_identity, AccessLog::kAll));
     server_ = std::make_unique<GatewayServer>(
-        config, std::vector<NamedService>{
-                    {posthog::v1::UserService::service_full_name(), &user_service_}});
+        config,
+        std::vector<NamedService>{
+            {posthog::v1::UserService::service_full_name(), &user_service_}},
+        std::move(interceptors));
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
     port_ = *port;
@@ -139,6 +148,7 @@ class TlsTest : public ::testing::Test {
   }
 
   std::string dir_;
+  MetricsRegistry metrics_;
   posthog::v1::UserService::Service user_service_;  // Answers UNIMPLEMENTED.
   std::unique_ptr<GatewayServer> server_;
   int port_ = 0;
@@ -190,6 +200,29 @@ TEST_F(TlsTest, TheClientLibraryConnectsWithItsCertificateToAMutualTlsGateway) {
   channel = posthog_client::CreateGatewayChannel(options);
   ASSERT_TRUE(channel.ok()) << channel.status();
   EXPECT_NE(Check(*channel, "liveness", &response).error_code(), grpc::StatusCode::OK);
+}
+
+// caller_identity "tls": the access log names the caller by its certificate
+// (its first subject alternative name), which the TLS handshake vouched for.
+TEST_F(TlsTest, TheAccessLogNamesTheCallerByItsCertificate) {
+  ServerTlsConfig tls = Tls();
+  tls.client_ca_file = Path("ca.pem");
+  Start(tls, CallerIdentitySource::kTls);
+  ::testing::internal::CaptureStderr();
+  {
+    grpc::ClientContext context;
+    posthog::v1::GetCurrentUserResponse user;
+    EXPECT_EQ(posthog::v1::UserService::NewStub(TlsChannel(true))
+                  ->GetCurrentUser(&context, posthog::v1::GetCurrentUserRequest(), &user)
+                  .error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  server_->Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+  server_.reset();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("\"method\":\"posthog.v1.UserService/GetCurrentUser\""), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("\"caller\":\"billing-service\""), std::string::npos) << log;
 }
 
 TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
