@@ -1,5 +1,7 @@
 #include "server/grpc/observability_interceptor.h"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "server/common/log.h"
 
@@ -42,6 +46,23 @@ const char* CodeName(grpc::StatusCode code) {
 std::string TraceId(absl::string_view traceparent) {
   if (traceparent.size() < 36 || traceparent[2] != '-') return "";
   return std::string(traceparent.substr(3, 32));
+}
+
+// The delay of the RetryInfo in `status`'s details, in milliseconds, for
+// the grpc-retry-pushback-ms trailer: gRPC clients whose service config has
+// a retryPolicy wait that long before their next attempt (gRFC A6), where
+// RetryInfo itself is read only by code that looks for it.
+std::optional<int64_t> RetryPushbackMillis(const grpc::Status& status) {
+  if (status.ok() || status.error_details().empty()) return std::nullopt;
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return std::nullopt;
+  for (const google::protobuf::Any& detail : details.details()) {
+    google::rpc::RetryInfo info;
+    if (detail.Is<google::rpc::RetryInfo>() && detail.UnpackTo(&info)) {
+      return info.retry_delay().seconds() * 1000 + info.retry_delay().nanos() / 1000000;
+    }
+  }
+  return std::nullopt;
 }
 
 class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
@@ -92,7 +113,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Finish(methods->GetSendStatus());
+      const grpc::Status status = methods->GetSendStatus();
+      if (std::optional<int64_t> millis = RetryPushbackMillis(status)) {
+        methods->GetSendTrailingMetadata()->emplace("grpc-retry-pushback-ms",
+                                                    absl::StrCat(*millis));
+      }
+      Finish(status);
     }
     methods->Proceed();
   }

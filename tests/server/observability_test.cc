@@ -1,3 +1,4 @@
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -7,7 +8,9 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/common/error_details.h"
 #include "server/grpc/observability_interceptor.h"
+#include "server/grpc/status_conversion.h"
 #include "server/http/observed_http_client.h"
 #include "server/observability/admin_server.h"
 #include "server/observability/metrics.h"
@@ -128,20 +131,35 @@ TEST(ObservedHttpClientTest, RecordsStatusOrTransportError) {
 // A UserService whose answer the test chooses.
 class ScriptedUserService final : public posthog::v1::UserService::Service {
  public:
-  // NOT_FOUND, except for the project "ok".
+  // NOT_FOUND, except for the projects "ok"; "down": UNAVAILABLE; and
+  // "busy": UNAVAILABLE with a RetryInfo of 30 s. Counts the calls.
   grpc::Status GetCurrentUser(grpc::ServerContext*,
                               const posthog::v1::GetCurrentUserRequest* request,
                               posthog::v1::GetCurrentUserResponse*) override {
+    ++calls;
     if (request->project() == "ok") return grpc::Status::OK;
+    if (request->project() == "down") return grpc::Status(grpc::StatusCode::UNAVAILABLE, "down");
+    if (request->project() == "busy") {
+      absl::Status busy = absl::UnavailableError("busy");
+      AttachRetryDelay(busy, absl::Seconds(30));
+      return ToGrpcStatus(busy);
+    }
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "nobody");
   }
+
+  std::atomic<int> calls{0};
 };
 
-// An in-process server of `service` behind the observability interceptor.
+// A server of `service` behind the observability interceptor, in process
+// (and on a TCP port of 127.0.0.1 when `port` is given).
 std::unique_ptr<grpc::Server> StartIntercepted(MetricsRegistry* registry,
                                                ScriptedUserService* service,
-                                               AccessLog access_log = AccessLog::kAll) {
+                                               AccessLog access_log = AccessLog::kAll,
+                                               int* port = nullptr) {
   grpc::ServerBuilder builder;
+  if (port != nullptr) {
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  }
   builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
@@ -219,6 +237,50 @@ TEST(ObservabilityInterceptorTest, AccessLogPolicyKeepsFailuresOrNothing) {
   EXPECT_THAT(AccessLogUnder(AccessLog::kErrors, "ok"), Not(HasSubstr(call)));
   EXPECT_THAT(AccessLogUnder(AccessLog::kErrors, "missing"), HasSubstr(call));
   EXPECT_THAT(AccessLogUnder(AccessLog::kOff, "missing"), Not(HasSubstr(call)));
+}
+
+// RetryInfo becomes the grpc-retry-pushback-ms trailer, which a client's
+// retry policy obeys: with a 1 ms backoff of its own, it still waits the 30 s
+// the gateway asked for, so its 2 s deadline passes before a second attempt.
+// (Without the trailer it retries at once and the service sees two calls.)
+TEST(ObservabilityInterceptorTest, RetryInfoBecomesARetryPushbackClientsObey) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  int port = 0;
+  std::unique_ptr<grpc::Server> server =
+      StartIntercepted(&registry, &service, AccessLog::kOff, &port);
+  ASSERT_NE(port, 0);
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(R"({"methodConfig": [{
+      "name": [{"service": "posthog.v1.UserService"}],
+      "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.001s", "maxBackoff": "0.001s",
+                      "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+  auto stub = posthog::v1::UserService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+
+  // Control: UNAVAILABLE without RetryInfo is retried at once.
+  service.calls = 0;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    posthog::v1::GetCurrentUserRequest request;
+    request.set_project("down");
+    posthog::v1::GetCurrentUserResponse response;
+    EXPECT_EQ(stub->GetCurrentUser(&context, request, &response).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_EQ(service.calls.load(), 2);
+
+  service.calls = 0;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  posthog::v1::GetCurrentUserRequest request;
+  request.set_project("busy");
+  posthog::v1::GetCurrentUserResponse response;
+  const grpc::Status status = stub->GetCurrentUser(&context, request, &response);
+  EXPECT_NE(status.error_code(), grpc::StatusCode::OK);
+  EXPECT_EQ(service.calls.load(), 1) << "the client did not wait for the pushback";
+  server->Shutdown();
 }
 
 TEST(CallerFromForwardedClientCertTest, TakesTheUriOfTheLastElement) {
