@@ -82,11 +82,15 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
     }
     absl::StatusOr<std::vector<SpoolRecord>> records = pipeline->spool_->Read(run.location);
     if (!records.ok()) return records.status();
-    for (const SpoolRecord& record : *records) {
+    std::vector<RecordRef> dead;
+    const std::vector<int64_t> offsets = Spool::RecordOffsets(run.location, *records);
+    for (size_t i = 0; i < records->size(); ++i) {
+      const SpoolRecord& record = (*records)[i];
       pipeline->dead_letters_->Write(record.project, 0, "the project is no longer configured",
                                      record.json);
-      pipeline->spool_->Release(run.location.segment);
+      dead.push_back({run.location.segment, offsets[i]});
     }
+    pipeline->spool_->Release(dead);
   }
   LogInfo("capture: spool opened",
           {{"dir", capture.spool_dir},
@@ -129,11 +133,13 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   std::vector<std::string> uuids;
   queued.reserve(records.size());
   uuids.reserve(records.size());
+  const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
   for (size_t i = 0; i < records.size(); ++i) {
     QueuedEvent event;
     event.json = std::move(records[i].json);
     event.historical_migration = records[i].historical_migration;
     event.segment = location->segment;
+    event.offset = offsets[i];
     if (delivered_mode) {
       event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
     }
@@ -181,11 +187,13 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
     if (!location.ok()) return done(location.status());
     std::vector<QueuedEvent> queued;
     queued.reserve(records->size());
-    for (SpoolRecord& record : *records) {
+    const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, *records);
+    for (size_t i = 0; i < records->size(); ++i) {
       QueuedEvent event;
-      event.json = std::move(record.json);
-      event.historical_migration = record.historical_migration;
+      event.json = std::move((*records)[i].json);
+      event.historical_migration = (*records)[i].historical_migration;
       event.segment = location->segment;
+      event.offset = offsets[i];
       queued.push_back(std::move(event));
     }
     project_queue->Enqueue(std::move(queued), *location);

@@ -305,11 +305,14 @@ void ProjectQueue::LoadFromDisk() {
              {{"error", std::string(records.status().message())}});
     return;
   }
-  for (SpoolRecord& record : *records) {
+  const std::vector<int64_t> offsets = Spool::RecordOffsets(location, *records);
+  for (size_t i = 0; i < records->size(); ++i) {
+    SpoolRecord& record = (*records)[i];
     QueuedEvent event;
     event.json = std::move(record.json);
     event.historical_migration = record.historical_migration;
     event.segment = location.segment;
+    event.offset = offsets[i];
     queued_bytes_ += static_cast<int64_t>(event.json.size());
     queue_.push_back(std::move(event));
     enqueue_times_.push_back(absl::InfinitePast());  // Due at once.
@@ -385,14 +388,17 @@ void ProjectQueue::WorkerLoop() {
     pointers.reserve(batch.size());
     for (const QueuedEvent& event : batch) pointers.push_back(&event);
     const std::vector<absl::Status> outcomes = sender_.Send(pointers);
+    std::vector<RecordRef> done;
+    done.reserve(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (absl::IsCancelled(outcomes[i])) {
-        // Stopping: the event stays spooled and is delivered after a restart.
-        if (batch[i].on_done) batch[i].on_done(kStoppingStatus());
-        continue;
-      }
-      spool_->Release(batch[i].segment);
-      if (batch[i].on_done) batch[i].on_done(outcomes[i]);
+      // Stopping (cancelled): the event stays spooled and is delivered after
+      // a restart.
+      if (!absl::IsCancelled(outcomes[i])) done.push_back({batch[i].segment, batch[i].offset});
+    }
+    spool_->Release(done);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].on_done) continue;
+      batch[i].on_done(absl::IsCancelled(outcomes[i]) ? kStoppingStatus() : outcomes[i]);
     }
   }
 }

@@ -96,6 +96,8 @@ struct QueuedEvent {
   std::string json;
   bool historical_migration = false;
   SegmentId segment = 0;
+  // Where its record starts in the segment (for Spool::Release).
+  int64_t offset = 0;
   // Called once with OK (PostHog accepted it) or why it was dead-lettered;
   // may be empty.
   std::function<void(const absl::Status&)> on_done;

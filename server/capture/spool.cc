@@ -11,12 +11,14 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "libdeflate.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +36,10 @@ constexpr uint32_t kMaxRecordBytes = 64 << 20;
 
 void PutU32(std::string& out, uint32_t value) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+void PutU64(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
 uint32_t GetU32(const char* data) {
@@ -76,6 +82,19 @@ bool WriteAll(int fd, int64_t offset, std::vector<iovec> chunks) {
       if (chunk.iov_len == 0) ++next;
     }
   }
+}
+
+// The offsets a release log holds; a torn last entry is ignored.
+absl::flat_hash_set<int64_t> ReadReleaseLog(const std::string& path) {
+  absl::flat_hash_set<int64_t> offsets;
+  std::ifstream file(path, std::ios::binary);
+  char entry[8];
+  while (file.read(entry, sizeof(entry))) {
+    uint64_t offset = 0;
+    for (int i = 7; i >= 0; --i) offset = (offset << 8) | static_cast<unsigned char>(entry[i]);
+    offsets.insert(static_cast<int64_t>(offset));
+  }
+  return offsets;
 }
 
 absl::Status SyncDirectory(const std::string& dir) {
@@ -198,6 +217,22 @@ std::string Spool::SegmentPath(SegmentId id) const {
   return absl::StrFormat("%s/segment-%020d.log", options_.dir, id);
 }
 
+std::string Spool::ReleaseLogPath(SegmentId id) const {
+  return absl::StrFormat("%s/segment-%020d.released", options_.dir, id);
+}
+
+std::vector<int64_t> Spool::RecordOffsets(const SpoolLocation& location,
+                                          const std::vector<SpoolRecord>& records) {
+  std::vector<int64_t> offsets;
+  offsets.reserve(records.size());
+  int64_t offset = location.offset;
+  for (const SpoolRecord& record : records) {
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(kHeaderBytes + 3 + record.project.size() + record.json.size());
+  }
+  return offsets;
+}
+
 std::string Spool::SparePath() const { return absl::StrCat(options_.dir, "/spare-segment.tmp"); }
 
 absl::Status Spool::PrepareSpare() const {
@@ -253,13 +288,16 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
   std::unique_ptr<Spool> spool(new Spool(options));
   Opened opened;
   std::vector<SegmentId> ids;
+  std::vector<SegmentId> release_logs;
   if (DIR* dir = ::opendir(options.dir.c_str()); dir != nullptr) {
     while (const dirent* entry = ::readdir(dir)) {
       absl::string_view name = entry->d_name;
       uint64_t id = 0;
-      if (absl::ConsumePrefix(&name, "segment-") && absl::ConsumeSuffix(&name, ".log") &&
-          absl::SimpleAtoi(name, &id)) {
+      if (!absl::ConsumePrefix(&name, "segment-")) continue;
+      if (absl::ConsumeSuffix(&name, ".log") && absl::SimpleAtoi(name, &id)) {
         ids.push_back(id);
+      } else if (absl::ConsumeSuffix(&name, ".released") && absl::SimpleAtoi(name, &id)) {
+        release_logs.push_back(id);
       }
     }
     ::closedir(dir);
@@ -293,14 +331,17 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
                   {"intact_records", absl::StrCat(parsed.records.size())},
                   {"damaged_bytes", absl::StrCat(parsed.damaged_bytes)}});
       }
+      const absl::flat_hash_set<int64_t> released = ReadReleaseLog(spool->ReleaseLogPath(id));
       Segment& segment = spool->segments_[id];
       segment.bytes = parsed.bytes;
-      segment.outstanding = static_cast<int64_t>(parsed.records.size());
       spool->total_bytes_ += segment.bytes;
-      opened.replayed_records += static_cast<int64_t>(parsed.records.size());
-      // Runs of adjacent records of one project; only their places are kept.
+      // Runs of adjacent unreleased records of one project; only their
+      // places are kept.
       for (size_t k = 0; k < parsed.records.size(); ++k) {
         const auto [offset, size] = parsed.spans[k];
+        if (released.contains(static_cast<int64_t>(offset))) continue;
+        ++segment.outstanding;
+        ++opened.replayed_records;
         ReplayedRun* run = opened.replayed.empty() ? nullptr : &opened.replayed.back();
         const bool extends = run != nullptr && run->location.segment == id &&
                              run->project == parsed.records[k].project &&
@@ -318,6 +359,11 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
       }
       spool->next_segment_ = id + 1;
       spool->MaybeDeleteSegment(id);
+    }
+    // Logs whose segment is gone (deleted just before a crash): a new
+    // segment may take the id.
+    for (SegmentId id : release_logs) {
+      if (spool->segments_.count(id) == 0) ::unlink(spool->ReleaseLogPath(id).c_str());
     }
     if (absl::Status rolled = spool->RollSegment(); !rolled.ok()) return rolled;
   }
@@ -337,6 +383,9 @@ Spool::~Spool() {
   if (preparer_.joinable()) preparer_.join();
   absl::MutexLock lock(&mu_);
   if (fd_ >= 0) ::close(fd_);
+  for (const auto& [id, segment] : segments_) {
+    if (segment.release_log >= 0) ::close(segment.release_log);
+  }
 }
 
 absl::Status Spool::RollSegment() {
@@ -373,7 +422,11 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
   auto it = segments_.find(id);
   if (it == segments_.end()) return;
   if (it->second.open_for_writing || it->second.outstanding > 0) return;
+  // The segment first: a crash in between leaves a log without a segment,
+  // which Open removes, rather than a segment without its log.
   ::unlink(SegmentPath(id).c_str());
+  if (it->second.release_log >= 0) ::close(it->second.release_log);
+  ::unlink(ReleaseLogPath(id).c_str());
   total_bytes_ -= it->second.bytes;
   segments_.erase(it);
 }
@@ -444,12 +497,34 @@ absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& locati
   return std::move(parsed.records);
 }
 
-void Spool::Release(SegmentId segment) {
+void Spool::Release(const std::vector<RecordRef>& records) {
+  // The entries of each segment's log, in order (a batch's records mostly
+  // share one segment: one write each).
+  std::map<SegmentId, std::string> entries;
+  for (const RecordRef& record : records) PutU64(entries[record.segment], record.offset);
   absl::MutexLock lock(&mu_);
-  auto it = segments_.find(segment);
-  if (it == segments_.end()) return;
-  --it->second.outstanding;
-  MaybeDeleteSegment(segment);
+  for (const auto& [id, log] : entries) {
+    auto it = segments_.find(id);
+    if (it == segments_.end()) continue;
+    Segment& segment = it->second;
+    segment.outstanding -= static_cast<int64_t>(log.size() / 8);
+    if (segment.outstanding > 0 || segment.open_for_writing) {
+      // Not synced: a process crash keeps what write(2) took; an OS crash
+      // may lose it, and those records are sent again (with their uuids).
+      if (segment.release_log < 0) {
+        segment.release_log = ::open(ReleaseLogPath(id).c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      }
+      if (segment.release_log < 0 ||
+          ::write(segment.release_log, log.data(), log.size()) !=
+              static_cast<ssize_t>(log.size())) {
+        LogWarning("capture spool: cannot write the release log; a restart will send these "
+                   "events again",
+                   {{"path", ReleaseLogPath(id)}, {"error", std::strerror(errno)}});
+      }
+    }
+    MaybeDeleteSegment(id);
+  }
 }
 
 int64_t Spool::bytes() const {

@@ -30,9 +30,12 @@
 //
 // Each record is released (Release) once PostHog accepted it; a segment that
 // is no longer written to and whose records are all released is deleted.
-// Releases are not written down: after a crash or restart a segment is
-// replayed whole, so records already delivered may be sent again — with the
-// same uuid, which PostHog deduplicates (at least once, never lost).
+// Releases are written down in the segment's release log
+// (`segment-<n>.released`: the offsets of its released records, u64 each)
+// with write(2) and no sync, so a restart, even after the process crashed,
+// sends none of them again; only an OS crash can lose the last entries, and
+// those records are then sent again with the same uuid, which PostHog
+// deduplicates (at least once, never lost).
 // The total size of the segments is bounded: an Append that would exceed
 // `max_bytes` is RESOURCE_EXHAUSTED with a RetryInfo, and nothing already
 // spooled is ever dropped to make room.
@@ -86,6 +89,12 @@ struct SpoolLocation {
   int64_t count = 0;
 };
 
+// One spooled record, for Release: its segment and where it starts.
+struct RecordRef {
+  SegmentId segment = 0;
+  int64_t offset = 0;
+};
+
 // Adjacent intact records of one project found by Open, in one segment;
 // Read(location) returns them. Each record must be Released.
 struct ReplayedRun {
@@ -132,8 +141,13 @@ class Spool final {
   // all released), so that a backlog need not stay in memory.
   absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
 
-  // Release marks one record of `segment` delivered.
-  void Release(SegmentId segment);
+  // Release marks records delivered (or dead-lettered): see the file comment.
+  void Release(const std::vector<RecordRef>& records);
+
+  // RecordOffsets returns where each of `records`, stored together at
+  // `location` (one Append, one Read), starts.
+  static std::vector<int64_t> RecordOffsets(const SpoolLocation& location,
+                                            const std::vector<SpoolRecord>& records);
 
   // Size in bytes of the segments on disk and being written.
   int64_t bytes() const;
@@ -146,6 +160,8 @@ class Spool final {
     int64_t bytes = 0;
     int64_t outstanding = 0;
     bool open_for_writing = false;
+    // The release log, opened at the first Release; -1 until then.
+    int release_log = -1;
   };
   struct Pending {
     std::string bytes;
@@ -176,6 +192,7 @@ class Spool final {
   absl::Status RollSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDeleteSegment(SegmentId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string SegmentPath(SegmentId id) const;
+  std::string ReleaseLogPath(SegmentId id) const;
 
   const SpoolOptions options_;
   mutable absl::Mutex mu_;

@@ -131,7 +131,7 @@ class CaptureFaultsTest(unittest.TestCase):
 
     def write_segment(self, records, name="segment-00000000000000000001.log"):
         spool_dir = os.path.join(self.stack.directory, "spool")
-        for old in glob.glob(os.path.join(spool_dir, "segment-*.log")):
+        for old in glob.glob(os.path.join(spool_dir, "segment-*")):  # Logs and release logs.
             os.unlink(old)
         with open(os.path.join(spool_dir, name), "wb") as segment:
             segment.write(b"".join(records))
@@ -214,6 +214,40 @@ class CaptureFaultsTest(unittest.TestCase):
 
         stored = self.assert_all_delivered(list(acknowledged), "kill -9")
         self.assertTrue(len(stored) >= len(acknowledged))
+
+
+    # -- events PostHog accepted are not sent again by the next run -------------
+
+    def assert_restart_replays_nothing(self, kill):
+        uuids = self.capture_batches(5, 100, "delivered")
+        stored = self.assert_all_delivered(uuids, "before restart")
+        self.assertEqual(len(stored), len(uuids))
+        # Delivery releases a batch right after PostHog's 200: wait until the
+        # spool's release logs hold all of them.
+        helpers.wait_for(lambda: self.released_records() == len(uuids),
+                         f"{len(uuids)} records in the release logs")
+        self.stack.restart_gateway(kill=kill)
+        self.connect()
+        replayed = [line for line in self.metrics().splitlines()
+                    if line.startswith("posthog_gateway_capture_replayed_records ")]
+        self.assertEqual(replayed, ["posthog_gateway_capture_replayed_records 0"])
+        # And one more event, to be sure the new run delivers: nothing else
+        # arrives with it.
+        uuids += self.capture_batches(1, 1, "after")
+        stored = self.assert_all_delivered(uuids, "after restart")
+        self.assertEqual(len(stored), len(uuids), "events were sent again")
+
+    def released_records(self):
+        """How many records the spool's release logs hold (8 bytes each)."""
+        spool_dir = os.path.join(self.stack.directory, "spool")
+        return sum(os.path.getsize(log) for log in
+                   glob.glob(os.path.join(spool_dir, "segment-*.released"))) // 8
+
+    def test_graceful_restart_sends_no_delivered_event_again(self):
+        self.assert_restart_replays_nothing(kill=False)
+
+    def test_kill_9_sends_no_delivered_event_again(self):
+        self.assert_restart_replays_nothing(kill=True)
 
 
 def helpers_struct(values):

@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -122,27 +123,89 @@ TEST_F(SpoolTest, ReplayKeepsOnlyWhereRecordsAreInBoundedRunsOfOneProject) {
   EXPECT_EQ(ReadReplayed(reopened).size(), 2504u);
 }
 
+// The references of `records`, stored together at `location`.
+std::vector<RecordRef> Refs(const SpoolLocation& location, const std::vector<SpoolRecord>& records) {
+  std::vector<RecordRef> refs;
+  for (int64_t offset : Spool::RecordOffsets(location, records)) {
+    refs.push_back({location.segment, offset});
+  }
+  return refs;
+}
+
 TEST_F(SpoolTest, DeletesASegmentOnceAllItsRecordsAreReleasedAndItIsClosed) {
+  const std::vector<SpoolRecord> records = Records(3, "a");
   {
     Spool::Opened opened = Open();
-    absl::StatusOr<SpoolLocation> location = opened.spool->Append(Records(2, "a"));
+    absl::StatusOr<SpoolLocation> location = opened.spool->Append(records);
     ASSERT_TRUE(location.ok());
-    opened.spool->Release(location->segment);
+    opened.spool->Release({Refs(*location, records)[1]});
   }
-  // Releases are not written down: a segment with a record left is replayed
-  // whole (the released record again, with its uuid, for PostHog to dedupe).
+  // The released record is written down: a restart replays the other two.
   Spool::Opened reopened = Open();
   const std::vector<Replayed> replayed = ReadReplayed(reopened);
   ASSERT_EQ(replayed.size(), 2u);
-  EXPECT_EQ(Segments(dir_).size(), 2u);  // The replayed one and the new one.
+  EXPECT_EQ(replayed[0].record.json, records[0].json);
+  EXPECT_EQ(replayed[1].record.json, records[2].json);
+  EXPECT_EQ(reopened.replayed.size(), 2u);  // Two runs: the released one splits them.
+  EXPECT_EQ(Segments(dir_).size(), 3u);  // The replayed one, its release log, the new one.
 
-  for (const Replayed& record : replayed) {
-    reopened.spool->Release(record.segment);
+  std::vector<RecordRef> rest;
+  for (const ReplayedRun& run : reopened.replayed) {
+    absl::StatusOr<std::vector<SpoolRecord>> read = reopened.spool->Read(run.location);
+    ASSERT_TRUE(read.ok()) << read.status();
+    for (const RecordRef& ref : Refs(run.location, *read)) rest.push_back(ref);
   }
+  reopened.spool->Release(rest);
 
-  EXPECT_EQ(Segments(dir_).size(), 1u);
+  EXPECT_EQ(Segments(dir_).size(), 1u);  // Segment and log deleted; the new one.
   reopened.spool.reset();
   EXPECT_TRUE(Open().replayed_records == 0);
+}
+
+// Delivered events are not sent again after a restart, graceful or not (a
+// process crash keeps what write(2) took), unless the OS crashed.
+TEST_F(SpoolTest, ReleasedRecordsAreNotReplayedAfterARestart) {
+  const std::vector<SpoolRecord> records = Records(4, "r");
+  {
+    Spool::Opened opened = Open();
+    absl::StatusOr<SpoolLocation> location = opened.spool->Append(records);
+    ASSERT_TRUE(location.ok());
+    const std::vector<RecordRef> refs = Refs(*location, records);
+    opened.spool->Release({refs[0], refs[1]});
+    opened.spool->Release({refs[3]});
+    // The segment is still being written: it stays, with its log.
+  }
+  Spool::Opened reopened = Open();
+  EXPECT_EQ(reopened.replayed_records, 1);
+  const std::vector<Replayed> replayed = ReadReplayed(reopened);
+  ASSERT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].record.json, records[2].json);
+}
+
+// A torn last entry (a crash mid-write) is ignored: that record is replayed.
+// A log whose segment is gone is removed before a new segment can take its id.
+TEST_F(SpoolTest, ReleaseLogsSurviveTornEntriesAndOrphansAreRemoved) {
+  const std::vector<SpoolRecord> records = Records(2, "t");
+  SegmentId segment = 0;
+  {
+    Spool::Opened opened = Open();
+    absl::StatusOr<SpoolLocation> location = opened.spool->Append(records);
+    ASSERT_TRUE(location.ok());
+    segment = location->segment;
+    opened.spool->Release({Refs(*location, records)[0]});
+  }
+  const std::string log = absl::StrFormat("%s/segment-%020d.released", dir_, segment);
+  struct stat info;
+  ASSERT_EQ(stat(log.c_str(), &info), 0) << log;
+  EXPECT_EQ(info.st_size, 8);
+  std::ofstream(log, std::ios::binary | std::ios::app) << std::string("\x07\x00\x00", 3);
+  EXPECT_EQ(Open().replayed_records, 1);
+
+  std::ofstream(absl::StrFormat("%s/segment-%020d.released", dir_, segment + 100)) << "orphan";
+  Open();
+  for (const std::string& name : Segments(dir_)) {
+    EXPECT_FALSE(absl::StrContains(name, absl::StrFormat("%020d", segment + 100))) << name;
+  }
 }
 
 TEST_F(SpoolTest, FullSpoolRefusesWithRetryInfoAndKeepsWhatItHas) {
