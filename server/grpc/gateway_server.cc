@@ -1,8 +1,10 @@
 #include "server/grpc/gateway_server.h"
 
 #include <algorithm>
+#include <fstream>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -43,6 +45,7 @@ GatewayServer::~GatewayServer() {
 }
 
 absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
+  if (absl::Status readable = CheckTlsFiles(); !readable.ok()) return readable;
   grpc::EnableDefaultHealthCheckService(false);  // Ours ends Watch on drain.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -96,6 +99,25 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
                                         : config_.tls->client_ca_file.empty() ? "on"
                                                                               : "mutual"}});
   return bound_port;
+}
+
+absl::Status GatewayServer::CheckTlsFiles() const {
+  if (!config_.tls.has_value()) return absl::OkStatus();
+  // gRPC's file watcher would start anyway and fail every handshake; a
+  // missing or empty file is a start-up error instead, naming the field.
+  const std::pair<const char*, const std::string*> files[] = {
+      {"server.tls.cert_file", &config_.tls->cert_file},
+      {"server.tls.key_file", &config_.tls->key_file},
+      {"server.tls.client_ca_file", &config_.tls->client_ca_file}};
+  for (const auto& [field, path] : files) {
+    if (path->empty()) continue;
+    std::ifstream file(*path);
+    if (!file || file.peek() == std::ifstream::traits_type::eof()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(field, ": cannot read ", *path, " (missing, unreadable or empty)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::shared_ptr<grpc::ServerCredentials> GatewayServer::Credentials() const {

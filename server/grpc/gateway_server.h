@@ -75,6 +75,8 @@ class GatewayServer final {
   const std::vector<NamedService> services_;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors_;
+  // FAILED_PRECONDITION naming the field when a TLS file cannot be read.
+  absl::Status CheckTlsFiles() const;
   // TLS or plaintext, as `config_.tls` says.
   std::shared_ptr<grpc::ServerCredentials> Credentials() const;
 

@@ -176,6 +176,20 @@ TEST_F(TlsTest, WithAClientCaCallersMustPresentACertificateItSigned) {
   EXPECT_TRUE(with_cert.ok()) << with_cert.error_message();
 }
 
+// A certificate file that cannot be read stops the start, naming the field,
+// rather than a server that fails every handshake.
+TEST_F(TlsTest, AnUnreadableCertificateFileIsAStartError) {
+  ServerTlsConfig tls = Tls();
+  tls.key_file = Path("no-such.key");
+  ServerConfig config;
+  config.tls = tls;
+  GatewayServer server(config, {});
+  absl::StatusOr<int> port = server.Start("127.0.0.1", 0);
+  EXPECT_EQ(port.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(port.status().message().find("server.tls.key_file"), absl::string_view::npos)
+      << port.status();
+}
+
 // What a C++ caller does: the client library (and the posthog CLI, which
 // uses it: --tls --ca_file --cert_file --key_file).
 TEST_F(TlsTest, TheClientLibraryConnectsWithItsCertificateToAMutualTlsGateway) {
