@@ -58,6 +58,16 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(int, admin_port, -1,
           "Port of the admin HTTP server (GET /metrics in Prometheus format, "
           "GET /healthz); -1 disables it, 0 picks one.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "TLS on the gRPC port: the PEM certificate chain (with --tls_key_file); "
+          "overrides server.tls.cert_file.");
+ABSL_FLAG(std::string, tls_key_file, "", "TLS: the PEM private key; overrides server.tls.key_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "TLS: callers must present a certificate this PEM CA bundle signed (mTLS); "
+          "overrides server.tls.client_ca_file.");
+ABSL_FLAG(int, tls_plaintext_health_port, -1,
+          "TLS: a plaintext port serving only grpc.health.v1.Health, for the kubelet's "
+          "probes; overrides server.tls.plaintext_health_port.");
 ABSL_FLAG(int, channelz_port, -1,
           "Port of gRPC channelz (grpc.channelz.v1, for grpcdebug), on 127.0.0.1 "
           "only; -1 disables it, 0 picks one.");
@@ -191,6 +201,32 @@ Interceptors(MetricsRegistry* metrics, const ServerConfig& server) {
   return all;
 }
 
+// ApplyTlsFlags lays the --tls_* flags over server.tls, so that a
+// deployment (a Kustomize component) can turn TLS on without editing the
+// configuration file.
+absl::Status ApplyTlsFlags(ServerConfig& server) {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key = absl::GetFlag(FLAGS_tls_key_file);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca_file);
+  const int health_port = absl::GetFlag(FLAGS_tls_plaintext_health_port);
+  if (cert.empty() && key.empty() && client_ca.empty() && health_port < 0) return absl::OkStatus();
+  ServerTlsConfig tls = server.tls.value_or(ServerTlsConfig{});
+  if (!cert.empty()) tls.cert_file = cert;
+  if (!key.empty()) tls.key_file = key;
+  if (!client_ca.empty()) tls.client_ca_file = client_ca;
+  if (health_port >= 0) tls.plaintext_health_port = health_port;
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs a certificate and its key (--tls_cert_file and --tls_key_file, or "
+        "server.tls)");
+  }
+  if (tls.plaintext_health_port > 65535) {
+    return absl::InvalidArgumentError("--tls_plaintext_health_port: must be at most 65535");
+  }
+  server.tls = std::move(tls);
+  return absl::OkStatus();
+}
+
 bool WritePortFile(const std::string& path, int port) {
   const std::string temp = path + ".tmp";
   {
@@ -247,6 +283,10 @@ int Run() {
     return 2;
   }
   if (absl::GetFlag(FLAGS_port) >= 0) config->server.port = absl::GetFlag(FLAGS_port);
+  if (absl::Status tls = ApplyTlsFlags(config->server); !tls.ok()) {
+    LogError("bad TLS flags", {{"error", std::string(tls.message())}});
+    return 2;
+  }
 
   MetricsRegistry metrics;
   KeyStore keys(*config);
