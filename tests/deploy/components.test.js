@@ -6,12 +6,12 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { describe, test } = require('node:test');
-const { deployDir, one, overlays, rendered, validateSchema } = require('./lib/k8s');
+const { deployDir, flagValue, one, overlays, rendered, validateSchema } = require('./lib/k8s');
 const { container, deployment, gatewayConfig, keySources } = require('./lib/policy');
 
 test('every component in deploy/kubernetes/components is tested', () => {
   const found = fs.readdirSync(path.join(deployDir, 'components')).sort();
-  assert.deepEqual(found, ['example-secret', 'spool-ephemeral-volume']);
+  assert.deepEqual(found, ['example-secret', 'spool-ephemeral-volume', 'tls']);
 });
 
 for (const overlay of overlays) {
@@ -60,3 +60,45 @@ for (const overlay of overlays) {
     });
   }));
 }
+
+// components/tls is for deployments without a mesh.
+describe('overlay no-mesh with components/tls', () => rendered('no-mesh', ['tls'], (objects) => {
+  const args = () => container(objects).args;
+
+  test('the Deployment still matches its schema', () => {
+    validateSchema(deployment(objects));
+  });
+
+  test('the gateway gets its certificate, key and client CA from the TLS Secret, mounted as a directory', () => {
+    const volumes = deployment(objects).spec.template.spec.volumes;
+    for (const flag of ['tls_cert_file', 'tls_key_file', 'tls_client_ca_file']) {
+      const file = flagValue(args(), flag);
+      assert.ok(file, `no --${flag}`);
+      const mount = container(objects).volumeMounts.find((m) => m.mountPath === path.posix.dirname(file));
+      assert.ok(mount, `nothing mounted above ${file}`);
+      assert.equal(mount.subPath, undefined, 'a subPath mount never sees a renewal');
+      assert.equal(mount.readOnly, true);
+      const volume = volumes.find((v) => v.name === mount.name);
+      assert.equal(volume.secret.secretName, 'posthog-gateway-tls');
+    }
+    assert.deepEqual(['tls.crt', 'tls.key', 'ca.crt'],
+      ['tls_cert_file', 'tls_key_file', 'tls_client_ca_file'].map((f) => path.posix.basename(flagValue(args(), f))));
+  });
+
+  test('every probe uses the plaintext health port, which the container declares', () => {
+    const healthPort = Number(flagValue(args(), 'tls_plaintext_health_port'));
+    assert.ok(healthPort > 0);
+    assert.ok(container(objects).ports.some((p) => p.containerPort === healthPort));
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      assert.equal(container(objects)[probe].grpc.port, healthPort, probe);
+    }
+  });
+
+  test('no Service port claims h2c any more', () => {
+    for (const service of objects.filter((o) => o.kind === 'Service')) {
+      for (const port of service.spec.ports) {
+        assert.notEqual(port.appProtocol, 'kubernetes.io/h2c', service.metadata.name);
+      }
+    }
+  });
+}));
