@@ -28,6 +28,7 @@ debian_packages=(
   nghttp2-client
   nginx-light
   nlohmann-json3-dev
+  openssl
   pkg-config
   protobuf-compiler
   protobuf-compiler-grpc
