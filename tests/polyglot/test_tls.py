@@ -5,7 +5,6 @@ client CA, and the plaintext port serving health only. Certificates are
 made for each run with the openssl command.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import seed_facts  # noqa: E402
 import stack  # noqa: E402
-from test_user_python import generate_stubs  # noqa: E402
+from test_user_python import load_user_stubs  # noqa: E402
 
 CALL_TIMEOUT_SECONDS = 10
 
@@ -62,13 +61,7 @@ def read(path):
 class TlsFlagsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-tls-stubs-")
-        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
-        generate_stubs(stubs_dir)
-        cls.user_pb2 = importlib.import_module("posthog.v1.user_pb2")
-        cls.user_pb2_grpc = importlib.import_module("posthog.v1.user_pb2_grpc")
-        cls.health_pb2 = importlib.import_module("health_pb2")
-        cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
+        load_user_stubs(cls, "polyglot-tls-stubs-")
 
         cls.certs = tempfile.mkdtemp(prefix="polyglot-tls-certs-")
         cls.addClassCleanup(shutil.rmtree, cls.certs, True)

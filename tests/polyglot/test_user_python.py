@@ -73,16 +73,23 @@ def generate_stubs(out_dir):
     importlib.invalidate_caches()
 
 
+def load_user_stubs(cls, prefix):
+    """Generates the stubs into a directory of the class's own (removed with
+    it) and sets cls.user_pb2, cls.user_pb2_grpc, cls.health_pb2 and
+    cls.health_pb2_grpc."""
+    stubs_dir = tempfile.mkdtemp(prefix=prefix)
+    cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
+    generate_stubs(stubs_dir)
+    cls.user_pb2 = importlib.import_module("posthog.v1.user_pb2")
+    cls.user_pb2_grpc = importlib.import_module("posthog.v1.user_pb2_grpc")
+    cls.health_pb2 = importlib.import_module("health_pb2")
+    cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
+
+
 class UserServicePythonTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        stubs_dir = tempfile.mkdtemp(prefix="polyglot-python-stubs-")
-        cls.addClassCleanup(shutil.rmtree, stubs_dir, True)
-        generate_stubs(stubs_dir)
-        cls.user_pb2 = importlib.import_module("posthog.v1.user_pb2")
-        cls.user_pb2_grpc = importlib.import_module("posthog.v1.user_pb2_grpc")
-        cls.health_pb2 = importlib.import_module("health_pb2")
-        cls.health_pb2_grpc = importlib.import_module("health_pb2_grpc")
+        load_user_stubs(cls, "polyglot-python-stubs-")
 
         cls.keys = stack.keys_from_seed(stack.DEFAULT_SEED)
         cls.expected = seed_facts.expected_user(stack.DEFAULT_SEED, cls.keys["personal_api_key"])
