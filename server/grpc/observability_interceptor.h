@@ -7,11 +7,15 @@
 //   grpc_server_handled_total{grpc_code}, grpc_server_handling_seconds;
 // - one JSON access-log line per call (method, code, duration, peer,
 //   x-request-id, trace id, and the caller's identity when a mesh that
-//   terminates mTLS vouches for it), except health checks and reflection,
-//   which probes call every few seconds (server.access_log can keep only
-//   the calls that fail, or none). The line is written when the call
-//   is torn down, after its status went out: the caller never waits for the
-//   log's write(2).
+//   terminates mTLS, or the gateway's own mTLS, vouches for it), except
+//   health checks and reflection, which probes call every few seconds
+//   (server.access_log can keep only the calls that fail, or none). The
+//   line is written when the call is torn down, after its status went out:
+//   the caller never waits for the log's write(2);
+// - and, because it sees every status on its way out, the
+//   grpc-retry-pushback-ms trailer for a status whose details hold a
+//   RetryInfo (gRPC clients' retry policies read the trailer, not the
+//   detail).
 //
 // Thread-safe; the registry must outlive the server.
 

@@ -257,28 +257,22 @@ TEST(ObservabilityInterceptorTest, RetryInfoBecomesARetryPushbackClientsObey) {
                       "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
   auto stub = posthog::v1::UserService::NewStub(grpc::CreateCustomChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+  // GetCurrentUser for `project`, within `seconds`; counts the service's calls.
+  auto call = [&](const std::string& project, int seconds) {
+    service.calls = 0;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    posthog::v1::GetCurrentUserRequest request;
+    request.set_project(project);
+    posthog::v1::GetCurrentUserResponse response;
+    return stub->GetCurrentUser(&context, request, &response);
+  };
 
   // Control: UNAVAILABLE without RetryInfo is retried at once.
-  service.calls = 0;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    posthog::v1::GetCurrentUserRequest request;
-    request.set_project("down");
-    posthog::v1::GetCurrentUserResponse response;
-    EXPECT_EQ(stub->GetCurrentUser(&context, request, &response).error_code(),
-              grpc::StatusCode::UNAVAILABLE);
-  }
+  EXPECT_EQ(call("down", 10).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(service.calls.load(), 2);
 
-  service.calls = 0;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  posthog::v1::GetCurrentUserRequest request;
-  request.set_project("busy");
-  posthog::v1::GetCurrentUserResponse response;
-  const grpc::Status status = stub->GetCurrentUser(&context, request, &response);
-  EXPECT_NE(status.error_code(), grpc::StatusCode::OK);
+  EXPECT_NE(call("busy", 2).error_code(), grpc::StatusCode::OK);
   EXPECT_EQ(service.calls.load(), 1) << "the client did not wait for the pushback";
   server->Shutdown();
 }
