@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
@@ -21,6 +24,16 @@ constexpr char kLiveness[] = "liveness";
 // Threads kept polling for calls between calls (see Start).
 constexpr int kMaxIdlePollers = 64;
 constexpr char kReadiness[] = "readiness";
+
+// Leaves out the plugins gRPC adds to every server (reflection, and channelz
+// once enabled): the plaintext health port serves health and nothing else.
+class WithoutPlugins final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+};
 
 int Millis(absl::Duration duration) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
@@ -85,6 +98,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
     int health_port = 0;
     const std::string address = absl::StrCat(host, ":", config_.tls->plaintext_health_port);
     health_builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &health_port);
+    health_builder.SetOption(std::make_unique<WithoutPlugins>());
     health_builder.RegisterService(&plaintext_health_);
     plaintext_health_server_ = health_builder.BuildAndStart();
     if (plaintext_health_server_ == nullptr || health_port == 0) {

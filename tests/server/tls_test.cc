@@ -16,9 +16,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/gateway_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -261,6 +263,25 @@ TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
                 ->GetCurrentUser(&context, posthog::v1::GetCurrentUserRequest(), &user)
                 .error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
+  // Not even reflection, which gRPC adds to every server: the API's schema
+  // is not told over plaintext either.
+  grpc::GenericStub generic(plaintext);
+  grpc::ClientContext reflection_context;
+  reflection_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer reply;
+  grpc::Status reflection;
+  absl::Notification done;
+  generic.UnaryCall(&reflection_context,
+                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                    grpc::StubOptions(), &request, &reply, [&](grpc::Status status) {
+                      reflection = std::move(status);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+      << reflection.error_message();
 }
 
 TEST_F(TlsTest, ARenewedCertificateReachesNewConnectionsWithoutARestart) {
