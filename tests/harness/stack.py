@@ -520,6 +520,8 @@ def main(argv=None):
                         help="The seed project the gateway serves as alias `demo`.")
     parser.add_argument("--bazel_bin", default=None,
                         help="Where the built binaries are; default $POSTHOG_BAZEL_BIN or bazel-bin.")
+    parser.add_argument("--extra_config", default="{}",
+                        help="JSON: top-level sections merged into the gateway's configuration.")
     args = parser.parse_args(argv)
 
     # Installed first, so that a signal during start-up still unwinds through
@@ -528,7 +530,8 @@ def main(argv=None):
     signal.signal(signal.SIGINT, _raise_stop)
     try:
         with Stack(keys_from_seed(args.seed, args.project_id), seed_path=args.seed,
-                   bazel_bin=args.bazel_bin, project_id=args.project_id) as stack:
+                   bazel_bin=args.bazel_bin, project_id=args.project_id,
+                   extra_config=json.loads(args.extra_config)) as stack:
             _write_env_file(args.env_file, stack)
             print(f"stack: gateway at {stack.gateway_target}, emulator at {stack.emulator_url}, "
                   f"logs in {stack.directory}", file=sys.stderr, flush=True)

@@ -255,6 +255,28 @@ class CommandModeTest(unittest.TestCase):
         self.assertFalse(os.path.exists(env_file))
         self.assertFalse(os.path.exists(stack_dir))
 
+    def test_extra_config_is_merged_into_the_gateway_configuration(self):
+        env_file = os.path.join(self.work, "stack.env")
+        harness = subprocess.Popen(
+            [sys.executable, stack.__file__, f"--env_file={env_file}",
+             f"--bazel_bin={self.bazel_bin}",
+             '--extra_config={"server": {"access_log": "errors"}}'],
+            stderr=subprocess.PIPE, text=True,
+        )
+        self.addCleanup(harness.stderr.close)
+        self.addCleanup(harness.kill)
+        ready_line = harness.stderr.readline()
+
+        self.assertTrue(ready_line.startswith("stack: gateway at 127.0.0.1:"), ready_line)
+        with open(env_file, encoding="utf-8") as f:
+            stack_dir = f.read().splitlines()[2].split("=", 1)[1]
+        with open(os.path.join(stack_dir, "gateway.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        self.assertEqual(config["server"], {"access_log": "errors"})
+        self.assertEqual(config["default_project"], "demo")  # The rest is kept.
+        harness.send_signal(signal.SIGTERM)
+        self.assertEqual(harness.wait(timeout=30), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
