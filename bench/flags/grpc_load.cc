@@ -7,6 +7,9 @@
 //             [--server_pid=PID]
 //   grpc_load --target=... --method=values   # prints the 50 flags' values
 //                                            # for distinct_id_0..199
+//   grpc_load --target=... --method=save_reply --out=FILE
+//       # writes distinct_id_0's EvaluateFlagsResponse, for
+//       # bench/flags/reply_bound_server
 //
 // `evaluate_flags` is EvaluateFlags for every flag (only_local) with the
 // benchmark's person properties; a reply without every flag counts as an
@@ -49,6 +52,7 @@ ABSL_FLAG(int, threads, 8, "concurrent callers");
 ABSL_FLAG(std::string, inputs, "/tmp/flagbench/inputs.json", "bench/flags/make_seed.py output");
 ABSL_FLAG(int, keys, 0, "if set, ask for only the first N flags (by name) instead of every flag");
 ABSL_FLAG(int, server_pid, 0, "if set, also report this process's CPU time per call");
+ABSL_FLAG(std::string, out, "", "save_reply: where to write the reply");
 
 namespace {
 
@@ -127,6 +131,19 @@ int Values(const nlohmann::json& inputs) {
   return 0;
 }
 
+int SaveReply(const nlohmann::json& inputs) {
+  auto stub = posthog::v1::FlagService::NewStub(NewChannel(0));
+  grpc::ClientContext context;
+  EvaluateFlagsResponse response;
+  grpc::Status status = stub->EvaluateFlags(&context, MakeRequest(inputs, 0), &response);
+  if (!status.ok()) {
+    std::fprintf(stderr, "EvaluateFlags: %s\n", status.error_message().c_str());
+    return 1;
+  }
+  std::ofstream(absl::GetFlag(FLAGS_out), std::ios::binary) << response.SerializeAsString();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,6 +154,7 @@ int main(int argc, char** argv) {
   const nlohmann::json inputs = nlohmann::json::parse(text.str());
   const std::string method = absl::GetFlag(FLAGS_method);
   if (method == "values") return Values(inputs);
+  if (method == "save_reply") return SaveReply(inputs);
 
   const int threads = absl::GetFlag(FLAGS_threads);
   const int all_keys = static_cast<int>(inputs["flag_keys"].size());

@@ -9,12 +9,20 @@
 #    posthog-node, which evaluates one call at a time), and posthog-node's
 #    getAllFlags in-process (in the same rounds) and remote (against the
 #    emulator);
+#    and the same loads against bench/flags/reply_bound_server, which
+#    answers with the gateway's reply pre-encoded (no evaluation at all):
+#    the most any evaluator could reach here;
 # 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
+# The gateway runs with `server.access_log: "errors"` ($ACCESS_LOG to
+# change it): the no-op ceiling, Health/Check, is never access-logged, so
+# both sides of the comparison do the same per-call work but the
+# evaluation. (At "all", each EvaluateFlags also writes a log line.)
 # Builds with --config=opt. Prints figures; asserts nothing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 seconds="${1:-5}"
+access_log="${ACCESS_LOG:-errors}"
 rounds="${2:-3}"
 
 tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
@@ -22,8 +30,10 @@ tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
 bin="$root/bazel-out/k8-opt/bin"
 work="$(mktemp -d /tmp/flagbench.XXXXXX)"
 stack_pid=""
+bound_pid=""
 cleanup() {
   if [[ -n "$stack_pid" ]]; then kill -TERM "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true; fi
+  if [[ -n "$bound_pid" ]]; then kill -TERM "$bound_pid" 2>/dev/null || true; wait "$bound_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,7 +46,7 @@ BENCH_FLAGS_DIR="$work" "$bin/bench/flags/evaluator_benchmark" --benchmark_forma
 
 echo "== starting the emulator and the gateway (opt)" >&2
 /usr/bin/python3 tests/harness/stack.py --env_file="$work/stack.env" --seed="$work/seed.json" \
-  --bazel_bin="$bin" 2>"$work/stack.log" &
+  --bazel_bin="$bin" --extra_config="{\"server\": {\"access_log\": \"$access_log\"}}" 2>"$work/stack.log" &
 stack_pid=$!
 for _ in $(seq 600); do [[ -f "$work/stack.env" ]] && break; sleep 0.1; done
 [[ -f "$work/stack.env" ]] || { cat "$work/stack.log" >&2; exit 1; }
@@ -49,6 +59,16 @@ print(p['api_token'], p['secret_api_token'])")
 # The gateway's pid, for its CPU time per call (the newest one from this bin).
 gateway_pid="$(pgrep -n -f "$bin/server/posthog_gateway" || echo 0)"
 
+echo "== the transport bound: the gateway's reply, pre-encoded" >&2
+"$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=save_reply \
+  --inputs="$work/inputs.json" --out="$work/reply.bin"
+"$bin/bench/flags/reply_bound_server" --reply="$work/reply.bin" --port_file="$work/bound.port" \
+  2>"$work/bound.log" &
+bound_pid=$!
+for _ in $(seq 100); do [[ -f "$work/bound.port" ]] && break; sleep 0.1; done
+[[ -f "$work/bound.port" ]] || { cat "$work/bound.log" >&2; exit 1; }
+bound_target="127.0.0.1:$(cat "$work/bound.port")"
+
 echo "== posthog-node" >&2
 EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
   node bench/flags/node_local_eval.js >"$work/node.json"
@@ -57,22 +77,28 @@ EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
 # this shared machine falls on both sides of each comparison; the summary
 # takes each figure's median over the rounds and each ratio's median over
 # the rounds' pairs.
-load() {  # load OUT_NAME METHOD THREADS
-  "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method="$2" --seconds="$seconds" \
-    --threads="$3" --inputs="$work/inputs.json" --server_pid="$gateway_pid" >"$work/$1"
+load() {  # load OUT_NAME METHOD THREADS [TARGET PID]
+  "$bin/bench/flags/grpc_load" --target="${4:-$GATEWAY_TARGET}" --method="$2" \
+    --seconds="$seconds" --threads="$3" --inputs="$work/inputs.json" \
+    --server_pid="${5:-$gateway_pid}" >"$work/$1"
 }
 for round in $(seq "$rounds"); do
   echo "== round $round of $rounds: ceiling and EvaluateFlags (8 callers, then one)," \
-    "posthog-node getAllFlags in-process" >&2
+    "posthog-node getAllFlags in-process, the same loads on the transport bound" >&2
   load "health.$round.json" health 8
   load "evaluate.$round.json" evaluate_flags 8
   load "health_one.$round.json" health 1
   load "evaluate_one.$round.json" evaluate_flags 1
   ALL_LOCAL_SECONDS="$seconds" EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" \
     BENCH_FLAGS_DIR="$work" node bench/flags/node_local_eval.js >"$work/node_local.$round.json"
+  load "bound_health.$round.json" health 8 "$bound_target" "$bound_pid"
+  load "bound_evaluate.$round.json" evaluate_flags 8 "$bound_target" "$bound_pid"
+  load "bound_health_one.$round.json" health 1 "$bound_target" "$bound_pid"
+  load "bound_evaluate_one.$round.json" evaluate_flags 1 "$bound_target" "$bound_pid"
 done
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 
-echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "gateway access log: $access_log"
 /usr/bin/python3 bench/flags/summarize.py "$work"

@@ -5,7 +5,9 @@ how many flag values differ between the gateway and posthog-node.
 Usage: summarize.py WORK_DIR   (evaluator.json, node.json, gateway_values.json
                                 and, per round R, health.R.json,
                                 evaluate.R.json, health_one.R.json,
-                                evaluate_one.R.json, node_local.R.json)
+                                evaluate_one.R.json, node_local.R.json and
+                                the same four loads on the transport bound,
+                                bound_*.R.json)
 
 Each load figure is its median over the rounds; each ratio is the median of
 the rounds' ratios (each round measures both sides back to back).
@@ -37,11 +39,15 @@ def main():
     evaluator = {b["name"]: b for b in load(work, "evaluator.json")["benchmarks"]}
     node = load(work, "node.json")
     rounds = len(glob.glob(os.path.join(work, "health.*.json")))
+    names = ("health", "evaluate", "health_one", "evaluate_one")
     runs = {name: [load(work, f"{name}.{r}.json") for r in range(1, rounds + 1)]
-            for name in ("health", "evaluate", "health_one", "evaluate_one")}
-    health, evaluate, health_one, evaluate_one = (
-        median_run(runs[name]) for name in ("health", "evaluate", "health_one", "evaluate_one"))
+            for name in names + tuple(f"bound_{n}" for n in names)}
+    health, evaluate, health_one, evaluate_one = (median_run(runs[name]) for name in names)
+    bound_health, bound_evaluate, bound_health_one, bound_evaluate_one = (
+        median_run(runs[f"bound_{name}"]) for name in names)
     throughput_ratios = [e["rps"] / h["rps"] for e, h in zip(runs["evaluate"], runs["health"])]
+    bound_ratios = [e["rps"] / h["rps"]
+                    for e, h in zip(runs["bound_evaluate"], runs["bound_health"])]
     # posthog-node's in-process getAllFlags, timed in each round right after
     # the gateway's one-caller run.
     node_rounds = [load(work, f"node_local.{r}.json")["all_flags_local_us"]
@@ -83,6 +89,17 @@ def main():
           f"{evaluate_one['p50_us']:,.0f} | {evaluate_one['p99_us']:,.0f} | {cpu(evaluate_one)} |")
     print(f"| no-op ceiling, one caller | {health_one['rps']:,.0f} | "
           f"{health_one['p50_us']:,.0f} | {health_one['p99_us']:,.0f} | {cpu(health_one)} |")
+    print(f"| transport bound: the same reply pre-encoded, no evaluation "
+          f"({bound_evaluate['threads']} callers) | {bound_evaluate['rps']:,.0f} | "
+          f"{bound_evaluate['p50_us']:,.0f} | {bound_evaluate['p99_us']:,.0f} | {cpu(bound_evaluate)} |")
+    print(f"| its no-op, Health/Check | {bound_health['rps']:,.0f} | "
+          f"{bound_health['p50_us']:,.0f} | {bound_health['p99_us']:,.0f} | {cpu(bound_health)} |")
+    print(f"| transport bound, one caller | {bound_evaluate_one['rps']:,.0f} | "
+          f"{bound_evaluate_one['p50_us']:,.0f} | {bound_evaluate_one['p99_us']:,.0f} | "
+          f"{cpu(bound_evaluate_one)} |")
+    print(f"| its no-op, one caller | {bound_health_one['rps']:,.0f} | "
+          f"{bound_health_one['p50_us']:,.0f} | {bound_health_one['p99_us']:,.0f} | "
+          f"{cpu(bound_health_one)} |")
     print(f"| posthog-node getAllFlags, local, in-process | | "
           f"{node['all_flags_local_us']['p50']:,.0f} | {node['all_flags_local_us']['p99']:,.0f} | |")
     print(f"| posthog-node getAllFlags, remote (emulator /flags) | | "
@@ -102,6 +119,17 @@ def main():
           f"{', '.join(f'{r:.1f}x' for r in one_caller)}; goal: at least 10x); "
           f"vs {node_remote:,.0f} µs remote: {node_remote / evaluate_one['p50_us']:.1f}x lower "
           f"(goal: lower); ceiling p50 {health_one['p50_us']:,.0f} µs")
+
+    bound_one_caller = [n["p50"] / e["p50_us"]
+                        for n, e in zip(node_rounds, runs["bound_evaluate_one"])]
+    # What no evaluator, however fast, could beat on this machine: gRPC's
+    # and the kernel's handling of this reply and the caller's parse of it.
+    print(f"transport bound (the same reply, pre-encoded, nothing evaluated): "
+          f"{statistics.median(bound_ratios):.0%} of its own no-op "
+          f"(rounds: {', '.join(f'{r:.0%}' for r in bound_ratios)}); one caller "
+          f"p50 {bound_evaluate_one['p50_us']:,.0f} µs = "
+          f"{statistics.median(bound_one_caller):.1f}x below posthog-node in-process "
+          f"(rounds: {', '.join(f'{r:.1f}x' for r in bound_one_caller)})")
 
     differences = []
     for distinct_id, theirs in node["values"].items():
