@@ -115,10 +115,6 @@ flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& 
   return context;
 }
 
-google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(time));
-}
-
 }  // namespace
 
 FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
@@ -137,10 +133,22 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))),
       remote_evaluations_(options.max_remote_evaluations) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
+  for (const auto& [alias, project] : projects_by_alias_) {
+    if (project.definitions != nullptr) {
+      watches_[alias] =
+          std::make_unique<DefinitionsWatch>(project.definitions, options_.watch_heartbeat);
+    }
+  }
 }
 
 void FlagServiceImpl::Shutdown() {
-  if (!shutdown_.HasBeenNotified()) shutdown_.Notify();
+  for (auto& [alias, watch] : watches_) watch->Shutdown();
+}
+
+size_t FlagServiceImpl::WatchStreamsForTesting() const {
+  size_t streams = 0;
+  for (const auto& [alias, watch] : watches_) streams += watch->StreamsForTesting();
+  return streams;
 }
 
 absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::EvaluateLocally(
@@ -412,49 +420,25 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
   return reactor;
 }
 
-grpc::Status FlagServiceImpl::WatchFlagDefinitions(
-    grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
-    grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) {
-  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
-  if (!client.ok()) return ToGrpcStatus(client.status());
-  auto found = projects_by_alias_.find((*client)->project().alias);
-  if (found == projects_by_alias_.end() || found->second.definitions == nullptr) {
-    return ToGrpcStatus(absl::FailedPreconditionError("feature flags are not set up for this project"));
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinitions(
+    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* request_bytes) {
+  posthog::v1::WatchFlagDefinitionsRequest request;
+  grpc::ByteBuffer bytes(*request_bytes);  // Shares the slices; Deserialize consumes it.
+  if (!grpc::SerializationTraits<posthog::v1::WatchFlagDefinitionsRequest>::Deserialize(
+           &bytes, &request)
+           .ok()) {
+    return DefinitionsWatch::Refuse(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "the request is not a posthog.v1.WatchFlagDefinitionsRequest"));
   }
-  flags::DefinitionsStore* store = found->second.definitions;
-  const flags::CompiledDefinitions* sent = nullptr;
-  std::shared_ptr<const flags::DefinitionsSnapshot> snapshot = store->Current();
-  absl::Time last_message = absl::InfinitePast();
-  bool first = true;
-  while (true) {
-    if (context->IsCancelled()) return grpc::Status::CANCELLED;
-    if (shutdown_.HasBeenNotified() || store->stopped()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the gateway is shutting down");
-    }
-    const bool changed = snapshot->definitions.get() != sent;
-    const bool heartbeat_due = absl::Now() - last_message >= options_.watch_heartbeat;
-    if (changed || heartbeat_due || (first && snapshot->definitions != nullptr)) {
-      posthog::v1::WatchFlagDefinitionsResponse message;
-      if (changed && snapshot->definitions != nullptr) {
-        *message.mutable_definitions() = StructFromJson(snapshot->definitions->raw());
-      }
-      message.set_etag(snapshot->etag.empty() ? absl::StrCat("g", snapshot->generation)
-                                              : snapshot->etag);
-      message.set_stale(snapshot->stale);
-      if (snapshot->fetch_time != absl::InfinitePast()) {
-        *message.mutable_fetch_time() = ToTimestamp(snapshot->fetch_time);
-      }
-      // Before the first load there is nothing to send but heartbeats.
-      if (!writer->Write(message)) return grpc::Status::CANCELLED;
-      sent = snapshot->definitions.get();
-      last_message = absl::Now();
-      first = false;
-    }
-    // Short waits so that cancellation and shutdown are noticed promptly.
-    const absl::Duration wait =
-        std::min(absl::Milliseconds(200), options_.watch_heartbeat - (absl::Now() - last_message));
-    snapshot = store->WaitForChange(snapshot->generation, std::max(wait, absl::Milliseconds(1)));
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request.project());
+  if (!client.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(client.status()));
+  auto found = watches_.find((*client)->project().alias);
+  if (found == watches_.end()) {
+    return DefinitionsWatch::Refuse(ToGrpcStatus(
+        absl::FailedPreconditionError("feature flags are not set up for this project")));
   }
+  return found->second->Open();
 }
 
 grpc::Status FlagServiceImpl::ListFlags(

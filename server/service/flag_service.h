@@ -13,7 +13,9 @@
 //   (BlockingCalls), at most flags.max_remote_evaluations at once: past
 //   that, its undecided flags are answered with an error at once. Together this cut the gateway's CPU per 50-flag call by
 //   about a quarter.
-// - WatchFlagDefinitions streams a project's definitions and their changes.
+// - WatchFlagDefinitions streams a project's definitions and their changes
+//   through the project's DefinitionsWatch: callback reactors, one thread
+//   per project, each change serialized once for every stream.
 // - GetFlag, CreateFlag, UpdateFlag, DeleteFlag call PostHog's REST API.
 // - ListFlags streams PostHog's flag list (`GET /api/projects/:id/
 //   feature_flags/`, newest first, deleted flags left out) through the shared
@@ -31,7 +33,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
@@ -46,6 +47,7 @@
 #include "server/paging/resume_token.h"
 #include "server/posthog/call_context.h"
 #include "server/posthog/project_registry.h"
+#include "server/service/definitions_watch.h"
 #include "server/service/flag_results.h"
 
 namespace posthog_gateway {
@@ -59,7 +61,8 @@ struct FlagProject {
 class FlagServiceImpl final
     : public posthog::v1::FlagService::WithCallbackMethod_EvaluateFlag<
           posthog::v1::FlagService::WithRawCallbackMethod_EvaluateFlags<
-              posthog::v1::FlagService::Service>> {
+              posthog::v1::FlagService::WithRawCallbackMethod_WatchFlagDefinitions<
+                  posthog::v1::FlagService::Service>>> {
  public:
   // `projects_by_alias` has an entry for every configured project alias.
   // `clock` is the time of evaluations and of list pacing and tokens.
@@ -70,6 +73,9 @@ class FlagServiceImpl final
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
 
+  // The number of WatchFlagDefinitions streams open, all projects.
+  size_t WatchStreamsForTesting() const;
+
   grpc::ServerUnaryReactor* EvaluateFlag(grpc::CallbackServerContext* context,
                                          const posthog::v1::EvaluateFlagRequest* request,
                                          posthog::v1::EvaluateFlagResponse* response) override;
@@ -78,9 +84,10 @@ class FlagServiceImpl final
   grpc::ServerUnaryReactor* EvaluateFlags(grpc::CallbackServerContext* context,
                                           const grpc::ByteBuffer* request,
                                           grpc::ByteBuffer* response) override;
-  grpc::Status WatchFlagDefinitions(
-      grpc::ServerContext* context, const posthog::v1::WatchFlagDefinitionsRequest* request,
-      grpc::ServerWriter<posthog::v1::WatchFlagDefinitionsResponse>* writer) override;
+  // Raw: takes a serialized WatchFlagDefinitionsRequest; the messages are
+  // DefinitionsWatch's shared bytes.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchFlagDefinitions(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::Status ListFlags(grpc::ServerContext* context,
                          const posthog::v1::ListFlagsRequest* request,
                          grpc::ServerWriter<posthog::v1::ListFlagsResponse>* writer) override;
@@ -148,7 +155,8 @@ class FlagServiceImpl final
   // Flag list requests per project, under paging.flags_per_minute/hour.
   ProjectPacers list_pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;
-  absl::Notification shutdown_;
+  // The WatchFlagDefinitions streams of each project that has definitions.
+  std::map<std::string, std::unique_ptr<DefinitionsWatch>> watches_;
   ArenaMessageAllocator<posthog::v1::EvaluateFlagRequest, posthog::v1::EvaluateFlagResponse>
       evaluate_flag_messages_;
   // EvaluateFlag(s) calls waiting for PostHog, at most
