@@ -115,6 +115,12 @@ flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& 
   return context;
 }
 
+const absl::Status& StatusOf(const absl::Status& status) { return status; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
+  return result.status();
+}
+
 }  // namespace
 
 FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
@@ -127,9 +133,9 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
-      list_pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
-                    {paging_.flags_per_hour, absl::Hours(1)}},
-                   clock),
+      pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
+               {paging_.flags_per_hour, absl::Hours(1)}},
+              clock),
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))),
       remote_evaluations_(options.max_remote_evaluations) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
@@ -143,6 +149,21 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
 
 void FlagServiceImpl::Shutdown() {
   for (auto& [alias, watch] : watches_) watch->Shutdown();
+}
+
+template <typename Send>
+auto FlagServiceImpl::Paced(const PostHogClient& client, const CallContext& call, Send send)
+    -> decltype(send()) {
+  RequestPacer* pacer = pacers_.For(client.project().alias);
+  if (absl::Status turn = pacer->Acquire(call.deadline, call.is_cancelled); !turn.ok()) {
+    return turn;
+  }
+  auto result = send();
+  const absl::Status& status = StatusOf(result);
+  if (ErrorInfoReason(status) == "UPSTREAM_RATE_LIMITED") {
+    pacer->PauseUntil(clock_->Now() + RetryDelay(status).value_or(absl::Seconds(1)));
+  }
+  return result;
 }
 
 size_t FlagServiceImpl::WatchStreamsForTesting() const {
@@ -460,7 +481,7 @@ grpc::Status FlagServiceImpl::ListFlags(
   call.look_ahead = paging_.look_ahead;
   call.item_name = "flag";
   ListEnv env;
-  env.pacer = list_pacers_.For((*client)->project().alias);
+  env.pacer = pacers_.For((*client)->project().alias);
   env.tokens = tokens_;
   env.clock = clock_;
   env.context = CallContextFromServer(context);
@@ -479,8 +500,10 @@ grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
                                                       {{"id", "must be positive"}}));
   }
-  absl::StatusOr<posthog::v1::Flag> flag =
-      flags::FlagsApi(*client).GetFlag(request->id(), CallContextFromServer(context));
+  const CallContext call = CallContextFromServer(context);
+  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
+    return flags::FlagsApi(*client).GetFlag(request->id(), call);
+  });
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -495,8 +518,10 @@ grpc::Status FlagServiceImpl::CreateFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag key is required",
                                                       {{"flag.key", "must not be empty"}}));
   }
-  absl::StatusOr<posthog::v1::Flag> flag =
-      flags::FlagsApi(*client).CreateFlag(request->flag(), CallContextFromServer(context));
+  const CallContext call = CallContextFromServer(context);
+  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
+    return flags::FlagsApi(*client).CreateFlag(request->flag(), call);
+  });
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -512,8 +537,10 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
                                                       {{"flag.id", "must be positive"}}));
   }
   std::vector<std::string> mask(request->update_mask().begin(), request->update_mask().end());
-  absl::StatusOr<posthog::v1::Flag> flag =
-      flags::FlagsApi(*client).UpdateFlag(request->flag(), mask, CallContextFromServer(context));
+  const CallContext call = CallContextFromServer(context);
+  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
+    return flags::FlagsApi(*client).UpdateFlag(request->flag(), mask, call);
+  });
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -528,8 +555,9 @@ grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
                                                       {{"id", "must be positive"}}));
   }
+  const CallContext call = CallContextFromServer(context);
   absl::Status deleted =
-      flags::FlagsApi(*client).DeleteFlag(request->id(), CallContextFromServer(context));
+      Paced(**client, call, [&] { return flags::FlagsApi(*client).DeleteFlag(request->id(), call); });
   return ToGrpcStatus(deleted);
 }
 

@@ -21,8 +21,11 @@
 //   feature_flags/`, newest first, deleted flags left out) through the shared
 //   list streaming (StreamList: look-ahead pages, resume tokens scoped to
 //   "flags" and the project, `limit` over resumed calls), each flag converted
-//   as GetFlag converts it. One RequestPacer per project, shared by every
-//   call, keeps flag lists under paging.flags_per_minute/hour.
+//   as GetFlag converts it.
+// - One RequestPacer per project keeps every flag REST request (lists,
+//   reads, writes: they share PostHog's per-key throttle) under
+//   paging.flags_per_minute/hour; a 429 holds them all back for the time
+//   PostHog named.
 //
 // Thread-safe. Borrows the registry, stores, sinks, token codec and clock,
 // which must outlive it.
@@ -146,14 +149,21 @@ class FlagServiceImpl final
                          const posthog::v1::EvaluationContext& who,
                          const posthog::v1::EvaluationOptions& options, Finish finish);
 
+  // Paced runs `send`, one flag REST request returning absl::Status or
+  // StatusOr, in its turn of the project's pacer (RESOURCE_EXHAUSTED,
+  // without sending, when the turn comes after the call's deadline).
+  template <typename Send>
+  auto Paced(const PostHogClient& client, const CallContext& call, Send send)
+      -> decltype(send());
+
   const ProjectRegistry* projects_;
   const std::map<std::string, FlagProject> projects_by_alias_;
   const FlagsConfig options_;
   const PagingConfig paging_;
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
-  // Flag list requests per project, under paging.flags_per_minute/hour.
-  ProjectPacers list_pacers_;
+  // Flag REST requests per project, under paging.flags_per_minute/hour.
+  ProjectPacers pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;
   // The WatchFlagDefinitions streams of each project that has definitions.
   std::map<std::string, std::unique_ptr<DefinitionsWatch>> watches_;
