@@ -75,58 +75,118 @@ grpc::Status CaptureServiceImpl::BatchCaptureEvents(
   return grpc::Status::OK;
 }
 
-grpc::Status CaptureServiceImpl::StreamCaptureEvents(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
-                             posthog::v1::StreamCaptureEventsRequest>* stream) {
-  // Each message is parsed into an arena that is reset before the next one:
-  // a message of hundreds of events holds thousands of small objects (the
-  // properties' Structs), which the heap would allocate and free one by one.
-  // The first block is kept across messages; larger messages grow the arena
-  // with blocks that each Reset frees.
-  std::vector<char> first_block(kStreamArenaBlockBytes);
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = first_block.data();
-  arena_options.initial_block_size = first_block.size();
-  arena_options.start_block_size = kStreamArenaBlockBytes;
-  arena_options.max_block_size = kStreamArenaBlockBytes;
-  google::protobuf::Arena arena(arena_options);
-  std::string project;
-  posthog::v1::AckMode ack_mode = posthog::v1::ACK_MODE_UNSPECIFIED;
-  int64_t acknowledged = 0;
-  int64_t message_number = 0;
-  std::vector<const posthog::v1::Event*> events;
-  while (true) {
-    arena.Reset();
-    auto& request =
-        *google::protobuf::Arena::CreateMessage<posthog::v1::StreamCaptureEventsRequest>(&arena);
-    if (!stream->Read(&request)) break;
-    if (message_number++ == 0) {
-      project = request.project();
-      ack_mode = request.ack_mode();
+// One StreamCaptureEvents stream, one message at a time: read, captured,
+// acknowledged, read again. Each message is parsed into an arena that is
+// reset before the next one: a message of hundreds of events holds thousands
+// of small objects (the properties' Structs), which the heap would allocate
+// and free one by one. The first block is kept across messages; larger
+// messages grow the arena with blocks that each Reset frees.
+class CaptureServiceImpl::EventStream final
+    : public grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
+                                     posthog::v1::StreamCaptureEventsResponse> {
+ public:
+  EventStream(CaptureServiceImpl* service, absl::Time deadline)
+      : service_(service),
+        deadline_(deadline),
+        first_block_(kStreamArenaBlockBytes),
+        arena_(ArenaOptions(first_block_)) {
+    ReadNext();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // The caller closed its side (or left): all is acknowledged.
+      Finish(grpc::Status::OK);
+      return;
     }
-    if (request.events().empty()) continue;
-    events.clear();
-    for (const posthog::v1::Event& event : request.events()) events.push_back(&event);
-    absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
-        project, events, "events", /*indexed=*/true, ack_mode, Deadline(context));
+    if (message_number_++ == 0) {
+      project_ = request_->project();
+      ack_mode_ = request_->ack_mode();
+    }
+    if (request_->events().empty()) {
+      ReadNext();
+      return;
+    }
+    events_.clear();
+    for (const posthog::v1::Event& event : request_->events()) events_.push_back(&event);
+    // The arena (and so events_) lives until the next read, after the ack.
+    if (ack_mode_ != posthog::v1::ACK_MODE_DELIVERED) {
+      service_->pipeline_->CaptureDurableAsync(
+          project_, events_, "events", /*indexed=*/true,
+          [this](absl::StatusOr<std::vector<std::string>> uuids) {
+            Acknowledge(std::move(uuids));
+          });
+      return;
+    }
+    service_->blocking_.Start([this] {
+      Acknowledge(service_->pipeline_->Capture(project_, events_, "events", /*indexed=*/true,
+                                               ack_mode_, deadline_));
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {  // The caller left.
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ReadNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  static google::protobuf::ArenaOptions ArenaOptions(std::vector<char>& first_block) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = first_block.data();
+    options.initial_block_size = first_block.size();
+    options.start_block_size = kStreamArenaBlockBytes;
+    options.max_block_size = kStreamArenaBlockBytes;
+    return options;
+  }
+
+  void ReadNext() {
+    arena_.Reset();
+    request_ =
+        google::protobuf::Arena::CreateMessage<posthog::v1::StreamCaptureEventsRequest>(&arena_);
+    StartRead(request_);
+  }
+
+  // Acknowledge answers the message just captured: the running count, or
+  // the error that ends the stream.
+  void Acknowledge(absl::StatusOr<std::vector<std::string>> uuids) {
     if (!uuids.ok()) {
       absl::Status status(uuids.status().code(),
-                          absl::StrCat("stream message ", message_number, " (after ",
-                                       acknowledged, " acknowledged events): ",
+                          absl::StrCat("stream message ", message_number_, " (after ",
+                                       acknowledged_, " acknowledged events): ",
                                        uuids.status().message()));
       uuids.status().ForEachPayload(
           [&status](absl::string_view type_url, const absl::Cord& payload) {
             status.SetPayload(type_url, payload);
           });
-      return ToGrpcStatus(status);
+      Finish(ToGrpcStatus(status));
+      return;
     }
-    acknowledged += static_cast<int64_t>(uuids->size());
-    posthog::v1::StreamCaptureEventsResponse response;
-    response.set_acknowledged_count(acknowledged);
-    if (!stream->Write(response)) break;
+    acknowledged_ += static_cast<int64_t>(uuids->size());
+    response_.set_acknowledged_count(acknowledged_);
+    StartWrite(&response_);
   }
-  return grpc::Status::OK;
+
+  CaptureServiceImpl* const service_;
+  const absl::Time deadline_;
+  std::vector<char> first_block_;
+  google::protobuf::Arena arena_;
+  posthog::v1::StreamCaptureEventsRequest* request_ = nullptr;  // On arena_.
+  std::vector<const posthog::v1::Event*> events_;
+  posthog::v1::StreamCaptureEventsResponse response_;
+  std::string project_;
+  posthog::v1::AckMode ack_mode_ = posthog::v1::ACK_MODE_UNSPECIFIED;
+  int64_t acknowledged_ = 0;
+  int64_t message_number_ = 0;
+};
+
+grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
+                        posthog::v1::StreamCaptureEventsResponse>*
+CaptureServiceImpl::StreamCaptureEvents(grpc::CallbackServerContext* context) {
+  return new EventStream(this, Deadline(context));
 }
 
 grpc::Status CaptureServiceImpl::CaptureOne(grpc::ServerContext* context,

@@ -5,11 +5,12 @@
 // it turns the convention RPCs into their events, calls the pipeline and
 // converts the result. Thread-safe; borrows the pipeline.
 //
-// CaptureEvent uses gRPC's callback API: in ACK_MODE_DURABLE no thread waits
-// for the spool's sync (the call finishes from the spool's writer), so that
-// many unary calls share one group commit without a parked thread each. In
-// ACK_MODE_DELIVERED it waits for PostHog on a thread of its own. The other
-// methods are synchronous.
+// CaptureEvent and StreamCaptureEvents use gRPC's callback API: in
+// ACK_MODE_DURABLE no thread waits for the spool's sync (the call finishes,
+// or the stream acknowledges, from the spool's writer), so that many calls
+// and streams share one group commit without a parked thread each, and an
+// open stream costs no thread at all. In ACK_MODE_DELIVERED they wait for
+// PostHog on a thread of their own. The other methods are synchronous.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
@@ -21,7 +22,8 @@ namespace posthog_gateway {
 
 class CaptureServiceImpl final
     : public posthog::v1::CaptureService::WithCallbackMethod_CaptureEvent<
-          posthog::v1::CaptureService::Service> {
+          posthog::v1::CaptureService::WithCallbackMethod_StreamCaptureEvents<
+              posthog::v1::CaptureService::Service>> {
  public:
   // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
   explicit CaptureServiceImpl(CapturePipeline* pipeline);
@@ -35,10 +37,9 @@ class CaptureServiceImpl final
   // Each request message is spooled as a unit and acknowledged with the
   // running count of the stream's events; the first error ends the stream
   // (events acknowledged before it stay accepted).
-  grpc::Status StreamCaptureEvents(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<posthog::v1::StreamCaptureEventsResponse,
-                               posthog::v1::StreamCaptureEventsRequest>* stream) override;
+  grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
+                          posthog::v1::StreamCaptureEventsResponse>*
+  StreamCaptureEvents(grpc::CallbackServerContext* context) override;
   grpc::Status Identify(grpc::ServerContext* context,
                         const posthog::v1::IdentifyRequest* request,
                         posthog::v1::IdentifyResponse* response) override;
@@ -52,6 +53,8 @@ class CaptureServiceImpl final
                                    posthog::v1::SetPersonPropertiesResponse* response) override;
 
  private:
+  class EventStream;
+
   // Captures one convention event built from a request; `field` prefixes
   // violations ("" for the request's own fields).
   grpc::Status CaptureOne(grpc::ServerContext* context, const std::string& project,
@@ -63,7 +66,8 @@ class CaptureServiceImpl final
   // response on one arena per call.
   ArenaMessageAllocator<posthog::v1::CaptureEventRequest, posthog::v1::CaptureEventResponse>
       capture_event_messages_;
-  // ACK_MODE_DELIVERED CaptureEvent calls; waited for on destruction.
+  // ACK_MODE_DELIVERED CaptureEvent calls and stream messages; waited for
+  // on destruction.
   BlockingCalls blocking_;
 };
 

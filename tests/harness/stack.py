@@ -395,6 +395,11 @@ class Stack:
         return f"127.0.0.1:{self._gateway.port}"
 
     @property
+    def gateway_pid(self):
+        """The running gateway's process id."""
+        return self._gateway.popen.pid
+
+    @property
     def emulator_url(self):
         """The emulator's base URL, e.g. `http://127.0.0.1:40124`."""
         return f"http://127.0.0.1:{self._emulator.port}"

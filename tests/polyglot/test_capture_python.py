@@ -6,6 +6,8 @@ Run from the repository root (binaries built first):
     /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v
 """
 
+import os
+import threading
 import unittest
 
 import grpc
@@ -121,6 +123,46 @@ class CapturePythonTest(unittest.TestCase):
         self.assertEqual(acks, [4, 8, 12])
         helpers.wait_for(lambda: len(helpers.events(self.url, event="streamed")["events"]) == 12,
                          "12 streamed events")
+
+    def test_stream_in_delivered_mode_acknowledges_what_posthog_stored(self):
+        # A delivered-mode message waits for PostHog on a thread of its own;
+        # the stream itself holds none.
+        def requests():
+            for m in range(2):
+                yield self.pb.StreamCaptureEventsRequest(
+                    ack_mode=self.pb.ACK_MODE_DELIVERED,
+                    events=[self.pb.Event(event="streamed-delivered", distinct_id=f"d{m}-{i}")
+                            for i in range(3)])
+
+        acks = [r.acknowledged_count
+                for r in self.capture.StreamCaptureEvents(requests(), timeout=TIMEOUT)]
+
+        self.assertEqual(acks, [3, 6])
+        # Delivered: already in the emulator, no waiting.
+        self.assertEqual(len(helpers.events(self.url, event="streamed-delivered")["events"]), 6)
+
+    def test_open_streams_hold_no_thread_each(self):
+        # Services keep a capture stream open per replica: a gateway holds
+        # hundreds, and each must not park a thread.
+        streams = 100
+        release = threading.Event()
+
+        def requests(n):
+            yield self.pb.StreamCaptureEventsRequest(
+                events=[self.pb.Event(event="held-open", distinct_id=f"h{n}")])
+            release.wait(TIMEOUT)
+
+        calls = [self.capture.StreamCaptureEvents(requests(n), timeout=TIMEOUT)
+                 for n in range(streams)]
+        try:
+            for call in calls:
+                self.assertEqual(next(call).acknowledged_count, 1)
+            threads = len(os.listdir(f"/proc/{self.stack.gateway_pid}/task"))
+        finally:
+            release.set()
+        for call in calls:
+            self.assertEqual(list(call), [])  # Ends cleanly once the caller closes.
+        self.assertLess(threads, streams, f"{threads} gateway threads for {streams} open streams")
 
     def test_bad_events_are_invalid_argument_naming_the_event(self):
         with self.assertRaises(grpc.RpcError) as raised:
