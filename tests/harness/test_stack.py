@@ -228,11 +228,13 @@ class CommandModeTest(unittest.TestCase):
         self.bazel_bin = os.path.join(self.work, "bazel-bin")
         _make_fake_bazel_bin(self.bazel_bin)
 
-    def test_writes_env_file_and_stops_cleanly_on_sigterm(self):
+    def start_harness(self, *flags):
+        """Runs stack.py as a command until it serves; returns the process
+        and its env file."""
         env_file = os.path.join(self.work, "stack.env")
         harness = subprocess.Popen(
             [sys.executable, stack.__file__, f"--env_file={env_file}",
-             f"--bazel_bin={self.bazel_bin}"],
+             f"--bazel_bin={self.bazel_bin}", *flags],
             stderr=subprocess.PIPE, text=True,
         )
         self.addCleanup(harness.stderr.close)
@@ -240,8 +242,12 @@ class CommandModeTest(unittest.TestCase):
         # The harness prints one line once it serves (after the env file is
         # in place); reading it is the synchronisation.
         ready_line = harness.stderr.readline()
-
         self.assertTrue(ready_line.startswith("stack: gateway at 127.0.0.1:"), ready_line)
+        return harness, env_file
+
+    def test_writes_env_file_and_stops_cleanly_on_sigterm(self):
+        harness, env_file = self.start_harness()
+
         with open(env_file, encoding="utf-8") as f:
             lines = f.read().splitlines()
         self.assertEqual([line.split("=", 1)[0] for line in lines],
@@ -256,18 +262,9 @@ class CommandModeTest(unittest.TestCase):
         self.assertFalse(os.path.exists(stack_dir))
 
     def test_extra_config_is_merged_into_the_gateway_configuration(self):
-        env_file = os.path.join(self.work, "stack.env")
-        harness = subprocess.Popen(
-            [sys.executable, stack.__file__, f"--env_file={env_file}",
-             f"--bazel_bin={self.bazel_bin}",
-             '--extra_config={"server": {"access_log": "errors"}}'],
-            stderr=subprocess.PIPE, text=True,
-        )
-        self.addCleanup(harness.stderr.close)
-        self.addCleanup(harness.kill)
-        ready_line = harness.stderr.readline()
+        harness, env_file = self.start_harness(
+            '--extra_config={"server": {"access_log": "errors"}}')
 
-        self.assertTrue(ready_line.startswith("stack: gateway at 127.0.0.1:"), ready_line)
         with open(env_file, encoding="utf-8") as f:
             stack_dir = f.read().splitlines()[2].split("=", 1)[1]
         with open(os.path.join(stack_dir, "gateway.json"), encoding="utf-8") as f:
@@ -276,7 +273,6 @@ class CommandModeTest(unittest.TestCase):
         self.assertEqual(config["default_project"], "demo")  # The rest is kept.
         harness.send_signal(signal.SIGTERM)
         self.assertEqual(harness.wait(timeout=30), 0)
-
 
 if __name__ == "__main__":
     unittest.main()
