@@ -556,8 +556,9 @@ grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
                                                       {{"id", "must be positive"}}));
   }
   const CallContext call = CallContextFromServer(context);
-  absl::Status deleted =
-      Paced(**client, call, [&] { return flags::FlagsApi(*client).DeleteFlag(request->id(), call); });
+  absl::Status deleted = Paced(**client, call, [&] {
+    return flags::FlagsApi(*client).DeleteFlag(request->id(), call);
+  });
   return ToGrpcStatus(deleted);
 }
 
