@@ -141,7 +141,7 @@ json WritableJson(const posthog::v1::Flag& flag) {
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::GetFlag(int64_t id, const CallContext& call) const {
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("GET", absl::StrCat(FlagsPath(), id, "/")), call));
+                   CallRest(PrivateRequest("GET", absl::StrCat(FlagsPath(), id, "/")), call));
   return FlagFromAnswer(answer);
 }
 
@@ -151,7 +151,7 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::CreateFlag(const posthog::v1::Flag& 
   body.erase("version");
   body.erase("deleted");
   ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("POST", FlagsPath(), body.dump()), call));
+                   CallRest(PrivateRequest("POST", FlagsPath(), body.dump()), call));
   return FlagFromAnswer(answer);
 }
 
@@ -169,18 +169,24 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
     if (flag.version() != 0) body["version"] = flag.version();
   }
   if (flag.version() == 0) body.erase("version");
-  ASSIGN_OR_RETURN(json answer,
-                   client_->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), flag.id(), "/"),
-                                                    body.dump()),
-                                     call));
+  ASSIGN_OR_RETURN(
+      json answer,
+      CallRest(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), flag.id(), "/"), body.dump()),
+               call));
   return FlagFromAnswer(answer);
 }
 
 absl::Status FlagsApi::DeleteFlag(int64_t id, const CallContext& call) const {
   json body = {{"deleted", true}};
-  return client_
-      ->CallJson(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), id, "/"), body.dump()), call)
+  return CallRest(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), id, "/"), body.dump()), call)
       .status();
+}
+
+absl::StatusOr<json> FlagsApi::CallRest(const PostHogRequest& request,
+                                        const CallContext& call) const {
+  if (pacer_ == nullptr) return client_->CallJson(request, call);
+  return pacer_->Run(call.deadline, call.is_cancelled,
+                     [&] { return client_->CallJson(request, call); });
 }
 
 }  // namespace posthog_gateway::flags

@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "posthog/v1/flag.pb.h"
 #include "server/flags/evaluator.h"
+#include "server/paging/request_pacer.h"
 #include "server/posthog/posthog_client.h"
 
 namespace posthog_gateway::flags {
@@ -56,7 +57,11 @@ std::string FeatureFlagsPath(const PostHogClient& client);
 
 class FlagsApi final {
  public:
-  explicit FlagsApi(const PostHogClient* client) : client_(client) {}
+  // With a `pacer`, each REST request (not RemoteEvaluate: `/flags` is not
+  // throttled) waits for its turn: PostHog throttles flag reads, writes and
+  // lists under one per-key limit (posthog-api.md §6.4).
+  explicit FlagsApi(const PostHogClient* client, RequestPacer* pacer = nullptr)
+      : client_(client), pacer_(pacer) {}
 
   // RemoteEvaluate asks PostHog for `keys` (every flag when empty).
   absl::StatusOr<RemoteEvaluation> RemoteEvaluate(const EvaluationContext& context,
@@ -78,8 +83,12 @@ class FlagsApi final {
 
  private:
   std::string FlagsPath() const;
+  // One REST request, paced.
+  absl::StatusOr<nlohmann::json> CallRest(const PostHogRequest& request,
+                                          const CallContext& call) const;
 
   const PostHogClient* client_;
+  RequestPacer* pacer_;
 };
 
 }  // namespace posthog_gateway::flags

@@ -58,6 +58,11 @@ void RequestPacer::PauseUntil(absl::Time until) {
   paused_until_ = std::max(paused_until_, until);
 }
 
+void RequestPacer::Observe(const absl::Status& status) {
+  if (ErrorInfoReason(status) != "UPSTREAM_RATE_LIMITED") return;
+  PauseUntil(clock_->Now() + RetryDelay(status).value_or(absl::Seconds(1)));
+}
+
 ProjectPacers::ProjectPacers(std::vector<RateWindow> windows, Clock* clock)
     : windows_(std::move(windows)), clock_(clock) {}
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -54,7 +55,27 @@ class RequestPacer final {
   // PauseUntil holds every request back until `until` (a 429's wait).
   void PauseUntil(absl::Time until);
 
+  // Run sends one request in its turn: `send` returns absl::Status or
+  // absl::StatusOr. A turn after `deadline` is Acquire's RESOURCE_EXHAUSTED,
+  // and nothing is sent; a 429 answer (ErrorInfo UPSTREAM_RATE_LIMITED)
+  // holds every request back for its RetryInfo delay (1 s without one).
+  template <typename Send>
+  auto Run(absl::Time deadline, const std::function<bool()>& cancelled, Send send)
+      -> decltype(send()) {
+    if (absl::Status turn = Acquire(deadline, cancelled); !turn.ok()) return turn;
+    auto result = send();
+    if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+      Observe(result);
+    } else {
+      Observe(result.status());
+    }
+    return result;
+  }
+
  private:
+  // Observe pauses every request after PostHog's 429.
+  void Observe(const absl::Status& status);
+
   // The earliest time one more request is allowed, given the log.
   absl::Time NextAllowed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -138,7 +138,7 @@ absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
                               "&limit=1");
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
-  ASSIGN_OR_RETURN(json body, client_->CallJson(request, context));
+  ASSIGN_OR_RETURN(json body, Call(request, context));
   if (!body.is_object() || !body.contains("results") || !body["results"].is_array()) {
     absl::Status status = absl::UnavailableError(absl::StrCat(
         "PostHog answered ", client_->Describe(request), " without a `results` list"));
@@ -182,7 +182,7 @@ absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
     request.path = absl::StrCat(PersonsPath(*client_), id, "/");
     request.headers = {{"Accept", "application/json"}};
     request.bearer = KeyKind::kPersonalApiKey;
-    ASSIGN_OR_RETURN(body, client_->CallJson(request, context));
+    ASSIGN_OR_RETURN(body, Call(request, context));
   }
   absl::StatusOr<posthog::v1::Person> person = PersonFromJson(body);
   if (!person.ok()) {
@@ -202,7 +202,7 @@ absl::Status Persons::Delete(const PersonRef& ref, bool delete_events,
   // PostHog checks that the flag is present, whatever its value.
   request.path = absl::StrCat(PersonsPath(*client_), id, "/", delete_events ? "?delete_events=true" : "");
   request.bearer = KeyKind::kPersonalApiKey;
-  return client_->CallJson(request, context).status();
+  return Call(request, context).status();
 }
 
 absl::Status Persons::UpdateProperties(const PersonRef& ref,
@@ -223,7 +223,7 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"key", key}, {"value", JsonFromValue(value)}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;
-    RETURN_IF_ERROR(client_->CallJson(request, context).status());
+    RETURN_IF_ERROR(Call(request, context).status());
   }
   for (const std::string& key : unset) {
     PostHogRequest request;
@@ -232,9 +232,16 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"$unset", key}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;
-    RETURN_IF_ERROR(client_->CallJson(request, context).status());
+    RETURN_IF_ERROR(Call(request, context).status());
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<json> Persons::Call(const PostHogRequest& request,
+                                   const CallContext& context) const {
+  if (pacer_ == nullptr) return client_->CallJson(request, context);
+  return pacer_->Run(context.deadline, context.is_cancelled,
+                     [&] { return client_->CallJson(request, context); });
 }
 
 }  // namespace posthog_gateway

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "posthog/v1/person.pb.h"
+#include "server/paging/request_pacer.h"
 #include "server/posthog/call_context.h"
 #include "server/posthog/posthog_client.h"
 
@@ -39,7 +40,11 @@ std::string UrlEncode(absl::string_view text);
 
 class Persons final {
  public:
-  explicit Persons(const PostHogClient* client) : client_(client) {}
+  // With a `pacer`, each request waits for its turn (an update is one
+  // request per property): PostHog throttles the persons endpoints under one
+  // per-key limit (posthog-api.md §6.4).
+  explicit Persons(const PostHogClient* client, RequestPacer* pacer = nullptr)
+      : client_(client), pacer_(pacer) {}
 
   // Get retrieves a person by uuid or numeric id, or finds one by distinct id
   // through the list filter. NOT_FOUND when none matches.
@@ -65,8 +70,12 @@ class Persons final {
                                      const CallContext& context) const;
   absl::StatusOr<nlohmann::json> FindByDistinctId(const std::string& distinct_id,
                                                   const CallContext& context) const;
+  // One request, paced.
+  absl::StatusOr<nlohmann::json> Call(const PostHogRequest& request,
+                                      const CallContext& context) const;
 
   const PostHogClient* client_;
+  RequestPacer* pacer_;
 };
 
 }  // namespace posthog_gateway

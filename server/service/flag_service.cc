@@ -115,12 +115,6 @@ flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& 
   return context;
 }
 
-const absl::Status& StatusOf(const absl::Status& status) { return status; }
-template <typename T>
-const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
-  return result.status();
-}
-
 }  // namespace
 
 FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
@@ -151,19 +145,8 @@ void FlagServiceImpl::Shutdown() {
   for (auto& [alias, watch] : watches_) watch->Shutdown();
 }
 
-template <typename Send>
-auto FlagServiceImpl::Paced(const PostHogClient& client, const CallContext& call, Send send)
-    -> decltype(send()) {
-  RequestPacer* pacer = pacers_.For(client.project().alias);
-  if (absl::Status turn = pacer->Acquire(call.deadline, call.is_cancelled); !turn.ok()) {
-    return turn;
-  }
-  auto result = send();
-  const absl::Status& status = StatusOf(result);
-  if (ErrorInfoReason(status) == "UPSTREAM_RATE_LIMITED") {
-    pacer->PauseUntil(clock_->Now() + RetryDelay(status).value_or(absl::Seconds(1)));
-  }
-  return result;
+flags::FlagsApi FlagServiceImpl::RestApi(const PostHogClient* client) {
+  return flags::FlagsApi(client, pacers_.For(client->project().alias));
 }
 
 size_t FlagServiceImpl::WatchStreamsForTesting() const {
@@ -500,10 +483,8 @@ grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
                                                       {{"id", "must be positive"}}));
   }
-  const CallContext call = CallContextFromServer(context);
-  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
-    return flags::FlagsApi(*client).GetFlag(request->id(), call);
-  });
+  absl::StatusOr<posthog::v1::Flag> flag =
+      RestApi(*client).GetFlag(request->id(), CallContextFromServer(context));
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -518,10 +499,8 @@ grpc::Status FlagServiceImpl::CreateFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag key is required",
                                                       {{"flag.key", "must not be empty"}}));
   }
-  const CallContext call = CallContextFromServer(context);
-  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
-    return flags::FlagsApi(*client).CreateFlag(request->flag(), call);
-  });
+  absl::StatusOr<posthog::v1::Flag> flag =
+      RestApi(*client).CreateFlag(request->flag(), CallContextFromServer(context));
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -537,10 +516,8 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
                                                       {{"flag.id", "must be positive"}}));
   }
   std::vector<std::string> mask(request->update_mask().begin(), request->update_mask().end());
-  const CallContext call = CallContextFromServer(context);
-  absl::StatusOr<posthog::v1::Flag> flag = Paced(**client, call, [&] {
-    return flags::FlagsApi(*client).UpdateFlag(request->flag(), mask, call);
-  });
+  absl::StatusOr<posthog::v1::Flag> flag =
+      RestApi(*client).UpdateFlag(request->flag(), mask, CallContextFromServer(context));
   if (!flag.ok()) return ToGrpcStatus(flag.status());
   *response->mutable_flag() = *std::move(flag);
   return grpc::Status::OK;
@@ -555,10 +532,8 @@ grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
                                                       {{"id", "must be positive"}}));
   }
-  const CallContext call = CallContextFromServer(context);
-  absl::Status deleted = Paced(**client, call, [&] {
-    return flags::FlagsApi(*client).DeleteFlag(request->id(), call);
-  });
+  absl::Status deleted =
+      RestApi(*client).DeleteFlag(request->id(), CallContextFromServer(context));
   return ToGrpcStatus(deleted);
 }
 

@@ -43,6 +43,7 @@
 #include "server/flags/definitions_store.h"
 #include "server/flags/evaluator.h"
 #include "server/flags/flag_called.h"
+#include "server/flags/flags_api.h"
 #include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
 #include "server/paging/clock.h"
@@ -149,12 +150,9 @@ class FlagServiceImpl final
                          const posthog::v1::EvaluationContext& who,
                          const posthog::v1::EvaluationOptions& options, Finish finish);
 
-  // Paced runs `send`, one flag REST request returning absl::Status or
-  // StatusOr, in its turn of the project's pacer (RESOURCE_EXHAUSTED,
-  // without sending, when the turn comes after the call's deadline).
-  template <typename Send>
-  auto Paced(const PostHogClient& client, const CallContext& call, Send send)
-      -> decltype(send());
+  // RestApi is PostHog's flag REST resource for `client`'s project, each
+  // request in its turn of the project's pacer.
+  flags::FlagsApi RestApi(const PostHogClient* client);
 
   const ProjectRegistry* projects_;
   const std::map<std::string, FlagProject> projects_by_alias_;

@@ -57,13 +57,17 @@ grpc::Status PersonServiceImpl::ListPersons(
       writer);
 }
 
+Persons PersonServiceImpl::PersonsFor(const PostHogClient* client) {
+  return Persons(client, pacers_.For(client->project().alias));
+}
+
 grpc::Status PersonServiceImpl::GetPerson(grpc::ServerContext* context,
                                           const v1::GetPersonRequest* request,
                                           v1::GetPersonResponse* response) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::StatusOr<v1::Person> person =
-      Persons(*client).Get(request->person(), CallContextFromServer(context));
+      PersonsFor(*client).Get(request->person(), CallContextFromServer(context));
   if (!person.ok()) return ToGrpcStatus(person.status());
   *response->mutable_person() = *std::move(person);
   return grpc::Status::OK;
@@ -74,8 +78,8 @@ grpc::Status PersonServiceImpl::DeletePerson(grpc::ServerContext* context,
                                              v1::DeletePersonResponse* /*response*/) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
-  return ToGrpcStatus(Persons(*client).Delete(request->person(), request->delete_events(),
-                                              CallContextFromServer(context)));
+  return ToGrpcStatus(PersonsFor(*client).Delete(request->person(), request->delete_events(),
+                                                 CallContextFromServer(context)));
 }
 
 grpc::Status PersonServiceImpl::UpdatePersonProperties(
@@ -84,8 +88,8 @@ grpc::Status PersonServiceImpl::UpdatePersonProperties(
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   const std::vector<std::string> unset(request->unset().begin(), request->unset().end());
-  return ToGrpcStatus(Persons(*client).UpdateProperties(request->person(), request->set(), unset,
-                                                        CallContextFromServer(context)));
+  return ToGrpcStatus(PersonsFor(*client).UpdateProperties(
+      request->person(), request->set(), unset, CallContextFromServer(context)));
 }
 
 }  // namespace posthog_gateway

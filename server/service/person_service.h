@@ -2,10 +2,11 @@
 #define SERVER_SERVICE_PERSON_SERVICE_H_
 
 // PersonServiceImpl serves posthog.v1.PersonService: it validates requests,
-// streams ListPersons through the shared list streaming (StreamList, with one
-// RequestPacer per project shared by every call, so concurrent lists stay
-// under PostHog's persons throttle together) and calls the persons
-// operations for the unary RPCs.
+// streams ListPersons through the shared list streaming (StreamList) and
+// calls the persons operations for the unary RPCs. One RequestPacer per
+// project, shared by every call and every request of a call (lists, reads,
+// deletes, each property of an update), keeps them under PostHog's persons
+// throttle together.
 //
 // Thread-safe. Borrows the registry, token codec and clock, which must
 // outlive it.
@@ -16,6 +17,7 @@
 #include "server/paging/clock.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
+#include "server/persons/persons.h"
 #include "server/posthog/project_registry.h"
 
 namespace posthog_gateway {
@@ -39,11 +41,15 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
       posthog::v1::UpdatePersonPropertiesResponse* response) override;
 
  private:
+  // PersonsFor is the persons operations of `client`'s project, each
+  // request in its turn of the project's pacer.
+  Persons PersonsFor(const PostHogClient* client);
+
   const ProjectRegistry* projects_;
   const PagingConfig paging_;
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
-  // Persons list requests per project, under paging.persons_per_minute/hour.
+  // Persons requests per project, under paging.persons_per_minute/hour.
   ProjectPacers pacers_;
 };
 

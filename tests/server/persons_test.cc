@@ -8,12 +8,14 @@
 #include "gtest/gtest.h"
 #include "server/posthog/project_registry.h"
 #include "tests/fakes/demo_project.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_client.h"
 
 namespace posthog_gateway {
 namespace {
 
 using nlohmann::json;
+using testing::FakeClock;
 using testing::FakeHttpClient;
 
 TEST(PersonFromJsonTest, ReadsAListItemWhoseIdIsTheUuid) {
@@ -162,6 +164,28 @@ TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
   EXPECT_EQ(json::parse(requests[1].body), json::parse(R"({"key": "seats", "value": 3})"));
   EXPECT_EQ(requests[2].url, "https://app.example/api/projects/7/persons/u-1/delete_property/");
   EXPECT_EQ(json::parse(requests[2].body), json::parse(R"({"$unset": "old"})"));
+}
+
+TEST_F(PersonsTest, EachRequestOfAnUpdateTakesItsTurnOfThePacer) {
+  // Room for two requests a minute: the update's third (the unset) would
+  // wait past the call's deadline, so it is refused without being sent.
+  FakeClock clock;
+  RequestPacer pacer({{2, absl::Minutes(1)}}, &clock);
+  http_.Respond(202, "");
+  http_.Respond(202, "");
+  http_.Respond(201, R"({"success": true})");
+  posthog::v1::PersonRef ref;
+  ref.set_uuid("u-1");
+  google::protobuf::Struct set;
+  (*set.mutable_fields())["plan"].set_string_value("pro");
+  (*set.mutable_fields())["seats"].set_number_value(3);
+  CallContext call;
+  call.deadline = clock.Now() + absl::Seconds(10);
+
+  const absl::Status status =
+      Persons(*registry_->Resolve(""), &pacer).UpdateProperties(ref, set, {"old"}, call);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(http_.requests().size(), 2u);
 }
 
 TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {

@@ -1,5 +1,6 @@
 #include "server/paging/request_pacer.h"
 
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
 #include "tests/fakes/fake_clock.h"
@@ -51,6 +52,39 @@ TEST(RequestPacerTest, PauseHoldsEveryRequestBack) {
   pacer.PauseUntil(start + absl::Seconds(9));
   ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
   EXPECT_EQ(clock.Now(), start + absl::Seconds(9));
+}
+
+TEST(RequestPacerTest, RunSendsNothingWhenItsTurnIsAfterTheDeadline) {
+  FakeClock clock;
+  RequestPacer pacer({{1, absl::Minutes(1)}}, &clock, kMargin);
+  int sent = 0;
+  auto send = [&] {
+    ++sent;
+    return absl::StatusOr<int>(7);
+  };
+  EXPECT_EQ(*pacer.Run(absl::InfiniteFuture(), {}, send), 7);
+  const absl::StatusOr<int> refused = pacer.Run(clock.Now() + absl::Seconds(10), {}, send);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(sent, 1);
+}
+
+TEST(RequestPacerTest, RunHoldsEveryRequestBackAfterPostHogs429) {
+  FakeClock clock;
+  RequestPacer pacer({}, &clock, kMargin);
+  const absl::Time start = clock.Now();
+  absl::Status throttled = absl::ResourceExhaustedError("429");
+  AttachErrorInfo(throttled, "UPSTREAM_RATE_LIMITED");
+  AttachRetryDelay(throttled, absl::Seconds(30));
+  EXPECT_EQ(pacer.Run(absl::InfiniteFuture(), {}, [&] { return throttled; }).code(),
+            absl::StatusCode::kResourceExhausted);
+
+  // Another error does not pause; the 429 did, for the time it named.
+  ASSERT_TRUE(pacer.Run(absl::InfiniteFuture(), {}, [] { return absl::OkStatus(); }).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Seconds(30));
+  ASSERT_EQ(pacer.Run(absl::InfiniteFuture(), {}, [] { return absl::NotFoundError("no"); }).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(pacer.Run(absl::InfiniteFuture(), {}, [] { return absl::OkStatus(); }).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Seconds(30));
 }
 
 TEST(RequestPacerTest, CancelledWhileWaiting) {
