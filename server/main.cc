@@ -463,10 +463,13 @@ int Run() {
 
   stopping.Notify();
   key_reloader.join();
-  // Watch streams end now; evaluation keeps the last definitions while draining.
-  flag_service.Shutdown();
-  for (auto& store : flag_stores) store->Stop();
-  server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace));
+  // Flag watch streams end with the drain delay, as Health/Watch: a caller
+  // reopening one then reaches a replica that is still ready. Evaluation
+  // keeps the last definitions until the end.
+  server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace), [&] {
+    flag_service.Shutdown();
+    for (auto& store : flag_stores) store->Stop();
+  });
   channelz.Stop();
   admin.Stop();
   return 0;

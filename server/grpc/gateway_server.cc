@@ -162,12 +162,15 @@ void GatewayServer::SetServingStatus(const std::string& name, bool serving) {
   plaintext_health_.SetServing(name, serving);
 }
 
-void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace) {
+void GatewayServer::Shutdown(absl::Duration drain_delay, absl::Duration grace,
+                             const std::function<void()>& drained) {
   LogInfo("draining", {{"drain_delay", absl::FormatDuration(drain_delay)},
                        {"grace", absl::FormatDuration(grace)}});
   SetReady(false);
   absl::SleepFor(drain_delay);
-  health_.Shutdown();  // Ends Watch streams now rather than at the grace deadline.
+  // Watch streams end now rather than at the grace deadline.
+  health_.Shutdown();
+  if (drained) drained();
   plaintext_health_.Shutdown();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();

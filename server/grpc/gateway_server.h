@@ -9,8 +9,10 @@
 // - Server reflection is on, so grpcurl and `buf curl` work without .proto
 //   files.
 // - Shutdown flips readiness to NOT_SERVING at once, waits for endpoints to
-//   notice (the drain delay), then lets calls in flight finish within a grace
-//   period and cancels what is left.
+//   notice (the drain delay), ends the watch streams (Health/Watch and what
+//   `drained` ends) so that their callers reconnect to a replica still in
+//   the endpoints, then lets calls in flight finish within a grace period and
+//   cancels what is left.
 // - Channel arguments: explicit max receive size, max connection age (so
 //   HTTP/2 connections rebalance across replicas) and keepalive enforcement.
 // - Optional TLS (`server.tls`, for deployments without a mesh), with the
@@ -20,6 +22,7 @@
 //
 // Thread-safe after Start.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,9 +69,11 @@ class GatewayServer final {
   // component's per-project readiness (`posthog.v1.CaptureService/prod`).
   void SetServingStatus(const std::string& name, bool serving);
 
-  // Shutdown drains and stops the server; see the class comment. Returns once
-  // every call has ended.
-  void Shutdown(absl::Duration drain_delay, absl::Duration grace);
+  // Shutdown drains and stops the server; see the class comment. `drained`,
+  // if set, runs when the drain delay is over, before the server stops
+  // taking calls. Returns once every call has ended.
+  void Shutdown(absl::Duration drain_delay, absl::Duration grace,
+                const std::function<void()>& drained = nullptr);
 
  private:
   const ServerConfig config_;

@@ -100,6 +100,21 @@ TEST_F(GatewayServerTest, WatchSeesChangesAndEndsCleanlyWhenTheServerDrains) {
   EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
 }
 
+TEST_F(GatewayServerTest, DrainedRunsAfterReadinessDropsWhileCallsAreStillTaken) {
+  server_->SetReady(true);
+  HealthCheckResponse::ServingStatus readiness = HealthCheckResponse::UNKNOWN;
+  grpc::Status call_while_drained;
+  server_->Shutdown(absl::Milliseconds(10), absl::Seconds(10), [&] {
+    readiness = StatusOf("readiness");
+    HealthCheckResponse response;
+    call_while_drained = Check("liveness", &response);
+  });
+  server_.reset();
+
+  EXPECT_EQ(readiness, HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(call_while_drained.ok()) << call_while_drained.error_message();
+}
+
 // Threads of this process (the test's client and server both).
 int ThreadCount() {
   int count = 0;
