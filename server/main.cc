@@ -143,10 +143,11 @@ void ObserveCapture(const CapturePipeline& capture,
 // ObserveFlags exposes each project's flag definitions on the admin port:
 // how many flags, how long since PostHog last confirmed them, and whether
 // they are stale (the last refresh failed) or cleared by PostHog's quota
-// limit. A project that never loaded has no age. The stores must outlive
-// every Expose, like the capture pipeline above.
+// limit (a project that never loaded has no age); and how many callers watch
+// them. The stores and the service must outlive every Expose, like the
+// capture pipeline above.
 void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
-                  MetricsRegistry* metrics) {
+                  const FlagServiceImpl* flag_service, MetricsRegistry* metrics) {
   // Reads one figure of each project's current snapshot.
   using Figure = std::function<std::optional<double>(const flags::DefinitionsSnapshot&)>;
   auto each_project = [&flag_projects](Figure figure) {
@@ -191,6 +192,15 @@ void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
       each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
         return snapshot.quota_limited ? 1 : 0;
       }));
+  metrics->AddObserved("posthog_gateway_flag_watch_streams",
+                       "WatchFlagDefinitions streams open on the project.", "gauge", {"project"},
+                       [flag_service] {
+                         MetricReading reading;
+                         for (const auto& [alias, streams] : flag_service->WatchStreams()) {
+                           reading.push_back({{alias}, static_cast<double>(streams)});
+                         }
+                         return reading;
+                       });
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -382,7 +392,7 @@ int Run() {
   bool published_ready = ready_now();
   server.SetReady(published_ready);
   ObserveCapture(**capture, flag_sinks, &metrics);
-  ObserveFlags(flag_projects, &metrics);
+  ObserveFlags(flag_projects, &flag_service, &metrics);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);

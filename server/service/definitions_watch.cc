@@ -276,7 +276,7 @@ void DefinitionsWatch::Remove(Stream* stream) {
   streams_.erase(stream);
 }
 
-size_t DefinitionsWatch::StreamsForTesting() const {
+size_t DefinitionsWatch::Streams() const {
   absl::MutexLock lock(&mu_);
   return streams_.size();
 }

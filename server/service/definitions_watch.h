@@ -57,7 +57,7 @@ class DefinitionsWatch final {
   void Shutdown();
 
   // The number of streams open.
-  size_t StreamsForTesting() const;
+  size_t Streams() const;
 
  private:
   class Stream;

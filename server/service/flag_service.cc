@@ -149,9 +149,9 @@ flags::FlagsApi FlagServiceImpl::RestApi(const PostHogClient* client) {
   return flags::FlagsApi(client, pacers_.For(client->project().alias));
 }
 
-size_t FlagServiceImpl::WatchStreamsForTesting() const {
-  size_t streams = 0;
-  for (const auto& [alias, watch] : watches_) streams += watch->StreamsForTesting();
+std::map<std::string, size_t> FlagServiceImpl::WatchStreams() const {
+  std::map<std::string, size_t> streams;
+  for (const auto& [alias, watch] : watches_) streams[alias] = watch->Streams();
   return streams;
 }
 

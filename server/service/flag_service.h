@@ -77,8 +77,9 @@ class FlagServiceImpl final
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
 
-  // The number of WatchFlagDefinitions streams open, all projects.
-  size_t WatchStreamsForTesting() const;
+  // The WatchFlagDefinitions streams open, by project alias (projects with
+  // definitions only).
+  std::map<std::string, size_t> WatchStreams() const;
 
   grpc::ServerUnaryReactor* EvaluateFlag(grpc::CallbackServerContext* context,
                                          const posthog::v1::EvaluateFlagRequest* request,

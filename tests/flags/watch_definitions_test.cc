@@ -233,14 +233,14 @@ TEST_F(WatchDefinitionsTest, ManyStreamsShareOneThreadAndAllSeeEachChange) {
   for (auto& watch : watches) {
     EXPECT_EQ(Keys(watch->Next()), (std::vector<std::string>{"first", "second"}));
   }
-  EXPECT_EQ(service_->WatchStreamsForTesting(), kStreams + 1);
+  EXPECT_EQ(service_->WatchStreams().at("demo"), kStreams + 1);
 }
 
 TEST_F(WatchDefinitionsTest, ACancelledStreamIsForgotten) {
   Start({"first"});
   std::unique_ptr<Watch> watch = Open();
   ASSERT_TRUE(watch->Next().has_definitions());
-  ASSERT_EQ(service_->WatchStreamsForTesting(), 1);
+  ASSERT_EQ(service_->WatchStreams().at("demo"), 1);
 
   watch->context.TryCancel();
   v1::WatchFlagDefinitionsResponse message;
@@ -248,10 +248,10 @@ TEST_F(WatchDefinitionsTest, ACancelledStreamIsForgotten) {
   }
   EXPECT_EQ(watch->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (service_->WatchStreamsForTesting() != 0 && absl::Now() < deadline) {
+  while (service_->WatchStreams().at("demo") != 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
   }
-  EXPECT_EQ(service_->WatchStreamsForTesting(), 0);
+  EXPECT_EQ(service_->WatchStreams().at("demo"), 0);
 }
 
 TEST_F(WatchDefinitionsTest, ShutdownEndsStreamsAndRefusesNewOnes) {

@@ -302,7 +302,11 @@ class FlagServicePythonTest(unittest.TestCase):
 
     def definitions_metric(self, name):
         """{project alias: value} of one posthog_gateway_flag_definitions_* gauge."""
-        prefix = f"posthog_gateway_flag_definitions_{name}{{project=\""
+        return self.project_gauge(f"posthog_gateway_flag_definitions_{name}")
+
+    def project_gauge(self, metric):
+        """{project alias: value} of one gauge labelled by project."""
+        prefix = f"{metric}{{project=\""
         values = {}
         for line in self.stack.gateway_metrics().splitlines():
             if line.startswith(prefix):
@@ -331,6 +335,21 @@ class FlagServicePythonTest(unittest.TestCase):
         self.assertEqual(list(self.definitions_metric("flags").values()), [flags])
         stack.emulator_admin(self.stack.emulator_url, "/_emulator/faults", [])
         _wait_for(lambda: list(self.definitions_metric("stale").values()) == [0], "stale = 0")
+
+    def test_watch_streams_are_counted_per_project(self):
+        def streams():
+            return self.project_gauge("posthog_gateway_flag_watch_streams")
+
+        # Streams other tests cancelled go away asynchronously.
+        _wait_for(lambda: streams() == {"demo": 0}, "no watch stream before")
+        stream = self.flags.WatchFlagDefinitions(self.pb.WatchFlagDefinitionsRequest(),
+                                                 timeout=30)
+        try:
+            next(stream)
+            self.assertEqual(streams(), {"demo": 1})
+        finally:
+            stream.cancel()
+        _wait_for(lambda: streams() == {"demo": 0}, "no watch stream left")
 
 # The flags ListFlagsPythonTest's emulator holds: GENERATED_FLAGS generated
 # ones (created after the seed, so listed first, newest first) and the seed's
