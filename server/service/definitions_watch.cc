@@ -37,8 +37,7 @@ class RefusedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  Stream(DefinitionsWatch* watch, absl::Duration heartbeat)
-      : watch_(watch), heartbeat_(heartbeat) {}
+  explicit Stream(DefinitionsWatch* watch) : watch_(watch) {}
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
@@ -115,7 +114,7 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
       buffer_ = newest_->with_definitions;
       sent_definitions_ = snapshot.definitions;
     } else if (!sent_any_ || snapshot.generation != sent_generation_ ||
-               now - last_write_ >= heartbeat_) {
+               now - last_write_ >= watch_->heartbeat_) {
       buffer_ = newest_->without_definitions;
     } else {
       return false;
@@ -127,7 +126,6 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
   }
 
   DefinitionsWatch* const watch_;
-  const absl::Duration heartbeat_;
   std::atomic<int> refs_{1};  // gRPC's, dropped in OnDone.
   absl::Mutex mu_;
   std::shared_ptr<const Messages> newest_ ABSL_GUARDED_BY(mu_);
@@ -202,7 +200,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* DefinitionsWatch::Refuse(grpc::Statu
 grpc::ServerWriteReactor<grpc::ByteBuffer>* DefinitionsWatch::Open() {
   // The current state first: the thread may not have seen the last change.
   std::shared_ptr<const Messages> latest = MessagesFor(store_->Current());
-  auto* stream = new Stream(this, heartbeat_);
+  auto* stream = new Stream(this);
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_ || store_->stopped()) {

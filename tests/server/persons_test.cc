@@ -96,6 +96,25 @@ class PersonsTest : public ::testing::Test {
 
   Persons persons() { return Persons(*registry_->Resolve("")); }
 
+  // An update of person u-1 setting two properties, and PostHog's answers
+  // to its three requests (two sets, one unset).
+  static posthog::v1::PersonRef PersonU1() {
+    posthog::v1::PersonRef ref;
+    ref.set_uuid("u-1");
+    return ref;
+  }
+  static google::protobuf::Struct PlanAndSeats() {
+    google::protobuf::Struct set;
+    (*set.mutable_fields())["plan"].set_string_value("pro");
+    (*set.mutable_fields())["seats"].set_number_value(3);
+    return set;
+  }
+  void AnswerAnUpdate() {
+    http_.Respond(202, "");
+    http_.Respond(202, "");
+    http_.Respond(201, R"({"success": true})");
+  }
+
   GatewayConfig config_;
   FakeHttpClient http_;
   std::unique_ptr<KeyStore> keys_;
@@ -148,15 +167,8 @@ TEST_F(PersonsTest, DeleteWithEventsPassesTheFlag) {
 }
 
 TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
-  http_.Respond(202, "");
-  http_.Respond(202, "");
-  http_.Respond(201, R"({"success": true})");
-  posthog::v1::PersonRef ref;
-  ref.set_uuid("u-1");
-  google::protobuf::Struct set;
-  (*set.mutable_fields())["plan"].set_string_value("pro");
-  (*set.mutable_fields())["seats"].set_number_value(3);
-  ASSERT_TRUE(persons().UpdateProperties(ref, set, {"old"}, {}).ok());
+  AnswerAnUpdate();
+  ASSERT_TRUE(persons().UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, {}).ok());
   const std::vector<HttpRequest> requests = http_.requests();
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[0].url, "https://app.example/api/projects/7/persons/u-1/update_property/");
@@ -171,19 +183,12 @@ TEST_F(PersonsTest, EachRequestOfAnUpdateTakesItsTurnOfThePacer) {
   // wait past the call's deadline, so it is refused without being sent.
   FakeClock clock;
   RequestPacer pacer({{2, absl::Minutes(1)}}, &clock);
-  http_.Respond(202, "");
-  http_.Respond(202, "");
-  http_.Respond(201, R"({"success": true})");
-  posthog::v1::PersonRef ref;
-  ref.set_uuid("u-1");
-  google::protobuf::Struct set;
-  (*set.mutable_fields())["plan"].set_string_value("pro");
-  (*set.mutable_fields())["seats"].set_number_value(3);
+  AnswerAnUpdate();
   CallContext call;
   call.deadline = clock.Now() + absl::Seconds(10);
 
-  const absl::Status status =
-      Persons(*registry_->Resolve(""), &pacer).UpdateProperties(ref, set, {"old"}, call);
+  const absl::Status status = Persons(*registry_->Resolve(""), &pacer)
+                                  .UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, call);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(http_.requests().size(), 2u);
 }
