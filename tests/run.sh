@@ -14,8 +14,6 @@ cd "$root"
 
 bash tools/install-deps.sh || { echo "install-deps failed" >&2; exit 1; }
 
-# PostHog's own flag-bucketing vectors (the shared/ folder beside the clone).
-export POSTHOG_VECTORS_DIR="${POSTHOG_VECTORS_DIR:-$(cd "$root/.." && pwd)/shared/upstream/vectors}"
 export POSTHOG_GATEWAY_BAZEL_BIN="$root/bazel-bin"
 
 passed=0
@@ -45,7 +43,7 @@ api_lint() {
 
 bazel_tests() {
   tools/bazel.sh build //... &&
-    tools/bazel.sh test //... --test_env=POSTHOG_VECTORS_DIR="$POSTHOG_VECTORS_DIR"
+    tools/bazel.sh test //...
 }
 
 suite "API lint (buf lint, buf format, buf breaking)" api_lint

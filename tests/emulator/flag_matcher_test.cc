@@ -1,6 +1,5 @@
 #include "emulator/flag_matcher.h"
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -13,18 +12,13 @@ namespace {
 
 using nlohmann::json;
 
-// Vectors come from ../shared/upstream/vectors, outside the workspace;
-// tests/run.sh passes the directory with --test_env=POSTHOG_VECTORS_DIR.
+// PostHog's vectors, kept in the repository (tests/data/posthog_vectors/,
+// a `data` dependency): the test runs in the workspace's runfiles.
 json LoadVector(const std::string& name) {
-  const char* dir = std::getenv("POSTHOG_VECTORS_DIR");
-  if (dir == nullptr || *dir == '\0') {
-    ADD_FAILURE() << "POSTHOG_VECTORS_DIR is not set (pass "
-                     "--test_env=POSTHOG_VECTORS_DIR=/work/shared/upstream/vectors)";
-    return json();
-  }
-  std::ifstream in(std::string(dir) + "/" + name);
+  const std::string path = "tests/data/posthog_vectors/" + name;
+  std::ifstream in(path);
   if (!in) {
-    ADD_FAILURE() << "cannot open " << dir << "/" << name;
+    ADD_FAILURE() << "cannot open " << path;
     return json();
   }
   std::stringstream buffer;

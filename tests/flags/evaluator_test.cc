@@ -1,6 +1,5 @@
 #include "server/flags/evaluator.h"
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,15 +17,13 @@ using nlohmann::json;
 // A fixed "now" for date operators: 2026-06-15T12:00:00Z.
 absl::Time Now() { return absl::FromUnixSeconds(1781524800); }
 
+// PostHog's vectors, kept in the repository (tests/data/posthog_vectors/,
+// a `data` dependency): the test runs in the workspace's runfiles.
 json ReadVectors(const std::string& name) {
-  const char* dir = std::getenv("POSTHOG_VECTORS_DIR");
-  if (dir == nullptr || *dir == '\0') {
-    ADD_FAILURE() << "POSTHOG_VECTORS_DIR is not set (tests/run.sh passes it with --test_env)";
-    return json();
-  }
-  std::ifstream file(absl::StrCat(dir, "/", name));
+  const std::string path = absl::StrCat("tests/data/posthog_vectors/", name);
+  std::ifstream file(path);
   if (!file) {
-    ADD_FAILURE() << "cannot read " << dir << "/" << name;
+    ADD_FAILURE() << "cannot read " << path;
     return json();
   }
   std::stringstream text;

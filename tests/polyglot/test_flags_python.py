@@ -30,8 +30,8 @@ from test_user_python import generate_stubs  # noqa: E402
 
 CALL_TIMEOUT_SECONDS = 10
 WAIT_SECONDS = 20
-VECTORS_DIR = os.environ.get("POSTHOG_VECTORS_DIR") or os.path.join(
-    os.path.dirname(REPO_ROOT), "shared", "upstream", "vectors")
+# PostHog's consistency vectors, kept in the repository.
+VECTORS_DIR = os.path.join(REPO_ROOT, "tests", "data", "posthog_vectors")
 
 
 def _struct(values):
