@@ -25,7 +25,7 @@
 // `negation` counts only inside cohorts.
 // posthog-node 5.70 agrees (tests/polyglot/flags_conformance.test.js).
 //
-// Deliberate choices where posthog-node or posthog-python differ (README.md
+// Deliberate choices where posthog-node or posthog-python differ (docs/flags.md
 // "Deliberate differences from posthog-node", each in the conformance test's
 // allow-list):
 // - gt/gte/lt/lte compare numerically when both sides are entirely numbers,

@@ -10,7 +10,7 @@
 // on the value (false / true / variant) and the payload.
 //
 // A difference fails the test unless an entry of ALLOWED explains it: each
-// is a deliberate choice of the gateway (README.md, "Deliberate differences
+// is a deliberate choice of the gateway (docs/flags.md, "Deliberate differences
 // from posthog-node"), names the rule and its source, and matches only the
 // (flag, input) pairs the rule is about.
 //
@@ -179,7 +179,7 @@ const ALLOWED = [
   {
     rule: 'is_not_set on a property the caller did not give matches: the gateway treats the ' +
       "caller's properties as complete; posthog-node 5.70 leaves it undecided",
-    source: 'README.md "Deliberate differences from posthog-node"; posthog-api.md §3.4 ' +
+    source: 'docs/flags.md "Deliberate differences from posthog-node"; posthog-api.md §3.4 ' +
       '(is_not_set) and §7 ("pick one and document it")',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus,
@@ -224,7 +224,7 @@ const ALLOWED = [
     rule: 'a regular expression on a value with non-ASCII characters is decided locally (RE2 ' +
       'matches UTF-8 code points as the server\'s engine does); posthog-node leaves it to the ' +
       'server',
-    source: 'posthog-api.md §3.4 (regex); README.md "Deliberate differences from posthog-node"',
+    source: 'posthog-api.md §3.4 (regex); docs/flags.md "Deliberate differences from posthog-node"',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
       ['regex', 'not_regex'].includes(p.operator) && present && /[^\x00-\x7f]/.test(String(value))),
@@ -233,7 +233,7 @@ const ALLOWED = [
     rule: 'a regular expression with (? syntax other than (?: (inline flags such as (?i)) is ' +
       "run locally with RE2, which reads it as PostHog's engine does; posthog-node leaves every " +
       'such pattern to the server',
-    source: 'posthog-api.md §3.4 (regex); README.md "Deliberate differences from posthog-node"',
+    source: 'posthog-api.md §3.4 (regex); docs/flags.md "Deliberate differences from posthog-node"',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present) =>
       ['regex', 'not_regex'].includes(p.operator) && present &&
