@@ -2,7 +2,7 @@
 #define EMULATOR_CAPTURE_HANDLER_H_
 
 // Capture: `/i/v0/e/`, `/e/`, `/capture/`, `/track/`, `/engage/` (2 MiB) and
-// `/batch/` (20 MiB), trailing slash optional (posthog-api.md §1).
+// `/batch/` (20 MiB), trailing slash optional (docs/posthog-api.md §1).
 //
 // Accepts one event, a JSON array of events, or a batch envelope
 // {"api_key"|"token", "batch": [...]}, gzip-compressed or not (by

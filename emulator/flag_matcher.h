@@ -2,7 +2,7 @@
 #define EMULATOR_FLAG_MATCHER_H_
 
 // Server-side feature flag evaluation, following PostHog's Rust flags
-// service (posthog-api.md §3): the SHA-1 bucketing hash (§3.1), variant
+// service (docs/posthog-api.md §3): the SHA-1 bucketing hash (§3.1), variant
 // selection (§3.2), property operators (§3.4, with the server's answers:
 // a property the person lacks is a non-match, except for `is_not_set`),
 // cohorts (§3.5), feature enrollment and holdouts before the release

@@ -2,7 +2,7 @@
 #define EMULATOR_FLAG_STORE_H_
 
 // FlagStore: feature flags and cohorts per project, with PostHog's CRUD
-// rules (posthog-api.md §2.3): key regex and per-project uniqueness among
+// rules (docs/posthog-api.md §2.3): key regex and per-project uniqueness among
 // live flags, variant percentages summing to 100, a `version` that starts at
 // 1 and grows on every change, optimistic concurrency (a stale `version` in
 // an update is a 409), and soft deletion (`deleted: true`; there is no hard

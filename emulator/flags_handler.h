@@ -1,7 +1,7 @@
 #ifndef EMULATOR_FLAGS_HANDLER_H_
 #define EMULATOR_FLAGS_HANDLER_H_
 
-// Feature flag routes (posthog-api.md §2):
+// Feature flag routes (docs/posthog-api.md §2):
 //   * CRUD under `/api/projects/:id/feature_flags/` (scopes
 //     feature_flag:read/write, default throttles; hard DELETE is 405);
 //   * definitions for local evaluation, `GET /flags/definitions?token=` and

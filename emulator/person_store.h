@@ -2,7 +2,7 @@
 #define EMULATOR_PERSON_STORE_H_
 
 // PersonStore: persons and groups per project, derived from captured events
-// the way PostHog's ingestion does it (posthog-api.md §1.8):
+// the way PostHog's ingestion does it (docs/posthog-api.md §1.8):
 //   * a distinct_id creates a person (unless `$process_person_profile` is
 //     false; `$groupidentify` events create none);
 //   * `$set`, `$set_once` and `$unset`, at the top level or in properties,

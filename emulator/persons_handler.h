@@ -2,7 +2,7 @@
 #define EMULATOR_PERSONS_HANDLER_H_
 
 // Persons API under `/api/projects/:id/persons/` and
-// `/api/environments/:id/persons/` (posthog-api.md §5): list (distinct_id,
+// `/api/environments/:id/persons/` (docs/posthog-api.md §5): list (distinct_id,
 // email, search, properties, cohort, limit, offset; absolute next/previous
 // URLs), retrieve by numeric id or uuid, DELETE (202, `delete_events`),
 // PATCH/PUT properties (202), update_property (202), delete_property (201),

@@ -1,7 +1,7 @@
 #ifndef EMULATOR_RATE_LIMITER_H_
 #define EMULATOR_RATE_LIMITER_H_
 
-// RateLimiter: PostHog's private-API throttles (posthog-api.md §6.4), with
+// RateLimiter: PostHog's private-API throttles (docs/posthog-api.md §6.4), with
 // DRF's SimpleRateThrottle semantics: a sliding log of request times per
 // (throttle, key); a request is refused when the log is full, and the wait
 // is (duration - age of the oldest entry) / (free slots + 1), rounded up.

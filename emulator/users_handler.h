@@ -1,7 +1,7 @@
 #ifndef EMULATOR_USERS_HANDLER_H_
 #define EMULATOR_USERS_HANDLER_H_
 
-// `GET /api/users/@me/` (posthog-api.md §4): the owner of the personal key,
+// `GET /api/users/@me/` (docs/posthog-api.md §4): the owner of the personal key,
 // with `team` (TeamBasicSerializer), `organization` and `organizations`.
 // Scope user:read; default throttles. Another user's uuid gives 403 for
 // non-staff users. Thread-safe.

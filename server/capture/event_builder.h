@@ -2,7 +2,7 @@
 #define SERVER_CAPTURE_EVENT_BUILDER_H_
 
 // EventBuilder validates API events and turns them into the JSON objects
-// PostHog's SDKs put in a `/batch/` body (posthog-api.md §1.2, §1.8):
+// PostHog's SDKs put in a `/batch/` body (docs/posthog-api.md §1.2, §1.8):
 //
 //   {"event": ..., "distinct_id": ..., "properties": {..., "$lib": ...,
 //    "$lib_version": ..., "$set": {...}, "$set_once": {...}, "$groups": {...},

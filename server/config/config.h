@@ -5,7 +5,7 @@
 // hosts are and where each key is read from. Keys themselves are never in the
 // configuration, only the file or environment variable holding them.
 //
-// The format is JSON; deploy/local/gateway.example.json documents every field.
+// The format is JSON; deploy/gateway.example.json documents every field.
 
 #include <optional>
 #include <string>
@@ -134,13 +134,13 @@ struct FlagsConfig {
 
 // How lists (ListPersons, ListFlags) page through PostHog.
 struct PagingConfig {
-  // PostHog's throttles for persons, per project (posthog-api.md §5, §6.4);
+  // PostHog's throttles for persons, per project (docs/posthog-api.md §5, §6.4);
   // the gateway stays under them. Zero disables that window.
   int persons_per_minute = 240;
   int persons_per_hour = 1200;
   // The same for flag lists (ListFlags): the feature flags endpoint has
   // PostHog's default private-API throttles, 480/minute and 4800/hour
-  // (posthog-api.md §6.4), shared with every other default-throttled call
+  // (docs/posthog-api.md §6.4), shared with every other default-throttled call
   // made with the same personal key.
   int flags_per_minute = 480;
   int flags_per_hour = 4800;

@@ -3,7 +3,7 @@
 
 // DefinitionsStore keeps one project's flag definitions in memory, fetched
 // from PostHog's `GET /flags/definitions?token=<phc>&send_cohorts` and
-// refreshed by polling with `If-None-Match` (shared/upstream/posthog-api.md
+// refreshed by polling with `If-None-Match` (docs/posthog-api.md
 // §2.2):
 // - the feature-flags secure key (`phs_`) is used when configured, on the
 //   ingestion host; otherwise the personal key, on the app host (the only

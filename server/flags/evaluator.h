@@ -2,7 +2,7 @@
 #define SERVER_FLAGS_EVALUATOR_H_
 
 // The gateway's own local evaluator of PostHog feature flags
-// (shared/upstream/posthog-api.md §3). Pure: no I/O, no clock (the caller
+// (docs/posthog-api.md §3). Pure: no I/O, no clock (the caller
 // passes "now"), no locks.
 //
 // CompileDefinitions parses PostHog's `/flags/definitions` body once into a

@@ -59,7 +59,7 @@ class FlagsApi final {
  public:
   // With a `pacer`, each REST request (not RemoteEvaluate: `/flags` is not
   // throttled) waits for its turn: PostHog throttles flag reads, writes and
-  // lists under one per-key limit (posthog-api.md §6.4).
+  // lists under one per-key limit (docs/posthog-api.md §6.4).
   explicit FlagsApi(const PostHogClient* client, RequestPacer* pacer = nullptr)
       : client_(client), pacer_(pacer) {}
 

@@ -2,7 +2,7 @@
 #define SERVER_PAGING_REQUEST_PACER_H_
 
 // RequestPacer keeps the requests of one PostHog project under its private-API
-// throttles (posthog-api.md §6.4: persons are 240/minute and 1200/hour).
+// throttles (docs/posthog-api.md §6.4: persons are 240/minute and 1200/hour).
 //
 // PostHog throttles with Django REST framework's SimpleRateThrottle, a sliding
 // log of request times per window. The pacer keeps the same log, so a burst it

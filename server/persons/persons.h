@@ -1,7 +1,7 @@
 #ifndef SERVER_PERSONS_PERSONS_H_
 #define SERVER_PERSONS_PERSONS_H_
 
-// Typed PostHog persons operations on a PostHogClient (posthog-api.md §5),
+// Typed PostHog persons operations on a PostHogClient (docs/posthog-api.md §5),
 // through `/api/projects/{project_id}/persons/` with the personal API key, and
 // the conversion of PostHog's person JSON to posthog.v1.Person.
 //
@@ -42,7 +42,7 @@ class Persons final {
  public:
   // With a `pacer`, each request waits for its turn (an update is one
   // request per property): PostHog throttles the persons endpoints under one
-  // per-key limit (posthog-api.md §6.4).
+  // per-key limit (docs/posthog-api.md §6.4).
   explicit Persons(const PostHogClient* client, RequestPacer* pacer = nullptr)
       : client_(client), pacer_(pacer) {}
 

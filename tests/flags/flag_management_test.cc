@@ -1,7 +1,7 @@
 // FlagService's REST calls (GetFlag, CreateFlag, UpdateFlag, DeleteFlag)
 // through a real (in-process) gRPC server: they take their turn of the
 // project's flag pacer, which they share with ListFlags because PostHog
-// throttles all of them under one per-key limit (posthog-api.md §6.4).
+// throttles all of them under one per-key limit (docs/posthog-api.md §6.4).
 
 #include <map>
 #include <memory>

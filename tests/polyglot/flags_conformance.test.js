@@ -179,7 +179,7 @@ const ALLOWED = [
   {
     rule: 'is_not_set on a property the caller did not give matches: the gateway treats the ' +
       "caller's properties as complete; posthog-node 5.70 leaves it undecided",
-    source: 'docs/flags.md "Deliberate differences from posthog-node"; posthog-api.md §3.4 ' +
+    source: 'docs/flags.md "Deliberate differences from posthog-node"; docs/posthog-api.md §3.4 ' +
       '(is_not_set) and §7 ("pick one and document it")',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus,
@@ -190,7 +190,7 @@ const ALLOWED = [
       "PostHog's flags service does (30 is \"30\"); posthog-node cannot tell 30 from 30.0 in " +
       'JavaScript and leaves it undecided. The gateway receives integral numbers as JSON ' +
       'integers (and sends them so to PostHog), so it has no such ambiguity',
-    source: 'posthog-api.md §3.4 (exact compares str() of both sides; "watch floats"); ' +
+    source: 'docs/posthog-api.md §3.4 (exact compares str() of both sides; "watch floats"); ' +
       'PostHog rust/feature-flags property_matching.rs to_string_representation',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) => {
@@ -206,7 +206,7 @@ const ALLOWED = [
       "server's to_string does; posthog-node uses JavaScript's String() (\"[object Object]\", " +
       '"a,b")',
     source: 'PostHog rust/feature-flags property_matching.rs to_string_representation; ' +
-      'posthog-api.md §3.4 (string operators on str() of both sides)',
+      'docs/posthog-api.md §3.4 (string operators on str() of both sides)',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
       present && isObjectOrArray(value) && !['exact', 'is_not', undefined].includes(p.operator)),
@@ -215,7 +215,7 @@ const ALLOWED = [
     rule: 'a group given with an empty key counts as absent: a group flag is false ' +
       '(no_group_type), a group condition is skipped, as the server does; posthog-node ' +
       'evaluates it with the empty key',
-    source: 'posthog-api.md §3.6 (server order: "group flag with an empty group key means ' +
+    source: 'docs/posthog-api.md §3.6 (server order: "group flag with an empty group key means ' +
       'false (no_group_type)")',
     kinds: ['decided', 'value', 'payload'],
     applies: (flag, input, corpus) => usesEmptyGroupKey(flag, input, corpus),
@@ -224,7 +224,8 @@ const ALLOWED = [
     rule: 'a regular expression on a value with non-ASCII characters is decided locally (RE2 ' +
       'matches UTF-8 code points as the server\'s engine does); posthog-node leaves it to the ' +
       'server',
-    source: 'posthog-api.md §3.4 (regex); docs/flags.md "Deliberate differences from posthog-node"',
+    source: 'docs/posthog-api.md §3.4 (regex); ' +
+      'docs/flags.md "Deliberate differences from posthog-node"',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
       ['regex', 'not_regex'].includes(p.operator) && present && /[^\x00-\x7f]/.test(String(value))),
@@ -233,7 +234,8 @@ const ALLOWED = [
     rule: 'a regular expression with (? syntax other than (?: (inline flags such as (?i)) is ' +
       "run locally with RE2, which reads it as PostHog's engine does; posthog-node leaves every " +
       'such pattern to the server',
-    source: 'posthog-api.md §3.4 (regex); docs/flags.md "Deliberate differences from posthog-node"',
+    source: 'docs/posthog-api.md §3.4 (regex); ' +
+      'docs/flags.md "Deliberate differences from posthog-node"',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present) =>
       ['regex', 'not_regex'].includes(p.operator) && present &&
@@ -243,7 +245,7 @@ const ALLOWED = [
     rule: 'gt / gte / lt / lte read a number only from a string that is entirely a number ' +
       '("12abc" is not 12), as the server (Rust parse::<f64>) and posthog-python (float()) do; ' +
       "posthog-node's parseFloat reads a leading number",
-    source: 'posthog-api.md §3.4 ("try float(flag value)"); PostHog rust/feature-flags ' +
+    source: 'docs/posthog-api.md §3.4 ("try float(flag value)"); PostHog rust/feature-flags ' +
       'property_matching.rs to_f64_representation',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
@@ -253,7 +255,7 @@ const ALLOWED = [
   {
     rule: 'a date filter of four digits ("2025") means that year on today\'s month and day ' +
       '(posthog-python); posthog-node reads it as 1 January',
-    source: 'posthog-api.md §3.4 (is_date_before / is_date_after: "a 4-digit value means that ' +
+    source: 'docs/posthog-api.md §3.4 (is_date_before / is_date_after: "a 4-digit value means that ' +
       'year with today\'s month and day")',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present) =>
@@ -262,7 +264,7 @@ const ALLOWED = [
   {
     rule: 'a person date given as a number goes to PostHog: the server reads seconds since the ' +
       'epoch, posthog-node milliseconds, posthog-python refuses it',
-    source: 'posthog-api.md §3.4 ("Override may be a datetime, a date, or an ISO string. ' +
+    source: 'docs/posthog-api.md §3.4 ("Override may be a datetime, a date, or an ISO string. ' +
       'Anything else is inconclusive")',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
@@ -272,7 +274,7 @@ const ALLOWED = [
     rule: 'an operator the gateway does not evaluate locally (between, is_date_exact, ' +
       'icontains_multi) goes to PostHog even when the value is null; posthog-node answers false ' +
       'for a null value before it looks at the operator',
-    source: 'posthog-api.md §3.4 (last bullet: an unknown operator is inconclusive)',
+    source: 'docs/posthog-api.md §3.4 (last bullet: an unknown operator is inconclusive)',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus, (p, present, value) =>
       ['between', 'is_date_exact', 'icontains_multi'].includes(p.operator) && present &&
@@ -281,7 +283,7 @@ const ALLOWED = [
   {
     rule: 'a flag dependency whose operator is not flag_evaluates_to is false; posthog-node ' +
       'ignores the operator',
-    source: 'posthog-api.md §3.7 ("operator != flag_evaluates_to ... definite False")',
+    source: 'docs/posthog-api.md §3.7 ("operator != flag_evaluates_to ... definite False")',
     kinds: ['decided', 'value'],
     applies: (flag, input, corpus) => anyFilter(flag, input, corpus,
       (p) => p.type === 'flag' && p.operator !== 'flag_evaluates_to'),
@@ -289,14 +291,14 @@ const ALLOWED = [
   {
     rule: 'holdouts stored the older way (filters.holdout_groups) are evaluated as the server ' +
       'does; posthog-node reads only filters.holdout',
-    source: 'posthog-api.md §3.6 (holdout: "older storage is filters.holdout_groups[0]")',
+    source: 'docs/posthog-api.md §3.6 (holdout: "older storage is filters.holdout_groups[0]")',
     kinds: ['decided', 'value', 'payload'],
     applies: (flag) => Array.isArray(flag.filters.holdout_groups),
   },
   {
     rule: 'feature enrollment ($feature_enrollment/<key>) decides before the conditions, in the ' +
       "server's order; posthog-node ignores it",
-    source: 'posthog-api.md §3.6 (server order: disabled, group, feature enrollment, holdout, ' +
+    source: 'docs/posthog-api.md §3.6 (server order: disabled, group, feature enrollment, holdout, ' +
       'conditions)',
     kinds: ['decided', 'value', 'payload'],
     applies: (flag, input) => flag.filters.feature_enrollment === true &&

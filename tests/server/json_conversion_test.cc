@@ -36,7 +36,7 @@ TEST(JsonStructTest, NonFiniteNumbersBecomeNull) {
   EXPECT_TRUE(JsonFromValue(value).is_null());
 }
 
-// The shape PostHog's UserSerializer sends (posthog-api.md section 4).
+// The shape PostHog's UserSerializer sends (docs/posthog-api.md section 4).
 constexpr char kUserJson[] = R"({
   "date_joined": "2024-03-04T05:06:07.250000Z",
   "uuid": "0190c1a2-0000-7000-8000-000000000001",

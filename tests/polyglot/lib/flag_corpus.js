@@ -17,7 +17,7 @@
 // that relative date filters (-7d, -1m, ...) compare against, half a day away
 // from any boundary so the two evaluators' clocks never straddle one.
 //
-// Coverage (posthog-api.md §3): every property operator of §3.4 (exact and
+// Coverage (docs/posthog-api.md §3): every property operator of §3.4 (exact and
 // is_not with scalars and lists, icontains, regex incl. invalid ones, numeric
 // comparisons on numbers and numeric strings, is_set / is_not_set, absolute
 // and relative dates, every semver operator), unknown operators, multiple
