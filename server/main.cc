@@ -383,12 +383,25 @@ int Run() {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
     return 1;
   }
-  // Ready once every key is loaded and every project's flag definitions
-  // were loaded once. The first fetches started before the server: give them
-  // a moment (bounded) so that a healthy start is ready when the port file
-  // appears; an unreachable PostHog only delays readiness, not serving.
-  auto ready_now = [&] { return keys.AllLoaded() && flags_loaded(); };
+  // Ready once what the pod itself needs is there: every key loaded and the
+  // spool writable. PostHog's state never holds readiness back (a PostHog
+  // outage must not shrink capture capacity): it shows on the per-service
+  // entries, `posthog.v1.FlagService` NOT_SERVING until every project's
+  // definitions are known (`posthog.v1.FlagService/<alias>` per project),
+  // and in metrics. The first fetches started before the server: give them a
+  // moment (bounded), so that a healthy start has its definitions when the
+  // port file appears.
+  auto ready_now = [&] { return keys.AllLoaded() && (*capture)->spool_writable(); };
   for (auto& store : flag_stores) store->WaitForChange(0, absl::Seconds(2));
+  auto publish_flag_health = [&] {
+    server.SetServiceCondition(posthog::v1::FlagService::service_full_name(), flags_loaded());
+    for (const auto& [alias, project] : flag_projects) {
+      server.SetServingStatus(
+          absl::StrCat(posthog::v1::FlagService::service_full_name(), "/", alias),
+          project.definitions == nullptr || project.definitions->Loaded());
+    }
+  };
+  publish_flag_health();
   bool published_ready = ready_now();
   server.SetReady(published_ready);
   ObserveCapture(**capture, flag_sinks, &metrics);
@@ -431,8 +444,8 @@ int Run() {
   }
 
   // Key rotation: re-read key files periodically; readiness follows whether
-  // every configured key is loaded (and the flag definitions, checked often
-  // so that readiness follows their first load closely).
+  // every configured key is loaded and the spool is writable (checked often,
+  // as the flag definitions' health entries, so that both follow closely).
   absl::Notification stopping;
   std::thread key_reloader([&] {
     bool ready = published_ready;  // What health says now, not what it would.
@@ -444,6 +457,7 @@ int Run() {
         next_reload = absl::Now() + config->key_reload_interval;
       }
       publish_capture_health();
+      publish_flag_health();
       // Only changes are published: health Watch streams see each update.
       if (ready_now() != ready) {
         ready = !ready;

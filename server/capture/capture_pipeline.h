@@ -80,6 +80,8 @@ class CapturePipeline final {
   int64_t damaged_segments() const { return damaged_segments_; }
   int64_t dead_letters() const { return dead_letters_->count(); }
   int64_t spool_bytes() const { return spool_->bytes(); }
+  // Whether the spool can take events (for readiness).
+  bool spool_writable() const { return spool_->Writable(); }
 
  private:
   CapturePipeline() = default;

@@ -532,6 +532,11 @@ int64_t Spool::bytes() const {
   return total_bytes_;
 }
 
+bool Spool::Writable() const {
+  return !write_failed_.load(std::memory_order_relaxed) &&
+         ::access(options_.dir.c_str(), W_OK) == 0;
+}
+
 void Spool::WriterLoop() {
   auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || !queue_.empty();
@@ -576,6 +581,7 @@ void Spool::WriterLoop() {
         status = ErrnoStatus("cannot sync", SegmentPath(segment));
       }
     }
+    write_failed_.store(!status.ok(), std::memory_order_relaxed);
     {
       absl::MutexLock lock(&mu_);
       for (Pending* pending : round) {

@@ -152,6 +152,10 @@ class Spool final {
   // Size in bytes of the segments on disk and being written.
   int64_t bytes() const;
 
+  // Writable is whether the spool can take events: its directory is
+  // writable and the last write round did not fail (for readiness).
+  bool Writable() const;
+
   // EncodeRecord returns the on-disk bytes of one record (for tests).
   static std::string EncodeRecord(const SpoolRecord& record);
 
@@ -195,6 +199,8 @@ class Spool final {
   std::string ReleaseLogPath(SegmentId id) const;
 
   const SpoolOptions options_;
+  // Set when a write round fails, cleared when one succeeds.
+  std::atomic<bool> write_failed_{false};
   mutable absl::Mutex mu_;
   std::map<SegmentId, Segment> segments_ ABSL_GUARDED_BY(mu_);
   SegmentId next_segment_ ABSL_GUARDED_BY(mu_) = 1;

@@ -152,9 +152,25 @@ std::shared_ptr<grpc::ServerCredentials> GatewayServer::Credentials() const {
 }
 
 void GatewayServer::SetReady(bool ready) {
+  absl::MutexLock lock(&mu_);
+  ready_ = ready;
   SetServingStatus(kReadiness, ready);
   SetServingStatus("", ready);
-  for (const NamedService& named : services_) SetServingStatus(named.full_name, ready);
+  PublishServices();
+}
+
+void GatewayServer::SetServiceCondition(const std::string& full_name, bool condition) {
+  absl::MutexLock lock(&mu_);
+  conditions_[full_name] = condition;
+  PublishServices();
+}
+
+void GatewayServer::PublishServices() {
+  for (const NamedService& named : services_) {
+    auto condition = conditions_.find(named.full_name);
+    SetServingStatus(named.full_name,
+                     ready_ && (condition == conditions_.end() || condition->second));
+  }
 }
 
 void GatewayServer::SetServingStatus(const std::string& name, bool serving) {

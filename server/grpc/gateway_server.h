@@ -5,7 +5,9 @@
 // expects it:
 // - grpc.health.v1.Health answers for "", "liveness", "readiness" and each
 //   registered service's full name (unknown names get NOT_FOUND). Liveness
-//   never depends on PostHog; readiness is what SetReady says.
+//   never depends on PostHog; readiness is what SetReady says (what the pod
+//   itself needs), and a service's own entry is readiness and the condition
+//   SetServiceCondition gave it (e.g. flag definitions known).
 // - Server reflection is on, so grpcurl and `buf curl` work without .proto
 //   files.
 // - Shutdown flips readiness to NOT_SERVING at once, waits for endpoints to
@@ -23,12 +25,15 @@
 // Thread-safe after Start.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/server_interceptor.h"
@@ -62,8 +67,15 @@ class GatewayServer final {
   absl::StatusOr<int> Start(absl::string_view host, int port);
 
   // SetReady sets the "readiness" health status, and with it "" and each
-  // service's own. Call after Start.
-  void SetReady(bool ready);
+  // service's own (SERVING only where the service's condition also holds).
+  // Call after Start.
+  void SetReady(bool ready) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // SetServiceCondition sets what a registered service needs beyond
+  // readiness (true unless set): its entry is SERVING when both hold. For
+  // callers that care about PostHog's state (`posthog.v1.FlagService`
+  // before definitions are known); readiness itself never waits for it.
+  void SetServiceCondition(const std::string& full_name, bool condition) ABSL_LOCKS_EXCLUDED(mu_);
 
   // SetServingStatus sets the health status of one more name, e.g. a
   // component's per-project readiness (`posthog.v1.CaptureService/prod`).
@@ -85,6 +97,12 @@ class GatewayServer final {
   // TLS or plaintext, as `config_.tls` says.
   std::shared_ptr<grpc::ServerCredentials> Credentials() const;
 
+  // Publishes the services' entries from ready_ and conditions_.
+  void PublishServices() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, bool> conditions_ ABSL_GUARDED_BY(mu_);
   HealthService health_;
   // The same statuses, on the plaintext health port (when TLS has one).
   HealthService plaintext_health_;

@@ -88,8 +88,9 @@ class FlagServicePythonTest(unittest.TestCase):
         cls.addClassCleanup(cls.channel.close)
         cls.flags = cls.pb_grpc.FlagServiceStub(cls.channel)
         health = cls.health_pb2_grpc.HealthStub(cls.channel)
-        # Readiness follows the first definitions load.
-        _wait_for(lambda: health.Check(cls.health_pb2.HealthCheckRequest(service="readiness"),
+        # FlagService's own health entry follows the first definitions load.
+        _wait_for(lambda: health.Check(cls.health_pb2.HealthCheckRequest(
+                      service="posthog.v1.FlagService"),
                                        timeout=CALL_TIMEOUT_SECONDS).status
                   == cls.health_pb2.HealthCheckResponse.SERVING, "readiness")
 

@@ -67,6 +67,22 @@ TEST_F(GatewayServerTest, LivenessServesAtOnceReadinessOnlyWhenReady) {
   EXPECT_EQ(StatusOf("posthog.v1.UserService"), HealthCheckResponse::SERVING);
 }
 
+TEST_F(GatewayServerTest, AServiceConditionHoldsItsEntryBackButNotReadiness) {
+  server_->SetServiceCondition("posthog.v1.UserService", false);
+  server_->SetReady(true);
+
+  EXPECT_EQ(StatusOf("readiness"), HealthCheckResponse::SERVING);
+  EXPECT_EQ(StatusOf(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(StatusOf("posthog.v1.UserService"), HealthCheckResponse::NOT_SERVING);
+
+  server_->SetServiceCondition("posthog.v1.UserService", true);
+  EXPECT_EQ(StatusOf("posthog.v1.UserService"), HealthCheckResponse::SERVING);
+
+  // Not ready: the entry follows readiness whatever its condition.
+  server_->SetReady(false);
+  EXPECT_EQ(StatusOf("posthog.v1.UserService"), HealthCheckResponse::NOT_SERVING);
+}
+
 TEST_F(GatewayServerTest, UnknownServiceIsNotFound) {
   HealthCheckResponse response;
   EXPECT_EQ(Check("posthog.v1.NoSuchService", &response).error_code(),

@@ -184,6 +184,20 @@ TEST_F(SpoolTest, ReleasedRecordsAreNotReplayedAfterARestart) {
 
 // A torn last entry (a crash mid-write) is ignored: that record is replayed.
 // A log whose segment is gone is removed before a new segment can take its id.
+TEST_F(SpoolTest, WritableWhileItsDirectoryIsThereAndNotAfter) {
+  Spool::Opened opened = Open();
+  EXPECT_TRUE(opened.spool->Writable());
+
+  // The volume went away under the pod (its directory is gone): readiness
+  // must drop, whatever the open segment still takes.
+  const std::string moved = dir_ + ".moved";
+  ASSERT_EQ(std::rename(dir_.c_str(), moved.c_str()), 0);
+  EXPECT_FALSE(opened.spool->Writable());
+
+  ASSERT_EQ(std::rename(moved.c_str(), dir_.c_str()), 0);
+  EXPECT_TRUE(opened.spool->Writable());
+}
+
 TEST_F(SpoolTest, ReleaseLogsSurviveTornEntriesAndOrphansAreRemoved) {
   const std::vector<SpoolRecord> records = Records(2, "t");
   SegmentId segment = 0;
