@@ -22,6 +22,7 @@ debian_packages=(
   libgmock-dev
   libgrpc++-dev
   libgtest-dev
+  libhiredis-dev
   libprotobuf-dev
   libre2-dev
   libssl-dev
@@ -34,6 +35,7 @@ debian_packages=(
   protobuf-compiler-grpc
   python3-grpcio
   python3-protobuf
+  redis-server
   zlib1g-dev
 )
 
