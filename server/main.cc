@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -40,6 +41,7 @@
 #include "server/observability/admin_server.h"
 #include "server/observability/channelz_server.h"
 #include "server/observability/metrics.h"
+#include "server/observability/process_metrics.h"
 #include "server/paging/clock.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
@@ -81,8 +83,6 @@ ABSL_FLAG(std::string, log_level, "info", "Lowest severity logged: debug, info, 
 
 namespace posthog_gateway {
 namespace {
-
-constexpr char kVersion[] = "0.1.0";
 
 std::string ConfigPath() {
   std::string path = absl::GetFlag(FLAGS_config);
@@ -298,13 +298,14 @@ int Run() {
     return 2;
   }
 
+  const BuildInfo build_info = CurrentBuildInfo();
   MetricsRegistry metrics;
   KeyStore keys(*config);
   CurlHttpClientOptions http_options;
   http_options.default_timeout = config->upstream.default_timeout;
   http_options.connect_timeout = config->upstream.connect_timeout;
   http_options.ca_file = config->upstream.ca_file;
-  http_options.user_agent = absl::StrCat("posthog-grpc-gateway/", kVersion);
+  http_options.user_agent = absl::StrCat("posthog-grpc-gateway/", build_info.version);
   CurlHttpClient curl(http_options);
   ObservedHttpClient http(&curl, &metrics);
   ProjectRegistry projects(*config, &keys, &http);
@@ -334,7 +335,7 @@ int Run() {
   // Capture: replays the spool before serving, so that events acknowledged
   // before a restart are on their way first.
   absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
-      CapturePipeline::Create(*config, &projects, &keys, kVersion);
+      CapturePipeline::Create(*config, &projects, &keys, build_info.version);
   if (!capture.ok()) {
     LogError("cannot open the capture spool",
              {{"dir", config->capture.spool_dir},
@@ -406,6 +407,26 @@ int Run() {
   server.SetReady(published_ready);
   ObserveCapture(**capture, flag_sinks, &metrics);
   ObserveFlags(flag_projects, &flag_service, &metrics);
+  metrics.AddObserved(
+      "posthog_gateway_capture_spool_max_bytes",
+      "The spool's size bound (capture.max_spool_bytes); beyond it capture answers "
+      "RESOURCE_EXHAUSTED.",
+      "gauge", {}, [max = config->capture.max_spool_bytes] {
+        return MetricReading{{{}, static_cast<double>(max)}};
+      });
+  // When SIGTERM started the drain; the admin server keeps answering until
+  // the drain is over, so a drain past its budget shows (and alerts).
+  std::atomic<double> drain_started{0};  // Seconds since the epoch; 0 while serving.
+  metrics.AddObserved("posthog_gateway_drain_seconds",
+                      "Seconds since SIGTERM started the drain (drain delay, then calls in flight "
+                      "finishing); 0 while serving.",
+                      "gauge", {}, [&drain_started] {
+                        const double started = drain_started.load();
+                        return MetricReading{
+                            {{}, started == 0 ? 0.0 : absl::ToUnixMillis(absl::Now()) / 1e3 - started}};
+                      });
+  AddBuildInfo(build_info, &metrics);
+  AddProcessMetrics(&metrics);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
@@ -485,6 +506,7 @@ int Run() {
   });
   second_signal.detach();
 
+  drain_started.store(absl::ToUnixMillis(absl::Now()) / 1e3);
   stopping.Notify();
   key_reloader.join();
   // Flag watch streams end with the drain delay, as Health/Watch: a caller

@@ -31,6 +31,8 @@ debian_packages=(
   nlohmann-json3-dev
   openssl
   pkg-config
+  # promtool: lints /metrics and checks and unit-tests the PrometheusRule.
+  prometheus
   protobuf-compiler
   protobuf-compiler-grpc
   python3-grpcio

@@ -6,12 +6,12 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { describe, test } = require('node:test');
-const { deployDir, flagValue, one, overlays, rendered, validateSchema } = require('./lib/k8s');
+const { deployDir, flagValue, one, overlays, render, rendered, validateSchema } = require('./lib/k8s');
 const { container, deployment, gatewayConfig, keySources } = require('./lib/policy');
 
 test('every component in deploy/kubernetes/components is tested', () => {
   const found = fs.readdirSync(path.join(deployDir, 'components')).sort();
-  assert.deepEqual(found, ['example-secret', 'spool-ephemeral-volume', 'tls']);
+  assert.deepEqual(found, ['default-deny', 'example-secret', 'monitoring', 'spool-ephemeral-volume', 'tls']);
 });
 
 for (const overlay of overlays) {
@@ -57,6 +57,27 @@ for (const overlay of overlays) {
       assert.ok(claim.resources.requests.storage);
       const mount = container(objects).volumeMounts.find((m) => m.name === 'spool');
       assert.equal(mount.mountPath, '/var/lib/posthog-gateway/spool');
+    });
+  }));
+}
+
+// components/default-deny: the namespace-wide default deny, optional since
+// the base governs only the gateway's own pods.
+for (const overlay of overlays) {
+  describe(`overlay ${overlay} with components/default-deny`, () => rendered(overlay, ['default-deny'], (objects) => {
+    test('adds one policy selecting every pod of the namespace, allowing nothing', () => {
+      const deny = one(objects, 'NetworkPolicy', 'default-deny-all');
+      validateSchema(deny);
+      assert.deepEqual(deny.spec.podSelector, {});
+      assert.deepEqual([...deny.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+      assert.equal(deny.spec.ingress, undefined);
+      assert.equal(deny.spec.egress, undefined);
+    });
+
+    test('leaves the gateway\'s own policies as they were', () => {
+      const others = (list) => JSON.stringify(list.filter((o) => o.kind === 'NetworkPolicy' &&
+        o.metadata.name !== 'default-deny-all'));
+      assert.equal(others(objects), others(render(overlay)));
     });
   }));
 }

@@ -280,14 +280,18 @@ for (const overlay of overlays) {
       assert.ok(replicas === undefined || replicas >= 2, 'replicas below 2');
     });
 
-    test('NetworkPolicy: default deny, then gRPC in, DNS and HTTPS out', () => {
-      const denies = byKind(objects, 'NetworkPolicy').filter((p) =>
-        Object.keys(p.spec.podSelector?.matchLabels || {}).length === 0 &&
-        !(p.spec.podSelector?.matchExpressions || []).length &&
-        p.spec.ingress === undefined && p.spec.egress === undefined);
-      assert.equal(denies.length, 1, 'one default-deny policy');
-      assert.deepEqual([...denies[0].spec.policyTypes].sort(), ['Egress', 'Ingress']);
+    test('NetworkPolicy: only the gateway\'s pods, everything else denied; gRPC in, DNS and HTTPS out', () => {
       const labels = podLabels(objects);
+      const policies = byKind(objects, 'NetworkPolicy');
+      assert.ok(policies.length > 0);
+      for (const policy of policies) {
+        // No namespace-wide policy in an overlay: that is components/default-deny.
+        assert.ok(Object.keys(policy.spec.podSelector?.matchLabels || {}).length > 0, policy.metadata.name);
+        assert.ok(selectorMatches(policy.spec.podSelector, labels), policy.metadata.name);
+      }
+      // Selected with both policy types: whatever no rule allows is denied.
+      const own = one(objects, 'NetworkPolicy', kName);
+      assert.deepEqual([...own.spec.policyTypes].sort(), ['Egress', 'Ingress']);
       assert.ok(allows(objects, labels, 'Ingress', kGrpcPort));
       assert.ok(allows(objects, labels, 'Egress', 53, 'UDP'));
       assert.ok(allows(objects, labels, 'Egress', 53, 'TCP'));

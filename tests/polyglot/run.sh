@@ -48,7 +48,7 @@ failed=()
 echo "== The harness, against fake binaries"
 /usr/bin/python3 -m unittest discover -s tests/harness -p 'test_*.py' || failed+=(harness)
 
-echo "== Python: UserService, PersonService, FlagService, CaptureService (with fault tests) and the CLI"
+echo "== Python: UserService, PersonService, FlagService, CaptureService (with fault tests), /metrics and the CLI"
 /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
 
 echo "== Node.js: UserService, FlagService"

@@ -3,8 +3,9 @@
 //
 // Everything here is offline: `kubectl kustomize` renders without an API
 // server, and the schemas come from the pinned npm models (Kubernetes, Istio)
-// or, for Linkerd's policy CRDs that have no published models, from the
-// hand-written structural checks in linkerd_schema.js.
+// or, for Linkerd's policy CRDs and the Prometheus Operator's that have no
+// published models, from the hand-written structural checks in
+// linkerd_schema.js and prometheus_operator_schema.js.
 
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -117,6 +118,10 @@ function validateSchema(object) {
   }
   if (apiVersion.startsWith('policy.linkerd.io/')) {
     require('./linkerd_schema').validate(object);
+    return;
+  }
+  if (apiVersion.startsWith('monitoring.coreos.com/')) {
+    require('./prometheus_operator_schema').validate(object);
     return;
   }
   throw new Error(`no schema for ${apiVersion} ${kind}`);
