@@ -13,6 +13,12 @@ debian_packages=(
   build-essential
   curl
   golang-github-gogo-googleapis-dev
+  # The Go caller (tests/polyglot/go, client/examples/get_current_user.go):
+  # grpc-go 1.33 and protobuf-go, GOPATH mode, offline.
+  golang-github-golang-protobuf-1-5-dev
+  golang-go
+  golang-google-genproto-dev
+  golang-google-grpc-dev
   grpc-proto
   libabsl-dev
   libbenchmark-dev
@@ -35,6 +41,8 @@ debian_packages=(
   prometheus
   protobuf-compiler
   protobuf-compiler-grpc
+  protoc-gen-go
+  protoc-gen-go-grpc
   python3-grpcio
   python3-protobuf
   redis-server

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the polyglot suites against the real gateway and emulator: Python
-# (grpcio, stubs generated at test time), the C++ CLI (driven from Python)
-# and Node.js (@grpc/grpc-js), after the harness's own tests. Exits non-zero
-# if any suite fails.
+# (grpcio, stubs generated at test time), the C++ CLI (driven from Python),
+# Node.js (@grpc/grpc-js) and Go (grpc-go from Debian, tests/polyglot/go),
+# after the harness's own tests. Exits non-zero if any suite fails.
 #
 # The binaries must be built first:
 #   bazel build //server:posthog_gateway //emulator:posthog_emulator //client:posthog
@@ -62,6 +62,9 @@ node --test tests/polyglot/persons.test.js || failed+=(node-persons)
 
 echo "== Node.js: CaptureService"
 node --test tests/polyglot/capture.test.js || failed+=(node-capture)
+
+echo "== Go (grpc-go from Debian, GOPATH mode): UserService, CaptureService, PersonService, FlagService, retries"
+tests/polyglot/go/run.sh || failed+=(go)
 
 if (( ${#failed[@]} > 0 )); then
   echo "polyglot: FAILED: ${failed[*]}" >&2
