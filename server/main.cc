@@ -79,6 +79,20 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
           "On SIGTERM, how long calls in flight get to finish. A second SIGTERM "
           "or SIGINT ends them at once.");
+ABSL_FLAG(absl::Duration, termination_grace, absl::Seconds(40),
+          "The time between SIGTERM and SIGKILL (Kubernetes' "
+          "terminationGracePeriodSeconds); see --spool_send_share.");
+ABSL_FLAG(double, spool_send_share, 0.8,
+          "On SIGTERM, delivery keeps sending the capture spool to PostHog until it is "
+          "empty or this share of --termination_grace has passed since the signal "
+          "(after the drain and the calls in flight); what is left stays on disk for the "
+          "next start or a --drain_spool run. 0 stops delivery with the server.");
+ABSL_FLAG(std::string, drain_spool, "",
+          "Delivers the capture spool in this directory (left by another pod) to PostHog "
+          "with the configuration's projects and keys, then exits: 0 once it is empty, 1 "
+          "if events are left at --drain_spool_timeout. Serves nothing.");
+ABSL_FLAG(absl::Duration, drain_spool_timeout, absl::Minutes(10),
+          "--drain_spool: how long to keep sending before giving up (exit 1).");
 ABSL_FLAG(std::string, log_level, "info", "Lowest severity logged: debug, info, warning or error.");
 
 namespace posthog_gateway {
@@ -280,6 +294,42 @@ absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging
   return ResumeTokenCodec(std::move(secret), paging.resume_token_ttl);
 }
 
+// DrainSpool delivers the spool in `dir` (a directory another gateway left)
+// and returns the exit status: 0 once it is empty, 1 if events are left at
+// the timeout or the spool cannot be opened.
+int DrainSpool(GatewayConfig config, const std::string& dir) {
+  config.capture.spool_dir = dir;
+  MetricsRegistry metrics;
+  KeyStore keys(config);
+  CurlHttpClientOptions http_options;
+  http_options.default_timeout = config.upstream.default_timeout;
+  http_options.connect_timeout = config.upstream.connect_timeout;
+  http_options.ca_file = config.upstream.ca_file;
+  const BuildInfo build_info = CurrentBuildInfo();
+  http_options.user_agent = absl::StrCat("posthog-grpc-gateway/", build_info.version);
+  CurlHttpClient curl(http_options);
+  ObservedHttpClient http(&curl, &metrics);
+  ProjectRegistry projects(config, &keys, &http);
+  absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
+      CapturePipeline::Create(config, &projects, &keys, build_info.version);
+  if (!capture.ok()) {
+    LogError("cannot open the spool to drain",
+             {{"dir", dir}, {"error", std::string(capture.status().message())}});
+    return 1;
+  }
+  const int64_t found = (*capture)->undelivered();
+  LogInfo("draining a spool", {{"dir", dir}, {"events", absl::StrCat(found)}});
+  const int64_t left =
+      (*capture)->WaitUntilDelivered(absl::Now() + absl::GetFlag(FLAGS_drain_spool_timeout));
+  if (left > 0) {
+    LogError("spool not drained: events are left on disk",
+             {{"dir", dir}, {"delivered", absl::StrCat(found - left)}, {"left", absl::StrCat(left)}});
+    return 1;
+  }
+  LogInfo("spool drained", {{"dir", dir}, {"delivered", absl::StrCat(found)}});
+  return 0;
+}
+
 int Run() {
   if (!SetLogLevel(absl::GetFlag(FLAGS_log_level))) {
     LogError("--log_level must be debug, info, warning or error");
@@ -290,6 +340,14 @@ int Run() {
   if (!config.ok()) {
     LogError("cannot load configuration", {{"path", config_path},
                                            {"error", std::string(config.status().message())}});
+    return 2;
+  }
+  if (const std::string dir = absl::GetFlag(FLAGS_drain_spool); !dir.empty()) {
+    return DrainSpool(*std::move(config), dir);
+  }
+  const double spool_send_share = absl::GetFlag(FLAGS_spool_send_share);
+  if (!(spool_send_share >= 0 && spool_send_share <= 1)) {
+    LogError("--spool_send_share must be between 0 and 1");
     return 2;
   }
   if (absl::GetFlag(FLAGS_port) >= 0) config->server.port = absl::GetFlag(FLAGS_port);
@@ -494,6 +552,8 @@ int Run() {
   sigaddset(&signals, SIGINT);
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  const absl::Time spool_send_deadline =
+      absl::Now() + spool_send_share * absl::GetFlag(FLAGS_termination_grace);
   LogInfo("shutting down", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
 
   // A second signal while draining cuts the drain short (an impatient
@@ -516,6 +576,19 @@ int Run() {
     flag_service.Shutdown();
     for (auto& store : flag_stores) store->Stop();
   });
+  // The spool outlives the pod's calls: delivery goes on for the share of
+  // the termination grace it was given; what is left stays on disk for the
+  // next start on this volume (or a --drain_spool Job).
+  if (const int64_t undelivered = (*capture)->undelivered(); undelivered > 0) {
+    LogInfo("sending the spool before exiting", {{"events", absl::StrCat(undelivered)}});
+    const int64_t left = (*capture)->WaitUntilDelivered(spool_send_deadline);
+    if (left > 0) {
+      LogWarning("events left in the spool for the next start",
+                 {{"events", absl::StrCat(left)}, {"dir", config->capture.spool_dir}});
+    } else {
+      LogInfo("spool empty");
+    }
+  }
   channelz.Stop();
   admin.Stop();
   return 0;

@@ -1,5 +1,6 @@
 #include "server/capture/capture_pipeline.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -101,6 +102,16 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
 }
 
 CapturePipeline::~CapturePipeline() { queues_.clear(); }
+
+int64_t CapturePipeline::WaitUntilDelivered(absl::Time deadline) const {
+  // Polled: releases come from every queue's workers, and a check costs a
+  // lock and a walk over the segments (a handful), a few dozen times a second.
+  while (true) {
+    const int64_t left = spool_->Outstanding();
+    if (left == 0 || absl::Now() >= deadline) return left;
+    absl::SleepFor(std::min(absl::Milliseconds(20), deadline - absl::Now()));
+  }
+}
 
 absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
     absl::string_view project, const std::vector<const posthog::v1::Event*>& events,

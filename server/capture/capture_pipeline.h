@@ -82,6 +82,14 @@ class CapturePipeline final {
   int64_t spool_bytes() const { return spool_->bytes(); }
   // Whether the spool can take events (for readiness).
   bool spool_writable() const { return spool_->Writable(); }
+  // Events in the spool that PostHog has not accepted yet.
+  int64_t undelivered() const { return spool_->Outstanding(); }
+
+  // WaitUntilDelivered waits until every spooled event is delivered (or
+  // dead-lettered) or `deadline` passes, and returns how many are left.
+  // Delivery goes on as usual meanwhile (at shutdown, so that the spool
+  // leaves with its pod as empty as the time allows; for --drain_spool).
+  int64_t WaitUntilDelivered(absl::Time deadline) const;
 
  private:
   CapturePipeline() = default;

@@ -532,6 +532,13 @@ int64_t Spool::bytes() const {
   return total_bytes_;
 }
 
+int64_t Spool::Outstanding() const {
+  absl::MutexLock lock(&mu_);
+  int64_t outstanding = 0;
+  for (const auto& [id, segment] : segments_) outstanding += segment.outstanding;
+  return outstanding;
+}
+
 bool Spool::Writable() const {
   return !write_failed_.load(std::memory_order_relaxed) &&
          ::access(options_.dir.c_str(), W_OK) == 0;

@@ -152,6 +152,10 @@ class Spool final {
   // Size in bytes of the segments on disk and being written.
   int64_t bytes() const;
 
+  // Outstanding is the number of records appended or replayed and not yet
+  // released: events PostHog has not accepted yet.
+  int64_t Outstanding() const;
+
   // Writable is whether the spool can take events: its directory is
   // writable and the last write round did not fail (for readiness).
   bool Writable() const;

@@ -62,8 +62,10 @@ EMULATOR_BINARY = os.path.join("emulator", "posthog_emulator")
 KEY_NAMES = ("project_api_key", "personal_api_key", "feature_flags_secure_key")
 
 # Extra gateway flags: no drain delay on SIGTERM, since no load balancer needs
-# time to notice that a test's gateway is going away.
-DEFAULT_GATEWAY_ARGS = ("--drain_delay=0s",)
+# time to notice that a test's gateway is going away; and a short termination
+# grace, so that a gateway stopped with events still spooled (PostHog down)
+# keeps sending them for about a second, not half a minute.
+DEFAULT_GATEWAY_ARGS = ("--drain_delay=0s", "--termination_grace=1s")
 
 _POLL_INTERVAL_SECONDS = 0.05
 
@@ -316,12 +318,13 @@ class Stack:
         self._gateway.start()
         self._gateway.wait_for_port(time.monotonic() + self._start_timeout)
 
-    def restart_gateway(self, kill=False, before_start=None):
+    def restart_gateway(self, kill=False, before_start=None, gateway_args=None):
         """Stops the gateway (SIGKILL when `kill`, else SIGTERM) and starts it
         again on the same configuration and capture spool; it listens on a
         new port (see gateway_target). The earlier run's log is kept as
         gateway-<n>.log. `before_start`, if given, is called in between
-        (e.g. to damage the spool)."""
+        (e.g. to damage the spool). `gateway_args`, if given, replace the
+        extra flags from this run on."""
         if kill:
             self._gateway.popen.kill()
             self._gateway.popen.wait()
@@ -331,6 +334,8 @@ class Stack:
         os.rename(self._path("gateway.log"), self._path(f"gateway-{self._restarts}.log"))
         if before_start is not None:
             before_start()
+        if gateway_args is not None:
+            self._gateway_args = list(gateway_args)
         self._start_gateway("gateway.log")
 
     def stop_emulator(self):
@@ -395,6 +400,16 @@ class Stack:
         return f"127.0.0.1:{self._gateway.port}"
 
     @property
+    def config_path(self):
+        """The gateway's configuration file (key file paths, no keys)."""
+        return self._config_path
+
+    @property
+    def gateway_binary(self):
+        """The gateway binary this stack runs."""
+        return self._binary(GATEWAY_BINARY, "//server:posthog_gateway")
+
+    @property
     def gateway_pid(self):
         """The running gateway's process id."""
         return self._gateway.popen.pid
@@ -419,6 +434,12 @@ class Stack:
         if self._final_logs is not None:
             return dict(self._final_logs)
         return self._read_logs()
+
+    def previous_gateway_log(self):
+        """The log of the gateway run before the last restart_gateway."""
+        path = self._path(f"gateway-{self._restarts}.log")
+        with open(path, encoding="utf-8", errors="replace") as log:
+            return log.read()
 
     def gateway_metrics(self, timeout=30):
         """The gateway's /metrics text. Needs the gateway started with

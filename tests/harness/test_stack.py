@@ -95,7 +95,8 @@ class StackTest(unittest.TestCase):
 
         self.assertEqual(gateway_argv,
                          [f"--config={directory}/gateway.json", "--host=127.0.0.1", "--port=0",
-                          f"--port_file={directory}/gateway.port", "--drain_delay=0s"])
+                          f"--port_file={directory}/gateway.port", "--drain_delay=0s",
+                          "--termination_grace=1s"])
         self.assertEqual(emulator_argv,
                          [f"--seed={stack.DEFAULT_SEED}", "--host=127.0.0.1", "--port=0",
                           f"--port_file={directory}/emulator.port"])

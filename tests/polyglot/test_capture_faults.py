@@ -13,6 +13,9 @@ Run from the repository root (binaries built first):
 import glob
 import json
 import os
+import shutil
+import signal
+import subprocess
 import struct
 import threading
 import unittest
@@ -40,8 +43,11 @@ class CaptureFaultsTest(unittest.TestCase):
         cls.pb, cls.pb_grpc = helpers.load_capture_stubs(cls)
 
     def setUp(self):
+        # On SIGTERM, 5 s (10 s x 0.5) to keep sending the spool.
         self.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED),
-                                 gateway_args=stack.DEFAULT_GATEWAY_ARGS + ("--admin_port=0",))
+                                 gateway_args=stack.DEFAULT_GATEWAY_ARGS + (
+                                     "--admin_port=0", "--termination_grace=10s",
+                                     "--spool_send_share=0.5"))
         self.stack.__enter__()
         self.addCleanup(self.stack.stop)
         self.url = self.stack.emulator_url
@@ -243,11 +249,91 @@ class CaptureFaultsTest(unittest.TestCase):
         return sum(os.path.getsize(log) for log in
                    glob.glob(os.path.join(spool_dir, "segment-*.released"))) // 8
 
+    # -- the spool outlives its pod -------------------------------------------
+
+    def capture_while_posthog_refuses(self, batches):
+        """Acknowledged (durable) events that PostHog has not taken: every
+        batch answers 503 until the faults are cleared."""
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 503}])
+        return self.capture_batches(batches, 100, "spooled")
+
+    def assert_each_arrived_once(self, uuids, label):
+        stored = self.assert_all_delivered(uuids, label)
+        self.assertEqual(len(stored), len(uuids), "events arrived more than once")
+
+    def test_sigterm_keeps_sending_the_spool_then_leaves_the_rest_on_disk(self):
+        # PostHog refuses everything: a SIGTERM with a short grace leaves the
+        # spool on disk (the gateway exits in time); the next start on the same
+        # volume delivers it.
+        uuids = self.capture_while_posthog_refuses(3)
+
+        def posthog_back():
+            self.assertIn("events left in the spool for the next start",
+                          log_messages(self.stack.previous_gateway_log()))
+            self.set_faults([])
+
+        self.stack.restart_gateway(before_start=posthog_back)
+        self.assertEqual(self.stack.exit_statuses.get("gateway", 0), 0)
+        self.assert_each_arrived_once(uuids, "left on disk, sent by the next start")
+
+    def test_sigterm_sends_the_whole_spool_before_exiting_when_the_grace_allows(self):
+        # 20 s (40 s x 0.5) to keep sending after the SIGTERM.
+        self.stack.restart_gateway(gateway_args=stack.DEFAULT_GATEWAY_ARGS + (
+            "--admin_port=0", "--termination_grace=40s", "--spool_send_share=0.5"))
+        self.connect()
+        uuids = self.capture_while_posthog_refuses(3)
+        # PostHog takes batches again, slowly (7 s an answer): the spool is
+        # still being sent when the server has stopped (about 5 s after the
+        # SIGTERM here, with a client's connection open).
+        self.set_faults([{"route": "batch", "latency_ms": 7000}])
+        stored_at_exit = []
+
+        def at_exit():
+            self.assertIn("spool empty", log_messages(self.stack.previous_gateway_log()))
+            stored_at_exit.extend(helpers.events(self.url)["events"])
+
+        self.stack.restart_gateway(before_start=at_exit)
+        self.assertEqual(set(uuids) - {e["uuid"] for e in stored_at_exit}, set(),
+                         "events were still spooled when the gateway exited")
+
+    def test_a_spool_copied_elsewhere_is_drained_by_drain_spool_once(self):
+        uuids = self.capture_while_posthog_refuses(5)
+        # The pod is gone for good (kill -9); its claim is mounted elsewhere.
+        os.kill(self.stack.gateway_pid, signal.SIGKILL)
+        copy = os.path.join(self.stack.directory, "claim-of-a-gone-pod")
+        shutil.copytree(os.path.join(self.stack.directory, "spool"), copy)
+        self.set_faults([])
+        drain = subprocess.run(
+            [self.stack.gateway_binary, f"--config={self.stack.config_path}",
+             f"--drain_spool={copy}", "--drain_spool_timeout=60s"],
+            capture_output=True, text=True, timeout=120, check=False)
+        self.assertEqual(drain.returncode, 0, drain.stderr)
+        self.assertIn("spool drained", log_messages(drain.stderr))
+        self.assert_each_arrived_once(uuids, "--drain_spool")
+        # Drained: a second run finds nothing to send.
+        again = subprocess.run(
+            [self.stack.gateway_binary, f"--config={self.stack.config_path}",
+             f"--drain_spool={copy}"], capture_output=True, text=True, timeout=120, check=False)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        found = [entry for entry in log_entries(again.stderr)
+                 if entry["message"] == "draining a spool"]
+        self.assertEqual([entry["events"] for entry in found], ["0"])
+        self.assert_each_arrived_once(uuids, "--drain_spool again")
+
     def test_graceful_restart_sends_no_delivered_event_again(self):
         self.assert_restart_replays_nothing(kill=False)
 
     def test_kill_9_sends_no_delivered_event_again(self):
         self.assert_restart_replays_nothing(kill=True)
+
+
+def log_entries(text):
+    """The gateway's JSON log lines, decoded."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def log_messages(text):
+    return [entry["message"] for entry in log_entries(text)]
 
 
 def helpers_struct(values):

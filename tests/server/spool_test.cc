@@ -184,6 +184,30 @@ TEST_F(SpoolTest, ReleasedRecordsAreNotReplayedAfterARestart) {
 
 // A torn last entry (a crash mid-write) is ignored: that record is replayed.
 // A log whose segment is gone is removed before a new segment can take its id.
+TEST_F(SpoolTest, OutstandingCountsAppendedAndReplayedRecordsUntilReleased) {
+  const std::vector<SpoolRecord> records = Records(3, "a");
+  {
+    Spool::Opened opened = Open();
+    EXPECT_EQ(opened.spool->Outstanding(), 0);
+    absl::StatusOr<SpoolLocation> location = opened.spool->Append(records);
+    ASSERT_TRUE(location.ok());
+    EXPECT_EQ(opened.spool->Outstanding(), 3);
+    opened.spool->Release({Refs(*location, records)[0]});
+    EXPECT_EQ(opened.spool->Outstanding(), 2);
+  }
+  // A spool opened on what another process left: what it has to deliver.
+  Spool::Opened reopened = Open();
+  EXPECT_EQ(reopened.spool->Outstanding(), 2);
+  std::vector<RecordRef> rest;
+  for (const ReplayedRun& run : reopened.replayed) {
+    absl::StatusOr<std::vector<SpoolRecord>> read = reopened.spool->Read(run.location);
+    ASSERT_TRUE(read.ok()) << read.status();
+    for (const RecordRef& ref : Refs(run.location, *read)) rest.push_back(ref);
+  }
+  reopened.spool->Release(rest);
+  EXPECT_EQ(reopened.spool->Outstanding(), 0);
+}
+
 TEST_F(SpoolTest, WritableWhileItsDirectoryIsThereAndNotAfter) {
   Spool::Opened opened = Open();
   EXPECT_TRUE(opened.spool->Writable());
