@@ -129,7 +129,7 @@ absl::Status UpdateFlagCommand(const CommandEnv& env, const std::vector<std::str
   request.set_project(env.project);
   absl::Status parsed = ParseJsonArgument(args[0], "FLAG_JSON", request.mutable_flag());
   if (!parsed.ok()) return parsed;
-  for (size_t i = 1; i < args.size(); ++i) request.add_update_mask(args[i]);
+  for (size_t i = 1; i < args.size(); ++i) request.mutable_update_mask()->add_paths(args[i]);
   auto response = env.client->Call(env.client->flag_service(),
                                     &FlagService::StubInterface::UpdateFlag, request);
   if (!response.ok()) return response.status();

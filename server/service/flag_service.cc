@@ -3,8 +3,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -515,7 +517,29 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
     return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
                                                       {{"flag.id", "must be positive"}}));
   }
-  std::vector<std::string> mask(request->update_mask().begin(), request->update_mask().end());
+  // A path names a writable field of PostHog's flag: one the Flag message
+  // carries, or one the caller put in `extra`. Anything else is refused
+  // rather than silently ignored.
+  static constexpr absl::string_view kWritablePaths[] = {
+      "key", "name", "active", "deleted", "ensure_experience_continuity", "tags", "filters"};
+  std::vector<std::string> mask;
+  std::vector<FieldViolation> bad_paths;
+  for (int i = 0; i < request->update_mask().paths_size(); ++i) {
+    const std::string& path = request->update_mask().paths(i);
+    const bool known =
+        absl::c_linear_search(kWritablePaths, path) ||
+        (request->flag().has_extra() && request->flag().extra().fields().contains(path));
+    if (!known) {
+      bad_paths.push_back({absl::StrCat("update_mask.paths[", i, "]"),
+                           absl::StrCat("\"", absl::CHexEscape(path.substr(0, 64)),
+                                        "\" is not a writable flag field")});
+    }
+    mask.push_back(path);
+  }
+  if (!bad_paths.empty()) {
+    return ToGrpcStatus(InvalidArgumentWithViolations("UpdateFlag: unknown update_mask path",
+                                                      bad_paths));
+  }
   absl::StatusOr<posthog::v1::Flag> flag =
       RestApi(*client).UpdateFlag(request->flag(), mask, CallContextFromServer(context));
   if (!flag.ok()) return ToGrpcStatus(flag.status());

@@ -6,10 +6,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/config/key_store.h"
 #include "server/paging/resume_token.h"
@@ -25,6 +27,7 @@ namespace {
 
 namespace v1 = ::posthog::v1;
 using testing::ErrorReason;
+using testing::ViolatedFields;
 using testing::FakeClock;
 using testing::FakeHttpClient;
 
@@ -64,6 +67,19 @@ class FlagManagementTest : public ::testing::Test {
     request.set_id(12);
     v1::GetFlagResponse response;
     return stub_->GetFlag(&context, request, &response);
+  }
+
+  grpc::Status Update(const std::vector<std::string>& paths) {
+    grpc::ClientContext context;
+    WithDeadline(&context);
+    v1::UpdateFlagRequest request;
+    request.mutable_flag()->set_id(12);
+    request.mutable_flag()->set_name("Renamed");
+    request.mutable_flag()->set_key("renamed");
+    request.mutable_flag()->set_version(3);
+    for (const std::string& path : paths) request.mutable_update_mask()->add_paths(path);
+    v1::UpdateFlagResponse response;
+    return stub_->UpdateFlag(&context, request, &response);
   }
 
   grpc::Status Delete() {
@@ -119,6 +135,23 @@ TEST_F(FlagManagementTest, A429HoldsBackTheProjectsOtherFlagCalls) {
   clock_.Advance(absl::Seconds(31));
   EXPECT_TRUE(Delete().ok());
   EXPECT_EQ(http_.requests().size(), 2);
+}
+
+TEST_F(FlagManagementTest, UpdateSendsOnlyTheFieldsOfItsMask) {
+  http_.Respond(200, kFlag);
+  ASSERT_TRUE(Update({"name"}).ok());
+  ASSERT_EQ(http_.requests().size(), 1);
+  EXPECT_EQ(http_.requests()[0].method, "PATCH");
+  EXPECT_EQ(nlohmann::json::parse(http_.requests()[0].body),
+            nlohmann::json({{"name", "Renamed"}, {"version", 3}}));
+}
+
+TEST_F(FlagManagementTest, UpdateRefusesAMaskPathThatIsNoWritableField) {
+  const grpc::Status refused = Update({"name", "created_at", "../x"});
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(refused),
+            (std::vector<std::string>{"update_mask.paths[1]", "update_mask.paths[2]"}));
+  EXPECT_TRUE(http_.requests().empty()) << "a refused update reached PostHog";
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ import unittest
 import urllib.request
 
 import grpc
-from google.protobuf import struct_pb2
+from google.protobuf import field_mask_pb2, struct_pb2
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
@@ -243,15 +243,17 @@ class FlagServicePythonTest(unittest.TestCase):
         self.assertEqual(got.key, "py-managed")
         self.assertEqual(got.filters.groups[0].rollout_percentage, 30)
 
+        name_only = field_mask_pb2.FieldMask(paths=["name"])
         stale = self.pb.Flag(id=created.id, name="stale", version=got.version + 5)
         with self.assertRaises(grpc.RpcError) as raised:
-            self.flags.UpdateFlag(self.pb.UpdateFlagRequest(flag=stale, update_mask=["name"]),
-                                  timeout=CALL_TIMEOUT_SECONDS)
+            self.flags.UpdateFlag(
+                self.pb.UpdateFlagRequest(flag=stale, update_mask=name_only),
+                timeout=CALL_TIMEOUT_SECONDS)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.ABORTED)
 
         fresh = self.pb.Flag(id=created.id, name="renamed", version=got.version)
         updated = self.flags.UpdateFlag(
-            self.pb.UpdateFlagRequest(flag=fresh, update_mask=["name"]),
+            self.pb.UpdateFlagRequest(flag=fresh, update_mask=name_only),
             timeout=CALL_TIMEOUT_SECONDS).flag
         self.assertEqual(updated.name, "renamed")
         self.assertEqual(updated.filters.groups[0].rollout_percentage, 30)
