@@ -154,6 +154,25 @@ void ObserveCapture(const CapturePipeline& capture,
       });
 }
 
+// ObserveUpstream exposes the requests PostHogClient refused to send (off
+// the personal key's allow-list, or a target not built by UpstreamUrl), by
+// project and reason: any of them is a bug or an attack worth an alert.
+void ObserveUpstream(const ProjectRegistry& projects, MetricsRegistry* metrics) {
+  metrics->AddObserved(
+      "posthog_gateway_upstream_refused_total",
+      "Requests to PostHog refused before sending (reason: target_not_canonical, "
+      "personal_key_off_app_host, personal_key_route_not_allowed).",
+      "counter", {"project", "reason"}, [&projects] {
+        MetricReading reading;
+        for (const PostHogClient* client : projects.Clients()) {
+          for (const auto& [reason, count] : client->RefusedRequests()) {
+            reading.push_back({{client->project().alias, reason}, static_cast<double>(count)});
+          }
+        }
+        return reading;
+      });
+}
+
 // ObserveFlags exposes each project's flag definitions on the admin port:
 // how many flags, how long since PostHog last confirmed them, and whether
 // they are stale (the last refresh failed) or cleared by PostHog's quota
@@ -485,6 +504,7 @@ int Run() {
                       });
   AddBuildInfo(build_info, &metrics);
   AddProcessMetrics(&metrics);
+  ObserveUpstream(projects, &metrics);
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);

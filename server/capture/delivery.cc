@@ -17,9 +17,17 @@
 #include "server/capture/event_builder.h"
 #include "server/common/log.h"
 #include "server/common/redact.h"
+#include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway {
 namespace {
+
+// PostHog's batch capture endpoint (built once; it holds no caller value).
+const std::string& BatchPath() {
+  static const std::string* path =
+      new std::string(UpstreamUrl().Literal("batch").TrailingSlash().Build().value());
+  return *path;
+}
 
 double DefaultRandom() {
   thread_local std::mt19937_64 engine{std::random_device{}()};
@@ -187,7 +195,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
     PostHogRequest request;
     request.method = "POST";
     request.host = PostHogHost::kIngestion;
-    request.path = "/batch/";
+    request.path = BatchPath();
     request.body = Gzip(Body(batch, begin, end, *key));
     request.headers = {{"Content-Type", "application/json"},
                        {"Content-Encoding", "gzip"}};

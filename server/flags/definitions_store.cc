@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway::flags {
 
@@ -51,7 +52,18 @@ absl::Duration DefinitionsStore::PollOnce() {
   }
   PostHogRequest request;
   request.method = "GET";
-  request.path = absl::StrCat("/flags/definitions?token=", token->value(), "&send_cohorts");
+  absl::StatusOr<std::string> path = UpstreamUrl()
+                                         .Literal("flags")
+                                         .Literal("definitions")
+                                         .Query("token", token->value())
+                                         .QueryFlag("send_cohorts")
+                                         .Build();
+  if (!path.ok()) {
+    LogWarning("flag definitions: cannot build the request",
+               {{"project", project.alias}, {"error", std::string(path.status().message())}});
+    return options_.poll_interval;
+  }
+  request.path = *std::move(path);
   // The secure key is preferred; the personal key may only go to the app host.
   if (client_->Key(KeyKind::kFeatureFlagsSecureKey).ok()) {
     request.host = PostHogHost::kIngestion;

@@ -83,7 +83,7 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
   PostHogRequest request;
   request.method = "POST";
   request.host = PostHogHost::kIngestion;
-  request.path = "/flags/?v=2";
+  ASSIGN_OR_RETURN(request.path, UpstreamUrl().Literal("flags").TrailingSlash().Query("v", 2).Build());
   request.body = body.dump();
   request.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
   ASSIGN_OR_RETURN(json answer, client_->CallJson(request, call));
@@ -95,11 +95,21 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
   return parsed;
 }
 
-std::string FeatureFlagsPath(const PostHogClient& client) {
-  return absl::StrCat("/api/projects/", client.project().project_id, "/feature_flags/");
+UpstreamUrl FeatureFlagsUrl(const PostHogClient& client) {
+  UpstreamUrl url;
+  url.Literal("api").Literal("projects").Segment(client.project().project_id)
+      .Literal("feature_flags").TrailingSlash();
+  return url;
 }
 
-std::string FlagsApi::FlagsPath() const { return FeatureFlagsPath(*client_); }
+std::string FeatureFlagsPath(const PostHogClient& client) {
+  return FeatureFlagsUrl(client).Path();
+}
+
+absl::StatusOr<std::string> FlagsApi::FlagPath(int64_t id, absl::string_view field) const {
+  RETURN_IF_ERROR(ValidatePositiveId(field, id));
+  return FeatureFlagsUrl(*client_).Segment(id).TrailingSlash().Build();
+}
 
 namespace {
 
@@ -140,24 +150,27 @@ json WritableJson(const posthog::v1::Flag& flag) {
 }  // namespace
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::GetFlag(int64_t id, const CallContext& call) const {
-  ASSIGN_OR_RETURN(json answer,
-                   CallRest(PrivateRequest("GET", absl::StrCat(FlagsPath(), id, "/")), call));
+  ASSIGN_OR_RETURN(std::string path, FlagPath(id, "id"));
+  ASSIGN_OR_RETURN(json answer, CallRest(PrivateRequest("GET", std::move(path)), call));
   return FlagFromAnswer(answer);
 }
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::CreateFlag(const posthog::v1::Flag& flag,
                                                        const CallContext& call) const {
+  RETURN_IF_ERROR(ValidateFlagKey("flag.key", flag.key()));
   json body = WritableJson(flag);
   body.erase("version");
   body.erase("deleted");
+  ASSIGN_OR_RETURN(std::string path, FeatureFlagsUrl(*client_).Build());
   ASSIGN_OR_RETURN(json answer,
-                   CallRest(PrivateRequest("POST", FlagsPath(), body.dump()), call));
+                   CallRest(PrivateRequest("POST", std::move(path), body.dump()), call));
   return FlagFromAnswer(answer);
 }
 
 absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& flag,
                                                        const std::vector<std::string>& mask,
                                                        const CallContext& call) const {
+  ASSIGN_OR_RETURN(std::string path, FlagPath(flag.id(), "flag.id"));
   json full = WritableJson(flag);
   json body = json::object();
   if (mask.empty()) {
@@ -169,17 +182,16 @@ absl::StatusOr<posthog::v1::Flag> FlagsApi::UpdateFlag(const posthog::v1::Flag& 
     if (flag.version() != 0) body["version"] = flag.version();
   }
   if (flag.version() == 0) body.erase("version");
-  ASSIGN_OR_RETURN(
-      json answer,
-      CallRest(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), flag.id(), "/"), body.dump()),
-               call));
+  if (body.contains("key")) RETURN_IF_ERROR(ValidateFlagKey("flag.key", flag.key()));
+  ASSIGN_OR_RETURN(json answer,
+                   CallRest(PrivateRequest("PATCH", std::move(path), body.dump()), call));
   return FlagFromAnswer(answer);
 }
 
 absl::Status FlagsApi::DeleteFlag(int64_t id, const CallContext& call) const {
+  ASSIGN_OR_RETURN(std::string path, FlagPath(id, "id"));
   json body = {{"deleted", true}};
-  return CallRest(PrivateRequest("PATCH", absl::StrCat(FlagsPath(), id, "/"), body.dump()), call)
-      .status();
+  return CallRest(PrivateRequest("PATCH", std::move(path), body.dump()), call).status();
 }
 
 absl::StatusOr<json> FlagsApi::CallRest(const PostHogRequest& request,

@@ -17,6 +17,7 @@
 #include "server/flags/evaluator.h"
 #include "server/paging/request_pacer.h"
 #include "server/posthog/posthog_client.h"
+#include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway::flags {
 
@@ -49,10 +50,11 @@ struct RemoteEvaluation {
 // has no `flags` object (and is not quota limited).
 absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const nlohmann::json& body);
 
-// FeatureFlagsPath is the feature flag REST resource of the client's
+// FeatureFlagsUrl is the feature flag REST resource of the client's
 // project on the app host (`/api/projects/:id/feature_flags/`); its GET is
 // PostHog's flag list (DRF limit/offset pages, newest first, deleted flags
-// left out).
+// left out). FeatureFlagsPath is its encoded path.
+UpstreamUrl FeatureFlagsUrl(const PostHogClient& client);
 std::string FeatureFlagsPath(const PostHogClient& client);
 
 class FlagsApi final {
@@ -68,6 +70,9 @@ class FlagsApi final {
                                                   const std::vector<std::string>& keys,
                                                   const CallContext& call) const;
 
+  // Flag ids must be positive and flag keys PostHog's syntax
+  // (ValidatePositiveId, ValidateFlagKey): INVALID_ARGUMENT naming `id`,
+  // `flag.id` or `flag.key` otherwise, before any request.
   absl::StatusOr<posthog::v1::Flag> GetFlag(int64_t id, const CallContext& call) const;
   // CreateFlag sends the flag without id, version and times.
   absl::StatusOr<posthog::v1::Flag> CreateFlag(const posthog::v1::Flag& flag,
@@ -82,7 +87,8 @@ class FlagsApi final {
   absl::Status DeleteFlag(int64_t id, const CallContext& call) const;
 
  private:
-  std::string FlagsPath() const;
+  // The flag `id`'s resource (`.../feature_flags/{id}/`).
+  absl::StatusOr<std::string> FlagPath(int64_t id, absl::string_view field) const;
   // One REST request, paced.
   absl::StatusOr<nlohmann::json> CallRest(const PostHogRequest& request,
                                           const CallContext& call) const;

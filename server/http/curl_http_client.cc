@@ -147,6 +147,9 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
 
   curl_easy_setopt(curl, CURLOPT_SHARE, share_->get());
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  // The path goes out exactly as built (server/posthog/upstream_url.h): no
+  // dot-segment squashing that could turn one route into another.
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "server/common/error_details.h"
 #include "server/posthog/error_mapping.h"
+#include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway {
 namespace {
@@ -140,16 +141,26 @@ PageStream::Page PageStream::Fetch(int index) {
   const int64_t offset =
       options_.start_offset + static_cast<int64_t>(index) * options_.page_size;
   PostHogRequest request;
-  request.path = absl::StrCat(options_.path, "?", options_.query,
-                              options_.query.empty() ? "" : "&", "limit=",
-                              options_.page_size, "&offset=", offset);
+  Page page;
+  // The path and filters were built by UpstreamUrl; parsing checks they
+  // still are canonical before the page's limit and offset are added.
+  absl::StatusOr<UpstreamUrl> url = ParseUpstreamTarget(
+      options_.query.empty() ? options_.path : absl::StrCat(options_.path, "?", options_.query));
+  absl::StatusOr<std::string> target =
+      url.ok() ? url->Query("limit", options_.page_size).Query("offset", offset).Build()
+               : absl::StatusOr<std::string>(url.status());
+  if (!target.ok()) {
+    page.status = absl::InternalError(
+        absl::StrCat("the list's upstream target is invalid: ", target.status().message()));
+    return page;
+  }
+  request.path = *std::move(target);
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
   request.host = PostHogHost::kApp;
   CallContext context = context_;
   context.is_cancelled = [this] { return Cancelled(); };
 
-  Page page;
   for (int waits = 0;; ++waits) {
     if (Cancelled()) {
       page.status = absl::CancelledError("the caller went away");

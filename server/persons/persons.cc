@@ -4,7 +4,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
 #include "server/common/status_macros.h"
@@ -30,18 +29,6 @@ absl::Status NotFound(absl::string_view what) {
 }
 
 }  // namespace
-
-std::string UrlEncode(absl::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::AsciiStrToUpper(absl::StrCat(absl::Hex(c, absl::kZeroPad2))));
-    }
-  }
-  return out;
-}
 
 absl::StatusOr<posthog::v1::Person> PersonFromJson(const json& value) {
   if (!value.is_object()) return absl::InvalidArgumentError("a person is not a JSON object");
@@ -87,19 +74,20 @@ absl::StatusOr<posthog::v1::Person> PersonFromJson(const json& value) {
   return person;
 }
 
-std::string PersonsPath(const PostHogClient& client) {
-  return absl::StrCat("/api/projects/", client.project().project_id, "/persons/");
+UpstreamUrl PersonsUrl(const PostHogClient& client) {
+  UpstreamUrl url;
+  url.Literal("api").Literal("projects").Segment(client.project().project_id).Literal("persons")
+      .TrailingSlash();
+  return url;
 }
 
+std::string PersonsPath(const PostHogClient& client) { return PersonsUrl(client).Path(); }
+
 absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsRequest& request) {
-  std::vector<std::string> parts;
-  if (!request.distinct_id().empty()) {
-    parts.push_back(absl::StrCat("distinct_id=", UrlEncode(request.distinct_id())));
-  }
-  if (!request.email().empty()) parts.push_back(absl::StrCat("email=", UrlEncode(request.email())));
-  if (!request.search().empty()) {
-    parts.push_back(absl::StrCat("search=", UrlEncode(request.search())));
-  }
+  UpstreamUrl query;
+  if (!request.distinct_id().empty()) query.Query("distinct_id", request.distinct_id());
+  if (!request.email().empty()) query.Query("email", request.email());
+  if (!request.search().empty()) query.Query("search", request.search());
   if (request.properties_size() > 0) {
     json filters = json::array();
     std::vector<FieldViolation> violations;
@@ -121,21 +109,22 @@ absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsReque
     if (!violations.empty()) {
       return InvalidArgumentWithViolations("a property filter is invalid", violations);
     }
-    parts.push_back(absl::StrCat("properties=", UrlEncode(filters.dump())));
+    query.Query("properties", filters.dump());
   }
   if (request.cohort_id() < 0) {
     return InvalidArgumentWithViolations("cohort_id is invalid",
                                          {{"cohort_id", "must not be negative"}});
   }
-  if (request.cohort_id() > 0) parts.push_back(absl::StrCat("cohort=", request.cohort_id()));
-  return absl::StrJoin(parts, "&");
+  if (request.cohort_id() > 0) query.Query("cohort", request.cohort_id());
+  RETURN_IF_ERROR(query.status());
+  return query.EncodedQuery();
 }
 
 absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
                                                const CallContext& context) const {
   PostHogRequest request;
-  request.path = absl::StrCat(PersonsPath(*client_), "?distinct_id=", UrlEncode(distinct_id),
-                              "&limit=1");
+  ASSIGN_OR_RETURN(request.path,
+                   PersonsUrl(*client_).Query("distinct_id", distinct_id).Query("limit", 1).Build());
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
   ASSIGN_OR_RETURN(json body, Call(request, context));
@@ -149,20 +138,28 @@ absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
   return body["results"][0];
 }
 
-absl::StatusOr<std::string> Persons::PathId(const PersonRef& ref,
-                                            const CallContext& context) const {
+absl::StatusOr<UpstreamUrl> Persons::PersonUrl(const PersonRef& ref,
+                                               const CallContext& context) const {
   switch (ref.ref_case()) {
     case PersonRef::kUuid:
       if (ref.uuid().empty()) break;
-      return UrlEncode(ref.uuid());
+      RETURN_IF_ERROR(ValidatePersonUuid("person.uuid", ref.uuid()));
+      return PersonsUrl(*client_).Segment(ref.uuid()).TrailingSlash();
     case PersonRef::kId:
-      if (ref.id() <= 0) break;
-      return absl::StrCat(ref.id());
+      if (ref.id() == 0) break;
+      RETURN_IF_ERROR(ValidatePositiveId("person.id", ref.id()));
+      return PersonsUrl(*client_).Segment(ref.id()).TrailingSlash();
     case PersonRef::kDistinctId: {
       if (ref.distinct_id().empty()) break;
       ASSIGN_OR_RETURN(json person, FindByDistinctId(ref.distinct_id(), context));
-      ASSIGN_OR_RETURN(posthog::v1::Person converted, PersonFromJson(person));
-      return UrlEncode(converted.uuid());
+      absl::StatusOr<posthog::v1::Person> converted = PersonFromJson(person);
+      if (!converted.ok() || !IsUuid(converted->uuid())) {
+        absl::Status status = absl::UnavailableError(
+            "PostHog answered the distinct-id lookup with a person whose uuid is not a UUID");
+        AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+        return status;
+      }
+      return PersonsUrl(*client_).Segment(converted->uuid()).TrailingSlash();
     }
     case PersonRef::REF_NOT_SET:
       break;
@@ -177,9 +174,9 @@ absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
   if (ref.ref_case() == PersonRef::kDistinctId && !ref.distinct_id().empty()) {
     ASSIGN_OR_RETURN(body, FindByDistinctId(ref.distinct_id(), context));
   } else {
-    ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+    ASSIGN_OR_RETURN(UpstreamUrl url, PersonUrl(ref, context));
     PostHogRequest request;
-    request.path = absl::StrCat(PersonsPath(*client_), id, "/");
+    ASSIGN_OR_RETURN(request.path, url.Build());
     request.headers = {{"Accept", "application/json"}};
     request.bearer = KeyKind::kPersonalApiKey;
     ASSIGN_OR_RETURN(body, Call(request, context));
@@ -196,11 +193,12 @@ absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
 
 absl::Status Persons::Delete(const PersonRef& ref, bool delete_events,
                              const CallContext& context) const {
-  ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+  ASSIGN_OR_RETURN(UpstreamUrl url, PersonUrl(ref, context));
   PostHogRequest request;
   request.method = "DELETE";
   // PostHog checks that the flag is present, whatever its value.
-  request.path = absl::StrCat(PersonsPath(*client_), id, "/", delete_events ? "?delete_events=true" : "");
+  if (delete_events) url.Query("delete_events", "true");
+  ASSIGN_OR_RETURN(request.path, url.Build());
   request.bearer = KeyKind::kPersonalApiKey;
   return Call(request, context).status();
 }
@@ -213,13 +211,17 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     return InvalidArgumentWithViolations("nothing to update",
                                          {{"set", "set or unset at least one property"}});
   }
-  ASSIGN_OR_RETURN(std::string id, PathId(ref, context));
+  ASSIGN_OR_RETURN(UpstreamUrl url, PersonUrl(ref, context));
+  ASSIGN_OR_RETURN(const std::string update_path,
+                   UpstreamUrl(url).Literal("update_property").TrailingSlash().Build());
+  ASSIGN_OR_RETURN(const std::string delete_path,
+                   UpstreamUrl(url).Literal("delete_property").TrailingSlash().Build());
   // Sorted, so that PostHog sees the same order for the same request.
   std::map<std::string, google::protobuf::Value> sorted(set.fields().begin(), set.fields().end());
   for (const auto& [key, value] : sorted) {
     PostHogRequest request;
     request.method = "POST";
-    request.path = absl::StrCat(PersonsPath(*client_), id, "/update_property/");
+    request.path = update_path;
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"key", key}, {"value", JsonFromValue(value)}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;
@@ -228,7 +230,7 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
   for (const std::string& key : unset) {
     PostHogRequest request;
     request.method = "POST";
-    request.path = absl::StrCat(PersonsPath(*client_), id, "/delete_property/");
+    request.path = delete_path;
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"$unset", key}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;

@@ -19,6 +19,7 @@
 #include "server/paging/request_pacer.h"
 #include "server/posthog/call_context.h"
 #include "server/posthog/posthog_client.h"
+#include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway {
 
@@ -27,16 +28,15 @@ namespace posthog_gateway {
 // INVALID_ARGUMENT when `json` is not a person object.
 absl::StatusOr<posthog::v1::Person> PersonFromJson(const nlohmann::json& json);
 
-// PersonsPath is the persons endpoint of the client's project.
+// PersonsUrl is the persons endpoint of the client's project
+// (`/api/projects/{id}/persons/`); PersonsPath its encoded path.
+UpstreamUrl PersonsUrl(const PostHogClient& client);
 std::string PersonsPath(const PostHogClient& client);
 
 // PersonsListQuery encodes the request's filters as PostHog's list query
 // (distinct_id, email, search, properties as a JSON array, cohort), without
 // limit and offset. INVALID_ARGUMENT (with BadRequest) for a bad filter.
 absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsRequest& request);
-
-// UrlEncode percent-encodes everything but unreserved characters.
-std::string UrlEncode(absl::string_view text);
 
 class Persons final {
  public:
@@ -48,6 +48,12 @@ class Persons final {
 
   // Get retrieves a person by uuid or numeric id, or finds one by distinct id
   // through the list filter. NOT_FOUND when none matches.
+  //
+  // For every operation, a uuid that is not a UUID or an id that is not
+  // positive is INVALID_ARGUMENT with a BadRequest on `person.uuid` or
+  // `person.id`, before any request; a distinct id is only ever sent in the
+  // lookup's query, and a uuid PostHog answers it with that is not a UUID is
+  // UNAVAILABLE (UPSTREAM_MALFORMED_RESPONSE), never used in a path.
   absl::StatusOr<posthog::v1::Person> Get(const posthog::v1::PersonRef& ref,
                                           const CallContext& context) const;
 
@@ -64,9 +70,10 @@ class Persons final {
                                 const CallContext& context) const;
 
  private:
-  // PathId returns the `{id}` of the person's REST path: the uuid or numeric
-  // id as given, or the uuid found by distinct id.
-  absl::StatusOr<std::string> PathId(const posthog::v1::PersonRef& ref,
+  // PersonUrl returns the person's REST resource
+  // (`/api/projects/{id}/persons/{uuid or id}/`): the uuid or numeric id as
+  // given (validated), or the uuid found by distinct id.
+  absl::StatusOr<UpstreamUrl> PersonUrl(const posthog::v1::PersonRef& ref,
                                      const CallContext& context) const;
   absl::StatusOr<nlohmann::json> FindByDistinctId(const std::string& distinct_id,
                                                   const CallContext& context) const;

@@ -9,12 +9,21 @@
 //
 // Key handling is here and only here: keys are attached by kind, never by
 // value from callers, and the personal API key is sent only as
-// `Authorization: Bearer`, only to the project's configured app host.
+// `Authorization: Bearer`, only to the project's configured app host, and
+// only to the routes of its allow-list (server/posthog/personal_key_routes.h).
+// Every request target must be one UpstreamUrl builds
+// (server/posthog/upstream_url.h); Send refuses any other before a byte
+// leaves, counts it (RefusedRequests) and logs one line (without the key).
 //
 // Thread-safe. Borrows the KeyStore and HttpClient, which must outlive it.
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -38,6 +47,8 @@ struct PostHogRequest {
   std::string method = "GET";
   PostHogHost host = PostHogHost::kApp;
   // Path and query, starting with '/': "/api/projects/1/persons/?limit=100".
+  // Built by UpstreamUrl (server/posthog/upstream_url.h), never by
+  // concatenating strings: Send refuses a target that is not canonical.
   std::string path;
   std::string body;
   // Extra headers (Content-Type, Content-Encoding, If-None-Match, ...).
@@ -59,8 +70,11 @@ class PostHogClient final {
   // Send performs `request` and returns PostHog's answer whatever its HTTP
   // status (map it with StatusFromHttpResponse, or use CallJson). Fails only
   // when no answer arrived (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED), when
-  // the key is not loaded (FAILED_PRECONDITION), or when the personal key
-  // would go anywhere but the app host (INTERNAL: a bug, refused).
+  // the key is not loaded (FAILED_PRECONDITION), or when the request is
+  // refused before it is sent (INTERNAL with ErrorInfo
+  // UPSTREAM_REQUEST_REFUSED: a bug, since callers validate their ids): its
+  // target is not canonical, or it carries the personal key to anywhere but
+  // the app host or a route off the allow-list.
   absl::StatusOr<HttpResponse> Send(const PostHogRequest& request,
                                     const CallContext& context) const;
 
@@ -79,17 +93,27 @@ class PostHogClient final {
   // `GET /api/users/@me/ for project "demo"`.
   std::string Describe(const PostHogRequest& request) const;
 
+  // RefusedRequests counts the requests Send refused, by reason:
+  // "target_not_canonical", "personal_key_off_app_host",
+  // "personal_key_route_not_allowed" (every reason, zeros included).
+  std::vector<std::pair<std::string, int64_t>> RefusedRequests() const;
+
   // GetCurrentUser calls `GET /api/users/@me/`.
   absl::StatusOr<posthog::v1::User> GetCurrentUser(const CallContext& context) const;
 
  private:
   // The HTTP deadline for a call: the caller's minus the margin.
   absl::Time Deadline(const CallContext& context) const;
+  // Refuse counts, logs and returns the refusal of `request` for `reason`
+  // (an index of kRefusalReasons).
+  absl::Status Refuse(const PostHogRequest& request, size_t reason,
+                      absl::string_view why) const;
 
   const ProjectConfig project_;
   const UpstreamConfig upstream_;
   const KeyStore* keys_;
   HttpClient* http_;
+  mutable std::array<std::atomic<int64_t>, 3> refused_{};
 };
 
 }  // namespace posthog_gateway

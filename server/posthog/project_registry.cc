@@ -1,9 +1,6 @@
 #include "server/posthog/project_registry.h"
 
-#include <vector>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "server/common/error_details.h"
 
 namespace posthog_gateway {
@@ -21,13 +18,19 @@ absl::StatusOr<const PostHogClient*> ProjectRegistry::Resolve(
     absl::string_view alias, absl::string_view field) const {
   auto it = clients_.find(alias.empty() ? absl::string_view(default_alias_) : alias);
   if (it != clients_.end()) return it->second.get();
-  std::vector<std::string> known;
-  for (const auto& [name, client] : clients_) known.push_back(name);
-  const std::string description =
-      absl::StrCat("no project \"", alias, "\" is configured in the gateway; known: ",
-                   absl::StrJoin(known, ", "));
+  // Neither the configured aliases (they map the deployment) nor the
+  // caller's value (it may be anything, of any size) are echoed.
+  const std::string description = absl::StrCat(
+      "no such project is configured in the gateway (", clients_.size(),
+      clients_.size() == 1 ? " project is" : " projects are", " configured)");
   return InvalidArgumentWithViolations(description,
                                        {{std::string(field), description}});
+}
+
+std::vector<const PostHogClient*> ProjectRegistry::Clients() const {
+  std::vector<const PostHogClient*> clients;
+  for (const auto& [alias, client] : clients_) clients.push_back(client.get());
+  return clients;
 }
 
 }  // namespace posthog_gateway

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -28,10 +29,13 @@ class ProjectRegistry final {
   ProjectRegistry& operator=(const ProjectRegistry&) = delete;
 
   // Resolve returns the client of `alias` (the default project when empty),
-  // or INVALID_ARGUMENT with a BadRequest violation on `field` naming the
-  // configured aliases.
+  // or INVALID_ARGUMENT with a BadRequest violation on `field` that says how
+  // many projects are configured, never which (nor echoes `alias`).
   absl::StatusOr<const PostHogClient*> Resolve(absl::string_view alias,
                                                absl::string_view field = "project") const;
+
+  // Clients returns every project's client, by alias.
+  std::vector<const PostHogClient*> Clients() const;
 
  private:
   std::string default_alias_;

@@ -96,11 +96,11 @@ class PersonsTest : public ::testing::Test {
 
   Persons persons() { return Persons(*registry_->Resolve("")); }
 
-  // An update of person u-1 setting two properties, and PostHog's answers
+  // An update of person 01908d6b-0001-7000-8000-000000000001 setting two properties, and PostHog's answers
   // to its three requests (two sets, one unset).
   static posthog::v1::PersonRef PersonU1() {
     posthog::v1::PersonRef ref;
-    ref.set_uuid("u-1");
+    ref.set_uuid("01908d6b-0001-7000-8000-000000000001");
     return ref;
   }
   static google::protobuf::Struct PlanAndSeats() {
@@ -159,11 +159,11 @@ TEST_F(PersonsTest, AnEmptyRefIsInvalidArgument) {
 TEST_F(PersonsTest, DeleteWithEventsPassesTheFlag) {
   http_.Respond(202, "");
   posthog::v1::PersonRef ref;
-  ref.set_uuid("u-1");
+  ref.set_uuid("01908d6b-0001-7000-8000-000000000001");
   ASSERT_TRUE(persons().Delete(ref, true, {}).ok());
   EXPECT_EQ(http_.requests()[0].method, "DELETE");
   EXPECT_EQ(http_.requests()[0].url,
-            "https://app.example/api/projects/7/persons/u-1/?delete_events=true");
+            "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/?delete_events=true");
 }
 
 TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
@@ -171,10 +171,10 @@ TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
   ASSERT_TRUE(persons().UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, {}).ok());
   const std::vector<HttpRequest> requests = http_.requests();
   ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(requests[0].url, "https://app.example/api/projects/7/persons/u-1/update_property/");
+  EXPECT_EQ(requests[0].url, "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/update_property/");
   EXPECT_EQ(json::parse(requests[0].body), json::parse(R"({"key": "plan", "value": "pro"})"));
   EXPECT_EQ(json::parse(requests[1].body), json::parse(R"({"key": "seats", "value": 3})"));
-  EXPECT_EQ(requests[2].url, "https://app.example/api/projects/7/persons/u-1/delete_property/");
+  EXPECT_EQ(requests[2].url, "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/delete_property/");
   EXPECT_EQ(json::parse(requests[2].body), json::parse(R"({"$unset": "old"})"));
 }
 
@@ -195,7 +195,7 @@ TEST_F(PersonsTest, EachRequestOfAnUpdateTakesItsTurnOfThePacer) {
 
 TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {
   posthog::v1::PersonRef ref;
-  ref.set_uuid("u-1");
+  ref.set_uuid("01908d6b-0001-7000-8000-000000000001");
   EXPECT_EQ(persons().UpdateProperties(ref, {}, {}, {}).code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -174,11 +174,110 @@ TEST_F(PostHogClientTest, DescribeDropsTheQuery) {
   EXPECT_EQ(Client().Describe(request), "GET /flags/definitions for project \"demo\"");
 }
 
-TEST_F(PostHogClientTest, UnknownProjectAliasIsInvalidArgumentNamingKnownOnes) {
+TEST_F(PostHogClientTest, UnknownProjectAliasIsInvalidArgumentCountingButNotNamingKnownOnes) {
   absl::StatusOr<const PostHogClient*> client = registry_->Resolve("prod");
 
   EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(client.status().message()), HasSubstr("known: demo"));
+  EXPECT_EQ(client.status().message(),
+            "no such project is configured in the gateway (1 project is configured)");
+  EXPECT_THAT(std::string(client.status().message()), Not(HasSubstr("demo")));
+}
+
+// The refusal count of `reason` on `client`.
+int64_t Refused(const PostHogClient& client, const std::string& reason) {
+  for (const auto& [name, count] : client.RefusedRequests()) {
+    if (name == reason) return count;
+  }
+  return -1;
+}
+
+TEST_F(PostHogClientTest, RefusesThePersonalKeyOffItsAllowList) {
+  // Each of these carries the personal key somewhere no RPC needs: a project
+  // itself, another project, a route PostHog has but the gateway does not
+  // use, a person route with what is not a person id.
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"DELETE", "/api/projects/7/"},
+      {"GET", "/api/projects/7/"},
+      {"DELETE", "/api/projects/7/?delete_events=true"},
+      {"POST", "/api/projects/7/delete_property/"},
+      {"GET", "/api/projects/8/persons/"},
+      {"GET", "/api/projects/@current/persons/"},
+      {"POST", "/api/projects/7/persons/bulk_delete/"},
+      {"DELETE", "/api/projects/7/feature_flags/12/"},
+      {"PATCH", "/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"},
+      {"GET", "/api/projects/7/persons/0/"},
+      {"GET", "/api/projects/7/persons/abc/"},
+      {"GET", "/api/projects/7/persons/%2E%2E%2F/"},
+      {"GET", "/api/projects/7/feature_flags/beta/"},
+      {"GET", "/api/organizations/"},
+      {"GET", "/api/users/@me"},
+      {"GET", "/batch/"},
+  };
+  int64_t count = 0;
+  for (const auto& [method, path] : refused) {
+    PostHogRequest request;
+    request.method = method;
+    request.path = path;
+    request.bearer = KeyKind::kPersonalApiKey;
+
+    absl::StatusOr<HttpResponse> response = Client().Send(request, CallContext{});
+
+    EXPECT_EQ(response.status().code(), absl::StatusCode::kInternal) << method << " " << path;
+    EXPECT_EQ(ErrorInfoReason(response.status()), "UPSTREAM_REQUEST_REFUSED") << path;
+    EXPECT_THAT(std::string(response.status().message()), Not(HasSubstr(kPersonalKey)));
+    EXPECT_EQ(Refused(Client(), "personal_key_route_not_allowed"), ++count) << path;
+  }
+  EXPECT_TRUE(http_.requests().empty());
+}
+
+TEST_F(PostHogClientTest, SendsThePersonalKeyToEveryRouteOfItsAllowList) {
+  const std::vector<std::pair<std::string, std::string>> allowed = {
+      {"GET", "/api/users/@me/"},
+      {"GET", "/api/projects/7/persons/?distinct_id=a%2F..&limit=1"},
+      {"GET", "/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"},
+      {"GET", "/api/projects/7/persons/9223372036854775807/"},
+      {"DELETE", "/api/projects/7/persons/01908D6B-0001-7000-8000-000000000001/?delete_events=true"},
+      {"POST", "/api/projects/7/persons/42/update_property/"},
+      {"POST", "/api/projects/7/persons/42/delete_property/"},
+      {"GET", "/api/projects/7/feature_flags/?limit=100&offset=0"},
+      {"POST", "/api/projects/7/feature_flags/"},
+      {"GET", "/api/projects/7/feature_flags/12/"},
+      {"PATCH", "/api/projects/7/feature_flags/12/"},
+      {"GET", "/flags/definitions?token=phc_x&send_cohorts"},
+  };
+  for (const auto& [method, path] : allowed) {
+    http_.Respond(200, "{}");
+    PostHogRequest request;
+    request.method = method;
+    request.path = path;
+    request.bearer = KeyKind::kPersonalApiKey;
+    absl::StatusOr<HttpResponse> response = Client().Send(request, CallContext{});
+    EXPECT_TRUE(response.ok()) << method << " " << path << ": " << response.status();
+  }
+  EXPECT_EQ(http_.requests().size(), allowed.size());
+  EXPECT_EQ(Refused(Client(), "personal_key_route_not_allowed"), 0);
+}
+
+TEST_F(PostHogClientTest, RefusesATargetNotBuiltByUpstreamUrl) {
+  // Whatever the key, a target with raw or dot segments never leaves.
+  for (const std::string& path :
+       {std::string("/api/projects/7/persons/../"), std::string("/api/projects/7/persons/./"),
+        std::string("/api/projects/7/persons/%2e%2e/"), std::string("/api/projects/7/persons/%2E/"),
+        std::string("/batch/?a=b c"), std::string("/batch/#x"), std::string("batch/"),
+        std::string("/api//projects/"), std::string("/flags/?v=2\r\nHost: evil"),
+        std::string("/api/x\0/", 8), std::string("/flags/?")}) {
+    PostHogRequest request;
+    request.method = "POST";
+    request.host = PostHogHost::kIngestion;
+    request.path = path;
+
+    absl::StatusOr<HttpResponse> response = Client().Send(request, CallContext{});
+
+    EXPECT_EQ(response.status().code(), absl::StatusCode::kInternal) << path;
+    EXPECT_EQ(ErrorInfoReason(response.status()), "UPSTREAM_REQUEST_REFUSED") << path;
+  }
+  EXPECT_EQ(Refused(Client(), "target_not_canonical"), 11);
+  EXPECT_TRUE(http_.requests().empty());
 }
 
 }  // namespace
