@@ -1,9 +1,16 @@
 #include "server/posthog/project_registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
 
 namespace posthog_gateway {
+namespace {
+
+constexpr size_t kMaxEchoedAliasLength = 64;
+
+}  // namespace
 
 ProjectRegistry::ProjectRegistry(const GatewayConfig& config, const KeyStore* keys,
                                  HttpClient* http)
@@ -18,10 +25,14 @@ absl::StatusOr<const PostHogClient*> ProjectRegistry::Resolve(
     absl::string_view alias, absl::string_view field) const {
   auto it = clients_.find(alias.empty() ? absl::string_view(default_alias_) : alias);
   if (it != clients_.end()) return it->second.get();
-  // Neither the configured aliases (they map the deployment) nor the
-  // caller's value (it may be anything, of any size) are echoed.
+  // The configured aliases are not listed (they map the deployment); the
+  // caller's value is echoed only when short and printable.
+  const bool echo = alias.size() <= kMaxEchoedAliasLength &&
+                    std::all_of(alias.begin(), alias.end(),
+                                [](char c) { return c >= 0x20 && c < 0x7f; });
   const std::string description = absl::StrCat(
-      "no such project is configured in the gateway (", clients_.size(),
+      echo ? absl::StrCat("no project \"", alias, "\"") : std::string("no such project"),
+      " is configured in the gateway (", clients_.size(),
       clients_.size() == 1 ? " project is" : " projects are", " configured)");
   return InvalidArgumentWithViolations(description,
                                        {{std::string(field), description}});

@@ -30,7 +30,8 @@ class ProjectRegistry final {
 
   // Resolve returns the client of `alias` (the default project when empty),
   // or INVALID_ARGUMENT with a BadRequest violation on `field` that says how
-  // many projects are configured, never which (nor echoes `alias`).
+  // many projects are configured, never which (`alias` is echoed only when
+  // it is at most 64 printable ASCII characters).
   absl::StatusOr<const PostHogClient*> Resolve(absl::string_view alias,
                                                absl::string_view field = "project") const;
 

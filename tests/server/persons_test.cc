@@ -96,7 +96,7 @@ class PersonsTest : public ::testing::Test {
 
   Persons persons() { return Persons(*registry_->Resolve("")); }
 
-  // An update of person 01908d6b-0001-7000-8000-000000000001 setting two properties, and PostHog's answers
+  // An update of one person setting two properties, and PostHog's answers
   // to its three requests (two sets, one unset).
   static posthog::v1::PersonRef PersonU1() {
     posthog::v1::PersonRef ref;

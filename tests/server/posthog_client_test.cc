@@ -179,8 +179,13 @@ TEST_F(PostHogClientTest, UnknownProjectAliasIsInvalidArgumentCountingButNotNami
 
   EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client.status().message(),
-            "no such project is configured in the gateway (1 project is configured)");
+            "no project \"prod\" is configured in the gateway (1 project is configured)");
   EXPECT_THAT(std::string(client.status().message()), Not(HasSubstr("demo")));
+  // A long or unprintable value is not echoed.
+  EXPECT_EQ(registry_->Resolve(std::string(65, 'p')).status().message(),
+            "no such project is configured in the gateway (1 project is configured)");
+  EXPECT_EQ(registry_->Resolve("a\nb").status().message(),
+            "no such project is configured in the gateway (1 project is configured)");
 }
 
 // The refusal count of `reason` on `client`.
