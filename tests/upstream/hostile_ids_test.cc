@@ -296,7 +296,7 @@ class HostileIdsTest : public ::testing::Test {
     request.set_project(project);
     request.mutable_flag()->set_id(id);
     request.mutable_flag()->set_key(key);
-    request.add_update_mask("key");
+    request.mutable_update_mask()->add_paths("key");
     v1::UpdateFlagResponse response;
     return flag_stub_->UpdateFlag(&context, request, &response);
   }
