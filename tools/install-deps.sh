@@ -20,6 +20,16 @@ debian_packages=(
   golang-google-genproto-dev
   golang-google-grpc-dev
   grpc-proto
+  # The Java caller (tests/polyglot/java, client/examples/GetCurrentUser.java):
+  # grpc-java 1.41 and what it needs at run time, javac, no Maven.
+  default-jdk-headless
+  libgeronimo-annotation-1.3-spec-java
+  libgoogle-gson-java
+  libgrpc-java
+  libguava-java
+  libnetty-java
+  libperfmark-java
+  libprotobuf-java
   libabsl-dev
   libbenchmark-dev
   libcpp-httplib-dev
@@ -41,6 +51,7 @@ debian_packages=(
   prometheus
   protobuf-compiler
   protobuf-compiler-grpc
+  protobuf-compiler-grpc-java-plugin
   protoc-gen-go
   protoc-gen-go-grpc
   python3-grpcio

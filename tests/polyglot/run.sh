@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the polyglot suites against the real gateway and emulator: Python
 # (grpcio, stubs generated at test time), the C++ CLI (driven from Python),
-# Node.js (@grpc/grpc-js) and Go (grpc-go from Debian, tests/polyglot/go),
+# Node.js (@grpc/grpc-js), Go (grpc-go from Debian, tests/polyglot/go) and
+# Java (grpc-java from Debian, tests/polyglot/java),
 # after the harness's own tests. Exits non-zero if any suite fails.
 #
 # The binaries must be built first:
@@ -65,6 +66,9 @@ node --test tests/polyglot/capture.test.js || failed+=(node-capture)
 
 echo "== Go (grpc-go from Debian, GOPATH mode): UserService, CaptureService, PersonService, FlagService, retries"
 tests/polyglot/go/run.sh || failed+=(go)
+
+echo "== Java (grpc-java from Debian, javac): UserService, CaptureService, PersonService, FlagService, retries"
+tests/polyglot/java/run.sh || failed+=(java)
 
 if (( ${#failed[@]} > 0 )); then
   echo "polyglot: FAILED: ${failed[*]}" >&2
