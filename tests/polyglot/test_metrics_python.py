@@ -51,15 +51,22 @@ class MetricsTest(unittest.TestCase):
     def test_build_info_names_this_checkout(self):
         with open(os.path.join(REPO_ROOT, "VERSION"), encoding="ascii") as f:
             version = f.read().strip()
-        git = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "HEAD"],
-                             capture_output=True, text=True, check=False)
-        revision = git.stdout.strip() if git.returncode == 0 else "unknown"
+        in_git = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "HEAD"], capture_output=True,
+                                check=False).returncode == 0
         lines = re.findall(r"^posthog_gateway_build_info\{(.*)\} (\S+)$", self.text, re.M)
         self.assertEqual(len(lines), 1, self.text)
         labels = dict(re.findall(r'(\w+)="([^"]*)"', lines[0][0]))
         self.assertEqual(lines[0][1], "1")
         self.assertEqual(labels["version"], version)
-        self.assertEqual(labels["revision"], revision)
+        if in_git:
+            # The commit the binary was built from: this checkout's HEAD, or one
+            # of its ancestors when commits came after the last build.
+            self.assertRegex(labels["revision"], r"^[0-9a-f]{40}$")
+            ancestor = subprocess.run(["git", "-C", REPO_ROOT, "merge-base", "--is-ancestor",
+                                       labels["revision"], "HEAD"], capture_output=True, check=False)
+            self.assertEqual(ancestor.returncode, 0, f"{labels['revision']} is not in HEAD's history")
+        else:
+            self.assertEqual(labels["revision"], "unknown")
         self.assertRegex(labels["source"], r"^[A-Za-z0-9._:/@+-]+$")
 
     def test_process_metrics_describe_the_gateway_process(self):
