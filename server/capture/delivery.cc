@@ -17,6 +17,7 @@
 #include "server/capture/event_builder.h"
 #include "server/common/log.h"
 #include "server/common/redact.h"
+#include "server/posthog/error_mapping.h"
 #include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway {
@@ -34,13 +35,12 @@ double DefaultRandom() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
 }
 
-absl::Duration RetryAfter(const HttpResponse& response) {
+// PostHog's Retry-After (seconds or a date), at most kMaxRetryAfter like
+// every wait PostHog names.
+absl::Duration RetryAfter(const HttpResponse& response, absl::Time now) {
   std::optional<std::string> header = response.Header("retry-after");
-  int64_t seconds = 0;
-  if (!header.has_value() || !absl::SimpleAtoi(*header, &seconds) || seconds <= 0) {
-    return absl::ZeroDuration();
-  }
-  return absl::Seconds(std::min<int64_t>(seconds, 600));
+  if (!header.has_value()) return absl::ZeroDuration();
+  return ParseRetryAfter(*header, now).value_or(absl::ZeroDuration());
 }
 
 absl::Status kStoppingStatus() {
@@ -230,7 +230,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
         return SendRange(batch, begin, middle, outcomes) &&
                SendRange(batch, middle, end, outcomes);
       }
-      retry_after = RetryAfter(*response);
+      retry_after = RetryAfter(*response, env_.now());
       if (attempt == 0 || attempt % 10 == 0) {
         LogWarning("capture: PostHog answered a retryable error; retrying",
                    {{"project", client_->project().alias},

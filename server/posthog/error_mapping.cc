@@ -1,5 +1,6 @@
 #include "server/posthog/error_mapping.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -109,13 +110,13 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
   int64_t seconds = 0;
   if (absl::SimpleAtoi(value, &seconds)) {
     if (seconds < 0) return std::nullopt;
-    return absl::Seconds(seconds);
+    return std::min(absl::Seconds(seconds), kMaxRetryAfter);
   }
   absl::Time when;
   std::string error;
   if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", value, absl::UTCTimeZone(),
                       &when, &error)) {
-    return std::max(absl::ZeroDuration(), when - now);
+    return std::clamp(when - now, absl::ZeroDuration(), kMaxRetryAfter);
   }
   return std::nullopt;
 }
@@ -130,7 +131,7 @@ std::optional<absl::Duration> ParseExpectedAvailable(absl::string_view detail) {
   if (!absl::SimpleAtod(rest.substr(0, end), &seconds) || seconds < 0) {
     return std::nullopt;
   }
-  return absl::Seconds(seconds);
+  return std::min(absl::Seconds(seconds), kMaxRetryAfter);
 }
 
 absl::Status StatusFromHttpResponse(const HttpResponse& response,

@@ -46,12 +46,20 @@ namespace posthog_gateway {
 absl::Status StatusFromHttpResponse(const HttpResponse& response,
                                     absl::string_view operation, absl::Time now);
 
-// ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
+// The longest wait the gateway takes from PostHog (a Retry-After, or DRF's
+// "Expected available in N seconds"): longer ones are clamped to it, so that
+// one answer cannot hold a project's persons, flags or capture back for
+// hours. Every reader of those waits goes through the two parsers below.
+inline constexpr absl::Duration kMaxRetryAfter = absl::Minutes(10);
+
+// ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date,
+// at most kMaxRetryAfter.
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
                                               absl::Time now);
 
 // ParseExpectedAvailable reads the wait out of Django REST framework's
-// throttle detail, "Request was throttled. Expected available in N seconds."
+// throttle detail, "Request was throttled. Expected available in N seconds.",
+// at most kMaxRetryAfter.
 std::optional<absl::Duration> ParseExpectedAvailable(absl::string_view detail);
 
 }  // namespace posthog_gateway

@@ -15,6 +15,7 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/config/key_store.h"
 #include "server/paging/resume_token.h"
+#include "server/posthog/error_mapping.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/flag_service.h"
 #include "tests/fakes/demo_project.h"
@@ -152,6 +153,18 @@ TEST_F(FlagManagementTest, UpdateRefusesAMaskPathThatIsNoWritableField) {
   EXPECT_EQ(ViolatedFields(refused),
             (std::vector<std::string>{"update_mask.paths[1]", "update_mask.paths[2]"}));
   EXPECT_TRUE(http_.requests().empty()) << "a refused update reached PostHog";
+}
+
+TEST_F(FlagManagementTest, AHugeRetryAfterHoldsTheProjectBackTenMinutesAtMost) {
+  // 999999 s would be 277 hours without a bound.
+  http_.Respond(429, kThrottled, {{"Retry-After", "999999"}});
+  EXPECT_EQ(Get().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_EQ(http_.requests().size(), 1);
+
+  clock_.Advance(kMaxRetryAfter + absl::Seconds(1));
+  http_.Respond(200, kFlag);
+  EXPECT_TRUE(Delete().ok());
+  EXPECT_EQ(http_.requests().size(), 2);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "server/posthog/error_mapping.h"
 #include "server/posthog/project_registry.h"
 #include "tests/fakes/demo_project.h"
 #include "tests/fakes/fake_clock.h"
@@ -198,6 +199,28 @@ TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {
   ref.set_uuid("01908d6b-0001-7000-8000-000000000001");
   EXPECT_EQ(persons().UpdateProperties(ref, {}, {}, {}).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PersonsTest, AHugeRetryAfterHoldsThePersonsBackTenMinutesAtMost) {
+  FakeClock clock;
+  RequestPacer pacer({}, &clock);
+  Persons paced(*registry_->Resolve(""), &pacer);
+  CallContext call;
+  call.deadline = absl::InfiniteFuture();
+  // 999999 s would be 277 hours without a bound.
+  http_.Respond(429, "{}", {{"Retry-After", "999999"}});
+  EXPECT_EQ(paced.Delete(PersonU1(), false, call).code(), absl::StatusCode::kResourceExhausted);
+
+  // Within the bound, nothing is sent.
+  call.deadline = clock.Now() + kMaxRetryAfter - absl::Seconds(1);
+  EXPECT_EQ(paced.Delete(PersonU1(), false, call).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(http_.requests().size(), 1u);
+
+  clock.Advance(kMaxRetryAfter + absl::Seconds(1));
+  call.deadline = clock.Now() + absl::Seconds(1);
+  http_.Respond(202, "");
+  EXPECT_TRUE(paced.Delete(PersonU1(), false, call).ok());
+  EXPECT_EQ(http_.requests().size(), 2u);
 }
 
 }  // namespace
