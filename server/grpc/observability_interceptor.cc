@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "grpcpp/grpcpp.h"
 #include "server/common/log.h"
 
@@ -172,6 +173,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
 
 }  // namespace
 
+bool IsKnownMethod(absl::string_view service, absl::string_view method) {
+  const google::protobuf::ServiceDescriptor* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(std::string(service));
+  return descriptor != nullptr && descriptor->FindMethodByName(std::string(method)) != nullptr;
+}
+
 std::string CallerFromForwardedClientCert(absl::string_view header) {
   // Elements are comma-separated (commas inside quotes are not separators);
   // each is `Key=value;Key=value`. The last element is the nearest proxy's.
@@ -216,20 +223,38 @@ ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Me
     const grpc::experimental::ServerRpcInfo& info) {
   const absl::string_view path = info.method();  // "/pkg.Service/Method"
   absl::MutexLock lock(&mu_);
-  std::unique_ptr<MethodInfo>& entry = methods_[path];
-  if (entry == nullptr) {
-    entry = std::make_unique<MethodInfo>();
-    const size_t slash = path.rfind('/');
-    entry->service = std::string(path.substr(1, slash == 0 ? 0 : slash - 1));
-    entry->method = std::string(path.substr(slash + 1));
-    entry->type = TypeName(info.type());
-    entry->full_name = absl::StrCat(entry->service, "/", entry->method);
-    entry->quiet = absl::StartsWith(entry->service, "grpc.health.") ||
-                   absl::StartsWith(entry->service, "grpc.reflection.");
-    entry->started = started_->WithLabels({entry->type, entry->service, entry->method});
-    entry->handling_seconds =
-        handling_seconds_->WithLabels({entry->type, entry->service, entry->method});
+  if (auto found = methods_.find(path); found != methods_.end()) return found->second.get();
+  const size_t slash = path.rfind('/');
+  const std::string service(path.substr(1, slash == 0 ? 0 : slash - 1));
+  const std::string method(path.substr(slash + 1));
+  // Any caller may name any method: only the methods of the services linked
+  // into the binary get their own series (and an entry here); every other
+  // name shares one, so that unknown names cannot add series forever.
+  if (!IsKnownMethod(service, method)) {
+    if (unknown_ == nullptr) {
+      unknown_ = std::make_unique<MethodInfo>();
+      unknown_->service = std::string(kUnknownMethodLabel);
+      unknown_->method = std::string(kUnknownMethodLabel);
+      unknown_->type = std::string(kUnknownMethodLabel);
+      unknown_->full_name = std::string(kUnknownMethodLabel);
+      unknown_->started = started_->WithLabels({unknown_->type, unknown_->service,
+                                                unknown_->method});
+      unknown_->handling_seconds = handling_seconds_->WithLabels(
+          {unknown_->type, unknown_->service, unknown_->method});
+    }
+    return unknown_.get();
   }
+  std::unique_ptr<MethodInfo>& entry = methods_[path];
+  entry = std::make_unique<MethodInfo>();
+  entry->service = service;
+  entry->method = method;
+  entry->type = TypeName(info.type());
+  entry->full_name = absl::StrCat(entry->service, "/", entry->method);
+  entry->quiet = absl::StartsWith(entry->service, "grpc.health.") ||
+                 absl::StartsWith(entry->service, "grpc.reflection.");
+  entry->started = started_->WithLabels({entry->type, entry->service, entry->method});
+  entry->handling_seconds =
+      handling_seconds_->WithLabels({entry->type, entry->service, entry->method});
   return entry.get();
 }
 

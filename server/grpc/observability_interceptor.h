@@ -17,6 +17,10 @@
 //   RetryInfo (gRPC clients' retry policies read the trailer, not the
 //   detail).
 //
+// Metric labels and the logged method come only from methods the binary
+// knows (IsKnownMethod): a call to any other name, which a caller chooses
+// freely, is counted under kUnknownMethodLabel, so series stay bounded.
+//
 // Thread-safe; the registry must outlive the server.
 
 #include <atomic>
@@ -64,13 +68,23 @@ class ObservabilityInterceptorFactory final
 
   absl::Mutex mu_;
   // Keyed by the path "/service/method"; entries are never removed.
+  // Only methods IsKnownMethod knows; the rest share `unknown_`.
   absl::flat_hash_map<std::string, std::unique_ptr<MethodInfo>> methods_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<MethodInfo> unknown_ ABSL_GUARDED_BY(mu_);
   Counter* started_;
   Counter* handled_;
   Histogram* handling_seconds_;
   CallerIdentitySource caller_identity_;
   AccessLog access_log_;
 };
+
+// The value of every metric label (grpc_type, grpc_service, grpc_method) and
+// of the access log's method for a call to a method the binary does not know.
+inline constexpr absl::string_view kUnknownMethodLabel = "unknown";
+
+// IsKnownMethod is whether `service` (e.g. "posthog.v1.UserService") has
+// `method` among the protobuf services linked into the binary.
+bool IsKnownMethod(absl::string_view service, absl::string_view method);
 
 // The SPIFFE id in the last element of an x-forwarded-client-cert header
 // (the one the nearest proxy added), e.g. `spiffe://cluster.local/ns/a/sa/b`;

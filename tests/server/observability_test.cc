@@ -15,6 +15,7 @@
 #include "server/observability/admin_server.h"
 #include "server/observability/metrics.h"
 #include "tests/fakes/fake_http_client.h"
+#include "tests/fakes/raw_grpc_call.h"
 
 namespace posthog_gateway {
 namespace {
@@ -212,6 +213,44 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   httplib::Result health = http.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+}
+
+TEST(ObservabilityInterceptorTest, UnknownMethodsShareOneSeries) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service, AccessLog::kOff);
+  std::shared_ptr<grpc::Channel> channel = server->InProcessChannel({});
+  EXPECT_EQ(testing::RawUnaryCall(channel, "/posthog.v1.UserService/GetCurrentUser", "")
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  const size_t before = registry.Expose().size();
+
+  // Names a caller makes up: unknown methods of a known service, unknown
+  // services, label-breaking text.
+  constexpr int kCalls = 300;
+  for (int i = 0; i < kCalls; ++i) {
+    const std::string method =
+        i % 3 == 0   ? absl::StrCat("/posthog.v1.UserService/Nope", i)
+        : i % 3 == 1 ? absl::StrCat("/evil.Service", i, "/X")
+                     : absl::StrCat("/a\"b", i, "/", std::string(200, 'x'));
+    EXPECT_EQ(testing::RawUnaryCall(channel, method, "").error_code(),
+              grpc::StatusCode::UNIMPLEMENTED)
+        << method;
+  }
+  server->Shutdown();
+
+  const std::string text = registry.Expose();
+  EXPECT_THAT(text, Not(HasSubstr("Nope")));
+  EXPECT_THAT(text, Not(HasSubstr("evil")));
+  EXPECT_THAT(text, Not(HasSubstr("xxxxxxxx")));
+  const std::string unknown =
+      "grpc_type=\"unknown\",grpc_service=\"unknown\",grpc_method=\"unknown\"";
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("grpc_server_started_total{", unknown, "} ", kCalls)));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("grpc_server_handled_total{", unknown,
+                                           ",grpc_code=\"Unimplemented\"} ", kCalls)));
+  // One started, one handled and one histogram's series more, whatever the
+  // number of names: well under 4 KB.
+  EXPECT_LT(text.size(), before + 4096) << text;
 }
 
 // The access-log lines of one GetCurrentUser call for `project` under
