@@ -28,6 +28,7 @@ absl::Status CaptureEventCommand(const CommandEnv& env, const std::vector<std::s
                                  std::ostream& out) {
   posthog::v1::CaptureEventRequest request;
   request.set_project(env.project);
+  request.mutable_event()->set_geoip(env.geoip);
   request.mutable_event()->set_event(args[0]);
   request.mutable_event()->set_distinct_id(args[1]);
   if (args.size() > 2) {
@@ -45,6 +46,7 @@ absl::Status IdentifyCommand(const CommandEnv& env, const std::vector<std::strin
                              std::ostream& out) {
   posthog::v1::IdentifyRequest request;
   request.set_project(env.project);
+  request.set_geoip(env.geoip);
   request.set_distinct_id(args[0]);
   if (args.size() > 1) {
     absl::StatusOr<google::protobuf::Struct> set = ParseObject(args[1], "SET_JSON");
@@ -62,6 +64,7 @@ absl::Status AliasCommand(const CommandEnv& env, const std::vector<std::string>&
                           std::ostream& out) {
   posthog::v1::AliasRequest request;
   request.set_project(env.project);
+  request.set_geoip(env.geoip);
   request.set_distinct_id(args[0]);
   request.set_alias(args[1]);
   auto response = env.client->Call(env.client->capture_service(),
@@ -74,6 +77,7 @@ absl::Status GroupIdentifyCommand(const CommandEnv& env, const std::vector<std::
                                   std::ostream& out) {
   posthog::v1::GroupIdentifyRequest request;
   request.set_project(env.project);
+  request.set_geoip(env.geoip);
   request.set_group_type(args[0]);
   request.set_group_key(args[1]);
   if (args.size() > 2) {
@@ -92,6 +96,7 @@ absl::Status CaptureSetCommand(const CommandEnv& env,
                                         std::ostream& out) {
   posthog::v1::SetPersonPropertiesRequest request;
   request.set_project(env.project);
+  request.set_geoip(env.geoip);
   request.set_distinct_id(args[0]);
   absl::StatusOr<google::protobuf::Struct> set = ParseObject(args[1], "SET_JSON");
   if (!set.ok()) return set.status();

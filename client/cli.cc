@@ -46,6 +46,14 @@ bool IsUsageError(const absl::Status& status) {
   return status.GetPayload(kUsageErrorPayloadUrl).has_value();
 }
 
+absl::StatusOr<posthog::v1::GeoipMode> ParseGeoip(absl::string_view text) {
+  if (text.empty()) return posthog::v1::GEOIP_MODE_UNSPECIFIED;
+  if (text == "on") return posthog::v1::GEOIP_MODE_ENABLED;
+  if (text == "off") return posthog::v1::GEOIP_MODE_DISABLED;
+  return UsageError(absl::StrCat("--geoip must be on or off (or empty for the project's default), not ",
+                                 text));
+}
+
 absl::StatusOr<CommandLine> ParseCommandLine(
     const std::vector<std::string>& args,
     absl::Span<absl::CommandLineFlag* const> flags) {

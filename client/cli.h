@@ -28,6 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "client/gateway_client.h"
+#include "posthog/v1/common.pb.h"
 
 namespace posthog_client {
 
@@ -50,7 +51,13 @@ struct CommandEnv {
   // The project alias for the request's `project` field (--project); empty
   // means the gateway's default project.
   std::string project;
+  // GeoIP for captured events and flag evaluations (--geoip).
+  posthog::v1::GeoipMode geoip = posthog::v1::GEOIP_MODE_UNSPECIFIED;
 };
+
+// ParseGeoip reads --geoip: "on", "off", or empty for the project's default;
+// anything else is a UsageError.
+absl::StatusOr<posthog::v1::GeoipMode> ParseGeoip(absl::string_view text);
 
 // A CommandHandler runs one command with its positional arguments (already
 // counted against the table), writes its result to `out` and returns the

@@ -40,6 +40,7 @@ absl::Status EvaluateFlagsCommand(const CommandEnv& env, const std::vector<std::
                                   std::ostream& out) {
   posthog::v1::EvaluateFlagsRequest request;
   request.set_project(env.project);
+  request.mutable_options()->set_geoip(env.geoip);
   if (!args[0].empty() && args[0][0] == '{') {
     absl::Status parsed = ParseJsonArgument(args[0], "CONTEXT", request.mutable_context());
     if (!parsed.ok()) return parsed;

@@ -1,7 +1,7 @@
 // posthog: a command-line client of the PostHog gRPC gateway.
 //
 //   posthog [--target=HOST:PORT] [--project=ALIAS] [--timeout=10s]
-//           [--request_id=ID] COMMAND [ARGUMENTS]
+//           [--request_id=ID] [--geoip=on|off] COMMAND [ARGUMENTS]
 //
 // Prints each response as JSON on stdout. On failure prints
 // `error: <CODE>: <message>` and the google.rpc details on stderr. Exit
@@ -38,6 +38,10 @@ ABSL_FLAG(std::string, cert_file, "",
           "With --tls, this caller's PEM certificate chain, for a gateway that "
           "requires client certificates (with --key_file).");
 ABSL_FLAG(std::string, key_file, "", "With --cert_file, its PEM private key.");
+ABSL_FLAG(std::string, geoip, "",
+          "Whether PostHog geolocates captured events and flag evaluations: "
+          "on or off; empty for the project's default (off, as in PostHog's "
+          "server SDKs).");
 
 namespace posthog_client {
 namespace {
@@ -58,6 +62,7 @@ std::vector<absl::CommandLineFlag*> CliFlags() {
            &absl::GetFlagReflectionHandle(FLAGS_ca_file),
            &absl::GetFlagReflectionHandle(FLAGS_cert_file),
            &absl::GetFlagReflectionHandle(FLAGS_key_file),
+           &absl::GetFlagReflectionHandle(FLAGS_geoip),
        }) {
     flags.push_back(absl::FindCommandLineFlag(flag->Name()));
   }
@@ -102,9 +107,13 @@ int Main(int argc, char** argv) {
   if (!client.ok())
     return ReportUsageError(kProgram, client.status(), std::cerr);
 
+  const absl::StatusOr<posthog::v1::GeoipMode> geoip = ParseGeoip(absl::GetFlag(FLAGS_geoip));
+  if (!geoip.ok()) return ReportUsageError(kProgram, geoip.status(), std::cerr);
+
   CommandEnv env;
   env.client = client->get();
   env.project = absl::GetFlag(FLAGS_project);
+  env.geoip = *geoip;
   return RunCommand(kProgram, *parsed, env, std::cout, std::cerr);
 }
 

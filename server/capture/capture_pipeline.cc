@@ -123,7 +123,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   auto queue = queues_.find(alias);
   if (queue == queues_.end()) return absl::InternalError("capture: project has no queue");
 
-  absl::StatusOr<std::vector<BuiltEvent>> built = builder_->Build(events, field, indexed);
+  absl::StatusOr<std::vector<BuiltEvent>> built =
+      builder_->Build(events, field, indexed, (*client)->project().disable_geoip);
   if (!built.ok()) return built.status();
 
   std::vector<SpoolRecord> records;
@@ -182,7 +183,8 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
   auto queue = queues_.find(alias);
   if (queue == queues_.end()) return done(absl::InternalError("capture: project has no queue"));
 
-  absl::StatusOr<std::vector<BuiltEvent>> built = builder_->Build(events, field, indexed);
+  absl::StatusOr<std::vector<BuiltEvent>> built =
+      builder_->Build(events, field, indexed, (*client)->project().disable_geoip);
   if (!built.ok()) return done(built.status());
   auto records = std::make_shared<std::vector<SpoolRecord>>();
   auto uuids = std::make_shared<std::vector<std::string>>();

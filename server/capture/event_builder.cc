@@ -1,5 +1,6 @@
 #include "server/capture/event_builder.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -74,6 +75,29 @@ google::protobuf::Value StringValue(const std::string& text) {
 
 }  // namespace
 
+std::optional<bool> GeoipDisable(const posthog::v1::Event& event, bool disable_geoip) {
+  const auto& fields = event.properties().fields();
+  const bool caller_set = fields.count("$geoip_disable") > 0;
+  switch (event.geoip()) {
+    case posthog::v1::GEOIP_MODE_DISABLED:
+      return true;
+    case posthog::v1::GEOIP_MODE_ENABLED:
+      // The field wins over a `$geoip_disable` of the caller's properties.
+      return caller_set ? std::optional<bool>(false) : std::nullopt;
+    default:
+      break;
+  }
+  if (!disable_geoip || caller_set) return std::nullopt;
+  // PostHog geolocates `$ip` when the event carries one: the end user's
+  // address, which the caller knows and PostHog cannot.
+  auto ip = fields.find("$ip");
+  if (ip != fields.end() && ip->second.kind_case() == google::protobuf::Value::kStringValue &&
+      !ip->second.string_value().empty()) {
+    return std::nullopt;
+  }
+  return true;
+}
+
 std::string FormatEventTime(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
 }
@@ -132,6 +156,9 @@ std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& eve
                         " and one day after the gateway's clock")});
     }
   }
+  if (!posthog::v1::GeoipMode_IsValid(event.geoip())) {
+    violations.push_back({Path(path, "geoip"), "must be a GeoipMode value"});
+  }
   if (!event.uuid().empty() && !IsUuid(event.uuid())) {
     violations.push_back({Path(path, "uuid"), "must be a UUID"});
   }
@@ -151,7 +178,7 @@ std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& eve
 
 absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     const std::vector<const posthog::v1::Event*>& events, absl::string_view field,
-    bool indexed) const {
+    bool indexed, bool disable_geoip) const {
   const absl::Time now = now_();
   // Formatted once: every event without a timestamp of its own shares it.
   const std::string now_text = FormatEventTime(now);
@@ -175,7 +202,7 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     const std::string own_time = event.has_timestamp() ? FormatEventTime(timestamp) : "";
     absl::StatusOr<std::string> json =
         EventJson(event, {out.uuid, event.has_timestamp() ? own_time : now_text, kCaptureLib,
-                          lib_version_});
+                          lib_version_, GeoipDisable(event, disable_geoip)});
     if (!json.ok()) {
       violations.push_back({Path(path, "properties"), std::string(json.status().message())});
       continue;
@@ -202,6 +229,7 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
 
 posthog::v1::Event IdentifyEvent(const posthog::v1::IdentifyRequest& request) {
   posthog::v1::Event event;
+  event.set_geoip(request.geoip());
   event.set_event("$identify");
   event.set_distinct_id(request.distinct_id());
   auto& properties = *event.mutable_properties()->mutable_fields();
@@ -219,6 +247,7 @@ posthog::v1::Event IdentifyEvent(const posthog::v1::IdentifyRequest& request) {
 
 posthog::v1::Event AliasEvent(const posthog::v1::AliasRequest& request) {
   posthog::v1::Event event;
+  event.set_geoip(request.geoip());
   event.set_event("$create_alias");
   event.set_distinct_id(request.distinct_id());
   auto& properties = *event.mutable_properties()->mutable_fields();
@@ -229,6 +258,7 @@ posthog::v1::Event AliasEvent(const posthog::v1::AliasRequest& request) {
 
 posthog::v1::Event GroupIdentifyEvent(const posthog::v1::GroupIdentifyRequest& request) {
   posthog::v1::Event event;
+  event.set_geoip(request.geoip());
   event.set_event("$groupidentify");
   event.set_distinct_id(request.distinct_id().empty()
                             ? absl::StrCat("$", request.group_type(), "_",
@@ -244,6 +274,7 @@ posthog::v1::Event GroupIdentifyEvent(const posthog::v1::GroupIdentifyRequest& r
 posthog::v1::Event SetPersonPropertiesEvent(
     const posthog::v1::SetPersonPropertiesRequest& request) {
   posthog::v1::Event event;
+  event.set_geoip(request.geoip());
   event.set_event("$set");
   event.set_distinct_id(request.distinct_id());
   auto& properties = *event.mutable_properties()->mutable_fields();

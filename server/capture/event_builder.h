@@ -5,9 +5,16 @@
 // PostHog's SDKs put in a `/batch/` body (docs/posthog-api.md §1.2, §1.8):
 //
 //   {"event": ..., "distinct_id": ..., "properties": {..., "$lib": ...,
-//    "$lib_version": ..., "$set": {...}, "$set_once": {...}, "$groups": {...},
-//    "$process_person_profile": false, "$geoip_disable": true},
+//    "$lib_version": ..., "$is_server": true, "$set": {...},
+//    "$set_once": {...}, "$groups": {...}, "$process_person_profile": false,
+//    "$geoip_disable": true},
 //    "timestamp": "2026-01-02T03:04:05.000Z", "uuid": "<UUIDv7>"}
+//
+// GeoIP follows PostHog's server SDKs: `$geoip_disable: true` unless the
+// event asks for GeoIP (GEOIP_MODE_ENABLED), the project's default allows it,
+// the event carries `$ip` (the end user's address, which PostHog geolocates)
+// or the caller set `$geoip_disable` in the properties itself (kept as sent).
+// GEOIP_MODE_DISABLED always sets it.
 //
 // The uuid and timestamp are fixed here, once, before the event is spooled,
 // so that every retry resends the same ones and PostHog deduplicates.
@@ -19,6 +26,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,9 +76,11 @@ class EventBuilder final {
   // Build validates every event and builds them all, or builds none: a bad
   // event is INVALID_ARGUMENT with one BadRequest violation per problem,
   // named `<field>[i].<name>` (or `<field>.<name>` when `indexed` is false).
+  // `disable_geoip` is the project's default for events that leave `geoip`
+  // unspecified (ProjectConfig::disable_geoip).
   absl::StatusOr<std::vector<BuiltEvent>> Build(
       const std::vector<const posthog::v1::Event*>& events,
-      absl::string_view field, bool indexed) const;
+      absl::string_view field, bool indexed, bool disable_geoip) const;
 
   // Validate returns the problems of one event, fields prefixed by `path`.
   std::vector<FieldViolation> Validate(const posthog::v1::Event& event,
@@ -88,6 +98,10 @@ class EventBuilder final {
 
 // The library name the gateway reports as `$lib`.
 inline constexpr absl::string_view kCaptureLib = "posthog-grpc-gateway";
+
+// GeoipDisable is the `$geoip_disable` the gateway sets on `event` (see
+// above): nullopt when it leaves the event's properties as they are.
+std::optional<bool> GeoipDisable(const posthog::v1::Event& event, bool disable_geoip);
 
 // FormatEventTime formats `time` as PostHog's SDKs do: ISO 8601 in UTC with
 // milliseconds, e.g. `2026-01-02T03:04:05.000Z`.

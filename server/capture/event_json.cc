@@ -94,12 +94,12 @@ class Writer {
         fields;
     absl::InlinedVector<absl::string_view, 8> members;
     if (event != nullptr) {
-      members = {"$lib", "$lib_version"};
+      members = {"$lib", "$lib_version", "$is_server"};
       if (event->has_set()) members.push_back("$set");
       if (event->has_set_once()) members.push_back("$set_once");
       if (!event->groups().empty()) members.push_back("$groups");
       if (event->personless()) members.push_back("$process_person_profile");
-      if (event->disable_geoip()) members.push_back("$geoip_disable");
+      if (extras->geoip_disable.has_value()) members.push_back("$geoip_disable");
     }
     fields.reserve(value.fields().size() + members.size());
     for (const auto& [key, member] : value.fields()) {
@@ -148,8 +148,10 @@ class Writer {
       Struct(groups);
     } else if (key == "$process_person_profile") {
       Raw("false");
-    } else if (key == "$geoip_disable") {
+    } else if (key == "$is_server") {
       Raw("true");
+    } else if (key == "$geoip_disable") {
+      Raw(*extras.geoip_disable ? "true" : "false");
     }
   }
 

@@ -16,6 +16,7 @@
 //
 // Thread-safe (pure functions).
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -31,12 +32,15 @@ struct EventJsonExtras {
   absl::string_view timestamp;
   absl::string_view lib;
   absl::string_view lib_version;
+  // `$geoip_disable` as the gateway sets it, replacing the caller's; absent
+  // (the caller's property, if any, kept) when not set.
+  std::optional<bool> geoip_disable;
 };
 
 // EventJson returns the event object PostHog's `/batch/` takes:
 // {"distinct_id", "event", "properties": {<properties>, "$lib",
-// "$lib_version", "$set", "$set_once", "$groups", "$process_person_profile",
-// "$geoip_disable"}, "timestamp", "uuid"}. INVALID_ARGUMENT when a string of
+// "$lib_version", "$is_server": true, "$set", "$set_once", "$groups",
+// "$process_person_profile", "$geoip_disable"}, "timestamp", "uuid"}. INVALID_ARGUMENT when a string of
 // the event is not valid UTF-8 (protobuf's parser refuses those, so only an
 // event built in-process can have one).
 absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,

@@ -65,6 +65,14 @@ class ObjectReader {
     return absl::OkStatus();
   }
 
+  absl::Status ReadBool(const std::string& key, bool& out) const {
+    const json* value = Find(key);
+    if (value == nullptr) return absl::OkStatus();
+    if (!value->is_boolean()) return FieldError(Child(key), "must be true or false");
+    out = value->get<bool>();
+    return absl::OkStatus();
+  }
+
   // Durations are written in milliseconds, in fields whose names end in `_ms`.
   absl::Status ReadMillis(const std::string& key, absl::Duration& out) const {
     int64_t millis = -1;
@@ -122,7 +130,8 @@ absl::StatusOr<ProjectConfig> ParseProject(const json& value,
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"alias", "project_id", "region", "ingestion_host", "app_host",
-       "project_api_key", "personal_api_key", "feature_flags_secure_key"}));
+       "project_api_key", "personal_api_key", "feature_flags_secure_key",
+       "disable_geoip"}));
   ProjectConfig project;
   RETURN_IF_ERROR(reader.ReadString("alias", project.alias));
   if (project.alias.empty()) return FieldError(reader.Child("alias"), "is required");
@@ -156,6 +165,7 @@ absl::StatusOr<ProjectConfig> ParseProject(const json& value,
   ASSIGN_OR_RETURN(project.feature_flags_secure_key,
                    ParseKeySource(reader.Find("feature_flags_secure_key"),
                                   reader.Child("feature_flags_secure_key")));
+  RETURN_IF_ERROR(reader.ReadBool("disable_geoip", project.disable_geoip));
   if (!project.project_api_key.configured() &&
       !project.personal_api_key.configured()) {
     return FieldError(path,

@@ -45,6 +45,11 @@ struct ProjectConfig {
   KeySource personal_api_key;
   // The feature-flags secure key (`phs_...`), optional.
   KeySource feature_flags_secure_key;
+  // Whether PostHog's GeoIP enrichment is off for this project's events and
+  // remote flag evaluations unless a call asks for it (GEOIP_MODE_ENABLED).
+  // True by default, as in PostHog's server SDKs: the address PostHog sees is
+  // the gateway's. Events carrying `$ip` are geolocated from it anyway.
+  bool disable_geoip = true;
 };
 
 // Which service mesh, if any, terminates mTLS in front of the gateway and so

@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,10 @@ struct EvaluationContext {
   std::map<std::string, std::string> groups;
   // Group type → that group's properties.
   std::map<std::string, nlohmann::json> group_properties;
+  // Whether PostHog may compute GeoIP person properties in a remote
+  // evaluation (`geoip_disable` in `/flags`); unset: the project's default
+  // (ProjectConfig::disable_geoip). Local evaluation ignores it.
+  std::optional<bool> disable_geoip;
 };
 
 // The outcome of one flag.

@@ -73,6 +73,9 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
                                                           const CallContext& call) const {
   ASSIGN_OR_RETURN(Secret token, client_->Key(KeyKind::kProjectApiKey));
   json body = {{"token", token.value()}, {"distinct_id", context.distinct_id}};
+  // As PostHog's server SDKs: the address PostHog sees is the gateway's, so
+  // GeoIP person properties are not computed from it unless asked.
+  body["geoip_disable"] = context.disable_geoip.value_or(client_->project().disable_geoip);
   if (!context.groups.empty()) body["groups"] = context.groups;
   if (context.person_properties.is_object() && !context.person_properties.empty()) {
     body["person_properties"] = context.person_properties;

@@ -65,7 +65,8 @@ class FlagsApi final {
   explicit FlagsApi(const PostHogClient* client, RequestPacer* pacer = nullptr)
       : client_(client), pacer_(pacer) {}
 
-  // RemoteEvaluate asks PostHog for `keys` (every flag when empty).
+  // RemoteEvaluate asks PostHog for `keys` (every flag when empty), with
+  // `geoip_disable` from the context or else the project's default.
   absl::StatusOr<RemoteEvaluation> RemoteEvaluate(const EvaluationContext& context,
                                                   const std::vector<std::string>& keys,
                                                   const CallContext& call) const;

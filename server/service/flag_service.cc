@@ -166,6 +166,10 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
     return InvalidArgumentWithViolations(
         "a distinct id is required", {{"context.distinct_id", "must not be empty"}});
   }
+  if (!posthog::v1::GeoipMode_IsValid(options.geoip())) {
+    return InvalidArgumentWithViolations(
+        "unknown GeoIP mode", {{"options.geoip", "must be a GeoipMode value"}});
+  }
   auto found = projects_by_alias_.find((*client)->project().alias);
   if (found == projects_by_alias_.end() || !(*client)->project().project_api_key.configured()) {
     return absl::FailedPreconditionError(
@@ -177,6 +181,8 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   e.flag_project = &found->second;
   e.options = options;
   e.context = ContextFromProto(who);
+  if (options.geoip() == posthog::v1::GEOIP_MODE_ENABLED) e.context.disable_geoip = false;
+  if (options.geoip() == posthog::v1::GEOIP_MODE_DISABLED) e.context.disable_geoip = true;
   // Without a key that can fetch definitions, every flag is asked remotely.
   e.snapshot = e.flag_project->definitions != nullptr ? e.flag_project->definitions->Current()
                                                       : nullptr;

@@ -265,6 +265,16 @@ TEST_F(RunCommandTest, RpcErrorExitsOneWithCodeAndMessage) {
   EXPECT_EQ(err_.str(), "error: UNAVAILABLE: PostHog answered 503\n");
 }
 
+TEST(ParseGeoipTest, OnOffOrTheProjectsDefault) {
+  EXPECT_EQ(*ParseGeoip(""), posthog::v1::GEOIP_MODE_UNSPECIFIED);
+  EXPECT_EQ(*ParseGeoip("on"), posthog::v1::GEOIP_MODE_ENABLED);
+  EXPECT_EQ(*ParseGeoip("off"), posthog::v1::GEOIP_MODE_DISABLED);
+  const absl::StatusOr<posthog::v1::GeoipMode> bad = ParseGeoip("yes");
+  EXPECT_TRUE(IsUsageError(bad.status()));
+  EXPECT_EQ(bad.status().message(),
+            "--geoip must be on or off (or empty for the project's default), not yes");
+}
+
 TEST_F(RunCommandTest, ReportUsageErrorExitsTwo) {
   std::ostringstream err;
 

@@ -14,6 +14,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/config/key_store.h"
 #include "server/flags/definitions_store.h"
@@ -66,12 +67,13 @@ class EvaluateFlagsTest : public ::testing::Test {
 
   // Start serves FlagService over `http` (which must answer the first
   // definitions poll) with `options`.
-  void Start(HttpClient* http, const FlagsConfig& options) {
+  void Start(HttpClient* http, const FlagsConfig& options, bool disable_geoip = true) {
     if (server_ != nullptr) server_->Shutdown();
     server_.reset();
     service_.reset();
     store_.reset();
     config_ = testing::EnvKeyProjectConfig();
+    config_.projects[0].disable_geoip = disable_geoip;
     keys_ = testing::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http);
     store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), options);
@@ -163,6 +165,45 @@ TEST_F(EvaluateFlagsTest, AnUndecidedFlagIsAskedOfPostHogOnce) {
   // The definitions, then one /flags call.
   ASSERT_EQ(http_.requests().size(), 2u);
   EXPECT_NE(http_.requests()[1].url.find("/flags"), std::string::npos);
+}
+
+TEST_F(EvaluateFlagsTest, PostHogIsAskedWithoutGeoipUnlessTheCallTurnsItOn) {
+  const std::pair<v1::GeoipMode, bool> cases[] = {{v1::GEOIP_MODE_UNSPECIFIED, true},
+                                                  {v1::GEOIP_MODE_DISABLED, true},
+                                                  {v1::GEOIP_MODE_ENABLED, false}};
+  for (const auto& [mode, disabled] : cases) {
+    http_.Respond(200, kPostHogAnswer);
+    v1::EvaluateFlagsRequest request = Request({"pro-only"}, /*only_local=*/false);
+    request.mutable_options()->set_geoip(mode);
+    v1::EvaluateFlagsResponse response;
+    ASSERT_TRUE(Evaluate(request, &response).ok());
+    const nlohmann::json body = nlohmann::json::parse(http_.requests().back().body);
+    EXPECT_EQ(body["geoip_disable"], disabled) << v1::GeoipMode_Name(mode);
+  }
+}
+
+TEST_F(EvaluateFlagsTest, AProjectMayLetPostHogUseGeoipByDefault) {
+  http_.Respond(200, kDefinitions);
+  Start(&http_, FlagsConfig{}, /*disable_geoip=*/false);
+  http_.Respond(200, kPostHogAnswer);
+  v1::EvaluateFlagsResponse response;
+  ASSERT_TRUE(Evaluate(Request({"pro-only"}, false), &response).ok());
+  EXPECT_EQ(nlohmann::json::parse(http_.requests().back().body)["geoip_disable"], false);
+
+  http_.Respond(200, kPostHogAnswer);
+  v1::EvaluateFlagsRequest off = Request({"pro-only"}, false);
+  off.mutable_options()->set_geoip(v1::GEOIP_MODE_DISABLED);
+  ASSERT_TRUE(Evaluate(off, &response).ok());
+  EXPECT_EQ(nlohmann::json::parse(http_.requests().back().body)["geoip_disable"], true);
+}
+
+TEST_F(EvaluateFlagsTest, AnUnknownGeoipModeIsInvalidArgument) {
+  v1::EvaluateFlagsRequest request = Request({}, false);
+  request.mutable_options()->set_geoip(static_cast<v1::GeoipMode>(9));
+  v1::EvaluateFlagsResponse response;
+  grpc::Status status = Evaluate(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::vector<std::string>{"options.geoip"});
 }
 
 TEST_F(EvaluateFlagsTest, WhenPostHogFailsTheUndecidedFlagIsAnErrorAndTheRestStand) {

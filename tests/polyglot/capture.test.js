@@ -14,31 +14,19 @@ const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
 const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { captureClient, unaryCall } = require('./lib/capture');
 
 const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
 const EVENTS_DEADLINE_MS = 30000;
-const LIB = { $lib: 'posthog-grpc-gateway', $lib_version: '0.1.0' };
-
-// The harness helpers below are the same as user.test.js's.
-function loadCaptureService() {
-  const definition = protoLoader.loadSync('posthog/v1/capture.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.CaptureService;
-}
+// What the gateway adds to every event by default: its library, the server
+// mark and GeoIP off, as PostHog's server SDKs do.
+const LIB = {
+  $lib: 'posthog-grpc-gateway', $lib_version: '0.1.0', $is_server: true, $geoip_disable: true,
+};
 
 function call(method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
+  return unaryCall(client, method, request);
 }
 
 // A google.protobuf.Struct as proto-loader wants it, from a plain object of
@@ -77,8 +65,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-capture-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   env = await stack.ready;
-  const CaptureService = loadCaptureService();
-  client = new CaptureService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = captureClient(env.GATEWAY_TARGET);
 });
 
 after(async () => {

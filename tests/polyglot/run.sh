@@ -64,6 +64,9 @@ node --test tests/polyglot/persons.test.js || failed+=(node-persons)
 echo "== Node.js: CaptureService"
 node --test tests/polyglot/capture.test.js || failed+=(node-capture)
 
+echo "== Node.js: wire format, gateway vs posthog-node (docs/geoip.md)"
+node --test tests/polyglot/wire_format.test.js || failed+=(node-wire-format)
+
 echo "== Go (grpc-go from Debian, GOPATH mode): UserService, CaptureService, PersonService, FlagService, retries"
 tests/polyglot/go/run.sh || failed+=(go)
 

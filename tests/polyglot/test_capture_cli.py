@@ -42,6 +42,21 @@ class CaptureCliTest(unittest.TestCase):
         self.assertEqual((event["event"], event["distinct_id"]), ("cli event", "cli-user"))
         self.assertEqual(event["properties"]["plan"], "pro")
 
+    def test_geoip_is_off_unless_the_flag_turns_it_on(self):
+        for flags, expected in [((), True), (("--geoip=off",), True), (("--geoip=on",), None)]:
+            with self.subTest(flags=flags):
+                result = self.run_cli(*flags, "capture", "event", "cli geoip", "cli-geo")
+                self.assertEqual(result.returncode, 0, result.stderr)
+                properties = self.stored(json.loads(result.stdout)["uuid"])["properties"]
+                self.assertEqual(properties.get("$geoip_disable"), expected)
+                self.assertIs(properties["$is_server"], True)
+
+    def test_a_bad_geoip_value_is_a_usage_error(self):
+        result = self.run_cli("--geoip=maybe", "capture", "event", "e", "d")
+
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--geoip must be on or off", result.stderr)
+
     def test_identify_alias_group_and_set(self):
         commands = [
             (("identify", "cli-42", '{"email": "c@example.com"}', "anon-cli"), "$identify"),

@@ -25,7 +25,10 @@ def struct(values):
     return s
 
 
-LIB = {"$lib": "posthog-grpc-gateway", "$lib_version": "0.1.0"}
+# What the gateway adds to every event by default: its library, the server
+# mark and GeoIP off, as PostHog's server SDKs do.
+LIB = {"$lib": "posthog-grpc-gateway", "$lib_version": "0.1.0", "$is_server": True,
+       "$geoip_disable": True}
 
 
 class CapturePythonTest(unittest.TestCase):
@@ -62,7 +65,7 @@ class CapturePythonTest(unittest.TestCase):
             properties=struct({"amount": 29.5, "items": 3, "tags": ["a", "b"]}),
             timestamp=when, uuid="0191e8a0-0000-7000-8000-000000000001",
             groups={"company": "acme"}, set=struct({"plan": "pro"}),
-            set_once=struct({"first_seen": "2026"}), disable_geoip=True)
+            set_once=struct({"first_seen": "2026"}), geoip="GEOIP_MODE_DISABLED")
 
         response = self.capture.CaptureEvent(self.pb.CaptureEventRequest(event=event),
                                              timeout=TIMEOUT)
@@ -72,8 +75,7 @@ class CapturePythonTest(unittest.TestCase):
             "event": "order completed", "distinct_id": "user-1",
             "properties": {"amount": 29.5, "items": 3, "tags": ["a", "b"],
                            "$groups": {"company": "acme"}, "$set": {"plan": "pro"},
-                           "$set_once": {"first_seen": "2026"}, "$geoip_disable": True,
-                           **LIB},
+                           "$set_once": {"first_seen": "2026"}, **LIB},
             "timestamp": "2026-01-01T00:00:00.250Z",
             "uuid": "0191e8a0-0000-7000-8000-000000000001"})
 

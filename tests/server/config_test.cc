@@ -32,6 +32,27 @@ TEST(ConfigTest, MinimalProjectGetsUsCloudHostsAndIsTheDefault) {
   EXPECT_FALSE(config->server.tls.has_value());  // Plaintext unless asked.
 }
 
+TEST(ConfigTest, GeoipIsDisabledUnlessAProjectTurnsItOn) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"env": "A"}},
+                 {"alias": "b", "project_id": 2, "project_api_key": {"env": "B"},
+                  "disable_geoip": false}],
+    "default_project": "a"})");
+
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->projects[0].disable_geoip);
+  EXPECT_FALSE(config->projects[1].disable_geoip);
+}
+
+TEST(ConfigTest, RefusesAGeoipSettingThatIsNotABoolean) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "a", "project_id": 1, "project_api_key": {"env": "A"},
+                  "disable_geoip": "no"}]})");
+
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Message(config), "config: projects[0].disable_geoip: must be true or false");
+}
+
 TEST(ConfigTest, EuRegionSelectsEuHosts) {
   absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
     "projects": [{"alias": "eu", "project_id": 1, "region": "eu",

@@ -17,7 +17,14 @@ using nlohmann::json;
 
 constexpr EventJsonExtras kExtras = {"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b",
                                      "2026-01-02T03:04:05.006Z", "posthog-grpc-gateway",
-                                     "1.2.3"};
+                                     "1.2.3", true};
+// The same without a `$geoip_disable` of the gateway's, and with false.
+constexpr EventJsonExtras kExtrasCallersGeoip = {"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b",
+                                                 "2026-01-02T03:04:05.006Z",
+                                                 "posthog-grpc-gateway", "1.2.3", std::nullopt};
+constexpr EventJsonExtras kExtrasGeoipOn = {"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b",
+                                            "2026-01-02T03:04:05.006Z", "posthog-grpc-gateway",
+                                            "1.2.3", false};
 
 // The reference: how EventBuilder built the object before EventJson, with
 // nlohmann::json and JsonFromStruct, then dump().
@@ -26,6 +33,7 @@ std::string Reference(const posthog::v1::Event& event, const EventJsonExtras& ex
       event.has_properties() ? JsonFromStruct(event.properties()) : json::object();
   properties["$lib"] = std::string(extras.lib);
   properties["$lib_version"] = std::string(extras.lib_version);
+  properties["$is_server"] = true;
   if (event.has_set()) properties["$set"] = JsonFromStruct(event.set());
   if (event.has_set_once()) properties["$set_once"] = JsonFromStruct(event.set_once());
   if (!event.groups().empty()) {
@@ -34,7 +42,7 @@ std::string Reference(const posthog::v1::Event& event, const EventJsonExtras& ex
     properties["$groups"] = std::move(groups);
   }
   if (event.personless()) properties["$process_person_profile"] = false;
-  if (event.disable_geoip()) properties["$geoip_disable"] = true;
+  if (extras.geoip_disable.has_value()) properties["$geoip_disable"] = *extras.geoip_disable;
   json out = json::object();
   out["event"] = event.event();
   out["distinct_id"] = event.distinct_id();
@@ -54,9 +62,11 @@ class EventJsonTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(EventJsonTest, IsByteForByteWhatNlohmannDumps) {
   const posthog::v1::Event event = Parse(GetParam());
-  absl::StatusOr<std::string> fast = EventJson(event, kExtras);
-  ASSERT_TRUE(fast.ok()) << fast.status();
-  EXPECT_EQ(*fast, Reference(event, kExtras));
+  for (const EventJsonExtras& extras : {kExtras, kExtrasCallersGeoip, kExtrasGeoipOn}) {
+    absl::StatusOr<std::string> fast = EventJson(event, extras);
+    ASSERT_TRUE(fast.ok()) << fast.status();
+    EXPECT_EQ(*fast, Reference(event, extras));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -78,6 +88,7 @@ INSTANTIATE_TEST_SUITE_P(
                fields { key: "$groups" value { null_value: NULL_VALUE } }
                fields { key: "$process_person_profile" value { bool_value: true } }
                fields { key: "$geoip_disable" value { bool_value: false } }
+               fields { key: "$is_server" value { bool_value: false } }
                fields { key: "zzz" value { bool_value: false } }
                fields { key: "$a" value { bool_value: true } }
              }
@@ -85,8 +96,7 @@ INSTANTIATE_TEST_SUITE_P(
              set_once { fields { key: "first" value { number_value: 1.5 } } }
              groups { key: "company" value: "acme" }
              groups { key: "a-team" value: "x" }
-             personless: true
-             disable_geoip: true)pb",
+             personless: true)pb",
         // Escapes: quotes, backslash, named and other control characters,
         // DEL, multi-byte UTF-8 (2, 3 and 4 bytes) verbatim.
         R"pb(event: "q\"uote\\back\x01\x1f\x7f\b\f\n\r\t/" distinct_id: "é€😀"
