@@ -16,6 +16,7 @@
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "server/common/log.h"
+#include "server/grpc/malformed_request_interceptor.h"
 
 namespace posthog_gateway {
 namespace {
@@ -48,7 +49,11 @@ GatewayServer::GatewayServer(
         interceptors)
     : config_(std::move(config)),
       services_(std::move(services)),
-      interceptors_(std::move(interceptors)) {}
+      interceptors_(std::move(interceptors)) {
+  // First, so that every other interceptor sees the status it rewrites.
+  interceptors_.insert(interceptors_.begin(),
+                       std::make_unique<MalformedRequestInterceptorFactory>());
+}
 
 GatewayServer::~GatewayServer() {
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());

@@ -1,0 +1,47 @@
+#include "server/grpc/malformed_request_interceptor.h"
+
+#include "grpcpp/grpcpp.h"
+
+namespace posthog_gateway {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+using grpc::experimental::ServerRpcInfo;
+
+class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit MalformedRequestInterceptor(ServerRpcInfo* info)
+      : one_request_(info->type() == ServerRpcInfo::Type::UNARY ||
+                     info->type() == ServerRpcInfo::Type::SERVER_STREAMING) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (one_request_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        methods->GetRecvMessage() == nullptr) {
+      malformed_ = true;
+    }
+    if (malformed_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::StatusCode code = methods->GetSendStatus().error_code();
+      if (code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNIMPLEMENTED) {
+        methods->ModifySendStatus(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            "the request is not a valid protobuf message of the method's request type"));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const bool one_request_;
+  bool malformed_ = false;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* MalformedRequestInterceptorFactory::CreateServerInterceptor(
+    ServerRpcInfo* info) {
+  return new MalformedRequestInterceptor(info);
+}
+
+}  // namespace posthog_gateway
