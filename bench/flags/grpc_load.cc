@@ -2,7 +2,7 @@
 // its own channel, call one method back to back for a while, then print
 // throughput and latency percentiles as JSON.
 //
-//   grpc_load --target=127.0.0.1:PORT --method=evaluate_flags|health \
+//   grpc_load --target=127.0.0.1:PORT --method=evaluate_flags|health
 //             [--seconds=5] [--threads=8] [--inputs=/tmp/flagbench/inputs.json]
 //             [--server_pid=PID]
 //   grpc_load --target=... --method=values   # prints the 50 flags' values

@@ -34,8 +34,12 @@ TEST(StatusConversionTest, AttachedDetailsBecomeGoogleRpcStatusDetails) {
   google::rpc::ErrorInfo info;
   google::rpc::RetryInfo retry;
   for (const auto& any : details.details()) {
-    if (any.Is<google::rpc::ErrorInfo>()) ASSERT_TRUE(any.UnpackTo(&info));
-    if (any.Is<google::rpc::RetryInfo>()) ASSERT_TRUE(any.UnpackTo(&retry));
+    if (any.Is<google::rpc::ErrorInfo>()) {
+      ASSERT_TRUE(any.UnpackTo(&info));
+    }
+    if (any.Is<google::rpc::RetryInfo>()) {
+      ASSERT_TRUE(any.UnpackTo(&retry));
+    }
   }
   EXPECT_EQ(info.reason(), "UPSTREAM_RATE_LIMITED");
   EXPECT_EQ(info.domain(), "posthog-gateway");
