@@ -46,8 +46,15 @@ bazel_tests() {
     tools/bazel.sh test //...
 }
 
+# libFuzzer targets (tests/fuzz/BUILD), built with clang in their own Bazel
+# output root, each run FUZZ_SECONDS (default 20) from its corpus.
+fuzzers() {
+  tests/fuzz/run.sh
+}
+
 suite "API lint (buf lint, buf format, buf breaking)" api_lint
 suite "C++ unit and integration tests (bazel test //...)" bazel_tests
+suite "Fuzzers (libFuzzer, clang, ${FUZZ_SECONDS:-20} s each)" fuzzers
 if [[ -d tests/emulator/node ]]; then
   suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
 fi

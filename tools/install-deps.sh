@@ -11,6 +11,7 @@ debian_packages=(
   bazel-bootstrap
   bazel-rules-java
   build-essential
+  clang
   curl
   golang-github-gogo-googleapis-dev
   # The Go caller (tests/polyglot/go, client/examples/get_current_user.go):
@@ -32,6 +33,7 @@ debian_packages=(
   libprotobuf-java
   libabsl-dev
   libbenchmark-dev
+  libclang-rt-14-dev
   libcpp-httplib-dev
   libcurl4-openssl-dev
   libdeflate-dev
