@@ -44,6 +44,7 @@ debian_packages=(
   libprotobuf-dev
   libre2-dev
   libssl-dev
+  lld
   nghttp2-client
   nginx-light
   nlohmann-json3-dev
