@@ -2,6 +2,7 @@
 // PostHog clients and the gRPC services together, then serves until SIGTERM.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +34,7 @@
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
+#include "server/fleet/fleet_coordinator.h"
 #include "server/flags/definitions_store.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
@@ -349,6 +351,81 @@ int DrainSpool(GatewayConfig config, const std::string& dir) {
   return 0;
 }
 
+// ReadSecret reads a secret from its file or environment variable, without
+// the trailing newline a file usually has.
+std::string ReadSecret(const KeySource& source) {
+  std::string secret;
+  if (!source.file.empty()) {
+    std::ifstream file(source.file);
+    std::getline(file, secret, '\0');
+  } else if (const char* value = std::getenv(source.env.c_str()); value != nullptr) {
+    secret = value;
+  }
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return secret;
+}
+
+// MakeFleet connects the fleet coordination when `redis` is configured
+// (null otherwise). It never waits for Redis: an unreachable Redis at start
+// only means acting alone until it answers.
+absl::StatusOr<std::unique_ptr<FleetCoordinator>> MakeFleet(const GatewayConfig& config) {
+  if (!config.redis.has_value()) return nullptr;
+  const RedisConfig& redis = *config.redis;
+  FleetOptions options;
+  const size_t colon = redis.address.rfind(':');
+  options.redis.host = redis.address.substr(0, colon);
+  options.redis.port = std::stoi(redis.address.substr(colon + 1));
+  options.redis.command_timeout = redis.command_timeout;
+  if (redis.password.configured()) {
+    options.redis.password = ReadSecret(redis.password);
+    if (options.redis.password.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("redis.password from ", redis.password.Describe(), " is missing or empty"));
+    }
+  }
+  options.key_prefix = redis.key_prefix;
+  options.lease = redis.lease;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  options.replica_id = absl::StrCat(host, ":", getpid(), ":", absl::Hex(absl::ToUnixNanos(absl::Now())));
+  LogInfo("fleet: coordinating through Redis",
+          {{"address", redis.address}, {"replica", options.replica_id}});
+  return std::make_unique<FleetCoordinator>(std::move(options));
+}
+
+// ObserveFleet exposes the fleet coordination's state on the admin port.
+void ObserveFleet(const FleetCoordinator& fleet,
+                  const std::map<std::string, FlagProject>& flag_projects,
+                  MetricsRegistry* metrics) {
+  metrics->AddObserved(
+      "posthog_gateway_fleet_shared",
+      "1 while Redis answers (one rate budget and one flag poll for the fleet); 0 while this "
+      "replica paces with its share and polls alone.",
+      "gauge", {}, [&fleet] { return MetricReading{{{}, fleet.Shared() ? 1.0 : 0.0}}; });
+  metrics->AddObserved("posthog_gateway_fleet_replicas",
+                       "Replicas sharing the budget, as last seen in Redis.", "gauge", {},
+                       [&fleet] {
+                         return MetricReading{{{}, static_cast<double>(fleet.Replicas())}};
+                       });
+  metrics->AddObserved("posthog_gateway_fleet_redis_errors_total",
+                       "Redis commands that failed (unreachable, timed out or refused).",
+                       "counter", {}, [&fleet] {
+                         return MetricReading{{{}, static_cast<double>(fleet.errors())}};
+                       });
+  metrics->AddObserved(
+      "posthog_gateway_flag_definitions_polling",
+      "1 when this replica polls the project's flag definitions from PostHog (it holds the "
+      "fleet's lease, or is alone).",
+      "gauge", {"project"}, [&flag_projects] {
+        MetricReading reading;
+        for (const auto& [alias, project] : flag_projects) {
+          if (project.definitions == nullptr) continue;
+          reading.push_back({{alias}, project.definitions->Polling() ? 1.0 : 0.0});
+        }
+        return reading;
+      });
+}
+
 int Run() {
   if (!SetLogLevel(absl::GetFlag(FLAGS_log_level))) {
     LogError("--log_level must be debug, info, warning or error");
@@ -389,6 +466,13 @@ int Run() {
 
   // Feature flags: per project, the polled definitions (when a key can fetch
   // them). The `$feature_flag_called` sinks follow the capture pipeline.
+  // With `redis` configured, the fleet shares the rate budgets and one
+  // definitions poll per project (declared first: destroyed last).
+  absl::StatusOr<std::unique_ptr<FleetCoordinator>> fleet = MakeFleet(*config);
+  if (!fleet.ok()) {
+    LogError("cannot set up the fleet's Redis", {{"error", std::string(fleet.status().message())}});
+    return 2;
+  }
   std::vector<std::unique_ptr<flags::DefinitionsStore>> flag_stores;
   std::map<std::string, FlagProject> flag_projects;
   for (const ProjectConfig& project : config->projects) {
@@ -397,6 +481,7 @@ int Run() {
     if (!project.project_api_key.configured()) continue;
     if (project.feature_flags_secure_key.configured() || project.personal_api_key.configured()) {
       flag_stores.push_back(std::make_unique<flags::DefinitionsStore>(client, config->flags));
+      if (*fleet != nullptr) flag_stores.back()->UseFleet(fleet->get(), config->redis->lease);
       flag_project.definitions = flag_stores.back().get();
     }
   }
@@ -445,9 +530,10 @@ int Run() {
              {{"error", std::string(resume_tokens.status().message())}});
     return 2;
   }
-  PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock());
+  PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock(),
+                                   fleet->get());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
-                               &*resume_tokens, RealClock());
+                               &*resume_tokens, RealClock(), fleet->get());
 
   GatewayServer server(
       config->server,
@@ -484,6 +570,7 @@ int Run() {
   server.SetReady(published_ready);
   ObserveCapture(**capture, flag_sinks, &metrics);
   ObserveFlags(flag_projects, &flag_service, &metrics);
+  if (*fleet != nullptr) ObserveFleet(**fleet, flag_projects, &metrics);
   metrics.AddObserved(
       "posthog_gateway_capture_spool_max_bytes",
       "The spool's size bound (capture.max_spool_bytes); beyond it capture answers "
@@ -557,6 +644,8 @@ int Run() {
       }
       publish_capture_health();
       publish_flag_health();
+      // The fleet's state, as a health detail (never readiness).
+      if (*fleet != nullptr) server.SetServingStatus("fleet", (*fleet)->Shared());
       // Only changes are published: health Watch streams see each update.
       if (ready_now() != ready) {
         ready = !ready;

@@ -61,6 +61,9 @@ fi
 if [[ -x tests/polyglot/run.sh ]]; then
   suite "Polyglot clients against the gateway (CLI, Python, Node)" tests/polyglot/run.sh
 fi
+if [[ -x tests/fleet/run.sh ]]; then
+  suite "Fleet: three gateways and Redis on loopback" tests/fleet/run.sh
+fi
 if [[ -x tests/deploy/run.sh ]]; then
   suite "Deployment (Kubernetes manifests, container image)" tests/deploy/run.sh
 fi

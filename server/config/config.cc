@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
@@ -410,6 +411,49 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
   return absl::OkStatus();
 }
 
+absl::Status ParseRedis(const json* value, std::optional<RedisConfig>& out) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "redis");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"address", "password", "tls", "key_prefix", "command_timeout_ms", "lease_ms"}));
+  RedisConfig redis;
+  RETURN_IF_ERROR(reader.ReadString("address", redis.address));
+  const size_t colon = redis.address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(redis.address.substr(colon + 1), &port) || port < 1 || port > 65535) {
+    return FieldError(reader.Child("address"), "must be host:port");
+  }
+  if (const json* password = reader.Find("password"); password != nullptr) {
+    ASSIGN_OR_RETURN(redis.password, ParseKeySource(password, "redis.password"));
+  }
+  if (const json* tls = reader.Find("tls"); tls != nullptr) {
+    if (!tls->is_boolean()) return FieldError(reader.Child("tls"), "must be true or false");
+    if (tls->get<bool>()) {
+      return FieldError(reader.Child("tls"),
+                        "is not supported by this build (Debian 12's hiredis 0.14 has no TLS): "
+                        "reach Redis through a mesh or a TLS sidecar on loopback");
+    }
+  }
+  RETURN_IF_ERROR(reader.ReadString("key_prefix", redis.key_prefix));
+  if (redis.key_prefix.empty() ||
+      redis.key_prefix.find_first_of(" {}\r\n") != std::string::npos) {
+    return FieldError(reader.Child("key_prefix"), "must be non-empty, without spaces or braces");
+  }
+  RETURN_IF_ERROR(reader.ReadMillis("command_timeout_ms", redis.command_timeout));
+  RETURN_IF_ERROR(reader.ReadMillis("lease_ms", redis.lease));
+  if (redis.command_timeout < absl::Milliseconds(1) ||
+      redis.command_timeout > absl::Seconds(1)) {
+    return FieldError(reader.Child("command_timeout_ms"), "must be between 1 and 1000");
+  }
+  if (redis.lease < absl::Milliseconds(500)) {
+    return FieldError(reader.Child("lease_ms"), "must be at least 500");
+  }
+  out = std::move(redis);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string KeySource::Describe() const {
@@ -446,7 +490,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"default_project", "projects", "server", "upstream", "flags", "paging", "capture",
-       "key_reload_interval_ms"}));
+       "redis", "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -478,6 +522,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ParseFlags(reader.Find("flags"), config.flags));
   RETURN_IF_ERROR(ParsePaging(reader.Find("paging"), config.paging));
   RETURN_IF_ERROR(ParseCapture(reader.Find("capture"), config.capture));
+  RETURN_IF_ERROR(ParseRedis(reader.Find("redis"), config.redis));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");

@@ -192,6 +192,23 @@ struct CaptureConfig {
   int64_t dead_letter_max_bytes = 64 << 20;
 };
 
+// Optional coordination of a fleet of replicas through Redis (docs/fleet.md):
+// one PostHog rate budget per project, one flag definitions poll per project
+// per interval. Without it each replica acts alone.
+struct RedisConfig {
+  // `host:port` of the Redis server (7.x).
+  std::string address;
+  // Redis' AUTH password (requirepass), never in the configuration itself.
+  KeySource password;
+  // Names every key of this fleet: `<key_prefix>:<project_id>:...`.
+  std::string key_prefix = "posthog-gateway";
+  // Each Redis command's deadline: Redis trouble never holds a call longer.
+  absl::Duration command_timeout = absl::Milliseconds(50);
+  // How long a definitions poller's lease lasts without renewal: when its
+  // holder dies another replica polls within this time.
+  absl::Duration lease = absl::Seconds(10);
+};
+
 struct GatewayConfig {
   // The alias used when a request leaves `project` empty.
   std::string default_project;
@@ -201,6 +218,8 @@ struct GatewayConfig {
   FlagsConfig flags;
   PagingConfig paging;
   CaptureConfig capture;
+  // Fleet coordination; absent: every replica acts alone.
+  std::optional<RedisConfig> redis;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 

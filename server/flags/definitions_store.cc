@@ -42,7 +42,71 @@ void DefinitionsStore::Publish(std::shared_ptr<DefinitionsSnapshot> next) {
   }
 }
 
+void DefinitionsStore::UseFleet(SharedDefinitions* shared, absl::Duration lease) {
+  shared_ = shared;
+  lease_ = lease;
+  shared_->OnChange(client_->project().alias, [this] { Wake(); });
+}
+
+void DefinitionsStore::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
 absl::Duration DefinitionsStore::PollOnce() {
+  if (shared_ == nullptr) return PollPostHog(/*holder=*/false);
+  const absl::Time now = clock_();
+  // Renewed (or looked at) three times per lease: a holder keeps it, and
+  // the others notice within the lease's expiry that it lapsed.
+  const absl::Duration round = std::max(lease_ / 3, absl::Milliseconds(100));
+  absl::StatusOr<bool> holder = shared_->HoldLease(client_->project().alias);
+  if (holder.ok() && !*holder) {
+    polling_.store(false, std::memory_order_relaxed);
+    // Polled by another replica: take over at once if the lease comes our way.
+    next_posthog_poll_ = absl::InfinitePast();
+    FollowFleet();
+    return std::min(round, options_.poll_interval);
+  }
+  polling_.store(true, std::memory_order_relaxed);
+  if (now >= next_posthog_poll_) {
+    next_posthog_poll_ = now + PollPostHog(/*holder=*/holder.ok());
+  }
+  const absl::Duration until_poll = next_posthog_poll_ - now;
+  return holder.ok() ? std::min(until_poll, round) : until_poll;
+}
+
+void DefinitionsStore::FollowFleet() {
+  const std::string& alias = client_->project().alias;
+  absl::StatusOr<SharedState> state = shared_->Peek(alias);
+  if (!state.ok() || state->version == 0) return;  // Next round: alone, or later.
+  std::shared_ptr<DefinitionsSnapshot> next = Next();
+  // Stale when the poller has not had them confirmed for a while (it is
+  // refused, PostHog is down, or no replica polls).
+  next->stale = clock_() - state->fetch_time > 3 * options_.poll_interval + lease_;
+  next->fetch_time = state->fetch_time;
+  if (state->version != followed_version_ || next->definitions == nullptr) {
+    absl::StatusOr<std::optional<SharedCopy>> copy = shared_->Load(alias);
+    if (!copy.ok() || !copy->has_value()) return;
+    nlohmann::json body = nlohmann::json::parse((*copy)->body, nullptr, false);
+    absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> compiled =
+        body.is_discarded() ? absl::InvalidArgumentError("flag definitions: body is not JSON")
+                            : CompileDefinitions(std::move(body));
+    if (!compiled.ok()) {
+      LogWarning("flag definitions from the fleet: malformed, serving the last ones",
+                 {{"project", alias}, {"error", std::string(compiled.status().message())}});
+      return;
+    }
+    next->definitions = *std::move(compiled);
+    next->etag = (*copy)->etag;
+    next->fetch_time = (*copy)->state.fetch_time;
+    next->quota_limited = false;
+    followed_version_ = (*copy)->state.version;
+    loaded_.store(true, std::memory_order_release);
+  }
+  Publish(std::move(next));
+}
+
+absl::Duration DefinitionsStore::PollPostHog(bool holder) {
   const ProjectConfig& project = client_->project();
   absl::StatusOr<Secret> token = client_->Key(KeyKind::kProjectApiKey);
   if (!token.ok()) {
@@ -120,6 +184,7 @@ absl::Duration DefinitionsStore::PollOnce() {
     next->stale = false;
     next->fetch_time = clock_();
     Publish(std::move(next));
+    if (holder) (void)shared_->Confirm(project.alias);
     return options_.poll_interval;
   }
   if (code != 200) {
@@ -143,6 +208,16 @@ absl::Duration DefinitionsStore::PollOnce() {
   next->definitions = *std::move(compiled);
   // SDKs forget the ETag when the server stops sending one.
   next->etag = response->Header("etag").value_or("");
+  if (holder) {
+    // The others load them from the fleet; a failure is logged once until
+    // storing works again (they poll on their own meanwhile).
+    const absl::Status stored = shared_->Store(project.alias, next->etag, response->body);
+    if (!stored.ok() && !fleet_store_failed_) {
+      LogWarning("flag definitions: cannot share them with the fleet",
+                 {{"project", project.alias}, {"error", std::string(stored.message())}});
+    }
+    fleet_store_failed_ = !stored.ok();
+  }
   next->fetch_time = clock_();
   next->stale = false;
   next->quota_limited = false;
@@ -171,7 +246,13 @@ void DefinitionsStore::Start() {
   poller_ = std::thread([this] {
     while (!stopping_.HasBeenNotified()) {
       const absl::Duration delay = PollOnce();
-      if (stopping_.WaitForNotificationWithTimeout(delay)) break;
+      // Until the delay passes, Stop, or a change in the fleet (Wake).
+      absl::MutexLock lock(&wake_mu_);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) {
+        return wake_ || stopping_.HasBeenNotified();
+      };
+      wake_mu_.AwaitWithTimeout(absl::Condition(&woken), delay);
+      wake_ = false;
     }
   });
 }
@@ -181,6 +262,7 @@ void DefinitionsStore::Stop() {
     absl::MutexLock lock(&mu_);
     if (!stopping_.HasBeenNotified()) stopping_.Notify();
   }
+  Wake();  // The poller waits on wake_mu_'s condition.
   if (poller_.joinable()) poller_.join();
 }
 

@@ -18,7 +18,14 @@
 // `std::shared_ptr<const DefinitionsSnapshot>` swapped atomically, so
 // evaluation never contends with polling. Watchers wait on WaitForChange.
 //
-// Time is injectable: PollOnce() performs one fetch and returns the delay
+// In a fleet (UseFleet), one replica polls for all: each round the store
+// takes or renews its lease (SharedDefinitions); the holder polls PostHog as
+// above and stores each new body and ETag for the others, who load them
+// (woken by the change, or at their next round). When the holder dies its
+// lease expires and the next replica to ask takes it over. When the fleet
+// cannot be reached the store polls PostHog on its own.
+//
+// Time is injectable: PollOnce() performs one round and returns the delay
 // before the next, so tests drive polling without sleeping; Start() runs it
 // on a thread with a real wait. Thread-safe. Borrows the PostHogClient.
 
@@ -35,6 +42,7 @@
 #include "absl/time/time.h"
 #include "server/config/config.h"
 #include "server/flags/evaluator.h"
+#include "server/flags/shared_definitions.h"
 #include "server/posthog/posthog_client.h"
 
 namespace posthog_gateway::flags {
@@ -71,9 +79,18 @@ class DefinitionsStore final {
   // Loaded says whether definitions were loaded at least once.
   bool Loaded() const { return loaded_.load(std::memory_order_acquire); }
 
-  // PollOnce fetches once and publishes the outcome; returns how long to wait
-  // before the next poll.
+  // UseFleet shares polling with the fleet's other replicas through
+  // `shared` (borrowed), whose leases last `lease`. Call before Start.
+  void UseFleet(SharedDefinitions* shared, absl::Duration lease);
+
+  // PollOnce runs one round (fetches, or loads what the fleet's poller
+  // stored) and publishes the outcome; returns how long to wait before the
+  // next round.
   absl::Duration PollOnce();
+
+  // Polling says whether this replica polls PostHog itself (it holds the
+  // fleet's lease, or it is alone); for metrics.
+  bool Polling() const { return polling_.load(std::memory_order_relaxed); }
 
   // WaitForChange blocks until the generation differs from `generation`,
   // `timeout` passes, or Stop(); returns the current snapshot.
@@ -87,6 +104,13 @@ class DefinitionsStore final {
   bool stopped() const { return stopping_.HasBeenNotified(); }
 
  private:
+  // One request to PostHog; the holder of the fleet's lease (`holder`)
+  // stores what it learns for the others.
+  absl::Duration PollPostHog(bool holder);
+  // Loads the definitions the fleet's poller stored, if they changed.
+  void FollowFleet();
+  // Wakes the polling thread for a round now (a change in the fleet).
+  void Wake();
   void Publish(std::shared_ptr<DefinitionsSnapshot> next);
   // A copy of the current snapshot, to modify and publish.
   std::shared_ptr<DefinitionsSnapshot> Next() const;
@@ -96,7 +120,17 @@ class DefinitionsStore final {
   const Clock clock_;
   std::shared_ptr<const DefinitionsSnapshot> current_;  // atomic_load/store only.
   std::atomic<bool> loaded_{false};
-  int refusals_ = 0;  // Only the polling thread touches it.
+  std::atomic<bool> polling_{true};
+  // Only the polling thread touches these.
+  int refusals_ = 0;
+  SharedDefinitions* shared_ = nullptr;
+  absl::Duration lease_;
+  absl::Time next_posthog_poll_ = absl::InfinitePast();
+  int64_t followed_version_ = 0;
+  bool fleet_store_failed_ = false;
+
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
 
   mutable absl::Mutex mu_;  // For watchers only.
   uint64_t published_generation_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,6 +13,13 @@
 // When PostHog answers 429 anyway (other clients share the key), PauseUntil
 // holds every request of the project back until the time PostHog named.
 //
+// In a fleet, a pacer given a SharedBudget takes each turn from it (one
+// budget for every replica, decided in Redis) and passes a 429's wait on to
+// every replica; when the shared budget cannot be reached it paces alone with
+// 1/Replicas() of each window, and goes back to the shared budget as soon as
+// it answers again, writing the requests it sent alone into it first. Its
+// own log keeps every request either way.
+//
 // Thread-safe. Time comes from an injectable Clock.
 
 #include <deque>
@@ -28,21 +35,18 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/paging/clock.h"
+#include "server/paging/shared_budget.h"
 
 namespace posthog_gateway {
-
-// One throttle window: at most `limit` requests in any `window`.
-struct RateWindow {
-  int limit = 0;
-  absl::Duration window;
-};
 
 class RequestPacer final {
  public:
   // A pacer allowing at most each window's limit; no windows, no pacing.
-  // `margin` is added to each window. Borrows `clock`.
+  // `margin` is added to each window. Borrows `clock` and `shared` (may be
+  // null: alone), whose budget `budget` it takes its turns from.
   RequestPacer(std::vector<RateWindow> windows, Clock* clock,
-               absl::Duration margin = absl::Milliseconds(500));
+               absl::Duration margin = absl::Milliseconds(500), SharedBudget* shared = nullptr,
+               std::string budget = "");
 
   RequestPacer(const RequestPacer&) = delete;
   RequestPacer& operator=(const RequestPacer&) = delete;
@@ -76,16 +80,26 @@ class RequestPacer final {
   // Observe pauses every request after PostHog's 429.
   void Observe(const absl::Status& status);
 
-  // The earliest time one more request is allowed, given the log.
-  absl::Time NextAllowed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The earliest time one more request is allowed, given the log, with
+  // each window's limit divided by `share` (alone in a fleet).
+  absl::Time NextAllowed(int share) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes a request sent `now` down in the log.
+  void Record(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED: the next turn, `wait` away, is after the deadline.
+  static absl::Status TooLate(absl::Duration wait);
 
   const std::vector<RateWindow> windows_;
   Clock* const clock_;
   const absl::Duration margin_;
+  SharedBudget* const shared_;
+  const std::string budget_;
   mutable absl::Mutex mu_;
   // Times of the recent requests, oldest first, as long as the longest window.
   std::deque<absl::Time> log_ ABSL_GUARDED_BY(mu_);
   absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The last turn was taken alone (the shared budget was unreachable): the
+  // next shared one first seeds the shared budget with the log.
+  bool alone_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // ProjectPacers holds one RequestPacer per project alias for one kind of
@@ -94,7 +108,10 @@ class RequestPacer final {
 // throttle. Thread-safe; borrows the clock. Pacers live as long as it does.
 class ProjectPacers final {
  public:
-  ProjectPacers(std::vector<RateWindow> windows, Clock* clock);
+  // With `shared`, each project's pacer takes its turns from the fleet's
+  // budget `<kind>:<alias>`.
+  ProjectPacers(std::vector<RateWindow> windows, Clock* clock, SharedBudget* shared = nullptr,
+                std::string kind = "");
 
   ProjectPacers(const ProjectPacers&) = delete;
   ProjectPacers& operator=(const ProjectPacers&) = delete;
@@ -105,6 +122,8 @@ class ProjectPacers final {
  private:
   const std::vector<RateWindow> windows_;
   Clock* const clock_;
+  SharedBudget* const shared_;
+  const std::string kind_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<RequestPacer>> pacers_ ABSL_GUARDED_BY(mu_);
 };

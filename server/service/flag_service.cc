@@ -122,7 +122,8 @@ flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& 
 FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                                  std::map<std::string, FlagProject> projects_by_alias,
                                  FlagsConfig options, PagingConfig paging,
-                                 const ResumeTokenCodec* tokens, Clock* clock)
+                                 const ResumeTokenCodec* tokens, Clock* clock,
+                                 SharedBudget* shared_budget)
     : projects_(projects),
       projects_by_alias_(std::move(projects_by_alias)),
       options_(options),
@@ -131,7 +132,7 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       clock_(clock),
       pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                {paging_.flags_per_hour, absl::Hours(1)}},
-              clock),
+              clock, shared_budget, "flags"),
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))),
       remote_evaluations_(options.max_remote_evaluations) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);

@@ -72,7 +72,8 @@ class FlagServiceImpl final
   // `clock` is the time of evaluations and of list pacing and tokens.
   FlagServiceImpl(const ProjectRegistry* projects,
                   std::map<std::string, FlagProject> projects_by_alias, FlagsConfig options,
-                  PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock);
+                  PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock,
+                  SharedBudget* shared_budget = nullptr);
 
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();

@@ -16,14 +16,15 @@ namespace posthog_gateway {
 namespace v1 = ::posthog::v1;
 
 PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
-                                     const ResumeTokenCodec* tokens, Clock* clock)
+                                     const ResumeTokenCodec* tokens, Clock* clock,
+                                     SharedBudget* shared_budget)
     : projects_(projects),
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
       pacers_({{paging_.persons_per_minute, absl::Minutes(1)},
                {paging_.persons_per_hour, absl::Hours(1)}},
-              clock) {}
+              clock, shared_budget, "persons") {}
 
 grpc::Status PersonServiceImpl::ListPersons(
     grpc::ServerContext* context, const v1::ListPersonsRequest* request,

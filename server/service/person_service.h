@@ -24,8 +24,10 @@ namespace posthog_gateway {
 
 class PersonServiceImpl final : public posthog::v1::PersonService::Service {
  public:
+  // `shared_budget` (borrowed; null: alone) is the fleet's rate budget.
   PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
-                    const ResumeTokenCodec* tokens, Clock* clock);
+                    const ResumeTokenCodec* tokens, Clock* clock,
+                    SharedBudget* shared_budget = nullptr);
 
   grpc::Status ListPersons(grpc::ServerContext* context,
                            const posthog::v1::ListPersonsRequest* request,

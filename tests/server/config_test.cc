@@ -1,6 +1,7 @@
 #include "server/config/config.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -343,6 +344,43 @@ TEST(ConfigTest, CaptureHasDefaultsWhenAbsent) {
   EXPECT_EQ(config->capture.batch_max_events, 1000);
   EXPECT_EQ(config->capture.flush_interval, absl::Milliseconds(200));
   EXPECT_EQ(config->capture.max_in_flight_batches, 4);
+}
+
+TEST(ConfigTest, RedisIsAbsentUnlessConfiguredAndReadWithItsDefaults) {
+  absl::StatusOr<GatewayConfig> alone = ParseConfig(absl::StrCat("{", kOneProject, "}"));
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_FALSE(alone->redis.has_value());
+
+  absl::StatusOr<GatewayConfig> fleet = ParseConfig(absl::StrCat("{", kOneProject, R"(,
+    "redis": {"address": "redis.infra:6379", "password": {"file": "/redis/password"},
+              "lease_ms": 2000}})"));
+  ASSERT_TRUE(fleet.ok()) << fleet.status();
+  ASSERT_TRUE(fleet->redis.has_value());
+  EXPECT_EQ(fleet->redis->address, "redis.infra:6379");
+  EXPECT_EQ(fleet->redis->password.file, "/redis/password");
+  EXPECT_EQ(fleet->redis->key_prefix, "posthog-gateway");
+  EXPECT_EQ(fleet->redis->command_timeout, absl::Milliseconds(50));
+  EXPECT_EQ(fleet->redis->lease, absl::Milliseconds(2000));
+}
+
+TEST(ConfigTest, BadRedisSettingsNameTheirField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"address": "redis"})", "redis.address: must be host:port"},
+      {R"({"address": "redis:0"})", "redis.address: must be host:port"},
+      {R"({"address": "redis:6379", "tls": true})", "redis.tls: is not supported"},
+      {R"({"address": "redis:6379", "password": "inline"})", "redis.password"},
+      {R"({"address": "redis:6379", "lease_ms": 100})", "redis.lease_ms: must be at least 500"},
+      {R"({"address": "redis:6379", "command_timeout_ms": 5000})",
+       "redis.command_timeout_ms: must be between 1 and 1000"},
+      {R"({"address": "redis:6379", "key_prefix": "a b"})", "redis.key_prefix"},
+      {R"({"address": "redis:6379", "hosts": []})", "redis.hosts: unknown field"},
+  };
+  for (const auto& [redis, message] : cases) {
+    absl::StatusOr<GatewayConfig> config =
+        ParseConfig(absl::StrCat("{", kOneProject, R"(, "redis": )", redis, "}"));
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << redis;
+    EXPECT_THAT(Message(config), HasSubstr(message)) << redis;
+  }
 }
 
 TEST(ConfigTest, ReadsCaptureSettings) {

@@ -1,5 +1,10 @@
 #include "server/paging/request_pacer.h"
 
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
@@ -85,6 +90,110 @@ TEST(RequestPacerTest, RunHoldsEveryRequestBackAfterPostHogs429) {
             absl::StatusCode::kNotFound);
   ASSERT_TRUE(pacer.Run(absl::InfiniteFuture(), {}, [] { return absl::OkStatus(); }).ok());
   EXPECT_EQ(clock.Now(), start + absl::Seconds(30));
+}
+
+// A fleet's shared budget on the fake clock: one sliding log for every
+// pacer given it, like the Redis script; can be made unreachable.
+class FakeSharedBudget final : public SharedBudget {
+ public:
+  explicit FakeSharedBudget(FakeClock* clock) : clock_(clock) {}
+
+  absl::StatusOr<absl::Duration> TakeTurn(const std::string& budget,
+                                          const std::vector<RateWindow>& windows,
+                                          absl::Duration margin) override {
+    if (!reachable) return absl::UnavailableError("redis: down");
+    budgets.insert(budget);
+    const absl::Time now = clock_->Now();
+    absl::Time next = paused_until;
+    for (const RateWindow& w : windows) {
+      const size_t limit = static_cast<size_t>(w.limit);
+      if (log.size() >= limit) next = std::max(next, log[log.size() - limit] + w.window + margin);
+    }
+    if (next > now) return next - now;
+    log.push_back(now);
+    return absl::ZeroDuration();
+  }
+  void HoldBack(const std::string&, absl::Duration delay) override {
+    paused_until = std::max(paused_until, clock_->Now() + delay);
+  }
+  void Seed(const std::string&, const std::vector<absl::Time>& times, absl::Duration) override {
+    seeded.insert(seeded.end(), times.begin(), times.end());
+    log.insert(log.end(), times.begin(), times.end());
+    std::sort(log.begin(), log.end());
+  }
+  int Replicas() const override { return replicas; }
+
+  bool reachable = true;
+  int replicas = 1;
+  std::vector<absl::Time> log;
+  std::vector<absl::Time> seeded;
+  std::set<std::string> budgets;
+  absl::Time paused_until = absl::InfinitePast();
+
+ private:
+  FakeClock* clock_;
+};
+
+TEST(RequestPacerTest, ReplicasSharingABudgetStayUnderItTogether) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  ProjectPacers replica_a({{4, absl::Minutes(1)}}, &clock, &shared, "persons");
+  ProjectPacers replica_b({{4, absl::Minutes(1)}}, &clock, &shared, "persons");
+  const absl::Time start = clock.Now();
+  for (int i = 0; i < 4; ++i) {
+    ProjectPacers& pacers = i % 2 == 0 ? replica_a : replica_b;
+    ASSERT_TRUE(pacers.For("demo")->Acquire(absl::InfiniteFuture(), {}).ok());
+  }
+  EXPECT_EQ(clock.Now(), start);  // Four turns of the one budget: at once.
+  // Alone, each replica would allow four; together the fifth waits.
+  ASSERT_TRUE(replica_b.For("demo")->Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Minutes(1) + kMargin);
+  EXPECT_EQ(shared.budgets, std::set<std::string>{"persons:demo"});
+}
+
+TEST(RequestPacerTest, ASharedWaitBeyondTheDeadlineIsResourceExhausted) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  RequestPacer pacer({{1, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  shared.log.push_back(clock.Now());  // Another replica's turn.
+  const absl::Status status = pacer.Acquire(clock.Now() + absl::Seconds(10), {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryDelay(status), absl::Minutes(1) + kMargin);
+}
+
+TEST(RequestPacerTest, A429HoldsTheWholeFleetBack) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  RequestPacer seen_it({}, &clock, kMargin, &shared, "flags:demo");
+  RequestPacer other({}, &clock, kMargin, &shared, "flags:demo");
+  const absl::Time start = clock.Now();
+  absl::Status throttled = absl::ResourceExhaustedError("429");
+  AttachErrorInfo(throttled, "UPSTREAM_RATE_LIMITED");
+  AttachRetryDelay(throttled, absl::Seconds(30));
+  (void)seen_it.Run(absl::InfiniteFuture(), {}, [&] { return throttled; });
+
+  ASSERT_TRUE(other.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Seconds(30));
+}
+
+TEST(RequestPacerTest, UnreachableBudgetPacesWithThisReplicasShareThenSeedsItsLogBack) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  shared.reachable = false;
+  shared.replicas = 3;
+  RequestPacer pacer({{6, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  const absl::Time start = clock.Now();
+  // A third of six: two at once, the third a window later.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Minutes(1) + kMargin);
+
+  // Redis is back, empty: the requests sent alone are written into it first.
+  shared.reachable = true;
+  ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(shared.seeded.size(), 3u);
+  // The turn that found Redis back, the three sent alone, and this one's: the
+  // first is given up (the budget decides again once it knows the three).
+  EXPECT_EQ(shared.log.size(), 5u);
 }
 
 TEST(RequestPacerTest, CancelledWhileWaiting) {

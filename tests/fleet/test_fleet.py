@@ -1,0 +1,251 @@
+"""A fleet of three gateways on loopback acting toward PostHog as one:
+redis-server on a free port, the emulator (with PostHog's rate limits on for
+the persons test), three gateway processes.
+
+- three ListPersons streams at once, one per replica: no 429 (the time
+  against the shared budget's is printed, never asserted);
+- one definitions poll per interval for the fleet, counted at the emulator;
+- a flag changed through one replica reaches WatchFlagDefinitions on the
+  other two;
+- kill -9 of the poller: another replica polls;
+- redis-server stopped mid-run: no call fails, no 429, the fallback shows in
+  metrics and health; started again: shared mode returns.
+
+Short poll intervals and leases keep the run short; waits poll a condition
+with a deadline. Run from the repository root (binaries built first):
+    /usr/bin/python3 -m unittest discover -s tests/fleet -p 'test_*.py' -v
+"""
+
+import importlib
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "polyglot"))
+
+import fleet  # noqa: E402
+from test_user_python import generate_stubs  # noqa: E402
+
+CALL_TIMEOUT = 30
+POLL_INTERVAL_MS = 500
+LEASE_MS = 1500
+
+
+def setUpModule():
+    global pb_flag, pb_flag_grpc, pb_person, pb_person_grpc, pb_health, pb_health_grpc
+    stubs = tempfile.mkdtemp(prefix="fleet-stubs-")
+    unittest.addModuleCleanup(shutil.rmtree, stubs, True)
+    generate_stubs(stubs)
+    pb_flag = importlib.import_module("posthog.v1.flag_pb2")
+    pb_flag_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+    pb_person = importlib.import_module("posthog.v1.person_pb2")
+    pb_person_grpc = importlib.import_module("posthog.v1.person_pb2_grpc")
+    pb_health = importlib.import_module("health_pb2")
+    pb_health_grpc = importlib.import_module("health_pb2_grpc")
+
+
+def polling(f, i):
+    return f.metric(i, "posthog_gateway_flag_definitions_polling", 'project="demo"')
+
+
+def shared(f, i):
+    return f.metric(i, "posthog_gateway_fleet_shared")
+
+
+class FleetFlagsTest(unittest.TestCase):
+    """Definitions: one poll for the fleet, changes everywhere, takeover,
+    and Redis going away and coming back."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fleet = fleet.Fleet(3, extra_config={
+            "flags": {"poll_interval_ms": POLL_INTERVAL_MS, "watch_heartbeat_ms": 500},
+            "redis": {"lease_ms": LEASE_MS}})
+        cls.fleet.__enter__()
+        cls.addClassCleanup(cls.fleet.stop)
+
+    def channel(self, i):
+        channel = grpc.insecure_channel(self.fleet.gateway_target(i))
+        self.addCleanup(channel.close)
+        return channel
+
+    def pollers(self):
+        return [i for i in range(self.fleet.replicas)
+                if self.fleet.alive(i) and polling(self.fleet, i) == 1]
+
+    def wait_for_one_poller(self):
+        return fleet.wait_for(lambda: self.pollers() if len(self.pollers()) == 1 else None,
+                              "exactly one replica polling")[0]
+
+    def test_one_definitions_poll_per_interval_for_the_fleet(self):
+        self.wait_for_one_poller()
+        before = self.fleet.route_count("flag_definitions")
+        started = time.monotonic()
+        time.sleep(5)  # The measurement window (nothing waits on it).
+        elapsed = time.monotonic() - started
+        requests = self.fleet.route_count("flag_definitions") - before
+        intervals = elapsed / (POLL_INTERVAL_MS / 1000)
+        print(f"\n[fleet] definitions requests: {requests} in {elapsed:.1f} s "
+              f"({intervals:.1f} poll intervals, 3 replicas); "
+              f"{requests / elapsed * 3600:.0f}/hour", flush=True)
+        # Three pollers would make three a interval; one makes at most one
+        # (plus one for a round that straddles the window's edge).
+        self.assertLessEqual(requests, intervals + 1)
+        self.assertEqual(len(self.pollers()), 1)
+
+    def test_a_flag_changed_through_one_replica_reaches_the_watchers_of_the_others(self):
+        seen = {1: queue.Queue(), 2: queue.Queue()}
+        streams = {}
+        for i in seen:
+            stub = pb_flag_grpc.FlagServiceStub(self.channel(i))
+            streams[i] = stub.WatchFlagDefinitions(pb_flag.WatchFlagDefinitionsRequest(),
+                                                   timeout=120)
+
+            def read(i=i):
+                try:
+                    for message in streams[i]:
+                        keys = {f.struct_value.fields["key"].string_value
+                                for f in message.definitions.fields["flags"].list_value.values}
+                        seen[i].put((time.monotonic(), keys))
+                except grpc.RpcError:
+                    pass
+
+            threading.Thread(target=read, daemon=True).start()
+        self.addCleanup(lambda: [s.cancel() for s in streams.values()])
+        for i in seen:  # Each stream's first message: the current definitions.
+            seen[i].get(timeout=CALL_TIMEOUT)
+
+        writer = pb_flag_grpc.FlagServiceStub(self.channel(0))
+        changed_at = time.monotonic()
+        writer.CreateFlag(pb_flag.CreateFlagRequest(flag=pb_flag.Flag(
+            key="fleet-watched", name="changed through replica 0", active=True)),
+            timeout=CALL_TIMEOUT)
+        for i in seen:
+            deadline = time.monotonic() + CALL_TIMEOUT
+            while True:
+                at, keys = seen[i].get(timeout=max(0.1, deadline - time.monotonic()))
+                if "fleet-watched" in keys:
+                    print(f"\n[fleet] replica {i} watchers saw the change after "
+                          f"{at - changed_at:.2f} s", flush=True)
+                    break
+
+    def test_kill_9_of_the_poller_hands_the_poll_to_another(self):
+        holder = self.wait_for_one_poller()
+        killed_at = time.monotonic()
+        self.fleet.kill_gateway(holder)
+        try:
+            others = [i for i in range(self.fleet.replicas) if i != holder]
+            taken = fleet.wait_for(
+                lambda: [i for i in others if polling(self.fleet, i) == 1],
+                "another replica polling")
+            print(f"\n[fleet] replica {taken[0]} took the poll over "
+                  f"{time.monotonic() - killed_at:.2f} s after kill -9 "
+                  f"(lease {LEASE_MS} ms, interval {POLL_INTERVAL_MS} ms)", flush=True)
+            before = self.fleet.route_count("flag_definitions")
+            fleet.wait_for(lambda: self.fleet.route_count("flag_definitions") > before,
+                           "the new poller's request")
+        finally:
+            self.fleet.start_gateway(holder)
+
+    def test_redis_stopped_no_call_fails_fallback_shows_then_shared_returns(self):
+        self.fleet.stop_redis()
+        try:
+            fleet.wait_for(lambda: all(shared(self.fleet, i) == 0 for i in range(3)),
+                           "every replica in fallback")
+            for i in range(3):
+                channel = self.channel(i)
+                flags = pb_flag_grpc.FlagServiceStub(channel)
+                answer = flags.EvaluateFlags(pb_flag.EvaluateFlagsRequest(
+                    context=pb_flag.EvaluationContext(distinct_id=f"user-{i}")),
+                    timeout=CALL_TIMEOUT)
+                self.assertGreater(len(answer.results), 0)
+                persons = pb_person_grpc.PersonServiceStub(channel)
+                listed = sum(len(page.persons) for page in persons.ListPersons(
+                    pb_person.ListPersonsRequest(limit=2), timeout=CALL_TIMEOUT))
+                self.assertEqual(listed, 2)
+                health = pb_health_grpc.HealthStub(channel)
+                # The health detail follows within the gateway's 100 ms round.
+                fleet.wait_for(lambda: health.Check(
+                    pb_health.HealthCheckRequest(service="fleet"), timeout=CALL_TIMEOUT).status
+                    == pb_health.HealthCheckResponse.NOT_SERVING, "health `fleet` NOT_SERVING")
+                self.assertEqual(health.Check(pb_health.HealthCheckRequest(service="readiness"),
+                                              timeout=CALL_TIMEOUT).status,
+                                 pb_health.HealthCheckResponse.SERVING)
+            errors = [self.fleet.metric(i, "posthog_gateway_fleet_redis_errors_total")
+                      for i in range(3)]
+            self.assertTrue(all(e and e > 0 for e in errors), errors)
+        finally:
+            self.fleet.start_redis()
+        fleet.wait_for(lambda: all(shared(self.fleet, i) == 1 for i in range(3)),
+                       "every replica back in shared mode")
+        self.wait_for_one_poller()
+        self.assertEqual(self.fleet.route_statuses("persons").get("429", 0), 0)
+
+
+class FleetPersonsTest(unittest.TestCase):
+    """Three ListPersons streams at once, one per replica, under one budget.
+
+    PostHog's persons limit is lowered to 30/minute (emulator and gateways)
+    so that the streams need more than one window's budget: 3 x 20 pages is
+    60 requests, two windows' worth; alone, each replica would send its 20
+    within the first minute and PostHog would answer 429.
+    """
+
+    PER_MINUTE = 30
+    PERSONS = 2000  # 20 pages of 100 per stream.
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fleet = fleet.Fleet(3, emulator_args=("--rate_limits=on",), extra_config={
+            "paging": {"persons_per_minute": cls.PER_MINUTE}})
+        cls.fleet.__enter__()
+        cls.addClassCleanup(cls.fleet.stop)
+        cls.fleet.emulator_admin("/_emulator/rate_limits", {
+            "enabled": True, "persons_per_minute": cls.PER_MINUTE, "persons_per_hour": 1200})
+        cls.fleet.emulator_admin("/_emulator/seed", {"generate_persons": 30000, "project_id": 1})
+
+    def test_three_streams_share_the_budget_and_get_no_429(self):
+        counts = {}
+        errors = []
+
+        def stream(i):
+            try:
+                with grpc.insecure_channel(self.fleet.gateway_target(i)) as channel:
+                    stub = pb_person_grpc.PersonServiceStub(channel)
+                    counts[i] = sum(len(page.persons) for page in stub.ListPersons(
+                        pb_person.ListPersonsRequest(limit=self.PERSONS), timeout=300))
+            except grpc.RpcError as error:
+                errors.append((i, error.code(), error.details()))
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=stream, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        self.assertEqual(errors, [])
+        self.assertEqual(counts, {0: self.PERSONS, 1: self.PERSONS, 2: self.PERSONS})
+        requests = self.fleet.route_count("persons")
+        statuses = self.fleet.route_statuses("persons")
+        # The budget allows PER_MINUTE at once, then PER_MINUTE a minute.
+        budget_seconds = max(0, requests - self.PER_MINUTE) / self.PER_MINUTE * 60
+        print(f"\n[fleet] 3 streams x {self.PERSONS} persons: {requests} requests in "
+              f"{elapsed:.1f} s; the shared budget ({self.PER_MINUTE}/min) allows them in "
+              f"{budget_seconds:.1f} s ({elapsed / max(budget_seconds, 1):.2f}x); "
+              f"statuses {statuses}", flush=True)
+        self.assertEqual(statuses.get("429", 0), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
