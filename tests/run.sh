@@ -6,8 +6,10 @@
 #
 # Suites: the API checks (buf lint, format and breaking), the C++ unit and integration tests (Bazel), the
 # PostHog emulator's conformance with the official posthog-node SDK, the
-# polyglot clients (CLI, Python, Node) against the real gateway, and the
-# deployment tests (the Kubernetes manifests' policies, the image's packages).
+# polyglot clients (CLI, Python, Node, Go, Java, behind an nginx sidecar)
+# against the real gateway, the
+# deployment tests (the Kubernetes manifests' policies, the image's packages)
+# and the container image, built and run under podman.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -66,6 +68,9 @@ if [[ -x tests/fleet/run.sh ]]; then
 fi
 if [[ -x tests/deploy/run.sh ]]; then
   suite "Deployment (Kubernetes manifests, container image)" tests/deploy/run.sh
+fi
+if [[ -x tests/image/run.sh ]]; then
+  suite "Container image under podman (built, run as the manifests do)" tests/image/run.sh
 fi
 
 echo

@@ -13,6 +13,9 @@ debian_packages=(
   build-essential
   clang
   curl
+  # The image suite (tests/image): podman with runc (crun fails on hybrid
+  # cgroups here), and debootstrap for a base image without a registry.
+  debootstrap
   golang-github-gogo-googleapis-dev
   # The Go caller (tests/polyglot/go, client/examples/get_current_user.go):
   # grpc-go 1.33 and protobuf-go, GOPATH mode, offline.
@@ -50,6 +53,7 @@ debian_packages=(
   nlohmann-json3-dev
   openssl
   pkg-config
+  podman
   # promtool: lints /metrics and checks and unit-tests the PrometheusRule.
   prometheus
   protobuf-compiler
@@ -60,6 +64,7 @@ debian_packages=(
   python3-grpcio
   python3-protobuf
   redis-server
+  runc
   zlib1g-dev
 )
 

@@ -1,18 +1,45 @@
 #!/usr/bin/env bash
 # Builds the gateway (--config=opt) and its container image:
-#   deploy/image/build.sh [TAG]        (default posthog-gateway:0.1.0)
-# Needs Docker (or a docker-compatible CLI such as podman's) and access to
-# Debian's package archive for the base image's libraries.
+#   deploy/image/build.sh [TAG]        (default posthog-gateway:VERSION)
+# with Docker, or podman when there is no docker (DOCKER=podman picks it).
+# Needs access to Debian's package archive for the base image's libraries.
+#
+# The image's OCI labels (version, revision, source) are the values the
+# binary's posthog_gateway_build_info metric names: VERSION and
+# tools/workspace_status.sh, which Bazel stamps into the binary.
+#
+# Environment:
+#   DOCKER             the CLI (default: docker, else podman)
+#   BASE_IMAGE         the base image (default: debian:12-slim; where no
+#                      registry answers, tests/image/base_image.sh makes one)
+#   IMAGE_BUILD_FLAGS  extra flags for `build`, e.g. "--network=host --runtime=runc"
+#   POSTHOG_GATEWAY_SOURCE  the source repository, when git has no origin
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-tag="${1:-posthog-gateway:0.1.0}"
+version="$(head -n 1 VERSION)"
+tag="${1:-posthog-gateway:${version}}"
+if [[ -z "${DOCKER:-}" ]]; then
+  DOCKER=docker
+  command -v docker >/dev/null || DOCKER=podman
+fi
 
-tools/bazel.sh build --config=opt //server:posthog_gateway
+# --symlink_prefix=/: bazel-bin and friends keep pointing at the default
+# configuration's outputs, which the test suites read.
+tools/bazel.sh build --config=opt --symlink_prefix=/ //server:posthog_gateway
+binary="$(tools/bazel.sh info --config=opt bazel-bin 2>/dev/null)/server/posthog_gateway"
+revision="$(tools/workspace_status.sh | awk '$1 == "STABLE_GIT_REVISION" { print $2 }')"
+source="$(tools/workspace_status.sh | awk '$1 == "STABLE_SOURCE_URL" { print $2 }')"
 context="$(mktemp -d /tmp/posthog-gateway-image.XXXXXX)"
 trap 'rm -rf "$context"' EXIT
 cp deploy/image/Dockerfile "$context/"
-cp bazel-out/k8-opt/bin/server/posthog_gateway "$context/"
+cp "$binary" "$context/"
 chmod 0755 "$context/posthog_gateway"
-"${DOCKER:-docker}" build --tag "$tag" "$context"
-echo "built $tag"
+args=(--tag "$tag" --build-arg "VERSION=$version" --build-arg "REVISION=$revision"
+  --build-arg "SOURCE=$source")
+if [[ -n "${BASE_IMAGE:-}" ]]; then
+  args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+fi
+# shellcheck disable=SC2086  # IMAGE_BUILD_FLAGS is a list of flags.
+"$DOCKER" build ${IMAGE_BUILD_FLAGS:-} "${args[@]}" "$context"
+echo "built $tag (version $version, revision $revision)"

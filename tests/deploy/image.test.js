@@ -1,8 +1,8 @@
 'use strict';
 // deploy/image/Dockerfile installs exactly the Debian packages whose shared
-// libraries the gateway binary links (plus the CA bundle): no Docker daemon
-// here, so the image is not built, but a missing package would make the
-// container exit at start-up, and this is what catches it. Reads the binary
+// libraries the gateway binary links (plus the CA bundle): a missing package
+// would make the container exit at start-up, and this catches it without
+// building the image (tests/image/run.sh builds and runs it under podman). Reads the binary
 // built by `bazel build //server:posthog_gateway` (tests/run.sh builds it
 // first; POSTHOG_GATEWAY_BAZEL_BIN points at bazel-bin).
 
