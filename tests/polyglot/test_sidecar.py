@@ -139,8 +139,7 @@ class SidecarTest(unittest.TestCase):
         cls.status_pb2, cls.error_details_pb2 = status_pb2, error_details_pb2
 
         make_certificates(cls.dir)
-        cls.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED),
-                                extra_config={"server": {"caller_identity": "istio"}})
+        cls.stack = stack.Stack(stack.keys_from_seed(stack.DEFAULT_SEED), extra_config=cls.config())
         cls.stack.__enter__()
         cls.addClassCleanup(cls.stack.stop)
         stack.emulator_admin(cls.stack.emulator_url, "/_emulator/seed",
@@ -171,6 +170,11 @@ class SidecarTest(unittest.TestCase):
                     raise AssertionError("nginx did not serve:\n" +
                                          read(os.path.join(cls.dir, "nginx-error.log")).decode())
                 time.sleep(0.05)
+
+    @classmethod
+    def config(cls):
+        """The gateway's extra configuration: the mesh's word for the caller."""
+        return {"server": {"caller_identity": "istio"}}
 
     @classmethod
     def stop_nginx(cls):
@@ -310,6 +314,58 @@ class SidecarTest(unittest.TestCase):
                 self.user.GetCurrentUserRequest(), timeout=TIMEOUT)
         self.wait_for_entry("GetCurrentUser", before)
         self.assertEqual([e["caller"] for e in self.access_log()[before:]], [CALLER_ID])
+
+
+
+@unittest.skipUnless(hasattr(stack, "DEV_AUTHORIZATION"), "the gateway has no authorization yet")
+class SidecarAuthorizationTest(SidecarTest):
+    """Every test above again, with authorization on as deploy/gateway.example.json
+    documents it (development mode off, the caller granted by its SPIFFE id),
+    and the audit log naming the caller from its certificate."""
+
+    @classmethod
+    def config(cls):
+        return {"server": {"caller_identity": "istio"},
+                "authorization": {"development_mode": False, "callers": [
+                    {"caller": CALLER_ID, "projects": ["demo"],
+                     "grants": ["user", "capture", "persons_read", "persons_write"]}]}}
+
+    def audit_log(self):
+        return [json.loads(line) for line in self.stack.logs()["gateway"].splitlines()
+                if line.startswith("{") and '"log":"audit"' in line]
+
+    def test_a_write_is_audited_under_the_callers_certificate_identity(self):
+        before = len(self.audit_log())
+        with self.channel() as channel:
+            persons = self.person_grpc.PersonServiceStub(channel)
+            first = next(iter(persons.ListPersons(self.person.ListPersonsRequest(limit=1),
+                                                  timeout=TIMEOUT))).persons[0]
+            persons.UpdatePersonProperties(
+                self.person.UpdatePersonPropertiesRequest(
+                    person=self.person.PersonRef(uuid=first.uuid),
+                    set=self.struct({"plan": "pro"})), timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while len(self.audit_log()) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        records = self.audit_log()[before:]
+        self.assertEqual([(r["method"], r["caller"], r["caller_source"], r["code"]) for r in records],
+                         [("posthog.v1.PersonService/UpdatePersonProperties", CALLER_ID, "xfcc", "OK")])
+
+    def test_an_rpc_outside_the_callers_grants_is_permission_denied(self):
+        flag_pb2 = importlib.import_module("posthog.v1.flag_pb2")
+        flag_pb2_grpc = importlib.import_module("posthog.v1.flag_pb2_grpc")
+        with self.channel() as channel, self.assertRaises(grpc.RpcError) as raised:
+            flag_pb2_grpc.FlagServiceStub(channel).EvaluateFlags(
+                flag_pb2.EvaluateFlagsRequest(context=flag_pb2.EvaluationContext(distinct_id="x")),
+                timeout=TIMEOUT)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+
+    @staticmethod
+    def struct(values):
+        from google.protobuf import struct_pb2
+        result = struct_pb2.Struct()
+        result.update(values)
+        return result
 
 
 if __name__ == "__main__":
