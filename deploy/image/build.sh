@@ -28,8 +28,11 @@ fi
 # configuration's outputs, which the test suites read.
 tools/bazel.sh build --config=opt --symlink_prefix=/ //server:posthog_gateway
 binary="$(tools/bazel.sh info --config=opt bazel-bin 2>/dev/null)/server/posthog_gateway"
-revision="$(tools/workspace_status.sh | awk '$1 == "STABLE_GIT_REVISION" { print $2 }')"
-source="$(tools/workspace_status.sh | awk '$1 == "STABLE_SOURCE_URL" { print $2 }')"
+# The values this build stamped (tools/workspace_status.sh ran as it started):
+# exactly what the binary's build_info names, even if HEAD moved since.
+status="$(tools/bazel.sh info --config=opt output_path 2>/dev/null)/stable-status.txt"
+revision="$(awk '$1 == "STABLE_GIT_REVISION" { print $2 }' "$status")"
+source="$(awk '$1 == "STABLE_SOURCE_URL" { print $2 }' "$status")"
 context="$(mktemp -d /tmp/posthog-gateway-image.XXXXXX)"
 trap 'rm -rf "$context"' EXIT
 cp deploy/image/Dockerfile "$context/"

