@@ -54,9 +54,34 @@ fuzzers() {
   tests/fuzz/run.sh
 }
 
+# The repository stands alone: a clone of HEAD in an empty temporary
+# directory (no sibling folders such as ../shared), with its own Bazel server
+# (bounded heap and time, shut down afterwards) and the shared disk cache,
+# passes `bazel test //...` with no extra flags. The test results of this
+# suite are cached apart from the others (POSTHOG_GATEWAY_CLEAN_CLONE), so
+# every test really runs in a clone at least once.
+clean_clone() {
+  local dir out status=0 startup
+  dir="$(mktemp -d)"
+  out="$(mktemp -d)"
+  startup=(--output_user_root="$out" --host_jvm_args=-Xmx3g)
+  git clone --quiet --no-hardlinks "$root" "$dir/posthog-gateway" &&
+    git -C "$dir/posthog-gateway" checkout --quiet "$(git rev-parse HEAD)" || status=1
+  if ((status == 0)); then
+    (cd "$dir/posthog-gateway" &&
+      env -u POSTHOG_VECTORS_DIR timeout --kill-after=60 2400 \
+        tools/bazel.sh "${startup[@]}" test //... --test_env=POSTHOG_GATEWAY_CLEAN_CLONE=1) || status=1
+    (cd "$dir/posthog-gateway" && tools/bazel.sh "${startup[@]}" shutdown) || true
+  fi
+  chmod -R u+w "$out" 2>/dev/null
+  rm -rf "$dir" "$out"
+  return "$status"
+}
+
 suite "API lint (buf lint, buf format, buf breaking)" api_lint
 suite "C++ unit and integration tests (bazel test //...)" bazel_tests
 suite "Fuzzers (libFuzzer, clang, ${FUZZ_SECONDS:-20} s each)" fuzzers
+suite "Clean clone (bazel test //... in a clone with no sibling folders)" clean_clone
 if [[ -d tests/emulator/node ]]; then
   suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
 fi
