@@ -203,10 +203,11 @@ class ImageTest(unittest.TestCase):
         if stable["STABLE_GIT_REVISION"] == "unknown":
             self.assertEqual(revision, "unknown")
         else:
-            # The commit built: HEAD, or an ancestor when commits came after the build.
+            # The commit built: HEAD on a fresh build, an earlier commit of this
+            # repository when commits (or a rebase) came after the build.
             self.assertRegex(revision, r"^[0-9a-f]{40}$")
-            self.assertEqual(subprocess.run(["git", "-C", REPO_ROOT, "merge-base", "--is-ancestor",
-                                             revision, "HEAD"], check=False).returncode, 0, revision)
+            self.assertEqual(subprocess.run(["git", "-C", REPO_ROOT, "cat-file", "-e", revision + "^{commit}"],
+                                            check=False).returncode, 0, revision)
         self.assertEqual(labels["org.opencontainers.image.source"], stable["STABLE_SOURCE_URL"])
 
     def test_no_shell_or_package_manager(self):
