@@ -86,7 +86,7 @@ if [[ -d tests/emulator/node ]]; then
   suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
 fi
 if [[ -x tests/polyglot/run.sh ]]; then
-  suite "Polyglot clients against the gateway (CLI, Python, Node)" tests/polyglot/run.sh
+  suite "Polyglot clients against the gateway (CLI, Python, Node, Go, Java, nginx sidecar)" tests/polyglot/run.sh
 fi
 if [[ -x tests/fleet/run.sh ]]; then
   suite "Fleet: three gateways and Redis on loopback" tests/fleet/run.sh
