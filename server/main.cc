@@ -21,6 +21,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -29,6 +30,9 @@
 #include "posthog/v1/flag.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/authz/audit_log.h"
+#include "server/authz/authorizer.h"
+#include "server/authz/bearer_tokens.h"
 #include "server/capture/capture_pipeline.h"
 #include "server/capture/flag_called_sink.h"
 #include "server/common/log.h"
@@ -72,6 +76,11 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
 ABSL_FLAG(int, tls_plaintext_health_port, -1,
           "TLS: a plaintext port serving only grpc.health.v1.Health, for the kubelet's "
           "probes; overrides server.tls.plaintext_health_port.");
+ABSL_FLAG(std::string, caller_identity, "",
+          "Whose word to take for the caller's identity: none, istio, linkerd or tls; "
+          "overrides server.caller_identity.");
+ABSL_FLAG(std::string, grants_file, "",
+          "The callers' grants, {\"callers\": [...]}; overrides authorization.grants_file.");
 ABSL_FLAG(int, channelz_port, -1,
           "Port of gRPC channelz (grpc.channelz.v1, for grpcdebug), on 127.0.0.1 "
           "only; -1 disables it, 0 picks one.");
@@ -239,11 +248,69 @@ void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
 }
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-Interceptors(MetricsRegistry* metrics, const ServerConfig& server) {
+Interceptors(MetricsRegistry* metrics, const ServerConfig& server, const Authorizer* authorizer,
+             AuditLog* audit) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
-  all.push_back(std::make_unique<ObservabilityInterceptorFactory>(metrics, server.caller_identity,
-                                                                  server.access_log));
+  all.push_back(
+      std::make_unique<ObservabilityInterceptorFactory>(metrics, authorizer, server.access_log));
+  all.push_back(std::make_unique<AuditInterceptorFactory>(authorizer, audit));
   return all;
+}
+
+// ApplyAuthorizationFlags lays --caller_identity and --grants_file over the
+// configuration, so that a deployment (a Kustomize overlay) can turn
+// identity and grants on without editing the configuration file.
+absl::Status ApplyAuthorizationFlags(GatewayConfig& config) {
+  if (const std::string source = absl::GetFlag(FLAGS_caller_identity); !source.empty()) {
+    const std::map<std::string, CallerIdentitySource> sources = {
+        {"none", CallerIdentitySource::kNone},
+        {"istio", CallerIdentitySource::kIstio},
+        {"linkerd", CallerIdentitySource::kLinkerd},
+        {"tls", CallerIdentitySource::kTls}};
+    auto it = sources.find(source);
+    if (it == sources.end()) {
+      return absl::InvalidArgumentError("--caller_identity: must be none, istio, linkerd or tls");
+    }
+    config.server.caller_identity = it->second;
+  }
+  if (const std::string grants = absl::GetFlag(FLAGS_grants_file); !grants.empty()) {
+    config.authorization.grants_file = grants;
+  }
+  if (config.server.caller_identity == CallerIdentitySource::kTls &&
+      (!config.server.tls.has_value() || config.server.tls->client_ca_file.empty())) {
+    return absl::InvalidArgumentError(
+        "caller identity \"tls\" needs client certificates (server.tls.client_ca_file or "
+        "--tls_client_ca_file)");
+  }
+  return absl::OkStatus();
+}
+
+bool IsLoopback(absl::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" ||
+         absl::StartsWith(host, "127.");
+}
+
+// WarnAboutAuthorization says loudly when nobody's calls are checked on a
+// reachable port, and when every call will be refused.
+void WarnAboutAuthorization(const GatewayConfig& config, absl::string_view host) {
+  const AuthorizationConfig& authorization = config.authorization;
+  if (authorization.development_mode) {
+    if (!IsLoopback(host)) {
+      for (int i = 0; i < 3; ++i) {
+        LogWarning("DEVELOPMENT MODE: NO AUTHORIZATION. Anyone who reaches this port may read "
+                   "and delete persons and change flags with the gateway's PostHog keys. Turn "
+                   "authorization.development_mode off outside a laptop (docs/security.md).",
+                   {{"host", std::string(host)}});
+      }
+    } else {
+      LogInfo("development mode: no authorization (listening on loopback only)");
+    }
+    return;
+  }
+  if (authorization.callers.empty() && authorization.grants_file.empty()) {
+    LogWarning("authorization is on and no caller has a grant: every call will be refused "
+               "(docs/security.md: authorization.callers, or development_mode on a laptop)");
+  }
 }
 
 // ApplyTlsFlags lays the --tls_* flags over server.tls, so that a
@@ -451,6 +518,32 @@ int Run() {
     LogError("bad TLS flags", {{"error", std::string(tls.message())}});
     return 2;
   }
+  if (absl::Status authz = ApplyAuthorizationFlags(*config); !authz.ok()) {
+    LogError("bad authorization settings", {{"error", std::string(authz.message())}});
+    return 2;
+  }
+  // Who may call what: identity sources, grants, quotas and the audit log.
+  std::unique_ptr<BearerTokens> bearer_tokens;
+  if (!config->authorization.bearer_tokens_file.empty()) {
+    bearer_tokens = std::make_unique<BearerTokens>(config->authorization.bearer_tokens_file);
+    if (std::string error = bearer_tokens->LoadError(); !error.empty()) {
+      LogError("cannot load the bearer token file", {{"error", error}});
+      return 2;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+      Authorizer::Create(*config, bearer_tokens.get(), RealClock());
+  if (!authorizer.ok()) {
+    LogError("bad grants", {{"error", std::string(authorizer.status().message())}});
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit_log =
+      AuditLog::Open(config->authorization.audit_log_file);
+  if (!audit_log.ok()) {
+    LogError("cannot open the audit log", {{"error", std::string(audit_log.status().message())}});
+    return 2;
+  }
+  WarnAboutAuthorization(*config, absl::GetFlag(FLAGS_host));
 
   const BuildInfo build_info = CurrentBuildInfo();
   MetricsRegistry metrics;
@@ -493,7 +586,7 @@ int Run() {
     return true;
   };
 
-  UserServiceImpl user_service(&projects);
+  UserServiceImpl user_service(&projects, absl::Seconds(5), RealClock(), authorizer->get());
   // Capture: replays the spool before serving, so that events acknowledged
   // before a restart are on their way first.
   absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
@@ -504,7 +597,7 @@ int Run() {
               {"error", std::string(capture.status().message())}});
     return 1;
   }
-  CaptureServiceImpl capture_service(capture->get());
+  CaptureServiceImpl capture_service(capture->get(), authorizer->get());
   // `$feature_flag_called` events go through the capture pipeline like any
   // other event (declared after it: destroyed first, flushing into it).
   std::vector<std::unique_ptr<CaptureFlagCalledSink>> flag_sinks;
@@ -531,9 +624,9 @@ int Run() {
     return 2;
   }
   PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock(),
-                                   fleet->get());
+                                   fleet->get(), authorizer->get());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
-                               &*resume_tokens, RealClock(), fleet->get());
+                               &*resume_tokens, RealClock(), fleet->get(), authorizer->get());
 
   GatewayServer server(
       config->server,
@@ -541,7 +634,7 @@ int Run() {
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
        {posthog::v1::FlagService::service_full_name(), &flag_service}},
-      Interceptors(&metrics, config->server));
+      Interceptors(&metrics, config->server, authorizer->get(), audit_log->get()));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
@@ -640,6 +733,7 @@ int Run() {
         std::min(config->key_reload_interval, absl::Milliseconds(100)))) {
       if (absl::Now() >= next_reload) {
         keys.Reload();
+        if (bearer_tokens != nullptr) bearer_tokens->Reload();
         next_reload = absl::Now() + config->key_reload_interval;
       }
       publish_capture_health();

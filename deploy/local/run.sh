@@ -58,7 +58,8 @@ cat > "$work/gateway.json" <<JSON
     "personal_api_key": {"file": "$work/keys/personal_api_key"},
     "feature_flags_secure_key": {"file": "$work/keys/feature_flags_secure_key"}
   }],
-  "capture": {"spool_dir": "$work/spool"}
+  "capture": {"spool_dir": "$work/spool"},
+  "authorization": {"development_mode": true}
 }
 JSON
 

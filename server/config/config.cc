@@ -480,6 +480,88 @@ std::optional<RegionHosts> CloudRegionHosts(absl::string_view region) {
   return std::nullopt;
 }
 
+absl::Status ParseQuotas(const json* value, const std::string& path, CallerQuotas& quotas) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, path);
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"persons_per_minute", "flag_management_per_minute", "capture_events_per_second"}));
+  for (auto [key, field] : {std::pair{"persons_per_minute", &quotas.persons_per_minute},
+                            std::pair{"flag_management_per_minute",
+                                      &quotas.flag_management_per_minute},
+                            std::pair{"capture_events_per_second",
+                                      &quotas.capture_events_per_second}}) {
+    RETURN_IF_ERROR(reader.ReadInt(key, *field));
+    if (*field < 0 || *field > 1000000000) {
+      return FieldError(reader.Child(key), "must be between 0 (no quota) and 1e9");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ReadStringList(const json* value,
+                                                        const std::string& path) {
+  std::vector<std::string> list;
+  if (value == nullptr) return list;
+  if (!value->is_array()) return FieldError(path, "must be a list of strings");
+  for (size_t i = 0; i < value->size(); ++i) {
+    if (!(*value)[i].is_string()) {
+      return FieldError(absl::StrCat(path, "[", i, "]"), "must be a string");
+    }
+    list.push_back((*value)[i].get<std::string>());
+  }
+  return list;
+}
+
+absl::Status ParseCallers(const json* value, const std::string& path,
+                          std::vector<CallerGrantConfig>& callers) {
+  if (value == nullptr) return absl::OkStatus();
+  if (!value->is_array()) return FieldError(path, "must be a list of callers");
+  for (size_t i = 0; i < value->size(); ++i) {
+    ObjectReader reader((*value)[i], absl::StrCat(path, "[", i, "]"));
+    RETURN_IF_ERROR(reader.CheckIsObject());
+    RETURN_IF_ERROR(reader.CheckKnownMembers({"caller", "projects", "grants", "quotas"}));
+    CallerGrantConfig caller;
+    RETURN_IF_ERROR(reader.ReadString("caller", caller.caller));
+    if (caller.caller.empty()) return FieldError(reader.Child("caller"), "is required");
+    ASSIGN_OR_RETURN(caller.projects,
+                     ReadStringList(reader.Find("projects"), reader.Child("projects")));
+    if (caller.projects.empty()) {
+      return FieldError(reader.Child("projects"),
+                        "must list project aliases, or [\"*\"] for every project");
+    }
+    ASSIGN_OR_RETURN(caller.grants, ReadStringList(reader.Find("grants"), reader.Child("grants")));
+    if (const json* quotas = reader.Find("quotas"); quotas != nullptr) {
+      caller.quotas.emplace();
+      RETURN_IF_ERROR(ParseQuotas(quotas, reader.Child("quotas"), *caller.quotas));
+    }
+    callers.push_back(std::move(caller));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseAuthorization(const json* value, AuthorizationConfig& authorization) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "authorization");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"development_mode", "callers", "grants_file",
+                                            "bearer_tokens_file", "quotas", "audit_log_file"}));
+  if (const json* development = reader.Find("development_mode"); development != nullptr) {
+    if (!development->is_boolean()) {
+      return FieldError(reader.Child("development_mode"), "must be true or false");
+    }
+    authorization.development_mode = development->get<bool>();
+  }
+  RETURN_IF_ERROR(
+      ParseCallers(reader.Find("callers"), reader.Child("callers"), authorization.callers));
+  RETURN_IF_ERROR(reader.ReadString("grants_file", authorization.grants_file));
+  RETURN_IF_ERROR(reader.ReadString("bearer_tokens_file", authorization.bearer_tokens_file));
+  RETURN_IF_ERROR(
+      ParseQuotas(reader.Find("quotas"), reader.Child("quotas"), authorization.quotas));
+  RETURN_IF_ERROR(reader.ReadString("audit_log_file", authorization.audit_log_file));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   json root = json::parse(json_text.begin(), json_text.end(), nullptr,
                           /*allow_exceptions=*/false, /*ignore_comments=*/true);
@@ -490,7 +572,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"default_project", "projects", "server", "upstream", "flags", "paging", "capture",
-       "redis", "key_reload_interval_ms"}));
+        "redis", "authorization", "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -523,6 +605,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ParsePaging(reader.Find("paging"), config.paging));
   RETURN_IF_ERROR(ParseCapture(reader.Find("capture"), config.capture));
   RETURN_IF_ERROR(ParseRedis(reader.Find("redis"), config.redis));
+  RETURN_IF_ERROR(ParseAuthorization(reader.Find("authorization"), config.authorization));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");
@@ -538,6 +621,28 @@ absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path) {
   std::stringstream text;
   text << file.rdbuf();
   return ParseConfig(text.str());
+}
+
+absl::StatusOr<std::vector<CallerGrantConfig>> LoadGrantsFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return absl::NotFoundError(absl::StrCat("grants file: cannot read ", path));
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string content = text.str();
+  json root = json::parse(content.begin(), content.end(), nullptr,
+                          /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (root.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat("grants file ", path, ": not valid JSON"));
+  }
+  ObjectReader reader(root, "");
+  absl::Status status = reader.CheckIsObject();
+  if (status.ok()) status = reader.CheckKnownMembers({"callers"});
+  std::vector<CallerGrantConfig> callers;
+  if (status.ok()) status = ParseCallers(reader.Find("callers"), "callers", callers);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("grants file ", path, ": ", status.message()));
+  }
+  return callers;
 }
 
 }  // namespace posthog_gateway

@@ -192,6 +192,54 @@ struct CaptureConfig {
   int64_t dead_letter_max_bytes = 64 << 20;
 };
 
+// Per-caller quotas on what spends a budget every caller shares (PostHog's
+// persons and private-API throttles, capture's delivery). Zero: no quota.
+struct CallerQuotas {
+  // Calls of the persons groups (ListPersons, GetPerson, DeletePerson,
+  // UpdatePersonProperties) per minute, per project.
+  int64_t persons_per_minute = 60;
+  // Calls of the flag-management group per minute, per project.
+  int64_t flag_management_per_minute = 120;
+  // Events captured per second, per project (burst: one second's worth).
+  int64_t capture_events_per_second = 2000;
+};
+
+// What one caller may do: server/authz/grants.h names the grants and which
+// RPCs each covers.
+struct CallerGrantConfig {
+  // The identity, as the configured source names it: a SPIFFE URI
+  // (`spiffe://cluster.local/ns/shop/sa/checkout`), a Linkerd identity, a
+  // certificate subject, or a bearer-token caller name.
+  std::string caller;
+  // Project aliases; `*` alone means every project.
+  std::vector<std::string> projects;
+  // Grant names, e.g. "capture", "persons_read".
+  std::vector<std::string> grants;
+  // The caller's own quotas, replacing authorization.quotas.
+  std::optional<CallerQuotas> quotas;
+};
+
+// Who may call what (docs/security.md).
+struct AuthorizationConfig {
+  // No authorization at all: every call is allowed, whoever made it. For a
+  // laptop or a test; the gateway warns at start-up when it listens beyond
+  // loopback with it on.
+  bool development_mode = false;
+  // Callers and their grants, here and/or in grants_file (a JSON object
+  // {"callers": [...]}, read at start-up, e.g. a mounted ConfigMap).
+  std::vector<CallerGrantConfig> callers;
+  std::string grants_file;
+  // `authorization: Bearer` tokens per calling service, as SHA-256 hashes
+  // (server/authz/bearer_tokens.h); re-read every key_reload_interval.
+  std::string bearer_tokens_file;
+  // Quotas of every caller that has none of its own.
+  CallerQuotas quotas;
+  // Where audit records (every write and delete) go: a file (JSON lines,
+  // appended, mode 0600), or "" for stderr, each line marked
+  // {"log":"audit"}.
+  std::string audit_log_file;
+};
+
 // Optional coordination of a fleet of replicas through Redis (docs/fleet.md):
 // one PostHog rate budget per project, one flag definitions poll per project
 // per interval. Without it each replica acts alone.
@@ -220,6 +268,7 @@ struct GatewayConfig {
   CaptureConfig capture;
   // Fleet coordination; absent: every replica acts alone.
   std::optional<RedisConfig> redis;
+  AuthorizationConfig authorization;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 
@@ -242,6 +291,10 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text);
 
 // LoadConfigFile reads and parses the file at `path`.
 absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path);
+
+// LoadGrantsFile reads authorization.grants_file, `{"callers": [...]}`, each
+// caller as in authorization.callers; errors name the file and the field.
+absl::StatusOr<std::vector<CallerGrantConfig>> LoadGrantsFile(const std::string& path);
 
 }  // namespace posthog_gateway
 

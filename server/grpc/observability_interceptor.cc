@@ -71,11 +71,11 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   using MethodInfo = ObservabilityInterceptorFactory::MethodInfo;
 
   ObservabilityInterceptor(ServerRpcInfo* info, MethodInfo* method, Counter* handled,
-                           CallerIdentitySource caller_identity, AccessLog access_log)
+                           const Authorizer* authorizer, AccessLog access_log)
       : info_(info),
         method_(method),
         handled_(handled),
-        caller_identity_(caller_identity),
+        authorizer_(authorizer),
         access_log_policy_(access_log),
         start_(absl::Now()) {
     method_->started->Add();
@@ -95,22 +95,9 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       if (auto it = metadata->find("traceparent"); it != metadata->end()) {
         trace_id_ = TraceId(absl::string_view(it->second.data(), it->second.size()));
       }
-      if (caller_identity_ == CallerIdentitySource::kIstio) {
-        if (auto it = metadata->find("x-forwarded-client-cert"); it != metadata->end()) {
-          caller_ = CallerFromForwardedClientCert(
-              absl::string_view(it->second.data(), it->second.size()));
-        }
-      } else if (caller_identity_ == CallerIdentitySource::kLinkerd) {
-        if (auto it = metadata->find("l5d-client-id"); it != metadata->end()) {
-          caller_.assign(it->second.data(), it->second.size());
-        }
-      } else if (caller_identity_ == CallerIdentitySource::kTls) {
-        // The certificate's first subject alternative name, else its CN.
-        const auto auth = info_->server_context()->auth_context();
-        if (auth != nullptr && auth->IsPeerAuthenticated()) {
-          const std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
-          if (!identity.empty()) caller_.assign(identity[0].data(), identity[0].size());
-        }
+      if (!method_->quiet && access_log_policy_ != AccessLog::kOff) {
+        absl::StatusOr<Caller> caller = authorizer_->Identify(*info_->server_context());
+        if (caller.ok()) caller_ = std::move(caller->name);
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -163,7 +150,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   LogFields access_log_;
   LogSeverity access_log_severity_ = LogSeverity::kInfo;
   Counter* handled_;
-  const CallerIdentitySource caller_identity_;
+  const Authorizer* const authorizer_;
   const AccessLog access_log_policy_;
   const absl::Time start_;
   std::string request_id_;
@@ -179,31 +166,8 @@ bool IsKnownMethod(absl::string_view service, absl::string_view method) {
   return descriptor != nullptr && descriptor->FindMethodByName(std::string(method)) != nullptr;
 }
 
-std::string CallerFromForwardedClientCert(absl::string_view header) {
-  // Elements are comma-separated (commas inside quotes are not separators);
-  // each is `Key=value;Key=value`. The last element is the nearest proxy's.
-  bool quoted = false;
-  size_t start = 0;
-  for (size_t i = 0; i < header.size(); ++i) {
-    if (header[i] == '"') quoted = !quoted;
-    if (header[i] == ',' && !quoted) start = i + 1;
-  }
-  absl::string_view element = header.substr(start);
-  for (absl::string_view pair : absl::StrSplit(element, ';')) {
-    pair = absl::StripAsciiWhitespace(pair);
-    if (absl::StartsWith(pair, "URI=")) {
-      absl::string_view uri = pair.substr(4);
-      if (uri.size() >= 2 && uri.front() == '"' && uri.back() == '"') {
-        uri = uri.substr(1, uri.size() - 2);
-      }
-      return std::string(uri);
-    }
-  }
-  return "";
-}
-
 ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
-    MetricsRegistry* registry, CallerIdentitySource caller_identity, AccessLog access_log)
+    MetricsRegistry* registry, const Authorizer* authorizer, AccessLog access_log)
     : started_(registry->AddCounter("grpc_server_started_total",
                                     "Total number of RPCs started on the server.",
                                     {"grpc_type", "grpc_service", "grpc_method"})),
@@ -216,7 +180,7 @@ ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
           "Histogram of response latency (seconds) of gRPC that had been application-level "
           "handled by the server.",
           {"grpc_type", "grpc_service", "grpc_method"}, MetricsRegistry::LatencyBuckets())),
-      caller_identity_(caller_identity),
+      authorizer_(authorizer),
       access_log_(access_log) {}
 
 ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Method(
@@ -260,7 +224,7 @@ ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Me
 
 grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new ObservabilityInterceptor(info, Method(*info), handled_, caller_identity_,
+  return new ObservabilityInterceptor(info, Method(*info), handled_, authorizer_,
                                       access_log_);
 }
 

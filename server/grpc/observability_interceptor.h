@@ -6,8 +6,8 @@
 // - metrics with go-grpc-prometheus's names: grpc_server_started_total,
 //   grpc_server_handled_total{grpc_code}, grpc_server_handling_seconds;
 // - one JSON access-log line per call (method, code, duration, peer,
-//   x-request-id, trace id, and the caller's identity when a mesh that
-//   terminates mTLS, or the gateway's own mTLS, vouches for it), except
+//   x-request-id, trace id, and the caller as the authorizer names it:
+//   from what the deployment trusts, see server/authz/authorizer.h), except
 //   health checks and reflection, which probes call every few seconds
 //   (server.access_log can keep only the calls that fail, or none). The
 //   line is written when the call is torn down, after its status went out:
@@ -21,7 +21,7 @@
 // knows (IsKnownMethod): a call to any other name, which a caller chooses
 // freely, is counted under kUnknownMethodLabel, so series stay bounded.
 //
-// Thread-safe; the registry must outlive the server.
+// Thread-safe; the registry and the authorizer must outlive the server.
 
 #include <atomic>
 #include <memory>
@@ -32,6 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
+#include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "server/observability/metrics.h"
 
@@ -40,9 +41,9 @@ namespace posthog_gateway {
 class ObservabilityInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  // `access_log` says which calls get a log line.
-  ObservabilityInterceptorFactory(MetricsRegistry* registry,
-                                  CallerIdentitySource caller_identity,
+  // `access_log` says which calls get a log line; `authorizer` names their
+  // callers.
+  ObservabilityInterceptorFactory(MetricsRegistry* registry, const Authorizer* authorizer,
                                   AccessLog access_log = AccessLog::kAll);
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
@@ -74,7 +75,7 @@ class ObservabilityInterceptorFactory final
   Counter* started_;
   Counter* handled_;
   Histogram* handling_seconds_;
-  CallerIdentitySource caller_identity_;
+  const Authorizer* authorizer_;
   AccessLog access_log_;
 };
 
@@ -85,11 +86,6 @@ inline constexpr absl::string_view kUnknownMethodLabel = "unknown";
 // IsKnownMethod is whether `service` (e.g. "posthog.v1.UserService") has
 // `method` among the protobuf services linked into the binary.
 bool IsKnownMethod(absl::string_view service, absl::string_view method);
-
-// The SPIFFE id in the last element of an x-forwarded-client-cert header
-// (the one the nearest proxy added), e.g. `spiffe://cluster.local/ns/a/sa/b`;
-// empty when there is none.
-std::string CallerFromForwardedClientCert(absl::string_view header);
 
 }  // namespace posthog_gateway
 

@@ -27,7 +27,8 @@ absl::Time Deadline(const grpc::ServerContextBase* context) {
 
 }  // namespace
 
-CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline) : pipeline_(pipeline) {
+CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline, const Authorizer* authorizer)
+    : pipeline_(pipeline), authorizer_(authorizer) {
   SetMessageAllocatorFor_CaptureEvent(&capture_event_messages_);
 }
 
@@ -35,6 +36,12 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
     grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,
     posthog::v1::CaptureEventResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.CaptureService/CaptureEvent",
+                                               request->project());
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   auto finish = [reactor, response](absl::StatusOr<std::vector<std::string>> uuids) {
     if (!uuids.ok()) {
       reactor->Finish(ToGrpcStatus(uuids.status()));
@@ -60,6 +67,12 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
 grpc::Status CaptureServiceImpl::BatchCaptureEvents(
     grpc::ServerContext* context, const posthog::v1::BatchCaptureEventsRequest* request,
     posthog::v1::BatchCaptureEventsResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.CaptureService/BatchCaptureEvents",
+                             request->project(), request->events_size());
+      !denied.ok()) {
+    return denied;
+  }
   if (request->events().empty()) {
     return ToGrpcStatus(InvalidArgumentWithViolations(
         "no events", {{"events", "must hold at least one event"}}));
@@ -85,8 +98,10 @@ class CaptureServiceImpl::EventStream final
     : public grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
                                      posthog::v1::StreamCaptureEventsResponse> {
  public:
-  EventStream(CaptureServiceImpl* service, absl::Time deadline)
+  EventStream(CaptureServiceImpl* service, grpc::CallbackServerContext* context,
+              absl::Time deadline)
       : service_(service),
+        context_(context),
         deadline_(deadline),
         first_block_(kStreamArenaBlockBytes),
         arena_(ArenaOptions(first_block_)) {
@@ -104,6 +119,15 @@ class CaptureServiceImpl::EventStream final
     }
     if (request_->events().empty()) {
       ReadNext();
+      return;
+    }
+    // Each message spends the caller's quota; the first one names the
+    // stream's project.
+    if (grpc::Status denied = service_->authorizer_->Check(
+            *context_, "/posthog.v1.CaptureService/StreamCaptureEvents", project_,
+            request_->events_size());
+        !denied.ok()) {
+      Finish(denied);
       return;
     }
     events_.clear();
@@ -171,6 +195,7 @@ class CaptureServiceImpl::EventStream final
   }
 
   CaptureServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
   const absl::Time deadline_;
   std::vector<char> first_block_;
   google::protobuf::Arena arena_;
@@ -186,7 +211,7 @@ class CaptureServiceImpl::EventStream final
 grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
                         posthog::v1::StreamCaptureEventsResponse>*
 CaptureServiceImpl::StreamCaptureEvents(grpc::CallbackServerContext* context) {
-  return new EventStream(this, Deadline(context));
+  return new EventStream(this, context, Deadline(context));
 }
 
 grpc::Status CaptureServiceImpl::CaptureOne(grpc::ServerContext* context,
@@ -203,6 +228,11 @@ grpc::Status CaptureServiceImpl::CaptureOne(grpc::ServerContext* context,
 grpc::Status CaptureServiceImpl::Identify(grpc::ServerContext* context,
                                           const posthog::v1::IdentifyRequest* request,
                                           posthog::v1::IdentifyResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.CaptureService/Identify", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   return CaptureOne(context, request->project(), IdentifyEvent(*request),
                     request->ack_mode(), response->mutable_uuid());
 }
@@ -210,6 +240,11 @@ grpc::Status CaptureServiceImpl::Identify(grpc::ServerContext* context,
 grpc::Status CaptureServiceImpl::Alias(grpc::ServerContext* context,
                                        const posthog::v1::AliasRequest* request,
                                        posthog::v1::AliasResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.CaptureService/Alias", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   if (request->alias().empty()) {
     return ToGrpcStatus(
         InvalidArgumentWithViolations("no alias", {{"alias", "must not be empty"}}));
@@ -221,6 +256,11 @@ grpc::Status CaptureServiceImpl::Alias(grpc::ServerContext* context,
 grpc::Status CaptureServiceImpl::GroupIdentify(
     grpc::ServerContext* context, const posthog::v1::GroupIdentifyRequest* request,
     posthog::v1::GroupIdentifyResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.CaptureService/GroupIdentify",
+                                               request->project());
+      !denied.ok()) {
+    return denied;
+  }
   std::vector<FieldViolation> violations;
   if (request->group_type().empty()) violations.push_back({"group_type", "must not be empty"});
   if (request->group_key().empty()) violations.push_back({"group_key", "must not be empty"});
@@ -234,6 +274,11 @@ grpc::Status CaptureServiceImpl::GroupIdentify(
 grpc::Status CaptureServiceImpl::SetPersonProperties(
     grpc::ServerContext* context, const posthog::v1::SetPersonPropertiesRequest* request,
     posthog::v1::SetPersonPropertiesResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(
+          *context, "/posthog.v1.CaptureService/SetPersonProperties", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   return CaptureOne(context, request->project(), SetPersonPropertiesEvent(*request),
                     request->ack_mode(), response->mutable_uuid());
 }

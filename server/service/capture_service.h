@@ -11,9 +11,14 @@
 // and streams share one group commit without a parked thread each, and an
 // open stream costs no thread at all. In ACK_MODE_DELIVERED they wait for
 // PostHog on a thread of their own. The other methods are synchronous.
+//
+// Every call first asks `authorizer` (server/authz/authorizer.h), each
+// stream message too, spending one unit of the caller's capture quota per
+// event; the default allows every call, for tests of the handlers alone.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
+#include "server/authz/authorizer.h"
 #include "server/capture/capture_pipeline.h"
 #include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
@@ -26,7 +31,8 @@ class CaptureServiceImpl final
               posthog::v1::CaptureService::Service>> {
  public:
   // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
-  explicit CaptureServiceImpl(CapturePipeline* pipeline);
+  explicit CaptureServiceImpl(CapturePipeline* pipeline,
+                              const Authorizer* authorizer = Authorizer::AllowAll());
 
   grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
                                          const posthog::v1::CaptureEventRequest* request,
@@ -62,6 +68,7 @@ class CaptureServiceImpl final
                           std::string* uuid);
 
   CapturePipeline* pipeline_;
+  const Authorizer* authorizer_;
   // CaptureEvent's request (an event's properties: many small objects) and
   // response on one arena per call.
   ArenaMessageAllocator<posthog::v1::CaptureEventRequest, posthog::v1::CaptureEventResponse>

@@ -123,13 +123,15 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                                  std::map<std::string, FlagProject> projects_by_alias,
                                  FlagsConfig options, PagingConfig paging,
                                  const ResumeTokenCodec* tokens, Clock* clock,
-                                 SharedBudget* shared_budget)
+                                 SharedBudget* shared_budget,
+                                 const Authorizer* authorizer)
     : projects_(projects),
       projects_by_alias_(std::move(projects_by_alias)),
       options_(options),
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
+      authorizer_(authorizer),
       pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                {paging_.flags_per_hour, absl::Hours(1)}},
               clock, shared_budget, "flags"),
@@ -377,6 +379,12 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
     grpc::CallbackServerContext* context, const posthog::v1::EvaluateFlagRequest* request,
     posthog::v1::EvaluateFlagResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/EvaluateFlag", request->project());
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   if (request->key().empty()) {
     reactor->Finish(ToGrpcStatus(
         InvalidArgumentWithViolations("a flag key is required", {{"key", "must not be empty"}})));
@@ -413,6 +421,12 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
     return reactor;
   }
   const posthog::v1::EvaluateFlagsRequest& r = **request;
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/EvaluateFlags", r.project());
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   const std::vector<std::string> keys(r.keys().begin(), r.keys().end());
   EvaluateAndFinish(context, r.project(), keys, r.context(), r.options(),
                     [reactor, response_bytes, request = std::move(request)](
@@ -434,7 +448,7 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinitions(
-    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* request_bytes) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes) {
   posthog::v1::WatchFlagDefinitionsRequest request;
   grpc::ByteBuffer bytes(*request_bytes);  // Shares the slices; Deserialize consumes it.
   if (!grpc::SerializationTraits<posthog::v1::WatchFlagDefinitionsRequest>::Deserialize(
@@ -443,6 +457,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinition
     return DefinitionsWatch::Refuse(
         grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                      "the request is not a posthog.v1.WatchFlagDefinitionsRequest"));
+  }
+  if (grpc::Status denied = authorizer_->Check(
+          *context, "/posthog.v1.FlagService/WatchFlagDefinitions", request.project());
+      !denied.ok()) {
+    return DefinitionsWatch::Refuse(denied);
   }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request.project());
   if (!client.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(client.status()));
@@ -457,6 +476,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinition
 grpc::Status FlagServiceImpl::ListFlags(
     grpc::ServerContext* context, const posthog::v1::ListFlagsRequest* request,
     grpc::ServerWriter<posthog::v1::ListFlagsResponse>* writer) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/ListFlags", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::Status bounds = CheckListBounds("ListFlags", request->page_size(), request->limit());
@@ -486,6 +510,11 @@ grpc::Status FlagServiceImpl::ListFlags(
 grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
                                       const posthog::v1::GetFlagRequest* request,
                                       posthog::v1::GetFlagResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/GetFlag", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->id() <= 0) {
@@ -502,6 +531,11 @@ grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
 grpc::Status FlagServiceImpl::CreateFlag(grpc::ServerContext* context,
                                          const posthog::v1::CreateFlagRequest* request,
                                          posthog::v1::CreateFlagResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/CreateFlag", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->flag().key().empty()) {
@@ -518,6 +552,11 @@ grpc::Status FlagServiceImpl::CreateFlag(grpc::ServerContext* context,
 grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
                                          const posthog::v1::UpdateFlagRequest* request,
                                          posthog::v1::UpdateFlagResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/UpdateFlag", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->flag().id() <= 0) {
@@ -557,6 +596,11 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
 grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
                                          const posthog::v1::DeleteFlagRequest* request,
                                          posthog::v1::DeleteFlagResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.FlagService/DeleteFlag", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->id() <= 0) {

@@ -39,6 +39,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "server/flags/definitions_store.h"
 #include "server/flags/evaluator.h"
@@ -68,12 +69,15 @@ class FlagServiceImpl final
               posthog::v1::FlagService::WithRawCallbackMethod_WatchFlagDefinitions<
                   posthog::v1::FlagService::Service>>> {
  public:
+  // Every handler first asks `authorizer` (server/authz/authorizer.h); the
+  // default allows every call, for tests of the handlers alone.
   // `projects_by_alias` has an entry for every configured project alias.
   // `clock` is the time of evaluations and of list pacing and tokens.
   FlagServiceImpl(const ProjectRegistry* projects,
                   std::map<std::string, FlagProject> projects_by_alias, FlagsConfig options,
                   PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock,
-                  SharedBudget* shared_budget = nullptr);
+                  SharedBudget* shared_budget = nullptr,
+                  const Authorizer* authorizer = Authorizer::AllowAll());
 
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
@@ -162,6 +166,7 @@ class FlagServiceImpl final
   const PagingConfig paging_;
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
+  const Authorizer* authorizer_;
   // Flag REST requests per project, under paging.flags_per_minute/hour.
   ProjectPacers pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;

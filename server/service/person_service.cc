@@ -17,11 +17,13 @@ namespace v1 = ::posthog::v1;
 
 PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                                      const ResumeTokenCodec* tokens, Clock* clock,
-                                     SharedBudget* shared_budget)
+                                     SharedBudget* shared_budget,
+                                     const Authorizer* authorizer)
     : projects_(projects),
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
+      authorizer_(authorizer),
       pacers_({{paging_.persons_per_minute, absl::Minutes(1)},
                {paging_.persons_per_hour, absl::Hours(1)}},
               clock, shared_budget, "persons") {}
@@ -29,6 +31,11 @@ PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConf
 grpc::Status PersonServiceImpl::ListPersons(
     grpc::ServerContext* context, const v1::ListPersonsRequest* request,
     grpc::ServerWriter<v1::ListPersonsResponse>* writer) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.PersonService/ListPersons", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::Status bounds = CheckListBounds("ListPersons", request->page_size(), request->limit());
@@ -65,6 +72,11 @@ Persons PersonServiceImpl::PersonsFor(const PostHogClient* client) {
 grpc::Status PersonServiceImpl::GetPerson(grpc::ServerContext* context,
                                           const v1::GetPersonRequest* request,
                                           v1::GetPersonResponse* response) {
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.PersonService/GetPerson", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::StatusOr<v1::Person> person =
@@ -77,6 +89,11 @@ grpc::Status PersonServiceImpl::GetPerson(grpc::ServerContext* context,
 grpc::Status PersonServiceImpl::DeletePerson(grpc::ServerContext* context,
                                              const v1::DeletePersonRequest* request,
                                              v1::DeletePersonResponse* /*response*/) {
+  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.PersonService/DeletePerson",
+                                               request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   return ToGrpcStatus(PersonsFor(*client).Delete(request->person(), request->delete_events(),
@@ -86,6 +103,11 @@ grpc::Status PersonServiceImpl::DeletePerson(grpc::ServerContext* context,
 grpc::Status PersonServiceImpl::UpdatePersonProperties(
     grpc::ServerContext* context, const v1::UpdatePersonPropertiesRequest* request,
     v1::UpdatePersonPropertiesResponse* /*response*/) {
+  if (grpc::Status denied = authorizer_->Check(
+          *context, "/posthog.v1.PersonService/UpdatePersonProperties", request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   const std::vector<std::string> unset(request->unset().begin(), request->unset().end());

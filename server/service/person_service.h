@@ -8,11 +8,15 @@
 // deletes, each property of an update), keeps them under PostHog's persons
 // throttle together.
 //
-// Thread-safe. Borrows the registry, token codec and clock, which must
-// outlive it.
+// Every handler first asks `authorizer` (server/authz/authorizer.h); the
+// default allows every call, for tests of the handlers alone.
+//
+// Thread-safe. Borrows the registry, token codec, clock and authorizer,
+// which must outlive it.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/person.grpc.pb.h"
+#include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "server/paging/clock.h"
 #include "server/paging/request_pacer.h"
@@ -27,7 +31,8 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
   // `shared_budget` (borrowed; null: alone) is the fleet's rate budget.
   PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                     const ResumeTokenCodec* tokens, Clock* clock,
-                    SharedBudget* shared_budget = nullptr);
+                    SharedBudget* shared_budget = nullptr,
+                    const Authorizer* authorizer = Authorizer::AllowAll());
 
   grpc::Status ListPersons(grpc::ServerContext* context,
                            const posthog::v1::ListPersonsRequest* request,
@@ -51,6 +56,7 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
   const PagingConfig paging_;
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
+  const Authorizer* authorizer_;
   // Persons requests per project, under paging.persons_per_minute/hour.
   ProjectPacers pacers_;
 };

@@ -6,12 +6,20 @@
 namespace posthog_gateway {
 
 UserServiceImpl::UserServiceImpl(const ProjectRegistry* projects, absl::Duration cache_ttl,
-                                 Clock* clock)
-    : projects_(projects), cache_ttl_(cache_ttl), cache_(cache_ttl, clock) {}
+                                 Clock* clock, const Authorizer* authorizer)
+    : projects_(projects),
+      cache_ttl_(cache_ttl),
+      authorizer_(authorizer),
+      cache_(cache_ttl, clock) {}
 
 grpc::Status UserServiceImpl::GetCurrentUser(
     grpc::ServerContext* context, const posthog::v1::GetCurrentUserRequest* request,
     posthog::v1::GetCurrentUserResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.UserService/GetCurrentUser",
+                                               request->project());
+      !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   const CallContext call = CallContextFromServer(context);

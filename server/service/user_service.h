@@ -6,10 +6,15 @@
 // of calls costs PostHog one request (a profile changed in PostHog shows
 // after at most `cache_ttl`; zero disables the cache).
 //
-// Thread-safe; borrows the registry and clock, which must outlive it.
+// GetCurrentUser first asks `authorizer` (server/authz/authorizer.h); the
+// default allows every call, for tests of the handler alone.
+//
+// Thread-safe; borrows the registry, clock and authorizer, which must
+// outlive it.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/authz/authorizer.h"
 #include "server/paging/clock.h"
 #include "server/posthog/project_registry.h"
 #include "server/users/single_flight_cache.h"
@@ -19,8 +24,8 @@ namespace posthog_gateway {
 class UserServiceImpl final : public posthog::v1::UserService::Service {
  public:
   explicit UserServiceImpl(const ProjectRegistry* projects,
-                           absl::Duration cache_ttl = absl::Seconds(5),
-                           Clock* clock = RealClock());
+                           absl::Duration cache_ttl = absl::Seconds(5), Clock* clock = RealClock(),
+                           const Authorizer* authorizer = Authorizer::AllowAll());
 
   grpc::Status GetCurrentUser(grpc::ServerContext* context,
                               const posthog::v1::GetCurrentUserRequest* request,
@@ -29,6 +34,7 @@ class UserServiceImpl final : public posthog::v1::UserService::Service {
  private:
   const ProjectRegistry* projects_;
   const absl::Duration cache_ttl_;
+  const Authorizer* authorizer_;
   SingleFlightCache<posthog::v1::User> cache_;
 };
 

@@ -66,6 +66,10 @@ KEY_NAMES = ("project_api_key", "personal_api_key", "feature_flags_secure_key")
 # grace, so that a gateway stopped with events still spooled (PostHog down)
 # keeps sending them for about a second, not half a minute.
 DEFAULT_GATEWAY_ARGS = ("--drain_delay=0s", "--termination_grace=1s")
+# The gateway's default "authorization" section here: development mode, every
+# call allowed (docs/security.md). extra_config={"authorization": {...}}
+# replaces it.
+DEV_AUTHORIZATION = {"development_mode": True}
 
 _POLL_INTERVAL_SECONDS = 0.05
 
@@ -217,7 +221,10 @@ class Stack:
       start_timeout, stop_timeout: bounds in seconds for each process.
       gateway_args, emulator_args: extra flags.
       extra_config: top-level sections merged into the gateway's
-        configuration (e.g. {"flags": {"poll_interval_ms": 200}}).
+        configuration (e.g. {"flags": {"poll_interval_ms": 200}}). The
+        gateway runs in development mode (no authorization) unless it holds
+        an "authorization" section, which replaces DEV_AUTHORIZATION whole:
+        tests of authorization pass their callers and grants there.
     """
 
     def __init__(
@@ -499,6 +506,7 @@ class Stack:
             # A small memory queue: tests exercise backlogs read back from disk.
             "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20,
                         "max_backoff_ms": 2000, "memory_queue_bytes": 262144},
+            "authorization": dict(DEV_AUTHORIZATION),
         }
         config.update(self._extra_config)
         path = self._path("gateway.json")

@@ -439,5 +439,62 @@ INSTANTIATE_TEST_SUITE_P(
         BadCaptureCase{R"({"memory_queue_bytes": 1000})", "capture.memory_queue_bytes"},
         BadCaptureCase{R"("x")", "capture: must be an object"}));
 
+TEST(ConfigTest, AuthorizationIsEnforcedWithoutCallersByDefault) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "project_api_key": {"env": "K"}}]})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->authorization.development_mode);
+  EXPECT_TRUE(config->authorization.callers.empty());
+  EXPECT_EQ(config->authorization.quotas.persons_per_minute, 60);
+}
+
+TEST(ConfigTest, ReadsAuthorization) {
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "project_api_key": {"env": "K"}}],
+    "authorization": {
+      "development_mode": false,
+      "callers": [{"caller": "spiffe://c/ns/a/sa/b", "projects": ["*"],
+                   "grants": ["capture"], "quotas": {"capture_events_per_second": 5}}],
+      "grants_file": "/etc/grants.json", "bearer_tokens_file": "/etc/tokens",
+      "quotas": {"persons_per_minute": 7, "flag_management_per_minute": 8,
+                 "capture_events_per_second": 9},
+      "audit_log_file": "/var/audit.jsonl"}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const AuthorizationConfig& authorization = config->authorization;
+  ASSERT_EQ(authorization.callers.size(), 1u);
+  EXPECT_EQ(authorization.callers[0].caller, "spiffe://c/ns/a/sa/b");
+  EXPECT_EQ(authorization.callers[0].projects, std::vector<std::string>{"*"});
+  EXPECT_EQ(authorization.callers[0].grants, std::vector<std::string>{"capture"});
+  ASSERT_TRUE(authorization.callers[0].quotas.has_value());
+  EXPECT_EQ(authorization.callers[0].quotas->capture_events_per_second, 5);
+  EXPECT_EQ(authorization.callers[0].quotas->persons_per_minute, 60);  // Default.
+  EXPECT_EQ(authorization.grants_file, "/etc/grants.json");
+  EXPECT_EQ(authorization.bearer_tokens_file, "/etc/tokens");
+  EXPECT_EQ(authorization.quotas.persons_per_minute, 7);
+  EXPECT_EQ(authorization.quotas.flag_management_per_minute, 8);
+  EXPECT_EQ(authorization.quotas.capture_events_per_second, 9);
+  EXPECT_EQ(authorization.audit_log_file, "/var/audit.jsonl");
+}
+
+TEST(ConfigTest, RefusesBadAuthorization) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"development_mode": "yes"})", "authorization.development_mode: must be true or false"},
+      {R"({"callers": [{"projects": ["*"]}]})", "authorization.callers[0].caller: is required"},
+      {R"({"callers": [{"caller": "x", "grants": ["user"]}]})",
+       "authorization.callers[0].projects: must list project aliases"},
+      {R"({"callers": [{"caller": "x", "projects": ["*"], "grants": "user"}]})",
+       "authorization.callers[0].grants: must be a list of strings"},
+      {R"({"quotas": {"persons_per_minute": -1}})",
+       "authorization.quotas.persons_per_minute: must be between 0"},
+      {R"({"develop_mode": true})", "authorization.develop_mode: unknown field"},
+  };
+  for (const auto& [section, message] : cases) {
+    absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat(
+        R"({"projects": [{"alias": "main", "project_id": 12, "project_api_key": {"env": "K"}}], "authorization": )", section,
+        "}"));
+    EXPECT_THAT(Message(config), HasSubstr(message)) << section;
+  }
+}
+
 }  // namespace
 }  // namespace posthog_gateway

@@ -165,7 +165,7 @@ std::unique_ptr<grpc::Server> StartIntercepted(MetricsRegistry* registry,
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
-      registry, CallerIdentitySource::kNone, access_log));
+      registry, Authorizer::AllowAll(), access_log));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   return builder.BuildAndStart();
 }
@@ -314,18 +314,6 @@ TEST(ObservabilityInterceptorTest, RetryInfoBecomesARetryPushbackClientsObey) {
   EXPECT_NE(call("busy", 2).error_code(), grpc::StatusCode::OK);
   EXPECT_EQ(service.calls.load(), 1) << "the client did not wait for the pushback";
   server->Shutdown();
-}
-
-TEST(CallerFromForwardedClientCertTest, TakesTheUriOfTheLastElement) {
-  EXPECT_EQ(CallerFromForwardedClientCert(
-                "By=spiffe://cluster.local/ns/gw/sa/gateway;Hash=abc;"
-                "URI=spiffe://cluster.local/ns/shop/sa/checkout"),
-            "spiffe://cluster.local/ns/shop/sa/checkout");
-  EXPECT_EQ(CallerFromForwardedClientCert(
-                "URI=spiffe://a/ns/x/sa/first;Subject=\"CN=a,O=b\","
-                "Hash=1;URI=\"spiffe://a/ns/y/sa/second\""),
-            "spiffe://a/ns/y/sa/second");
-  EXPECT_EQ(CallerFromForwardedClientCert("Hash=abc;Subject=\"CN=x\""), "");
 }
 
 }  // namespace

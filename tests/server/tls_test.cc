@@ -25,9 +25,11 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "posthog/v1/user.grpc.pb.h"
+#include "server/authz/authorizer.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/observability/metrics.h"
+#include "server/paging/clock.h"
 
 namespace posthog_gateway {
 namespace {
@@ -94,10 +96,17 @@ class TlsTest : public ::testing::Test {
              CallerIdentitySource caller_identity = CallerIdentitySource::kNone) {
     ServerConfig config;
     config.tls = std::move(tls);
+    GatewayConfig gateway;
+    gateway.server.caller_identity = caller_identity;
+    gateway.authorization.development_mode = true;  // The access log only.
+    absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+        Authorizer::Create(gateway, nullptr, RealClock());
+    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    authorizer_ = *std::move(authorizer);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
     interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
-        &metrics_, caller_identity, AccessLog::kAll));
+        &metrics_, authorizer_.get(), AccessLog::kAll));
     server_ = std::make_unique<GatewayServer>(
         config,
         std::vector<NamedService>{
@@ -151,6 +160,7 @@ class TlsTest : public ::testing::Test {
 
   std::string dir_;
   MetricsRegistry metrics_;
+  std::unique_ptr<Authorizer> authorizer_;
   posthog::v1::UserService::Service user_service_;  // Answers UNIMPLEMENTED.
   std::unique_ptr<GatewayServer> server_;
   int port_ = 0;
@@ -219,7 +229,7 @@ TEST_F(TlsTest, TheClientLibraryConnectsWithItsCertificateToAMutualTlsGateway) {
 }
 
 // caller_identity "tls": the access log names the caller by its certificate
-// (its first subject alternative name), which the TLS handshake vouched for.
+// (its SPIFFE URI, else its subject), which the TLS handshake vouched for.
 TEST_F(TlsTest, TheAccessLogNamesTheCallerByItsCertificate) {
   ServerTlsConfig tls = Tls();
   tls.client_ca_file = Path("ca.pem");
@@ -238,7 +248,7 @@ TEST_F(TlsTest, TheAccessLogNamesTheCallerByItsCertificate) {
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(log.find("\"method\":\"posthog.v1.UserService/GetCurrentUser\""), std::string::npos)
       << log;
-  EXPECT_NE(log.find("\"caller\":\"billing-service\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"caller\":\"CN=billing-service\""), std::string::npos) << log;
 }
 
 TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {

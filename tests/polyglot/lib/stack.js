@@ -24,7 +24,9 @@ function parseEnv(text) {
 
 // Starts the harness and resolves with its environment file's variables once
 // both processes serve; rejects if it exits first or the deadline passes.
-// `extraArgs` go to the harness (e.g. `--seed=PATH`).
+// `extraArgs` go to the harness (e.g. `--seed=PATH`). The gateway runs in
+// development mode (no authorization) unless they pass
+// `--extra_config={"authorization": {...}}` with real callers and grants.
 function startStack(envFile, extraArgs = []) {
   const child = spawn('/usr/bin/python3', [HARNESS, `--env_file=${envFile}`, ...extraArgs], {
     cwd: repoRoot,
