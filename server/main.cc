@@ -21,7 +21,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -285,34 +284,6 @@ absl::Status ApplyAuthorizationFlags(GatewayConfig& config) {
   return absl::OkStatus();
 }
 
-bool IsLoopback(absl::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" ||
-         absl::StartsWith(host, "127.");
-}
-
-// WarnAboutAuthorization says loudly when nobody's calls are checked on a
-// reachable port, and when every call will be refused.
-void WarnAboutAuthorization(const GatewayConfig& config, absl::string_view host) {
-  const AuthorizationConfig& authorization = config.authorization;
-  if (authorization.development_mode) {
-    if (!IsLoopback(host)) {
-      for (int i = 0; i < 3; ++i) {
-        LogWarning("DEVELOPMENT MODE: NO AUTHORIZATION. Anyone who reaches this port may read "
-                   "and delete persons and change flags with the gateway's PostHog keys. Turn "
-                   "authorization.development_mode off outside a laptop (docs/security.md).",
-                   {{"host", std::string(host)}});
-      }
-    } else {
-      LogInfo("development mode: no authorization (listening on loopback only)");
-    }
-    return;
-  }
-  if (authorization.callers.empty() && authorization.grants_file.empty()) {
-    LogWarning("authorization is on and no caller has a grant: every call will be refused "
-               "(docs/security.md: authorization.callers, or development_mode on a laptop)");
-  }
-}
-
 // ApplyTlsFlags lays the --tls_* flags over server.tls, so that a
 // deployment (a Kustomize component) can turn TLS on without editing the
 // configuration file.
@@ -543,7 +514,10 @@ int Run() {
     LogError("cannot open the audit log", {{"error", std::string(audit_log.status().message())}});
     return 2;
   }
-  WarnAboutAuthorization(*config, absl::GetFlag(FLAGS_host));
+  for (const StartupNotice& notice :
+       AuthorizationNotices(*config, absl::GetFlag(FLAGS_host))) {
+    Log(notice.warning ? LogSeverity::kWarning : LogSeverity::kInfo, notice.message);
+  }
 
   const BuildInfo build_info = CurrentBuildInfo();
   MetricsRegistry metrics;

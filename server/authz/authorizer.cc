@@ -81,7 +81,37 @@ absl::Status Unauthenticated(absl::string_view message) {
   return status;
 }
 
+bool IsLoopback(absl::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || absl::StartsWith(host, "127.");
+}
+
 }  // namespace
+
+std::vector<StartupNotice> AuthorizationNotices(const GatewayConfig& config,
+                                                absl::string_view host) {
+  const AuthorizationConfig& authorization = config.authorization;
+  std::vector<StartupNotice> notices;
+  if (authorization.development_mode) {
+    if (IsLoopback(host)) {
+      notices.push_back({false, "development mode: no authorization (listening on loopback only)"});
+      return notices;
+    }
+    const std::string loud = absl::StrCat(
+        "DEVELOPMENT MODE: NO AUTHORIZATION on ", host,
+        ". Anyone who reaches this port may read and delete persons and change flags with the "
+        "gateway's PostHog keys. Turn authorization.development_mode off outside a laptop "
+        "(docs/security.md).");
+    for (int i = 0; i < 3; ++i) notices.push_back({true, loud});
+    return notices;
+  }
+  if (authorization.callers.empty() && authorization.grants_file.empty()) {
+    notices.push_back({true,
+                       "authorization is on and no caller has a grant: every call will be "
+                       "refused (docs/security.md: authorization.callers, or development_mode "
+                       "on a laptop)"});
+  }
+  return notices;
+}
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(const GatewayConfig& config,
                                                                const BearerTokens* tokens,

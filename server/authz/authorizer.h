@@ -55,6 +55,17 @@ struct Caller {
   std::string source;
 };
 
+// AuthorizationNotices returns what the gateway logs at start-up about its
+// authorization when it listens on `host`: a loud warning, repeated, in
+// development mode beyond loopback; a notice in development mode on
+// loopback; a warning when authorization is on and no caller has a grant.
+struct StartupNotice {
+  bool warning;
+  std::string message;
+};
+std::vector<StartupNotice> AuthorizationNotices(const GatewayConfig& config,
+                                                absl::string_view host);
+
 class Authorizer final {
  public:
   // Create checks the grants (callers of authorization.callers and of its

@@ -117,17 +117,17 @@ class CaptureServiceImpl::EventStream final
       project_ = request_->project();
       ack_mode_ = request_->ack_mode();
     }
-    if (request_->events().empty()) {
-      ReadNext();
-      return;
-    }
-    // Each message spends the caller's quota; the first one names the
-    // stream's project.
+    // Each message (even an empty one) is authorized and spends the
+    // caller's quota; the first one names the stream's project.
     if (grpc::Status denied = service_->authorizer_->Check(
             *context_, "/posthog.v1.CaptureService/StreamCaptureEvents", project_,
             request_->events_size());
         !denied.ok()) {
       Finish(denied);
+      return;
+    }
+    if (request_->events().empty()) {
+      ReadNext();
       return;
     }
     events_.clear();

@@ -377,5 +377,32 @@ TEST_F(AuthorizerTest, AFlagManagementQuotaAppliesToFlagCalls) {
   EXPECT_EQ(RetryMillis(status), 30000);
 }
 
+TEST(AuthorizationNoticesTest, DevelopmentModeBeyondLoopbackIsLoud) {
+  GatewayConfig config = TwoProjects(CallerIdentitySource::kNone);
+  config.authorization.development_mode = true;
+  std::vector<StartupNotice> notices = AuthorizationNotices(config, "0.0.0.0");
+  ASSERT_EQ(notices.size(), 3u);
+  for (const StartupNotice& notice : notices) {
+    EXPECT_TRUE(notice.warning);
+    EXPECT_NE(notice.message.find("DEVELOPMENT MODE: NO AUTHORIZATION on 0.0.0.0"),
+              std::string::npos);
+  }
+  for (const char* loopback : {"127.0.0.1", "localhost", "::1"}) {
+    notices = AuthorizationNotices(config, loopback);
+    ASSERT_EQ(notices.size(), 1u) << loopback;
+    EXPECT_FALSE(notices[0].warning);
+  }
+}
+
+TEST(AuthorizationNoticesTest, AuthorizationWithoutCallersWarnsThatAllIsRefused) {
+  GatewayConfig config = TwoProjects(CallerIdentitySource::kIstio);
+  EXPECT_TRUE(AuthorizationNotices(config, "0.0.0.0").empty());
+  config.authorization.callers.clear();
+  std::vector<StartupNotice> notices = AuthorizationNotices(config, "0.0.0.0");
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_TRUE(notices[0].warning);
+  EXPECT_NE(notices[0].message.find("every call will be refused"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace posthog_gateway

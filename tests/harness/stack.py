@@ -225,6 +225,9 @@ class Stack:
         gateway runs in development mode (no authorization) unless it holds
         an "authorization" section, which replaces DEV_AUTHORIZATION whole:
         tests of authorization pass their callers and grants there.
+      extra_projects: more projects, each {"alias": ..., "project_id": ...},
+        on the same emulator with the same key files (for tests that need
+        more than one configured project).
     """
 
     def __init__(
@@ -239,6 +242,7 @@ class Stack:
         gateway_args=DEFAULT_GATEWAY_ARGS,
         emulator_args=(),
         extra_config=None,
+        extra_projects=(),
     ):
         unknown = set(keys) - set(KEY_NAMES)
         if unknown:
@@ -253,6 +257,7 @@ class Stack:
         self._gateway_args = list(gateway_args)
         self._emulator_args = list(emulator_args)
         self._extra_config = dict(extra_config or {})
+        self._extra_projects = [dict(p) for p in extra_projects]
         self._dir = None
         self._emulator = None
         self._gateway = None
@@ -501,7 +506,7 @@ class Stack:
             project[name] = {"file": path}
         config = {
             "default_project": self._alias,
-            "projects": [project],
+            "projects": [project] + [{**project, **extra} for extra in self._extra_projects],
             # Capture's spool lives with the run (kept across restart_gateway).
             # A small memory queue: tests exercise backlogs read back from disk.
             "capture": {"spool_dir": self._path("spool"), "flush_interval_ms": 20,
