@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -153,33 +154,32 @@ TEST_F(AuditLogTest, RecordsEveryDeleteWithCallerProjectTargetAndOutcome) {
   posthog::v1::GetPersonResponse person;
   EXPECT_TRUE(stub_->GetPerson(&context, posthog::v1::GetPersonRequest(), &person).ok());
 
-  std::vector<nlohmann::json> records = Records();
-  ASSERT_EQ(records.size(), 5u);
-  auto without_time = [](nlohmann::json record) {
-    EXPECT_TRUE(record.contains("time"));
-    record.erase("time");
-    return record;
-  };
+  std::vector<nlohmann::json> lines = Records();
+  ASSERT_EQ(lines.size(), 5u);
+  // Each record is written when its call is torn down, so their order is
+  // not the calls' order: keyed by target.
+  std::map<std::string, nlohmann::json> records;
+  for (const nlohmann::json& line : lines) records[line["target"]] = line;
+  nlohmann::json first = records["person uuid 0190f6a1-0000-7000-8000-000000000001"];
+  EXPECT_TRUE(first.contains("time"));
+  first.erase("time");
   const std::string method = "posthog.v1.PersonService/DeletePerson";
-  EXPECT_EQ(without_time(records[0]),
-            (nlohmann::json{{"log", "audit"},
-                            {"caller", kGdpr},
-                            {"caller_source", "xfcc"},
-                            {"project", "prod"},
-                            {"method", method},
-                            {"target", "person uuid 0190f6a1-0000-7000-8000-000000000001"},
-                            {"code", "OK"},
-                            {"request_id", "req-1"}}));
-  EXPECT_EQ(records[1]["code"], "NotFound");
-  EXPECT_EQ(records[1]["target"], "person uuid missing");
-  EXPECT_EQ(records[2]["caller"], kReader);
-  EXPECT_EQ(records[2]["code"], "PermissionDenied");
-  EXPECT_EQ(records[3]["project"], "staging");
-  EXPECT_EQ(records[3]["code"], "PermissionDenied");
-  EXPECT_EQ(records[4]["caller"], "");
-  EXPECT_FALSE(records[4].contains("caller_source"));
-  EXPECT_EQ(records[4]["code"], "Unauthenticated");
-  EXPECT_EQ(records[4]["target"], "person uuid u-4");
+  EXPECT_EQ(first, (nlohmann::json{{"log", "audit"},
+                                   {"caller", kGdpr},
+                                   {"caller_source", "xfcc"},
+                                   {"project", "prod"},
+                                   {"method", method},
+                                   {"target", "person uuid 0190f6a1-0000-7000-8000-000000000001"},
+                                   {"code", "OK"},
+                                   {"request_id", "req-1"}}));
+  EXPECT_EQ(records["person uuid missing"]["code"], "NotFound");
+  EXPECT_EQ(records["person uuid u-2"]["caller"], kReader);
+  EXPECT_EQ(records["person uuid u-2"]["code"], "PermissionDenied");
+  EXPECT_EQ(records["person uuid u-3"]["project"], "staging");
+  EXPECT_EQ(records["person uuid u-3"]["code"], "PermissionDenied");
+  EXPECT_EQ(records["person uuid u-4"]["caller"], "");
+  EXPECT_FALSE(records["person uuid u-4"].contains("caller_source"));
+  EXPECT_EQ(records["person uuid u-4"]["code"], "Unauthenticated");
 }
 
 TEST_F(AuditLogTest, TheFileIsPrivateToTheGateway) {
