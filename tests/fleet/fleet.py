@@ -285,6 +285,8 @@ class Fleet:
             "projects": [project],
             "capture": {"spool_dir": self._path(f"spool-{i}"), "flush_interval_ms": 20},
             "paging": {"resume_token_secret": {"file": key_paths["resume_token_secret"]}},
+            # The harness default: development mode, every call allowed.
+            "authorization": dict(stack.DEV_AUTHORIZATION),
         }
         if self._use_redis:
             config["redis"] = {"address": f"127.0.0.1:{self.redis_port}"}
