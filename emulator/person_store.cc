@@ -3,8 +3,11 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -177,12 +180,10 @@ void PersonStore::ProcessEvent(int64_t team_id, Team& team, const json& event,
       if (team.group_types.size() >= kMaxGroupTypes) return;
       team.group_types.push_back(type);
     }
-    Group& group = team.groups[{index, key}];
-    if (group.created_at.empty()) {
-      group.group_type_index = index;
-      group.group_key = key;
-      group.created_at = timestamp.empty() ? NowIso() : timestamp;
-    }
+    auto found = team.groups.find({index, key});
+    Group& group = found != team.groups.end()
+                       ? found->second
+                       : NewGroup(team, index, key, timestamp.empty() ? NowIso() : timestamp);
     const json* set = Member(props, "$group_set");
     if (set != nullptr && set->is_object()) {
       for (auto s = set->begin(); s != set->end(); ++s) {
@@ -413,6 +414,97 @@ std::optional<Group> PersonStore::GetGroup(int64_t team_id, int index,
   return it->second;
 }
 
+Group& PersonStore::NewGroup(Team& team, int index, const std::string& key,
+                             const std::string& created_at) {
+  Group& group = team.groups[{index, key}];
+  group.group_type_index = index;
+  group.group_key = key;
+  group.created_at = created_at;
+  group.sequence = ++group_sequence_;
+  team.group_order.emplace(created_at, group.sequence, index, key);
+  return group;
+}
+
+std::vector<Group> PersonStore::ListGroups(int64_t team_id, const GroupListQuery& query) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<Group> out;
+  auto t = teams_.find(team_id);
+  if (t == teams_.end()) return out;
+  const Team& team = t->second;
+  auto it = team.group_order.begin();
+  if (query.after.has_value()) {
+    // Past every entry at or before the position (the set is descending).
+    it = team.group_order.upper_bound(std::make_tuple(
+        query.after->first, query.after->second, std::numeric_limits<int>::min(), std::string()));
+  }
+  for (; it != team.group_order.end() && out.size() < query.limit; ++it) {
+    const auto& [created_at, sequence, index, key] = *it;
+    if (index != query.group_type_index) continue;
+    const std::string lower_key = absl::AsciiStrToLower(key);
+    if (!query.key_contains.empty() && !absl::StrContains(lower_key, query.key_contains)) continue;
+    const Group& group = team.groups.at({index, key});
+    if (query.has_search && lower_key != query.search &&
+        !absl::StrContains(absl::AsciiStrToLower(group.properties.dump()), query.search)) {
+      continue;
+    }
+    out.push_back(group);
+  }
+  return out;
+}
+
+std::optional<Group> PersonStore::CreateGroup(int64_t team_id, int index, const std::string& key,
+                                              json properties) {
+  absl::MutexLock lock(&mu_);
+  Team& team = teams_[team_id];
+  if (team.groups.count({index, key}) > 0) return std::nullopt;
+  Group& group = NewGroup(team, index, key, NowIso());
+  group.properties = std::move(properties);
+  return group;
+}
+
+std::optional<Group> PersonStore::SetGroupProperty(int64_t team_id, int index,
+                                                   const std::string& key,
+                                                   const std::string& property,
+                                                   const json& value) {
+  absl::MutexLock lock(&mu_);
+  auto t = teams_.find(team_id);
+  if (t == teams_.end()) return std::nullopt;
+  auto it = t->second.groups.find({index, key});
+  if (it == t->second.groups.end()) return std::nullopt;
+  it->second.properties[property] = value;
+  return it->second;
+}
+
+std::optional<Group> PersonStore::UnsetGroupProperty(int64_t team_id, int index,
+                                                     const std::string& key,
+                                                     const std::string& property) {
+  absl::MutexLock lock(&mu_);
+  auto t = teams_.find(team_id);
+  if (t == teams_.end()) return std::nullopt;
+  auto it = t->second.groups.find({index, key});
+  if (it == t->second.groups.end()) return std::nullopt;
+  it->second.properties.erase(property);
+  return it->second;
+}
+
+void PersonStore::GenerateGroups(int64_t team_id, int index, size_t n) {
+  absl::MutexLock lock(&mu_);
+  Team& team = teams_[team_id];
+  static const char* kPlans[] = {"free", "pro", "enterprise"};
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t k = generated_groups_++;
+    const std::string key = absl::StrCat("generated-group-", k);
+    if (team.groups.count({index, key}) > 0) continue;
+    const std::string created_at =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", start + absl::Microseconds(static_cast<int64_t>(i)),
+                         absl::UTCTimeZone());
+    Group& group = NewGroup(team, index, key, created_at);
+    group.properties = {{"name", absl::StrCat("Company ", k)}, {"plan", kPlans[k % 3]},
+                        {"index", k}};
+  }
+}
+
 size_t PersonStore::PersonCount(int64_t team_id) const {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
@@ -424,6 +516,8 @@ void PersonStore::Clear() {
   teams_.clear();
   next_person_id_ = 1;
   generated_ = 0;
+  group_sequence_ = 0;
+  generated_groups_ = 0;
 }
 
 }  // namespace posthog_emulator

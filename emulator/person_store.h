@@ -23,7 +23,10 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -48,6 +51,23 @@ struct Group {
   std::string group_key;
   nlohmann::json properties = nlohmann::json::object();
   std::string created_at;
+  // Insertion order within the project: breaks ties of created_at.
+  int64_t sequence = 0;
+};
+
+// GroupListQuery selects groups of one type for one page of the cursor
+// list: newest first (created_at, then sequence, descending).
+struct GroupListQuery {
+  int group_type_index = 0;
+  // Lower-case substring of the key; empty matches all.
+  std::string key_contains;
+  // With has_search: lower-case substring of the properties' JSON, or the
+  // exact key (case-insensitive), as PostHog's `search`.
+  std::string search;
+  bool has_search = false;
+  // Only groups after this (created_at, sequence) position.
+  std::optional<std::pair<std::string, int64_t>> after;
+  size_t limit = 100;
 };
 
 // PersonEvent is one captured event for ProcessEvents: the parsed event and
@@ -114,6 +134,23 @@ class PersonStore final {
   std::optional<Group> GetGroup(int64_t team_id, int group_type_index,
                                 const std::string& key) const;
 
+  // ListGroups returns up to query.limit groups, newest first.
+  std::vector<Group> ListGroups(int64_t team_id, const GroupListQuery& query) const;
+  // CreateGroup adds a group created now; nullopt when the key is taken.
+  std::optional<Group> CreateGroup(int64_t team_id, int group_type_index,
+                                   const std::string& key, nlohmann::json properties);
+  // SetGroupProperty / UnsetGroupProperty change one property and return
+  // the group; nullopt when there is none.
+  std::optional<Group> SetGroupProperty(int64_t team_id, int group_type_index,
+                                        const std::string& key, const std::string& property,
+                                        const nlohmann::json& value);
+  std::optional<Group> UnsetGroupProperty(int64_t team_id, int group_type_index,
+                                          const std::string& key, const std::string& property);
+  // GenerateGroups creates `n` groups of `group_type_index` with keys
+  // "generated-group-<k>", properties {name, plan, index}, each created a
+  // microsecond after the previous one (so the newest is the last made).
+  void GenerateGroups(int64_t team_id, int group_type_index, size_t n);
+
   size_t PersonCount(int64_t team_id) const;
   void Clear();
 
@@ -125,6 +162,8 @@ class PersonStore final {
     absl::flat_hash_map<std::string, int64_t> by_uuid;
     std::vector<std::string> group_types;
     std::map<std::pair<int, std::string>, Group> groups;
+    // (created_at, sequence, type, key), newest first: the list's order.
+    std::set<std::tuple<std::string, int64_t, int, std::string>, std::greater<>> group_order;
   };
 
   Person* Find(Team& team, const std::string& distinct_id)
@@ -139,11 +178,16 @@ class PersonStore final {
   void ProcessEvent(int64_t team_id, Team& team, const nlohmann::json& event,
                     const std::string& distinct_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NewGroup inserts a group (which must not exist) into `team`.
+  Group& NewGroup(Team& team, int group_type_index, const std::string& key,
+                  const std::string& created_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<int64_t, Team> teams_ ABSL_GUARDED_BY(mu_);
   int64_t next_person_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t group_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t generated_groups_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // PersonUuid returns the deterministic UUID (v5 layout, SHA-1 of team and

@@ -11,6 +11,7 @@
 #include "emulator/capture_handler.h"
 #include "emulator/flags_handler.h"
 #include "emulator/http_util.h"
+#include "emulator/groups_handler.h"
 #include "emulator/persons_handler.h"
 #include "emulator/users_handler.h"
 
@@ -188,6 +189,13 @@ void EmulatorServer::AddRoutes() {
     Route(method, persons + "/([^/]+)/?()", "person", bind(HandlePerson));
     Route(method, persons + "/([^/]+)/(update_property|delete_property)/?",
           "person", bind(HandlePerson));
+    Route(method, "/api/(?:projects|environments)/([^/]+)/groups_types/?", "group_types",
+          bind(HandleGroupTypes));
+    Route(method, "/api/(?:projects|environments)/([^/]+)/groups/?()", "groups",
+          bind(HandleGroups));
+    Route(method,
+          "/api/(?:projects|environments)/([^/]+)/groups/(find|update_property|delete_property)/?",
+          "group", bind(HandleGroups));
     Route(method,
           "/api/(?:projects|environments)/([^/]+)/feature_flags/?",
           "feature_flags", bind(HandleFlagCollection));

@@ -70,6 +70,10 @@ absl::Status EmulatorState::ApplyProjectData(const Directory& directory,
     if (generate > 0) persons_.GeneratePersons(team_id, generate);
     const int64_t generate_flags = p.value("generate_flags", int64_t{0});
     if (generate_flags > 0) flags_.GenerateFlags(team_id, generate_flags);
+    const int64_t generate_groups = p.value("generate_groups", int64_t{0});
+    if (generate_groups > 0) {
+      persons_.GenerateGroups(team_id, p.value("group_type_index", 0), generate_groups);
+    }
   }
   return absl::OkStatus();
 }
@@ -109,7 +113,8 @@ absl::Status EmulatorState::AddSeed(const json& seed) {
     RETURN_IF_ERROR(ApplyProjectData(*merged, seed));
     const int64_t generate = seed.value("generate_persons", int64_t{0});
     const int64_t generate_flags = seed.value("generate_flags", int64_t{0});
-    if (generate > 0 || generate_flags > 0) {
+    const int64_t generate_groups = seed.value("generate_groups", int64_t{0});
+    if (generate > 0 || generate_flags > 0 || generate_groups > 0) {
       int64_t team_id = seed.value("project_id", int64_t{0});
       if (team_id == 0) {
         auto projects = merged->Projects();
@@ -123,6 +128,9 @@ absl::Status EmulatorState::AddSeed(const json& seed) {
       }
       if (generate > 0) persons_.GeneratePersons(team_id, generate);
       if (generate_flags > 0) flags_.GenerateFlags(team_id, generate_flags);
+      if (generate_groups > 0) {
+        persons_.GenerateGroups(team_id, seed.value("group_type_index", 0), generate_groups);
+      }
     }
     if (seed.contains("rate_limits")) ApplyRateLimits(seed);
   } catch (const json::exception& e) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "emulator/http_util.h"
 #include "emulator/state.h"
 #include "gtest/gtest.h"
@@ -599,6 +600,102 @@ TEST_F(EmulatorServerTest, ResetClearsEventsAndReloadsTheSeed) {
   EXPECT_EQ(Get("/api/projects/1/persons/?distinct_id=new-person", Bearer(kAllKey)).second["results"].size(),
             0u);
   EXPECT_EQ(Get("/api/projects/1/feature_flags/1/", Bearer(kAllKey)).second["version"], 1);
+}
+
+
+// --- groups (cursor pagination) ---------------------------------------------
+
+TEST_F(EmulatorServerTest, GroupTypesListTheSeededTypesByIndex) {
+  auto [status, body] = Get("/api/projects/1/groups_types/", Bearer(kAllKey));
+  ASSERT_EQ(status, 200) << body;
+  ASSERT_EQ(body.size(), 2u);
+  EXPECT_EQ(body[0]["group_type"], "company");
+  EXPECT_EQ(body[0]["group_type_index"], 0);
+  EXPECT_EQ(body[1]["group_type"], "project");
+}
+
+TEST_F(EmulatorServerTest, GroupsListIsCursorPaginatedNewestFirstAndStableUnderInserts) {
+  ASSERT_TRUE(state_.AddSeed(json{{"generate_groups", 250}, {"project_id", 1}}).ok());
+  auto [status, first] = Get("/api/projects/1/groups/?group_type_index=0", Bearer(kAllKey));
+  ASSERT_EQ(status, 200) << first;
+  EXPECT_FALSE(first.contains("count"));
+  EXPECT_TRUE(first["previous"].is_null());
+  ASSERT_EQ(first["results"].size(), 100u);
+  EXPECT_EQ(first["results"][0]["group_key"], "generated-group-249");
+  const std::string next = first["next"].get<std::string>();
+  EXPECT_NE(next.find("/api/projects/1/groups/?group_type_index=0&cursor="), std::string::npos)
+      << next;
+
+  // Groups created now are newer than every listed one: the cursor's pages
+  // do not move.
+  for (int k = 0; k < 3; ++k) {
+    auto [created, group] =
+        Send("POST", "/api/projects/1/groups/",
+             {{"group_type_index", 0}, {"group_key", absl::StrCat("new-", k)}}, Bearer(kAllKey));
+    ASSERT_EQ(created, 201) << group;
+  }
+  std::vector<std::string> keys;
+  for (const json& group : first["results"]) keys.push_back(group["group_key"]);
+  std::string url = next.substr(next.find("/api/"));
+  while (!url.empty()) {
+    auto [page_status, page] = Get(url, Bearer(kAllKey));
+    ASSERT_EQ(page_status, 200) << page;
+    for (const json& group : page["results"]) keys.push_back(group["group_key"]);
+    url = page["next"].is_string()
+              ? page["next"].get<std::string>().substr(page["next"].get<std::string>().find("/api/"))
+              : "";
+  }
+  ASSERT_EQ(keys.size(), 250u);
+  for (int i = 0; i < 250; ++i) EXPECT_EQ(keys[i], absl::StrCat("generated-group-", 249 - i));
+  // A new listing starts with the new groups.
+  auto [again_status, again] = Get("/api/projects/1/groups/?group_type_index=0", Bearer(kAllKey));
+  EXPECT_EQ(again["results"][0]["group_key"], "new-2");
+}
+
+TEST_F(EmulatorServerTest, GroupsListNeedsATypeIndexAndRefusesUnknownCursors) {
+  auto [missing, body] = Get("/api/projects/1/groups/", Bearer(kAllKey));
+  EXPECT_EQ(missing, 400);
+  EXPECT_EQ(body["attr"], "group_type_index");
+  auto [forged, forged_body] =
+      Get("/api/projects/1/groups/?group_type_index=0&cursor=bm9wZQ%3D%3D", Bearer(kAllKey));
+  EXPECT_EQ(forged, 404);
+  auto [scope, scope_body] = Get("/api/projects/1/groups/?group_type_index=0",
+                                 Bearer(kPersonsReadKey));
+  EXPECT_EQ(scope, 403);
+}
+
+TEST_F(EmulatorServerTest, GroupsCreateFindUpdateAndDeleteProperties) {
+  const std::string query = "?group_type_index=1&group_key=" + UrlEncode("acme & co");
+  auto [created, group] = Send("POST", "/api/projects/1/groups/",
+                               {{"group_type_index", 1},
+                                {"group_key", "acme & co"},
+                                {"group_properties", {{"plan", "pro"}}}},
+                               Bearer(kAllKey));
+  ASSERT_EQ(created, 201) << group;
+  EXPECT_EQ(group["group_properties"]["plan"], "pro");
+  auto [duplicate, duplicate_body] =
+      Send("POST", "/api/projects/1/groups/", {{"group_type_index", 1}, {"group_key", "acme & co"}},
+           Bearer(kAllKey));
+  EXPECT_EQ(duplicate, 400);
+  EXPECT_EQ(duplicate_body["detail"], "A group with this key already exists");
+
+  auto [found, found_body] = Get("/api/projects/1/groups/find/" + query, Bearer(kAllKey));
+  ASSERT_EQ(found, 200) << found_body;
+  EXPECT_TRUE(found_body["notebook"].is_null());
+  auto [set, set_body] = Send("POST", "/api/projects/1/groups/update_property/" + query,
+                              {{"key", "seats"}, {"value", 12}}, Bearer(kAllKey));
+  ASSERT_EQ(set, 200) << set_body;
+  EXPECT_EQ(set_body["group_properties"]["seats"], 12);
+  auto [unset, unset_body] = Send("POST", "/api/projects/1/groups/delete_property/" + query,
+                                  {{"$unset", "plan"}}, Bearer(kAllKey));
+  ASSERT_EQ(unset, 200) << unset_body;
+  EXPECT_EQ(unset_body["group_properties"], json({{"seats", 12}}));
+  auto [again, again_body] = Send("POST", "/api/projects/1/groups/delete_property/" + query,
+                                  {{"$unset", "plan"}}, Bearer(kAllKey));
+  EXPECT_EQ(again, 400);
+  auto [unknown, unknown_body] =
+      Get("/api/projects/1/groups/find/?group_type_index=1&group_key=nobody", Bearer(kAllKey));
+  EXPECT_EQ(unknown, 404);
 }
 
 }  // namespace
