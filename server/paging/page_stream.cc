@@ -15,9 +15,35 @@
 namespace posthog_gateway {
 namespace {
 
+// How often a reader waiting for a page checks whether its caller went away
+// (a cancelled call has no way to wake the wait itself).
+constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(50);
+
+// CeilPages is how many pages of `page_size` hold `items`, saturated at
+// INT_MAX: `items` may be a caller's `limit` near 2^63, where
+// items + page_size - 1 would overflow.
+int64_t CeilPages(int64_t items, int page_size) {
+  if (items <= 0) return 0;
+  const int64_t size = std::max(1, page_size);
+  const int64_t pages = items / size + (items % size != 0 ? 1 : 0);
+  return std::min<int64_t>(pages, std::numeric_limits<int>::max());
+}
+
 int64_t PagesNeeded(const PageStreamOptions& options) {
   if (options.max_items <= 0) return std::numeric_limits<int>::max();
-  return (options.max_items + options.page_size - 1) / options.page_size;
+  return CeilPages(options.max_items, options.page_size);
+}
+
+// SaturatingAdd is a + b for b >= 0, at most INT64_MAX.
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  if (a > std::numeric_limits<int64_t>::max() - b) return std::numeric_limits<int64_t>::max();
+  return a + b;
+}
+
+// SaturatingOffset is the offset of page `index`: start + index * page_size
+// (the product stays below 2^41), at most INT64_MAX.
+int64_t SaturatingOffset(int64_t start, int index, int page_size) {
+  return SaturatingAdd(start, static_cast<int64_t>(index) * std::max(0, page_size));
 }
 
 // QueryValue returns the value of `name` in the query part of `path_and_query`.
@@ -127,9 +153,9 @@ void PageStream::FetchLoop() {
     if (index == 0) more_than_one_page_ = page.status.ok() && page.has_next;
     if (page.status.ok() && page.total.has_value()) {
       // The latest count wins: the list may grow or shrink while streaming.
-      const int64_t remaining = *page.total - options_.start_offset;
-      counted_pages_ =
-          remaining <= 0 ? 1 : (remaining + options_.page_size - 1) / options_.page_size;
+      const int64_t remaining =
+          *page.total <= options_.start_offset ? 0 : *page.total - options_.start_offset;
+      counted_pages_ = std::max<int64_t>(1, CeilPages(remaining, options_.page_size));
     }
     // Nothing after a failed or final page is needed.
     if (!page.status.ok() || !page.has_next) last_page_ = std::min(last_page_, index);
@@ -138,8 +164,7 @@ void PageStream::FetchLoop() {
 }
 
 PageStream::Page PageStream::Fetch(int index) {
-  const int64_t offset =
-      options_.start_offset + static_cast<int64_t>(index) * options_.page_size;
+  const int64_t offset = SaturatingOffset(options_.start_offset, index, options_.page_size);
   PostHogRequest request;
   Page page;
   // The path and filters were built by UpstreamUrl; parsing checks they
@@ -233,7 +258,7 @@ PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogReque
     int64_t next_offset_value = -1;
     if (!same_place || !next_offset.has_value() ||
         !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
-        next_offset_value != offset + options_.page_size) {
+        next_offset_value != SaturatingAdd(offset, options_.page_size)) {
       page.status = absl::UnavailableError(absl::StrCat(
           "PostHog answered ", where, " with a `next` URL that is not the next page of the "
           "configured app host's endpoint; the gateway does not follow it"));
@@ -260,9 +285,9 @@ absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
     }
     if (current_index_ >= 0 && position_ < current_.items.size()) {
       PagedItem item;
-      item.offset = options_.start_offset +
-                    static_cast<int64_t>(current_index_) * options_.page_size +
-                    static_cast<int64_t>(position_);
+      item.offset =
+          SaturatingAdd(SaturatingOffset(options_.start_offset, current_index_, options_.page_size),
+                        static_cast<int64_t>(position_));
       item.item = std::move(current_.items[position_++]);
       item.page = current_index_ + 1;
       item.count = ++handed_out_;
@@ -276,10 +301,30 @@ absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
     {
       absl::MutexLock lock(&mu_);
       reading_ = wanted;
-      auto ready = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return fetched_.count(wanted) > 0;
+      // No fetcher will ever bring a page past the last one needed: that
+      // is the end of the list, never a wait.
+      auto unreachable = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return wanted > last_page_ || wanted >= pages_needed_;
       };
-      mu_.Await(absl::Condition(&ready));
+      auto ready = [this, wanted, &unreachable]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return fetched_.count(wanted) > 0 || unreachable();
+      };
+      // Every wait ends with the caller's deadline or cancellation.
+      while (!mu_.AwaitWithTimeout(absl::Condition(&ready), kCancelPollInterval)) {
+        if (context_.is_cancelled && context_.is_cancelled()) {
+          done_ = true;
+          return absl::CancelledError("the caller went away while its next page was fetched");
+        }
+        if (absl::Now() >= context_.deadline) {
+          done_ = true;
+          return absl::DeadlineExceededError(
+              absl::StrCat("the deadline passed while page ", wanted + 1, " was fetched"));
+        }
+      }
+      if (fetched_.count(wanted) == 0 && unreachable()) {
+        done_ = true;
+        return std::optional<PagedItem>();
+      }
       current_ = std::move(fetched_[wanted]);
       fetched_.erase(wanted);
     }

@@ -13,6 +13,11 @@
 // - Fetching stays at most `look_ahead` pages ahead of the page being read,
 //   so memory is bounded by look_ahead + 1 pages whatever the list's size,
 //   and a slow reader (a gRPC Write blocked by flow control) stops fetching.
+// - Next's wait for a page ends with the caller's deadline
+//   (DEADLINE_EXCEEDED) or cancellation (CANCELLED, noticed within 50 ms),
+//   whatever PostHog does: no reader is ever stranded. Page counts and
+//   offsets saturate, so any `max_items` (a caller's `limit` up to 2^63 - 1)
+//   is safe.
 // - Fetching stops when the list ends, `max_items` are handed out, the
 //   caller cancels, the deadline passes, or the stream is destroyed (requests
 //   in flight are abandoned).

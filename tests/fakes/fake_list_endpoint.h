@@ -14,6 +14,7 @@
 // Thread-safe.
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,17 @@ class FakeListEndpoint final : public HttpClient {
   void Override(int offset, HttpResponse response) {
     absl::MutexLock lock(&mu_);
     overrides_[offset].push_back(std::move(response));
+  }
+
+  // Hold makes requests at `offset` wait until Release: a PostHog that
+  // never answers that page (its requests are still recorded at once).
+  void Hold(int offset) {
+    absl::MutexLock lock(&mu_);
+    held_.insert(offset);
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    held_.clear();
   }
 
   // UseDrfPagination answers like DRF's LimitOffsetPagination from now on.
@@ -72,6 +84,10 @@ class FakeListEndpoint final : public HttpClient {
         if (kv.first == "offset") (void)absl::SimpleAtoi(kv.second, &offset);
       }
     }
+    auto released = [this, offset]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return held_.count(offset) == 0;
+    };
+    mu_.Await(absl::Condition(&released));
     if (auto it = overrides_.find(offset); it != overrides_.end() && !it->second.empty()) {
       HttpResponse response = std::move(it->second.front());
       it->second.erase(it->second.begin());
@@ -111,6 +127,7 @@ class FakeListEndpoint final : public HttpClient {
   std::map<int, std::vector<HttpResponse>> overrides_ ABSL_GUARDED_BY(mu_);
   std::map<int, std::string> next_overrides_ ABSL_GUARDED_BY(mu_);
   bool drf_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<int> held_ ABSL_GUARDED_BY(mu_);
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Time> times_ ABSL_GUARDED_BY(mu_);
 };

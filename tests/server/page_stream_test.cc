@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "gtest/gtest.h"
@@ -240,6 +241,54 @@ TEST_F(PageStreamTest, StopsFetchingWhenTheCallerCancels) {
   EXPECT_LE(after_cancel, 5u);
   stream.reset();
   EXPECT_EQ(http_->requests().size(), after_cancel);
+}
+
+TEST_F(PageStreamTest, ALimitNearTwoToTheSixtyThreeStreamsTheWholeList) {
+  Serve(250);
+  http_->UseDrfPagination();  // The count ends the look-ahead: exactly 3 pages.
+  CallContext context;
+  context.deadline = absl::Now() + absl::Seconds(30);  // Ends a hang as a failure.
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.max_items = std::numeric_limits<int64_t>::max() - 5;
+  std::unique_ptr<PageStream> stream = Open(options, context);
+  auto [ids, status] = Drain(*stream);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ids, Range(0, 250));
+  stream.reset();
+  EXPECT_EQ(http_->requests().size(), 3u);
+}
+
+TEST_F(PageStreamTest, AReaderWaitingForAPageThatNeverComesEndsWhenTheCallerCancels) {
+  Serve(1000);
+  http_->Hold(100);  // PostHog never answers the second page.
+  std::atomic<bool> cancelled{false};
+  CallContext context;
+  context.is_cancelled = [&] { return cancelled.load(); };
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.look_ahead = 0;
+  std::unique_ptr<PageStream> stream = Open(options, context);
+  for (int k = 0; k < 100; ++k) ASSERT_TRUE(stream->Next().ok());
+  cancelled = true;  // Nothing wakes the reader but its own checks.
+  absl::StatusOr<std::optional<PagedItem>> next = stream->Next();
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kCancelled) << next.status();
+  http_->Release();
+}
+
+TEST_F(PageStreamTest, AReaderWaitingForAPageThatNeverComesEndsAtTheDeadline) {
+  Serve(1000);
+  http_->Hold(100);
+  CallContext context;
+  context.deadline = absl::Now() + absl::Milliseconds(300);
+  PageStreamOptions options;
+  options.page_size = 100;
+  options.look_ahead = 0;
+  std::unique_ptr<PageStream> stream = Open(options, context);
+  for (int k = 0; k < 100; ++k) ASSERT_TRUE(stream->Next().ok());
+  absl::StatusOr<std::optional<PagedItem>> next = stream->Next();
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kDeadlineExceeded) << next.status();
+  http_->Release();
 }
 
 TEST_F(PageStreamTest, RefusesAForeignNextUrlAfterStreamingThePage) {

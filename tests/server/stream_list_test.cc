@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -210,6 +211,15 @@ TEST_F(StreamListTest, LimitCountsTheItemsOfResumedCalls) {
   EXPECT_TRUE(Run(Call(10, 30, first.messages.back().resume_token()), at_limit).ok());
   EXPECT_TRUE(at_limit.messages.empty());
   EXPECT_EQ(http_->requests().size(), requests_before);
+}
+
+TEST_F(StreamListTest, ALimitNearTwoToTheSixtyThreeStreamsTheWholeList) {
+  Serve(250);
+  http_->UseDrfPagination();  // The count ends the look-ahead: exactly 3 pages.
+  RecordingWriter writer;
+  ASSERT_TRUE(Run(Call(100, std::numeric_limits<int64_t>::max()), writer).ok());
+  EXPECT_EQ(Ids(writer.messages), Range(0, 250));
+  EXPECT_EQ(http_->requests().size(), 3u);
 }
 
 TEST_F(StreamListTest, AnItemThatIsNotAFlagIsUnavailableAfterTheItemsBeforeIt) {
