@@ -145,6 +145,12 @@ void ObserveCapture(const CapturePipeline& capture,
                          return MetricReading{{{}, static_cast<double>(capture.dead_letters())}};
                        });
   metrics->AddObserved(
+      "posthog_gateway_capture_dead_letters_lost_total",
+      "Dead letters dropped when the dead-letter file's rotation replaced the older file.",
+      "counter", {}, [&capture] {
+        return MetricReading{{{}, static_cast<double>(capture.dead_letters_lost())}};
+      });
+  metrics->AddObserved(
       "posthog_gateway_capture_project_paused",
       "1 while PostHog refuses the project's API key (its events stay spooled).", "gauge",
       {"project"}, [&capture] {

@@ -79,6 +79,8 @@ class CapturePipeline final {
   int64_t replayed_records() const { return replayed_records_; }
   int64_t damaged_segments() const { return damaged_segments_; }
   int64_t dead_letters() const { return dead_letters_->count(); }
+  // Dead letters dropped by the dead-letter file's rotation.
+  int64_t dead_letters_lost() const { return dead_letters_->lost(); }
   int64_t spool_bytes() const { return spool_->bytes(); }
   // Whether the spool can take events (for readiness).
   bool spool_writable() const { return spool_->Writable(); }

@@ -1,6 +1,8 @@
 #include "server/capture/delivery.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -48,7 +50,26 @@ absl::Status kStoppingStatus() {
       "the gateway is stopping; the event stays spooled and is delivered after a restart");
 }
 
-bool Retryable(int status) { return status == 408 || status == 429 || status >= 500; }
+// 404 and 405 are retried too: capture accepts every well-formed batch at
+// /batch/, so they come from a misrouted host or a proxy in between (an
+// outage), never from the events themselves.
+bool Retryable(int status) {
+  return status == 404 || status == 405 || status == 408 || status == 429 || status >= 500;
+}
+
+// CountLines is the number of records (lines) in the file at `path`; 0 when
+// it cannot be read.
+int64_t CountLines(const std::string& path) {
+  FILE* file = std::fopen(path.c_str(), "r");
+  if (file == nullptr) return 0;
+  int64_t lines = 0;
+  char buffer[1 << 16];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), file)) > 0;) {
+    lines += std::count(buffer, buffer + n, '\n');
+  }
+  std::fclose(file);
+  return lines;
+}
 
 std::string Reason(const HttpResponse& response) {
   std::string body = response.body.substr(0, 500);
@@ -106,18 +127,39 @@ void DeadLetterFile::Write(absl::string_view project, int http_status,
   if (::stat(path_.c_str(), &info) == 0 && info.st_size > 0 &&
       info.st_size + static_cast<int64_t>(line.size()) > max_bytes_) {
     const std::string previous = path_ + ".1";
+    // The rename replaces the older file: its records are lost.
+    const int64_t dropped = CountLines(previous);
     if (std::rename(path_.c_str(), previous.c_str()) == 0) {
-      LogInfo("capture: rotated the dead-letter file", {{"path", previous}});
+      if (dropped > 0) {
+        lost_ += dropped;
+        LogWarning("capture: rotating the dead-letter file dropped older dead letters",
+                   {{"path", previous},
+                    {"dropped_records", absl::StrCat(dropped)},
+                    {"dropped_records_total", absl::StrCat(lost_)}});
+      } else {
+        LogInfo("capture: rotated the dead-letter file", {{"path", previous}});
+      }
     }
   }
-  if (FILE* file = std::fopen(path_.c_str(), "a"); file != nullptr) {
-    std::fwrite(line.data(), 1, line.size(), file);
-    std::fflush(file);
-    fdatasync(fileno(file));
-    std::fclose(file);
-  } else {
+  // Owner-only: dead letters are events, with their properties. A file
+  // made by an older version with wider permissions is narrowed too.
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  FILE* file = fd < 0 ? nullptr : ::fdopen(fd, "a");
+  if (file == nullptr) {
+    if (fd >= 0) ::close(fd);
     LogError("capture: cannot write the dead-letter file", {{"path", path_}});
+    return;
   }
+  ::fchmod(fd, 0600);
+  std::fwrite(line.data(), 1, line.size(), file);
+  std::fflush(file);
+  fdatasync(fd);
+  std::fclose(file);
+}
+
+int64_t DeadLetterFile::lost() const {
+  absl::MutexLock lock(&mu_);
+  return lost_;
 }
 
 int64_t DeadLetterFile::count() const {

@@ -4,8 +4,9 @@
 // Delivery of spooled events to one PostHog project's `POST /batch/`.
 //
 // BatchSender delivers one batch, whatever it takes: retries with exponential
-// backoff and jitter on transport errors, 408, 429 and 5xx (a longer
-// Retry-After wins); a 413 splits the batch in halves; a 400 splits it until
+// backoff and jitter on transport errors, 404, 405, 408, 429 and 5xx (a
+// longer Retry-After wins; a 404 or 405 means a misrouted host or proxy, an
+// outage, never a bad event); a 413 splits the batch in halves; a 400 splits it until
 // the refused events are alone, so the good ones are delivered and each bad
 // one goes to the dead-letter file with PostHog's reason; a 401/403 (or a key
 // that is not loaded) pauses the project until the KeyStore's generation
@@ -73,22 +74,28 @@ absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration 
 std::string Gzip(const std::string& data);
 
 // DeadLetterFile appends refused events, one JSON line each:
-// {"time", "project", "http_status", "reason", "event"}. Before a line would
-// take the file past `max_bytes`, the file is renamed to `<path>.1`
-// (replacing an older one), so at most about twice `max_bytes` stay on disk.
+// {"time", "project", "http_status", "reason", "event"}. The file is the
+// owner's alone (0600, narrowed if it was wider). Before a line would take
+// the file past `max_bytes`, the file is renamed to `<path>.1`, replacing an
+// older one, so at most about twice `max_bytes` stay on disk: the records of
+// the replaced file are lost, counted by lost() and logged as a warning.
 // Thread-safe.
 class DeadLetterFile final {
  public:
   DeadLetterFile(std::string path, int64_t max_bytes);
   void Write(absl::string_view project, int http_status, absl::string_view reason,
              absl::string_view event_json);
+  // Records written since start.
   int64_t count() const;
+  // Records dropped since start by rotations replacing `<path>.1`.
+  int64_t lost() const;
 
  private:
   const std::string path_;
   const int64_t max_bytes_;
   mutable absl::Mutex mu_;
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t lost_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // One event waiting for delivery.

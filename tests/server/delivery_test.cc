@@ -202,6 +202,20 @@ TEST_F(BatchSenderTest, A400IsolatesTheBadEventDeliversTheRestAndDeadLettersIt) 
   EXPECT_EQ(dead["event"], json::parse(R"({"event":"e","distinct_id":"d2"})"));
 }
 
+TEST_F(BatchSenderTest, A404Or405IsRetriedAsAnOutageNotDeadLettered) {
+  http_.Respond(404, "<html>Not Found</html>");
+  http_.Respond(405, "<html>Method Not Allowed</html>");
+  http_.Respond(200, "{}");
+
+  std::vector<absl::Status> outcomes = sender_->Send(Batch(2));
+
+  EXPECT_THAT(outcomes, ::testing::Each(absl::OkStatus()));
+  EXPECT_EQ(dead_letters_->count(), 0);
+  EXPECT_EQ(SentBatches(), (std::vector<std::vector<std::string>>{
+                               {"d0", "d1"}, {"d0", "d1"}, {"d0", "d1"}}));  // Never split.
+  EXPECT_EQ(sleeps_.size(), 2u);  // With backoff.
+}
+
 TEST_F(BatchSenderTest, A401PausesTheProjectUntilTheKeyChanges) {
   http_.Respond(401, "{}");
   http_.Respond(200, "{}");
@@ -233,6 +247,25 @@ TEST_F(BatchSenderTest, StoppingLeavesTheEventsCancelled) {
   EXPECT_EQ(outcomes[1].code(), absl::StatusCode::kCancelled);
 }
 
+TEST(DeadLetterFileTest, IsReadableByItsOwnerOnly) {
+  const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path path = dir / "private-dead-letter.jsonl";
+  std::filesystem::remove(path);
+  DeadLetterFile dead_letters(path.string(), 1 << 20);
+  dead_letters.Write("demo", 400, "bad", R"({"event":"e"})");
+  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::perms::owner_read |
+                                                             std::filesystem::perms::owner_write);
+
+  // A file left world-readable by an older version is narrowed.
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read);
+  dead_letters.Write("demo", 400, "bad", R"({"event":"e"})");
+  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::perms::owner_read |
+                                                             std::filesystem::perms::owner_write);
+}
+
 TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {
   const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
   const std::string path = (dir / "rotating-dead-letter.jsonl").string();
@@ -258,6 +291,7 @@ TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {
   EXPECT_EQ(lines(path + ".1"), 2);
   EXPECT_EQ(lines(path), 1);
   EXPECT_EQ(dead_letters.count(), 5);
+  EXPECT_EQ(dead_letters.lost(), 2);  // The loss is counted.
 }
 
 }  // namespace
