@@ -52,6 +52,7 @@
 #include "server/posthog/project_registry.h"
 #include "server/service/capture_service.h"
 #include "server/service/flag_service.h"
+#include "server/service/flagd_service.h"
 #include "server/service/person_service.h"
 #include "server/service/user_service.h"
 
@@ -607,13 +608,17 @@ int Run() {
                                    fleet->get(), authorizer->get());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
                                &*resume_tokens, RealClock(), fleet->get(), authorizer->get());
+  // OpenFeature's flagd providers (RPC resolver) on the same port.
+  FlagdServiceImpl flagd_service(&flag_service, &projects, flag_projects,
+                                 config->flags.watch_heartbeat);
 
   GatewayServer server(
       config->server,
       {{posthog::v1::UserService::service_full_name(), &user_service},
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
-       {posthog::v1::FlagService::service_full_name(), &flag_service}},
+       {posthog::v1::FlagService::service_full_name(), &flag_service},
+       {FlagdServiceImpl::kServiceName, &flagd_service}},
       Interceptors(&metrics, config->server, authorizer->get(), audit_log->get()));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
@@ -757,6 +762,7 @@ int Run() {
   // keeps the last definitions until the end.
   server.Shutdown(absl::GetFlag(FLAGS_drain_delay), absl::GetFlag(FLAGS_shutdown_grace), [&] {
     flag_service.Shutdown();
+    flagd_service.Shutdown();
     for (auto& store : flag_stores) store->Stop();
   });
   // The spool outlives the pod's calls: delivery goes on for the share of

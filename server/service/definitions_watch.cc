@@ -27,6 +27,29 @@ grpc::ByteBuffer Serialize(const posthog::v1::WatchFlagDefinitionsResponse& mess
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// WatchFlagDefinitions' messages: the definitions whole, or `etag`,
+// `stale` and `fetch_time` without them.
+class WatchResponseFormat final : public DefinitionsWatch::Format {
+ public:
+  void Build(DefinitionsWatch::Messages& messages) const override {
+    const flags::DefinitionsSnapshot& snapshot = *messages.snapshot;
+    posthog::v1::WatchFlagDefinitionsResponse message;
+    message.set_etag(snapshot.etag.empty() ? absl::StrCat("g", snapshot.generation)
+                                           : snapshot.etag);
+    message.set_stale(snapshot.stale);
+    if (snapshot.fetch_time != absl::InfinitePast()) {
+      *message.mutable_fetch_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+          absl::ToUnixNanos(snapshot.fetch_time));
+    }
+    messages.without_definitions = Serialize(message);
+    if (snapshot.definitions != nullptr) {
+      *message.mutable_definitions() = StructFromJson(snapshot.definitions->raw());
+      messages.with_definitions = Serialize(message);
+      messages.with_changes = messages.with_definitions;
+    }
+  }
+};
+
 class RefusedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit RefusedStream(grpc::Status status) { Finish(std::move(status)); }
@@ -110,8 +133,13 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
   // message without them when the state changed or a heartbeat is due.
   bool ChooseWrite(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const flags::DefinitionsSnapshot& snapshot = *newest_->snapshot;
-    if (snapshot.definitions != nullptr && snapshot.definitions != sent_definitions_) {
-      buffer_ = newest_->with_definitions;
+    if (!sent_any_ && watch_->opening_.Valid()) {
+      buffer_ = watch_->opening_;
+      sent_definitions_ = snapshot.definitions;
+    } else if (snapshot.definitions != nullptr && snapshot.definitions != sent_definitions_) {
+      buffer_ = sent_definitions_ != nullptr && sent_definitions_ == newest_->previous_definitions
+                    ? newest_->with_changes
+                    : newest_->with_definitions;
       sent_definitions_ = snapshot.definitions;
     } else if (!sent_any_ || snapshot.generation != sent_generation_ ||
                now - last_write_ >= watch_->heartbeat_) {
@@ -143,8 +171,12 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-DefinitionsWatch::DefinitionsWatch(flags::DefinitionsStore* store, absl::Duration heartbeat)
-    : store_(store), heartbeat_(heartbeat) {}
+DefinitionsWatch::DefinitionsWatch(flags::DefinitionsStore* store, absl::Duration heartbeat,
+                                   std::unique_ptr<const Format> format)
+    : store_(store),
+      heartbeat_(heartbeat),
+      format_(format != nullptr ? std::move(format) : std::make_unique<WatchResponseFormat>()),
+      opening_(format_->Opening()) {}
 
 DefinitionsWatch::~DefinitionsWatch() {
   Shutdown();
@@ -157,34 +189,27 @@ DefinitionsWatch::~DefinitionsWatch() {
 }
 
 std::shared_ptr<const DefinitionsWatch::Messages> DefinitionsWatch::Build(
-    std::shared_ptr<const flags::DefinitionsSnapshot> snapshot) {
+    std::shared_ptr<const flags::DefinitionsSnapshot> snapshot,
+    std::shared_ptr<const flags::CompiledDefinitions> previous_definitions) const {
   auto messages = std::make_shared<Messages>();
-  posthog::v1::WatchFlagDefinitionsResponse message;
-  message.set_etag(snapshot->etag.empty() ? absl::StrCat("g", snapshot->generation)
-                                          : snapshot->etag);
-  message.set_stale(snapshot->stale);
-  if (snapshot->fetch_time != absl::InfinitePast()) {
-    *message.mutable_fetch_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-        absl::ToUnixNanos(snapshot->fetch_time));
-  }
-  messages->without_definitions = Serialize(message);
-  if (snapshot->definitions != nullptr) {
-    *message.mutable_definitions() = StructFromJson(snapshot->definitions->raw());
-    messages->with_definitions = Serialize(message);
-  }
   messages->snapshot = std::move(snapshot);
+  messages->previous_definitions = std::move(previous_definitions);
+  format_->Build(*messages);
   return messages;
 }
 
 std::shared_ptr<const DefinitionsWatch::Messages> DefinitionsWatch::MessagesFor(
     std::shared_ptr<const flags::DefinitionsSnapshot> snapshot) {
+  std::shared_ptr<const flags::CompiledDefinitions> previous;
   {
     absl::MutexLock lock(&mu_);
     if (latest_ != nullptr && latest_->snapshot->generation >= snapshot->generation) {
       return latest_;
     }
+    if (latest_ != nullptr) previous = latest_->snapshot->definitions;
   }
-  std::shared_ptr<const Messages> built = Build(std::move(snapshot));  // Outside the lock.
+  // Outside the lock.
+  std::shared_ptr<const Messages> built = Build(std::move(snapshot), std::move(previous));
   absl::MutexLock lock(&mu_);
   if (latest_ == nullptr ||
       latest_->snapshot->generation < built->snapshot->generation) {

@@ -20,6 +20,10 @@
 // A stream whose caller reads slowly has at most one write in flight; when
 // it completes, the stream sends the newest state, skipping the ones between.
 //
+// The messages are WatchFlagDefinitions' by default; another Format makes
+// them another protocol's (flagd's EventStream: server/service/
+// flagd_service.h), on the same streams and thread.
+//
 // Shutdown (or the store stopping) ends every stream with UNAVAILABLE; a
 // stream opened afterwards ends at once. Thread-safe. Borrows the store,
 // which must outlive it; the gRPC server must be shut down before it is
@@ -41,7 +45,37 @@ namespace posthog_gateway {
 
 class DefinitionsWatch final {
  public:
-  DefinitionsWatch(flags::DefinitionsStore* store, absl::Duration heartbeat);
+  // One state of the definitions, as the messages a stream may send.
+  struct Messages {
+    std::shared_ptr<const flags::DefinitionsSnapshot> snapshot;
+    // The definitions of the state built before this one (null if none).
+    std::shared_ptr<const flags::CompiledDefinitions> previous_definitions;
+    // For a stream that has `previous_definitions`: what changed since.
+    grpc::ByteBuffer with_changes;
+    // For a stream that has other definitions, or none. Empty when none
+    // are loaded.
+    grpc::ByteBuffer with_definitions;
+    // For a stream that has these definitions: a state change (`stale`,
+    // `quota_limited`) or a heartbeat.
+    grpc::ByteBuffer without_definitions;
+  };
+
+  // What the streams send. Implementations are immutable and thread-safe.
+  class Format {
+   public:
+    virtual ~Format() = default;
+    // The first message of every stream, with which the stream counts as
+    // having the definitions of the moment; empty: the first message is
+    // the state's.
+    virtual grpc::ByteBuffer Opening() const { return grpc::ByteBuffer(); }
+    // Fills the buffers of `messages` (whose snapshot and previous
+    // definitions are set).
+    virtual void Build(Messages& messages) const = 0;
+  };
+
+  // `format` null: WatchFlagDefinitions' messages.
+  DefinitionsWatch(flags::DefinitionsStore* store, absl::Duration heartbeat,
+                   std::unique_ptr<const Format> format = nullptr);
   ~DefinitionsWatch();
 
   DefinitionsWatch(const DefinitionsWatch&) = delete;
@@ -62,15 +96,9 @@ class DefinitionsWatch final {
  private:
   class Stream;
 
-  // One state of the definitions, as the two messages a stream may send.
-  struct Messages {
-    std::shared_ptr<const flags::DefinitionsSnapshot> snapshot;
-    grpc::ByteBuffer with_definitions;     // Empty when none are loaded.
-    grpc::ByteBuffer without_definitions;  // `etag`, `stale`, `fetch_time`.
-  };
-
-  static std::shared_ptr<const Messages> Build(
-      std::shared_ptr<const flags::DefinitionsSnapshot> snapshot);
+  std::shared_ptr<const Messages> Build(
+      std::shared_ptr<const flags::DefinitionsSnapshot> snapshot,
+      std::shared_ptr<const flags::CompiledDefinitions> previous_definitions) const;
   // The messages of `snapshot`, or of a newer state already built; built
   // once per state.
   std::shared_ptr<const Messages> MessagesFor(
@@ -85,6 +113,8 @@ class DefinitionsWatch final {
 
   flags::DefinitionsStore* const store_;
   const absl::Duration heartbeat_;
+  const std::unique_ptr<const Format> format_;
+  const grpc::ByteBuffer opening_;
 
   mutable absl::Mutex mu_;
   // Null until the first stream.

@@ -345,7 +345,7 @@ void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
 }
 
 template <typename Finish>
-void FlagServiceImpl::EvaluateAndFinish(grpc::CallbackServerContext* context,
+void FlagServiceImpl::EvaluateAndFinish(std::function<CallContext()> call_context,
                                         const std::string& project,
                                         const std::vector<std::string>& keys,
                                         const posthog::v1::EvaluationContext& who,
@@ -364,15 +364,32 @@ void FlagServiceImpl::EvaluateAndFinish(grpc::CallbackServerContext* context,
   }
   // The context lives until the call finishes.
   Evaluation* waiting = evaluation->get();
-  absl::AnyInvocable<void() &&> complete = [this, context, evaluation = *std::move(evaluation),
+  absl::AnyInvocable<void() &&> complete = [this, call_context = std::move(call_context),
+                                            evaluation = *std::move(evaluation),
                                             finish = std::move(finish)]() mutable {
-    Complete(*evaluation, CallContextFromServer(context));
+    Complete(*evaluation, call_context());
     finish(evaluation.get());
   };
   if (!remote_evaluations_.TryStart(complete)) {
     waiting->posthog_busy = true;  // Complete answers at once, without PostHog.
     std::move(complete)();
   }
+}
+
+void FlagServiceImpl::Evaluate(std::function<CallContext()> call_context,
+                               const std::string& project, const std::vector<std::string>& keys,
+                               const posthog::v1::EvaluationContext& who,
+                               const posthog::v1::EvaluationOptions& options,
+                               EvaluateDone finish) {
+  EvaluateAndFinish(std::move(call_context), project, keys, who, options,
+                    [finish = std::move(finish)](
+                        absl::StatusOr<const Evaluation*> done) mutable {
+                      if (!done.ok()) {
+                        std::move(finish)(done.status());
+                      } else {
+                        std::move(finish)(&(*done)->results);
+                      }
+                    });
 }
 
 grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
@@ -391,7 +408,8 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
     return reactor;
   }
   // The request and the response live until the call finishes.
-  EvaluateAndFinish(context, request->project(), {request->key()}, request->context(),
+  EvaluateAndFinish([context] { return CallContextFromServer(context); }, request->project(),
+                    {request->key()}, request->context(),
                     request->options(),
                     [reactor, request, response](absl::StatusOr<const Evaluation*> done) {
                       if (!done.ok()) {
@@ -428,7 +446,8 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
     return reactor;
   }
   const std::vector<std::string> keys(r.keys().begin(), r.keys().end());
-  EvaluateAndFinish(context, r.project(), keys, r.context(), r.options(),
+  EvaluateAndFinish([context] { return CallContextFromServer(context); }, r.project(), keys,
+                    r.context(), r.options(),
                     [reactor, response_bytes, request = std::move(request)](
                         absl::StatusOr<const Evaluation*> done) {
                       if (!done.ok()) {

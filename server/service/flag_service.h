@@ -30,12 +30,15 @@
 // Thread-safe. Borrows the registry, stores, sinks, token codec and clock,
 // which must outlive it.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
@@ -78,6 +81,20 @@ class FlagServiceImpl final
                   PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock,
                   SharedBudget* shared_budget = nullptr,
                   const Authorizer* authorizer = Authorizer::AllowAll());
+
+  // Evaluate is EvaluateFlag(s)'s evaluation for the gateway's other front
+  // doors (OpenFeature's flagd protocol and OFREP): the same checks, local
+  // pass, remote fallback (bounded by flags.max_remote_evaluations) and
+  // `$feature_flag_called` events. `keys` empty means every flag.
+  // `call_context` gives what a PostHog call inherits (deadline,
+  // cancellation, trace headers); it is called only when PostHog is asked.
+  // `finish` is called once: on this thread when the flags are decided
+  // locally, else on a thread of BlockingCalls; the results it is given live
+  // until it returns.
+  using EvaluateDone = absl::AnyInvocable<void(absl::StatusOr<const FlagResults*>) &&>;
+  void Evaluate(std::function<CallContext()> call_context, const std::string& project,
+                const std::vector<std::string>& keys, const posthog::v1::EvaluationContext& who,
+                const posthog::v1::EvaluationOptions& options, EvaluateDone finish);
 
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();
@@ -151,7 +168,7 @@ class FlagServiceImpl final
   // when it asks PostHog, then calls `finish` with the completed Evaluation
   // or the request's error.
   template <typename Finish>
-  void EvaluateAndFinish(grpc::CallbackServerContext* context, const std::string& project,
+  void EvaluateAndFinish(std::function<CallContext()> call_context, const std::string& project,
                          const std::vector<std::string>& keys,
                          const posthog::v1::EvaluationContext& who,
                          const posthog::v1::EvaluationOptions& options, Finish finish);
