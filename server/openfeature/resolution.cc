@@ -199,6 +199,8 @@ absl::StatusOr<posthog::v1::EvaluationContext> ContextFromOpenFeature(const json
         return ContextError(kInvalidContextReason, kDeviceIdAttribute, "must be a string");
       }
       who.set_device_id(std::move(device_id));
+      // Also a person property, as posthog-node reads the device id.
+      person_properties[name] = value;
     } else {
       person_properties[name] = value;
     }

@@ -10,7 +10,8 @@
 // flag is evaluated for. `targetingKey` is the distinct id; `$groups`
 // (group type → group key), `$group_properties` (group type → properties)
 // and `$device_id` carry PostHog's groups and device id; every other
-// attribute is a person property.
+// attribute is a person property (`$device_id` too, as posthog-node reads
+// the device id from the person properties).
 //
 // Result: what the person gets from PostHog (true/false or a variant key,
 // and the payload of that value) read as the type the caller asked for:

@@ -9,6 +9,17 @@
 // pair. Both must agree on "decided locally or not", and when both decided,
 // on the value (false / true / variant) and the payload.
 //
+// The same pairs are then evaluated through OpenFeature: the official Node
+// server SDK with the flagd provider (RPC resolver, unmodified from npm)
+// against the gateway's flagd.evaluation.v2.Service must give, for every
+// pair, what EvaluateFlags gives (docs/openfeature.md's mapping): the
+// boolean, the variant key of multivariate flags, the object payload, and an
+// error where EvaluateFlags has one. Every pair the gateway decides locally
+// is compared; of the pairs PostHog decides (the remote fallback, one
+// `POST /flags` to the emulator per flagd call, ~35 ms each on a loaded
+// machine), those of the first REMOTE_INPUTS inputs, so that the suite stays
+// within minutes.
+//
 // A difference fails the test unless an entry of ALLOWED explains it: each
 // is a deliberate choice of the gateway (docs/flags.md, "Deliberate differences
 // from posthog-node"), names the rule and its source, and matches only the
@@ -29,10 +40,16 @@ const { makeCorpus, emulatorSeed } = require('./lib/flag_corpus');
 const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
 const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
 const { PostHog } = require(path.join(repoRoot, 'tools/node_modules/posthog-node'));
+const { OpenFeature, ErrorCode } = require(path.join(repoRoot,
+  'tools/node_modules/@openfeature/server-sdk'));
+const { FlagdProvider } = require(path.join(repoRoot,
+  'tools/node_modules/@openfeature/flagd-provider'));
 
 // CONFORMANCE_SEED=N explores another corpus of the same shape.
 const CORPUS_SEED = Number(process.env.CONFORMANCE_SEED || 20261127);
 const CALL_TIMEOUT_MS = 20000;
+// Inputs whose remotely decided pairs are compared through flagd too.
+const REMOTE_INPUTS = 6;
 const POLL_INTERVAL_MS = 50;
 const DEFINITIONS_TIMEOUT_MS = 60000;
 
@@ -326,6 +343,7 @@ let emulatorUrl;
 let client;
 let posthog;
 let corpus;
+let gatewayTarget;
 
 function unary(method, request) {
   return new Promise((resolve, reject) => {
@@ -343,6 +361,7 @@ before(async () => {
   stack = startStack(path.join(tempDir, 'stack.env'), [`--seed=${seedPath}`]);
   const env = await stack.ready;
   emulatorUrl = env.EMULATOR_URL;
+  gatewayTarget = env.GATEWAY_TARGET;
   const FlagService = loadFlagService();
   client = new FlagService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
   const deadline = Date.now() + DEFINITIONS_TIMEOUT_MS;
@@ -370,6 +389,7 @@ before(async () => {
 });
 
 after(async () => {
+  await OpenFeature.close();
   if (posthog) await posthog.shutdown();
   if (client) client.close();
   if (stack) await stopStack(stack.child);
@@ -485,6 +505,104 @@ test('the gateway and posthog-node agree on every (flag, input) of the corpus', 
   assert.ok(bothDecided >= comparisons / 2, `only ${bothDecided} pairs decided by both`);
   assert.ok(bothOn >= comparisons / 10, `only ${bothOn} pairs on for both`);
 });
+
+// What EvaluateFlags (with PostHog's fallback) says of every flag for `input`.
+async function evaluateAll(input) {
+  const response = await unary('EvaluateFlags', {
+    keys: [],
+    context: {
+      distinct_id: input.distinct_id,
+      groups: input.groups,
+      person_properties: toStruct(input.person_properties),
+      group_properties: Object.fromEntries(Object.entries(input.group_properties)
+        .map(([type, properties]) => [type, toStruct(properties)])),
+      device_id: input.device_id,
+    },
+  });
+  return response.results;
+}
+
+// The OpenFeature context of `input` (docs/openfeature.md's convention).
+function openFeatureContext(input) {
+  const context = { ...input.person_properties, targetingKey: input.distinct_id,
+    $groups: input.groups, $group_properties: input.group_properties };
+  if (input.device_id) context.$device_id = input.device_id;
+  return context;
+}
+
+// Runs `work` over `items`, at most `limit` at once.
+async function eachLimited(items, limit, work) {
+  let next = 0;
+  const workers = Array.from({ length: limit }, async () => {
+    while (next < items.length) await work(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+test('the flagd provider gives EvaluateFlags\' answer for every (flag, input) of the corpus',
+  async (t) => {
+    const [host, port] = gatewayTarget.split(':');
+    await OpenFeature.setProviderAndWait(new FlagdProvider({
+      resolverType: 'rpc', host, port: Number(port), tls: false, deadlineMs: CALL_TIMEOUT_MS }));
+    const of = OpenFeature.getClient();
+    const NO_VARIANT = '<no variant>';
+    const differences = [];
+    let pairs = 0;
+    let remotePairs = 0;
+    let calls = 0;
+    let on = 0;
+    for (const [index, input] of corpus.inputs.entries()) {
+      const expected = await evaluateAll(input);
+      const context = openFeatureContext(input);
+      await eachLimited(corpus.flags, 16, async (flag) => {
+        const result = expected[flag.key];
+        if (result.source === 'FLAG_DECISION_SOURCE_REMOTE') {
+          if (index >= REMOTE_INPUTS) return;
+          remotePairs++;
+        }
+        pairs++;
+        const problems = [];
+        const boolean = await of.getBooleanDetails(flag.key, false, context);
+        calls++;
+        if (result.error_code !== 'FLAG_ERROR_CODE_UNSPECIFIED') {
+          const code = result.error_code === 'FLAG_ERROR_CODE_FLAG_NOT_FOUND'
+            ? ErrorCode.FLAG_NOT_FOUND : ErrorCode.GENERAL;
+          if (boolean.errorCode !== code) {
+            problems.push(`error ${result.error_code} vs ${boolean.errorCode}`);
+          }
+        } else {
+          const enabled = result.enabled || result.variant !== '';
+          if (enabled) on++;
+          if (boolean.errorCode !== undefined || boolean.value !== enabled) {
+            problems.push(`boolean ${enabled} vs ${boolean.value} (${boolean.errorCode})`);
+          }
+          if (flag.filters.multivariate) {
+            const string = await of.getStringDetails(flag.key, NO_VARIANT, context);
+            calls++;
+            const variant = result.variant !== '' ? result.variant : NO_VARIANT;
+            if (string.value !== variant) problems.push(`string ${variant} vs ${string.value}`);
+          }
+          const payload = result.payload ? fromValue(result.payload) : null;
+          if (payload !== null && typeof payload === 'object' && !Array.isArray(payload)) {
+            const object = await of.getObjectDetails(flag.key, {}, context);
+            calls++;
+            if (canonical(object.value) !== canonical(payload)) {
+              problems.push(`object ${canonical(payload)} vs ${canonical(object.value)}`);
+            }
+          }
+        }
+        if (problems.length > 0) {
+          differences.push(`${flag.key} for ${input.distinct_id}: ${problems.join('; ')}`);
+        }
+      });
+    }
+    t.diagnostic(`${pairs} (flag, input) pairs (${remotePairs} decided by PostHog), ` +
+      `${calls} OpenFeature evaluations, ${on} on; ${differences.length} differences`);
+    assert.equal(differences.length, 0, differences.slice(0, 20).join('\n'));
+    assert.ok(pairs >= corpus.flags.length * corpus.inputs.length / 2, `only ${pairs} pairs`);
+    assert.ok(remotePairs >= 100, `only ${remotePairs} pairs decided by PostHog`);
+    assert.ok(on >= pairs / 10, `only ${on} pairs on`);
+  });
 
 test('both poll /flags/definitions, the route posthog-node 5.70 calls, never the older one',
   async () => {
