@@ -55,8 +55,11 @@ echo "== Python: UserService, PersonService, FlagService, CaptureService (with f
 echo "== Node.js: UserService, FlagService"
 node --test tests/polyglot/user.test.js tests/polyglot/flags.test.js || failed+=(node)
 
-echo "== Node.js: local flag evaluation vs posthog-node (generated conformance corpus)"
+echo "== Node.js: local flag evaluation vs posthog-node, and through the flagd provider (generated conformance corpus)"
 node --test tests/polyglot/flags_conformance.test.js || failed+=(node-flags-conformance)
+
+echo "== Node.js: OpenFeature (server SDK with the flagd provider)"
+node --test tests/polyglot/openfeature.test.js || failed+=(node-openfeature)
 
 echo "== Node.js: PersonService"
 node --test tests/polyglot/persons.test.js || failed+=(node-persons)
