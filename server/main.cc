@@ -46,6 +46,7 @@
 #include "server/observability/admin_server.h"
 #include "server/observability/channelz_server.h"
 #include "server/observability/metrics.h"
+#include "server/openfeature/ofrep_server.h"
 #include "server/observability/process_metrics.h"
 #include "server/paging/clock.h"
 #include "server/paging/resume_token.h"
@@ -63,6 +64,9 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, -1, "Port to listen on (0 picks one); overrides server.port.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once serving.");
+ABSL_FLAG(int, ofrep_port, -2,
+          "OFREP (OpenFeature Remote Evaluation Protocol, HTTP) port: -1 off, 0 any free "
+          "port; overrides openfeature.ofrep_port (default: the configuration's, off)");
 ABSL_FLAG(int, admin_port, -1,
           "Port of the admin HTTP server (GET /metrics in Prometheus format, "
           "GET /healthz); -1 disables it, 0 picks one.");
@@ -670,6 +674,23 @@ int Run() {
   AddBuildInfo(build_info, &metrics);
   AddProcessMetrics(&metrics);
   ObserveUpstream(projects, &metrics);
+  // OFREP, off by default.
+  OfrepServer::Options ofrep_options;
+  ofrep_options.caller_identity = config->server.caller_identity;
+  ofrep_options.access_log = config->server.access_log;
+  ofrep_options.threads = static_cast<int>(config->openfeature.ofrep_threads);
+  ofrep_options.max_body_bytes = static_cast<size_t>(config->server.max_receive_message_bytes);
+  OfrepServer ofrep(&flag_service, ofrep_options);
+  const int ofrep_port = absl::GetFlag(FLAGS_ofrep_port) >= -1 ? absl::GetFlag(FLAGS_ofrep_port)
+                                                               : config->openfeature.ofrep_port;
+  if (ofrep_port >= 0) {
+    absl::StatusOr<int> bound = ofrep.Start(absl::GetFlag(FLAGS_host), ofrep_port);
+    if (!bound.ok()) {
+      LogError("cannot start OFREP", {{"error", std::string(bound.status().message())}});
+      return 1;
+    }
+    LogInfo("OFREP listening", {{"port", absl::StrCat(*bound)}});
+  }
   AdminServer admin(&metrics);
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
@@ -779,6 +800,7 @@ int Run() {
     }
   }
   channelz.Stop();
+  ofrep.Stop();
   admin.Stop();
   return 0;
 }

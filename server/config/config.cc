@@ -305,6 +305,24 @@ absl::Status ParseFlags(const json* value, FlagsConfig& flags) {
   return absl::OkStatus();
 }
 
+absl::Status ParseOpenFeature(const json* value, OpenFeatureConfig& openfeature) {
+  if (value == nullptr) return absl::OkStatus();
+  ObjectReader reader(*value, "openfeature");
+  RETURN_IF_ERROR(reader.CheckIsObject());
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"ofrep_port", "ofrep_threads"}));
+  int64_t port = openfeature.ofrep_port;
+  RETURN_IF_ERROR(reader.ReadInt("ofrep_port", port));
+  RETURN_IF_ERROR(reader.ReadInt("ofrep_threads", openfeature.ofrep_threads));
+  if (port < -1 || port > 65535) {
+    return FieldError("openfeature.ofrep_port", "must be -1 (off), 0 or a port number");
+  }
+  openfeature.ofrep_port = static_cast<int>(port);
+  if (openfeature.ofrep_threads < 1 || openfeature.ofrep_threads > 256) {
+    return FieldError("openfeature.ofrep_threads", "must be between 1 and 256");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParsePaging(const json* value, PagingConfig& paging) {
   if (value == nullptr) return absl::OkStatus();
   ObjectReader reader(*value, "paging");
@@ -572,7 +590,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"default_project", "projects", "server", "upstream", "flags", "paging", "capture",
-        "redis", "authorization", "key_reload_interval_ms"}));
+       "openfeature", "redis", "authorization", "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -606,6 +624,7 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   RETURN_IF_ERROR(ParseCapture(reader.Find("capture"), config.capture));
   RETURN_IF_ERROR(ParseRedis(reader.Find("redis"), config.redis));
   RETURN_IF_ERROR(ParseAuthorization(reader.Find("authorization"), config.authorization));
+  RETURN_IF_ERROR(ParseOpenFeature(reader.Find("openfeature"), config.openfeature));
   RETURN_IF_ERROR(reader.ReadMillis("key_reload_interval_ms", config.key_reload_interval));
   if (config.key_reload_interval < absl::Milliseconds(10)) {
     return FieldError("key_reload_interval_ms", "must be at least 10");

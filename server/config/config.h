@@ -257,6 +257,15 @@ struct RedisConfig {
   absl::Duration lease = absl::Seconds(10);
 };
 
+// OpenFeature's front doors (docs/openfeature.md). flagd's protocol is on
+// the gRPC port; OFREP has a port of its own, off by default.
+struct OpenFeatureConfig {
+  // OFREP's HTTP port: -1 off, 0 any free port.
+  int ofrep_port = -1;
+  // Threads serving OFREP requests.
+  int64_t ofrep_threads = 8;
+};
+
 struct GatewayConfig {
   // The alias used when a request leaves `project` empty.
   std::string default_project;
@@ -269,6 +278,7 @@ struct GatewayConfig {
   // Fleet coordination; absent: every replica acts alone.
   std::optional<RedisConfig> redis;
   AuthorizationConfig authorization;
+  OpenFeatureConfig openfeature;
   // How often key files are checked for rotation.
   absl::Duration key_reload_interval = absl::Seconds(10);
 

@@ -256,6 +256,10 @@ Resolution Resolve(const posthog::v1::FlagResult& result, ValueType type) {
       } else {
         resolution.value = variant;
       }
+      if (result.has_payload() &&
+          result.payload().kind_case() != google::protobuf::Value::kNullValue) {
+        resolution.metadata["payload"] = JsonFromValue(result.payload()).dump();
+      }
       return resolution;
     case ValueType::kString:
       if (!variant.empty()) {

@@ -72,7 +72,8 @@ struct Resolution {
   std::string reason;
   // Flag metadata: `flagId`, `flagVersion` (when known), `posthogReason`
   // (PostHog's description, e.g. "Matched condition set 1") and `decidedBy`
-  // (`gateway` or `posthog`). A JSON object of strings and numbers.
+  // (`gateway` or `posthog`); for kAny, `payload`: the payload of the value,
+  // as JSON text. A JSON object of strings and numbers.
   nlohmann::json metadata = nlohmann::json::object();
 };
 

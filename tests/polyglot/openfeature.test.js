@@ -1,7 +1,8 @@
 'use strict';
 // OpenFeature through the gateway: the official Node server SDK
 // (@openfeature/server-sdk) with the flagd provider (@openfeature/flagd-provider,
-// RPC resolver), unmodified from npm (tools/package.json), against the real
+// RPC resolver) and the OFREP provider (@openfeature/ofrep-provider over the
+// gateway's OFREP port), unmodified from npm (tools/package.json), against the real
 // gateway and emulator (tests/harness/stack.py). Every value is checked
 // against what the gateway's own API (FlagService.EvaluateFlag) says for the
 // same person, so the mapping of docs/openfeature.md is what is tested.
@@ -21,6 +22,7 @@ const grpc = require(path.join(tools, '@grpc/grpc-js'));
 const protoLoader = require(path.join(tools, '@grpc/proto-loader'));
 const { OpenFeature, ProviderEvents, ErrorCode } = require(path.join(tools, '@openfeature/server-sdk'));
 const { FlagdProvider } = require(path.join(tools, '@openfeature/flagd-provider'));
+const { OFREPProvider } = require(path.join(tools, '@openfeature/ofrep-provider'));
 
 const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
@@ -31,6 +33,8 @@ let stack;
 let flagService;
 let provider;
 let client;
+let ofrep;
+let ofrepUrl;
 // Every PROVIDER_CONFIGURATION_CHANGED event's changed keys, in order.
 const configurationChanges = [];
 let readyEvents = 0;
@@ -67,9 +71,15 @@ async function waitFor(what, predicate) {
 before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-openfeature-'));
   // Definitions polled often, so that a change reaches EventStream soon.
+  // OFREP on a free port, read from the gateway's log.
   stack = startStack(path.join(tempDir, 'stack.env'),
-    ['--extra_config={"flags": {"poll_interval_ms": 100}}']);
+    ['--extra_config={"flags": {"poll_interval_ms": 100}, "openfeature": {"ofrep_port": 0}}']);
   const env = await stack.ready;
+  const log = fs.readFileSync(path.join(env.STACK_DIR, 'gateway.log'), 'utf8');
+  const listening = log.split('\n').filter((line) => line.includes('"OFREP listening"'))
+    .map((line) => JSON.parse(line));
+  assert.equal(listening.length, 1, log);
+  ofrepUrl = `http://127.0.0.1:${listening[0].port}`;
   const definition = protoLoader.loadSync('posthog/v1/flag.proto', {
     includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
     keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
@@ -88,6 +98,9 @@ before(async () => {
     deadlineMs: 5000 });
   await OpenFeature.setProviderAndWait(provider);
   client = OpenFeature.getClient();
+  await OpenFeature.setProviderAndWait('ofrep', new OFREPProvider({
+    baseUrl: ofrepUrl, headers: { 'x-posthog-project': 'demo' } }));
+  ofrep = OpenFeature.getClient('ofrep');
 });
 
 after(async () => {
@@ -176,7 +189,7 @@ test('object and number evaluations read the payload of the value the person get
   const before = configurationChanges.length;
   await unary('UpdateFlag', { flag: { id: created.flag.id,
     filters: { groups: [{ properties: [], rollout_percentage: 100 }],
-      payloads: { true: { stringValue: '43' } } } }, update_mask: ['filters'] });
+      payloads: { true: { stringValue: '43' } } } }, update_mask: { paths: ['filters'] } });
   await waitFor('PROVIDER_CONFIGURATION_CHANGED naming of-limit', () =>
     configurationChanges.slice(before).some((keys) => keys.includes('of-limit')));
   assert.equal(await client.getNumberValue('of-limit', 0, { targetingKey: 'of-n' }), 43);
@@ -209,4 +222,53 @@ test('errors: FLAG_NOT_FOUND, TYPE_MISMATCH, and a context without targetingKey'
   assert.equal(anonymous.value, true);
   assert.equal(anonymous.errorCode, ErrorCode.TYPE_MISMATCH);
   assert.match(anonymous.errorMessage, /targetingKey/);
+});
+
+test('OFREP: booleans and variants with the same details as flagd', async () => {
+  for (const id of ['ofrep-a', 'ofrep-b', 'ofrep-c', 'ofrep-d', 'ofrep-e']) {
+    const expected = await evaluate('beta-feature', id);
+    const details = await ofrep.getBooleanDetails('beta-feature', !expected.enabled,
+      { targetingKey: id });
+    assert.equal(details.value, expected.enabled);
+    assert.equal(details.variant, String(expected.enabled));
+    assert.equal(details.reason, expected.enabled ? 'TARGETING_MATCH' : 'SPLIT');
+    assert.equal(details.flagMetadata.flagId, 1);
+    if (expected.enabled) assert.equal(details.flagMetadata.payload, '{"color":"blue"}');
+
+    const variant = await evaluate('checkout-experiment', id);
+    const string = await ofrep.getStringDetails('checkout-experiment', 'none', { targetingKey: id });
+    assert.equal(string.value, variant.variant);
+    assert.equal(string.variant, variant.variant);
+    assert.equal(string.reason, 'SPLIT');
+  }
+  const disabled = await ofrep.getBooleanDetails('disabled-flag', true, { targetingKey: 'u' });
+  assert.equal(disabled.value, false);
+  assert.equal(disabled.reason, 'DISABLED');
+});
+
+test('OFREP: FLAG_NOT_FOUND and TARGETING_KEY_MISSING from the error answers', async () => {
+  const missing = await ofrep.getBooleanDetails('of-no-such-flag', true, { targetingKey: 'u' });
+  assert.equal(missing.value, true);
+  assert.equal(missing.errorCode, ErrorCode.FLAG_NOT_FOUND);
+  const anonymous = await ofrep.getBooleanDetails('beta-feature', true, { plan: 'pro' });
+  assert.equal(anonymous.value, true);
+  assert.equal(anonymous.errorCode, ErrorCode.TARGETING_KEY_MISSING);
+});
+
+test('OFREP bulk: every flag, and 304 for an unchanged answer', async () => {
+  const request = () => ({ method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ context: { targetingKey: 'ofrep-bulk' } }) });
+  const first = await fetch(`${ofrepUrl}/ofrep/v1/evaluate/flags`, request());
+  assert.equal(first.status, 200);
+  const etag = first.headers.get('etag');
+  assert.ok(etag);
+  const { flags } = await first.json();
+  const byKey = Object.fromEntries(flags.map((flag) => [flag.key, flag]));
+  const expected = await evaluate('checkout-experiment', 'ofrep-bulk');
+  assert.equal(byKey['checkout-experiment'].value, expected.variant);
+  assert.equal(byKey['disabled-flag'].reason, 'DISABLED');
+  const again = await fetch(`${ofrepUrl}/ofrep/v1/evaluate/flags`,
+    { ...request(), headers: { ...request().headers, 'If-None-Match': etag } });
+  assert.equal(again.status, 304);
+  assert.equal(await again.text(), '');
 });
