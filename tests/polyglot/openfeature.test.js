@@ -91,7 +91,9 @@ before(async () => {
   })).result.error_code === 'FLAG_ERROR_CODE_UNSPECIFIED');
 
   const [host, port] = env.GATEWAY_TARGET.split(':');
-  OpenFeature.addHandler(ProviderEvents.Ready, () => { readyEvents++; });
+  OpenFeature.addHandler(ProviderEvents.Ready, (details) => {
+    if (details.providerName === 'flagd') readyEvents++;
+  });
   OpenFeature.addHandler(ProviderEvents.ConfigurationChanged,
     (details) => configurationChanges.push(details.flagsChanged ?? []));
   provider = new FlagdProvider({ resolverType: 'rpc', host, port: Number(port), tls: false,
