@@ -14,7 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "server/common/error_details.h"
 #include "server/common/log.h"
-#include "server/grpc/observability_interceptor.h"
+#include "server/authz/xfcc.h"
 #include "server/openfeature/resolution.h"
 #include "server/service/flag_results.h"
 
@@ -275,7 +275,7 @@ void OfrepServer::LogRequest(const httplib::Request& request, const httplib::Res
   std::string caller;
   if (options_.caller_identity == CallerIdentitySource::kIstio &&
       request.has_header("x-forwarded-client-cert")) {
-    caller = CallerFromForwardedClientCert(request.get_header_value("x-forwarded-client-cert"));
+    caller = XfccCallerUri(request.get_header_value("x-forwarded-client-cert"));
   } else if (options_.caller_identity == CallerIdentitySource::kLinkerd &&
              request.has_header("l5d-client-id")) {
     caller = request.get_header_value("l5d-client-id");
