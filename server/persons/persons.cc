@@ -1,11 +1,15 @@
 #include "server/persons/persons.h"
 
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
+#include "server/common/request_limits.h"
 #include "server/common/status_macros.h"
 #include "server/posthog/json_struct.h"
 
@@ -211,12 +215,27 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     return InvalidArgumentWithViolations("nothing to update",
                                          {{"set", "set or unset at least one property"}});
   }
+  const int64_t changes = static_cast<int64_t>(set.fields_size() + unset.size());
+  if (changes > kMaxPersonPropertyChanges) {
+    const std::string limit =
+        absl::StrCat("set and unset together change at most ", kMaxPersonPropertyChanges,
+                     " properties per request");
+    std::vector<FieldViolation> violations;
+    if (!set.fields().empty()) violations.push_back({"set", limit});
+    if (!unset.empty()) violations.push_back({"unset", limit});
+    return InvalidArgumentWithViolations(
+        absl::StrCat("UpdatePersonProperties changes ", changes, " properties, more than the ",
+                     kMaxPersonPropertyChanges, " one request may change; split the request"),
+        violations);
+  }
   ASSIGN_OR_RETURN(UpstreamUrl url, PersonUrl(ref, context));
   ASSIGN_OR_RETURN(const std::string update_path,
                    UpstreamUrl(url).Literal("update_property").TrailingSlash().Build());
   ASSIGN_OR_RETURN(const std::string delete_path,
                    UpstreamUrl(url).Literal("delete_property").TrailingSlash().Build());
-  // Sorted, so that PostHog sees the same order for the same request.
+  // One request per change: sets sorted (so that PostHog sees the same order
+  // for the same request), then unsets in the caller's order.
+  std::vector<std::pair<std::string, PostHogRequest>> requests;
   std::map<std::string, google::protobuf::Value> sorted(set.fields().begin(), set.fields().end());
   for (const auto& [key, value] : sorted) {
     PostHogRequest request;
@@ -225,7 +244,7 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"key", key}, {"value", JsonFromValue(value)}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;
-    RETURN_IF_ERROR(Call(request, context).status());
+    requests.emplace_back(absl::StrCat("set ", key), std::move(request));
   }
   for (const std::string& key : unset) {
     PostHogRequest request;
@@ -234,7 +253,28 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
     request.headers = {{"Content-Type", "application/json"}};
     request.body = json{{"$unset", key}}.dump();
     request.bearer = KeyKind::kPersonalApiKey;
-    RETURN_IF_ERROR(Call(request, context).status());
+    requests.emplace_back(absl::StrCat("unset ", key), std::move(request));
+  }
+  std::vector<std::string> applied;
+  for (auto& [change, request] : requests) {
+    absl::Status sent = context.is_cancelled && context.is_cancelled()
+                            ? absl::CancelledError("the caller went away")
+                            : Call(request, context).status();
+    if (sent.ok()) {
+      applied.push_back(change);
+      continue;
+    }
+    if (applied.empty()) return sent;
+    // Stop at the first failure and say exactly what was applied before it,
+    // keeping the failure's code and details (RetryInfo, ...).
+    absl::Status partial(
+        sent.code(), absl::StrCat("the update stopped after applying ", applied.size(), " of ",
+                                  requests.size(), " changes (", absl::StrJoin(applied, ", "),
+                                  "); not applied from \"", change, "\" on: ", sent.message()));
+    sent.ForEachPayload([&partial](absl::string_view type_url, const absl::Cord& payload) {
+      partial.SetPayload(type_url, payload);
+    });
+    return partial;
   }
   return absl::OkStatus();
 }

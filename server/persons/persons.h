@@ -63,7 +63,13 @@ class Persons final {
                       const CallContext& context) const;
 
   // UpdateProperties sets each property of `set` (update_property) and
-  // removes each of `unset` (delete_property), one PostHog call each.
+  // removes each of `unset` (delete_property), one PostHog call each, in
+  // order. More than kMaxPersonPropertyChanges changes in all is
+  // INVALID_ARGUMENT and nothing is sent. The changes are not atomic: the
+  // first failure (PostHog's error, the budget or deadline running out, the
+  // caller cancelling) stops the update before the next change, and its
+  // status keeps its code and details and its message names the changes
+  // already applied ("set plan, unset old") and the first not applied.
   absl::Status UpdateProperties(const posthog::v1::PersonRef& ref,
                                 const google::protobuf::Struct& set,
                                 const std::vector<std::string>& unset,

@@ -8,6 +8,7 @@
 #include "google/protobuf/arena.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
+#include "server/common/request_limits.h"
 #include "server/grpc/status_conversion.h"
 
 namespace posthog_gateway {
@@ -77,6 +78,11 @@ grpc::Status CaptureServiceImpl::BatchCaptureEvents(
     return ToGrpcStatus(InvalidArgumentWithViolations(
         "no events", {{"events", "must hold at least one event"}}));
   }
+  if (absl::Status limit = CheckCountLimit("BatchCaptureEvents", "events",
+                                           request->events_size(), kMaxCaptureEventsPerMessage);
+      !limit.ok()) {
+    return ToGrpcStatus(limit);
+  }
   std::vector<const posthog::v1::Event*> events;
   events.reserve(request->events_size());
   for (const posthog::v1::Event& event : request->events()) events.push_back(&event);
@@ -95,8 +101,7 @@ grpc::Status CaptureServiceImpl::BatchCaptureEvents(
 // and free one by one. The first block is kept across messages; larger
 // messages grow the arena with blocks that each Reset frees.
 class CaptureServiceImpl::EventStream final
-    : public grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
-                                     posthog::v1::StreamCaptureEventsResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   EventStream(CaptureServiceImpl* service, grpc::CallbackServerContext* context,
               absl::Time deadline)
@@ -113,7 +118,18 @@ class CaptureServiceImpl::EventStream final
       Finish(grpc::Status::OK);
       return;
     }
-    if (message_number_++ == 0) {
+    ++message_number_;
+    if (!Parse()) {
+      absl::Status status = absl::InvalidArgumentError(absl::StrCat(
+          "stream message ", message_number_, " (after ", acknowledged_,
+          " acknowledged events) is not a posthog.v1.StreamCaptureEventsRequest; nothing of "
+          "it was stored"));
+      AttachErrorInfo(status, "MALFORMED_REQUEST",
+                      {{"acknowledged_count", absl::StrCat(acknowledged_)}});
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    if (message_number_ == 1) {
       project_ = request_->project();
       ack_mode_ = request_->ack_mode();
     }
@@ -128,6 +144,13 @@ class CaptureServiceImpl::EventStream final
     }
     if (request_->events().empty()) {
       ReadNext();
+      return;
+    }
+    if (absl::Status limit =
+            CheckCountLimit("StreamCaptureEvents", "events", request_->events_size(),
+                            kMaxCaptureEventsPerMessage);
+        !limit.ok()) {
+      Acknowledge(limit);  // Ends the stream; nothing of this message is stored.
       return;
     }
     events_.clear();
@@ -168,10 +191,27 @@ class CaptureServiceImpl::EventStream final
   }
 
   void ReadNext() {
+    request_bytes_.Clear();
+    StartRead(&request_bytes_);
+  }
+
+  // Parse parses the message just read into a fresh request on the arena;
+  // false when the bytes are not a StreamCaptureEventsRequest.
+  bool Parse() {
     arena_.Reset();
     request_ =
         google::protobuf::Arena::CreateMessage<posthog::v1::StreamCaptureEventsRequest>(&arena_);
-    StartRead(request_);
+    std::vector<grpc::Slice> slices;
+    if (!request_bytes_.Dump(&slices).ok()) return false;
+    if (slices.size() == 1) {
+      return request_->ParseFromArray(slices[0].begin(), static_cast<int>(slices[0].size()));
+    }
+    std::string joined;
+    joined.reserve(request_bytes_.Length());
+    for (const grpc::Slice& slice : slices) {
+      joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    return request_->ParseFromString(joined);
   }
 
   // Acknowledge answers the message just captured: the running count, or
@@ -190,8 +230,11 @@ class CaptureServiceImpl::EventStream final
       return;
     }
     acknowledged_ += static_cast<int64_t>(uuids->size());
-    response_.set_acknowledged_count(acknowledged_);
-    StartWrite(&response_);
+    posthog::v1::StreamCaptureEventsResponse response;
+    response.set_acknowledged_count(acknowledged_);
+    grpc::Slice slice(response.SerializeAsString());
+    response_bytes_ = grpc::ByteBuffer(&slice, 1);
+    StartWrite(&response_bytes_);
   }
 
   CaptureServiceImpl* const service_;
@@ -199,17 +242,17 @@ class CaptureServiceImpl::EventStream final
   const absl::Time deadline_;
   std::vector<char> first_block_;
   google::protobuf::Arena arena_;
+  grpc::ByteBuffer request_bytes_;
   posthog::v1::StreamCaptureEventsRequest* request_ = nullptr;  // On arena_.
   std::vector<const posthog::v1::Event*> events_;
-  posthog::v1::StreamCaptureEventsResponse response_;
+  grpc::ByteBuffer response_bytes_;
   std::string project_;
   posthog::v1::AckMode ack_mode_ = posthog::v1::ACK_MODE_UNSPECIFIED;
   int64_t acknowledged_ = 0;
   int64_t message_number_ = 0;
 };
 
-grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
-                        posthog::v1::StreamCaptureEventsResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 CaptureServiceImpl::StreamCaptureEvents(grpc::CallbackServerContext* context) {
   return new EventStream(this, context, Deadline(context));
 }

@@ -27,7 +27,7 @@ namespace posthog_gateway {
 
 class CaptureServiceImpl final
     : public posthog::v1::CaptureService::WithCallbackMethod_CaptureEvent<
-          posthog::v1::CaptureService::WithCallbackMethod_StreamCaptureEvents<
+          posthog::v1::CaptureService::WithRawCallbackMethod_StreamCaptureEvents<
               posthog::v1::CaptureService::Service>> {
  public:
   // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
@@ -42,10 +42,13 @@ class CaptureServiceImpl final
                                   posthog::v1::BatchCaptureEventsResponse* response) override;
   // Each request message is spooled as a unit and acknowledged with the
   // running count of the stream's events; the first error ends the stream
-  // (events acknowledged before it stay accepted).
-  grpc::ServerBidiReactor<posthog::v1::StreamCaptureEventsRequest,
-                          posthog::v1::StreamCaptureEventsResponse>*
-  StreamCaptureEvents(grpc::CallbackServerContext* context) override;
+  // (events acknowledged before it stay accepted). Raw: the stream parses
+  // each message itself, so that one that is not a
+  // StreamCaptureEventsRequest ends the stream with INVALID_ARGUMENT (gRPC
+  // would report it as the caller's half-close, an OK end that drops the
+  // rest of the stream silently).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamCaptureEvents(
+      grpc::CallbackServerContext* context) override;
   grpc::Status Identify(grpc::ServerContext* context,
                         const posthog::v1::IdentifyRequest* request,
                         posthog::v1::IdentifyResponse* response) override;

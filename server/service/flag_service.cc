@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/common/error_details.h"
+#include "server/common/request_limits.h"
 #include "server/flags/evaluator.h"
 #include "server/flags/flag_json.h"
 #include "server/flags/flags_api.h"
@@ -443,6 +444,12 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
           authorizer_->Check(*context, "/posthog.v1.FlagService/EvaluateFlags", r.project());
       !denied.ok()) {
     reactor->Finish(denied);
+    return reactor;
+  }
+  if (absl::Status limit =
+          CheckCountLimit("EvaluateFlags", "keys", r.keys_size(), kMaxEvaluateFlagsKeys);
+      !limit.ok()) {
+    reactor->Finish(ToGrpcStatus(limit));
     return reactor;
   }
   const std::vector<std::string> keys(r.keys().begin(), r.keys().end());

@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -282,6 +283,21 @@ TEST_F(EvaluateFlagsTest, AMissingDistinctIdIsInvalidArgumentNamingTheField) {
   const grpc::Status status = stub_->EvaluateFlags(&context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ViolatedFields(status), std::vector<std::string>{"context.distinct_id"});
+}
+
+TEST_F(EvaluateFlagsTest, MoreKeysThanTheLimitIsInvalidArgumentNamingTheFieldAndTheLimit) {
+  std::vector<std::string> keys;
+  for (int k = 0; k <= 1000; ++k) keys.push_back(absl::StrCat("unknown-", k));
+  v1::EvaluateFlagsResponse response;
+  const grpc::Status status = Evaluate(Request(keys, /*only_local=*/true), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(ViolatedFields(status), std::vector<std::string>{"keys"});
+  EXPECT_NE(status.error_message().find("1001"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("1000"), std::string::npos) << status.error_message();
+
+  keys.pop_back();  // Exactly the limit is evaluated.
+  EXPECT_TRUE(Evaluate(Request(keys, /*only_local=*/true), &response).ok());
+  EXPECT_EQ(response.results_size(), 1000);
 }
 
 TEST_F(EvaluateFlagsTest, BytesThatAreNotARequestAreInvalidArgument) {

@@ -126,6 +126,37 @@ class CapturePythonTest(unittest.TestCase):
         helpers.wait_for(lambda: len(helpers.events(self.url, event="streamed")["events"]) == 12,
                          "12 streamed events")
 
+    def test_an_unreadable_stream_message_ends_with_invalid_argument_after_the_acks(self):
+        # Raw bytes: the caller's second message is not a request at all; the
+        # third (good) one must not be taken silently after it.
+        method = self.channel.stream_stream(
+            "/posthog.v1.CaptureService/StreamCaptureEvents",
+            request_serializer=None,
+            response_deserializer=self.pb.StreamCaptureEventsResponse.FromString)
+
+        def message(m):
+            return self.pb.StreamCaptureEventsRequest(events=[
+                self.pb.Event(event="unreadable-stream", distinct_id=f"u{m}-{i}")
+                for i in range(3)]).SerializeToString()
+
+        acks = []
+        with self.assertRaises(grpc.RpcError) as raised:
+            for response in method(iter([message(0), b"\xff\xff\xff\xff", message(2)]),
+                                   timeout=TIMEOUT):
+                acks.append(response.acknowledged_count)
+
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("stream message 2 (after 3 acknowledged events)",
+                      raised.exception.details())
+        self.assertEqual(acks, [3])
+        helpers.wait_for(
+            lambda: len(helpers.events(self.url, event="unreadable-stream")["events"]) == 3,
+            "the 3 acknowledged events")
+        self.assertEqual(
+            sorted(e["distinct_id"]
+                   for e in helpers.events(self.url, event="unreadable-stream")["events"]),
+            ["u0-0", "u0-1", "u0-2"])
+
     def test_stream_in_delivered_mode_acknowledges_what_posthog_stored(self):
         # A delivered-mode message waits for PostHog on a thread of its own;
         # the stream itself holds none.
@@ -175,6 +206,21 @@ class CapturePythonTest(unittest.TestCase):
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         details = dict(raised.exception.trailing_metadata()).get("grpc-status-details-bin")
         self.assertIn(b"events[1].distinct_id", details)
+
+    def test_a_batch_over_the_event_limit_is_invalid_argument_and_stores_nothing(self):
+        events = [self.pb.Event(event="over-limit", distinct_id=f"d-{i}") for i in range(1001)]
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.capture.BatchCaptureEvents(
+                self.pb.BatchCaptureEventsRequest(events=events), timeout=TIMEOUT)
+
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("more than the 1000", raised.exception.details())
+        details = dict(raised.exception.trailing_metadata()).get("grpc-status-details-bin")
+        self.assertIn(b"events", details)
+        # Exactly the limit is taken.
+        uuids = self.capture.BatchCaptureEvents(
+            self.pb.BatchCaptureEventsRequest(events=events[:1000]), timeout=TIMEOUT).uuids
+        self.assertEqual(len(uuids), 1000)
 
     def test_bad_unary_event_is_invalid_argument_naming_the_field(self):
         with self.assertRaises(grpc.RpcError) as raised:

@@ -5,7 +5,9 @@
 #include <fstream>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/common/error_details.h"
 #include "server/posthog/error_mapping.h"
 #include "server/posthog/project_registry.h"
 #include "tests/fakes/demo_project.h"
@@ -192,6 +194,48 @@ TEST_F(PersonsTest, EachRequestOfAnUpdateTakesItsTurnOfThePacer) {
                                   .UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, call);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(http_.requests().size(), 2u);
+}
+
+TEST_F(PersonsTest, MoreChangesThanTheLimitAreInvalidArgumentAndSendNothing) {
+  google::protobuf::Struct set;
+  for (int k = 0; k < 15; ++k) (*set.mutable_fields())[absl::StrCat("p", k)].set_number_value(k);
+  std::vector<std::string> unset;
+  for (int k = 0; k < 6; ++k) unset.push_back(absl::StrCat("old", k));  // 21 changes.
+
+  const absl::Status status = persons().UpdateProperties(PersonU1(), set, unset, {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("more than the 20"), std::string::npos) << status;
+  EXPECT_TRUE(http_.requests().empty());
+}
+
+TEST_F(PersonsTest, AnUpdateStoppedByTheBudgetSaysWhatWasApplied) {
+  FakeClock clock;
+  RequestPacer pacer({{2, absl::Minutes(1)}}, &clock);
+  AnswerAnUpdate();
+  CallContext call;
+  call.deadline = clock.Now() + absl::Seconds(10);
+
+  const absl::Status status = Persons(*registry_->Resolve(""), &pacer)
+                                  .UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, call);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(status.message().find(
+                "stopped after applying 2 of 3 changes (set plan, set seats); not applied "
+                "from \"unset old\""),
+            std::string::npos)
+      << status;
+  EXPECT_TRUE(RetryDelay(status).has_value());  // The budget's details are kept.
+}
+
+TEST_F(PersonsTest, ACancelledUpdateStopsBeforeItsNextChangeAndSaysWhatWasApplied) {
+  AnswerAnUpdate();
+  CallContext call;
+  call.is_cancelled = [this] { return !http_.requests().empty(); };  // Gone after one.
+
+  const absl::Status status = persons().UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, call);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_NE(status.message().find("applying 1 of 3 changes (set plan)"), std::string::npos)
+      << status;
+  EXPECT_EQ(http_.requests().size(), 1u);
 }
 
 TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {
