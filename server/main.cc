@@ -85,6 +85,9 @@ ABSL_FLAG(std::string, caller_identity, "",
           "overrides server.caller_identity.");
 ABSL_FLAG(std::string, grants_file, "",
           "The callers' grants, {\"callers\": [...]}; overrides authorization.grants_file.");
+ABSL_FLAG(std::string, bearer_tokens_file, "",
+          "Bearer tokens per calling service, `<caller> <sha256 hex>` a line; overrides "
+          "authorization.bearer_tokens_file.");
 ABSL_FLAG(int, channelz_port, -1,
           "Port of gRPC channelz (grpc.channelz.v1, for grpcdebug), on 127.0.0.1 "
           "only; -1 disables it, 0 picks one.");
@@ -285,6 +288,9 @@ absl::Status ApplyAuthorizationFlags(GatewayConfig& config) {
   }
   if (const std::string grants = absl::GetFlag(FLAGS_grants_file); !grants.empty()) {
     config.authorization.grants_file = grants;
+  }
+  if (const std::string tokens = absl::GetFlag(FLAGS_bearer_tokens_file); !tokens.empty()) {
+    config.authorization.bearer_tokens_file = tokens;
   }
   if (config.server.caller_identity == CallerIdentitySource::kTls &&
       (!config.server.tls.has_value() || config.server.tls->client_ca_file.empty())) {
