@@ -21,6 +21,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -88,6 +89,15 @@ ABSL_FLAG(std::string, grants_file, "",
 ABSL_FLAG(std::string, bearer_tokens_file, "",
           "Bearer tokens per calling service, `<caller> <sha256 hex>` a line; overrides "
           "authorization.bearer_tokens_file.");
+ABSL_FLAG(std::string, redis_address, "",
+          "host:port of the fleet's Redis (7.x); sets redis.address, turning fleet "
+          "coordination on (docs/fleet.md).");
+ABSL_FLAG(std::string, redis_password_file, "",
+          "The file holding Redis' AUTH password; overrides redis.password (needs a "
+          "redis section or --redis_address).");
+ABSL_FLAG(std::string, resume_token_secret_file, "",
+          "The secret every replica shares to sign resume tokens (16 bytes or more); "
+          "overrides paging.resume_token_secret.");
 ABSL_FLAG(int, channelz_port, -1,
           "Port of gRPC channelz (grpc.channelz.v1, for grpcdebug), on 127.0.0.1 "
           "only; -1 disables it, 0 picks one.");
@@ -301,6 +311,34 @@ absl::Status ApplyAuthorizationFlags(GatewayConfig& config) {
   return absl::OkStatus();
 }
 
+// ApplyFleetFlags lays --redis_address, --redis_password_file and
+// --resume_token_secret_file over the configuration, so that a deployment (a
+// Kustomize component) can point the fleet at its Redis and share the resume
+// token secret without editing the configuration file.
+absl::Status ApplyFleetFlags(GatewayConfig& config) {
+  if (const std::string address = absl::GetFlag(FLAGS_redis_address); !address.empty()) {
+    const size_t colon = address.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 1 || port > 65535) {
+      return absl::InvalidArgumentError("--redis_address: must be host:port");
+    }
+    if (!config.redis.has_value()) config.redis.emplace();
+    config.redis->address = address;
+  }
+  if (const std::string password = absl::GetFlag(FLAGS_redis_password_file); !password.empty()) {
+    if (!config.redis.has_value()) {
+      return absl::InvalidArgumentError(
+          "--redis_password_file needs a Redis address (--redis_address or redis.address)");
+    }
+    config.redis->password = KeySource{password, ""};
+  }
+  if (const std::string secret = absl::GetFlag(FLAGS_resume_token_secret_file); !secret.empty()) {
+    config.paging.resume_token_secret = KeySource{secret, ""};
+  }
+  return absl::OkStatus();
+}
+
 // ApplyTlsFlags lays the --tls_* flags over server.tls, so that a
 // deployment (a Kustomize component) can turn TLS on without editing the
 // configuration file.
@@ -491,6 +529,10 @@ int Run() {
   if (!config.ok()) {
     LogError("cannot load configuration", {{"path", config_path},
                                            {"error", std::string(config.status().message())}});
+    return 2;
+  }
+  if (absl::Status fleet = ApplyFleetFlags(*config); !fleet.ok()) {
+    LogError("bad fleet flags", {{"error", std::string(fleet.message())}});
     return 2;
   }
   if (const std::string dir = absl::GetFlag(FLAGS_drain_spool); !dir.empty()) {

@@ -9,27 +9,38 @@ const { describe, test } = require('node:test');
 const { deployDir, flagValue, one, overlays, render, rendered, validateSchema } = require('./lib/k8s');
 const { container, deployment, gatewayConfig, keySources } = require('./lib/policy');
 
+// capture-statefulset, fleet-redis, fleet-redis-trial and drain-spool-job
+// are tested in fleet.test.js.
 test('every component in deploy/kubernetes/components is tested', () => {
   const found = fs.readdirSync(path.join(deployDir, 'components')).sort();
-  assert.deepEqual(found, ['default-deny', 'example-secret', 'monitoring', 'spool-ephemeral-volume', 'tls']);
+  assert.deepEqual(found, ['capture-statefulset', 'default-deny', 'drain-spool-job', 'example-secret', 'fleet-redis',
+    'fleet-redis-trial', 'monitoring', 'spool-ephemeral-volume', 'tls']);
 });
 
 for (const overlay of overlays) {
   describe(`overlay ${overlay} with components/example-secret`, () => rendered(overlay, ['example-secret'], (objects) => {
-    test('the Secret matches its schema', () => {
-      validateSchema(one(objects, 'Secret'));
+    const keys = () => one(objects, 'Secret', 'posthog-gateway-keys-default');
+    const resume = () => one(objects, 'Secret', 'posthog-gateway-resume-token');
+
+    test('the Secrets match their schema, and there are only these two', () => {
+      validateSchema(keys());
+      validateSchema(resume());
+      assert.equal(objects.filter((o) => o.kind === 'Secret').length, 2);
     });
 
     test('holds placeholders only, never a real key', () => {
-      const secret = one(objects, 'Secret');
-      assert.equal(secret.data, undefined, 'base64 data could hide a real key');
-      for (const [name, value] of Object.entries(secret.stringData)) {
+      for (const secret of [keys(), resume()]) {
+        assert.equal(secret.data, undefined, 'base64 data could hide a real key');
+      }
+      for (const [name, value] of Object.entries(keys().stringData)) {
         assert.match(value, /^ph[cxs]_REPLACE_ME$/, name);
       }
+      assert.deepEqual(Object.keys(resume().stringData), ['secret']);
+      assert.match(resume().stringData.secret, /^REPLACE_ME/);
     });
 
     test('provides exactly the key files the config reads, in the volume that mounts them', () => {
-      const secret = one(objects, 'Secret');
+      const secret = keys();
       const volumes = deployment(objects).spec.template.spec.volumes;
       const { json } = gatewayConfig(objects);
       const expected = new Set();
@@ -41,6 +52,14 @@ for (const overlay of overlays) {
         expected.add(path.posix.basename(source.file));
       }
       assert.deepEqual(Object.keys(secret.stringData).sort(), [...expected].sort());
+    });
+
+    test('provides the resume token secret file, at least 16 bytes, where the flag reads it', () => {
+      const file = flagValue(container(objects).args, 'resume_token_secret_file');
+      const mount = container(objects).volumeMounts.find((m) => m.mountPath === path.posix.dirname(file));
+      const volume = deployment(objects).spec.template.spec.volumes.find((v) => v.name === mount.name);
+      assert.equal(volume.secret.secretName, resume().metadata.name);
+      assert.ok(resume().stringData[path.posix.basename(file)].length >= 16);
     });
   }));
 

@@ -220,6 +220,17 @@ for (const overlay of overlays) {
       assert.equal((c.envFrom || []).some((e) => e.secretRef), false);
     });
 
+    test('every replica reads the resume token secret from a Secret directory', () => {
+      const file = flagValue(container(objects).args, 'resume_token_secret_file');
+      assert.ok(file, 'no --resume_token_secret_file: a resume token would resume on its own replica only');
+      const mount = container(objects).volumeMounts.find((m) => m.mountPath === path.posix.dirname(file));
+      assert.ok(mount, `nothing mounted at ${path.posix.dirname(file)}`);
+      assert.equal(mount.readOnly, true);
+      const volume = deployment(objects).spec.template.spec.volumes.find((v) => v.name === mount.name);
+      assert.equal(volume.secret?.secretName, 'posthog-gateway-resume-token');
+      assert.equal(volume.secret.items, undefined);
+    });
+
     test('the config JSON parses, and uses only fields the gateway knows', () => {
       const { json, mount } = gatewayConfig(objects);
       assert.equal(mount.readOnly, true);

@@ -8,8 +8,13 @@ const { byKind, flagValue, one, parseDuration, repoRoot, selectorMatches } = req
 
 const kName = 'posthog-gateway';
 
+// The gateway's workload: the Deployment, or the StatefulSet of
+// components/capture-statefulset (same pod template).
 function deployment(objects) {
-  return one(objects, 'Deployment', kName);
+  const found = objects.filter((o) => (o.kind === 'Deployment' || o.kind === 'StatefulSet') &&
+    o.metadata.name === kName);
+  if (found.length !== 1) throw new Error(`expected one Deployment or StatefulSet ${kName}, found ${found.length}`);
+  return found[0];
 }
 
 function container(objects) {
