@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "posthog/v1/group.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/authz/audit_log.h"
@@ -55,6 +56,7 @@
 #include "server/service/capture_service.h"
 #include "server/service/flag_service.h"
 #include "server/service/flagd_service.h"
+#include "server/service/group_service.h"
 #include "server/service/person_service.h"
 #include "server/service/user_service.h"
 
@@ -658,6 +660,8 @@ int Run() {
   }
   PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock(),
                                    fleet->get(), authorizer->get());
+  GroupServiceImpl group_service(&projects, config->paging, &*resume_tokens, RealClock(),
+                                 fleet->get(), authorizer->get());
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
                                &*resume_tokens, RealClock(), fleet->get(), authorizer->get());
   // OpenFeature's flagd providers (RPC resolver) on the same port.
@@ -669,6 +673,7 @@ int Run() {
       {{posthog::v1::UserService::service_full_name(), &user_service},
        {posthog::v1::CaptureService::service_full_name(), &capture_service},
        {posthog::v1::PersonService::service_full_name(), &person_service},
+       {posthog::v1::GroupService::service_full_name(), &group_service},
        {posthog::v1::FlagService::service_full_name(), &flag_service},
        {FlagdServiceImpl::kServiceName, &flagd_service}},
       Interceptors(&metrics, config->server, authorizer->get(), audit_log->get()));

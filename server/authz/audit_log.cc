@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "posthog/v1/flag.pb.h"
+#include "posthog/v1/group.pb.h"
 #include "posthog/v1/person.pb.h"
 #include "server/authz/grants.h"
 
@@ -133,6 +134,16 @@ AuditSubject AuditSubjectOf(absl::string_view method, const void* request) {
   if (method == "/posthog.v1.FlagService/DeleteFlag") {
     const auto* typed = static_cast<const v1::DeleteFlagRequest*>(request);
     return {typed->project(), absl::StrCat("flag id ", typed->id())};
+  }
+  if (method == "/posthog.v1.GroupService/CreateGroup") {
+    const auto* typed = static_cast<const v1::CreateGroupRequest*>(request);
+    return {typed->project(), Bounded(absl::StrCat("group type ", typed->group_type_index(),
+                                                   " key ", typed->group_key()))};
+  }
+  if (method == "/posthog.v1.GroupService/UpdateGroupProperties") {
+    const auto* typed = static_cast<const v1::UpdateGroupPropertiesRequest*>(request);
+    return {typed->project(), Bounded(absl::StrCat("group type ", typed->group_type_index(),
+                                                   " key ", typed->group_key()))};
   }
   return {};
 }

@@ -5,7 +5,8 @@ namespace {
 
 constexpr GrantInfo kGrants[] = {
     {kGrantCapture, QuotaKind::kCaptureEvents},         {kGrantFlagEvaluation, QuotaKind::kNone},
-    {kGrantFlagManagement, QuotaKind::kFlagManagement}, {kGrantPersonsRead, QuotaKind::kPersons},
+    {kGrantFlagManagement, QuotaKind::kFlagManagement}, {kGrantGroupsRead, QuotaKind::kPersons},
+    {kGrantGroupsWrite, QuotaKind::kPersons},           {kGrantPersonsRead, QuotaKind::kPersons},
     {kGrantPersonsWrite, QuotaKind::kPersons},          {kGrantUser, QuotaKind::kNone},
 };
 
@@ -30,6 +31,12 @@ constexpr MethodGrant kMethodGrants[] = {
     {"/posthog.v1.FlagService/CreateFlag", kGrantFlagManagement, /*audited=*/true},
     {"/posthog.v1.FlagService/UpdateFlag", kGrantFlagManagement, /*audited=*/true},
     {"/posthog.v1.FlagService/DeleteFlag", kGrantFlagManagement, /*audited=*/true},
+    // posthog.v1.GroupService: the same private-API budget as persons.
+    {"/posthog.v1.GroupService/ListGroupTypes", kGrantGroupsRead},
+    {"/posthog.v1.GroupService/ListGroups", kGrantGroupsRead},
+    {"/posthog.v1.GroupService/GetGroup", kGrantGroupsRead},
+    {"/posthog.v1.GroupService/CreateGroup", kGrantGroupsWrite, /*audited=*/true},
+    {"/posthog.v1.GroupService/UpdateGroupProperties", kGrantGroupsWrite, /*audited=*/true},
     // posthog.v1.PersonService.
     {"/posthog.v1.PersonService/ListPersons", kGrantPersonsRead},
     {"/posthog.v1.PersonService/GetPerson", kGrantPersonsRead},

@@ -23,6 +23,8 @@ namespace posthog_gateway {
 inline constexpr absl::string_view kGrantCapture = "capture";
 inline constexpr absl::string_view kGrantFlagEvaluation = "flag_evaluation";
 inline constexpr absl::string_view kGrantFlagManagement = "flag_management";
+inline constexpr absl::string_view kGrantGroupsRead = "groups_read";
+inline constexpr absl::string_view kGrantGroupsWrite = "groups_write";
 inline constexpr absl::string_view kGrantPersonsRead = "persons_read";
 inline constexpr absl::string_view kGrantPersonsWrite = "persons_write";
 inline constexpr absl::string_view kGrantUser = "user";

@@ -61,6 +61,47 @@ std::optional<std::string> QueryValue(absl::string_view path_and_query,
   return std::nullopt;
 }
 
+// PercentDecode decodes %XX escapes and '+' (a space in a query, as Django
+// encodes it); nullopt for a bad escape.
+std::optional<std::string> PercentDecode(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out.push_back(' ');
+    } else if (text[i] != '%') {
+      out.push_back(text[i]);
+    } else {
+      if (i + 2 >= text.size()) return std::nullopt;
+      int value = 0;
+      for (int k = 1; k <= 2; ++k) {
+        const char c = text[i + k];
+        value <<= 4;
+        if (c >= '0' && c <= '9') {
+          value |= c - '0';
+        } else if (c >= 'a' && c <= 'f') {
+          value |= c - 'a' + 10;
+        } else if (c >= 'A' && c <= 'F') {
+          value |= c - 'A' + 10;
+        } else {
+          return std::nullopt;
+        }
+      }
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    }
+  }
+  return out;
+}
+
+absl::Status Untrusted(absl::string_view where) {
+  absl::Status status = absl::UnavailableError(absl::StrCat(
+      "PostHog answered ", where, " with a `next` URL that is not the next page of the "
+      "configured app host's endpoint; the gateway does not follow it"));
+  AttachErrorInfo(status, "UPSTREAM_UNTRUSTED_NEXT_URL");
+  return status;
+}
+
 absl::Status Malformed(absl::string_view message) {
   absl::Status status = absl::UnavailableError(message);
   AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
@@ -111,10 +152,16 @@ PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
       pacer_(pacer),
       clock_(clock),
       context_(std::move(context)),
-      pages_needed_(PagesNeeded(options_)),
+      // A cursor list's pages are PostHog's size: it stops at max_items
+      // fetched instead.
+      pages_needed_(options_.pagination == Pagination::kCursor
+                        ? std::numeric_limits<int>::max()
+                        : PagesNeeded(options_)),
       last_page_(std::numeric_limits<int>::max()),
-      counted_pages_(std::numeric_limits<int64_t>::max()) {
-  const int fetchers = 1 + std::max(0, options_.look_ahead);
+      counted_pages_(std::numeric_limits<int64_t>::max()),
+      next_cursor_(options_.start_cursor) {
+  // A cursor page needs the one before it: one fetcher, one page at a time.
+  const int fetchers = cursor_mode() ? 1 : 1 + std::max(0, options_.look_ahead);
   fetchers_.reserve(fetchers);
   for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this] { FetchLoop(); });
 }
@@ -134,23 +181,41 @@ bool PageStream::Cancelled() const {
 void PageStream::FetchLoop() {
   while (true) {
     int index = 0;
+    std::string cursor;
     {
       absl::MutexLock lock(&mu_);
-      auto can_claim = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (stopping_) return true;
-        if (next_claim_ > last_page_ || next_claim_ >= pages_needed_) return true;
+      // Nothing more is needed: the list ended or failed, or max_items are
+      // fetched (cursor lists).
+      auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || next_claim_ > last_page_ || next_claim_ >= pages_needed_ ||
+               (cursor_mode() && options_.max_items > 0 &&
+                items_fetched_ >= options_.max_items);
+      };
+      auto can_claim = [this, &finished]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (finished()) return true;
+        if (cursor_mode()) {
+          // Exactly one page ahead of the one being read (none with a
+          // look-ahead of 0); the previous page is always fetched already.
+          const int ahead = std::min(1, std::max(0, options_.look_ahead));
+          return next_claim_ == 0 || next_claim_ <= reading_ + ahead;
+        }
         if (next_claim_ > 0 && !more_than_one_page_) return false;
         // Past PostHog's count, only the page the reader waits for.
         if (next_claim_ >= counted_pages_ && next_claim_ > reading_) return false;
         return next_claim_ <= reading_ + 1 + options_.look_ahead;
       };
       mu_.Await(absl::Condition(&can_claim));
-      if (stopping_ || next_claim_ > last_page_ || next_claim_ >= pages_needed_) return;
+      if (finished()) return;
       index = next_claim_++;
+      cursor = next_cursor_;
     }
-    Page page = Fetch(index);
+    Page page = Fetch(index, cursor);
     absl::MutexLock lock(&mu_);
     if (index == 0) more_than_one_page_ = page.status.ok() && page.has_next;
+    if (cursor_mode() && page.status.ok()) {
+      next_cursor_ = page.next_cursor;
+      items_fetched_ = SaturatingAdd(items_fetched_, static_cast<int64_t>(page.items.size()));
+    }
     if (page.status.ok() && page.total.has_value()) {
       // The latest count wins: the list may grow or shrink while streaming.
       const int64_t remaining =
@@ -163,17 +228,24 @@ void PageStream::FetchLoop() {
   }
 }
 
-PageStream::Page PageStream::Fetch(int index) {
-  const int64_t offset = SaturatingOffset(options_.start_offset, index, options_.page_size);
+PageStream::Page PageStream::Fetch(int index, const std::string& cursor) {
+  const int64_t offset =
+      cursor_mode() ? 0 : SaturatingOffset(options_.start_offset, index, options_.page_size);
   PostHogRequest request;
   Page page;
   // The path and filters were built by UpstreamUrl; parsing checks they
   // still are canonical before the page's limit and offset are added.
   absl::StatusOr<UpstreamUrl> url = ParseUpstreamTarget(
       options_.query.empty() ? options_.path : absl::StrCat(options_.path, "?", options_.query));
+  if (url.ok()) {
+    if (!cursor_mode()) {
+      url->Query("limit", options_.page_size).Query("offset", offset);
+    } else if (!cursor.empty()) {
+      url->Query("cursor", cursor);
+    }
+  }
   absl::StatusOr<std::string> target =
-      url.ok() ? url->Query("limit", options_.page_size).Query("offset", offset).Build()
-               : absl::StatusOr<std::string>(url.status());
+      url.ok() ? url->Build() : absl::StatusOr<std::string>(url.status());
   if (!target.ok()) {
     page.status = absl::InternalError(
         absl::StrCat("the list's upstream target is invalid: ", target.status().message()));
@@ -198,7 +270,9 @@ PageStream::Page PageStream::Fetch(int index) {
     if (!response.ok()) {
       page.status = absl::Status(
           response.status().code(),
-          absl::StrCat("page at offset ", offset, " of ", client_->Describe(request), ": ",
+          absl::StrCat(cursor_mode() ? absl::StrCat("page ", index + 1)
+                                     : absl::StrCat("page at offset ", offset),
+                       " of ", client_->Describe(request), ": ",
                        response.status().message()));
       return page;
     }
@@ -214,15 +288,71 @@ PageStream::Page PageStream::Fetch(int index) {
       return page;
     }
     if (!page.status.ok()) return page;
-    return Parse(index, offset, request, response->body);
+    page = Parse(index, offset, request, response->body);
+    if (cursor_mode()) {
+      page.cursor = cursor;
+      if (page.status.ok() && page.has_next && page.next_cursor == cursor) {
+        // The same page again: following it would never end.
+        page.status = Untrusted(absl::StrCat("page ", index + 1, " of ",
+                                             client_->Describe(request)));
+        page.items.clear();
+        page.has_next = false;
+      }
+      if (page.status.ok() && index == 0) SkipResumed(page);
+    }
+    return page;
   }
+}
+
+void PageStream::SkipResumed(Page& page) const {
+  if (options_.start_skip <= 0 && options_.start_after_id.empty()) return;
+  size_t skip = static_cast<size_t>(
+      std::min<int64_t>(std::max<int64_t>(0, options_.start_skip),
+                        static_cast<int64_t>(page.items.size())));
+  // The anchor wins: items created since the token was made may have
+  // shifted the first page (later pages are stable: their cursor is a
+  // position in the list, not an offset).
+  if (!options_.start_after_id.empty() && options_.item_id) {
+    for (size_t i = 0; i < page.items.size(); ++i) {
+      if (options_.item_id(page.items[i]) == options_.start_after_id) {
+        skip = i + 1;
+        break;
+      }
+    }
+  }
+  page.skipped = static_cast<int64_t>(skip);
+  page.items.erase(page.items.begin(), page.items.begin() + static_cast<std::ptrdiff_t>(skip));
+}
+
+absl::StatusOr<std::string> PageStream::NextCursor(const std::string& where,
+                                                   const std::string& url) const {
+  const auto actual = SplitUrlOrigin(url);
+  const auto expected = SplitUrlOrigin(client_->project().app_host);
+  const std::string expected_path =
+      expected.has_value() ? absl::StrCat(expected->second, options_.path) : "";
+  const bool same_place =
+      expected.has_value() && actual.has_value() && actual->first == expected->first &&
+      absl::StartsWith(actual->second, expected_path) &&
+      actual->second.size() > expected_path.size() &&
+      actual->second[expected_path.size()] == '?';
+  if (!same_place) return Untrusted(where);
+  const auto raw = QueryValue(actual->second, "cursor");
+  const std::optional<std::string> decoded =
+      raw.has_value() ? PercentDecode(*raw) : std::nullopt;
+  if (!decoded.has_value() || decoded->empty() || decoded->size() > kMaxUpstreamCursorBytes) {
+    return Untrusted(where);
+  }
+  return *decoded;
 }
 
 PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogRequest& request,
                                    const std::string& body) const {
   Page page;
   const std::string where =
-      absl::StrCat("page ", index + 1, " (offset ", offset, ") of ", client_->Describe(request));
+      cursor_mode()
+          ? absl::StrCat("page ", index + 1, " of ", client_->Describe(request))
+          : absl::StrCat("page ", index + 1, " (offset ", offset, ") of ",
+                         client_->Describe(request));
   nlohmann::json json = nlohmann::json::parse(body, nullptr, false);
   if (json.is_discarded()) {
     page.status = Malformed(absl::StrCat("PostHog answered ", where, " with ", body.size(),
@@ -243,6 +373,14 @@ PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogReque
       return page;
     }
     const std::string url = next.get<std::string>();
+    if (cursor_mode()) {
+      absl::StatusOr<std::string> next_cursor = NextCursor(where, url);
+      if (!next_cursor.ok()) {
+        page.status = next_cursor.status();
+        return page;
+      }
+      page.next_cursor = *std::move(next_cursor);
+    }
     const auto expected = SplitUrlOrigin(client_->project().app_host);
     const auto actual = SplitUrlOrigin(url);
     // The app host may carry a path prefix (a self-hosted PostHog under /x).
@@ -256,13 +394,11 @@ PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogReque
     const auto next_offset =
         actual.has_value() ? QueryValue(actual->second, "offset") : std::nullopt;
     int64_t next_offset_value = -1;
-    if (!same_place || !next_offset.has_value() ||
-        !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
-        next_offset_value != SaturatingAdd(offset, options_.page_size)) {
-      page.status = absl::UnavailableError(absl::StrCat(
-          "PostHog answered ", where, " with a `next` URL that is not the next page of the "
-          "configured app host's endpoint; the gateway does not follow it"));
-      AttachErrorInfo(page.status, "UPSTREAM_UNTRUSTED_NEXT_URL");
+    if (!cursor_mode() &&
+        (!same_place || !next_offset.has_value() ||
+         !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
+         next_offset_value != SaturatingAdd(offset, options_.page_size))) {
+      page.status = Untrusted(where);
       return page;
     }
     page.has_next = true;
@@ -271,6 +407,7 @@ PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogReque
       count != json.end() && count->is_number_integer() && count->get<int64_t>() >= 0) {
     page.total = count->get<int64_t>();
   }
+  page.sent_items = static_cast<int64_t>(json["results"].size());
   page.items.reserve(json["results"].size());
   for (nlohmann::json& item : json["results"]) page.items.push_back(std::move(item));
   return page;
@@ -285,9 +422,16 @@ absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
     }
     if (current_index_ >= 0 && position_ < current_.items.size()) {
       PagedItem item;
-      item.offset =
-          SaturatingAdd(SaturatingOffset(options_.start_offset, current_index_, options_.page_size),
-                        static_cast<int64_t>(position_));
+      if (cursor_mode()) {
+        item.page_cursor = current_.cursor;
+        item.position = current_.skipped + static_cast<int64_t>(position_);
+        item.page_items = current_.sent_items;
+        item.next_cursor = current_.next_cursor;
+      } else {
+        item.offset = SaturatingAdd(
+            SaturatingOffset(options_.start_offset, current_index_, options_.page_size),
+            static_cast<int64_t>(position_));
+      }
       item.item = std::move(current_.items[position_++]);
       item.page = current_index_ + 1;
       item.count = ++handed_out_;

@@ -1,11 +1,13 @@
 #ifndef SERVER_PAGING_PAGE_STREAM_H_
 #define SERVER_PAGING_PAGE_STREAM_H_
 
-// PageStream turns one of PostHog's offset-paginated list endpoints (persons,
-// feature flags, ...) into a stream of JSON items, in order. It knows nothing
-// of the items' type: callers convert each `nlohmann::json` item themselves.
+// PageStream turns one of PostHog's paginated list endpoints into a stream of
+// JSON items, in order: offset-paginated lists (persons, feature flags, ...)
+// and cursor-paginated ones (groups: DRF's CursorPagination). It knows
+// nothing of the items' type: callers convert each `nlohmann::json` item
+// themselves.
 //
-// How it fetches:
+// How it fetches an offset list:
 // - The first page alone; once PostHog says there is more (a `next` URL),
 //   up to `look_ahead` further pages concurrently. Offset pagination makes
 //   later pages predictable (offset + k * page_size), so they need not wait
@@ -37,6 +39,24 @@
 //   n items costs ceil(n / page_size) requests. A page past it is still
 //   fetched when the reader needs it (the list grew while streaming).
 //
+// How it fetches a cursor list (Pagination::kCursor): PostHog's `next` holds
+// an opaque `cursor` that only the page before it reveals, so pages cannot be
+// fetched concurrently. One fetcher fetches exactly one page ahead of the page
+// being read (none when look_ahead is 0): page k + 1 while page k streams, so
+// a reader as fast as PostHog waits pages x page latency in all, and never
+// more than one page is held beyond the one being read. `next` must be the
+// configured app host's endpoint and carry a non-empty `cursor` of at most
+// kMaxUpstreamCursorBytes that differs from the page's own; the gateway
+// then builds the request itself from the configured path, the list's
+// filters and that cursor (encoded by UpstreamUrl), so neither the rest of
+// `next` nor a cursor can change where a request goes. No `limit` or
+// `offset` is sent (PostHog's page size is its own). Pacing, 429 waits,
+// deadline and cancellation, malformed pages and max_items behave exactly as
+// for offset lists; PagedItem::offset is meaningless (0).
+// A cursor list resumes at `start_cursor` (the page to fetch first) skipping
+// the items up to and including the one whose item_id is `start_after_id`
+// when that page holds it, else its first `start_skip` items.
+//
 // Offset pagination is not a snapshot: persons created or deleted while a
 // list streams may shift it (PostHog behaves the same for any client).
 //
@@ -45,6 +65,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,7 +83,17 @@
 
 namespace posthog_gateway {
 
+// A cursor longer than this in a `next` URL is refused (it would travel in
+// resume tokens); PostHog's are a few dozen bytes.
+inline constexpr size_t kMaxUpstreamCursorBytes = 2048;
+
+enum class Pagination {
+  kOffset,  // `limit` and `offset`; later pages predictable.
+  kCursor,  // DRF's CursorPagination: an opaque `cursor` in `next`.
+};
+
 struct PageStreamOptions {
+  Pagination pagination = Pagination::kOffset;
   // The endpoint's path on the app host, e.g. "/api/projects/7/persons/".
   std::string path;
   // URL-encoded filters, without limit and offset: "email=a%40b.c&cohort=3".
@@ -77,6 +108,14 @@ struct PageStreamOptions {
   int look_ahead = 3;
   // How many 429s in a row one page may wait out.
   int max_rate_limit_waits = 5;
+
+  // Cursor lists only (see above): where a resumed list continues.
+  std::string start_cursor;
+  int64_t start_skip = 0;
+  std::string start_after_id;
+  // An item's identity for start_after_id (e.g. a digest of its key); unset:
+  // start_skip alone places a resumed list.
+  std::function<std::string(const nlohmann::json&)> item_id;
 };
 
 // One item of the list and where it stands.
@@ -88,6 +127,14 @@ struct PagedItem {
   int page = 0;
   // Items handed out by this stream, this one included.
   int64_t count = 0;
+  // Cursor lists: the cursor that fetched the item's page ("" for the
+  // list's first page), the item's index in that page as PostHog sent it,
+  // the page's size as sent, and the cursor of the page after it ("" when
+  // it is the last).
+  std::string page_cursor;
+  int64_t position = 0;
+  int64_t page_items = 0;
+  std::string next_cursor;
 };
 
 class PageStream final {
@@ -120,12 +167,26 @@ class PageStream final {
     bool has_next = false;
     // PostHog's `count` of the whole list, when the page had one.
     std::optional<int64_t> total;
+    // Cursor lists: the cursor that fetched the page, the one in its `next`,
+    // the items PostHog sent and how many were skipped at the front (a
+    // resumed first page).
+    std::string cursor;
+    std::string next_cursor;
+    int64_t sent_items = 0;
+    int64_t skipped = 0;
   };
 
+  bool cursor_mode() const { return options_.pagination == Pagination::kCursor; }
   void FetchLoop();
-  Page Fetch(int index);
+  Page Fetch(int index, const std::string& cursor);
   Page Parse(int index, int64_t offset, const PostHogRequest& request,
              const std::string& body) const;
+  // NextCursor checks a cursor page's `next` URL (the configured app host's
+  // endpoint, with a `cursor`) and returns its decoded cursor.
+  absl::StatusOr<std::string> NextCursor(const std::string& where, const std::string& url) const;
+  // SkipResumed drops the items of a resumed cursor list's first page that
+  // the earlier call already streamed.
+  void SkipResumed(Page& page) const;
   bool Cancelled() const;
 
   const PostHogClient* const client_;
@@ -153,6 +214,10 @@ class PageStream final {
   // one): pages from here on are fetched only once the reader waits for them.
   int64_t counted_pages_ ABSL_GUARDED_BY(mu_);
   std::map<int, Page> fetched_ ABSL_GUARDED_BY(mu_);
+  // Cursor lists: the cursor of the next page to claim, and the items
+  // fetched so far (no page is fetched once max_items are).
+  std::string next_cursor_ ABSL_GUARDED_BY(mu_);
+  int64_t items_fetched_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Reader state (Next's thread only).
   Page current_;

@@ -34,6 +34,8 @@ absl::Status Invalid(absl::string_view why) {
 
 }  // namespace
 
+std::string ResumeDigest(absl::string_view text) { return Fingerprint(text); }
+
 ResumeTokenCodec::ResumeTokenCodec(std::string secret, absl::Duration ttl)
     : secret_(std::move(secret)), ttl_(ttl) {}
 
@@ -61,7 +63,13 @@ std::string ResumeTokenCodec::Encode(absl::string_view scope, const ResumePositi
                                   {"o", position.offset},
                                   {"n", position.items_streamed},
                                   {"e", absl::ToUnixSeconds(now + ttl_)}};
-  const std::string text = payload.dump();
+  nlohmann::json with_cursor = payload;
+  if (position.cursor.has_value()) {
+    with_cursor["c"] = *position.cursor;
+    with_cursor["k"] = position.skip;
+    with_cursor["a"] = position.after_id;
+  }
+  const std::string text = with_cursor.dump();
   return absl::StrCat(absl::WebSafeBase64Escape(text), ".",
                       absl::WebSafeBase64Escape(Mac(text)));
 }
@@ -102,6 +110,15 @@ absl::StatusOr<ResumePosition> ResumeTokenCodec::Decode(absl::string_view token,
   position.offset = json["o"].get<int64_t>();
   position.items_streamed = json["n"].get<int64_t>();
   if (position.offset < 0 || position.items_streamed < 0) return Invalid("bad position");
+  if (json.contains("c")) {
+    if (!json["c"].is_string() || !json.contains("k") || !json["k"].is_number_integer() ||
+        json["k"].get<int64_t>() < 0 || !json.contains("a") || !json["a"].is_string()) {
+      return Invalid("bad position");
+    }
+    position.cursor = json["c"].get<std::string>();
+    position.skip = json["k"].get<int64_t>();
+    position.after_id = json["a"].get<std::string>();
+  }
   return position;
 }
 

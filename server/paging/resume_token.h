@@ -7,7 +7,9 @@
 // where the payload is a small JSON object: the fingerprint of the list's
 // filters (a SHA-256 prefix of the caller-supplied scope, e.g. project and
 // filters), the PostHog offset of the next item, the items streamed before
-// it, and an expiry time. Tokens are opaque to callers, tamper-evident (any
+// it, and an expiry time; for a cursor-paginated list (groups) also
+// PostHog's cursor of the page to fetch, the items of that page to skip and a
+// digest identifying the last item streamed. Tokens are opaque to callers, tamper-evident (any
 // change breaks the MAC) and carry nothing secret: no key, no filter values.
 //
 // The secret comes from the configuration; when none is configured it is
@@ -17,6 +19,7 @@
 // Immutable after construction, so thread-safe.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -31,7 +34,18 @@ struct ResumePosition {
   int64_t offset = 0;
   // Items streamed before it, across every call of the list.
   int64_t items_streamed = 0;
+  // Cursor lists: PostHog's cursor of the page to fetch ("" for the list's
+  // first page), how many of its items were streamed, and the digest of the
+  // last one (placing the position when items were inserted before it).
+  // Absent for offset lists.
+  std::optional<std::string> cursor;
+  int64_t skip = 0;
+  std::string after_id;
 };
+
+// ResumeDigest is a short digest (a SHA-256 prefix, base64url) of `text`: how
+// a token names an item without carrying its data.
+std::string ResumeDigest(absl::string_view text);
 
 class ResumeTokenCodec final {
  public:

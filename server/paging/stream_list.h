@@ -2,8 +2,10 @@
 #define SERVER_PAGING_STREAM_LIST_H_
 
 // StreamList serves one server-streaming List RPC (ListPersons, ListFlags,
-// ...) over one of PostHog's offset-paginated list endpoints: every list RPC
-// of the gateway behaves the same because they all go through it.
+// ListGroups, ...) over one of PostHog's offset- or cursor-paginated list
+// endpoints: every list RPC of the gateway behaves the same because they all
+// go through it. A cursor list's token carries PostHog's cursor of the page
+// to fetch, inside the MAC and bound to the scope like every token.
 //
 // What it does, in order:
 // - Decodes the request's resume token for the list's scope (the kind of
@@ -31,6 +33,7 @@
 // given for the duration of the call.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -89,6 +92,12 @@ struct ListCall {
   int look_ahead = 3;
   // What the item is called in error messages ("person", "flag").
   std::string item_name = "item";
+  // How PostHog paginates the list. A cursor list ignores page_size
+  // (PostHog's own) and fetches one page ahead at most.
+  Pagination pagination = Pagination::kOffset;
+  // Cursor lists: an item's identity (e.g. its key), kept in tokens as a
+  // digest to place a resumed position exactly.
+  std::function<std::string(const nlohmann::json&)> item_id;
 };
 
 // What a list call borrows. The pacer is the project's for this endpoint.
@@ -111,6 +120,11 @@ class ListCursor final {
     int page = 0;
     int64_t items_streamed = 0;
     int64_t offset = 0;
+    // Cursor lists: see PagedItem.
+    std::string page_cursor;
+    int64_t position = 0;
+    int64_t page_items = 0;
+    std::string next_cursor;
   };
 
   ListCursor(ListCall call, ListEnv env);

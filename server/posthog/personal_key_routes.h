@@ -47,6 +47,14 @@ inline constexpr PersonalKeyRoute kPersonalKeyRoutes[] = {
     {"POST", "/api/projects/{project}/feature_flags/"},
     {"GET", "/api/projects/{project}/feature_flags/{id}/"},
     {"PATCH", "/api/projects/{project}/feature_flags/{id}/"},
+    // GroupService: ListGroupTypes, ListGroups, CreateGroup, GetGroup and
+    // UpdateGroupProperties (type index and key travel in the query).
+    {"GET", "/api/projects/{project}/groups_types/"},
+    {"GET", "/api/projects/{project}/groups/"},
+    {"POST", "/api/projects/{project}/groups/"},
+    {"GET", "/api/projects/{project}/groups/find/"},
+    {"POST", "/api/projects/{project}/groups/update_property/"},
+    {"POST", "/api/projects/{project}/groups/delete_property/"},
     // Flag definitions for local evaluation, when no secure key is set.
     {"GET", "/flags/definitions"},
 };

@@ -222,4 +222,19 @@ absl::Status ValidateFlagKey(absl::string_view field, absl::string_view key) {
                                 kMaxFlagKeyLength, " characters"));
 }
 
+absl::Status ValidateGroupTypeIndex(absl::string_view field, int64_t index) {
+  if (index >= 0 && index <= kMaxGroupTypeIndex) return absl::OkStatus();
+  return Violation(field, absl::StrCat(field, " is not a group type index"),
+                   absl::StrCat("must be between 0 and ", kMaxGroupTypeIndex));
+}
+
+absl::Status ValidateGroupKey(absl::string_view field, absl::string_view key) {
+  if (key.empty()) return Violation(field, "a group key is required", "must not be empty");
+  if (key.size() > kMaxGroupKeyLength || key.find('\0') != absl::string_view::npos) {
+    return Violation(field, absl::StrCat(field, " is not a valid group key"),
+                     absl::StrCat("at most ", kMaxGroupKeyLength, " bytes, without NUL"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace posthog_gateway

@@ -18,7 +18,8 @@
 // - The query is a list of (name, value) pairs, each side encoded the same
 //   way; a bare name (`send_cohorts`) is allowed.
 // - Typed ids are validated before they are used (ValidatePersonUuid,
-//   ValidatePositiveId, ValidateFlagKey): a bad one is INVALID_ARGUMENT with
+//   ValidatePositiveId, ValidateFlagKey, ValidateGroupTypeIndex,
+//   ValidateGroupKey): a bad one is INVALID_ARGUMENT with
 //   a google.rpc.BadRequest naming the request field.
 //
 // ParseUpstreamTarget is the inverse: it accepts only a target this builder
@@ -114,6 +115,16 @@ absl::Status ValidatePositiveId(absl::string_view field, int64_t id);
 inline constexpr size_t kMaxFlagKeyLength = 400;
 absl::Status ValidateFlagKey(absl::string_view field, absl::string_view key);
 bool IsFlagKey(absl::string_view key);
+
+// A group type index: PostHog allows five group types per project, 0 to 4.
+inline constexpr int64_t kMaxGroupTypeIndex = 4;
+absl::Status ValidateGroupTypeIndex(absl::string_view field, int64_t index);
+
+// A group key: any text of 1 to kMaxGroupKeyLength bytes without NUL (it
+// only ever travels encoded in a query or a JSON body; PostHog's column is
+// 400 characters).
+inline constexpr size_t kMaxGroupKeyLength = 400;
+absl::Status ValidateGroupKey(absl::string_view field, absl::string_view key);
 
 }  // namespace posthog_gateway
 

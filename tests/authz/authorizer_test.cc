@@ -303,8 +303,8 @@ TEST(AuthorizerCreateTest, RefusesUnknownGrantsAndProjectsAndRepeatedCallers) {
   absl::Status status = Authorizer::Create(config, nullptr, &clock).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("unknown grant \"persons_delete\"; known: capture, "
-                                  "flag_evaluation, flag_management, persons_read, "
-                                  "persons_write, user"),
+                                  "flag_evaluation, flag_management, groups_read, "
+                                  "groups_write, persons_read, persons_write, user"),
             absl::string_view::npos)
       << status;
   config = TwoProjects(CallerIdentitySource::kIstio);

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "posthog/v1/group.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/authz/audit_log.h"
@@ -21,7 +22,8 @@ std::set<std::string> ApiMethods() {
   std::set<std::string> methods;
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const char* file :
-       {"posthog/v1/capture.proto", "posthog/v1/flag.proto", "posthog/v1/person.proto",
+       {"posthog/v1/capture.proto", "posthog/v1/flag.proto", "posthog/v1/group.proto",
+        "posthog/v1/person.proto",
         "posthog/v1/user.proto", "posthog/v1/common.proto"}) {
     const google::protobuf::FileDescriptor* descriptor = pool->FindFileByName(file);
     if (descriptor == nullptr) {
@@ -40,7 +42,7 @@ std::set<std::string> ApiMethods() {
 
 TEST(GrantsTest, EveryApiMethodNeedsAGrant) {
   const std::set<std::string> methods = ApiMethods();
-  EXPECT_EQ(methods.size(), 20u);
+  EXPECT_EQ(methods.size(), 25u);
   for (const std::string& method : methods) {
     EXPECT_NE(FindMethodGrant(method), nullptr) << method << " is missing from grants.cc";
   }
@@ -62,7 +64,8 @@ TEST(GrantsTest, WritesAndDeletesNeedTheirOwnGrantsAndAreAudited) {
   const std::set<std::string> audited = {
       "/posthog.v1.FlagService/CreateFlag", "/posthog.v1.FlagService/UpdateFlag",
       "/posthog.v1.FlagService/DeleteFlag", "/posthog.v1.PersonService/DeletePerson",
-      "/posthog.v1.PersonService/UpdatePersonProperties"};
+      "/posthog.v1.PersonService/UpdatePersonProperties",
+      "/posthog.v1.GroupService/CreateGroup", "/posthog.v1.GroupService/UpdateGroupProperties"};
   for (const MethodGrant& entry : MethodGrants()) {
     EXPECT_EQ(entry.audited, audited.count(std::string(entry.method)) == 1) << entry.method;
   }
@@ -71,6 +74,9 @@ TEST(GrantsTest, WritesAndDeletesNeedTheirOwnGrantsAndAreAudited) {
   EXPECT_EQ(FindMethodGrant("/posthog.v1.FlagService/DeleteFlag")->grant, kGrantFlagManagement);
   EXPECT_EQ(FindMethodGrant("/posthog.v1.FlagService/EvaluateFlags")->grant, kGrantFlagEvaluation);
   EXPECT_EQ(FindMethodGrant("/posthog.v1.UserService/GetCurrentUser")->grant, kGrantUser);
+  EXPECT_EQ(FindMethodGrant("/posthog.v1.GroupService/ListGroups")->grant, kGrantGroupsRead);
+  EXPECT_EQ(FindMethodGrant("/posthog.v1.GroupService/CreateGroup")->grant, kGrantGroupsWrite);
+  EXPECT_EQ(FindGrant(kGrantGroupsWrite)->quota, QuotaKind::kPersons);
   EXPECT_EQ(FindMethodGrant("/posthog.v1.CaptureService/StreamCaptureEvents")->grant,
             kGrantCapture);
 }
@@ -108,6 +114,18 @@ TEST(GrantsTest, EveryAuditedMethodNamesItsTarget) {
   posthog::v1::DeleteFlagRequest delete_flag;
   delete_flag.set_id(7);
   EXPECT_EQ(AuditSubjectOf("/posthog.v1.FlagService/DeleteFlag", &delete_flag).target, "flag id 7");
+  posthog::v1::CreateGroupRequest create_group;
+  create_group.set_project("prod");
+  create_group.set_group_type_index(1);
+  create_group.set_group_key("acme");
+  subject = AuditSubjectOf("/posthog.v1.GroupService/CreateGroup", &create_group);
+  EXPECT_EQ(subject.project, "prod");
+  EXPECT_EQ(subject.target, "group type 1 key acme");
+  posthog::v1::UpdateGroupPropertiesRequest update_group;
+  update_group.set_group_key(std::string(10000, 'x'));
+  EXPECT_LE(
+      AuditSubjectOf("/posthog.v1.GroupService/UpdateGroupProperties", &update_group).target.size(),
+      260u);
 
   for (const MethodGrant& entry : MethodGrants()) {
     if (!entry.audited) continue;
@@ -116,7 +134,9 @@ TEST(GrantsTest, EveryAuditedMethodNamesItsTarget) {
                 entry.method == "/posthog.v1.PersonService/UpdatePersonProperties" ||
                 entry.method == "/posthog.v1.FlagService/CreateFlag" ||
                 entry.method == "/posthog.v1.FlagService/UpdateFlag" ||
-                entry.method == "/posthog.v1.FlagService/DeleteFlag")
+                entry.method == "/posthog.v1.FlagService/DeleteFlag" ||
+                entry.method == "/posthog.v1.GroupService/CreateGroup" ||
+                entry.method == "/posthog.v1.GroupService/UpdateGroupProperties")
         << entry.method;
   }
 }

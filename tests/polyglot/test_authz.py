@@ -46,6 +46,11 @@ METHODS = {
     "/posthog.v1.FlagService/CreateFlag": "flag_management",
     "/posthog.v1.FlagService/UpdateFlag": "flag_management",
     "/posthog.v1.FlagService/DeleteFlag": "flag_management",
+    "/posthog.v1.GroupService/ListGroupTypes": "groups_read",
+    "/posthog.v1.GroupService/ListGroups": "groups_read",
+    "/posthog.v1.GroupService/GetGroup": "groups_read",
+    "/posthog.v1.GroupService/CreateGroup": "groups_write",
+    "/posthog.v1.GroupService/UpdateGroupProperties": "groups_write",
     "/posthog.v1.PersonService/ListPersons": "persons_read",
     "/posthog.v1.PersonService/GetPerson": "persons_read",
     "/posthog.v1.PersonService/DeletePerson": "persons_write",
@@ -55,6 +60,7 @@ METHODS = {
 GROUPS = sorted(set(METHODS.values()))
 SERVER_STREAMING = {"/posthog.v1.FlagService/WatchFlagDefinitions",
                     "/posthog.v1.FlagService/ListFlags",
+                    "/posthog.v1.GroupService/ListGroups",
                     "/posthog.v1.PersonService/ListPersons"}
 BIDI = {"/posthog.v1.CaptureService/StreamCaptureEvents"}
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
