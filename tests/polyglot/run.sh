@@ -49,7 +49,7 @@ failed=()
 echo "== The harness, against fake binaries"
 /usr/bin/python3 -m unittest discover -s tests/harness -p 'test_*.py' || failed+=(harness)
 
-echo "== Python: UserService, PersonService, FlagService, CaptureService (with fault tests), /metrics and the CLI"
+echo "== Python: UserService, PersonService, GroupService, FlagService, CaptureService (with fault tests), /metrics and the CLI"
 /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v || failed+=(python)
 
 echo "== Node.js: UserService, FlagService"
@@ -63,6 +63,9 @@ node --test tests/polyglot/openfeature.test.js || failed+=(node-openfeature)
 
 echo "== Node.js: PersonService"
 node --test tests/polyglot/persons.test.js || failed+=(node-persons)
+
+echo "== Node.js: GroupService (cursor-paginated ListGroups)"
+node --test tests/polyglot/groups.test.js || failed+=(node-groups)
 
 echo "== Node.js: CaptureService"
 node --test tests/polyglot/capture.test.js || failed+=(node-capture)

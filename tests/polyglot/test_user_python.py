@@ -28,6 +28,7 @@ API_PROTOS = [
     "posthog/v1/user.proto",
     "posthog/v1/capture.proto",
     "posthog/v1/person.proto",
+    "posthog/v1/group.proto",
     "posthog/v1/flag.proto",
 ]
 HEALTH_PROTO = "/usr/share/grpc-proto/grpc/health/v1/health.proto"
