@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "client/flag_commands.h"
+#include "client/group_commands.h"
 #include "client/capture_commands.h"
 #include "google/protobuf/util/json_util.h"
 #include "absl/strings/numbers.h"
@@ -46,6 +47,19 @@ absl::Span<const Command> Commands() {
        "Set person properties (VALUE is JSON, else a string).", &SetPersonPropertiesCommand},
       {"persons unset", "uuid=U|id=N|distinct_id=D KEY...", 2, -1,
        "Remove person properties.", &UnsetPersonPropertiesCommand},
+      {"groups types", "", 0, 0, "The project's group types and their indexes.",
+       &ListGroupTypesCommand},
+      {"groups list", "TYPE [group_key=|search=|limit=|resume=]...", 1, -1,
+       "Stream the groups of type index TYPE (0-4), newest first, one JSON object per line, "
+       "each with its resume token.",
+       &ListGroupsCommand},
+      {"groups get", "TYPE KEY", 2, 2, "One group.", &GetGroupCommand},
+      {"groups create", "TYPE KEY [PROPERTIES_JSON]", 2, 3, "Create a group.",
+       &CreateGroupCommand},
+      {"groups set", "TYPE KEY PROP=VALUE...", 3, -1,
+       "Set group properties (VALUE is JSON, else a string).", &SetGroupPropertiesCommand},
+      {"groups unset", "TYPE KEY PROP...", 3, -1, "Remove group properties.",
+       &UnsetGroupPropertiesCommand},
       {"capture event", "EVENT DISTINCT_ID [PROPERTIES_JSON]", 2, 3,
        "Capture one event (acknowledged once on the gateway's disk).",
        &CaptureEventCommand},

@@ -218,6 +218,7 @@ GatewayClient::GatewayClient(std::shared_ptr<grpc::ChannelInterface> channel,
       user_service_(posthog::v1::UserService::NewStub(channel)),
       capture_service_(posthog::v1::CaptureService::NewStub(channel)),
       person_service_(posthog::v1::PersonService::NewStub(channel)),
-      flag_service_(posthog::v1::FlagService::NewStub(channel)) {}
+      flag_service_(posthog::v1::FlagService::NewStub(channel)),
+      group_service_(posthog::v1::GroupService::NewStub(channel)) {}
 
 }  // namespace posthog_client

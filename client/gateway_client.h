@@ -38,6 +38,7 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "posthog/v1/group.grpc.pb.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 
@@ -148,6 +149,9 @@ class GatewayClient final {
   posthog::v1::FlagService::StubInterface& flag_service() const {
     return *flag_service_;
   }
+  posthog::v1::GroupService::StubInterface& group_service() const {
+    return *group_service_;
+  }
   const GatewayClientOptions& options() const { return options_; }
 
   // NewContext returns a context for one call made now, per
@@ -186,6 +190,7 @@ class GatewayClient final {
   const std::unique_ptr<posthog::v1::PersonService::StubInterface>
       person_service_;
   const std::unique_ptr<posthog::v1::FlagService::StubInterface> flag_service_;
+  const std::unique_ptr<posthog::v1::GroupService::StubInterface> group_service_;
 };
 
 }  // namespace posthog_client
