@@ -666,7 +666,7 @@ int Run() {
                                &*resume_tokens, RealClock(), fleet->get(), authorizer->get());
   // OpenFeature's flagd providers (RPC resolver) on the same port.
   FlagdServiceImpl flagd_service(&flag_service, &projects, flag_projects,
-                                 config->flags.watch_heartbeat);
+                                 config->flags.watch_heartbeat, authorizer->get());
 
   GatewayServer server(
       config->server,
@@ -729,11 +729,10 @@ int Run() {
   ObserveUpstream(projects, &metrics);
   // OFREP, off by default.
   OfrepServer::Options ofrep_options;
-  ofrep_options.caller_identity = config->server.caller_identity;
   ofrep_options.access_log = config->server.access_log;
   ofrep_options.threads = static_cast<int>(config->openfeature.ofrep_threads);
   ofrep_options.max_body_bytes = static_cast<size_t>(config->server.max_receive_message_bytes);
-  OfrepServer ofrep(&flag_service, ofrep_options);
+  OfrepServer ofrep(&flag_service, authorizer->get(), ofrep_options);
   const int ofrep_port = absl::GetFlag(FLAGS_ofrep_port) >= -1 ? absl::GetFlag(FLAGS_ofrep_port)
                                                                : config->openfeature.ofrep_port;
   if (ofrep_port >= 0) {

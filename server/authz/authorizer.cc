@@ -20,17 +20,59 @@ namespace {
 
 using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
 
-// The only value of header `name`; nullopt when absent, or when sent more
-// than once (which no trusted proxy does: it would be the caller's doing).
-std::optional<absl::string_view> OnlyValue(const Metadata& metadata, absl::string_view name,
-                                           bool* repeated) {
+// Every value of header `name`, as received.
+std::vector<absl::string_view> AllValues(const Metadata& metadata, absl::string_view name) {
+  std::vector<absl::string_view> values;
   auto [first, last] = metadata.equal_range(grpc::string_ref(name.data(), name.size()));
-  if (first == last) return std::nullopt;
-  if (std::next(first) != last) {
-    *repeated = true;
-    return std::nullopt;
+  for (auto it = first; it != last; ++it) values.emplace_back(it->second.data(), it->second.size());
+  return values;
+}
+
+std::vector<absl::string_view> Views(const std::vector<std::string>& values) {
+  return std::vector<absl::string_view>(values.begin(), values.end());
+}
+
+// The header a source names callers in (null for none and for TLS).
+const char* SourceHeader(CallerIdentitySource source) {
+  switch (source) {
+    case CallerIdentitySource::kIstio:
+      return "x-forwarded-client-cert";
+    case CallerIdentitySource::kLinkerd:
+      return "l5d-client-id";
+    case CallerIdentitySource::kNone:
+    case CallerIdentitySource::kTls:
+      return nullptr;
   }
-  return absl::string_view(first->second.data(), first->second.size());
+  return nullptr;
+}
+
+// The caller a header source names: nullopt when the header is absent, or
+// sent more than once (which no trusted proxy does: it would be the caller's
+// doing), or (XFCC) names no URI.
+std::optional<std::string> SourceValue(CallerIdentitySource source,
+                                       const std::vector<absl::string_view>& values) {
+  if (values.size() != 1) return std::nullopt;
+  if (source == CallerIdentitySource::kIstio) {
+    std::string uri = XfccCallerUri(values[0]);
+    if (uri.empty()) return std::nullopt;
+    return uri;
+  }
+  return std::string(values[0]);
+}
+
+// How the access log names a source.
+const char* SourceName(CallerIdentitySource source) {
+  switch (source) {
+    case CallerIdentitySource::kIstio:
+      return "xfcc";
+    case CallerIdentitySource::kLinkerd:
+      return "l5d";
+    case CallerIdentitySource::kTls:
+      return "tls";
+    case CallerIdentitySource::kNone:
+      return "";
+  }
+  return "";
 }
 
 // A name fit for logs and grants: printable ASCII without spaces, bounded.
@@ -180,44 +222,40 @@ Authorizer::Authorizer(bool development_mode, CallerIdentitySource source,
 
 absl::StatusOr<Caller> Authorizer::Identify(const grpc::ServerContextBase& context) const {
   const Metadata& metadata = context.client_metadata();
-  bool repeated = false;
+  std::optional<std::string> value;
+  if (source_ == CallerIdentitySource::kTls) {
+    value = TlsPeer(context);
+  } else if (const char* header = SourceHeader(source_)) {
+    value = SourceValue(source_, AllValues(metadata, header));
+  }
+  return IdentifyFrom(AllValues(metadata, "authorization"), std::move(value));
+}
+
+absl::StatusOr<Caller> Authorizer::Identify(const CallerHeaders& headers) const {
+  std::optional<std::string> value;
+  if (source_ == CallerIdentitySource::kIstio) {
+    value = SourceValue(source_, Views(headers.forwarded_client_cert));
+  } else if (source_ == CallerIdentitySource::kLinkerd) {
+    value = SourceValue(source_, Views(headers.l5d_client_id));
+  }
+  return IdentifyFrom(Views(headers.authorization), std::move(value));
+}
+
+absl::StatusOr<Caller> Authorizer::IdentifyFrom(const std::vector<absl::string_view>& authorization,
+                                                std::optional<std::string> source_value) const {
   if (tokens_ != nullptr) {
-    std::optional<absl::string_view> authorization =
-        OnlyValue(metadata, "authorization", &repeated);
-    if (repeated) return Unauthenticated("more than one authorization header");
-    if (authorization.has_value() && authorization->size() > 7 &&
-        absl::EqualsIgnoreCase(authorization->substr(0, 7), "bearer ")) {
+    if (authorization.size() > 1) return Unauthenticated("more than one authorization header");
+    if (authorization.size() == 1 && authorization[0].size() > 7 &&
+        absl::EqualsIgnoreCase(authorization[0].substr(0, 7), "bearer ")) {
       absl::StatusOr<std::string> name =
-          tokens_->Identify(absl::StripLeadingAsciiWhitespace(authorization->substr(7)));
+          tokens_->Identify(absl::StripLeadingAsciiWhitespace(authorization[0].substr(7)));
       if (!name.ok()) return Unauthenticated(name.status().message());
       return Caller{*std::move(name), "bearer"};
     }
   }
-  std::optional<std::string> name;
-  const char* source = "";
-  switch (source_) {
-    case CallerIdentitySource::kNone:
-      break;
-    case CallerIdentitySource::kIstio:
-      if (std::optional<absl::string_view> xfcc =
-              OnlyValue(metadata, "x-forwarded-client-cert", &repeated)) {
-        std::string uri = XfccCallerUri(*xfcc);
-        if (!uri.empty()) name = std::move(uri);
-      }
-      source = "xfcc";
-      break;
-    case CallerIdentitySource::kLinkerd:
-      if (std::optional<absl::string_view> id = OnlyValue(metadata, "l5d-client-id", &repeated)) {
-        name = std::string(*id);
-      }
-      source = "l5d";
-      break;
-    case CallerIdentitySource::kTls:
-      name = TlsPeer(context);
-      source = "tls";
-      break;
+  if (source_value.has_value() && PrintableName(*source_value)) {
+    return Caller{*std::move(source_value), SourceName(source_)};
   }
-  if (name.has_value() && PrintableName(*name)) return Caller{*std::move(name), source};
   if (source_ == CallerIdentitySource::kNone && tokens_ == nullptr) {
     return Unauthenticated(
         "no caller identity: the gateway trusts no identity source (server.caller_identity, "
@@ -238,7 +276,18 @@ std::string Authorizer::ResolveProject(absl::string_view project) const {
 absl::Status Authorizer::Authorize(const grpc::ServerContextBase& context, absl::string_view method,
                                    absl::string_view project, int64_t cost) const {
   if (development_mode_) return absl::OkStatus();
-  absl::StatusOr<Caller> caller = Identify(context);
+  return AuthorizeCaller(Identify(context), method, project, cost);
+}
+
+absl::Status Authorizer::Authorize(const CallerHeaders& headers, absl::string_view method,
+                                   absl::string_view project, int64_t cost) const {
+  if (development_mode_) return absl::OkStatus();
+  return AuthorizeCaller(Identify(headers), method, project, cost);
+}
+
+absl::Status Authorizer::AuthorizeCaller(const absl::StatusOr<Caller>& caller,
+                                         absl::string_view method, absl::string_view project,
+                                         int64_t cost) const {
   if (!caller.ok()) return caller.status();
   const std::string alias = ResolveProject(project);
   const absl::string_view method_name = absl::StripPrefix(method, "/");

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -53,6 +54,15 @@ struct Caller {
   std::string name;
   // "xfcc", "l5d", "tls" or "bearer".
   std::string source;
+};
+
+// What a call carries that may name its caller, read from a transport that
+// is not gRPC (OFREP's HTTP port). Each header holds its values as received
+// (a header sent twice is refused, as on the gRPC port).
+struct CallerHeaders {
+  std::vector<std::string> authorization;
+  std::vector<std::string> forwarded_client_cert;
+  std::vector<std::string> l5d_client_id;
 };
 
 // AuthorizationNotices returns what the gateway logs at start-up about its
@@ -90,11 +100,20 @@ class Authorizer final {
   // bearer token).
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& context) const;
 
+  // Identify for a call that arrived over HTTP: the same sources and rules,
+  // with no TLS peer (the OFREP port is plaintext).
+  absl::StatusOr<Caller> Identify(const CallerHeaders& headers) const;
+
   // Authorize decides whether the caller of `context` may call `method`
   // ("/package.Service/Method") on `project` (an alias; empty: the default
   // project), spending `cost` of the caller's quota for the method's grant
   // (events for capture, 1 otherwise).
   absl::Status Authorize(const grpc::ServerContextBase& context, absl::string_view method,
+                         absl::string_view project, int64_t cost = 1) const;
+
+  // Authorize for a call that arrived over HTTP; `method` is its line of
+  // server/authz/grants.cc (e.g. "POST /ofrep/v1/evaluate/flags").
+  absl::Status Authorize(const CallerHeaders& headers, absl::string_view method,
                          absl::string_view project, int64_t cost = 1) const;
 
   // Authorize as a grpc::Status, for handlers.
@@ -119,6 +138,16 @@ class Authorizer final {
   Authorizer(bool development_mode, CallerIdentitySource source, const BearerTokens* tokens,
              Clock* clock, std::string default_project, std::set<std::string, std::less<>> aliases,
              std::map<std::string, Grants, std::less<>> callers);
+
+  // What both Identify overloads decide, once the transport's values are
+  // read: a bearer token names the caller first, else the trusted source's
+  // value (nullopt: absent, or the header was sent more than once).
+  absl::StatusOr<Caller> IdentifyFrom(const std::vector<absl::string_view>& authorization,
+                                      std::optional<std::string> source_value) const;
+
+  // Authorize once the caller is known (or is not).
+  absl::Status AuthorizeCaller(const absl::StatusOr<Caller>& caller, absl::string_view method,
+                               absl::string_view project, int64_t cost) const;
 
   // Takes `cost` from the caller's bucket of `kind` on `project`.
   absl::Status TakeQuota(const Caller& caller, const Grants& grants, QuotaKind kind,

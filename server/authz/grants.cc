@@ -37,6 +37,18 @@ constexpr MethodGrant kMethodGrants[] = {
     {"/posthog.v1.GroupService/GetGroup", kGrantGroupsRead},
     {"/posthog.v1.GroupService/CreateGroup", kGrantGroupsWrite, /*audited=*/true},
     {"/posthog.v1.GroupService/UpdateGroupProperties", kGrantGroupsWrite, /*audited=*/true},
+    // flagd.evaluation.v2.Service: OpenFeature's flagd providers evaluate
+    // through FlagServiceImpl::Evaluate, as EvaluateFlag(s) do.
+    {"/flagd.evaluation.v2.Service/ResolveAll", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/ResolveBoolean", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/ResolveString", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/ResolveFloat", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/ResolveInt", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/ResolveObject", kGrantFlagEvaluation},
+    {"/flagd.evaluation.v2.Service/EventStream", kGrantFlagEvaluation},
+    // OFREP, on its own HTTP port (server/openfeature/ofrep_server.h).
+    {kOfrepEvaluateFlag, kGrantFlagEvaluation},
+    {kOfrepEvaluateFlags, kGrantFlagEvaluation},
     // posthog.v1.PersonService.
     {"/posthog.v1.PersonService/ListPersons", kGrantPersonsRead},
     {"/posthog.v1.PersonService/GetPerson", kGrantPersonsRead},

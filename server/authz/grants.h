@@ -42,8 +42,13 @@ struct GrantInfo {
   QuotaKind quota;
 };
 
+// OFREP's two operations, as the table names them (HTTP, not gRPC).
+inline constexpr absl::string_view kOfrepEvaluateFlag = "POST /ofrep/v1/evaluate/flags/{key}";
+inline constexpr absl::string_view kOfrepEvaluateFlags = "POST /ofrep/v1/evaluate/flags";
+
 struct MethodGrant {
-  // The full method path, "/package.Service/Method".
+  // The full method path, "/package.Service/Method"; for OFREP, the HTTP
+  // method and path template.
   absl::string_view method;
   absl::string_view grant;
   // A write or a delete: each call gets an audit record.

@@ -14,7 +14,6 @@
 #include "nlohmann/json.hpp"
 #include "server/common/error_details.h"
 #include "server/common/log.h"
-#include "server/authz/xfcc.h"
 #include "server/openfeature/resolution.h"
 #include "server/service/flag_results.h"
 
@@ -77,6 +76,35 @@ void SendRefusal(httplib::Response& response, absl::string_view key, const absl:
   }
 }
 
+// The headers that may name the caller.
+CallerHeaders HeadersOf(const httplib::Request& request) {
+  CallerHeaders headers;
+  auto all = [&](const char* name, std::vector<std::string>& values) {
+    auto [first, last] = request.headers.equal_range(name);
+    for (auto it = first; it != last; ++it) values.push_back(it->second);
+  };
+  all("authorization", headers.authorization);
+  all("x-forwarded-client-cert", headers.forwarded_client_cert);
+  all("l5d-client-id", headers.l5d_client_id);
+  return headers;
+}
+
+// The answer to a call the authorizer refused: 401 (no identity), 403 (no
+// grant), 429 (the caller's quota), with the reason in errorDetails.
+void SendDenial(httplib::Response& response, const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnauthenticated:
+      SendJson(response, 401, {{"errorDetails", status.message()}});
+      return;
+    case absl::StatusCode::kPermissionDenied:
+      SendJson(response, 403, {{"errorDetails", status.message()}});
+      return;
+    default:
+      SendRefusal(response, "", status);
+      return;
+  }
+}
+
 // The body's context, or why it cannot be read.
 absl::StatusOr<posthog::v1::EvaluationContext> ContextOf(const httplib::Request& request) {
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
@@ -105,8 +133,10 @@ std::string Etag(absl::string_view body) {
 
 }  // namespace
 
-OfrepServer::OfrepServer(FlagServiceImpl* flags, Options options)
-    : flags_(flags), options_(options), server_(std::make_unique<httplib::Server>()) {
+OfrepServer::OfrepServer(FlagServiceImpl* flags, const Authorizer* authorizer, Options options)
+    : flags_(flags),
+      authorizer_(authorizer),
+      options_(options), server_(std::make_unique<httplib::Server>()) {
   const int threads = std::max(1, options_.threads);
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(options_.max_body_bytes);
@@ -170,6 +200,12 @@ std::function<CallContext()> CallContextOf(const httplib::Request& request,
 
 void OfrepServer::EvaluateOne(const httplib::Request& request, httplib::Response& response) {
   const std::string key = request.matches[1];
+  if (absl::Status denied = authorizer_->Authorize(HeadersOf(request), kOfrepEvaluateFlag,
+                                                   request.get_header_value(kProjectHeader));
+      !denied.ok()) {
+    SendDenial(response, denied);
+    return;
+  }
   absl::StatusOr<posthog::v1::EvaluationContext> who = ContextOf(request);
   if (!who.ok()) {
     const std::optional<std::string> reason = ErrorInfoReason(who.status());
@@ -206,6 +242,12 @@ void OfrepServer::EvaluateOne(const httplib::Request& request, httplib::Response
 }
 
 void OfrepServer::EvaluateAll(const httplib::Request& request, httplib::Response& response) {
+  if (absl::Status denied = authorizer_->Authorize(HeadersOf(request), kOfrepEvaluateFlags,
+                                                   request.get_header_value(kProjectHeader));
+      !denied.ok()) {
+    SendDenial(response, denied);
+    return;
+  }
   absl::StatusOr<posthog::v1::EvaluationContext> who = ContextOf(request);
   if (!who.ok()) {
     const std::optional<std::string> reason = ErrorInfoReason(who.status());
@@ -272,15 +314,9 @@ void OfrepServer::LogRequest(const httplib::Request& request, const httplib::Res
       fields.emplace_back("trace_id", traceparent.substr(3, 32));
     }
   }
-  std::string caller;
-  if (options_.caller_identity == CallerIdentitySource::kIstio &&
-      request.has_header("x-forwarded-client-cert")) {
-    caller = XfccCallerUri(request.get_header_value("x-forwarded-client-cert"));
-  } else if (options_.caller_identity == CallerIdentitySource::kLinkerd &&
-             request.has_header("l5d-client-id")) {
-    caller = request.get_header_value("l5d-client-id");
+  if (absl::StatusOr<Caller> caller = authorizer_->Identify(HeadersOf(request)); caller.ok()) {
+    fields.emplace_back("caller", caller->name);
   }
-  if (!caller.empty()) fields.emplace_back("caller", caller);
   Log(ok ? LogSeverity::kInfo : LogSeverity::kWarning, "call", fields);
 }
 

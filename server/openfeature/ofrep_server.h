@@ -20,13 +20,17 @@
 // `$feature_flag_called` events; bulk evaluations do not.
 //
 // The project is the `x-posthog-project` header's alias, else the default.
-// Each request gets one access-log line, with the gRPC port's fields and
-// rules (server.access_log; the caller from x-forwarded-client-cert or
+// Every request is authorized as on the gRPC port (grant flag_evaluation on
+// the project; the caller from a bearer token, x-forwarded-client-cert or
 // l5d-client-id per server.caller_identity; the port is plaintext, so no
-// TLS identity). Requests are served by at most `threads` threads; bodies
+// TLS identity): 401 without an identity, 403 without the grant, 429 past
+// the caller's quota, each `{errorDetails}`. Each request gets one
+// access-log line, with the gRPC port's fields and rules
+// (server.access_log). Requests are served by at most `threads` threads; bodies
 // over `max_body_bytes` are refused (413).
 //
-// Thread-safe. Borrows the flag service, which must outlive the server.
+// Thread-safe. Borrows the flag service and the authorizer, which must
+// outlive the server.
 
 #include <cstddef>
 #include <memory>
@@ -35,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "server/service/flag_service.h"
 
@@ -49,7 +54,6 @@ namespace posthog_gateway {
 class OfrepServer final {
  public:
   struct Options {
-    CallerIdentitySource caller_identity = CallerIdentitySource::kNone;
     AccessLog access_log = AccessLog::kAll;
     int threads = 8;
     size_t max_body_bytes = 1 << 20;
@@ -57,7 +61,8 @@ class OfrepServer final {
     absl::Duration request_timeout = absl::Seconds(10);
   };
 
-  OfrepServer(FlagServiceImpl* flags, Options options);
+  // `authorizer` decides every request; it must outlive the server.
+  OfrepServer(FlagServiceImpl* flags, const Authorizer* authorizer, Options options);
   ~OfrepServer();
 
   OfrepServer(const OfrepServer&) = delete;
@@ -76,6 +81,7 @@ class OfrepServer final {
                   absl::Time start) const;
 
   FlagServiceImpl* const flags_;
+  const Authorizer* const authorizer_;
   const Options options_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -149,16 +149,23 @@ void FlagdServiceImpl::AddUnary(const char* name,
                                                  nullptr));
   MarkMethodCallback(methods_++,
                      new grpc::internal::CallbackUnaryHandler<Request, Response>(
-                         [this, method](grpc::CallbackServerContext* context,
-                                        const Request* request, Response* response) {
+                         [this, name, method](grpc::CallbackServerContext* context,
+                                              const Request* request, Response* response) {
+                           if (grpc::Status denied =
+                                   authorizer_->Check(*context, name, ProjectOf(context));
+                               !denied.ok()) {
+                             grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+                             reactor->Finish(denied);
+                             return reactor;
+                           }
                            return (this->*method)(context, request, response);
                          }));
 }
 
 FlagdServiceImpl::FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry* projects,
                                    const std::map<std::string, FlagProject>& flag_projects,
-                                   absl::Duration keep_alive)
-    : flags_(flags), projects_(projects) {
+                                   absl::Duration keep_alive, const Authorizer* authorizer)
+    : flags_(flags), projects_(projects), authorizer_(authorizer) {
   AddUnary("/flagd.evaluation.v2.Service/ResolveAll", &FlagdServiceImpl::ResolveAll);
   AddUnary("/flagd.evaluation.v2.Service/ResolveBoolean", &FlagdServiceImpl::ResolveBoolean);
   AddUnary("/flagd.evaluation.v2.Service/ResolveString", &FlagdServiceImpl::ResolveString);
@@ -326,6 +333,11 @@ grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveAll(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagdServiceImpl::EventStream(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* /*request*/) {
+  if (grpc::Status denied = authorizer_->Check(
+          *context, absl::StrCat("/", kServiceName, "/EventStream"), ProjectOf(context));
+      !denied.ok()) {
+    return DefinitionsWatch::Refuse(denied);
+  }
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(ProjectOf(context));
   if (!client.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(client.status()));
   auto found = watches_.find((*client)->project().alias);

@@ -24,6 +24,8 @@
 //   project (callback reactors, one thread per project). Shutdown (the
 //   drain) ends the streams with UNAVAILABLE, so providers reconnect to
 //   another replica.
+// - Authorization: every call needs the grant flag_evaluation on its project
+//   (server/authz/grants.cc), as EvaluateFlags does.
 // - The project: the `x-posthog-project` request header, else
 //   `flagd-selector` (the providers' `selector` option), each a project
 //   alias; else the default project.
@@ -43,6 +45,7 @@
 #include "absl/time/time.h"
 #include "flagd/evaluation/v2/evaluation.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "server/authz/authorizer.h"
 #include "server/openfeature/resolution.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/definitions_watch.h"
@@ -58,10 +61,11 @@ class FlagdServiceImpl final : public grpc::Service {
   static constexpr char kProjectHeader[] = "x-posthog-project";
   static constexpr char kSelectorHeader[] = "flagd-selector";
 
-  // `keep_alive`: EventStream's keep-alive period.
+  // `keep_alive`: EventStream's keep-alive period. Every call is first
+  // authorized by `authorizer` (grant flag_evaluation on the call's project).
   FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry* projects,
                    const std::map<std::string, FlagProject>& flag_projects,
-                   absl::Duration keep_alive);
+                   absl::Duration keep_alive, const Authorizer* authorizer);
   ~FlagdServiceImpl() override;
 
   FlagdServiceImpl(const FlagdServiceImpl&) = delete;
@@ -115,6 +119,7 @@ class FlagdServiceImpl final : public grpc::Service {
 
   FlagServiceImpl* const flags_;
   const ProjectRegistry* const projects_;
+  const Authorizer* const authorizer_;
   int methods_ = 0;
   // The EventStreams of each project that has definitions.
   std::map<std::string, std::unique_ptr<DefinitionsWatch>> watches_;

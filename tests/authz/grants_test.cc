@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "flagd/evaluation/v2/evaluation.pb.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "posthog/v1/group.grpc.pb.h"
@@ -45,6 +46,30 @@ TEST(GrantsTest, EveryApiMethodNeedsAGrant) {
   EXPECT_EQ(methods.size(), 25u);
   for (const std::string& method : methods) {
     EXPECT_NE(FindMethodGrant(method), nullptr) << method << " is missing from grants.cc";
+  }
+}
+
+// OpenFeature's two doors evaluate flags: flagd's methods (from the
+// descriptor) and OFREP's two operations need flag_evaluation, as
+// EvaluateFlags does, and nothing more.
+TEST(GrantsTest, FlagdMethodsAndOfrepOperationsNeedFlagEvaluation) {
+  const google::protobuf::FileDescriptor* flagd =
+      google::protobuf::DescriptorPool::generated_pool()->FindFileByName(
+          "flagd/evaluation/v2/evaluation.proto");
+  ASSERT_NE(flagd, nullptr);
+  ASSERT_EQ(flagd->service_count(), 1);
+  const google::protobuf::ServiceDescriptor* service = flagd->service(0);
+  EXPECT_EQ(service->method_count(), 7);
+  for (int m = 0; m < service->method_count(); ++m) {
+    const std::string method = absl::StrCat("/", service->full_name(), "/", service->method(m)->name());
+    const MethodGrant* entry = FindMethodGrant(method);
+    ASSERT_NE(entry, nullptr) << method << " is missing from grants.cc";
+    EXPECT_EQ(entry->grant, kGrantFlagEvaluation) << method;
+  }
+  for (absl::string_view operation : {kOfrepEvaluateFlag, kOfrepEvaluateFlags}) {
+    const MethodGrant* entry = FindMethodGrant(operation);
+    ASSERT_NE(entry, nullptr) << operation;
+    EXPECT_EQ(entry->grant, kGrantFlagEvaluation);
   }
 }
 

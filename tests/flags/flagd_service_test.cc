@@ -17,6 +17,7 @@
 #include "grpcpp/impl/client_unary_call.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "grpcpp/support/sync_stream.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/config/key_store.h"
@@ -30,6 +31,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_client.h"
 #include "tests/fakes/grpc_status_details.h"
+#include "tests/fakes/status_matchers.h"
 
 namespace posthog_gateway {
 namespace {
@@ -83,7 +85,7 @@ class FlagdServiceTest : public ::testing::Test {
     flags_ = std::make_unique<FlagServiceImpl>(registry_.get(), projects, FlagsConfig{},
                                                PagingConfig{}, &tokens_, &clock_);
     flagd_ = std::make_unique<FlagdServiceImpl>(flags_.get(), registry_.get(), projects,
-                                                absl::Hours(1));
+                                                absl::Hours(1), authorizer_);
     grpc::ServerBuilder builder;
     builder.RegisterService(flagd_.get());
     server_ = builder.BuildAndStart();
@@ -126,6 +128,8 @@ class FlagdServiceTest : public ::testing::Test {
   std::unique_ptr<ProjectRegistry> registry_;
   std::unique_ptr<flags::DefinitionsStore> store_;
   std::unique_ptr<FlagServiceImpl> flags_;
+  // SetUp's service authorizes with it; a test may replace it first.
+  const Authorizer* authorizer_ = Authorizer::AllowAll();
   std::unique_ptr<FlagdServiceImpl> flagd_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -362,7 +366,8 @@ TEST_F(FlagdServiceTest, EventStreamIsReadyAtOnceNamesChangedFlagsAndEndsOnShutd
 TEST_F(FlagdServiceTest, EventStreamSendsKeepAlives) {
   // A stream on a watch with a short keep-alive period.
   const std::map<std::string, FlagProject> projects{{"demo", {store_.get(), nullptr}}};
-  FlagdServiceImpl quick(flags_.get(), registry_.get(), projects, absl::Milliseconds(20));
+  FlagdServiceImpl quick(flags_.get(), registry_.get(), projects, absl::Milliseconds(20),
+                         Authorizer::AllowAll());
   grpc::ServerBuilder builder;
   builder.RegisterService(&quick);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -384,6 +389,70 @@ TEST_F(FlagdServiceTest, EventStreamSendsKeepAlives) {
   }
   quick.Shutdown();
   server->Shutdown();
+}
+
+// With authorization on, every flagd method needs the grant flag_evaluation
+// on the call's project, as EvaluateFlags does.
+using ::posthog_gateway::testing::IsOk;
+using ::posthog_gateway::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class FlagdServiceAuthorizationTest : public FlagdServiceTest {
+ protected:
+  void SetUp() override {
+    GatewayConfig config = testing::EnvKeyProjectConfig();
+    config.server.caller_identity = CallerIdentitySource::kLinkerd;
+    config.authorization.callers = {{"evaluator", {"demo"}, {"flag_evaluation"}, {}},
+                                    {"collector", {"demo"}, {"capture"}, {}}};
+    absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+        Authorizer::Create(config, nullptr, &clock_);
+    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    owned_authorizer_ = *std::move(authorizer);
+    authorizer_ = owned_authorizer_.get();
+    FlagdServiceTest::SetUp();
+  }
+
+  std::unique_ptr<Authorizer> owned_authorizer_;
+};
+
+TEST_F(FlagdServiceAuthorizationTest, EveryMethodNeedsFlagEvaluationOnTheProject) {
+  const auto request = For<v2::ResolveBooleanRequest>("everyone", User());
+  v2::ResolveBooleanResponse response;
+  EXPECT_THAT(Call("ResolveBoolean", request, &response),
+              StatusIs(grpc::StatusCode::UNAUTHENTICATED, HasSubstr("no caller identity")));
+  EXPECT_THAT(Call("ResolveBoolean", request, &response, {{"l5d-client-id", "collector"}}),
+              StatusIs(grpc::StatusCode::PERMISSION_DENIED, HasSubstr("flag_evaluation")));
+  v2::ResolveAllResponse all;
+  EXPECT_THAT(Call("ResolveAll", v2::ResolveAllRequest(), &all, {{"l5d-client-id", "collector"}}),
+              StatusIs(grpc::StatusCode::PERMISSION_DENIED));
+
+  ASSERT_THAT(Call("ResolveBoolean", request, &response, {{"l5d-client-id", "evaluator"}}),
+              IsOk());
+  EXPECT_TRUE(response.value());
+
+  // EventStream too: refused before provider_ready.
+  for (const char* caller : {"collector", "evaluator"}) {
+    grpc::ClientContext context;
+    context.AddMetadata("l5d-client-id", caller);
+    std::unique_ptr<grpc::ClientReader<v2::EventStreamResponse>> reader(
+        grpc::internal::ClientReaderFactory<v2::EventStreamResponse>::Create(
+            channel_.get(),
+            grpc::internal::RpcMethod("/flagd.evaluation.v2.Service/EventStream",
+                                      grpc::internal::RpcMethod::SERVER_STREAMING),
+            &context, v2::EventStreamRequest()));
+    v2::EventStreamResponse event;
+    if (std::string(caller) == "collector") {
+      EXPECT_FALSE(reader->Read(&event));
+      EXPECT_THAT(reader->Finish(), StatusIs(grpc::StatusCode::PERMISSION_DENIED));
+    } else {
+      ASSERT_TRUE(reader->Read(&event));
+      EXPECT_EQ(event.type(), "provider_ready");
+      context.TryCancel();
+      while (reader->Read(&event)) {
+      }
+      reader->Finish();
+    }
+  }
 }
 
 }  // namespace

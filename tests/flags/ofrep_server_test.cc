@@ -53,7 +53,7 @@ class OfrepServerTest : public ::testing::Test {
     OfrepServer::Options options;
     options.threads = 2;
     options.max_body_bytes = 4096;
-    server_ = std::make_unique<OfrepServer>(flags_.get(), options);
+    server_ = std::make_unique<OfrepServer>(flags_.get(), authorizer_, options);
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", *port);
@@ -76,6 +76,8 @@ class OfrepServerTest : public ::testing::Test {
   std::unique_ptr<ProjectRegistry> registry_;
   std::unique_ptr<flags::DefinitionsStore> store_;
   std::unique_ptr<FlagServiceImpl> flags_;
+  // SetUp's server authorizes with it; a test may replace it first.
+  const Authorizer* authorizer_ = Authorizer::AllowAll();
   std::unique_ptr<OfrepServer> server_;
   std::unique_ptr<httplib::Client> client_;
 };
@@ -186,6 +188,55 @@ TEST_F(OfrepServerTest, BulkHasEveryFlagAndAnEtagThatAnswers304) {
   ASSERT_TRUE(no_key);
   EXPECT_EQ(no_key->status, 400);
   EXPECT_EQ(json::parse(no_key->body)["errorCode"], "TARGETING_KEY_MISSING");
+}
+
+// With authorization on, OFREP's requests need the grant flag_evaluation on
+// the project, with the gRPC port's identity sources: 401 without an
+// identity, 403 without the grant.
+class OfrepServerAuthorizationTest : public OfrepServerTest {
+ protected:
+  void SetUp() override {
+    GatewayConfig config = testing::EnvKeyProjectConfig();
+    config.server.caller_identity = CallerIdentitySource::kIstio;
+    config.authorization.callers = {
+        {"spiffe://cluster.local/ns/shop/sa/web", {"demo"}, {"flag_evaluation"}, {}},
+        {"spiffe://cluster.local/ns/jobs/sa/etl", {"demo"}, {"persons_read"}, {}}};
+    absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+        Authorizer::Create(config, nullptr, &clock_);
+    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    owned_authorizer_ = *std::move(authorizer);
+    authorizer_ = owned_authorizer_.get();
+    OfrepServerTest::SetUp();
+  }
+
+  static httplib::Headers From(const std::string& uri) {
+    return {{"x-forwarded-client-cert", "By=spiffe://cluster.local/ns/flags/sa/gateway;Hash=ab;URI=" + uri}};
+  }
+
+  std::unique_ptr<Authorizer> owned_authorizer_;
+};
+
+TEST_F(OfrepServerAuthorizationTest, RequestsNeedFlagEvaluationOnTheProject) {
+  const std::string body = Body({{"targetingKey", "user-1"}});
+  for (const char* path : {"/ofrep/v1/evaluate/flags/everyone", "/ofrep/v1/evaluate/flags"}) {
+    httplib::Result anonymous = Post(path, body);
+    ASSERT_TRUE(anonymous);
+    EXPECT_EQ(anonymous->status, 401) << path;
+    EXPECT_NE(json::parse(anonymous->body)["errorDetails"].get<std::string>().find(
+                  "no caller identity"),
+              std::string::npos);
+
+    httplib::Result ungranted = Post(path, body, From("spiffe://cluster.local/ns/jobs/sa/etl"));
+    ASSERT_TRUE(ungranted);
+    EXPECT_EQ(ungranted->status, 403) << path;
+    EXPECT_NE(json::parse(ungranted->body)["errorDetails"].get<std::string>().find(
+                  "flag_evaluation"),
+              std::string::npos);
+
+    httplib::Result granted = Post(path, body, From("spiffe://cluster.local/ns/shop/sa/web"));
+    ASSERT_TRUE(granted);
+    EXPECT_EQ(granted->status, 200) << path << " " << granted->body;
+  }
 }
 
 }  // namespace
