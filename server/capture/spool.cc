@@ -61,13 +61,13 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
 // pwritev(2) calls as IOV_MAX allows (a round of a hundred callers' records
 // is one call, not a hundred), continuing after short writes. False, with
 // errno set, on failure.
-bool WriteAll(int fd, int64_t offset, std::vector<iovec> chunks) {
+bool WriteAll(SpoolDisk* disk, int fd, int64_t offset, std::vector<iovec> chunks) {
   size_t next = 0;
   while (true) {
     while (next < chunks.size() && chunks[next].iov_len == 0) ++next;
     if (next == chunks.size()) return true;
     const int count = static_cast<int>(std::min<size_t>(chunks.size() - next, IOV_MAX));
-    const ssize_t written = ::pwritev(fd, &chunks[next], count, static_cast<off_t>(offset));
+    const ssize_t written = disk->WriteAt(fd, &chunks[next], count, offset);
     if (written < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -211,7 +211,9 @@ std::string Spool::EncodeRecord(const SpoolRecord& record) {
   return out;
 }
 
-Spool::Spool(SpoolOptions options) : options_(std::move(options)) {}
+Spool::Spool(SpoolOptions options)
+    : options_(std::move(options)),
+      disk_(options_.disk != nullptr ? options_.disk : PosixSpoolDisk()) {}
 
 std::string Spool::SegmentPath(SegmentId id) const {
   return absl::StrFormat("%s/segment-%020d.log", options_.dir, id);
@@ -237,9 +239,9 @@ std::string Spool::SparePath() const { return absl::StrCat(options_.dir, "/spare
 
 absl::Status Spool::PrepareSpare() const {
   const std::string path = SparePath();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = disk_->Open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("cannot create", path);
-  const std::string zeros(1 << 20, '\0');
+  std::string zeros(1 << 20, '\0');
   bool ok = true;
   for (int64_t offset = 0; ok && offset < options_.segment_bytes;) {
     if (abandon_spare_.load(std::memory_order_relaxed)) {
@@ -249,12 +251,13 @@ absl::Status Spool::PrepareSpare() const {
     }
     const size_t size =
         static_cast<size_t>(std::min<int64_t>(options_.segment_bytes - offset, zeros.size()));
-    const ssize_t written = ::pwrite(fd, zeros.data(), size, static_cast<off_t>(offset));
+    const iovec chunk = {zeros.data(), size};
+    const ssize_t written = disk_->WriteAt(fd, &chunk, 1, offset);
     if (written < 0 && errno == EINTR) continue;
     ok = written > 0;
     if (ok) offset += written;
   }
-  ok = ok && ::fdatasync(fd) == 0;
+  ok = ok && disk_->DataSync(fd) == 0;
   absl::Status status = ok ? absl::OkStatus() : ErrnoStatus("cannot prepare", path);
   ::close(fd);
   if (!ok) ::unlink(path.c_str());
@@ -401,12 +404,12 @@ absl::Status Spool::RollSegment() {
   // empty file. Either way the writer writes at the segment's logical end.
   if (spare_ready_) {
     spare_ready_ = false;
-    if (::rename(SparePath().c_str(), path.c_str()) != 0) {
+    if (disk_->Rename(SparePath().c_str(), path.c_str()) != 0) {
       LogWarning("capture spool: cannot use the preallocated segment",
                  {{"error", std::string(ErrnoStatus("cannot rename", SparePath()).message())}});
     }
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = disk_->Open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("cannot create", path);
   if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
     ::close(fd);
@@ -581,10 +584,10 @@ void Spool::WriterLoop() {
       std::vector<iovec> records;
       records.reserve(round.size());
       for (Pending* pending : round) records.push_back({pending->bytes.data(), pending->bytes.size()});
-      if (!WriteAll(fd, round.front()->location.offset, std::move(records))) {
+      if (!WriteAll(disk_, fd, round.front()->location.offset, std::move(records))) {
         status = ErrnoStatus("cannot write", SegmentPath(segment));
       }
-      if (status.ok() && ::fdatasync(fd) != 0) {
+      if (status.ok() && disk_->DataSync(fd) != 0) {
         status = ErrnoStatus("cannot sync", SegmentPath(segment));
       }
     }

@@ -62,6 +62,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/capture/spool_disk.h"
 
 namespace posthog_gateway {
 
@@ -69,6 +70,9 @@ struct SpoolOptions {
   std::string dir;
   int64_t max_bytes = int64_t{1} << 30;
   int64_t segment_bytes = 16 << 20;
+  // How segments are created, written, synced and renamed; null: the real
+  // disk. Borrowed: must outlive the spool.
+  SpoolDisk* disk = nullptr;
 };
 
 // One event as the spool stores it.
@@ -203,6 +207,7 @@ class Spool final {
   std::string ReleaseLogPath(SegmentId id) const;
 
   const SpoolOptions options_;
+  SpoolDisk* const disk_;
   // Set when a write round fails, cleared when one succeeds.
   std::atomic<bool> write_failed_{false};
   mutable absl::Mutex mu_;

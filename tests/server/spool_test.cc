@@ -20,6 +20,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
+#include "tests/fakes/faulty_spool_disk.h"
+#include "tests/fakes/status_matchers.h"
 
 namespace posthog_gateway {
 namespace {
@@ -506,6 +508,70 @@ TEST_F(SpoolTest, AppendAsyncRefusedWhenFullCallsBackAtOnce) {
   ASSERT_TRUE(called);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(RetryDelay(status), absl::Seconds(1));
+}
+
+// The disk fails under the spool (tests/fakes/faulty_spool_disk.h): the
+// records of a round that was not synced are refused with UNAVAILABLE (the
+// caller keeps them), the spool reports itself unwritable until a round
+// succeeds again, and every acknowledged record is still there after a
+// restart.
+TEST_F(SpoolTest, AFailingDiskIsUnavailableAcknowledgesNothingUnsyncedAndRecovers) {
+  testing::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  {
+    Spool::Opened opened = Open();
+    ASSERT_THAT(opened.spool->Append(Records(2, "before")), testing::IsOk());
+
+    disk.FailSyncs(1, EIO);
+    EXPECT_THAT(opened.spool->Append(Records(2, "unsynced")),
+                testing::StatusIs(absl::StatusCode::kUnavailable,
+                                  ::testing::AllOf(::testing::HasSubstr("cannot sync"),
+                                                   ::testing::HasSubstr("Input/output error"))));
+    EXPECT_FALSE(opened.spool->Writable());
+
+    disk.FailWrites(1, ENOSPC);
+    EXPECT_THAT(opened.spool->Append(Records(1, "unwritten")),
+                testing::StatusIs(absl::StatusCode::kUnavailable,
+                                  ::testing::HasSubstr("No space left on device")));
+    EXPECT_FALSE(opened.spool->Writable());
+
+    ASSERT_THAT(opened.spool->Append(Records(1, "after")), testing::IsOk());
+    EXPECT_TRUE(opened.spool->Writable());
+    EXPECT_EQ(opened.spool->Outstanding(), 3);
+    EXPECT_EQ(disk.failed(), 2);
+  }
+  options_.disk = nullptr;
+  std::vector<std::string> replayed;
+  for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
+  // At least once: what the failed rounds wrote before failing may come
+  // back too (PostHog deduplicates by uuid); what was acknowledged must.
+  EXPECT_THAT(replayed, ::testing::IsSupersetOf({R"({"n":"before0"})", R"({"n":"before1"})",
+                                                 R"({"n":"after0"})"}));
+}
+
+TEST_F(SpoolTest, ASegmentThatCannotBeCreatedIsUnavailableAndTheNextRoundTriesAgain) {
+  testing::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  options_.segment_bytes = 64 << 10;
+  Spool::Opened opened = Open();
+  // Fills the first segment: the next round starts another.
+  ASSERT_THAT(opened.spool->Append({{"demo", false, std::string(70 << 10, 'x')}}), testing::IsOk());
+
+  disk.FailOpens(1, EACCES);
+  EXPECT_THAT(opened.spool->Append(Records(1, "refused")),
+              testing::StatusIs(absl::StatusCode::kUnavailable,
+                                ::testing::AllOf(::testing::HasSubstr("cannot create"),
+                                                 ::testing::HasSubstr("Permission denied"))));
+  EXPECT_EQ(disk.failed(), 1);
+
+  ASSERT_THAT(opened.spool->Append(Records(2, "kept")), testing::IsOk());
+  EXPECT_TRUE(opened.spool->Writable());
+  opened.spool.reset();
+  options_.disk = nullptr;
+  std::vector<std::string> replayed;
+  for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
+  EXPECT_THAT(replayed, ::testing::IsSupersetOf({R"({"n":"kept0"})", R"({"n":"kept1"})"}));
+  EXPECT_THAT(replayed, ::testing::Not(::testing::Contains(R"({"n":"refused0"})")));
 }
 
 TEST(SpoolFormatTest, RecordIsLengthZlibCrc32AndPayload) {
