@@ -6,7 +6,7 @@ spool), as real processes.
     import fleet
     with fleet.Fleet(replicas=3) as f:
         f.gateway_target(0), f.emulator_url, f.metrics(1)
-        f.kill_gateway(0); f.start_gateway(0)
+        f.kill_gateway(0); f.start_gateway(0)      # again on its spool, spool_dir(0)
         f.stop_redis(); f.start_redis()
 
 The emulator and the gateways listen on port 0 and report their port through
@@ -206,6 +206,21 @@ class Fleet:
     @property
     def replicas(self):
         return self._replicas
+
+    @property
+    def gateway_binary(self):
+        return os.path.join(self._bazel_bin, stack.GATEWAY_BINARY)
+
+    @property
+    def directory(self):
+        """The run's directory (removed by stop unless STACK_KEEP is set)."""
+        return self._dir
+
+    def config_path(self, i):
+        return self._config_paths[i]
+
+    def spool_dir(self, i):
+        return self._path(f"spool-{i}")
 
     def gateway_target(self, i):
         return f"127.0.0.1:{self._gateways[i].port}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the fleet tests: redis-server, the emulator and three gateways on
-# loopback (tests/fleet/test_fleet.py), about a minute and a half.
+# loopback (tests/fleet/test_fleet.py), about two and a half minutes.
 #
 # The binaries must be built first:
 #   bazel build //server:posthog_gateway //emulator:posthog_emulator

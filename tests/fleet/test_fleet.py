@@ -9,7 +9,12 @@ the persons test), three gateway processes.
   other two;
 - kill -9 of the poller: another replica polls;
 - redis-server stopped mid-run: no call fails, no 429, the fallback shows in
-  metrics and health; started again: shared mode returns.
+  metrics and health; started again: shared mode returns;
+- kill -9 of a replica under capture load (every replica capturing), restarted
+  on its spool: every acknowledged event arrives (by uuid at the emulator);
+- a replica's spool copied elsewhere (the claim a scale-down left) and drained
+  with --drain_spool: each event arrives exactly once, and a second run finds
+  nothing.
 
 Short poll intervals and leases keep the run short; waits poll a condition
 with a deadline. Run from the repository root (binaries built first):
@@ -17,9 +22,11 @@ with a deadline. Run from the repository root (binaries built first):
 """
 
 import importlib
+import json
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +50,7 @@ LEASE_MS = 1500
 
 def setUpModule():
     global pb_flag, pb_flag_grpc, pb_person, pb_person_grpc, pb_health, pb_health_grpc
+    global pb_capture, pb_capture_grpc
     stubs = tempfile.mkdtemp(prefix="fleet-stubs-")
     unittest.addModuleCleanup(shutil.rmtree, stubs, True)
     generate_stubs(stubs)
@@ -52,6 +60,8 @@ def setUpModule():
     pb_person_grpc = importlib.import_module("posthog.v1.person_pb2_grpc")
     pb_health = importlib.import_module("health_pb2")
     pb_health_grpc = importlib.import_module("health_pb2_grpc")
+    pb_capture = importlib.import_module("posthog.v1.capture_pb2")
+    pb_capture_grpc = importlib.import_module("posthog.v1.capture_pb2_grpc")
 
 
 def polling(f, i):
@@ -240,11 +250,156 @@ class FleetPersonsTest(unittest.TestCase):
         statuses = self.fleet.route_statuses("persons")
         # The budget allows PER_MINUTE at once, then PER_MINUTE a minute.
         budget_seconds = max(0, requests - self.PER_MINUTE) / self.PER_MINUTE * 60
+        # A Redis command past its deadline puts a replica in fallback for a
+        # moment (docs/fleet.md, "Known limits"): say so when it happened.
+        redis_errors = [self.fleet.metric(i, "posthog_gateway_fleet_redis_errors_total")
+                        for i in range(3)]
         print(f"\n[fleet] 3 streams x {self.PERSONS} persons: {requests} requests in "
               f"{elapsed:.1f} s; the shared budget ({self.PER_MINUTE}/min) allows them in "
               f"{budget_seconds:.1f} s ({elapsed / max(budget_seconds, 1):.2f}x); "
-              f"statuses {statuses}", flush=True)
+              f"statuses {statuses}; Redis errors per replica {redis_errors}", flush=True)
         self.assertEqual(statuses.get("429", 0), 0)
+
+
+
+def log_messages(text):
+    """The `message` of each JSON log line in `text`, with its fields."""
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                pass
+    return entries
+
+
+class FleetSpoolTest(unittest.TestCase):
+    """The spool outlives its replica, with three replicas capturing through
+    Redis-coordinated gateways: the uuids each replica acknowledged are
+    counted at the emulator."""
+
+    BATCH = 100
+
+    @classmethod
+    def setUpClass(cls):
+        # A short backoff cap, so that delivery resumes soon after PostHog
+        # takes batches again.
+        cls.fleet = fleet.Fleet(3, extra_config={"capture": {"max_backoff_ms": 500}})
+        cls.fleet.__enter__()
+        cls.addClassCleanup(cls.fleet.stop)
+
+    def setUp(self):
+        self.addCleanup(self.set_faults, [])
+
+    def set_faults(self, rules):
+        self.fleet.emulator_admin("/_emulator/faults", rules)
+
+    def capture(self, i):
+        channel = grpc.insecure_channel(self.fleet.gateway_target(i))
+        self.addCleanup(channel.close)
+        return pb_capture_grpc.CaptureServiceStub(channel)
+
+    def batch(self, stub, name):
+        response = stub.BatchCaptureEvents(pb_capture.BatchCaptureEventsRequest(events=[
+            pb_capture.Event(event=name, distinct_id=f"{name}-{n}") for n in range(self.BATCH)]),
+            timeout=CALL_TIMEOUT)
+        self.assertEqual(len(response.uuids), self.BATCH)
+        return list(response.uuids)
+
+    def stored(self, uuids):
+        """The emulator's events with these uuids, once every one is there
+        (duplicates included)."""
+        wanted = set(uuids)
+
+        def all_there():
+            events = self.fleet.emulator_admin("/_emulator/events?limit=1000000")["events"]
+            found = [e for e in events if e["uuid"] in wanted]
+            return found if {e["uuid"] for e in found} == wanted else None
+
+        return fleet.wait_for(all_there, f"{len(wanted)} events at the emulator", 120)
+
+    def test_kill_9_of_a_replica_under_capture_load_loses_nothing_after_restart(self):
+        victim = 1
+        # PostHog refuses every batch while the load runs: what the replicas
+        # acknowledge is in their spools, none of it delivered yet.
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 503}])
+        acknowledged = {i: [] for i in range(3)}
+        errors = []
+        stop = threading.Event()
+        killed = threading.Event()
+
+        def load(i):
+            stub = self.capture(i)
+            for b in range(40):  # Bounded: at most 4,000 events a replica.
+                if stop.is_set():
+                    return
+                try:
+                    acknowledged[i].extend(self.batch(stub, f"fleet-load-{i}-{b}"))
+                except grpc.RpcError as error:
+                    if not (i == victim and killed.is_set()):
+                        errors.append((i, error.code()))
+                    return
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        fleet.wait_for(lambda: len(acknowledged[victim]) >= 1000 or not threads[victim].is_alive(),
+                       "1,000 events acknowledged by the victim", 60)
+        killed.set()
+        self.fleet.kill_gateway(victim)
+        acknowledged_at_kill = len(acknowledged[victim])
+        stop.set()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        self.assertGreaterEqual(acknowledged_at_kill, 1000)
+        self.set_faults([])
+        # The same replica, started again on its spool.
+        self.fleet.start_gateway(victim)
+        uuids = [u for i in range(3) for u in acknowledged[i]]
+        stored = self.stored(uuids)
+        unique = {e["uuid"] for e in stored}
+        print(f"\n[fleet] kill -9 of replica {victim} under load: acknowledged "
+              f"{[len(acknowledged[i]) for i in range(3)]}, lost {len(set(uuids) - unique)}, "
+              f"duplicated {len(stored) - len(unique)}", flush=True)
+        self.assertEqual(set(uuids) - unique, set())
+
+    def test_a_spool_copied_elsewhere_is_drained_by_drain_spool_exactly_once(self):
+        source = 2
+        self.set_faults([{"route": "batch", "error_rate": 1, "status": 503}])
+        stub = self.capture(source)
+        uuids = [u for b in range(5) for u in self.batch(stub, f"fleet-claim-{b}")]
+        # The pod is gone for good (kill -9; scaled away), and its claim is
+        # mounted elsewhere: moved, not shared (nothing else reads it).
+        self.fleet.kill_gateway(source)
+        claim = os.path.join(self.fleet.directory, "claim-of-a-removed-ordinal")
+        shutil.copytree(self.fleet.spool_dir(source), claim)
+        shutil.rmtree(self.fleet.spool_dir(source))
+        self.addCleanup(self.fleet.start_gateway, source)
+        self.set_faults([])
+
+        def drain():
+            return subprocess.run(
+                [self.fleet.gateway_binary, f"--config={self.fleet.config_path(source)}",
+                 f"--drain_spool={claim}", "--drain_spool_timeout=60s"],
+                capture_output=True, text=True, timeout=120, check=False)
+
+        first = drain()
+        self.assertEqual(first.returncode, 0, first.stderr[-4000:])
+        found = [e for e in log_messages(first.stderr) if e.get("message") == "draining a spool"]
+        self.assertEqual([e["events"] for e in found], [str(len(uuids))])
+        self.assertIn("spool drained", [e.get("message") for e in log_messages(first.stderr)])
+        stored = self.stored(uuids)
+        print(f"\n[fleet] --drain_spool of replica {source}'s spool: {len(uuids)} events, "
+              f"{len(stored)} stored", flush=True)
+        self.assertEqual(len(stored), len(uuids), "events arrived more than once")
+        # Drained: a second run finds nothing and sends nothing.
+        again = drain()
+        self.assertEqual(again.returncode, 0, again.stderr[-4000:])
+        found = [e for e in log_messages(again.stderr) if e.get("message") == "draining a spool"]
+        self.assertEqual([e["events"] for e in found], ["0"])
+        self.assertEqual(len(self.stored(uuids)), len(uuids))
 
 
 if __name__ == "__main__":
