@@ -132,7 +132,7 @@ describe('overlay istio', () => rendered('istio', [], (objects) => {
       assert.ok(allowedPaths.some((q) => istioMatches(q, path)), `${path} is not allowed to the callers`);
     }
     for (const pattern of allowedPaths) {
-      assert.ok(known.some((p) => istioMatches(pattern, p)) || pattern.startsWith('/grpc.reflection.'),
+      assert.ok(known.some((p) => istioMatches(pattern, p)) || /^\/(grpc\.reflection\.|flagd\.evaluation\.v2\.)/.test(pattern),
         `${pattern} matches no method`);
     }
   });
