@@ -10,12 +10,16 @@ through the gateway. Prints figures; asserts nothing.
     `next` (what a user writes) vs ListGroups through the gateway. A cursor
     page cannot be fetched before the one naming it, so the bound is
     pages x page latency; printed with each run's ratio to it and to the loop.
+    The gateway asks for gzip, as PostHog's SDKs (and `requests`) do, and the
+    emulator then spends time compressing each page that plain urllib never
+    asks for: the same loop asking for gzip is printed too.
 (b) Groups created (through PostHog's REST API, another thread) while a
     ListGroups runs: groups streamed twice, and groups that existed at the
     start but were not streamed (both must be 0).
 """
 
 import argparse
+import gzip
 import importlib
 import json
 import os
@@ -44,21 +48,26 @@ def admin(url, path, body=None):
     return stack.emulator_admin(url, path, body)
 
 
-def rest(url, key, body=None):
+def rest(url, key, body=None, accept_gzip=False):
     data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    if accept_gzip:
+        headers["Accept-Encoding"] = "gzip"
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Authorization": f"Bearer {key}",
-                                              "Content-Type": "application/json"})
+                                     headers=headers)
     with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return json.loads(body)
 
 
-def sequential_loop(url, key):
+def sequential_loop(url, key, accept_gzip=False):
     """What a user writes: GET, follow `next` until null."""
     next_url = f"{url}/api/projects/1/groups/?group_type_index=0"
     keys = []
     while next_url:
-        page = rest(next_url, key)
+        page = rest(next_url, key, accept_gzip=accept_gzip)
         keys.extend(g["group_key"] for g in page["results"])
         next_url = page["next"]
     return keys
@@ -108,6 +117,10 @@ def main():
             loop_keys = sequential_loop(s.emulator_url, key)
             loop_time = time.monotonic() - t0
             pages = groups_requests(s.emulator_url) - before
+            t0 = time.monotonic()
+            gzip_keys = sequential_loop(s.emulator_url, key, accept_gzip=True)
+            gzip_time = time.monotonic() - t0
+            assert gzip_keys == loop_keys
             before = groups_requests(s.emulator_url)
             stream_keys, stream_time = stream(pb, pb_grpc, s.gateway_target)
             stream_pages = groups_requests(s.emulator_url) - before
@@ -119,8 +132,21 @@ def main():
                   f"ListGroups {len(stream_keys)} groups, {stream_pages} pages in {stream_time:.2f} s; "
                   f"bound {stream_pages} x {LATENCY_MS} ms = {bound:.2f} s; "
                   f"ListGroups/bound {stream_time / bound:.3f}x, ListGroups/loop "
-                  f"{stream_time / loop_time:.3f}x, loop/bound {loop_time / bound:.3f}x")
+                  f"{stream_time / loop_time:.3f}x, loop/bound {loop_time / bound:.3f}x; "
+                  f"gzip loop {gzip_time:.2f} s, ListGroups/gzip loop {stream_time / gzip_time:.3f}x")
         print(f"    median ListGroups/bound {statistics.median(streams):.3f}x")
+        # What the emulator itself costs per page (no injected latency).
+        admin(s.emulator_url, "/_emulator/faults", [])
+        t0 = time.monotonic()
+        plain = len(sequential_loop(s.emulator_url, key))
+        plain_time = time.monotonic() - t0
+        t0 = time.monotonic()
+        sequential_loop(s.emulator_url, key, accept_gzip=True)
+        gzip_time = time.monotonic() - t0
+        pages = (plain + 99) // 100
+        print(f"    without injected latency, per page: urllib loop {plain_time / pages * 1000:.2f} ms, "
+              f"gzip loop {gzip_time / pages * 1000:.2f} ms")
+        admin(s.emulator_url, "/_emulator/faults", [{"route": "groups", "latency_ms": LATENCY_MS}])
 
         # (b) Inserts during a list (latency kept, so the list takes seconds).
         existing = set(sequential_loop(s.emulator_url, key))
