@@ -14,8 +14,17 @@ Bounded: about four minutes. Run from the repository root after
     tools/bazel.sh build //server:posthog_gateway //emulator:posthog_emulator
     tools/bazel.sh build -c opt //bench/fleet:redis_turn_latency
     POSTHOG_BAZEL_BIN=bazel-out/k8-fastbuild/bin /usr/bin/python3 bench/fleet/bench.py
+
+`--full_scale` runs issue 14's persons case instead, at PostHog's own limits
+(240/minute and 1,200/hour, emulator and gateways): three replicas with
+Redis, 30,000 persons, three ListPersons streams at once (one per replica),
+each over all 30,000 persons in pages of 100 (900 requests); it prints the
+time against the time the shared budget allows (goal: at most 1.1x) and the
+429s, after the same streams with no limit at all (the machine's own floor).
+About five minutes.
 """
 
+import argparse
 import importlib
 import os
 import shutil
@@ -40,17 +49,20 @@ POLL_INTERVAL_MS = 500
 WINDOW_SECONDS = 10
 
 
-def persons_streams(f, pb, pb_grpc):
+def persons_streams(f, pb, pb_grpc, persons=PERSONS, durations=None):
     counts, errors = {}, []
 
     def stream(i):
+        started = time.monotonic()
         try:
             with grpc.insecure_channel(f.gateway_target(i)) as channel:
                 stub = pb_grpc.PersonServiceStub(channel)
                 counts[i] = sum(len(page.persons) for page in stub.ListPersons(
-                    pb.ListPersonsRequest(limit=PERSONS), timeout=600))
+                    pb.ListPersonsRequest(limit=persons), timeout=900))
         except grpc.RpcError as error:
             errors.append(error.code().name)
+        if durations is not None:
+            durations[i] = time.monotonic() - started
 
     started = time.monotonic()
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(f.replicas)]
@@ -91,12 +103,65 @@ def run(replicas, redis, pb, pb_grpc):
                 print(f"{'':<22} {out.stdout.strip() or out.stderr.strip()}", flush=True)
 
 
+def budget_seconds(requests, per_minute, per_hour):
+    """How long PostHog's throttle allows `requests` to take at the least:
+    each window is a sliding log (DRF's), full at the start, so request k
+    (from 0) may go at floor(k / limit) windows; the last one decides."""
+    if requests == 0:
+        return 0.0
+    return max((requests - 1) // per_minute * 60, (requests - 1) // per_hour * 3600)
+
+
+def smooth_seconds(requests, per_minute):
+    """The same at a smooth rate after the first window's burst (what the
+    figures before --full_scale used): an underestimate for a sliding log."""
+    return max(0, requests - per_minute) / per_minute * 60
+
+
+def full_scale(pb, pb_grpc, persons=30000, per_minute=240, per_hour=1200):
+    # The floor first: the same streams with no limit anywhere (what the
+    # machine itself takes to move 90,000 persons through three gateways).
+    with fleet.Fleet(3, redis=True, extra_config={
+            "paging": {"persons_per_minute": 0, "persons_per_hour": 0}}) as f:
+        f.emulator_admin("/_emulator/seed", {"generate_persons": persons, "project_id": 1})
+        durations = {}
+        elapsed, counts, errors = persons_streams(f, pb, pb_grpc, persons, durations)
+        print(f"3 replicas, no limit: 3 streams x {persons} persons = {sum(counts.values())} "
+              f"persons in {elapsed:.1f} s; failed streams {errors}", flush=True)
+    with fleet.Fleet(3, redis=True, emulator_args=("--rate_limits=on",), extra_config={
+            "paging": {"persons_per_minute": per_minute, "persons_per_hour": per_hour}}) as f:
+        f.emulator_admin("/_emulator/rate_limits", {
+            "enabled": True, "persons_per_minute": per_minute, "persons_per_hour": per_hour})
+        f.emulator_admin("/_emulator/seed", {"generate_persons": persons, "project_id": 1})
+        before = sum(f.route_statuses("persons").values())
+        durations = {}
+        elapsed, counts, errors = persons_streams(f, pb, pb_grpc, persons, durations)
+        statuses = f.route_statuses("persons")
+        requests = sum(statuses.values()) - before
+        budget = budget_seconds(requests, per_minute, per_hour)
+        smooth = smooth_seconds(requests, per_minute)
+        print(f"3 replicas, Redis, PostHog's limits ({per_minute}/min, {per_hour}/h): 3 streams x "
+              f"{persons} persons (pages of 100) = {sum(counts.values())} persons, {requests} "
+              f"requests in {elapsed:.1f} s; the shared budget (sliding windows) allows them in "
+              f"{budget:.1f} s ({elapsed / max(budget, 1):.3f}x; {elapsed / max(smooth, 1):.3f}x "
+              f"the smooth-rate {smooth:.1f} s); 429s {statuses.get('429', 0)}; failed streams "
+              f"{errors}; per stream {', '.join(f'{durations[i]:.1f} s' for i in sorted(durations))}",
+              flush=True)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full_scale", action="store_true",
+                        help="only the 30,000-person, 240/min case of issue 14")
+    args = parser.parse_args()
     stubs = tempfile.mkdtemp(prefix="fleet-bench-stubs-")
     try:
         generate_stubs(stubs)
         pb = importlib.import_module("posthog.v1.person_pb2")
         pb_grpc = importlib.import_module("posthog.v1.person_pb2_grpc")
+        if args.full_scale:
+            full_scale(pb, pb_grpc)
+            return
         print(f"persons limit {PER_MINUTE}/min (emulator and gateways); each stream "
               f"{PERSONS} persons = {PERSONS // 100} pages", flush=True)
         run(1, False, pb, pb_grpc)
