@@ -51,6 +51,8 @@
 #include "server/openfeature/ofrep_server.h"
 #include "server/observability/process_metrics.h"
 #include "server/paging/clock.h"
+#include "server/grpc/stream_limits.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/capture_service.h"
@@ -632,7 +634,10 @@ int Run() {
               {"error", std::string(capture.status().message())}});
     return 1;
   }
-  CaptureServiceImpl capture_service(capture->get(), authorizer->get());
+  // Streams open at once, in total and per caller (server.max_streams*).
+  StreamLimits stream_limits(config->server.max_streams, config->server.max_streams_per_caller);
+  CaptureServiceImpl capture_service(capture->get(), authorizer->get(), &stream_limits,
+                                     config->capture.max_delivered_waits);
   // `$feature_flag_called` events go through the capture pipeline like any
   // other event (declared after it: destroyed first, flushing into it).
   std::vector<std::unique_ptr<CaptureFlagCalledSink>> flag_sinks;
@@ -658,15 +663,19 @@ int Run() {
              {{"error", std::string(resume_tokens.status().message())}});
     return 2;
   }
+  // Every list stream's page fetches, on paging.fetch_threads threads.
+  FetchPool fetch_pool(config->paging.fetch_threads);
   PersonServiceImpl person_service(&projects, config->paging, &*resume_tokens, RealClock(),
-                                   fleet->get(), authorizer->get());
+                                   fleet->get(), authorizer->get(), &fetch_pool, &stream_limits);
   GroupServiceImpl group_service(&projects, config->paging, &*resume_tokens, RealClock(),
-                                 fleet->get(), authorizer->get());
+                                 fleet->get(), authorizer->get(), &fetch_pool, &stream_limits);
   FlagServiceImpl flag_service(&projects, flag_projects, config->flags, config->paging,
-                               &*resume_tokens, RealClock(), fleet->get(), authorizer->get());
+                               &*resume_tokens, RealClock(), fleet->get(), authorizer->get(),
+                               &fetch_pool, &stream_limits);
   // OpenFeature's flagd providers (RPC resolver) on the same port.
   FlagdServiceImpl flagd_service(&flag_service, &projects, flag_projects,
-                                 config->flags.watch_heartbeat, authorizer->get());
+                                 config->flags.watch_heartbeat, authorizer->get(),
+                                 &stream_limits);
 
   GatewayServer server(
       config->server,

@@ -273,6 +273,11 @@ std::string Authorizer::ResolveProject(absl::string_view project) const {
   return project.empty() ? default_project_ : std::string(project);
 }
 
+std::string Authorizer::CallerName(const grpc::ServerContextBase& context) const {
+  absl::StatusOr<Caller> caller = Identify(context);
+  return caller.ok() ? caller->name : std::string();
+}
+
 absl::Status Authorizer::Authorize(const grpc::ServerContextBase& context, absl::string_view method,
                                    absl::string_view project, int64_t cost) const {
   if (development_mode_) return absl::OkStatus();

@@ -104,6 +104,10 @@ class Authorizer final {
   // with no TLS peer (the OFREP port is plaintext).
   absl::StatusOr<Caller> Identify(const CallerHeaders& headers) const;
 
+  // CallerName is Identify's name, "" when the call has none (what
+  // per-caller bounds that must not refuse anyone themselves key on).
+  std::string CallerName(const grpc::ServerContextBase& context) const;
+
   // Authorize decides whether the caller of `context` may call `method`
   // ("/package.Service/Method") on `project` (an alias; empty: the default
   // project), spending `cost` of the caller's quota for the method's grant

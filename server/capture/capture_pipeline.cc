@@ -24,6 +24,9 @@ struct DeliveryWaiter {
   }
 };
 
+// How often a DELIVERED-mode wait checks whether its caller left.
+constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(50);
+
 uint64_t RandomBits() {
   thread_local std::mt19937_64 engine{std::random_device{}()};
   return engine();
@@ -116,7 +119,7 @@ int64_t CapturePipeline::WaitUntilDelivered(absl::Time deadline) const {
 absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
     absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
     absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
-    absl::Time deadline) {
+    absl::Time deadline, const std::function<bool()>& is_cancelled) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return client.status();
   const std::string& alias = (*client)->project().alias;
@@ -165,9 +168,19 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   auto all_done = [w = waiter.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) {
     return w->remaining == 0;
   };
-  if (!waiter->mu.AwaitWithDeadline(absl::Condition(&all_done), deadline)) {
-    return absl::DeadlineExceededError(
-        "PostHog has not accepted the events yet; they are spooled and will be delivered");
+  // The wait holds a thread: it ends with the deadline or as soon as the
+  // caller leaves (nothing wakes it then but its own checks).
+  while (!waiter->mu.AwaitWithDeadline(absl::Condition(&all_done),
+                                       std::min(deadline, absl::Now() + kCancelPollInterval))) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          "PostHog has not accepted the events yet; they are spooled and will be delivered");
+    }
+    if (is_cancelled && is_cancelled()) {
+      return absl::CancelledError(
+          "the caller went away before PostHog accepted the events; they are spooled and "
+          "will be delivered");
+    }
   }
   if (!waiter->status.ok()) return waiter->status;
   return uuids;

@@ -50,12 +50,14 @@ class CapturePipeline final {
   // and returns their uuids in order. Violations name `<field>[i].<name>`
   // (`<field>.<name>` when not `indexed`). Errors: INVALID_ARGUMENT (bad
   // event or project), RESOURCE_EXHAUSTED with RetryInfo (spool full),
-  // UNAVAILABLE (disk failure or stopping), DEADLINE_EXCEEDED (DELIVERED mode
-  // only), and in DELIVERED mode INVALID_ARGUMENT when PostHog refused one.
+  // UNAVAILABLE (disk failure or stopping), DEADLINE_EXCEEDED or CANCELLED
+  // (DELIVERED mode only: the deadline passed, or `is_cancelled` said the
+  // caller left, noticed within 50 ms; the events stay spooled), and in
+  // DELIVERED mode INVALID_ARGUMENT when PostHog refused one.
   absl::StatusOr<std::vector<std::string>> Capture(
       absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
       absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
-      absl::Time deadline);
+      absl::Time deadline, const std::function<bool()>& is_cancelled = nullptr);
 
   // CaptureDone receives what Capture would return.
   using CaptureDone = std::function<void(absl::StatusOr<std::vector<std::string>>)>;

@@ -209,7 +209,8 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"port", "max_receive_message_bytes", "max_connection_age_ms",
        "max_connection_age_grace_ms", "min_client_ping_interval_ms",
-       "caller_identity", "access_log", "tls"}));
+       "caller_identity", "access_log", "tls", "max_streams", "max_streams_per_caller",
+       "max_handler_threads"}));
   int64_t port = server.port;
   RETURN_IF_ERROR(reader.ReadInt("port", port));
   if (port < 0 || port > 65535) {
@@ -223,6 +224,18 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
                       "must be between 1 KiB and 1 GiB");
   }
   server.max_receive_message_bytes = static_cast<int>(max_receive);
+  for (auto [name, field] : {std::pair<const char*, int64_t*>{"max_streams", &server.max_streams},
+                             {"max_streams_per_caller", &server.max_streams_per_caller},
+                             {"max_handler_threads", &server.max_handler_threads}}) {
+    RETURN_IF_ERROR(reader.ReadInt(name, *field));
+    if (*field < 0 || *field > 1000000) {
+      return FieldError(reader.Child(name), "must be between 0 (no bound) and 1000000");
+    }
+  }
+  if (server.max_handler_threads > 0 && server.max_handler_threads < 8) {
+    return FieldError(reader.Child("max_handler_threads"),
+                      "must be 0 (no bound) or at least 8 (gRPC's pollers take some)");
+  }
   RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_ms", server.max_connection_age));
   RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_grace_ms",
                                     server.max_connection_age_grace));
@@ -329,7 +342,7 @@ absl::Status ParsePaging(const json* value, PagingConfig& paging) {
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers({"persons_per_minute", "persons_per_hour",
                                             "flags_per_minute", "flags_per_hour",
-                                            "look_ahead", "resume_token_ttl_ms",
+                                            "look_ahead", "fetch_threads", "resume_token_ttl_ms",
                                             "resume_token_secret"}));
   // The throttle windows: a count of requests, 0 disabling the window.
   for (auto [name, field] : {std::pair<const char*, int*>{"persons_per_minute",
@@ -350,6 +363,12 @@ absl::Status ParsePaging(const json* value, PagingConfig& paging) {
     return FieldError("paging.look_ahead", "must be between 0 and 16");
   }
   paging.look_ahead = static_cast<int>(number);
+  number = paging.fetch_threads;
+  RETURN_IF_ERROR(reader.ReadInt("fetch_threads", number));
+  if (number < 1 || number > 256) {
+    return FieldError("paging.fetch_threads", "must be between 1 and 256");
+  }
+  paging.fetch_threads = static_cast<int>(number);
   RETURN_IF_ERROR(reader.ReadMillis("resume_token_ttl_ms", paging.resume_token_ttl));
   if (paging.resume_token_ttl < absl::Seconds(1)) {
     return FieldError("paging.resume_token_ttl_ms", "must be at least 1000");
@@ -369,7 +388,8 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
       {"spool_dir", "max_spool_bytes", "segment_bytes", "batch_max_events",
        "batch_max_bytes", "flush_interval_ms", "max_in_flight_batches",
        "initial_backoff_ms", "max_backoff_ms", "max_event_bytes",
-       "max_properties_depth", "memory_queue_bytes", "dead_letter_max_bytes"}));
+       "max_properties_depth", "memory_queue_bytes", "dead_letter_max_bytes",
+       "max_delivered_waits"}));
   RETURN_IF_ERROR(reader.ReadString("spool_dir", capture.spool_dir));
   if (capture.spool_dir.empty()) {
     return FieldError(reader.Child("spool_dir"), "must not be empty");
@@ -400,6 +420,8 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
        "must be at least 64 KiB"},
       {"dead_letter_max_bytes", &capture.dead_letter_max_bytes, 64 << 10, int64_t{1} << 40,
        "must be at least 64 KiB"},
+      {"max_delivered_waits", &capture.max_delivered_waits, 1, 100000,
+       "must be between 1 and 100000"},
   };
   for (const Bounded& field : bounded) {
     RETURN_IF_ERROR(reader.ReadInt(field.key, *field.out));

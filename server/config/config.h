@@ -87,8 +87,20 @@ struct ServerTlsConfig {
 // The gRPC server's settings.
 struct ServerConfig {
   int port = 50051;
-  // Largest request message accepted, in bytes.
-  int max_receive_message_bytes = 16 * 1024 * 1024;
+  // Largest request message accepted, in bytes (gRPC's own default: a
+  // request's memory is a few times its size, issue 13).
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Streams open at once (lists, capture streams, definition watches), in
+  // total and per caller (as the authorizer names it; calls without an
+  // identity count towards the total only); past either RESOURCE_EXHAUSTED.
+  // 0: no cap.
+  int64_t max_streams = 1000;
+  int64_t max_streams_per_caller = 200;
+  // Threads of the gRPC server's synchronous handlers (a list stream holds
+  // one for its whole life, a unary call for its duration), through a
+  // grpc::ResourceQuota: past it a call is RESOURCE_EXHAUSTED, never an
+  // unbounded thread count. 0: no bound.
+  int64_t max_handler_threads = 512;
   // Connections are closed (with GOAWAY) after this age so that long-lived
   // HTTP/2 connections rebalance across replicas (gRFC A9); zero disables.
   absl::Duration max_connection_age = absl::Minutes(5);
@@ -151,6 +163,9 @@ struct PagingConfig {
   int flags_per_hour = 4800;
   // Pages fetched concurrently ahead of the one being streamed.
   int look_ahead = 3;
+  // Threads fetching list pages, shared by every list stream of the
+  // process (server/paging/fetch_pool.h): the most pages fetched at once.
+  int fetch_threads = 16;
   // How long a resume token stays valid.
   absl::Duration resume_token_ttl = absl::Hours(24);
   // The HMAC secret of resume tokens. When not configured a random one is made
@@ -190,6 +205,9 @@ struct CaptureConfig {
   // The dead-letter file is rotated (to dead-letter.jsonl.1, replacing the
   // previous one) before it would grow past this.
   int64_t dead_letter_max_bytes = 64 << 20;
+  // ACK_MODE_DELIVERED calls (and stream messages) waiting for PostHog at
+  // once, a thread each; past it RESOURCE_EXHAUSTED, nothing stored.
+  int64_t max_delivered_waits = 256;
 };
 
 // Per-caller quotas on what spends a budget every caller shares (PostHog's

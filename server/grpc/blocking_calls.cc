@@ -1,5 +1,6 @@
 #include "server/grpc/blocking_calls.h"
 
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -11,12 +12,12 @@ BlockingCalls::~BlockingCalls() {
       +[](int64_t* running) { return *running == 0; }, &state_->running));
 }
 
-void BlockingCalls::Start(absl::AnyInvocable<void() &&> call) {
+bool BlockingCalls::Start(absl::AnyInvocable<void() &&> call) {
   {
     absl::MutexLock lock(&state_->mu);
     ++state_->running;
   }
-  Run(state_, std::move(call));
+  return Run(state_, call);
 }
 
 bool BlockingCalls::TryStart(absl::AnyInvocable<void() &&>& call) {
@@ -25,16 +26,27 @@ bool BlockingCalls::TryStart(absl::AnyInvocable<void() &&>& call) {
     if (state_->running >= max_running_) return false;
     ++state_->running;
   }
-  Run(state_, std::move(call));
-  return true;
+  return Run(state_, call);
 }
 
-void BlockingCalls::Run(std::shared_ptr<State> state, absl::AnyInvocable<void() &&> call) {
-  std::thread([state = std::move(state), call = std::move(call)]() mutable {
-    std::move(call)();
+bool BlockingCalls::Run(const std::shared_ptr<State>& state,
+                        absl::AnyInvocable<void() &&>& call) {
+  // Shared with the thread, so that the call is still here to give back
+  // when the thread does not start.
+  auto held = std::make_shared<absl::AnyInvocable<void() &&>>(std::move(call));
+  try {
+    std::thread([state, held]() mutable {
+      std::move (*held)();
+      absl::MutexLock lock(&state->mu);
+      --state->running;
+    }).detach();
+    return true;
+  } catch (const std::system_error&) {
+    call = std::move(*held);
     absl::MutexLock lock(&state->mu);
     --state->running;
-  }).detach();
+    return false;
+  }
 }
 
 int64_t BlockingCalls::Running() const {

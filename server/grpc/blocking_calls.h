@@ -10,8 +10,10 @@
 //   blocking.Start([reactor] { ...; reactor->Finish(status); });
 //
 // With a limit, TryStart refuses a call once that many run, so that a slow
-// upstream cannot make the gateway pile up threads. The destructor waits
-// for the calls still running. Thread-safe.
+// upstream cannot make the gateway pile up threads. A thread the system
+// refuses to start (std::system_error: RLIMIT_NPROC, memory) is a refusal
+// too, never an abort: the caller answers RESOURCE_EXHAUSTED. The destructor
+// waits for the calls still running. Thread-safe.
 
 #include <cstdint>
 #include <limits>
@@ -25,19 +27,20 @@ namespace posthog_gateway {
 
 class BlockingCalls {
  public:
-  // `max_running` bounds TryStart; Start is never refused.
+  // `max_running` bounds TryStart; Start ignores it.
   explicit BlockingCalls(int64_t max_running = std::numeric_limits<int64_t>::max())
       : max_running_(max_running) {}
   BlockingCalls(const BlockingCalls&) = delete;
   BlockingCalls& operator=(const BlockingCalls&) = delete;
   ~BlockingCalls();
 
-  // Start runs `call` on a new thread.
-  void Start(absl::AnyInvocable<void() &&> call);
+  // Start runs `call` on a new thread; false (and `call` dropped, not run)
+  // when the system refuses the thread.
+  bool Start(absl::AnyInvocable<void() &&> call);
 
   // TryStart runs `call` (moved from) on a new thread unless max_running
-  // calls already run; then it returns false and leaves `call` to the
-  // caller.
+  // calls already run or the system refuses the thread; then it returns
+  // false and leaves `call` to the caller.
   bool TryStart(absl::AnyInvocable<void() &&>& call);
 
   // Running is the number of calls started and not yet returned.
@@ -50,8 +53,9 @@ class BlockingCalls {
     absl::Mutex mu;
     int64_t running ABSL_GUARDED_BY(mu) = 0;
   };
-  // Runs `call` on a new thread already counted in `state`.
-  static void Run(std::shared_ptr<State> state, absl::AnyInvocable<void() &&> call);
+  // Runs `call` on a new thread already counted in `state`; false (the
+  // count undone, `call` left as it was) when the thread did not start.
+  static bool Run(const std::shared_ptr<State>& state, absl::AnyInvocable<void() &&>& call);
 
   const int64_t max_running_;
   const std::shared_ptr<State> state_ = std::make_shared<State>();

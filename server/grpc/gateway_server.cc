@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
@@ -71,6 +72,15 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   int bound_port = 0;
   builder.AddListeningPort(absl::StrCat(host, ":", port), Credentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(config_.max_receive_message_bytes);
+  // Synchronous handlers (a list stream holds one for its whole life) take
+  // their threads from this quota: past it gRPC answers a new call
+  // RESOURCE_EXHAUSTED instead of starting a thread, and a thread the system
+  // refuses is the same answer, never an abort.
+  if (config_.max_handler_threads > 0) {
+    grpc::ResourceQuota quota("posthog-gateway-handlers");
+    quota.SetMaxThreads(static_cast<int>(config_.max_handler_threads));
+    builder.SetResourceQuota(quota);
+  }
   if (config_.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                Millis(config_.max_connection_age));

@@ -17,6 +17,8 @@
 //   cancels what is left.
 // - Channel arguments: explicit max receive size, max connection age (so
 //   HTTP/2 connections rebalance across replicas) and keepalive enforcement.
+// - Handler threads bounded by a grpc::ResourceQuota
+//   (server.max_handler_threads): past it a call is RESOURCE_EXHAUSTED.
 // - Optional TLS (`server.tls`, for deployments without a mesh), with the
 //   certificate files re-read periodically, optional client certificates
 //   (mTLS), and a plaintext port serving only health for the kubelet's gRPC

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/error_details.h"
 #include "server/posthog/error_mapping.h"
 #include "server/posthog/upstream_url.h"
@@ -145,72 +148,138 @@ std::optional<std::pair<std::string, std::string>> SplitUrlOrigin(absl::string_v
       std::string(path));
 }
 
-PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
-                       RequestPacer* pacer, Clock* clock, CallContext context)
-    : client_(client),
-      options_(std::move(options)),
-      pacer_(pacer),
-      clock_(clock),
-      context_(std::move(context)),
-      // A cursor list's pages are PostHog's size: it stops at max_items
-      // fetched instead.
-      pages_needed_(options_.pagination == Pagination::kCursor
-                        ? std::numeric_limits<int>::max()
-                        : PagesNeeded(options_)),
-      last_page_(std::numeric_limits<int>::max()),
-      counted_pages_(std::numeric_limits<int64_t>::max()),
-      next_cursor_(options_.start_cursor) {
-  // A cursor page needs the one before it: one fetcher, one page at a time.
-  const int fetchers = cursor_mode() ? 1 : 1 + std::max(0, options_.look_ahead);
-  fetchers_.reserve(fetchers);
-  for (int i = 0; i < fetchers; ++i) fetchers_.emplace_back([this] { FetchLoop(); });
-}
+// Fetcher holds everything the pool's tasks use. The stream owns it; each
+// queued task holds a reference too, so that a task the pool runs after the
+// stream is gone finds `stopping_` set and leaves at once, without touching
+// the borrowed client, pacer or clock.
+class PageStream::Fetcher final : public std::enable_shared_from_this<Fetcher> {
+ public:
+  Fetcher(const PostHogClient* client, const PageStreamOptions& options, RequestPacer* pacer,
+          Clock* clock, const CallContext& context, FetchPool* pool)
+      : client_(client),
+        options_(options),
+        pacer_(pacer),
+        clock_(clock),
+        context_(context),
+        pool_(pool),
+        // A cursor list's pages are PostHog's size: it stops at max_items
+        // fetched instead.
+        pages_needed_(options_.pagination == Pagination::kCursor
+                          ? std::numeric_limits<int>::max()
+                          : PagesNeeded(options_)),
+        last_page_(std::numeric_limits<int>::max()),
+        counted_pages_(std::numeric_limits<int64_t>::max()),
+        next_cursor_(options_.start_cursor) {}
 
-PageStream::~PageStream() {
-  {
+  // Start queues the first page.
+  void Start() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    Schedule();
+  }
+
+  // Stop drops what is queued and waits for the fetches running.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
+    stopping_flag_ = true;  // Fetches in flight give up at once.
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; };
+    mu_.Await(absl::Condition(&idle));
   }
-  for (std::thread& fetcher : fetchers_) fetcher.join();
-}
 
-bool PageStream::Cancelled() const {
-  return stopping_.load() || (context_.is_cancelled && context_.is_cancelled());
-}
+  // Take waits for page `wanted` and returns it; nullopt when no page will
+  // ever be there (the list ended before it); CANCELLED or
+  // DEADLINE_EXCEEDED when the caller goes away or its deadline passes
+  // first.
+  absl::StatusOr<std::optional<Page>> Take(int wanted) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    reading_ = wanted;
+    Schedule();  // The window moved with the reader.
+    // No fetch will ever bring a page past the last one needed: that is
+    // the end of the list, never a wait.
+    auto unreachable = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return wanted > last_page_ || wanted >= pages_needed_;
+    };
+    auto ready = [this, wanted, &unreachable]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return fetched_.count(wanted) > 0 || unreachable();
+    };
+    // Every wait ends with the caller's deadline or cancellation.
+    while (!mu_.AwaitWithTimeout(absl::Condition(&ready), kCancelPollInterval)) {
+      if (context_.is_cancelled && context_.is_cancelled()) {
+        return absl::CancelledError("the caller went away while its next page was fetched");
+      }
+      if (absl::Now() >= context_.deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("the deadline passed while page ", wanted + 1, " was fetched"));
+      }
+    }
+    auto page = fetched_.find(wanted);
+    if (page == fetched_.end()) return std::optional<Page>();
+    std::optional<Page> taken(std::move(page->second));
+    fetched_.erase(page);
+    return taken;
+  }
 
-void PageStream::FetchLoop() {
-  while (true) {
-    int index = 0;
-    std::string cursor;
+  int64_t requests_sent() const { return requests_sent_.load(); }
+
+ private:
+  bool cursor_mode() const { return options_.pagination == Pagination::kCursor; }
+
+  // Schedule queues every page the reader's position allows and no task
+  // has claimed yet.
+  void Schedule() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (!stopping_ && CanClaim()) {
+      const int index = next_claim_++;
+      ++in_flight_;
+      if (!pool_->Submit(
+              [self = shared_from_this(), index, cursor = next_cursor_]() {
+                self->Run(index, cursor);
+              })) {
+        --in_flight_;
+        Page refused;
+        refused.status = absl::ResourceExhaustedError(
+            "the gateway has no thread to fetch list pages (paging.fetch_threads could not "
+            "start); retry later");
+        last_page_ = std::min(last_page_, index);
+        fetched_[index] = std::move(refused);
+        return;
+      }
+    }
+  }
+
+  bool CanClaim() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Nothing more is needed: the list ended or failed, or max_items are
+    // fetched (cursor lists).
+    if (next_claim_ > last_page_ || next_claim_ >= pages_needed_) return false;
+    if (cursor_mode()) {
+      if (options_.max_items > 0 && items_fetched_ >= options_.max_items) return false;
+      // A cursor page needs the one before it (its `next`): one at a time,
+      // exactly one page ahead of the one being read (none with a
+      // look-ahead of 0).
+      if (in_flight_ > 0) return false;
+      const int ahead = std::min(1, std::max(0, options_.look_ahead));
+      return next_claim_ == 0 || next_claim_ <= reading_ + ahead;
+    }
+    if (next_claim_ == 0) return true;
+    // Until the first page says there is more, nothing else is fetched, so
+    // a short list costs one request.
+    if (!more_than_one_page_) return false;
+    // Past PostHog's count, only the page the reader waits for.
+    if (next_claim_ >= counted_pages_ && next_claim_ > reading_) return false;
+    // The page being read (or waited for) and look_ahead pages after it.
+    return next_claim_ <= std::max(reading_, 0) + options_.look_ahead;
+  }
+
+  // Run is one pool task: fetch page `index` unless the stream stopped.
+  void Run(int index, const std::string& cursor) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
-      // Nothing more is needed: the list ended or failed, or max_items are
-      // fetched (cursor lists).
-      auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || next_claim_ > last_page_ || next_claim_ >= pages_needed_ ||
-               (cursor_mode() && options_.max_items > 0 &&
-                items_fetched_ >= options_.max_items);
-      };
-      auto can_claim = [this, &finished]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (finished()) return true;
-        if (cursor_mode()) {
-          // Exactly one page ahead of the one being read (none with a
-          // look-ahead of 0); the previous page is always fetched already.
-          const int ahead = std::min(1, std::max(0, options_.look_ahead));
-          return next_claim_ == 0 || next_claim_ <= reading_ + ahead;
-        }
-        if (next_claim_ > 0 && !more_than_one_page_) return false;
-        // Past PostHog's count, only the page the reader waits for.
-        if (next_claim_ >= counted_pages_ && next_claim_ > reading_) return false;
-        return next_claim_ <= reading_ + 1 + options_.look_ahead;
-      };
-      mu_.Await(absl::Condition(&can_claim));
-      if (finished()) return;
-      index = next_claim_++;
-      cursor = next_cursor_;
+      if (stopping_) return;
+      ++running_;
     }
     Page page = Fetch(index, cursor);
     absl::MutexLock lock(&mu_);
+    --running_;
+    --in_flight_;
     if (index == 0) more_than_one_page_ = page.status.ok() && page.has_next;
     if (cursor_mode() && page.status.ok()) {
       next_cursor_ = page.next_cursor;
@@ -225,10 +294,74 @@ void PageStream::FetchLoop() {
     // Nothing after a failed or final page is needed.
     if (!page.status.ok() || !page.has_next) last_page_ = std::min(last_page_, index);
     fetched_[index] = std::move(page);
+    Schedule();
   }
+
+  bool Cancelled() const {
+    return stopping_flag_.load() || (context_.is_cancelled && context_.is_cancelled());
+  }
+
+  Page Fetch(int index, const std::string& cursor);
+  Page Parse(int index, int64_t offset, const PostHogRequest& request,
+             const std::string& body) const;
+  // NextCursor checks a cursor page's `next` URL (the configured app host's
+  // endpoint, with a `cursor`) and returns its decoded cursor.
+  absl::StatusOr<std::string> NextCursor(const std::string& where, const std::string& url) const;
+  // SkipResumed drops the items of a resumed cursor list's first page that
+  // the earlier call already streamed.
+  void SkipResumed(Page& page) const;
+
+  const PostHogClient* const client_;
+  const PageStreamOptions options_;
+  RequestPacer* const pacer_;
+  Clock* const clock_;
+  const CallContext context_;
+  FetchPool* const pool_;
+  // Pages that can hold an item within max_items.
+  const int64_t pages_needed_;
+
+  std::atomic<int64_t> requests_sent_{0};
+  // stopping_, readable without the lock by a fetch in flight.
+  std::atomic<bool> stopping_flag_{false};
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Fetches running now (queued ones are not counted: they never start
+  // once stopping_ is set).
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Fetches queued or running.
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // The page the reader is on or waits for (-1 before the first).
+  int reading_ ABSL_GUARDED_BY(mu_) = -1;
+  // The next page index to queue.
+  int next_claim_ ABSL_GUARDED_BY(mu_) = 0;
+  // No page after this one is needed (the list ended or failed there).
+  int last_page_ ABSL_GUARDED_BY(mu_);
+  // Whether the first page said there is more.
+  bool more_than_one_page_ ABSL_GUARDED_BY(mu_) = false;
+  // Pages holding items according to the latest `count` (unbounded without
+  // one): pages from here on are fetched only once the reader waits for them.
+  int64_t counted_pages_ ABSL_GUARDED_BY(mu_);
+  std::map<int, Page> fetched_ ABSL_GUARDED_BY(mu_);
+  // Cursor lists: the cursor of the next page to claim, and the items
+  // fetched so far (no page is fetched once max_items are).
+  std::string next_cursor_ ABSL_GUARDED_BY(mu_);
+  int64_t items_fetched_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
+                       RequestPacer* pacer, Clock* clock, CallContext context, FetchPool* pool)
+    : options_(std::move(options)), context_(std::move(context)) {
+  fetcher_ = std::make_shared<Fetcher>(client, options_, pacer, clock, context_,
+                                       pool != nullptr ? pool : FetchPool::Default());
+  fetcher_->Start();
 }
 
-PageStream::Page PageStream::Fetch(int index, const std::string& cursor) {
+PageStream::~PageStream() { fetcher_->Stop(); }
+
+int64_t PageStream::requests_sent() const { return fetcher_->requests_sent(); }
+
+PageStream::Page PageStream::Fetcher::Fetch(int index, const std::string& cursor) {
   const int64_t offset =
       cursor_mode() ? 0 : SaturatingOffset(options_.start_offset, index, options_.page_size);
   PostHogRequest request;
@@ -304,7 +437,7 @@ PageStream::Page PageStream::Fetch(int index, const std::string& cursor) {
   }
 }
 
-void PageStream::SkipResumed(Page& page) const {
+void PageStream::Fetcher::SkipResumed(Page& page) const {
   if (options_.start_skip <= 0 && options_.start_after_id.empty()) return;
   size_t skip = static_cast<size_t>(
       std::min<int64_t>(std::max<int64_t>(0, options_.start_skip),
@@ -324,7 +457,7 @@ void PageStream::SkipResumed(Page& page) const {
   page.items.erase(page.items.begin(), page.items.begin() + static_cast<std::ptrdiff_t>(skip));
 }
 
-absl::StatusOr<std::string> PageStream::NextCursor(const std::string& where,
+absl::StatusOr<std::string> PageStream::Fetcher::NextCursor(const std::string& where,
                                                    const std::string& url) const {
   const auto actual = SplitUrlOrigin(url);
   const auto expected = SplitUrlOrigin(client_->project().app_host);
@@ -345,7 +478,7 @@ absl::StatusOr<std::string> PageStream::NextCursor(const std::string& where,
   return *decoded;
 }
 
-PageStream::Page PageStream::Parse(int index, int64_t offset, const PostHogRequest& request,
+PageStream::Page PageStream::Fetcher::Parse(int index, int64_t offset, const PostHogRequest& request,
                                    const std::string& body) const {
   Page page;
   const std::string where =
@@ -442,36 +575,16 @@ absl::StatusOr<std::optional<PagedItem>> PageStream::Next() {
       continue;
     }
     const int wanted = current_index_ + 1;
-    {
-      absl::MutexLock lock(&mu_);
-      reading_ = wanted;
-      // No fetcher will ever bring a page past the last one needed: that
-      // is the end of the list, never a wait.
-      auto unreachable = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return wanted > last_page_ || wanted >= pages_needed_;
-      };
-      auto ready = [this, wanted, &unreachable]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return fetched_.count(wanted) > 0 || unreachable();
-      };
-      // Every wait ends with the caller's deadline or cancellation.
-      while (!mu_.AwaitWithTimeout(absl::Condition(&ready), kCancelPollInterval)) {
-        if (context_.is_cancelled && context_.is_cancelled()) {
-          done_ = true;
-          return absl::CancelledError("the caller went away while its next page was fetched");
-        }
-        if (absl::Now() >= context_.deadline) {
-          done_ = true;
-          return absl::DeadlineExceededError(
-              absl::StrCat("the deadline passed while page ", wanted + 1, " was fetched"));
-        }
-      }
-      if (fetched_.count(wanted) == 0 && unreachable()) {
-        done_ = true;
-        return std::optional<PagedItem>();
-      }
-      current_ = std::move(fetched_[wanted]);
-      fetched_.erase(wanted);
+    absl::StatusOr<std::optional<Page>> taken = fetcher_->Take(wanted);
+    if (!taken.ok()) {
+      done_ = true;
+      return taken.status();
     }
+    if (!taken->has_value()) {
+      done_ = true;
+      return std::optional<PagedItem>();
+    }
+    current_ = **std::move(taken);
     current_index_ = wanted;
     position_ = 0;
     if (!current_.status.ok()) {

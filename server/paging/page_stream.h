@@ -9,12 +9,19 @@
 //
 // How it fetches an offset list:
 // - The first page alone; once PostHog says there is more (a `next` URL),
-//   up to `look_ahead` further pages concurrently. Offset pagination makes
-//   later pages predictable (offset + k * page_size), so they need not wait
-//   for each other; items are still handed out strictly in order.
-// - Fetching stays at most `look_ahead` pages ahead of the page being read,
+//   the page the reader needs and up to `look_ahead` pages after it,
+//   concurrently. Offset pagination makes later pages predictable (offset +
+//   k * page_size), so they need not wait for each other; items are still
+//   handed out strictly in order.
+// - Pages are fetched on a FetchPool (fetch_pool.h) shared by every stream,
+//   not on threads of the stream's own: an open stream costs no thread, and
+//   the process fetches at most the pool's size of pages at a time. A pool
+//   that refuses the task (no thread could be started) ends the stream with
+//   RESOURCE_EXHAUSTED.
+// - Fetching stays at most `look_ahead` pages ahead of the page being read
+//   (the reader holds one page, look_ahead more are fetched or in flight),
 //   so memory is bounded by look_ahead + 1 pages whatever the list's size,
-//   and a slow reader (a gRPC Write blocked by flow control) stops fetching.
+//   and a reader that stops reading stops fetching.
 // - Next's wait for a page ends with the caller's deadline
 //   (DEADLINE_EXCEEDED) or cancellation (CANCELLED, noticed within 50 ms),
 //   whatever PostHog does: no reader is ever stranded. Page counts and
@@ -60,23 +67,23 @@
 // Offset pagination is not a snapshot: persons created or deleted while a
 // list streams may shift it (PostHog behaves the same for any client).
 //
-// Next must be called from one thread; the stream's own fetcher threads are
-// internal. Borrows the client, pacer and clock, which must outlive it.
+// Next must be called from one thread. Borrows the client, pacer, clock and
+// pool, which must outlive it; the pool's tasks never touch them once the
+// stream is destroyed.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "server/paging/clock.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/request_pacer.h"
 #include "server/posthog/call_context.h"
 #include "server/posthog/posthog_client.h"
@@ -139,10 +146,12 @@ struct PagedItem {
 
 class PageStream final {
  public:
-  // Starts fetching at once. Uses the personal API key on the app host.
+  // Starts fetching at once, on `pool` (FetchPool::Default() when null).
+  // Uses the personal API key on the app host.
   PageStream(const PostHogClient* client, PageStreamOptions options, RequestPacer* pacer,
-             Clock* clock, CallContext context);
-  // Stops fetching and waits for the fetcher threads.
+             Clock* clock, CallContext context, FetchPool* pool = nullptr);
+  // Stops fetching: queued fetches are dropped, and the destructor waits for
+  // those already running (they notice at once, see CallContext).
   ~PageStream();
 
   PageStream(const PageStream&) = delete;
@@ -158,7 +167,7 @@ class PageStream final {
   bool ItemReady() const;
 
   // Requests sent to PostHog so far (tests and metrics).
-  int64_t requests_sent() const { return requests_sent_.load(); }
+  int64_t requests_sent() const;
 
  private:
   struct Page {
@@ -175,49 +184,15 @@ class PageStream final {
     int64_t sent_items = 0;
     int64_t skipped = 0;
   };
+  // What the pool's tasks share with the stream; outlives the stream while
+  // a task for it is queued.
+  class Fetcher;
 
   bool cursor_mode() const { return options_.pagination == Pagination::kCursor; }
-  void FetchLoop();
-  Page Fetch(int index, const std::string& cursor);
-  Page Parse(int index, int64_t offset, const PostHogRequest& request,
-             const std::string& body) const;
-  // NextCursor checks a cursor page's `next` URL (the configured app host's
-  // endpoint, with a `cursor`) and returns its decoded cursor.
-  absl::StatusOr<std::string> NextCursor(const std::string& where, const std::string& url) const;
-  // SkipResumed drops the items of a resumed cursor list's first page that
-  // the earlier call already streamed.
-  void SkipResumed(Page& page) const;
-  bool Cancelled() const;
 
-  const PostHogClient* const client_;
+  std::shared_ptr<Fetcher> fetcher_;
   const PageStreamOptions options_;
-  RequestPacer* const pacer_;
-  Clock* const clock_;
   const CallContext context_;
-  // Pages that can hold an item within max_items.
-  const int64_t pages_needed_;
-
-  std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> requests_sent_{0};
-
-  absl::Mutex mu_;
-  // The page the reader is on (-1 before the first).
-  int reading_ ABSL_GUARDED_BY(mu_) = -1;
-  // The next page index a fetcher claims.
-  int next_claim_ ABSL_GUARDED_BY(mu_) = 0;
-  // No page after this one is needed (the list ended or failed there).
-  int last_page_ ABSL_GUARDED_BY(mu_);
-  // Whether the first page said there is more: until then nothing else is
-  // fetched, so a short list costs one request.
-  bool more_than_one_page_ ABSL_GUARDED_BY(mu_) = false;
-  // Pages holding items according to the latest `count` (unbounded without
-  // one): pages from here on are fetched only once the reader waits for them.
-  int64_t counted_pages_ ABSL_GUARDED_BY(mu_);
-  std::map<int, Page> fetched_ ABSL_GUARDED_BY(mu_);
-  // Cursor lists: the cursor of the next page to claim, and the items
-  // fetched so far (no page is fetched once max_items are).
-  std::string next_cursor_ ABSL_GUARDED_BY(mu_);
-  int64_t items_fetched_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Reader state (Next's thread only).
   Page current_;
@@ -225,8 +200,6 @@ class PageStream final {
   size_t position_ = 0;
   int64_t handed_out_ = 0;
   bool done_ = false;
-
-  std::vector<std::thread> fetchers_;
 };
 
 // ParseUrlOrigin splits an absolute URL into its normalized origin

@@ -67,7 +67,8 @@ absl::Status ListCursor::Open() {
     options.max_items = call_.limit - start_.items_streamed;
     if (options.max_items <= 0) return absl::OkStatus();  // Nothing left: no stream.
   }
-  stream_.emplace(call_.client, std::move(options), env_.pacer, env_.clock, env_.context);
+  stream_.emplace(call_.client, std::move(options), env_.pacer, env_.clock, env_.context,
+                  env_.fetch_pool);
   return absl::OkStatus();
 }
 

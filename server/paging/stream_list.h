@@ -47,6 +47,7 @@
 #include "nlohmann/json.hpp"
 #include "server/grpc/status_conversion.h"
 #include "server/paging/clock.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/page_stream.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
@@ -106,6 +107,8 @@ struct ListEnv {
   const ResumeTokenCodec* tokens = nullptr;
   Clock* clock = nullptr;
   CallContext context;
+  // Where pages are fetched; FetchPool::Default() when null.
+  FetchPool* fetch_pool = nullptr;
 };
 
 namespace paging_internal {

@@ -26,10 +26,34 @@ absl::Time Deadline(const grpc::ServerContextBase* context) {
   return absl::FromChrono(deadline);
 }
 
+// RESOURCE_EXHAUSTED for a DELIVERED-mode call refused a waiting thread.
+absl::Status DeliveredWaitsExhausted(int64_t max) {
+  absl::Status status = absl::ResourceExhaustedError(absl::StrCat(
+      "ACK_MODE_DELIVERED: ", max,
+      " calls already wait for PostHog (capture.max_delivered_waits) or no thread could be "
+      "started; nothing was stored: retry later or use ACK_MODE_DURABLE"));
+  AttachErrorInfo(status, "DELIVERED_WAITS_EXHAUSTED",
+                  {{"limit", "capture.max_delivered_waits"}, {"max", absl::StrCat(max)}});
+  AttachRetryDelay(status, absl::Seconds(1));
+  return status;
+}
+
+// A bidi stream refused before its first message.
+class RefusedBidi final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedBidi(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
-CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline, const Authorizer* authorizer)
-    : pipeline_(pipeline), authorizer_(authorizer) {
+CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline, const Authorizer* authorizer,
+                                       StreamLimits* streams, int64_t max_delivered_waits)
+    : pipeline_(pipeline),
+      authorizer_(authorizer),
+      streams_(streams),
+      max_delivered_waits_(max_delivered_waits),
+      blocking_(max_delivered_waits) {
   SetMessageAllocatorFor_CaptureEvent(&capture_event_messages_);
 }
 
@@ -56,12 +80,14 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
                                    /*indexed=*/false, std::move(finish));
     return reactor;
   }
-  // The request and response live until Finish.
+  // The request, response and context live until Finish.
   const absl::Time deadline = Deadline(context);
-  blocking_.Start([this, request, deadline, finish = std::move(finish)]() mutable {
+  absl::AnyInvocable<void() &&> wait = [this, context, request, deadline, finish]() mutable {
     finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
-                              /*indexed=*/false, request->ack_mode(), deadline));
-  });
+                              /*indexed=*/false, request->ack_mode(), deadline,
+                              [context] { return context->IsCancelled(); }));
+  };
+  if (!blocking_.TryStart(wait)) finish(DeliveredWaitsExhausted(max_delivered_waits_));
   return reactor;
 }
 
@@ -88,7 +114,8 @@ grpc::Status CaptureServiceImpl::BatchCaptureEvents(
   for (const posthog::v1::Event& event : request->events()) events.push_back(&event);
   absl::StatusOr<std::vector<std::string>> uuids =
       pipeline_->Capture(request->project(), events, "events", /*indexed=*/true,
-                         request->ack_mode(), Deadline(context));
+                         request->ack_mode(), Deadline(context),
+                         [context] { return context->IsCancelled(); });
   if (!uuids.ok()) return ToGrpcStatus(uuids.status());
   for (std::string& uuid : *uuids) response->add_uuids(std::move(uuid));
   return grpc::Status::OK;
@@ -104,10 +131,11 @@ class CaptureServiceImpl::EventStream final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   EventStream(CaptureServiceImpl* service, grpc::CallbackServerContext* context,
-              absl::Time deadline)
+              absl::Time deadline, StreamLimits::Slot slot)
       : service_(service),
         context_(context),
         deadline_(deadline),
+        slot_(std::move(slot)),
         first_block_(kStreamArenaBlockBytes),
         arena_(ArenaOptions(first_block_)) {
     ReadNext();
@@ -164,10 +192,14 @@ class CaptureServiceImpl::EventStream final
           });
       return;
     }
-    service_->blocking_.Start([this] {
+    absl::AnyInvocable<void() &&> wait = [this] {
       Acknowledge(service_->pipeline_->Capture(project_, events_, "events", /*indexed=*/true,
-                                               ack_mode_, deadline_));
-    });
+                                               ack_mode_, deadline_,
+                                               [this] { return context_->IsCancelled(); }));
+    };
+    if (!service_->blocking_.TryStart(wait)) {
+      Acknowledge(DeliveredWaitsExhausted(service_->max_delivered_waits_));
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -240,6 +272,8 @@ class CaptureServiceImpl::EventStream final
   CaptureServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
   const absl::Time deadline_;
+  // Counted in server.max_streams until the stream is deleted (OnDone).
+  StreamLimits::Slot slot_;
   std::vector<char> first_block_;
   google::protobuf::Arena arena_;
   grpc::ByteBuffer request_bytes_;
@@ -254,15 +288,19 @@ class CaptureServiceImpl::EventStream final
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 CaptureServiceImpl::StreamCaptureEvents(grpc::CallbackServerContext* context) {
-  return new EventStream(this, context, Deadline(context));
+  absl::StatusOr<StreamLimits::Slot> slot = streams_->Open(
+      authorizer_->CallerName(*context), "/posthog.v1.CaptureService/StreamCaptureEvents");
+  if (!slot.ok()) return new RefusedBidi(ToGrpcStatus(slot.status()));
+  return new EventStream(this, context, Deadline(context), *std::move(slot));
 }
 
 grpc::Status CaptureServiceImpl::CaptureOne(grpc::ServerContext* context,
                                             const std::string& project,
                                             const posthog::v1::Event& event,
                                             posthog::v1::AckMode ack_mode, std::string* uuid) {
-  absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
-      project, {&event}, "", /*indexed=*/false, ack_mode, Deadline(context));
+  absl::StatusOr<std::vector<std::string>> uuids =
+      pipeline_->Capture(project, {&event}, "", /*indexed=*/false, ack_mode, Deadline(context),
+                         [context] { return context->IsCancelled(); });
   if (!uuids.ok()) return ToGrpcStatus(uuids.status());
   *uuid = uuids->front();
   return grpc::Status::OK;

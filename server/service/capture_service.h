@@ -10,7 +10,14 @@
 // or the stream acknowledges, from the spool's writer), so that many calls
 // and streams share one group commit without a parked thread each, and an
 // open stream costs no thread at all. In ACK_MODE_DELIVERED they wait for
-// PostHog on a thread of their own. The other methods are synchronous.
+// PostHog on a thread of their own, at most `max_delivered_waits` at once
+// (capture.max_delivered_waits; past it RESOURCE_EXHAUSTED with ErrorInfo
+// DELIVERED_WAITS_EXHAUSTED and RetryInfo, nothing stored), and the wait
+// ends as soon as the caller cancels (CANCELLED; the events stay spooled).
+// The other methods are synchronous.
+//
+// StreamCaptureEvents streams count towards server.max_streams (`streams`).
+
 //
 // Every call first asks `authorizer` (server/authz/authorizer.h), each
 // stream message too, spending one unit of the caller's capture quota per
@@ -22,6 +29,7 @@
 #include "server/capture/capture_pipeline.h"
 #include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
+#include "server/grpc/stream_limits.h"
 
 namespace posthog_gateway {
 
@@ -32,7 +40,12 @@ class CaptureServiceImpl final
  public:
   // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
   explicit CaptureServiceImpl(CapturePipeline* pipeline,
-                              const Authorizer* authorizer = Authorizer::AllowAll());
+                              const Authorizer* authorizer = Authorizer::AllowAll(),
+                              StreamLimits* streams = StreamLimits::Unlimited(),
+                              int64_t max_delivered_waits = kDefaultMaxDeliveredWaits);
+
+  // The default of capture.max_delivered_waits.
+  static constexpr int64_t kDefaultMaxDeliveredWaits = 256;
 
   grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
                                          const posthog::v1::CaptureEventRequest* request,
@@ -61,6 +74,9 @@ class CaptureServiceImpl final
                                    const posthog::v1::SetPersonPropertiesRequest* request,
                                    posthog::v1::SetPersonPropertiesResponse* response) override;
 
+  // ACK_MODE_DELIVERED calls and stream messages waiting for PostHog now.
+  int64_t delivered_waits() const { return blocking_.Running(); }
+
  private:
   class EventStream;
 
@@ -72,12 +88,14 @@ class CaptureServiceImpl final
 
   CapturePipeline* pipeline_;
   const Authorizer* authorizer_;
+  StreamLimits* const streams_;
+  const int64_t max_delivered_waits_;
   // CaptureEvent's request (an event's properties: many small objects) and
   // response on one arena per call.
   ArenaMessageAllocator<posthog::v1::CaptureEventRequest, posthog::v1::CaptureEventResponse>
       capture_event_messages_;
-  // ACK_MODE_DELIVERED CaptureEvent calls and stream messages; waited for
-  // on destruction.
+  // ACK_MODE_DELIVERED CaptureEvent calls and stream messages, at most
+  // max_delivered_waits at once; waited for on destruction.
   BlockingCalls blocking_;
 };
 

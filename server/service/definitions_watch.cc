@@ -60,7 +60,8 @@ class RefusedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit Stream(DefinitionsWatch* watch) : watch_(watch) {}
+  Stream(DefinitionsWatch* watch, StreamLimits::Slot slot)
+      : watch_(watch), slot_(std::move(slot)) {}
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
@@ -124,6 +125,7 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
 
   void OnDone() override {
     watch_->Remove(this);
+    { StreamLimits::Slot ended = std::move(slot_); }  // The stream no longer counts.
     Unref();
   }
 
@@ -154,6 +156,8 @@ class DefinitionsWatch::Stream final : public grpc::ServerWriteReactor<grpc::Byt
   }
 
   DefinitionsWatch* const watch_;
+  // Released in OnDone (gRPC calls it once, after every other callback).
+  StreamLimits::Slot slot_;
   std::atomic<int> refs_{1};  // gRPC's, dropped in OnDone.
   absl::Mutex mu_;
   std::shared_ptr<const Messages> newest_ ABSL_GUARDED_BY(mu_);
@@ -222,10 +226,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* DefinitionsWatch::Refuse(grpc::Statu
   return new RefusedStream(std::move(status));
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* DefinitionsWatch::Open() {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* DefinitionsWatch::Open(StreamLimits::Slot slot) {
   // The current state first: the thread may not have seen the last change.
   std::shared_ptr<const Messages> latest = MessagesFor(store_->Current());
-  auto* stream = new Stream(this);
+  auto* stream = new Stream(this, std::move(slot));
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_ || store_->stopped()) {

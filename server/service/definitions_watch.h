@@ -40,6 +40,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "server/flags/definitions_store.h"
+#include "server/grpc/stream_limits.h"
 
 namespace posthog_gateway {
 
@@ -81,8 +82,9 @@ class DefinitionsWatch final {
   DefinitionsWatch(const DefinitionsWatch&) = delete;
   DefinitionsWatch& operator=(const DefinitionsWatch&) = delete;
 
-  // Open returns the reactor of a new stream (gRPC owns it).
-  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open();
+  // Open returns the reactor of a new stream (gRPC owns it), which holds
+  // `slot` (server/grpc/stream_limits.h) until it is done.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(StreamLimits::Slot slot = {});
 
   // Refuse returns a stream that ends at once with `status` (gRPC owns it).
   static grpc::ServerWriteReactor<grpc::ByteBuffer>* Refuse(grpc::Status status);

@@ -125,7 +125,8 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                                  FlagsConfig options, PagingConfig paging,
                                  const ResumeTokenCodec* tokens, Clock* clock,
                                  SharedBudget* shared_budget,
-                                 const Authorizer* authorizer)
+                                 const Authorizer* authorizer, FetchPool* fetch_pool,
+                                 StreamLimits* streams)
     : projects_(projects),
       projects_by_alias_(std::move(projects_by_alias)),
       options_(options),
@@ -133,6 +134,8 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       tokens_(tokens),
       clock_(clock),
       authorizer_(authorizer),
+      fetch_pool_(fetch_pool),
+      streams_(streams),
       pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                {paging_.flags_per_hour, absl::Hours(1)}},
               clock, shared_budget, "flags"),
@@ -489,6 +492,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinition
       !denied.ok()) {
     return DefinitionsWatch::Refuse(denied);
   }
+  absl::StatusOr<StreamLimits::Slot> slot = streams_->Open(
+      authorizer_->CallerName(*context), "/posthog.v1.FlagService/WatchFlagDefinitions");
+  if (!slot.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(slot.status()));
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request.project());
   if (!client.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(client.status()));
   auto found = watches_.find((*client)->project().alias);
@@ -496,7 +502,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinition
     return DefinitionsWatch::Refuse(ToGrpcStatus(
         absl::FailedPreconditionError("feature flags are not set up for this project")));
   }
-  return found->second->Open();
+  return found->second->Open(*std::move(slot));
 }
 
 grpc::Status FlagServiceImpl::ListFlags(
@@ -507,6 +513,10 @@ grpc::Status FlagServiceImpl::ListFlags(
       !denied.ok()) {
     return denied;
   }
+  // Held until the stream ends.
+  absl::StatusOr<StreamLimits::Slot> slot =
+      streams_->Open(authorizer_->CallerName(*context), "/posthog.v1.FlagService/ListFlags");
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::Status bounds = CheckListBounds("ListFlags", request->page_size(), request->limit());
@@ -527,6 +537,7 @@ grpc::Status FlagServiceImpl::ListFlags(
   env.tokens = tokens_;
   env.clock = clock_;
   env.context = CallContextFromServer(context);
+  env.fetch_pool = fetch_pool_;
   return StreamList<posthog::v1::ListFlagsResponse, posthog::v1::Flag>(
       std::move(call), std::move(env), flags::FlagFromJson,
       [](posthog::v1::ListFlagsResponse& response) { return response.add_flags(); },

@@ -50,7 +50,9 @@
 #include "server/flags/flags_api.h"
 #include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
+#include "server/grpc/stream_limits.h"
 #include "server/paging/clock.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/call_context.h"
@@ -80,7 +82,9 @@ class FlagServiceImpl final
                   std::map<std::string, FlagProject> projects_by_alias, FlagsConfig options,
                   PagingConfig paging, const ResumeTokenCodec* tokens, Clock* clock,
                   SharedBudget* shared_budget = nullptr,
-                  const Authorizer* authorizer = Authorizer::AllowAll());
+                  const Authorizer* authorizer = Authorizer::AllowAll(),
+                  FetchPool* fetch_pool = nullptr,
+                  StreamLimits* streams = StreamLimits::Unlimited());
 
   // Evaluate is EvaluateFlag(s)'s evaluation for the gateway's other front
   // doors (OpenFeature's flagd protocol and OFREP): the same checks, local
@@ -184,6 +188,10 @@ class FlagServiceImpl final
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
   const Authorizer* authorizer_;
+  // Where ListFlags fetches pages (FetchPool::Default() when null).
+  FetchPool* fetch_pool_;
+  // ListFlags and WatchFlagDefinitions streams open at once.
+  StreamLimits* streams_;
   // Flag REST requests per project, under paging.flags_per_minute/hour.
   ProjectPacers pacers_;
   flags::FlagCalledDeduplicator flag_called_seen_;

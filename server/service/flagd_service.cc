@@ -164,8 +164,9 @@ void FlagdServiceImpl::AddUnary(const char* name,
 
 FlagdServiceImpl::FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry* projects,
                                    const std::map<std::string, FlagProject>& flag_projects,
-                                   absl::Duration keep_alive, const Authorizer* authorizer)
-    : flags_(flags), projects_(projects), authorizer_(authorizer) {
+                                   absl::Duration keep_alive, const Authorizer* authorizer,
+                                   StreamLimits* streams)
+    : flags_(flags), projects_(projects), authorizer_(authorizer), streams_(streams) {
   AddUnary("/flagd.evaluation.v2.Service/ResolveAll", &FlagdServiceImpl::ResolveAll);
   AddUnary("/flagd.evaluation.v2.Service/ResolveBoolean", &FlagdServiceImpl::ResolveBoolean);
   AddUnary("/flagd.evaluation.v2.Service/ResolveString", &FlagdServiceImpl::ResolveString);
@@ -346,7 +347,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagdServiceImpl::EventStream(
         "the gateway does not poll this project's flag definitions (it needs the project API "
         "key and a feature flags secure key or personal API key)")));
   }
-  return found->second->Open();
+  absl::StatusOr<StreamLimits::Slot> slot = streams_->Open(
+      authorizer_->CallerName(*context), absl::StrCat("/", kServiceName, "/EventStream"));
+  if (!slot.ok()) return DefinitionsWatch::Refuse(ToGrpcStatus(slot.status()));
+  return found->second->Open(*std::move(slot));
 }
 
 }  // namespace posthog_gateway

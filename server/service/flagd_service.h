@@ -46,6 +46,7 @@
 #include "flagd/evaluation/v2/evaluation.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "server/authz/authorizer.h"
+#include "server/grpc/stream_limits.h"
 #include "server/openfeature/resolution.h"
 #include "server/posthog/project_registry.h"
 #include "server/service/definitions_watch.h"
@@ -65,7 +66,8 @@ class FlagdServiceImpl final : public grpc::Service {
   // authorized by `authorizer` (grant flag_evaluation on the call's project).
   FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry* projects,
                    const std::map<std::string, FlagProject>& flag_projects,
-                   absl::Duration keep_alive, const Authorizer* authorizer);
+                   absl::Duration keep_alive, const Authorizer* authorizer,
+                   StreamLimits* streams = StreamLimits::Unlimited());
   ~FlagdServiceImpl() override;
 
   FlagdServiceImpl(const FlagdServiceImpl&) = delete;
@@ -120,6 +122,8 @@ class FlagdServiceImpl final : public grpc::Service {
   FlagServiceImpl* const flags_;
   const ProjectRegistry* const projects_;
   const Authorizer* const authorizer_;
+  // EventStreams open at once (server.max_streams).
+  StreamLimits* const streams_;
   int methods_ = 0;
   // The EventStreams of each project that has definitions.
   std::map<std::string, std::unique_ptr<DefinitionsWatch>> watches_;

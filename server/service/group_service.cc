@@ -14,12 +14,15 @@ namespace v1 = ::posthog::v1;
 
 GroupServiceImpl::GroupServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                                    const ResumeTokenCodec* tokens, Clock* clock,
-                                   SharedBudget* shared_budget, const Authorizer* authorizer)
+                                   SharedBudget* shared_budget, const Authorizer* authorizer,
+                                   FetchPool* fetch_pool, StreamLimits* streams)
     : projects_(projects),
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
       authorizer_(authorizer),
+      fetch_pool_(fetch_pool),
+      streams_(streams),
       pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
                {paging_.flags_per_hour, absl::Hours(1)}},
               clock, shared_budget, "groups") {}
@@ -53,6 +56,10 @@ grpc::Status GroupServiceImpl::ListGroups(grpc::ServerContext* context,
       !denied.ok()) {
     return denied;
   }
+  // Held until the stream ends.
+  absl::StatusOr<StreamLimits::Slot> slot =
+      streams_->Open(authorizer_->CallerName(*context), "/posthog.v1.GroupService/ListGroups");
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::Status bounds = CheckListBounds("ListGroups", 0, request->limit());
@@ -78,6 +85,7 @@ grpc::Status GroupServiceImpl::ListGroups(grpc::ServerContext* context,
   env.tokens = tokens_;
   env.clock = clock_;
   env.context = CallContextFromServer(context);
+  env.fetch_pool = fetch_pool_;
   return StreamList<v1::ListGroupsResponse, v1::Group>(
       std::move(call), std::move(env), GroupFromJson,
       [](v1::ListGroupsResponse& response) { return response.add_groups(); }, writer);

@@ -20,7 +20,9 @@
 #include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "server/groups/groups.h"
+#include "server/grpc/stream_limits.h"
 #include "server/paging/clock.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
@@ -33,7 +35,9 @@ class GroupServiceImpl final : public posthog::v1::GroupService::Service {
   GroupServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                    const ResumeTokenCodec* tokens, Clock* clock,
                    SharedBudget* shared_budget = nullptr,
-                   const Authorizer* authorizer = Authorizer::AllowAll());
+                   const Authorizer* authorizer = Authorizer::AllowAll(),
+                   FetchPool* fetch_pool = nullptr,
+                   StreamLimits* streams = StreamLimits::Unlimited());
 
   grpc::Status ListGroupTypes(grpc::ServerContext* context,
                               const posthog::v1::ListGroupTypesRequest* request,
@@ -60,6 +64,10 @@ class GroupServiceImpl final : public posthog::v1::GroupService::Service {
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
   const Authorizer* authorizer_;
+  // Where list pages are fetched (FetchPool::Default() when null).
+  FetchPool* fetch_pool_;
+  // ListGroups streams open at once (server.max_streams*).
+  StreamLimits* streams_;
   ProjectPacers pacers_;
 };
 

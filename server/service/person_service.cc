@@ -18,12 +18,15 @@ namespace v1 = ::posthog::v1;
 PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                                      const ResumeTokenCodec* tokens, Clock* clock,
                                      SharedBudget* shared_budget,
-                                     const Authorizer* authorizer)
+                                     const Authorizer* authorizer, FetchPool* fetch_pool,
+                                     StreamLimits* streams)
     : projects_(projects),
       paging_(std::move(paging)),
       tokens_(tokens),
       clock_(clock),
       authorizer_(authorizer),
+      fetch_pool_(fetch_pool),
+      streams_(streams),
       pacers_({{paging_.persons_per_minute, absl::Minutes(1)},
                {paging_.persons_per_hour, absl::Hours(1)}},
               clock, shared_budget, "persons") {}
@@ -36,6 +39,10 @@ grpc::Status PersonServiceImpl::ListPersons(
       !denied.ok()) {
     return denied;
   }
+  // Held until the stream ends.
+  absl::StatusOr<StreamLimits::Slot> slot =
+      streams_->Open(authorizer_->CallerName(*context), "/posthog.v1.PersonService/ListPersons");
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   absl::Status bounds = CheckListBounds("ListPersons", request->page_size(), request->limit());
@@ -59,6 +66,7 @@ grpc::Status PersonServiceImpl::ListPersons(
   env.tokens = tokens_;
   env.clock = clock_;
   env.context = CallContextFromServer(context);
+  env.fetch_pool = fetch_pool_;
   return StreamList<v1::ListPersonsResponse, v1::Person>(
       std::move(call), std::move(env), PersonFromJson,
       [](v1::ListPersonsResponse& response) { return response.add_persons(); },

@@ -11,14 +11,16 @@
 // Every handler first asks `authorizer` (server/authz/authorizer.h); the
 // default allows every call, for tests of the handlers alone.
 //
-// Thread-safe. Borrows the registry, token codec, clock and authorizer,
-// which must outlive it.
+// Thread-safe. Borrows the registry, token codec, clock, authorizer, fetch
+// pool and stream limits, which must outlive it.
 
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "server/authz/authorizer.h"
 #include "server/config/config.h"
+#include "server/grpc/stream_limits.h"
 #include "server/paging/clock.h"
+#include "server/paging/fetch_pool.h"
 #include "server/paging/request_pacer.h"
 #include "server/paging/resume_token.h"
 #include "server/persons/persons.h"
@@ -32,7 +34,9 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
   PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                     const ResumeTokenCodec* tokens, Clock* clock,
                     SharedBudget* shared_budget = nullptr,
-                    const Authorizer* authorizer = Authorizer::AllowAll());
+                    const Authorizer* authorizer = Authorizer::AllowAll(),
+                    FetchPool* fetch_pool = nullptr,
+                    StreamLimits* streams = StreamLimits::Unlimited());
 
   grpc::Status ListPersons(grpc::ServerContext* context,
                            const posthog::v1::ListPersonsRequest* request,
@@ -57,6 +61,10 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
   const ResumeTokenCodec* tokens_;
   Clock* clock_;
   const Authorizer* authorizer_;
+  // Where list pages are fetched (FetchPool::Default() when null).
+  FetchPool* fetch_pool_;
+  // ListPersons streams open at once (server.max_streams*).
+  StreamLimits* streams_;
   // Persons requests per project, under paging.persons_per_minute/hour.
   ProjectPacers pacers_;
 };

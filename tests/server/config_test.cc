@@ -292,6 +292,39 @@ TEST(ConfigTest, ReadsPagingSettings) {
   EXPECT_EQ(config->paging.resume_token_secret.file, "/var/run/secrets/paging");
 }
 
+TEST(ConfigTest, ReadsThreadAndStreamBounds) {
+  absl::StatusOr<GatewayConfig> defaults = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}]})");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->paging.fetch_threads, 16);
+  EXPECT_EQ(defaults->server.max_streams, 1000);
+  EXPECT_EQ(defaults->server.max_streams_per_caller, 200);
+  EXPECT_EQ(defaults->server.max_handler_threads, 512);
+  EXPECT_EQ(defaults->server.max_receive_message_bytes, 4 << 20);
+  EXPECT_EQ(defaults->capture.max_delivered_waits, 256);
+  absl::StatusOr<GatewayConfig> config = ParseConfig(R"({
+    "projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}],
+    "paging": {"fetch_threads": 4},
+    "server": {"max_streams": 10, "max_streams_per_caller": 0, "max_handler_threads": 64},
+    "capture": {"max_delivered_waits": 8}})");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->paging.fetch_threads, 4);
+  EXPECT_EQ(config->server.max_streams, 10);
+  EXPECT_EQ(config->server.max_streams_per_caller, 0);
+  EXPECT_EQ(config->server.max_handler_threads, 64);
+  EXPECT_EQ(config->capture.max_delivered_waits, 8);
+  for (const char* bad : {R"("paging": {"fetch_threads": 0})",
+                          R"("paging": {"fetch_threads": 257})",
+                          R"("server": {"max_streams": -1})",
+                          R"("server": {"max_handler_threads": 4})",
+                          R"("capture": {"max_delivered_waits": 0})"}) {
+    absl::StatusOr<GatewayConfig> refused = ParseConfig(absl::StrCat(
+        R"({"projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}], )",
+        bad, "}"));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(ConfigTest, RefusesBadPagingSettings) {
   for (const char* paging : {R"({"look_ahead": 17})", R"({"persons_per_minute": -1})",
                              R"({"flags_per_minute": -1})", R"({"flags_per_hour": 1e3})",
