@@ -7,6 +7,18 @@
 #include "server/common/error_details.h"
 
 namespace posthog_gateway {
+namespace {
+
+// How long a pacer that has been taking the fleet's turns waits for the
+// shared budget to answer again before it paces alone, and how often it asks
+// meanwhile. A blip (one Redis command past its short deadline on a loaded
+// machine, after which the client fails fast for a second) must not let this
+// replica add its share on top of what the fleet already sent in the window:
+// that is PostHog's 429. A real outage costs a paced request this much once.
+constexpr absl::Duration kSharedGrace = absl::Seconds(3);
+constexpr absl::Duration kSharedRetryStep = absl::Milliseconds(250);
+
+}  // namespace
 
 RequestPacer::RequestPacer(std::vector<RateWindow> windows, Clock* clock,
                            absl::Duration margin, SharedBudget* shared, std::string budget)
@@ -71,6 +83,8 @@ absl::Status RequestPacer::Acquire(absl::Time deadline,
       if (wait.ok()) {
         absl::MutexLock lock(&mu_);
         const absl::Time now = clock_->Now();
+        was_shared_ = true;
+        failing_since_ = absl::InfinitePast();
         if (*wait <= absl::ZeroDuration() && paused_until_ <= now) {
           Record(now);
           return absl::OkStatus();
@@ -78,6 +92,19 @@ absl::Status RequestPacer::Acquire(absl::Time deadline,
         next = std::max(now + *wait, paused_until_);
         if (next > deadline) return TooLate(next - now);
         decided = true;
+      } else {
+        // Unreachable just after shared turns: ask again for a moment
+        // before pacing alone (kSharedGrace), never past the deadline.
+        absl::MutexLock lock(&mu_);
+        const absl::Time now = clock_->Now();
+        if (was_shared_ && !alone_) {
+          if (failing_since_ == absl::InfinitePast()) failing_since_ = now;
+          const absl::Time retry = now + kSharedRetryStep;
+          if (retry - failing_since_ <= kSharedGrace && retry <= deadline) {
+            next = retry;
+            decided = true;
+          }
+        }
       }
     }
     if (!decided) {

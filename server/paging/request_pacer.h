@@ -16,7 +16,9 @@
 // In a fleet, a pacer given a SharedBudget takes each turn from it (one
 // budget for every replica, decided in Redis) and passes a 429's wait on to
 // every replica; when the shared budget cannot be reached it paces alone with
-// 1/Replicas() of each window, and goes back to the shared budget as soon as
+// 1/Replicas() of each window (after asking again for up to 3 s when it was
+// sharing until then, so that a blip does not add its share on top of the
+// fleet's), and goes back to the shared budget as soon as
 // it answers again, writing the requests it sent alone into it first. Its
 // own log keeps every request either way.
 //
@@ -100,6 +102,11 @@ class RequestPacer final {
   // The last turn was taken alone (the shared budget was unreachable): the
   // next shared one first seeds the shared budget with the log.
   bool alone_ ABSL_GUARDED_BY(mu_) = false;
+  // A shared turn was taken (since the last turn alone), and since when the
+  // shared budget has failed to answer (InfinitePast: it answers): a pacer
+  // that was sharing waits a moment for it before pacing alone.
+  bool was_shared_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // ProjectPacers holds one RequestPacer per project alias for one kind of

@@ -101,7 +101,7 @@ class FakeSharedBudget final : public SharedBudget {
   absl::StatusOr<absl::Duration> TakeTurn(const std::string& budget,
                                           const std::vector<RateWindow>& windows,
                                           absl::Duration margin) override {
-    if (!reachable) return absl::UnavailableError("redis: down");
+    if (!reachable || clock_->Now() < down_until) return absl::UnavailableError("redis: down");
     budgets.insert(budget);
     const absl::Time now = clock_->Now();
     absl::Time next = paused_until;
@@ -124,6 +124,8 @@ class FakeSharedBudget final : public SharedBudget {
   int Replicas() const override { return replicas; }
 
   bool reachable = true;
+  // Unreachable until then (a blip).
+  absl::Time down_until = absl::InfinitePast();
   int replicas = 1;
   std::vector<absl::Time> log;
   std::vector<absl::Time> seeded;
@@ -194,6 +196,53 @@ TEST(RequestPacerTest, UnreachableBudgetPacesWithThisReplicasShareThenSeedsItsLo
   // The turn that found Redis back, the three sent alone, and this one's: the
   // first is given up (the budget decides again once it knows the three).
   EXPECT_EQ(shared.log.size(), 5u);
+}
+
+TEST(RequestPacerTest, ABlipAfterSharedTurnsWaitsForTheFleetsBudgetInsteadOfAddingItsShare) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  shared.replicas = 3;
+  RequestPacer mine({{6, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  RequestPacer others({{6, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  const absl::Time start = clock.Now();
+  ASSERT_TRUE(mine.Acquire(absl::InfiniteFuture(), {}).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(others.Acquire(absl::InfiniteFuture(), {}).ok());
+  // The fleet's window is full. Redis misses a beat for a second: alone,
+  // this replica's share (two, one used) would send one more at once, the
+  // seventh in the window.
+  shared.down_until = start + absl::Seconds(1);
+  ASSERT_TRUE(mine.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Minutes(1) + kMargin);
+  EXPECT_EQ(shared.log.size(), 7u);
+  EXPECT_TRUE(shared.seeded.empty()) << "a turn was taken alone";
+  for (size_t i = 6; i < shared.log.size(); ++i) {
+    EXPECT_GE(shared.log[i] - shared.log[i - 6], absl::Minutes(1));
+  }
+}
+
+TEST(RequestPacerTest, AnOutageAfterSharedTurnsPacesAloneAfterTheGraceOrAtTheDeadline) {
+  FakeClock clock;
+  FakeSharedBudget shared(&clock);
+  shared.replicas = 3;
+  RequestPacer pacer({{6, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  const absl::Time start = clock.Now();
+  ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
+  shared.reachable = false;
+  // Asks again for 3 s, then its share allows the second turn.
+  ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Seconds(3));
+  // Alone now, with its share (two a window): the third waits for the first.
+  ASSERT_TRUE(pacer.Acquire(absl::InfiniteFuture(), {}).ok());
+  EXPECT_EQ(clock.Now(), start + absl::Minutes(1) + kMargin);
+
+  // A call whose deadline comes first does not wait for the grace.
+  RequestPacer hurried({{6, absl::Minutes(1)}}, &clock, kMargin, &shared, "persons:demo");
+  shared.reachable = true;
+  ASSERT_TRUE(hurried.Acquire(absl::InfiniteFuture(), {}).ok());
+  shared.reachable = false;
+  const absl::Time before = clock.Now();
+  ASSERT_TRUE(hurried.Acquire(before + absl::Milliseconds(100), {}).ok());
+  EXPECT_EQ(clock.Now(), before);
 }
 
 TEST(RequestPacerTest, CancelledWhileWaiting) {
