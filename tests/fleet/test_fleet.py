@@ -216,8 +216,13 @@ class FleetPersonsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # Redis commands get 250 ms instead of 50: on the shared CI machine
+        # a starved process misses 50 ms for seconds at a time, the replica
+        # then paces alone, and alone-mode's documented limit (docs/fleet.md,
+        # "Known limits") is not what this test is about.
         cls.fleet = fleet.Fleet(3, emulator_args=("--rate_limits=on",), extra_config={
-            "paging": {"persons_per_minute": cls.PER_MINUTE}})
+            "paging": {"persons_per_minute": cls.PER_MINUTE},
+            "redis": {"command_timeout_ms": 250}})
         cls.fleet.__enter__()
         cls.addClassCleanup(cls.fleet.stop)
         cls.fleet.emulator_admin("/_emulator/rate_limits", {
