@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "server/authz/xfcc.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/grpc/status_conversion.h"
 
 namespace posthog_gateway {
@@ -119,7 +120,7 @@ std::optional<std::string> TlsPeer(const grpc::ServerContextBase& context) {
 
 absl::Status Unauthenticated(absl::string_view message) {
   absl::Status status = absl::UnauthenticatedError(message);
-  AttachErrorInfo(status, "CALLER_UNKNOWN");
+  AttachErrorInfo(status, reasons::kCallerUnknown);
   return status;
 }
 
@@ -299,7 +300,7 @@ absl::Status Authorizer::AuthorizeCaller(const absl::StatusOr<Caller>& caller,
   const MethodGrant* needed = FindMethodGrant(method);
   auto denied = [&](absl::string_view grant, std::string message) {
     absl::Status status = absl::PermissionDeniedError(message);
-    AttachErrorInfo(status, "GRANT_MISSING",
+    AttachErrorInfo(status, reasons::kGrantMissing,
                     {{"caller", caller->name},
                      {"grant", std::string(grant)},
                      {"project", alias},
@@ -378,7 +379,7 @@ absl::Status Authorizer::TakeQuota(const Caller& caller, const Grants& grants, Q
   absl::Status status = absl::ResourceExhaustedError(
       absl::StrCat("caller \"", caller.name, "\" spent its quota of ", rate, " ", what,
                    " on project \"", project, "\"; next in ", absl::FormatDuration(wait)));
-  AttachErrorInfo(status, "CALLER_QUOTA_EXCEEDED",
+  AttachErrorInfo(status, reasons::kCallerQuotaExceeded,
                   {{"caller", caller.name}, {"project", project}, {"quota", what}});
   AttachRetryDelay(status, wait);
   return status;

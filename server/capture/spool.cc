@@ -25,6 +25,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/log.h"
 
 namespace posthog_gateway {
@@ -449,7 +450,7 @@ absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pe
     absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
         "the capture spool is full (", total_bytes_, " of ", options_.max_bytes,
         " bytes): PostHog is not accepting events fast enough; retry later"));
-    AttachErrorInfo(full, "CAPTURE_SPOOL_FULL");
+    AttachErrorInfo(full, reasons::kCaptureSpoolFull);
     AttachRetryDelay(full, absl::Seconds(1));
     return full;
   }

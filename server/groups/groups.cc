@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
 #include "server/common/status_macros.h"
 #include "server/posthog/json_struct.h"
@@ -25,7 +26,7 @@ constexpr size_t kMaxGroupFilterBytes = 1000;
 absl::Status MalformedAnswer(absl::string_view what, const absl::Status& why) {
   absl::Status status = absl::UnavailableError(
       absl::StrCat("PostHog sent ", what, " the gateway cannot read: ", why.message()));
-  AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+  AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
   return status;
 }
 
@@ -201,7 +202,7 @@ absl::StatusOr<posthog::v1::Group> Groups::Create(int64_t group_type_index,
       absl::Status exists = absl::AlreadyExistsError(
           absl::StrCat("a group of type ", group_type_index, " already has this key (",
                        body.status().message(), ")"));
-      AttachErrorInfo(exists, "UPSTREAM_ALREADY_EXISTS");
+      AttachErrorInfo(exists, reasons::kUpstreamAlreadyExists);
       return exists;
     }
     return body.status();

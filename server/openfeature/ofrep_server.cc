@@ -110,7 +110,7 @@ absl::StatusOr<posthog::v1::EvaluationContext> ContextOf(const httplib::Request&
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     absl::Status status = absl::InvalidArgumentError("the body is not a JSON object");
-    AttachErrorInfo(status, "PARSE_ERROR");
+    AttachErrorInfo(status, openfeature::ErrorCodeName(ErrorCode::kParseError));
     return status;
   }
   auto context = body.find("context");
@@ -209,7 +209,7 @@ void OfrepServer::EvaluateOne(const httplib::Request& request, httplib::Response
   absl::StatusOr<posthog::v1::EvaluationContext> who = ContextOf(request);
   if (!who.ok()) {
     const std::optional<std::string> reason = ErrorInfoReason(who.status());
-    if (reason == "PARSE_ERROR") {
+    if (reason == openfeature::ErrorCodeName(ErrorCode::kParseError)) {
       SendJson(response, 400, Failure(key, "PARSE_ERROR", who.status().message()));
     } else {
       SendRefusal(response, key, who.status());
@@ -251,7 +251,7 @@ void OfrepServer::EvaluateAll(const httplib::Request& request, httplib::Response
   absl::StatusOr<posthog::v1::EvaluationContext> who = ContextOf(request);
   if (!who.ok()) {
     const std::optional<std::string> reason = ErrorInfoReason(who.status());
-    if (reason == "PARSE_ERROR") {
+    if (reason == openfeature::ErrorCodeName(ErrorCode::kParseError)) {
       SendJson(response, 400, Failure("", "PARSE_ERROR", who.status().message()));
     } else {
       SendRefusal(response, "", who.status());

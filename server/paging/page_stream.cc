@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/posthog/error_mapping.h"
 #include "server/posthog/upstream_url.h"
 
@@ -101,13 +102,13 @@ absl::Status Untrusted(absl::string_view where) {
   absl::Status status = absl::UnavailableError(absl::StrCat(
       "PostHog answered ", where, " with a `next` URL that is not the next page of the "
       "configured app host's endpoint; the gateway does not follow it"));
-  AttachErrorInfo(status, "UPSTREAM_UNTRUSTED_NEXT_URL");
+  AttachErrorInfo(status, reasons::kUpstreamUntrustedNextUrl);
   return status;
 }
 
 absl::Status Malformed(absl::string_view message) {
   absl::Status status = absl::UnavailableError(message);
-  AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+  AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
   return status;
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 
 namespace posthog_gateway {
 namespace {
@@ -51,7 +52,7 @@ absl::Status RequestPacer::TooLate(absl::Duration wait) {
   absl::Status status = absl::ResourceExhaustedError(
       absl::StrCat("PostHog's rate limit for this project allows the next request in ",
                    absl::FormatDuration(wait), ", after the call's deadline"));
-  AttachErrorInfo(status, "UPSTREAM_RATE_LIMITED");
+  AttachErrorInfo(status, reasons::kUpstreamRateLimited);
   AttachRetryDelay(status, wait);
   return status;
 }
@@ -132,7 +133,7 @@ void RequestPacer::PauseUntil(absl::Time until) {
 }
 
 void RequestPacer::Observe(const absl::Status& status) {
-  if (ErrorInfoReason(status) != "UPSTREAM_RATE_LIMITED") return;
+  if (ErrorInfoReason(status) != reasons::kUpstreamRateLimited) return;
   const absl::Duration delay = RetryDelay(status).value_or(absl::Seconds(1));
   PauseUntil(clock_->Now() + delay);
   if (shared_ != nullptr) shared_->HoldBack(budget_, delay);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 
 namespace posthog_gateway {
 namespace {
@@ -28,7 +29,7 @@ std::string Fingerprint(absl::string_view scope) {
 absl::Status Invalid(absl::string_view why) {
   absl::Status status = InvalidArgumentWithViolations(
       absl::StrCat("invalid resume_token: ", why), {{"resume_token", std::string(why)}});
-  AttachErrorInfo(status, "INVALID_RESUME_TOKEN");
+  AttachErrorInfo(status, reasons::kInvalidResumeToken);
   return status;
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 
 namespace posthog_gateway {
 
@@ -115,7 +116,7 @@ absl::Status ListCursor::Malformed(int64_t offset, const absl::Status& why) cons
                          why.message())
           : absl::StrCat("PostHog sent a ", call_.item_name,
                          " the gateway cannot read at offset ", offset, ": ", why.message()));
-  AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+  AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
   return status;
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
 #include "server/common/status_macros.h"
 #include "server/posthog/json_struct.h"
@@ -28,7 +29,7 @@ std::string OperatorName(posthog::v1::PropertyOperator op) {
 
 absl::Status NotFound(absl::string_view what) {
   absl::Status status = absl::NotFoundError(absl::StrCat("no person ", what));
-  AttachErrorInfo(status, "UPSTREAM_NOT_FOUND");
+  AttachErrorInfo(status, reasons::kUpstreamNotFound);
   return status;
 }
 
@@ -135,7 +136,7 @@ absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
   if (!body.is_object() || !body.contains("results") || !body["results"].is_array()) {
     absl::Status status = absl::UnavailableError(absl::StrCat(
         "PostHog answered ", client_->Describe(request), " without a `results` list"));
-    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+    AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
     return status;
   }
   if (body["results"].empty()) return NotFound(absl::StrCat("has distinct id \"", distinct_id, "\""));
@@ -160,7 +161,7 @@ absl::StatusOr<UpstreamUrl> Persons::PersonUrl(const PersonRef& ref,
       if (!converted.ok() || !IsUuid(converted->uuid())) {
         absl::Status status = absl::UnavailableError(
             "PostHog answered the distinct-id lookup with a person whose uuid is not a UUID");
-        AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+        AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
         return status;
       }
       return PersonsUrl(*client_).Segment(converted->uuid()).TrailingSlash();
@@ -189,7 +190,7 @@ absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
   if (!person.ok()) {
     absl::Status status = absl::UnavailableError(
         absl::StrCat("PostHog sent a person the gateway cannot read: ", person.status().message()));
-    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+    AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
     return status;
   }
   return person;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/redact.h"
 
 namespace posthog_gateway {
@@ -59,32 +60,32 @@ Mapping MapStatusCode(int http_status) {
   switch (http_status) {
     case 400:
     case 413:
-      return {absl::StatusCode::kInvalidArgument, "UPSTREAM_INVALID_REQUEST"};
+      return {absl::StatusCode::kInvalidArgument, reasons::kUpstreamInvalidRequest};
     case 401:
     case 403:
-      return {absl::StatusCode::kPermissionDenied, "UPSTREAM_CREDENTIALS_REJECTED"};
+      return {absl::StatusCode::kPermissionDenied, reasons::kUpstreamCredentialsRejected};
     case 402:
-      return {absl::StatusCode::kResourceExhausted, "UPSTREAM_QUOTA_EXCEEDED"};
+      return {absl::StatusCode::kResourceExhausted, reasons::kUpstreamQuotaExceeded};
     case 404:
-      return {absl::StatusCode::kNotFound, "UPSTREAM_NOT_FOUND"};
+      return {absl::StatusCode::kNotFound, reasons::kUpstreamNotFound};
     case 405:
-      return {absl::StatusCode::kUnimplemented, "UPSTREAM_METHOD_NOT_ALLOWED"};
+      return {absl::StatusCode::kUnimplemented, reasons::kUpstreamMethodNotAllowed};
     case 408:
-      return {absl::StatusCode::kUnavailable, "UPSTREAM_TIMEOUT"};
+      return {absl::StatusCode::kUnavailable, reasons::kUpstreamTimeout};
     case 409:
-      return {absl::StatusCode::kAborted, "UPSTREAM_CONFLICT"};
+      return {absl::StatusCode::kAborted, reasons::kUpstreamConflict};
     case 429:
-      return {absl::StatusCode::kResourceExhausted, "UPSTREAM_RATE_LIMITED"};
+      return {absl::StatusCode::kResourceExhausted, reasons::kUpstreamRateLimited};
     default:
       break;
   }
   if (http_status >= 400 && http_status < 500) {
-    return {absl::StatusCode::kFailedPrecondition, "UPSTREAM_REJECTED"};
+    return {absl::StatusCode::kFailedPrecondition, reasons::kUpstreamRejected};
   }
   if (http_status >= 500 && http_status < 600) {
-    return {absl::StatusCode::kUnavailable, "UPSTREAM_UNAVAILABLE"};
+    return {absl::StatusCode::kUnavailable, reasons::kUpstreamUnavailable};
   }
-  return {absl::StatusCode::kUnknown, "UPSTREAM_UNEXPECTED_STATUS"};
+  return {absl::StatusCode::kUnknown, reasons::kUpstreamUnexpectedStatus};
 }
 
 std::string Message(int http_status, const Mapping& mapping,

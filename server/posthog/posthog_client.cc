@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/posthog/error_mapping.h"
@@ -70,7 +71,7 @@ absl::Status PostHogClient::Refuse(const PostHogRequest& request, size_t reason,
   absl::Status status = absl::InternalError(absl::StrCat(
       "the gateway refused to send a request to PostHog (", why, ") for project \"",
       project_.alias, "\""));
-  AttachErrorInfo(status, "UPSTREAM_REQUEST_REFUSED", {{"reason", kRefusalReasons[reason]}});
+  AttachErrorInfo(status, reasons::kUpstreamRequestRefused, {{"reason", kRefusalReasons[reason]}});
   return status;
 }
 
@@ -116,7 +117,7 @@ absl::StatusOr<nlohmann::json> PostHogClient::CallJson(const PostHogRequest& req
     absl::Status status = absl::UnavailableError(absl::StrCat(
         "PostHog answered ", Describe(request), " with a body that is not valid JSON (",
         response.body.size(), " bytes)"));
-    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE",
+    AttachErrorInfo(status, reasons::kUpstreamMalformedResponse,
                     {{"http_status", absl::StrCat(response.status_code)}});
     return status;
   }
@@ -135,7 +136,7 @@ absl::StatusOr<posthog::v1::User> PostHogClient::GetCurrentUser(
   absl::StatusOr<posthog::v1::User> user = UserFromJson(body);
   if (!user.ok()) {
     absl::Status status = absl::UnavailableError(user.status().message());
-    AttachErrorInfo(status, "UPSTREAM_MALFORMED_RESPONSE");
+    AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
     return status;
   }
   return user;

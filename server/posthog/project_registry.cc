@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 
 namespace posthog_gateway {
 namespace {
@@ -34,8 +35,11 @@ absl::StatusOr<const PostHogClient*> ProjectRegistry::Resolve(
       echo ? absl::StrCat("no project \"", alias, "\"") : std::string("no such project"),
       " is configured in the gateway (", clients_.size(),
       clients_.size() == 1 ? " project is" : " projects are", " configured)");
-  return InvalidArgumentWithViolations(description,
-                                       {{std::string(field), description}});
+  absl::Status status =
+      InvalidArgumentWithViolations(description, {{std::string(field), description}});
+  AttachErrorInfo(status, reasons::kUnknownProject,
+                  {{"project", echo ? std::string(alias) : std::string("(not printable)")}});
+  return status;
 }
 
 std::vector<const PostHogClient*> ProjectRegistry::Clients() const {

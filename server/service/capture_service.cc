@@ -8,6 +8,7 @@
 #include "google/protobuf/arena.h"
 #include "absl/time/time.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
 #include "server/grpc/status_conversion.h"
 
@@ -152,7 +153,7 @@ class CaptureServiceImpl::EventStream final
           "stream message ", message_number_, " (after ", acknowledged_,
           " acknowledged events) is not a posthog.v1.StreamCaptureEventsRequest; nothing of "
           "it was stored"));
-      AttachErrorInfo(status, "MALFORMED_REQUEST",
+      AttachErrorInfo(status, reasons::kMalformedRequest,
                       {{"acknowledged_count", absl::StrCat(acknowledged_)}});
       Finish(ToGrpcStatus(status));
       return;

@@ -181,6 +181,8 @@ TEST_F(PostHogClientTest, UnknownProjectAliasIsInvalidArgumentCountingButNotNami
   EXPECT_EQ(client.status().message(),
             "no project \"prod\" is configured in the gateway (1 project is configured)");
   EXPECT_THAT(std::string(client.status().message()), Not(HasSubstr("demo")));
+  // The ErrorInfo the client library documents (client/rpc_error.h).
+  EXPECT_EQ(ErrorInfoReason(client.status()), "UNKNOWN_PROJECT");
   // A long or unprintable value is not echoed.
   EXPECT_EQ(registry_->Resolve(std::string(65, 'p')).status().message(),
             "no such project is configured in the gateway (1 project is configured)");
