@@ -32,6 +32,11 @@ inline constexpr absl::string_view kCallerQuotaExceeded = "CALLER_QUOTA_EXCEEDED
 
 // The gateway's own capacity.
 inline constexpr absl::string_view kCaptureSpoolFull = "CAPTURE_SPOOL_FULL";
+// server.max_streams or server.max_streams_per_caller (metadata limit, max,
+// open, caller, method).
+inline constexpr absl::string_view kStreamLimitReached = "STREAM_LIMIT_REACHED";
+// capture.max_delivered_waits: no thread may wait for PostHog's answer.
+inline constexpr absl::string_view kDeliveredWaitsExhausted = "DELIVERED_WAITS_EXHAUSTED";
 
 // PostHog's answers (server/posthog/error_mapping.h).
 inline constexpr absl::string_view kUpstreamInvalidRequest = "UPSTREAM_INVALID_REQUEST";
@@ -60,6 +65,8 @@ inline constexpr absl::string_view kAll[] = {
     kGrantMissing,
     kCallerQuotaExceeded,
     kCaptureSpoolFull,
+    kStreamLimitReached,
+    kDeliveredWaitsExhausted,
     kUpstreamInvalidRequest,
     kUpstreamCredentialsRejected,
     kUpstreamQuotaExceeded,

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/error_details.h"
+#include "server/common/error_reasons.h"
 
 namespace posthog_gateway {
 namespace {
@@ -64,7 +65,7 @@ absl::StatusOr<StreamLimits::Slot> StreamLimits::Open(absl::string_view caller,
         method, ": ", open, " streams are open",
         caller.empty() ? "" : absl::StrCat(" for caller ", caller), ", the most ", field,
         " allows (", max, "); end one or retry later"));
-    AttachErrorInfo(status, "STREAM_LIMIT_REACHED",
+    AttachErrorInfo(status, reasons::kStreamLimitReached,
                     {{"limit", field},
                      {"max", absl::StrCat(max)},
                      {"open", absl::StrCat(open)},

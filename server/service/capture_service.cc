@@ -33,7 +33,7 @@ absl::Status DeliveredWaitsExhausted(int64_t max) {
       "ACK_MODE_DELIVERED: ", max,
       " calls already wait for PostHog (capture.max_delivered_waits) or no thread could be "
       "started; nothing was stored: retry later or use ACK_MODE_DURABLE"));
-  AttachErrorInfo(status, "DELIVERED_WAITS_EXHAUSTED",
+  AttachErrorInfo(status, reasons::kDeliveredWaitsExhausted,
                   {{"limit", "capture.max_delivered_waits"}, {"max", absl::StrCat(max)}});
   AttachRetryDelay(status, absl::Seconds(1));
   return status;
