@@ -12,11 +12,11 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const { captureClient, unaryCall } = require('./lib/capture');
+const { startStack, stopStack } = require('./lib/stack');
+const {
+  grpc, CALL_TIMEOUT_MS, serviceClient, unaryCall, toStruct: struct,
+} = require('./lib/grpc');
 
-const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
 const EVENTS_DEADLINE_MS = 30000;
 // What the gateway adds to every event by default: its library, the server
@@ -27,17 +27,6 @@ const LIB = {
 
 function call(method, request) {
   return unaryCall(client, method, request);
-}
-
-// A google.protobuf.Struct as proto-loader wants it, from a plain object of
-// strings and numbers. protobufjs's bundled well-known types keep camelCase
-// field names even with keepCase.
-function struct(object) {
-  const fields = {};
-  for (const [key, value] of Object.entries(object)) {
-    fields[key] = typeof value === 'number' ? { numberValue: value } : { stringValue: value };
-  }
-  return { fields };
 }
 
 // Polls the emulator until the event with `uuid` is stored; resolves with it
@@ -65,7 +54,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-capture-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   env = await stack.ready;
-  client = captureClient(env.GATEWAY_TARGET);
+  client = serviceClient('posthog/v1/capture.proto', 'CaptureService', env.GATEWAY_TARGET);
 });
 
 after(async () => {

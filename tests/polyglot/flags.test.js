@@ -1,8 +1,7 @@
 'use strict';
 // FlagService from Node.js: @grpc/grpc-js with @grpc/proto-loader reading the
 // .proto files directly, against the real gateway and emulator started by the
-// harness (tests/harness/stack.py in its command mode). The harness helpers
-// are the same as user.test.js's.
+// harness (tests/harness/stack.py in its command mode).
 //
 // Run from anywhere (binaries built first):
 //   node --test tests/polyglot/flags.test.js
@@ -13,50 +12,20 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { startStack, stopStack } = require('./lib/stack');
+const {
+  grpc, CALL_TIMEOUT_MS, serviceClient, unaryCall, serverStream, emulatorAdmin,
+} = require('./lib/grpc');
 
-const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
 const DEFINITIONS_TIMEOUT_MS = 60000;
 
-function loadFlagService() {
-  const definition = protoLoader.loadSync('posthog/v1/flag.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.FlagService;
-}
-
 function listFlags(request) {
-  return new Promise((resolve, reject) => {
-    const received = [];
-    const call = client.ListFlags(request, { deadline: Date.now() + CALL_TIMEOUT_MS });
-    call.on('data', (response) => received.push(response));
-    call.on('error', reject);
-    call.on('end', () => resolve(received));
-  });
-}
-
-async function emulatorAdmin(pathAndQuery, body) {
-  const response = await fetch(`${env.EMULATOR_URL}${pathAndQuery}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, await response.text());
+  return serverStream(client, 'ListFlags', request);
 }
 
 function unary(method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
+  return unaryCall(client, method, request);
 }
 
 let tempDir;
@@ -68,8 +37,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-flags-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   env = await stack.ready;
-  const FlagService = loadFlagService();
-  client = new FlagService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = serviceClient('posthog/v1/flag.proto', 'FlagService', env.GATEWAY_TARGET);
   // The definitions load right after start-up; wait for them.
   const deadline = Date.now() + DEFINITIONS_TIMEOUT_MS;
   for (;;) {
@@ -132,7 +100,7 @@ test('WatchFlagDefinitions starts with the current definitions', async () => {
 test('ListFlags streams more flags than one page, newest first, and resumes', async () => {
   // 120 more flags: with the seed's six, 126 live flags over two default
   // pages of 100. Created after the seed, they come first.
-  await emulatorAdmin('/_emulator/seed', { generate_flags: 120, project_id: 1 });
+  await emulatorAdmin(env.EMULATOR_URL, '/_emulator/seed', { generate_flags: 120, project_id: 1 });
   const all = await listFlags({});
   const keysOf = (messages) => messages.flatMap((r) => r.flags.map((f) => f.key));
   const keys = keysOf(all);

@@ -37,8 +37,7 @@ const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
 const { makeCorpus, emulatorSeed } = require('./lib/flag_corpus');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { serviceClient, unaryCall, toStruct, fromValue } = require('./lib/grpc');
 const { PostHog } = require(path.join(repoRoot, 'tools/node_modules/posthog-node'));
 const { OpenFeature, ErrorCode } = require(path.join(repoRoot,
   'tools/node_modules/@openfeature/server-sdk'));
@@ -54,42 +53,6 @@ const POLL_INTERVAL_MS = 50;
 const DEFINITIONS_TIMEOUT_MS = 60000;
 
 // ---------------------------------------------------------------------------
-// google.protobuf.Struct / Value <-> plain JSON. protobufjs's bundled
-// well-known types keep camelCase field names even with keepCase.
-
-function toValue(value) {
-  if (value === null || value === undefined) return { nullValue: 'NULL_VALUE' };
-  if (typeof value === 'number') return { numberValue: value };
-  if (typeof value === 'string') return { stringValue: value };
-  if (typeof value === 'boolean') return { boolValue: value };
-  if (Array.isArray(value)) return { listValue: { values: value.map(toValue) } };
-  return { structValue: toStruct(value) };
-}
-
-function toStruct(object) {
-  const fields = {};
-  for (const [key, value] of Object.entries(object || {})) fields[key] = toValue(value);
-  return { fields };
-}
-
-function fromValue(value) {
-  if (value === null || value === undefined) return null;
-  switch (value.kind) {
-    case 'numberValue': return value.numberValue;
-    case 'stringValue': return value.stringValue;
-    case 'boolValue': return value.boolValue;
-    case 'listValue': return (value.listValue.values || []).map(fromValue);
-    case 'structValue': {
-      const out = {};
-      for (const [key, v] of Object.entries(value.structValue.fields || {})) {
-        out[key] = fromValue(v);
-      }
-      return out;
-    }
-    default: return null;
-  }
-}
-
 // JSON with sorted keys, for comparing payloads.
 function canonical(value) {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
@@ -325,18 +288,6 @@ const ALLOWED = [
 
 // ---------------------------------------------------------------------------
 
-function loadFlagService() {
-  const definition = protoLoader.loadSync('posthog/v1/flag.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.FlagService;
-}
-
 let tempDir;
 let stack;
 let emulatorUrl;
@@ -346,10 +297,7 @@ let corpus;
 let gatewayTarget;
 
 function unary(method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
+  return unaryCall(client, method, request, CALL_TIMEOUT_MS);
 }
 
 before(async () => {
@@ -362,8 +310,7 @@ before(async () => {
   const env = await stack.ready;
   emulatorUrl = env.EMULATOR_URL;
   gatewayTarget = env.GATEWAY_TARGET;
-  const FlagService = loadFlagService();
-  client = new FlagService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = serviceClient('posthog/v1/flag.proto', 'FlagService', env.GATEWAY_TARGET);
   const deadline = Date.now() + DEFINITIONS_TIMEOUT_MS;
   for (;;) {
     const response = await unary('EvaluateFlag', {

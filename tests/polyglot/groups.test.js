@@ -12,9 +12,10 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { startStack, stopStack } = require('./lib/stack');
+const {
+  grpc, serviceClient, unaryCall, serverStream, emulatorAdmin,
+} = require('./lib/grpc');
 
 const CALL_TIMEOUT_MS = 20000;
 const GENERATED = 250;
@@ -22,30 +23,8 @@ const GENERATED = 250;
 // page more than it allows in a minute (the pacer has its own tests).
 const NO_LIMITS = JSON.stringify({ paging: { flags_per_minute: 0, flags_per_hour: 0 } });
 
-function loadGroupService() {
-  const definition = protoLoader.loadSync('posthog/v1/group.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.GroupService;
-}
-
 function listGroups(request, timeoutMs = CALL_TIMEOUT_MS) {
-  return new Promise((resolve, reject) => {
-    const received = [];
-    const call = client.ListGroups({ group_type_index: 0, ...request },
-      { deadline: Date.now() + timeoutMs });
-    call.on('data', (response) => received.push(response));
-    call.on('error', (error) => {
-      error.received = received;
-      reject(error);
-    });
-    call.on('end', () => resolve(received));
-  });
+  return serverStream(client, 'ListGroups', { group_type_index: 0, ...request }, timeoutMs);
 }
 
 function keysOf(messages) {
@@ -53,20 +32,11 @@ function keysOf(messages) {
 }
 
 function unary(method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
+  return unaryCall(client, method, request, CALL_TIMEOUT_MS);
 }
 
-async function admin(pathname, body) {
-  const response = await fetch(env.EMULATOR_URL + pathname, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  assert.ok(response.ok, `${pathname}: HTTP ${response.status}`);
-  return response.json().catch(() => null);
+function admin(pathname, body) {
+  return emulatorAdmin(env.EMULATOR_URL, pathname, body);
 }
 
 function rejectsWith(code) {
@@ -87,8 +57,7 @@ before(async () => {
   stack = startStack(path.join(tempDir, 'stack.env'), [`--extra_config=${NO_LIMITS}`]);
   env = await stack.ready;
   await admin('/_emulator/seed', { generate_groups: GENERATED, project_id: 1, group_type_index: 0 });
-  const GroupService = loadGroupService();
-  client = new GroupService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = serviceClient('posthog/v1/group.proto', 'GroupService', env.GATEWAY_TARGET);
   full = keysOf(await listGroups({}));
 });
 

@@ -18,13 +18,11 @@ const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
 const tools = path.join(repoRoot, 'tools/node_modules');
-const grpc = require(path.join(tools, '@grpc/grpc-js'));
-const protoLoader = require(path.join(tools, '@grpc/proto-loader'));
+const { serviceClient, unaryCall, toStruct } = require('./lib/grpc');
 const { OpenFeature, ProviderEvents, ErrorCode } = require(path.join(tools, '@openfeature/server-sdk'));
 const { FlagdProvider } = require(path.join(tools, '@openfeature/flagd-provider'));
 const { OFREPProvider } = require(path.join(tools, '@openfeature/ofrep-provider'));
 
-const CALL_TIMEOUT_MS = 10000;
 const POLL_INTERVAL_MS = 50;
 const WAIT_TIMEOUT_MS = 60000;
 
@@ -40,20 +38,15 @@ const configurationChanges = [];
 let readyEvents = 0;
 
 function unary(method, request) {
-  return new Promise((resolve, reject) => {
-    flagService[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
+  return unaryCall(flagService, method, request);
 }
 
 // What the gateway's own API says of `key` for `distinctId`.
 async function evaluate(key, distinctId, personProperties = {}) {
-  const fields = {};
-  for (const [name, value] of Object.entries(personProperties)) {
-    fields[name] = { stringValue: String(value) };
-  }
+  const asStrings = Object.fromEntries(Object.entries(personProperties)
+    .map(([name, value]) => [name, String(value)]));
   const response = await unary('EvaluateFlag', {
-    key, context: { distinct_id: distinctId, person_properties: { fields } },
+    key, context: { distinct_id: distinctId, person_properties: toStruct(asStrings) },
   });
   return response.result;
 }
@@ -80,12 +73,7 @@ before(async () => {
     .map((line) => JSON.parse(line));
   assert.equal(listening.length, 1, log);
   ofrepUrl = `http://127.0.0.1:${listening[0].port}`;
-  const definition = protoLoader.loadSync('posthog/v1/flag.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
-  });
-  const FlagService = grpc.loadPackageDefinition(definition).posthog.v1.FlagService;
-  flagService = new FlagService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  flagService = serviceClient('posthog/v1/flag.proto', 'FlagService', env.GATEWAY_TARGET);
   await waitFor('the definitions', async () => (await unary('EvaluateFlag', {
     key: 'beta-feature', context: { distinct_id: 'probe' }, options: { only_local: true },
   })).result.error_code === 'FLAG_ERROR_CODE_UNSPECIFIED');

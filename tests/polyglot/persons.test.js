@@ -14,44 +14,17 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { grpc, serviceClient, unaryCall: unary, serverStream } = require('./lib/grpc');
 
 const SEED_PATH = path.join(repoRoot, 'emulator/seed/demo.json');
-const CALL_TIMEOUT_MS = 10000;
-
-function loadPersonService() {
-  const definition = protoLoader.loadSync('posthog/v1/person.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.PersonService;
-}
 
 function listPersons(client, request) {
-  return new Promise((resolve, reject) => {
-    const received = [];
-    const call = client.ListPersons(request, { deadline: Date.now() + CALL_TIMEOUT_MS });
-    call.on('data', (response) => received.push(response));
-    call.on('error', reject);
-    call.on('end', () => resolve(received));
-  });
+  return serverStream(client, 'ListPersons', request);
 }
 
 // The persons of a stream, in order, across its messages.
 function personsOf(messages) {
   return messages.flatMap((r) => r.persons);
-}
-
-function unary(client, method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + CALL_TIMEOUT_MS },
-      (error, response) => (error ? reject(error) : resolve(response)));
-  });
 }
 
 let tempDir;
@@ -62,8 +35,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-persons-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   const env = await stack.ready;
-  const PersonService = loadPersonService();
-  client = new PersonService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = serviceClient('posthog/v1/person.proto', 'PersonService', env.GATEWAY_TARGET);
 });
 
 after(async () => {

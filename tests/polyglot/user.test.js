@@ -14,11 +14,9 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const grpc = require(path.join(repoRoot, 'tools/node_modules/@grpc/grpc-js'));
-const protoLoader = require(path.join(repoRoot, 'tools/node_modules/@grpc/proto-loader'));
+const { grpc, CALL_TIMEOUT_MS, serviceClient } = require('./lib/grpc');
 
 const SEED_PATH = path.join(repoRoot, 'emulator/seed/demo.json');
-const CALL_TIMEOUT_MS = 10000;
 
 // What the seed says the gateway's user is: the owner of the first
 // all-access personal key, as the harness configures it.
@@ -40,18 +38,6 @@ function seedSecrets(seed) {
   return secrets;
 }
 
-function loadUserService() {
-  const definition = protoLoader.loadSync('posthog/v1/user.proto', {
-    includeDirs: [path.join(repoRoot, 'proto'), '/usr/include'],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).posthog.v1.UserService;
-}
-
 function getCurrentUser(client, project) {
   const metadata = new grpc.Metadata();
   metadata.set('x-request-id', 'polyglot-node');
@@ -71,8 +57,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-node-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   env = await stack.ready;
-  const UserService = loadUserService();
-  client = new UserService(env.GATEWAY_TARGET, grpc.credentials.createInsecure());
+  client = serviceClient('posthog/v1/user.proto', 'UserService', env.GATEWAY_TARGET);
 });
 
 after(async () => {

@@ -16,7 +16,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { repoRoot, startStack, stopStack } = require('./lib/stack');
-const { captureClient, unaryCall } = require('./lib/capture');
+const { serviceClient, unaryCall, toStruct: struct } = require('./lib/grpc');
 const { PostHog } = require(path.join(repoRoot, 'tools/node_modules/posthog-node'));
 
 const POLL_INTERVAL_MS = 50;
@@ -41,21 +41,6 @@ const ALLOWED_WITHOUT_TIMESTAMP = new Map([...ALLOWED, ['timestamp', 'the send t
 
 function call(method, request) {
   return unaryCall(client, method, request);
-}
-
-// A google.protobuf.Struct as proto-loader wants it (camelCase kinds), from a
-// plain object of strings, numbers, booleans and nested objects.
-function struct(object) {
-  const fields = {};
-  for (const [key, value] of Object.entries(object)) fields[key] = protoValue(value);
-  return { fields };
-}
-
-function protoValue(value) {
-  if (typeof value === 'number') return { numberValue: value };
-  if (typeof value === 'boolean') return { boolValue: value };
-  if (typeof value === 'string') return { stringValue: value };
-  return { structValue: struct(value) };
 }
 
 // Polls the emulator until `count` events match `query`; resolves with them.
@@ -117,7 +102,7 @@ before(async () => {
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'polyglot-wire-'));
   stack = startStack(path.join(tempDir, 'stack.env'));
   env = await stack.ready;
-  client = captureClient(env.GATEWAY_TARGET);
+  client = serviceClient('posthog/v1/capture.proto', 'CaptureService', env.GATEWAY_TARGET);
   // Default options but for delivery: what a server using the SDK sends.
   posthog = new PostHog(PROJECT_TOKEN, {
     host: env.EMULATOR_URL, flushAt: 1, flushInterval: 0, fetchRetryCount: 0,
