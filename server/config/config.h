@@ -155,10 +155,11 @@ struct PagingConfig {
   // the gateway stays under them. Zero disables that window.
   int persons_per_minute = 240;
   int persons_per_hour = 1200;
-  // The same for flag lists (ListFlags): the feature flags endpoint has
-  // PostHog's default private-API throttles, 480/minute and 4800/hour
-  // (docs/posthog-api.md §6.4), shared with every other default-throttled call
-  // made with the same personal key.
+  // The same for flag lists (ListFlags) and, with a pacer of their own, the
+  // groups calls (GroupService): these endpoints have PostHog's default
+  // private-API throttles, 480/minute and 4800/hour (docs/posthog-api.md
+  // §6.4), shared with every other default-throttled call made with the same
+  // personal key.
   int flags_per_minute = 480;
   int flags_per_hour = 4800;
   // Pages fetched concurrently ahead of the one being streamed.
