@@ -5,6 +5,7 @@
 # and ends with one line counting the suites that passed and failed.
 #
 # Suites: the API checks (buf lint, format and breaking), the C++ unit and integration tests (Bazel), the
+# fuzzers and the C++ tests under ASan + UBSan, the
 # PostHog emulator's conformance with the official posthog-node SDK, the
 # polyglot clients (CLI, Python, Node, Go, Java, behind an nginx sidecar)
 # against the real gateway, the
@@ -54,6 +55,13 @@ fuzzers() {
   tests/fuzz/run.sh
 }
 
+# The C++ tests built with AddressSanitizer + UndefinedBehaviorSanitizer
+# (tests/asan/run.sh: --config=asan in its own Bazel output root; ASAN_TARGETS
+# narrows it).
+asan() {
+  tests/asan/run.sh
+}
+
 # The repository stands alone: a clone of HEAD in an empty temporary
 # directory (no sibling folders such as ../shared), with its own Bazel server
 # (bounded heap and time, shut down afterwards) and the shared disk cache,
@@ -81,6 +89,7 @@ clean_clone() {
 suite "API lint (buf lint, buf format, buf breaking)" api_lint
 suite "C++ unit and integration tests (bazel test //...)" bazel_tests
 suite "Fuzzers (libFuzzer, clang, ${FUZZ_SECONDS:-20} s each)" fuzzers
+suite "C++ tests under AddressSanitizer + UBSan (${ASAN_TARGETS:-tests of server/})" asan
 suite "Clean clone (bazel test //... in a clone with no sibling folders)" clean_clone
 if [[ -d tests/emulator/node ]]; then
   suite "Emulator conformance with posthog-node" node --test tests/emulator/node/
