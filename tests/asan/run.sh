@@ -40,22 +40,30 @@ else
     //tests/authz:audit_log_test
     //tests/authz:authorizer_test
     //tests/authz:bearer_tokens_test
+    //tests/authz:xfcc_test
+    //tests/flags:definitions_store_test
+    //tests/flags:evaluate_flags_test
     //tests/flags:flag_json_test
     //tests/flags:flag_management_test
     //tests/flags:flags_api_test
+    //tests/flags:openfeature_resolution_test
     //tests/flags:watch_definitions_test
+    //tests/server:channelz_server_test
     //tests/server:config_test
     //tests/server:delivered_waits_test
     //tests/server:delivery_test
+    //tests/server:flag_called_sink_test
     //tests/server:gateway_server_test
     //tests/server:groups_test
     //tests/server:json_conversion_test
+    //tests/server:key_store_test
     //tests/server:malformed_request_test
     //tests/server:page_stream_cursor_test
     //tests/server:persons_test
     //tests/server:redact_test
     //tests/server:request_pacer_test
     //tests/server:resume_token_test
+    //tests/server:single_flight_cache_test
     //tests/server:spool_test
     //tests/server:status_conversion_test
     //tests/server:stream_list_cursor_test
