@@ -13,6 +13,7 @@
 #include "server/common/request_limits.h"
 #include "server/common/status_macros.h"
 #include "server/posthog/json_struct.h"
+#include "server/posthog/property_updates.h"
 
 namespace posthog_gateway {
 namespace {
@@ -244,46 +245,8 @@ absl::Status Groups::UpdateProperties(int64_t group_type_index, const std::strin
                    GroupActionTarget(*client_, "update_property", group_type_index, group_key));
   ASSIGN_OR_RETURN(const std::string delete_path,
                    GroupActionTarget(*client_, "delete_property", group_type_index, group_key));
-  std::vector<std::pair<std::string, PostHogRequest>> requests;
-  std::map<std::string, google::protobuf::Value> sorted(set.fields().begin(), set.fields().end());
-  for (const auto& [key, value] : sorted) {
-    PostHogRequest request;
-    request.method = "POST";
-    request.path = update_path;
-    request.headers = {{"Content-Type", "application/json"}};
-    request.body = json{{"key", key}, {"value", JsonFromValue(value)}}.dump();
-    request.bearer = KeyKind::kPersonalApiKey;
-    requests.emplace_back(absl::StrCat("set ", key), std::move(request));
-  }
-  for (const std::string& key : unset) {
-    PostHogRequest request;
-    request.method = "POST";
-    request.path = delete_path;
-    request.headers = {{"Content-Type", "application/json"}};
-    request.body = json{{"$unset", key}}.dump();
-    request.bearer = KeyKind::kPersonalApiKey;
-    requests.emplace_back(absl::StrCat("unset ", key), std::move(request));
-  }
-  std::vector<std::string> applied;
-  for (auto& [change, request] : requests) {
-    absl::Status sent = context.is_cancelled && context.is_cancelled()
-                            ? absl::CancelledError("the caller went away")
-                            : Call(request, context).status();
-    if (sent.ok()) {
-      applied.push_back(change);
-      continue;
-    }
-    if (applied.empty()) return sent;
-    absl::Status partial(
-        sent.code(), absl::StrCat("the update stopped after applying ", applied.size(), " of ",
-                                  requests.size(), " changes (", absl::StrJoin(applied, ", "),
-                                  "); not applied from \"", change, "\" on: ", sent.message()));
-    sent.ForEachPayload([&partial](absl::string_view type_url, const absl::Cord& payload) {
-      partial.SetPayload(type_url, payload);
-    });
-    return partial;
-  }
-  return absl::OkStatus();
+  return ApplyPropertyUpdates(update_path, delete_path, set, unset, context,
+                              [&](const PostHogRequest& request) { return Call(request, context); });
 }
 
 absl::StatusOr<json> Groups::Call(const PostHogRequest& request,
