@@ -91,9 +91,8 @@ absl::Status GroupIdentifyCommand(const CommandEnv& env, const std::vector<std::
   return PrintJson(*response, out);
 }
 
-absl::Status CaptureSetCommand(const CommandEnv& env,
-                                        const std::vector<std::string>& args,
-                                        std::ostream& out) {
+absl::Status CaptureSetCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                               std::ostream& out) {
   posthog::v1::SetPersonPropertiesRequest request;
   request.set_project(env.project);
   request.set_geoip(env.geoip);

@@ -27,9 +27,8 @@ absl::Status AliasCommand(const CommandEnv& env, const std::vector<std::string>&
 absl::Status GroupIdentifyCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                   std::ostream& out);
 // `capture set DISTINCT_ID SET_JSON`: SetPersonProperties.
-absl::Status CaptureSetCommand(const CommandEnv& env,
-                                        const std::vector<std::string>& args,
-                                        std::ostream& out);
+absl::Status CaptureSetCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                               std::ostream& out);
 
 }  // namespace posthog_client
 

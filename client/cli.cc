@@ -50,13 +50,12 @@ absl::StatusOr<posthog::v1::GeoipMode> ParseGeoip(absl::string_view text) {
   if (text.empty()) return posthog::v1::GEOIP_MODE_UNSPECIFIED;
   if (text == "on") return posthog::v1::GEOIP_MODE_ENABLED;
   if (text == "off") return posthog::v1::GEOIP_MODE_DISABLED;
-  return UsageError(absl::StrCat("--geoip must be on or off (or empty for the project's default), not ",
-                                 text));
+  return UsageError(
+      absl::StrCat("--geoip must be on or off (or empty for the project's default), not ", text));
 }
 
-absl::StatusOr<CommandLine> ParseCommandLine(
-    const std::vector<std::string>& args,
-    absl::Span<absl::CommandLineFlag* const> flags) {
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                             absl::Span<absl::CommandLineFlag* const> flags) {
   CommandLine command_line;
   bool flags_ended = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -83,9 +82,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(
     absl::CommandLineFlag* flag = FindFlag(flags, name);
     if (flag == nullptr) {
       // `--noverbose` is `--verbose=false`, for bool flags only.
-      absl::CommandLineFlag* negated = absl::StartsWith(name, "no")
-                                           ? FindFlag(flags, name.substr(2))
-                                           : nullptr;
+      absl::CommandLineFlag* negated =
+          absl::StartsWith(name, "no") ? FindFlag(flags, name.substr(2)) : nullptr;
       if (negated == nullptr || !negated->IsOfType<bool>()) {
         return UsageError(absl::StrCat("unknown flag --", name));
       }
@@ -108,42 +106,36 @@ absl::StatusOr<CommandLine> ParseCommandLine(
       return UsageError(absl::StrCat("--", flag->Name(), ": ", error));
     }
   }
-  if (command_line.positional.size() == 1 &&
-      command_line.positional[0] == "help") {
+  if (command_line.positional.size() == 1 && command_line.positional[0] == "help") {
     command_line.help = true;
     command_line.positional.clear();
   }
   return command_line;
 }
 
-absl::StatusOr<ParsedCommand> ParseCommand(
-    absl::Span<const Command> commands,
-    const std::vector<std::string>& positional) {
+absl::StatusOr<ParsedCommand> ParseCommand(absl::Span<const Command> commands,
+                                           const std::vector<std::string>& positional) {
   if (positional.empty()) return UsageError("no command given");
   const Command* best = nullptr;
   size_t best_words = 0;
   for (const Command& command : commands) {
     const std::vector<absl::string_view> words = Words(command.name);
-    if (words.size() <= best_words || words.size() > positional.size())
-      continue;
+    if (words.size() <= best_words || words.size() > positional.size()) continue;
     if (std::equal(words.begin(), words.end(), positional.begin())) {
       best = &command;
       best_words = words.size();
     }
   }
   if (best == nullptr) {
-    return UsageError(absl::StrCat("unknown command \"",
-                                   absl::StrJoin(positional, " "), "\""));
+    return UsageError(absl::StrCat("unknown command \"", absl::StrJoin(positional, " "), "\""));
   }
   ParsedCommand parsed;
   parsed.command = best;
   parsed.args.assign(positional.begin() + best_words, positional.end());
   const int count = static_cast<int>(parsed.args.size());
-  if (count < best->min_args ||
-      (best->max_args >= 0 && count > best->max_args)) {
-    return UsageError(
-        absl::StrCat("\"", best->name, "\" ", DescribeArgumentCount(*best),
-                     ", got ", count, count == 1 ? " argument" : " arguments"));
+  if (count < best->min_args || (best->max_args >= 0 && count > best->max_args)) {
+    return UsageError(absl::StrCat("\"", best->name, "\" ", DescribeArgumentCount(*best), ", got ",
+                                   count, count == 1 ? " argument" : " arguments"));
   }
   return parsed;
 }
@@ -152,26 +144,23 @@ std::string Usage(absl::string_view program, absl::Span<const Command> commands,
                   absl::Span<absl::CommandLineFlag* const> flags) {
   std::string text = absl::StrCat(
       "Usage: ", program, " [flags] COMMAND [ARGUMENTS]\n\n",
-      "Calls the PostHog gRPC gateway and prints each response as JSON.\n\n",
-      "Commands:\n");
+      "Calls the PostHog gRPC gateway and prints each response as JSON.\n\n", "Commands:\n");
   size_t width = 0;
   std::vector<std::string> synopses;
   for (const Command& command : commands) {
-    synopses.push_back(
-        command.arguments.empty()
-            ? command.name
-            : absl::StrCat(command.name, " ", command.arguments));
+    synopses.push_back(command.arguments.empty()
+                           ? command.name
+                           : absl::StrCat(command.name, " ", command.arguments));
     width = std::max(width, synopses.back().size());
   }
   for (size_t i = 0; i < commands.size(); ++i) {
-    absl::StrAppend(&text, "  ", synopses[i],
-                    std::string(width - synopses[i].size() + 2, ' '),
+    absl::StrAppend(&text, "  ", synopses[i], std::string(width - synopses[i].size() + 2, ' '),
                     commands[i].summary, "\n");
   }
   absl::StrAppend(&text, "\nFlags:\n");
   for (const absl::CommandLineFlag* flag : flags) {
-    absl::StrAppend(&text, "  --", flag->Name(), "\n      ", flag->Help(),
-                    " (default: \"", flag->DefaultValue(), "\")\n");
+    absl::StrAppend(&text, "  --", flag->Name(), "\n      ", flag->Help(), " (default: \"",
+                    flag->DefaultValue(), "\")\n");
   }
   absl::StrAppend(&text, "  --help\n      Print this text.\n",
                   "\nExit status: 0 ok; 1 the call failed (the error and its "
@@ -179,15 +168,13 @@ std::string Usage(absl::string_view program, absl::Span<const Command> commands,
   return text;
 }
 
-int ReportUsageError(absl::string_view program, const absl::Status& status,
-                     std::ostream& err) {
-  err << "error: " << status.message() << "\nRun '" << program
-      << " --help' for usage.\n";
+int ReportUsageError(absl::string_view program, const absl::Status& status, std::ostream& err) {
+  err << "error: " << status.message() << "\nRun '" << program << " --help' for usage.\n";
   return kExitUsage;
 }
 
-int RunCommand(absl::string_view program, const ParsedCommand& parsed,
-               const CommandEnv& env, std::ostream& out, std::ostream& err) {
+int RunCommand(absl::string_view program, const ParsedCommand& parsed, const CommandEnv& env,
+               std::ostream& out, std::ostream& err) {
   const absl::Status status = parsed.command->handler(env, parsed.args, out);
   if (status.ok()) return kExitOk;
   if (IsUsageError(status)) return ReportUsageError(program, status, err);

@@ -62,8 +62,7 @@ absl::StatusOr<posthog::v1::GeoipMode> ParseGeoip(absl::string_view text);
 // A CommandHandler runs one command with its positional arguments (already
 // counted against the table), writes its result to `out` and returns the
 // call's status: a UsageError for bad arguments, otherwise the RPC's status.
-using CommandHandler = absl::Status (*)(const CommandEnv& env,
-                                        const std::vector<std::string>& args,
+using CommandHandler = absl::Status (*)(const CommandEnv& env, const std::vector<std::string>& args,
                                         std::ostream& out);
 
 // Command is one row of the command table.
@@ -93,9 +92,8 @@ struct CommandLine {
 // `--name` / `--noname`, flags anywhere, `--` ending flags — but accepts only
 // `flags`, sets them, and reports every mistake as a UsageError instead of
 // exiting.
-absl::StatusOr<CommandLine> ParseCommandLine(
-    const std::vector<std::string>& args,
-    absl::Span<absl::CommandLineFlag* const> flags);
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                             absl::Span<absl::CommandLineFlag* const> flags);
 
 // A command found in a table, with its positional arguments.
 struct ParsedCommand {
@@ -106,9 +104,8 @@ struct ParsedCommand {
 // ParseCommand finds the command whose words begin `positional` (the longest
 // such one) and checks its argument count. UsageErrors: no command, unknown
 // command, wrong number of arguments.
-absl::StatusOr<ParsedCommand> ParseCommand(
-    absl::Span<const Command> commands,
-    const std::vector<std::string>& positional);
+absl::StatusOr<ParsedCommand> ParseCommand(absl::Span<const Command> commands,
+                                           const std::vector<std::string>& positional);
 
 // Usage returns the help text: synopsis, the command table, `flags` with
 // their help and defaults, and the exit statuses. Ends with a newline.
@@ -118,13 +115,12 @@ std::string Usage(absl::string_view program, absl::Span<const Command> commands,
 // RunCommand runs `parsed` and returns the exit status. On failure it writes
 // to `err`: for a usage error `error: <message>` and a hint to run
 // `<program> --help`; for an RPC error FormatRpcError's lines.
-int RunCommand(absl::string_view program, const ParsedCommand& parsed,
-               const CommandEnv& env, std::ostream& out, std::ostream& err);
+int RunCommand(absl::string_view program, const ParsedCommand& parsed, const CommandEnv& env,
+               std::ostream& out, std::ostream& err);
 
 // ReportUsageError writes `error: <message>` and the --help hint for a
 // usage error found before a command ran, and returns kExitUsage.
-int ReportUsageError(absl::string_view program, const absl::Status& status,
-                     std::ostream& err);
+int ReportUsageError(absl::string_view program, const absl::Status& status, std::ostream& err);
 
 }  // namespace posthog_client
 

@@ -1,12 +1,12 @@
 #include "client/commands.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/capture_commands.h"
 #include "client/flag_commands.h"
 #include "client/group_commands.h"
-#include "client/capture_commands.h"
 #include "google/protobuf/util/json_util.h"
-#include "absl/strings/numbers.h"
 #include "posthog/v1/person.grpc.pb.h"
 #include "posthog/v1/user.grpc.pb.h"
 
@@ -16,8 +16,7 @@ absl::Span<const Command> Commands() {
   // Later commands (`capture event`, `persons list`, `flags evaluate`, ...)
   // are one row each.
   static const auto* const kCommands = new std::vector<Command>{
-      {"user get", "", 0, 0,
-       "The PostHog user who owns the gateway's personal API key.",
+      {"user get", "", 0, 0, "The PostHog user who owns the gateway's personal API key.",
        &GetUserCommand},
       {"flags evaluate", "CONTEXT [KEY...]", 1, -1,
        "Evaluate flags (all, or the KEYs); CONTEXT is a distinct id or a JSON "
@@ -35,8 +34,7 @@ absl::Span<const Command> Commands() {
       {"flags update", "FLAG_JSON [FIELD...]", 1, -1,
        "Update a flag (with its id; `version` for optimistic concurrency), only FIELDs if given.",
        &UpdateFlagCommand},
-      {"flags delete", "ID", 1, 1, "Delete a flag (PostHog's soft delete).",
-       &DeleteFlagCommand},
+      {"flags delete", "ID", 1, 1, "Delete a flag (PostHog's soft delete).", &DeleteFlagCommand},
       {"persons list", "[distinct_id=|email=|search=|cohort=|page_size=|limit=|resume=]...", 0, -1,
        "Stream matching persons, one JSON object per line, each with its resume token.",
        &ListPersonsCommand},
@@ -45,8 +43,8 @@ absl::Span<const Command> Commands() {
        "Delete a person (and with delete_events their events).", &DeletePersonCommand},
       {"persons set", "uuid=U|id=N|distinct_id=D KEY=VALUE...", 2, -1,
        "Set person properties (VALUE is JSON, else a string).", &SetPersonPropertiesCommand},
-      {"persons unset", "uuid=U|id=N|distinct_id=D KEY...", 2, -1,
-       "Remove person properties.", &UnsetPersonPropertiesCommand},
+      {"persons unset", "uuid=U|id=N|distinct_id=D KEY...", 2, -1, "Remove person properties.",
+       &UnsetPersonPropertiesCommand},
       {"groups types", "", 0, 0, "The project's group types and their indexes.",
        &ListGroupTypesCommand},
       {"groups list", "TYPE [group_key=|search=|limit=|resume=]...", 1, -1,
@@ -54,36 +52,31 @@ absl::Span<const Command> Commands() {
        "each with its resume token.",
        &ListGroupsCommand},
       {"groups get", "TYPE KEY", 2, 2, "One group.", &GetGroupCommand},
-      {"groups create", "TYPE KEY [PROPERTIES_JSON]", 2, 3, "Create a group.",
-       &CreateGroupCommand},
+      {"groups create", "TYPE KEY [PROPERTIES_JSON]", 2, 3, "Create a group.", &CreateGroupCommand},
       {"groups set", "TYPE KEY PROP=VALUE...", 3, -1,
        "Set group properties (VALUE is JSON, else a string).", &SetGroupPropertiesCommand},
       {"groups unset", "TYPE KEY PROP...", 3, -1, "Remove group properties.",
        &UnsetGroupPropertiesCommand},
       {"capture event", "EVENT DISTINCT_ID [PROPERTIES_JSON]", 2, 3,
-       "Capture one event (acknowledged once on the gateway's disk).",
-       &CaptureEventCommand},
+       "Capture one event (acknowledged once on the gateway's disk).", &CaptureEventCommand},
       {"capture identify", "DISTINCT_ID [SET_JSON [ANONYMOUS_ID]]", 1, 3,
-       "Send $identify: set person properties, link an anonymous id.",
-       &IdentifyCommand},
+       "Send $identify: set person properties, link an anonymous id.", &IdentifyCommand},
       {"capture alias", "DISTINCT_ID ALIAS", 2, 2,
        "Send $create_alias: merge two distinct ids into one person.", &AliasCommand},
       {"capture group", "GROUP_TYPE GROUP_KEY [PROPERTIES_JSON]", 2, 3,
        "Send $groupidentify: create or update a group.", &GroupIdentifyCommand},
-      {"capture set", "DISTINCT_ID SET_JSON", 2, 2,
-       "Send $set: set person properties.", &CaptureSetCommand},
+      {"capture set", "DISTINCT_ID SET_JSON", 2, 2, "Send $set: set person properties.",
+       &CaptureSetCommand},
   };
   return *kCommands;
 }
 
-absl::Status PrintJson(const google::protobuf::Message& message,
-                       std::ostream& out) {
+absl::Status PrintJson(const google::protobuf::Message& message, std::ostream& out) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   std::string json;
-  const auto status =
-      google::protobuf::util::MessageToJsonString(message, &json, options);
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) {
     return absl::InternalError(
         absl::StrCat("cannot print the response as JSON: ", status.ToString()));
@@ -106,15 +99,13 @@ absl::Status PrintJsonLine(const google::protobuf::Message& message, std::ostrea
   return absl::OkStatus();
 }
 
-absl::Status GetUserCommand(const CommandEnv& env,
-                            const std::vector<std::string>& /*args*/,
+absl::Status GetUserCommand(const CommandEnv& env, const std::vector<std::string>& /*args*/,
                             std::ostream& out) {
   posthog::v1::GetCurrentUserRequest request;
   request.set_project(env.project);
   absl::StatusOr<posthog::v1::GetCurrentUserResponse> response =
       env.client->Call(env.client->user_service(),
-                       &posthog::v1::UserService::StubInterface::GetCurrentUser,
-                       request);
+                       &posthog::v1::UserService::StubInterface::GetCurrentUser, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
@@ -135,11 +126,12 @@ absl::StatusOr<posthog::v1::PersonRef> ParsePersonRef(const std::string& arg) {
     ref.set_uuid(kv->second);
   } else if (kv.has_value() && kv->first == "distinct_id") {
     ref.set_distinct_id(kv->second);
-  } else if (int64_t id = 0; kv.has_value() && kv->first == "id" && absl::SimpleAtoi(kv->second, &id)) {
+  } else if (int64_t id = 0;
+             kv.has_value() && kv->first == "id" && absl::SimpleAtoi(kv->second, &id)) {
     ref.set_id(id);
   } else {
-    return UsageError(absl::StrCat("name the person as uuid=U, id=N or distinct_id=D, not \"",
-                                   arg, "\""));
+    return UsageError(
+        absl::StrCat("name the person as uuid=U, id=N or distinct_id=D, not \"", arg, "\""));
   }
   return ref;
 }
@@ -186,8 +178,7 @@ absl::Status GetPersonCommand(const CommandEnv& env, const std::vector<std::stri
   request.set_project(env.project);
   *request.mutable_person() = *ref;
   absl::StatusOr<posthog::v1::GetPersonResponse> response = env.client->Call(
-      env.client->person_service(), &posthog::v1::PersonService::StubInterface::GetPerson,
-      request);
+      env.client->person_service(), &posthog::v1::PersonService::StubInterface::GetPerson, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
@@ -205,15 +196,14 @@ absl::Status DeletePersonCommand(const CommandEnv& env, const std::vector<std::s
     }
     request.set_delete_events(true);
   }
-  absl::StatusOr<posthog::v1::DeletePersonResponse> response = env.client->Call(
-      env.client->person_service(), &posthog::v1::PersonService::StubInterface::DeletePerson,
-      request);
+  absl::StatusOr<posthog::v1::DeletePersonResponse> response =
+      env.client->Call(env.client->person_service(),
+                       &posthog::v1::PersonService::StubInterface::DeletePerson, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
 
-absl::Status SetPersonPropertiesCommand(const CommandEnv& env,
-                                        const std::vector<std::string>& args,
+absl::Status SetPersonPropertiesCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                         std::ostream& out) {
   absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
   if (!ref.ok()) return ref.status();
@@ -222,32 +212,32 @@ absl::Status SetPersonPropertiesCommand(const CommandEnv& env,
   *request.mutable_person() = *ref;
   for (size_t i = 1; i < args.size(); ++i) {
     const auto kv = SplitAssignment(args[i]);
-    if (!kv.has_value()) return UsageError(absl::StrCat("expected KEY=VALUE, not \"", args[i], "\""));
+    if (!kv.has_value())
+      return UsageError(absl::StrCat("expected KEY=VALUE, not \"", args[i], "\""));
     google::protobuf::Value value;
     if (!google::protobuf::util::JsonStringToMessage(kv->second, &value).ok()) {
       value.set_string_value(kv->second);
     }
     (*request.mutable_set()->mutable_fields())[kv->first] = value;
   }
-  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response = env.client->Call(
-      env.client->person_service(),
-      &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
+  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response =
+      env.client->Call(env.client->person_service(),
+                       &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
 
 absl::Status UnsetPersonPropertiesCommand(const CommandEnv& env,
-                                          const std::vector<std::string>& args,
-                                          std::ostream& out) {
+                                          const std::vector<std::string>& args, std::ostream& out) {
   absl::StatusOr<posthog::v1::PersonRef> ref = ParsePersonRef(args[0]);
   if (!ref.ok()) return ref.status();
   posthog::v1::UpdatePersonPropertiesRequest request;
   request.set_project(env.project);
   *request.mutable_person() = *ref;
   for (size_t i = 1; i < args.size(); ++i) request.add_unset(args[i]);
-  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response = env.client->Call(
-      env.client->person_service(),
-      &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
+  absl::StatusOr<posthog::v1::UpdatePersonPropertiesResponse> response =
+      env.client->Call(env.client->person_service(),
+                       &posthog::v1::PersonService::StubInterface::UpdatePersonProperties, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }

@@ -28,8 +28,7 @@ absl::Span<const Command> Commands();
 
 // PrintJson writes `message` to `out` as indented JSON with the .proto field
 // names, then a newline. INTERNAL if the message cannot be converted.
-absl::Status PrintJson(const google::protobuf::Message& message,
-                       std::ostream& out);
+absl::Status PrintJson(const google::protobuf::Message& message, std::ostream& out);
 
 // PrintJsonLine writes `message` to `out` as one line of compact JSON with
 // the .proto field names (JSON Lines). INTERNAL if it cannot be converted.
@@ -49,8 +48,7 @@ absl::Status PrintStream(grpc::ClientReaderInterface<Response>& reader, std::ost
 }
 
 // `user get`: UserService.GetCurrentUser for env.project.
-absl::Status GetUserCommand(const CommandEnv& env,
-                            const std::vector<std::string>& args,
+absl::Status GetUserCommand(const CommandEnv& env, const std::vector<std::string>& args,
                             std::ostream& out);
 
 // `persons list [KEY=VALUE...]`: PersonService.ListPersons, one JSON object
@@ -69,14 +67,12 @@ absl::Status DeletePersonCommand(const CommandEnv& env, const std::vector<std::s
 
 // `persons set REF KEY=VALUE...`: UpdatePersonProperties with `set`; each
 // VALUE is read as JSON when it parses (3, true, {"a":1}), else as a string.
-absl::Status SetPersonPropertiesCommand(const CommandEnv& env,
-                                        const std::vector<std::string>& args,
+absl::Status SetPersonPropertiesCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                         std::ostream& out);
 
 // `persons unset REF KEY...`: UpdatePersonProperties with `unset`.
 absl::Status UnsetPersonPropertiesCommand(const CommandEnv& env,
-                                          const std::vector<std::string>& args,
-                                          std::ostream& out);
+                                          const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace posthog_client
 

@@ -49,7 +49,7 @@ absl::Status EvaluateFlagsCommand(const CommandEnv& env, const std::vector<std::
   }
   for (size_t i = 1; i < args.size(); ++i) request.add_keys(args[i]);
   auto response = env.client->Call(env.client->flag_service(),
-                                    &FlagService::StubInterface::EvaluateFlags, request);
+                                   &FlagService::StubInterface::EvaluateFlags, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
@@ -119,7 +119,7 @@ absl::Status CreateFlagCommand(const CommandEnv& env, const std::vector<std::str
   absl::Status parsed = ParseJsonArgument(args[0], "FLAG_JSON", request.mutable_flag());
   if (!parsed.ok()) return parsed;
   auto response = env.client->Call(env.client->flag_service(),
-                                    &FlagService::StubInterface::CreateFlag, request);
+                                   &FlagService::StubInterface::CreateFlag, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
@@ -132,7 +132,7 @@ absl::Status UpdateFlagCommand(const CommandEnv& env, const std::vector<std::str
   if (!parsed.ok()) return parsed;
   for (size_t i = 1; i < args.size(); ++i) request.mutable_update_mask()->add_paths(args[i]);
   auto response = env.client->Call(env.client->flag_service(),
-                                    &FlagService::StubInterface::UpdateFlag, request);
+                                   &FlagService::StubInterface::UpdateFlag, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }
@@ -145,7 +145,7 @@ absl::Status DeleteFlagCommand(const CommandEnv& env, const std::vector<std::str
   request.set_project(env.project);
   request.set_id(*id);
   auto response = env.client->Call(env.client->flag_service(),
-                                    &FlagService::StubInterface::DeleteFlag, request);
+                                   &FlagService::StubInterface::DeleteFlag, request);
   if (!response.ok()) return response.status();
   return PrintJson(*response, out);
 }

@@ -93,15 +93,14 @@ absl::Status ValidateOptions(const GatewayClientOptions& options);
 // they imply: the receive size limit (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH),
 // keepalive (GRPC_ARG_KEEPALIVE_TIME_MS and _TIMEOUT_MS, only when enabled,
 // and never pinging without calls in flight) and the user agent prefix.
-absl::StatusOr<grpc::ChannelArguments> MakeChannelArguments(
-    const GatewayClientOptions& options);
+absl::StatusOr<grpc::ChannelArguments> MakeChannelArguments(const GatewayClientOptions& options);
 
 // MakeChannelCredentials returns plaintext credentials, or TLS credentials
 // trusting `options.ca_file` (read now) or the system roots. Errors: the
 // file's read error (e.g. NOT_FOUND), INVALID_ARGUMENT for an empty file or
 // a CA file without TLS.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
-MakeChannelCredentials(const GatewayClientOptions& options);
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const GatewayClientOptions& options);
 
 // CreateGatewayChannel validates `options` and creates a channel to
 // `options.target`. It does no I/O beyond reading the CA file: the channel
@@ -112,8 +111,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateGatewayChannel(
 // MakeClientContext returns a context for one call: deadline `now +
 // options.timeout` (none for an infinite timeout) and `options.metadata`.
 // `options` must be valid (ValidateOptions). A context serves one call only.
-std::unique_ptr<grpc::ClientContext> MakeClientContext(
-    const GatewayClientOptions& options, absl::Time now = absl::Now());
+std::unique_ptr<grpc::ClientContext> MakeClientContext(const GatewayClientOptions& options,
+                                                       absl::Time now = absl::Now());
 
 // GatewayClient holds one stub per gateway service over a shared channel.
 //
@@ -124,41 +123,27 @@ class GatewayClient final {
  public:
   // Create validates `options` and creates the channel (see
   // CreateGatewayChannel).
-  static absl::StatusOr<std::unique_ptr<GatewayClient>> Create(
-      GatewayClientOptions options);
+  static absl::StatusOr<std::unique_ptr<GatewayClient>> Create(GatewayClientOptions options);
 
   // ForChannel makes a client over an existing channel, e.g. an in-process
   // server's; `options` still give the calls' deadline and metadata (their
   // connection settings are not used). Errors as ValidateOptions.
   static absl::StatusOr<std::unique_ptr<GatewayClient>> ForChannel(
-      std::shared_ptr<grpc::ChannelInterface> channel,
-      GatewayClientOptions options);
+      std::shared_ptr<grpc::ChannelInterface> channel, GatewayClientOptions options);
 
   GatewayClient(const GatewayClient&) = delete;
   GatewayClient& operator=(const GatewayClient&) = delete;
 
-  posthog::v1::UserService::StubInterface& user_service() const {
-    return *user_service_;
-  }
-  posthog::v1::CaptureService::StubInterface& capture_service() const {
-    return *capture_service_;
-  }
-  posthog::v1::PersonService::StubInterface& person_service() const {
-    return *person_service_;
-  }
-  posthog::v1::FlagService::StubInterface& flag_service() const {
-    return *flag_service_;
-  }
-  posthog::v1::GroupService::StubInterface& group_service() const {
-    return *group_service_;
-  }
+  posthog::v1::UserService::StubInterface& user_service() const { return *user_service_; }
+  posthog::v1::CaptureService::StubInterface& capture_service() const { return *capture_service_; }
+  posthog::v1::PersonService::StubInterface& person_service() const { return *person_service_; }
+  posthog::v1::FlagService::StubInterface& flag_service() const { return *flag_service_; }
+  posthog::v1::GroupService::StubInterface& group_service() const { return *group_service_; }
   const GatewayClientOptions& options() const { return options_; }
 
   // NewContext returns a context for one call made now, per
   // MakeClientContext. Use it for streaming calls.
-  std::unique_ptr<grpc::ClientContext> NewContext() const {
-    return MakeClientContext(options_);
-  }
+  std::unique_ptr<grpc::ClientContext> NewContext() const { return MakeClientContext(options_); }
 
   // Call makes the unary call `rpc` on `stub` with a fresh context and
   // returns the response, or the call's status converted by FromGrpcStatus
@@ -168,8 +153,7 @@ class GatewayClient final {
   //               request);
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<Response> Call(Stub& stub,
-                                grpc::Status (Stub::*rpc)(grpc::ClientContext*,
-                                                          const Request&,
+                                grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&,
                                                           Response*),
                                 const Request& request) const {
     std::unique_ptr<grpc::ClientContext> context = NewContext();
@@ -180,15 +164,12 @@ class GatewayClient final {
   }
 
  private:
-  GatewayClient(std::shared_ptr<grpc::ChannelInterface> channel,
-                GatewayClientOptions options);
+  GatewayClient(std::shared_ptr<grpc::ChannelInterface> channel, GatewayClientOptions options);
 
   const GatewayClientOptions options_;
   const std::unique_ptr<posthog::v1::UserService::StubInterface> user_service_;
-  const std::unique_ptr<posthog::v1::CaptureService::StubInterface>
-      capture_service_;
-  const std::unique_ptr<posthog::v1::PersonService::StubInterface>
-      person_service_;
+  const std::unique_ptr<posthog::v1::CaptureService::StubInterface> capture_service_;
+  const std::unique_ptr<posthog::v1::PersonService::StubInterface> person_service_;
   const std::unique_ptr<posthog::v1::FlagService::StubInterface> flag_service_;
   const std::unique_ptr<posthog::v1::GroupService::StubInterface> group_service_;
 };

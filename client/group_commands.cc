@@ -112,8 +112,8 @@ absl::Status CreateGroupCommand(const CommandEnv& env, const std::vector<std::st
   return PrintJson(*response, out);
 }
 
-absl::Status SetGroupPropertiesCommand(const CommandEnv& env,
-                                       const std::vector<std::string>& args, std::ostream& out) {
+absl::Status SetGroupPropertiesCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                       std::ostream& out) {
   absl::StatusOr<int32_t> type = ParseType(args[0]);
   if (!type.ok()) return type.status();
   v1::UpdateGroupPropertiesRequest request;

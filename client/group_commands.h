@@ -33,8 +33,8 @@ absl::Status GetGroupCommand(const CommandEnv& env, const std::vector<std::strin
                              std::ostream& out);
 absl::Status CreateGroupCommand(const CommandEnv& env, const std::vector<std::string>& args,
                                 std::ostream& out);
-absl::Status SetGroupPropertiesCommand(const CommandEnv& env,
-                                       const std::vector<std::string>& args, std::ostream& out);
+absl::Status SetGroupPropertiesCommand(const CommandEnv& env, const std::vector<std::string>& args,
+                                       std::ostream& out);
 absl::Status UnsetGroupPropertiesCommand(const CommandEnv& env,
                                          const std::vector<std::string>& args, std::ostream& out);
 

@@ -19,9 +19,8 @@
 #include "client/commands.h"
 #include "client/gateway_client.h"
 
-ABSL_FLAG(
-    std::string, target, "localhost:50051",
-    "The gateway's address in gRPC name syntax (host:port, dns:///host:port).");
+ABSL_FLAG(std::string, target, "localhost:50051",
+          "The gateway's address in gRPC name syntax (host:port, dns:///host:port).");
 ABSL_FLAG(std::string, project, "",
           "The project alias the request acts on; empty means the gateway's "
           "default project.");
@@ -95,17 +94,13 @@ int Main(int argc, char** argv) {
     std::cout << Usage(kProgram, Commands(), flags);
     return kExitOk;
   }
-  const absl::StatusOr<ParsedCommand> parsed =
-      ParseCommand(Commands(), command_line->positional);
-  if (!parsed.ok())
-    return ReportUsageError(kProgram, parsed.status(), std::cerr);
+  const absl::StatusOr<ParsedCommand> parsed = ParseCommand(Commands(), command_line->positional);
+  if (!parsed.ok()) return ReportUsageError(kProgram, parsed.status(), std::cerr);
 
   // Bad option values (a negative timeout, an unreadable CA file) are the
   // command line's fault too.
-  absl::StatusOr<std::unique_ptr<GatewayClient>> client =
-      GatewayClient::Create(OptionsFromFlags());
-  if (!client.ok())
-    return ReportUsageError(kProgram, client.status(), std::cerr);
+  absl::StatusOr<std::unique_ptr<GatewayClient>> client = GatewayClient::Create(OptionsFromFlags());
+  if (!client.ok()) return ReportUsageError(kProgram, client.status(), std::cerr);
 
   const absl::StatusOr<posthog::v1::GeoipMode> geoip = ParseGeoip(absl::GetFlag(FLAGS_geoip));
   if (!geoip.ok()) return ReportUsageError(kProgram, geoip.status(), std::cerr);

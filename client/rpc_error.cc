@@ -22,28 +22,26 @@ constexpr absl::string_view kIndent = "  ";
 
 absl::StatusCode ToAbslCode(grpc::StatusCode code) {
   const int value = static_cast<int>(code);
-  if (value < 0 ||
-      value > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+  if (value < 0 || value > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
     return absl::StatusCode::kUnknown;
   }
   return static_cast<absl::StatusCode>(value);
 }
 
 absl::Duration FromProtoDuration(const google::protobuf::Duration& duration) {
-  return absl::Seconds(duration.seconds()) +
-         absl::Nanoseconds(duration.nanos());
+  return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
 }
 
 void AppendErrorInfo(const google::rpc::ErrorInfo& info, std::string& out) {
   absl::StrAppend(&out, "\n", kIndent, "ErrorInfo: reason=", info.reason(),
                   " domain=", info.domain());
   // Proto maps have no order; sort so the output is stable.
-  std::vector<std::pair<std::string, std::string>> metadata(
-      info.metadata().begin(), info.metadata().end());
+  std::vector<std::pair<std::string, std::string>> metadata(info.metadata().begin(),
+                                                            info.metadata().end());
   std::sort(metadata.begin(), metadata.end());
   if (metadata.empty()) return;
-  absl::StrAppend(&out, "\n", kIndent, kIndent, "metadata: ",
-                  absl::StrJoin(metadata, " ", absl::PairFormatter("=")));
+  absl::StrAppend(&out, "\n", kIndent, kIndent,
+                  "metadata: ", absl::StrJoin(metadata, " ", absl::PairFormatter("=")));
 }
 
 void AppendRetryInfo(const google::rpc::RetryInfo& info, std::string& out) {
@@ -51,14 +49,13 @@ void AppendRetryInfo(const google::rpc::RetryInfo& info, std::string& out) {
                   absl::FormatDuration(FromProtoDuration(info.retry_delay())));
 }
 
-void AppendBadRequest(const google::rpc::BadRequest& bad_request,
-                      std::string& out) {
+void AppendBadRequest(const google::rpc::BadRequest& bad_request, std::string& out) {
   if (bad_request.field_violations().empty()) {
     absl::StrAppend(&out, "\n", kIndent, "BadRequest: (no field violations)");
   }
   for (const auto& violation : bad_request.field_violations()) {
-    absl::StrAppend(&out, "\n", kIndent, "BadRequest: ", violation.field(),
-                    ": ", violation.description());
+    absl::StrAppend(&out, "\n", kIndent, "BadRequest: ", violation.field(), ": ",
+                    violation.description());
   }
 }
 
@@ -67,24 +64,20 @@ void AppendBadRequest(const google::rpc::BadRequest& bad_request,
 void AppendOtherDetail(const google::protobuf::Any& any, std::string& out) {
   const absl::string_view type_url = any.type_url();
   const size_t slash = type_url.rfind('/');
-  const std::string type_name(
-      slash == absl::string_view::npos ? type_url : type_url.substr(slash + 1));
+  const std::string type_name(slash == absl::string_view::npos ? type_url
+                                                               : type_url.substr(slash + 1));
   const google::protobuf::Descriptor* descriptor =
-      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
-          type_name);
+      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(type_name);
   if (descriptor != nullptr) {
     const google::protobuf::Message* prototype =
-        google::protobuf::MessageFactory::generated_factory()->GetPrototype(
-            descriptor);
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(descriptor);
     std::unique_ptr<google::protobuf::Message> message(prototype->New());
     if (message->ParseFromString(any.value())) {
-      absl::StrAppend(&out, "\n", kIndent, descriptor->name(), ": ",
-                      message->ShortDebugString());
+      absl::StrAppend(&out, "\n", kIndent, descriptor->name(), ": ", message->ShortDebugString());
       return;
     }
   }
-  absl::StrAppend(&out, "\n", kIndent, type_url, " (", any.value().size(),
-                  " bytes)");
+  absl::StrAppend(&out, "\n", kIndent, type_url, " (", any.value().size(), " bytes)");
 }
 
 void AppendDetail(const google::protobuf::Any& any, std::string& out) {
@@ -113,8 +106,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return result;
 }
 
-std::optional<google::rpc::Status> RpcStatusDetails(
-    const absl::Status& status) {
+std::optional<google::rpc::Status> RpcStatusDetails(const absl::Status& status) {
   const auto payload = status.GetPayload(kRpcStatusPayloadUrl);
   if (!payload.has_value()) return std::nullopt;
   google::rpc::Status details;
@@ -125,14 +117,13 @@ std::optional<google::rpc::Status> RpcStatusDetails(
 std::string FormatRpcError(const absl::Status& status) {
   if (status.ok()) return "ok";
   std::string out =
-      absl::StrCat("error: ", absl::StatusCodeToString(status.code()), ": ",
-                   status.message());
+      absl::StrCat("error: ", absl::StatusCodeToString(status.code()), ": ", status.message());
   const auto payload = status.GetPayload(kRpcStatusPayloadUrl);
   if (!payload.has_value()) return out;
   const std::optional<google::rpc::Status> details = RpcStatusDetails(status);
   if (!details.has_value()) {
-    absl::StrAppend(&out, "\n", kIndent, "(undecodable error details, ",
-                    payload->size(), " bytes)");
+    absl::StrAppend(&out, "\n", kIndent, "(undecodable error details, ", payload->size(),
+                    " bytes)");
     return out;
   }
   for (const google::protobuf::Any& any : details->details()) {

@@ -24,8 +24,7 @@ namespace posthog_client {
 
 // The payload key under which FromGrpcStatus keeps the google.rpc.Status of
 // the server's rich error details.
-inline constexpr absl::string_view kRpcStatusPayloadUrl =
-    "type.googleapis.com/google.rpc.Status";
+inline constexpr absl::string_view kRpcStatusPayloadUrl = "type.googleapis.com/google.rpc.Status";
 
 // FromGrpcStatus converts `status` to an absl::Status with the same canonical
 // code (UNKNOWN for a code outside the canonical range) and message. Binary

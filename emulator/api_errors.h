@@ -25,8 +25,7 @@ struct HttpError {
 
 // ErrorBody returns `{"type": type, "code": code, "detail": detail,
 // "attr": attr or null}`.
-nlohmann::json ErrorBody(absl::string_view type, absl::string_view code,
-                         absl::string_view detail,
+nlohmann::json ErrorBody(absl::string_view type, absl::string_view code, absl::string_view detail,
                          absl::string_view attr = "");
 
 // Status builders. Each returns a non-OK Status that ToHttpError() maps back

@@ -25,8 +25,7 @@ struct Candidate {
   AuthMethod method = AuthMethod::kNone;
 };
 
-Candidate FindCandidate(const httplib::Request& req,
-                        const nlohmann::json* body) {
+Candidate FindCandidate(const httplib::Request& req, const nlohmann::json* body) {
   std::string bearer = BearerToken(req);
   // OAuth access tokens are left to the OAuth authenticator.
   if (!bearer.empty() && !absl::StartsWith(bearer, "pha_")) {
@@ -74,8 +73,7 @@ absl::string_view AuthMethodName(AuthMethod method) {
   return "none";
 }
 
-AuthMethod FindPersonalKeySource(const httplib::Request& req,
-                                 const nlohmann::json* body) {
+AuthMethod FindPersonalKeySource(const httplib::Request& req, const nlohmann::json* body) {
   return FindCandidate(req, body).method;
 }
 
@@ -87,9 +85,8 @@ absl::StatusOr<Principal> AuthenticatePersonalKey(const Directory& directory,
   const PersonalApiKey* key = directory.KeyByValue(candidate.key);
   const User* user = key == nullptr ? nullptr : directory.UserById(key->user_id);
   if (user == nullptr) {
-    return AuthenticationFailedError(
-        absl::StrCat("Personal API key found in request ",
-                     SourceName(candidate.method), " is invalid."));
+    return AuthenticationFailedError(absl::StrCat("Personal API key found in request ",
+                                                  SourceName(candidate.method), " is invalid."));
   }
   return Principal{user, key, candidate.method};
 }
@@ -116,32 +113,28 @@ absl::StatusOr<const Project*> AuthorizeProject(const Directory& directory,
     return NotFoundError();
   }
   const Project* project = directory.ProjectById(id);
-  if (project == nullptr ||
-      !directory.UserCanAccessProject(*principal.user, *project)) {
+  if (project == nullptr || !directory.UserCanAccessProject(*principal.user, *project)) {
     return NotFoundError();
   }
   const PersonalApiKey& key = *principal.key;
   if (!key.scoped_teams.empty() &&
-      std::find(key.scoped_teams.begin(), key.scoped_teams.end(), id) ==
-          key.scoped_teams.end()) {
-    return PermissionDeniedError(absl::StrCat(
-        "API key does not have access to the requested project: ID ", id, "."));
+      std::find(key.scoped_teams.begin(), key.scoped_teams.end(), id) == key.scoped_teams.end()) {
+    return PermissionDeniedError(
+        absl::StrCat("API key does not have access to the requested project: ID ", id, "."));
   }
   if (!key.scoped_organizations.empty() &&
       std::find(key.scoped_organizations.begin(), key.scoped_organizations.end(),
                 project->organization_id) == key.scoped_organizations.end()) {
-    return PermissionDeniedError(
-        "API key does not have access to the requested organization.");
+    return PermissionDeniedError("API key does not have access to the requested organization.");
   }
   if (!HasScope(key, required_scope)) {
-    return PermissionDeniedError(absl::StrCat(
-        "API key missing required scope '", required_scope, "'"));
+    return PermissionDeniedError(
+        absl::StrCat("API key missing required scope '", required_scope, "'"));
   }
   return project;
 }
 
-absl::Status AuthenticateDefinitions(const Directory& directory,
-                                     const httplib::Request& req,
+absl::Status AuthenticateDefinitions(const Directory& directory, const httplib::Request& req,
                                      const Project& project) {
   const std::string token = BearerToken(req);
   if (token.empty()) return NotAuthenticatedError();
@@ -157,16 +150,13 @@ absl::Status AuthenticateDefinitions(const Directory& directory,
     return AuthenticationFailedError(
         "Personal API key found in request Authorization header is invalid.");
   }
-  if (!key->scoped_teams.empty() &&
-      std::find(key->scoped_teams.begin(), key->scoped_teams.end(),
-                project.id) == key->scoped_teams.end()) {
+  if (!key->scoped_teams.empty() && std::find(key->scoped_teams.begin(), key->scoped_teams.end(),
+                                              project.id) == key->scoped_teams.end()) {
     return PermissionDeniedError(absl::StrCat(
-        "API key does not have access to the requested project: ID ",
-        project.id, "."));
+        "API key does not have access to the requested project: ID ", project.id, "."));
   }
   if (!key->scopes.empty() && !HasScope(*key, "feature_flag:read")) {
-    return PermissionDeniedError(
-        "API key missing required scope 'feature_flag:read'");
+    return PermissionDeniedError("API key missing required scope 'feature_flag:read'");
   }
   return absl::OkStatus();
 }

@@ -36,8 +36,7 @@ struct Principal {
 
 // FindPersonalKeySource returns where the first personal-key candidate sits
 // (kBearer, kBody, kQuery) or kNone. `body` may be null (no JSON body).
-AuthMethod FindPersonalKeySource(const httplib::Request& req,
-                                 const nlohmann::json* body);
+AuthMethod FindPersonalKeySource(const httplib::Request& req, const nlohmann::json* body);
 
 // AuthenticatePersonalKey applies PostHog's rules: 401 not_authenticated
 // when no candidate is present; 401 authentication_failed "Personal API key
@@ -63,8 +62,7 @@ absl::StatusOr<const Project*> AuthorizeProject(const Directory& directory,
 // `project`: `Authorization: Bearer` only, either the project's `phs_`
 // secret token or a personal key (scopes "*", none, feature_flag:read or
 // feature_flag:write) of a member of the project's organization.
-absl::Status AuthenticateDefinitions(const Directory& directory,
-                                     const httplib::Request& req,
+absl::Status AuthenticateDefinitions(const Directory& directory, const httplib::Request& req,
                                      const Project& project);
 
 }  // namespace posthog_emulator

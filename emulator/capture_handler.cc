@@ -26,12 +26,10 @@ std::string RandomUuid() {
   thread_local std::mt19937_64 rng(std::random_device{}());
   const uint64_t a = rng();
   const uint64_t b = rng();
-  return absl::StrFormat("%08x-%04x-4%03x-%04x-%012x",
-                         static_cast<uint32_t>(a >> 32),
-                         static_cast<uint32_t>((a >> 16) & 0xffff),
-                         static_cast<uint32_t>(a & 0xfff),
-                         static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)),
-                         b & 0xffffffffffffULL);
+  return absl::StrFormat(
+      "%08x-%04x-4%03x-%04x-%012x", static_cast<uint32_t>(a >> 32),
+      static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xfff),
+      static_cast<uint32_t>(0x8000 | ((b >> 48) & 0x3fff)), b & 0xffffffffffffULL);
 }
 
 // Token returns the project token of an event or envelope, or "".
@@ -51,8 +49,6 @@ std::string Token(const json& obj) {
 json CaptureError(int status, const char* code, const std::string& message) {
   return {{"status", status}, {"code", code}, {"error", message}};
 }
-
-
 
 // CharTracker is an input iterator over the body that remembers the
 // position of the last character the JSON lexer read, so that the SAX
@@ -158,13 +154,12 @@ bool ParseWithEventSlices(absl::string_view body, json* root,
   return json::sax_parse(first, end, &sax) && !root->is_discarded();
 }
 
-
 // EventFromJson fills `s` from the parsed event `e` whose raw text is
 // `text`: event name, distinct_id (top level, else properties.distinct_id;
 // numbers are stringified; at most 200 characters), uuid (generated when
 // absent) and, when the event has no timestamp, `*now` (set on first use).
-absl::Status EventFromJson(const json& e, absl::string_view text,
-                           int64_t team_id, std::string* now, StoredEvent* s) {
+absl::Status EventFromJson(const json& e, absl::string_view text, int64_t team_id, std::string* now,
+                           StoredEvent* s) {
   auto name = e.find("event");
   if (name == e.end() || !name->is_string() || name->get<std::string>().empty()) {
     return absl::InvalidArgumentError("missing_event_name");
@@ -178,8 +173,7 @@ absl::Status EventFromJson(const json& e, absl::string_view text,
     if (pd != props->end() && !pd->is_null()) distinct = &*pd;
   }
   if (distinct != nullptr) {
-    s->distinct_id = distinct->is_string() ? distinct->get<std::string>()
-                                           : distinct->dump();
+    s->distinct_id = distinct->is_string() ? distinct->get<std::string>() : distinct->dump();
   }
   if (s->distinct_id.empty()) {
     return absl::InvalidArgumentError("missing_distinct_id");
@@ -220,8 +214,8 @@ enum class Kind : uint8_t { kNone, kString, kNumber, kObject, kArray, kBool, kNu
 
 struct Slot {
   Kind kind = Kind::kNone;
-  bool escaped = false;     // a string with backslash escapes
-  bool simple_int = false;  // an integer whose nlohmann dump() is its text
+  bool escaped = false;         // a string with backslash escapes
+  bool simple_int = false;      // an integer whose nlohmann dump() is its text
   const char* begin = nullptr;  // strings: after the opening quote
   const char* end = nullptr;    // strings: at the closing quote
   absl::string_view text() const {
@@ -308,14 +302,12 @@ int Classify(absl::string_view key, bool* person_key) {
 
 class Scanner {
  public:
-  explicit Scanner(absl::string_view s)
-      : p_(s.data()), end_(s.data() + s.size()) {}
+  explicit Scanner(absl::string_view s) : p_(s.data()), end_(s.data() + s.size()) {}
 
   // Root scans the whole body. For a root object, `root` gets its members
   // and `events` the objects of its "batch" array; for a root array,
   // `events` gets its elements (which must all be objects).
-  bool Root(ScannedObject* root, std::vector<ScannedObject>* events,
-            bool* is_array) {
+  bool Root(ScannedObject* root, std::vector<ScannedObject>* events, bool* is_array) {
     SkipWs();
     if (p_ == end_) return false;
     if (*p_ == '{') {
@@ -337,8 +329,7 @@ class Scanner {
   static constexpr int kMaxDepth = 256;
 
   void SkipWs() {
-    while (p_ < end_ &&
-           (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
       ++p_;
     }
   }
@@ -350,8 +341,7 @@ class Scanner {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   }
-  static bool Cont(unsigned char c, unsigned char lo = 0x80,
-                   unsigned char hi = 0xBF) {
+  static bool Cont(unsigned char c, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
     return c >= lo && c <= hi;
   }
 
@@ -367,14 +357,12 @@ class Scanner {
       const __m128i backslash = _mm_set1_epi8('\\');
       const __m128i space = _mm_set1_epi8(0x20);
       while (end_ - p_ >= 16) {
-        const __m128i v =
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
         // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches
         // both control characters and non-ASCII bytes.
-        const __m128i special = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                         _mm_cmpeq_epi8(v, backslash)),
-            _mm_cmplt_epi8(v, space));
+        const __m128i special =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                         _mm_cmplt_epi8(v, space));
         const int mask = _mm_movemask_epi8(special);
         if (mask == 0) {
           p_ += 16;
@@ -395,8 +383,14 @@ class Scanner {
         s->escaped = true;
         if (end_ - p_ < 2) return false;
         switch (p_[1]) {
-          case '"': case '\\': case '/': case 'b': case 'f': case 'n':
-          case 'r': case 't':
+          case '"':
+          case '\\':
+          case '/':
+          case 'b':
+          case 'f':
+          case 'n':
+          case 'r':
+          case 't':
             p_ += 2;
             break;
           case 'u': {
@@ -483,8 +477,8 @@ class Scanner {
     s->kind = Kind::kNumber;
     s->begin = start;
     s->end = p_;
-    s->simple_int = integer && int_digits <= 18 &&
-                    !(negative && int_digits == 1 && start[1] == '0');
+    s->simple_int =
+        integer && int_digits <= 18 && !(negative && int_digits == 1 && start[1] == '0');
     return true;
   }
 
@@ -531,8 +525,7 @@ class Scanner {
   // Object scans an object at '{'. With `m`, records its members; with
   // `props`, the members of its "properties" object; with `batch`, the
   // objects of its "batch" array.
-  bool Object(int depth, Members* m, Members* props,
-              std::vector<ScannedObject>* batch) {
+  bool Object(int depth, Members* m, Members* props, std::vector<ScannedObject>* batch) {
     if (depth > kMaxDepth) return false;
     ++p_;
     SkipWs();
@@ -639,8 +632,8 @@ class Scanner {
 
 bool IsPersonEventName(absl::string_view name) {
   return name.size() > 1 && name[0] == '$' &&
-         (Is(name, "$identify") || Is(name, "$create_alias") ||
-          Is(name, "$groupidentify") || Is(name, "$delete_person_property"));
+         (Is(name, "$identify") || Is(name, "$create_alias") || Is(name, "$groupidentify") ||
+          Is(name, "$delete_person_property"));
 }
 
 // NeedsDom tells whether an event must be parsed to a DOM: it affects
@@ -680,8 +673,7 @@ bool NeedsDom(const ScannedObject& o) {
   for (int id : {kApiKeySlot, kTokenSlot, kDollarTokenSlot}) {
     if (t.slot[id].kind == Kind::kString && t.slot[id].escaped) return true;
   }
-  if (props_object && p.slot[kTokenSlot].kind == Kind::kString &&
-      p.slot[kTokenSlot].escaped) {
+  if (props_object && p.slot[kTokenSlot].kind == Kind::kString && p.slot[kTokenSlot].escaped) {
     return true;
   }
   return false;
@@ -698,8 +690,7 @@ bool FastToken(const Members& t, const Members& p, absl::string_view* token) {
       return !s.escaped;
     }
   }
-  if (t.slot[kPropertiesSlot].kind == Kind::kObject &&
-      p.slot[kTokenSlot].kind == Kind::kString) {
+  if (t.slot[kPropertiesSlot].kind == Kind::kObject && p.slot[kTokenSlot].kind == Kind::kString) {
     *token = p.slot[kTokenSlot].text();
     return !p.slot[kTokenSlot].escaped;
   }
@@ -710,8 +701,7 @@ bool FastToken(const Members& t, const Members& p, absl::string_view* token) {
 // Returns false, having changed nothing, when the body is not a valid
 // batch of acceptable events (or is unusual); the caller then takes the
 // DOM path.
-bool IngestFast(EmulatorState& state, absl::string_view body,
-                CaptureResult* result) {
+bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* result) {
   Scanner scanner(body);
   ScannedObject root;
   std::vector<ScannedObject> events;
@@ -799,8 +789,7 @@ bool IngestFast(EmulatorState& state, absl::string_view body,
   std::vector<PersonEvent> person_events;
   person_events.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    person_events.push_back(
-        {dom[i] ? &doms[i] : nullptr, stored[i].distinct_id, timestamps[i]});
+    person_events.push_back({dom[i] ? &doms[i] : nullptr, stored[i].distinct_id, timestamps[i]});
   }
   state.persons().ProcessEvents(project->id, person_events);
   result->accepted = stored.size();
@@ -810,15 +799,13 @@ bool IngestFast(EmulatorState& state, absl::string_view body,
 
 }  // namespace
 
-absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state,
-                                            absl::string_view body) {
+absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body) {
   CaptureResult fast;
   if (IngestFast(state, body, &fast)) return fast;
   // The DOM path: unusual or invalid bodies.
   json parsed;
   std::vector<std::pair<size_t, size_t>> slices;
-  if (!ParseWithEventSlices(body, &parsed, &slices) ||
-      !(parsed.is_object() || parsed.is_array())) {
+  if (!ParseWithEventSlices(body, &parsed, &slices) || !(parsed.is_object() || parsed.is_array())) {
     return absl::InvalidArgumentError("request_parsing_error");
   }
   std::string token;
@@ -861,9 +848,7 @@ absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state,
     }
     StoredEvent s;
     absl::Status status = EventFromJson(
-        e,
-        absl::string_view(body.data() + slices[i].first,
-                          slices[i].second - slices[i].first),
+        e, absl::string_view(body.data() + slices[i].first, slices[i].second - slices[i].first),
         project->id, &now, &s);
     if (!status.ok()) return status;
     stored.push_back(std::move(s));
@@ -878,9 +863,8 @@ absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state,
   return result;
 }
 
-void HandleCapture(EmulatorState& state, size_t limit,
-                   const httplib::Request& req, httplib::Response& res,
-                   RequestContext& ctx) {
+void HandleCapture(EmulatorState& state, size_t limit, const httplib::Request& req,
+                   httplib::Response& res, RequestContext& ctx) {
   ctx.auth = AuthMethod::kToken;
   if (req.method == "OPTIONS") {
     res.status = 204;
@@ -889,13 +873,9 @@ void HandleCapture(EmulatorState& state, size_t limit,
   absl::StatusOr<std::string> body = DecodeRequestBody(req, limit);
   if (!body.ok()) {
     if (absl::IsResourceExhausted(body.status())) {
-      SetJson(res, 413,
-              CaptureError(413, "payload_too_large",
-                           "maximum event size exceeded"));
+      SetJson(res, 413, CaptureError(413, "payload_too_large", "maximum event size exceeded"));
     } else {
-      SetJson(res, 400,
-              CaptureError(400, "request_decoding_error",
-                           "failed to decode request"));
+      SetJson(res, 400, CaptureError(400, "request_decoding_error", "failed to decode request"));
     }
     return;
   }
@@ -909,12 +889,10 @@ void HandleCapture(EmulatorState& state, size_t limit,
     if (absl::IsUnauthenticated(result.status())) {
       SetJson(res, 401,
               CaptureError(401, code.c_str(),
-                           code == "ingest_key_required"
-                               ? "API key is missing from the request"
-                               : "API key is not valid for any project"));
+                           code == "ingest_key_required" ? "API key is missing from the request"
+                                                         : "API key is not valid for any project"));
     } else {
-      SetJson(res, 400,
-              CaptureError(400, code.c_str(), "failed to parse request: " + code));
+      SetJson(res, 400, CaptureError(400, code.c_str(), "failed to parse request: " + code));
     }
     return;
   }

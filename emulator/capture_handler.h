@@ -37,13 +37,11 @@ struct CaptureResult {
 
 // IngestCapture parses a decoded capture body and stores its events.
 // Errors: InvalidArgument (400), Unauthenticated (401).
-absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state,
-                                            absl::string_view body);
+absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body);
 
 // HandleCapture serves one capture request with the body limit `limit`.
-void HandleCapture(EmulatorState& state, size_t limit,
-                   const httplib::Request& req, httplib::Response& res,
-                   RequestContext& ctx);
+void HandleCapture(EmulatorState& state, size_t limit, const httplib::Request& req,
+                   httplib::Response& res, RequestContext& ctx);
 
 }  // namespace posthog_emulator
 

@@ -21,22 +21,19 @@ std::string Str(const json& obj, const char* name, std::string fallback = "") {
 std::string SyntheticUuid(absl::string_view kind, int64_t id) {
   char buf[40];
   snprintf(buf, sizeof(buf), "0190%04x-0000-7000-8000-%012llx",
-           static_cast<unsigned>(kind.empty() ? 0 : kind[0]),
-           static_cast<unsigned long long>(id));
+           static_cast<unsigned>(kind.empty() ? 0 : kind[0]), static_cast<unsigned long long>(id));
   return buf;
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromSeed(
-    const json& seed) {
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::FromSeed(const json& seed) {
   std::shared_ptr<Directory> dir(new Directory());
   RETURN_IF_ERROR(dir->Add(seed));
   return std::shared_ptr<const Directory>(std::move(dir));
 }
 
-absl::StatusOr<std::shared_ptr<const Directory>> Directory::Merged(
-    const json& seed) const {
+absl::StatusOr<std::shared_ptr<const Directory>> Directory::Merged(const json& seed) const {
   std::shared_ptr<Directory> dir(new Directory(*this));
   RETURN_IF_ERROR(dir->Add(seed));
   return std::shared_ptr<const Directory>(std::move(dir));
@@ -105,8 +102,7 @@ absl::Status Directory::Add(const json& seed) {
     user.current_project_id = u.value("current_project_id", int64_t{0});
     if (user.current_project_id == 0) {
       for (const auto& [id, project] : projects_) {
-        if (!user.organization_ids.empty() &&
-            project.organization_id == user.organization_ids[0]) {
+        if (!user.organization_ids.empty() && project.organization_id == user.organization_ids[0]) {
           user.current_project_id = id;
           break;
         }
@@ -181,8 +177,7 @@ std::vector<const Project*> Directory::ProjectsOfOrganization(
   return out;
 }
 
-bool Directory::UserCanAccessProject(const User& user,
-                                     const Project& project) const {
+bool Directory::UserCanAccessProject(const User& user, const Project& project) const {
   return std::find(user.organization_ids.begin(), user.organization_ids.end(),
                    project.organization_id) != user.organization_ids.end();
 }

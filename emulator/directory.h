@@ -67,13 +67,11 @@ class Directory final {
   // FromSeed builds a Directory from the top-level seed object (its
   // "organizations", "projects", "users" and "personal_api_keys"). Returns
   // InvalidArgument naming the first malformed entry.
-  static absl::StatusOr<std::shared_ptr<const Directory>> FromSeed(
-      const nlohmann::json& seed);
+  static absl::StatusOr<std::shared_ptr<const Directory>> FromSeed(const nlohmann::json& seed);
 
   // Merged returns a new Directory holding this one's entries plus those of
   // `seed`; entries with an existing id replace the old ones.
-  absl::StatusOr<std::shared_ptr<const Directory>> Merged(
-      const nlohmann::json& seed) const;
+  absl::StatusOr<std::shared_ptr<const Directory>> Merged(const nlohmann::json& seed) const;
 
   const Project* ProjectById(int64_t id) const;
   const Project* ProjectByToken(absl::string_view api_token) const;
@@ -83,8 +81,7 @@ class Directory final {
 
   // Projects in id order.
   std::vector<const Project*> Projects() const;
-  std::vector<const Project*> ProjectsOfOrganization(
-      absl::string_view organization_id) const;
+  std::vector<const Project*> ProjectsOfOrganization(absl::string_view organization_id) const;
 
   // UserCanAccessProject is true when the user belongs to the project's
   // organization.

@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int batch = absl::GetFlag(FLAGS_batch);
   const int connections = absl::GetFlag(FLAGS_connections);
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(absl::GetFlag(FLAGS_seconds));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(absl::GetFlag(FLAGS_seconds));
   std::atomic<long> events{0};
   std::atomic<long> failures{0};
   std::atomic<long> bytes{0};
@@ -49,19 +49,18 @@ int main(int argc, char** argv) {
         // Each request carries new uuids, so nothing is a duplicate. The
         // body is built with plain string appends and gzip level 1 to keep
         // the client's share of the (shared) cores small.
-        std::string body = absl::StrFormat(
-            "{\"api_key\":\"%s\",\"historical_migration\":false,\"batch\":[",
-            absl::GetFlag(FLAGS_token));
+        std::string body =
+            absl::StrFormat("{\"api_key\":\"%s\",\"historical_migration\":false,\"batch\":[",
+                            absl::GetFlag(FLAGS_token));
         for (int i = 0; i < batch; ++i, ++seq) {
-          absl::StrAppendFormat(
-              &body,
-              "%s{\"event\":\"load test\",\"distinct_id\":\"user-%d\","
-              "\"uuid\":\"%08x-0000-4000-8000-%012x\","
-              "\"timestamp\":\"2026-01-02T03:04:05.000Z\",\"properties\":"
-              "{\"$lib\":\"emulator_load\",\"amount\":%d,\"plan\":\"pro\","
-              "\"$current_url\":\"https://example.com/checkout\"}}",
-              i == 0 ? "" : ",", static_cast<int>(seq % users), c, seq,
-              static_cast<int>(seq % 100));
+          absl::StrAppendFormat(&body,
+                                "%s{\"event\":\"load test\",\"distinct_id\":\"user-%d\","
+                                "\"uuid\":\"%08x-0000-4000-8000-%012x\","
+                                "\"timestamp\":\"2026-01-02T03:04:05.000Z\",\"properties\":"
+                                "{\"$lib\":\"emulator_load\",\"amount\":%d,\"plan\":\"pro\","
+                                "\"$current_url\":\"https://example.com/checkout\"}}",
+                                i == 0 ? "" : ",", static_cast<int>(seq % users), c, seq,
+                                static_cast<int>(seq % 100));
         }
         body += "]}";
         const std::string gz = posthog_emulator::GzipCompress(body, 1);
@@ -80,9 +79,9 @@ int main(int argc, char** argv) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << absl::StrFormat(
-                   "events=%d seconds=%.2f events_per_second=%.0f "
-                   "failed_requests=%d gzip_mb=%.1f connections=%d batch=%d\n",
-                   events.load(), secs, events.load() / secs, failures.load(),
-                   bytes.load() / 1e6, connections, batch);
+      "events=%d seconds=%.2f events_per_second=%.0f "
+      "failed_requests=%d gzip_mb=%.1f connections=%d batch=%d\n",
+      events.load(), secs, events.load() / secs, failures.load(), bytes.load() / 1e6, connections,
+      batch);
   return failures.load() == 0 ? 0 : 1;
 }

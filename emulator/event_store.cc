@@ -9,8 +9,7 @@
 namespace posthog_emulator {
 
 uint64_t EventStore::HashOf(std::string_view uuid) {
-  return absl::Hash<absl::string_view>()(
-      absl::string_view(uuid.data(), uuid.size()));
+  return absl::Hash<absl::string_view>()(absl::string_view(uuid.data(), uuid.size()));
 }
 
 size_t EventStore::Shard::Find(std::string_view uuid, uint64_t h) const {
@@ -70,10 +69,8 @@ size_t EventStore::Add(std::vector<StoredEvent> events) {
 std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
   std::vector<std::pair<uint64_t, StoredEvent>> found;
   auto matches = [&](const Record& r) {
-    return !r.deleted &&
-           (query.event.empty() || r.event.event == query.event) &&
-           (query.distinct_id.empty() ||
-            r.event.distinct_id == query.distinct_id) &&
+    return !r.deleted && (query.event.empty() || r.event.event == query.event) &&
+           (query.distinct_id.empty() || r.event.distinct_id == query.distinct_id) &&
            (query.team_id == 0 || r.event.team_id == query.team_id);
   };
   if (!query.uuid.empty()) {
@@ -111,15 +108,14 @@ std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
   return out;
 }
 
-size_t EventStore::DeleteForDistinctIds(
-    int64_t team_id, const std::vector<std::string>& distinct_ids) {
+size_t EventStore::DeleteForDistinctIds(int64_t team_id,
+                                        const std::vector<std::string>& distinct_ids) {
   absl::flat_hash_set<std::string> ids(distinct_ids.begin(), distinct_ids.end());
   size_t removed = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     for (Record& r : shard.records) {
-      if (!r.deleted && r.event.team_id == team_id &&
-          ids.contains(r.event.distinct_id)) {
+      if (!r.deleted && r.event.team_id == team_id && ids.contains(r.event.distinct_id)) {
         r.deleted = true;
         r.event.json.clear();
         r.event.json.shrink_to_fit();

@@ -67,8 +67,7 @@ class EventStore final {
 
   // DeleteForDistinctIds removes the events of `team_id` whose distinct_id
   // is in `distinct_ids`; returns how many were removed.
-  size_t DeleteForDistinctIds(int64_t team_id,
-                              const std::vector<std::string>& distinct_ids);
+  size_t DeleteForDistinctIds(int64_t team_id, const std::vector<std::string>& distinct_ids);
 
   // Clear drops every event and resets both counters.
   void Clear();
@@ -92,8 +91,7 @@ class EventStore final {
     absl::flat_hash_map<std::string, size_t> collided ABSL_GUARDED_BY(mu);
 
     // Find returns the position of `uuid` (hash `h`) or kNotFound.
-    size_t Find(std::string_view uuid, uint64_t h) const
-        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+    size_t Find(std::string_view uuid, uint64_t h) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   };
 
   static uint64_t HashOf(std::string_view uuid);

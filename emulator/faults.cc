@@ -71,14 +71,13 @@ json FaultInjector::Config() const {
   return {{"seed", seed_}, {"rules", rules}};
 }
 
-FaultDecision FaultInjector::Decide(const std::string& route,
-                                    const std::string& path) {
+FaultDecision FaultInjector::Decide(const std::string& route, const std::string& path) {
   absl::MutexLock lock(&mu_);
   FaultDecision d;
   for (Rule& rule : rules_) {
-    const bool applies = rule.route == "*" || rule.route == route ||
-                         (!rule.route.empty() && rule.route[0] == '/' &&
-                          absl::StartsWith(path, rule.route));
+    const bool applies =
+        rule.route == "*" || rule.route == route ||
+        (!rule.route.empty() && rule.route[0] == '/' && absl::StartsWith(path, rule.route));
     if (!applies || (rule.count.has_value() && *rule.count <= 0)) continue;
     if (rule.count.has_value()) --*rule.count;
     std::uniform_real_distribution<double> uniform(0.0, 1.0);

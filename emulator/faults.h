@@ -26,14 +26,14 @@ namespace posthog_emulator {
 
 // FaultDecision is what to do to one request; default: nothing.
 struct FaultDecision {
-  int latency_ms = 0;         // sleep before handling
-  int status = 0;             // non-zero: answer with this error status
-  int retry_after_s = -1;     // >= 0: add Retry-After
-  bool reset = false;         // close the connection mid-response
-  bool truncate = false;      // send the first half of the JSON body
-  bool malformed = false;     // send a body that is not JSON
+  int latency_ms = 0;             // sleep before handling
+  int status = 0;                 // non-zero: answer with this error status
+  int retry_after_s = -1;         // >= 0: add Retry-After
+  bool reset = false;             // close the connection mid-response
+  bool truncate = false;          // send the first half of the JSON body
+  bool malformed = false;         // send a body that is not JSON
   std::string foreign_next_host;  // rewrite `next` URLs to this origin
-  int stall_ms = 0;           // stall after half the body
+  int stall_ms = 0;               // stall after half the body
 };
 
 class FaultInjector final {

@@ -62,17 +62,16 @@ std::optional<absl::Time> ParseDate(const json& value) {
     m -= unit == "m" ? n : 12 * n;
     absl::CivilDay last_day = absl::CivilDay(m + 1) - 1;
     absl::CivilDay day(m.year(), m.month(), std::min<int>(c.day(), last_day.day()));
-    return absl::FromCivil(absl::CivilSecond(day.year(), day.month(), day.day(),
-                                             c.hour(), c.minute(), c.second()),
-                           absl::UTCTimeZone());
+    return absl::FromCivil(
+        absl::CivilSecond(day.year(), day.month(), day.day(), c.hour(), c.minute(), c.second()),
+        absl::UTCTimeZone());
   }
   if (absl::EndsWith(s, " UTC")) s = s.substr(0, s.size() - 4);
   if (absl::EndsWith(s, "Z")) s = s.substr(0, s.size() - 1) + "+00:00";
   absl::Time t;
   std::string err;
-  for (const char* format :
-       {"%Y-%m-%dT%H:%M:%E*S%Ez", "%Y-%m-%dT%H:%M:%E*S", "%Y-%m-%d %H:%M:%E*S%Ez",
-        "%Y-%m-%d %H:%M:%E*S", "%Y-%m-%d"}) {
+  for (const char* format : {"%Y-%m-%dT%H:%M:%E*S%Ez", "%Y-%m-%dT%H:%M:%E*S",
+                             "%Y-%m-%d %H:%M:%E*S%Ez", "%Y-%m-%d %H:%M:%E*S", "%Y-%m-%d"}) {
     if (absl::ParseTime(format, s, absl::UTCTimeZone(), &t, &err)) return t;
   }
   return std::nullopt;
@@ -95,8 +94,7 @@ std::optional<std::array<long, 3>> Semver(const json& value) {
   return out;
 }
 
-bool MatchSemver(const std::string& op, const json& flag_value,
-                 const json& override_value) {
+bool MatchSemver(const std::string& op, const json& flag_value, const json& override_value) {
   auto actual = Semver(override_value);
   if (!actual) return false;
   if (op == "semver_wildcard") {
@@ -139,25 +137,21 @@ bool MatchSemver(const std::string& op, const json& flag_value,
 
 }  // namespace
 
-double Hash(absl::string_view prefix, absl::string_view identifier,
-            absl::string_view salt) {
+double Hash(absl::string_view prefix, absl::string_view identifier, absl::string_view salt) {
   const std::string input = absl::StrCat(prefix, identifier, salt);
   unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(),
-       digest);
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   uint64_t top = 0;
   for (int i = 0; i < 8; ++i) top = (top << 8) | digest[i];
   top >>= 4;  // the first 15 hex digits
-  return static_cast<double>(top) /
-         static_cast<double>(uint64_t{0xFFFFFFFFFFFFFFF});
+  return static_cast<double>(top) / static_cast<double>(uint64_t{0xFFFFFFFFFFFFFFF});
 }
 
 bool MatchProperty(const json& filter, const json& properties) {
   const std::string key = filter.value("key", "");
-  const std::string op =
-      filter.contains("operator") && filter["operator"].is_string()
-          ? filter["operator"].get<std::string>()
-          : "exact";
+  const std::string op = filter.contains("operator") && filter["operator"].is_string()
+                             ? filter["operator"].get<std::string>()
+                             : "exact";
   const json value = filter.contains("value") ? filter["value"] : json();
   auto it = properties.find(key);
   if (it == properties.end()) return op == "is_not_set";
@@ -233,8 +227,7 @@ struct FlagMatcher::Evaluation {
 
 FlagMatcher::FlagMatcher(std::vector<json> flags, json group_type_mapping,
                          absl::flat_hash_map<int64_t, CohortDefinition> cohorts)
-    : group_type_mapping_(std::move(group_type_mapping)),
-      cohorts_(std::move(cohorts)) {
+    : group_type_mapping_(std::move(group_type_mapping)), cohorts_(std::move(cohorts)) {
   for (json& flag : flags) {
     if (flag.value("deleted", false)) continue;
     const size_t index = flags_.size();
@@ -270,8 +263,8 @@ bool FlagMatcher::MatchCohort(int64_t id, const json& properties,
   return MatchFilter(filter, properties, ev, 0);
 }
 
-bool FlagMatcher::MatchGroup(const json& group, const json& properties,
-                             Evaluation& ev, int depth) const {
+bool FlagMatcher::MatchGroup(const json& group, const json& properties, Evaluation& ev,
+                             int depth) const {
   if (!group.is_object() || !group.contains("values")) return true;
   const json& values = group["values"];
   if (!values.is_array() || values.empty()) return true;
@@ -285,8 +278,8 @@ bool FlagMatcher::MatchGroup(const json& group, const json& properties,
   return is_and;
 }
 
-bool FlagMatcher::MatchFilter(const json& filter, const json& properties,
-                              Evaluation& ev, int depth) const {
+bool FlagMatcher::MatchFilter(const json& filter, const json& properties, Evaluation& ev,
+                              int depth) const {
   if (depth > kMaxDepth) return false;
   const std::string type = filter.value("type", "person");
   bool match = false;
@@ -307,8 +300,7 @@ bool FlagMatcher::MatchFilter(const json& filter, const json& properties,
       }
       match = match || it->second.distinct_ids.contains(ev.input->distinct_id);
     } else {
-      match = MatchGroup(it->second.properties, ev.input->person_properties, ev,
-                         depth + 1);
+      match = MatchGroup(it->second.properties, ev.input->person_properties, ev, depth + 1);
     }
     if (filter.value("operator", "in") == "not_in") match = !match;
   } else if (type == "flag") {
@@ -343,9 +335,8 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
   r.key = flag.value("key", "");
   r.id = flag.value("id", int64_t{0});
   r.version = flag.value("version", int64_t{1});
-  r.description = flag.contains("name") && flag["name"].is_string()
-                      ? flag["name"].get<std::string>()
-                      : "";
+  r.description =
+      flag.contains("name") && flag["name"].is_string() ? flag["name"].get<std::string>() : "";
   r.has_experiment = flag.value("has_experiment", false);
   ev.in_progress.insert(r.key);
   auto finish = [&](FlagResult result) {
@@ -354,9 +345,8 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
     return result;
   };
 
-  const json filters = flag.contains("filters") && flag["filters"].is_object()
-                           ? flag["filters"]
-                           : json::object();
+  const json filters =
+      flag.contains("filters") && flag["filters"].is_object() ? flag["filters"] : json::object();
   if (!flag.value("active", true)) {
     r.reason_code = "flag_disabled";
     r.reason_description = "Feature flag is disabled";
@@ -364,8 +354,7 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
   }
 
   // Person or group subject, its properties and its bucketing value.
-  auto group_subject = [&](const json& index, std::string* key,
-                           json* props) -> bool {
+  auto group_subject = [&](const json& index, std::string* key, json* props) -> bool {
     const std::string idx = index.is_number() ? std::to_string(index.get<int>()) : Str(index);
     auto name = group_type_mapping_.find(idx);
     if (name == group_type_mapping_.end()) return false;
@@ -399,11 +388,10 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
   }
 
   const json empty_variants = json::array();
-  const json& variants =
-      filters.contains("multivariate") && filters["multivariate"].is_object() &&
-              filters["multivariate"].contains("variants")
-          ? filters["multivariate"]["variants"]
-          : empty_variants;
+  const json& variants = filters.contains("multivariate") && filters["multivariate"].is_object() &&
+                                 filters["multivariate"].contains("variants")
+                             ? filters["multivariate"]["variants"]
+                             : empty_variants;
   auto pick_variant = [&](const json& condition,
                           const std::string& bucket) -> std::optional<std::string> {
     if (variants.empty()) return std::nullopt;
@@ -424,8 +412,7 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
     return std::nullopt;
   };
   auto set_payload = [&](FlagResult& out) {
-    if (!out.enabled || !filters.contains("payloads") ||
-        !filters["payloads"].is_object()) {
+    if (!out.enabled || !filters.contains("payloads") || !filters["payloads"].is_object()) {
       return;
     }
     const std::string lookup = out.variant.has_value() ? *out.variant : "true";
@@ -452,8 +439,7 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
   json holdout;
   if (filters.contains("holdout") && filters["holdout"].is_object()) {
     holdout = filters["holdout"];
-  } else if (filters.contains("holdout_groups") &&
-             filters["holdout_groups"].is_array() &&
+  } else if (filters.contains("holdout_groups") && filters["holdout_groups"].is_array() &&
              !filters["holdout_groups"].empty()) {
     const json& g = filters["holdout_groups"][0];
     holdout = {{"exclusion_percentage", g.value("rollout_percentage", 0.0)}};
@@ -488,8 +474,7 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
     if (condition.contains("aggregation_group_type_index") &&
         !condition["aggregation_group_type_index"].is_null() &&
         condition["aggregation_group_type_index"] != flag_group_index) {
-      if (!group_subject(condition["aggregation_group_type_index"],
-                         &cond_bucketing, &cond_props)) {
+      if (!group_subject(condition["aggregation_group_type_index"], &cond_bucketing, &cond_props)) {
         continue;
       }
     }
@@ -503,13 +488,11 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
       }
     }
     if (!props_match) continue;
-    const json& rollout = condition.contains("rollout_percentage")
-                              ? condition["rollout_percentage"]
-                              : json();
+    const json& rollout =
+        condition.contains("rollout_percentage") ? condition["rollout_percentage"] : json();
     bool in_rollout = true;
     if (!rollout.is_null()) {
-      in_rollout = Hash(r.key + ".", cond_bucketing, "") <=
-                   rollout.get<double>() / 100.0;
+      in_rollout = Hash(r.key + ".", cond_bucketing, "") <= rollout.get<double>() / 100.0;
     }
     if (!in_rollout) {
       if (!saw_out_of_rollout) out_of_rollout_index = static_cast<int>(i);
@@ -537,9 +520,8 @@ FlagResult FlagMatcher::EvaluateFlag(const json& flag, Evaluation& ev) const {
   return finish(r);
 }
 
-std::vector<FlagResult> FlagMatcher::EvaluateAll(
-    const FlagEvaluationInput& input,
-    const std::vector<std::string>& only_keys) const {
+std::vector<FlagResult> FlagMatcher::EvaluateAll(const FlagEvaluationInput& input,
+                                                 const std::vector<std::string>& only_keys) const {
   Evaluation ev{&input, {}, {}};
   std::vector<FlagResult> out;
   for (const json& flag : flags_) {
@@ -554,8 +536,8 @@ std::vector<FlagResult> FlagMatcher::EvaluateAll(
   return out;
 }
 
-std::optional<FlagResult> FlagMatcher::Evaluate(
-    absl::string_view key, const FlagEvaluationInput& input) const {
+std::optional<FlagResult> FlagMatcher::Evaluate(absl::string_view key,
+                                                const FlagEvaluationInput& input) const {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return std::nullopt;
   Evaluation ev{&input, {}, {}};

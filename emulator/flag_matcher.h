@@ -26,20 +26,18 @@ namespace posthog_emulator {
 // Hash returns int(sha1(prefix + identifier + salt)[:15 hex], 16) /
 // 0xFFFFFFFFFFFFFFF, in [0, 1]. Flag rollout: prefix "<key>.", salt "";
 // variant: salt "variant"; holdout: prefix "holdout-".
-double Hash(absl::string_view prefix, absl::string_view identifier,
-            absl::string_view salt);
+double Hash(absl::string_view prefix, absl::string_view identifier, absl::string_view salt);
 
 // MatchProperty tests one property filter (`{"key", "value", "operator"}`)
 // against `properties` (a JSON object) with the server's semantics.
-bool MatchProperty(const nlohmann::json& filter,
-                   const nlohmann::json& properties);
+bool MatchProperty(const nlohmann::json& filter, const nlohmann::json& properties);
 
 // CohortDefinition is a cohort as the evaluator needs it: a dynamic
 // cohort's property group, or a static cohort's members.
 struct CohortDefinition {
   int64_t id = 0;
   bool is_static = false;
-  nlohmann::json properties;  // {"type": "OR"|"AND", "values": [...]}
+  nlohmann::json properties;                      // {"type": "OR"|"AND", "values": [...]}
   absl::flat_hash_set<std::string> distinct_ids;  // static members
 };
 
@@ -78,8 +76,7 @@ class FlagMatcher final {
   // `flags` are the project's flags (CRUD JSON shape; deleted ones are
   // ignored). `group_type_mapping` maps "0" -> "company". Flag-type
   // properties may name their dependency by id or by key.
-  FlagMatcher(std::vector<nlohmann::json> flags,
-              nlohmann::json group_type_mapping,
+  FlagMatcher(std::vector<nlohmann::json> flags, nlohmann::json group_type_mapping,
               absl::flat_hash_map<int64_t, CohortDefinition> cohorts);
 
   FlagMatcher(const FlagMatcher&) = delete;
@@ -87,13 +84,11 @@ class FlagMatcher final {
 
   // EvaluateAll evaluates every active-or-inactive, non-deleted flag (or
   // only `only_keys` and their dependencies when non-empty), in flag order.
-  std::vector<FlagResult> EvaluateAll(
-      const FlagEvaluationInput& input,
-      const std::vector<std::string>& only_keys = {}) const;
+  std::vector<FlagResult> EvaluateAll(const FlagEvaluationInput& input,
+                                      const std::vector<std::string>& only_keys = {}) const;
 
   // Evaluate evaluates the flag with `key`; nullopt when it does not exist.
-  std::optional<FlagResult> Evaluate(absl::string_view key,
-                                     const FlagEvaluationInput& input) const;
+  std::optional<FlagResult> Evaluate(absl::string_view key, const FlagEvaluationInput& input) const;
 
   // MatchCohort is true when a person with `properties` and `distinct_ids`
   // belongs to cohort `id` (false for unknown cohorts).
@@ -104,11 +99,10 @@ class FlagMatcher final {
   struct Evaluation;  // per-call dependency cache
 
   FlagResult EvaluateFlag(const nlohmann::json& flag, Evaluation& ev) const;
-  bool MatchFilter(const nlohmann::json& filter,
-                   const nlohmann::json& properties, Evaluation& ev,
+  bool MatchFilter(const nlohmann::json& filter, const nlohmann::json& properties, Evaluation& ev,
                    int depth) const;
-  bool MatchGroup(const nlohmann::json& group, const nlohmann::json& properties,
-                  Evaluation& ev, int depth) const;
+  bool MatchGroup(const nlohmann::json& group, const nlohmann::json& properties, Evaluation& ev,
+                  int depth) const;
   const nlohmann::json* FindFlag(const nlohmann::json& id_or_key) const;
 
   std::vector<nlohmann::json> flags_;

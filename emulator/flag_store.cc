@@ -80,15 +80,13 @@ json NewFlag(int64_t id, int64_t team_id, json author, const std::string& time) 
 // Filters as FeatureFlag.get_filters() returns them: legacy or empty
 // filters become one condition with no properties and no rollout.
 json NormalizedFilters(const json& stored) {
-  json filters = stored.contains("filters") && stored["filters"].is_object()
-                     ? stored["filters"]
-                     : json::object();
+  json filters = stored.contains("filters") && stored["filters"].is_object() ? stored["filters"]
+                                                                             : json::object();
   if (!filters.contains("groups")) {
     filters["groups"] = json::array(
         {{{"properties", filters.value("properties", json::array())},
-          {"rollout_percentage", stored.contains("rollout_percentage")
-                                     ? stored["rollout_percentage"]
-                                     : json()}}});
+          {"rollout_percentage",
+           stored.contains("rollout_percentage") ? stored["rollout_percentage"] : json()}}});
     filters.erase("properties");
   }
   return filters;
@@ -100,71 +98,57 @@ json FlagStore::Serialize(const json& stored) {
   json out = stored;
   out["filters"] = NormalizedFilters(stored);
   const json& groups = out["filters"]["groups"];
-  const bool simple =
-      groups.is_array() && groups.size() == 1 &&
-      (!groups[0].contains("properties") || groups[0]["properties"].empty()) &&
-      out["filters"].value("aggregation_group_type_index", json()).is_null() &&
-      !out["filters"].contains("multivariate");
+  const bool simple = groups.is_array() && groups.size() == 1 &&
+                      (!groups[0].contains("properties") || groups[0]["properties"].empty()) &&
+                      out["filters"].value("aggregation_group_type_index", json()).is_null() &&
+                      !out["filters"].contains("multivariate");
   out["is_simple_flag"] = simple;
-  out["rollout_percentage"] =
-      simple ? groups[0].value("rollout_percentage", json()) : json();
+  out["rollout_percentage"] = simple ? groups[0].value("rollout_percentage", json()) : json();
   return out;
 }
 
-absl::Status FlagStore::Validate(int64_t team_id, const json& flag,
-                                 int64_t self_id) const {
-  if (!flag.contains("key") || !flag["key"].is_string() ||
-      flag["key"].get<std::string>().empty()) {
+absl::Status FlagStore::Validate(int64_t team_id, const json& flag, int64_t self_id) const {
+  if (!flag.contains("key") || !flag["key"].is_string() || flag["key"].get<std::string>().empty()) {
     return ValidationError("required", "This field is required.", "key");
   }
   const std::string key = flag["key"].get<std::string>();
   static const LazyRE2 kKey = {"^[a-zA-Z0-9_-]+$"};
   if (!RE2::FullMatch(key, *kKey)) {
     return ValidationError(
-        "invalid_key",
-        "Only letters, numbers, hyphens (-) & underscores (_) are allowed.",
-        "key");
+        "invalid_key", "Only letters, numbers, hyphens (-) & underscores (_) are allowed.", "key");
   }
   if (!flag.value("deleted", false)) {
     auto team = flags_.find(team_id);
     if (team != flags_.end()) {
       for (const auto& [id, other] : team->second) {
-        if (id != self_id && !other.value("deleted", false) &&
-            other.value("key", "") == key) {
-          return ValidationError("unique",
-                                 "There is already a feature flag with this key.",
-                                 "key");
+        if (id != self_id && !other.value("deleted", false) && other.value("key", "") == key) {
+          return ValidationError("unique", "There is already a feature flag with this key.", "key");
         }
       }
     }
   }
   const json filters = flag.contains("filters") ? flag["filters"] : json();
   if (!filters.is_null() && !filters.is_object()) {
-    return ValidationError("invalid_input", "Filters must be an object.",
-                           "filters");
+    return ValidationError("invalid_input", "Filters must be an object.", "filters");
   }
   if (filters.is_object() && filters.contains("multivariate") &&
       filters["multivariate"].is_object()) {
     double sum = 0;
-    for (const json& v :
-         filters["multivariate"].value("variants", json::array())) {
+    for (const json& v : filters["multivariate"].value("variants", json::array())) {
       sum += v.value("rollout_percentage", 0.0);
     }
     if (std::fabs(sum - 100.0) > 1e-9) {
-      return ValidationError(
-          "invalid_input",
-          "Invalid variant definitions: Variant rollout percentages must sum "
-          "to 100.",
-          "filters");
+      return ValidationError("invalid_input",
+                             "Invalid variant definitions: Variant rollout percentages must sum "
+                             "to 100.",
+                             "filters");
     }
   }
   if (filters.is_object() && filters.contains("groups")) {
     for (const json& g : filters["groups"]) {
       const json r = g.value("rollout_percentage", json());
-      if (!r.is_null() &&
-          (!r.is_number() || r.get<double>() < 0 || r.get<double>() > 100)) {
-        return ValidationError("invalid_input",
-                               "Rollout percentage must be between 0 and 100.",
+      if (!r.is_null() && (!r.is_number() || r.get<double>() < 0 || r.get<double>() > 100)) {
+        return ValidationError("invalid_input", "Rollout percentage must be between 0 and 100.",
                                "filters");
       }
     }
@@ -193,8 +177,7 @@ absl::StatusOr<json> FlagStore::Create(int64_t team_id, const json& body,
   return Serialize(stored);
 }
 
-absl::StatusOr<json> FlagStore::Update(int64_t team_id, int64_t id,
-                                       const json& body, bool partial,
+absl::StatusOr<json> FlagStore::Update(int64_t team_id, int64_t id, const json& body, bool partial,
                                        const FlagAuthor& author) {
   if (!body.is_object()) {
     return ValidationError("invalid_input", "Invalid data. Expected a dictionary.");
@@ -245,8 +228,7 @@ void FlagStore::Store(int64_t team_id, int64_t id, json stored) {
   flags_[team_id][id] = std::move(stored);
 }
 
-std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id,
-                                                     size_t offset,
+std::pair<std::vector<json>, size_t> FlagStore::List(int64_t team_id, size_t offset,
                                                      size_t limit) const {
   absl::MutexLock lock(&mu_);
   std::vector<json> page;
@@ -313,15 +295,14 @@ void FlagStore::GenerateFlags(int64_t team_id, size_t n) {
     json stored = NewFlag(id, team_id, nullptr, now);
     stored["key"] = absl::StrCat("generated-flag-", k);
     stored["name"] = absl::StrCat("Generated flag ", k);
-    stored["filters"] = {
-        {"groups", json::array({{{"properties", json::array()}, {"rollout_percentage", k % 101}}})}};
+    stored["filters"] = {{"groups", json::array({{{"properties", json::array()},
+                                                  {"rollout_percentage", k % 101}}})}};
     Store(team_id, id, std::move(stored));
   }
 }
 
 absl::Status FlagStore::AddCohort(int64_t team_id, const json& cohort) {
-  if (!cohort.is_object() || !cohort.contains("id") ||
-      !cohort["id"].is_number_integer()) {
+  if (!cohort.is_object() || !cohort.contains("id") || !cohort["id"].is_number_integer()) {
     return absl::InvalidArgumentError("seed: cohort without integer id");
   }
   CohortDefinition def;
@@ -340,8 +321,7 @@ absl::Status FlagStore::AddCohort(int64_t team_id, const json& cohort) {
   return absl::OkStatus();
 }
 
-absl::flat_hash_map<int64_t, CohortDefinition> FlagStore::Cohorts(
-    int64_t team_id) const {
+absl::flat_hash_map<int64_t, CohortDefinition> FlagStore::Cohorts(int64_t team_id) const {
   absl::MutexLock lock(&mu_);
   absl::flat_hash_map<int64_t, CohortDefinition> out;
   auto team = cohorts_.find(team_id);

@@ -46,14 +46,12 @@ class FlagStore final {
   // Create validates `body` and stores a new flag; returns it serialized.
   // 400 bodies as PostHog: required/invalid_key/unique on "key",
   // invalid_input on "filters".
-  absl::StatusOr<nlohmann::json> Create(int64_t team_id,
-                                        const nlohmann::json& body,
+  absl::StatusOr<nlohmann::json> Create(int64_t team_id, const nlohmann::json& body,
                                         const FlagAuthor& author);
 
   // Update applies `body` to flag `id` (PATCH when `partial`, else PUT);
   // NotFound when absent, Aborted (409) on a stale `version`.
-  absl::StatusOr<nlohmann::json> Update(int64_t team_id, int64_t id,
-                                        const nlohmann::json& body,
+  absl::StatusOr<nlohmann::json> Update(int64_t team_id, int64_t id, const nlohmann::json& body,
                                         bool partial, const FlagAuthor& author);
 
   // Get returns flag `id` serialized (deleted flags included).
@@ -62,8 +60,7 @@ class FlagStore final {
   // List returns live flags from `offset` (at most `limit`) in PostHog's
   // list order, newest first (`-created_at`; flags created at the same time,
   // as seeded ones are, newest id first), and the number of live flags.
-  std::pair<std::vector<nlohmann::json>, size_t> List(int64_t team_id,
-                                                      size_t offset,
+  std::pair<std::vector<nlohmann::json>, size_t> List(int64_t team_id, size_t offset,
                                                       size_t limit) const;
 
   // Stored returns every flag of the project in stored form (for the
@@ -88,20 +85,17 @@ class FlagStore final {
   static nlohmann::json Serialize(const nlohmann::json& stored);
 
  private:
-  absl::Status Validate(int64_t team_id, const nlohmann::json& flag,
-                        int64_t self_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Validate(int64_t team_id, const nlohmann::json& flag, int64_t self_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Store keeps a new flag and its creation time (for List's order).
-  void Store(int64_t team_id, int64_t id, nlohmann::json stored)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Store(int64_t team_id, int64_t id, nlohmann::json stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
-  std::map<int64_t, std::map<int64_t, nlohmann::json>> flags_
-      ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, std::map<int64_t, nlohmann::json>> flags_ ABSL_GUARDED_BY(mu_);
   // `created_at` of each flag, parsed once: List sorts on it every call.
   std::map<int64_t, std::map<int64_t, absl::Time>> created_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, std::map<int64_t, CohortDefinition>> cohorts_
-      ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, std::map<int64_t, CohortDefinition>> cohorts_ ABSL_GUARDED_BY(mu_);
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
 };

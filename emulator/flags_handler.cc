@@ -53,8 +53,7 @@ void RewriteDependencies(json& filters, const std::vector<json>& flags) {
   };
   // Chain: dependencies of the dependency first, the dependency last; empty
   // on a cycle or a missing flag.
-  std::function<bool(const json&, std::vector<std::string>&,
-                     absl::flat_hash_set<std::string>&)>
+  std::function<bool(const json&, std::vector<std::string>&, absl::flat_hash_set<std::string>&)>
       chain = [&](const json& flag, std::vector<std::string>& out,
                   absl::flat_hash_set<std::string>& visiting) -> bool {
     const std::string key = flag.value("key", "");
@@ -92,10 +91,9 @@ void RewriteDependencies(json& filters, const std::vector<json>& flags) {
 std::string EtagOf(const std::string& body) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
-  return absl::StrCat("W/\"",
-                      absl::BytesToHexString(absl::string_view(
-                          reinterpret_cast<const char*>(digest), 8)),
-                      "\"");
+  return absl::StrCat(
+      "W/\"", absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 8)),
+      "\"");
 }
 
 std::string StripEtag(std::string tag) {
@@ -116,8 +114,7 @@ std::string NewUuid() {
   snprintf(buf, sizeof(buf), "%08llx-%04llx-4%03llx-8%03llx-%012llx",
            static_cast<unsigned long long>((t >> 32) & 0xffffffff),
            static_cast<unsigned long long>((t >> 16) & 0xffff),
-           static_cast<unsigned long long>(t & 0xfff),
-           static_cast<unsigned long long>(n & 0xfff),
+           static_cast<unsigned long long>(t & 0xfff), static_cast<unsigned long long>(n & 0xfff),
            static_cast<unsigned long long>(n & 0xffffffffffffULL));
   return buf;
 }
@@ -140,8 +137,7 @@ json DefinitionsJson(EmulatorState& state, int64_t team_id) {
                 {"filters", filters},
                 {"deleted", false},
                 {"active", f.value("active", true)},
-                {"ensure_experience_continuity",
-                 f.value("ensure_experience_continuity", false)},
+                {"ensure_experience_continuity", f.value("ensure_experience_continuity", false)},
                 {"has_encrypted_payloads", f.value("has_encrypted_payloads", false)},
                 {"version", f.value("version", int64_t{1})},
                 {"evaluation_runtime", f.value("evaluation_runtime", "all")},
@@ -162,13 +158,13 @@ json DefinitionsJson(EmulatorState& state, int64_t team_id) {
           {"minimal_flag_called_events", true}};
 }
 
-void HandleFlagCollection(EmulatorState& state, const httplib::Request& req,
-                          httplib::Response& res, RequestContext& ctx) {
+void HandleFlagCollection(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                          RequestContext& ctx) {
   absl::StatusOr<json> body = ParseJsonBody(req);
   const bool read = req.method == "GET";
-  absl::StatusOr<AuthorizedRequest> auth = AuthorizePrivate(
-      state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
-      read ? "feature_flag:read" : "feature_flag:write", ThrottleClass::kDefault);
+  absl::StatusOr<AuthorizedRequest> auth =
+      AuthorizePrivate(state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
+                       read ? "feature_flag:read" : "feature_flag:write", ThrottleClass::kDefault);
   if (!auth.ok()) return SetError(res, auth.status());
   if (!body.ok()) return SetError(res, body.status());
   const int64_t team_id = auth->project->id;
@@ -179,8 +175,7 @@ void HandleFlagCollection(EmulatorState& state, const httplib::Request& req,
     return SetJson(res, 201, *created);
   }
   if (!read) {
-    return SetError(res, MethodNotAllowedError("Method \"" + req.method +
-                                               "\" not allowed."));
+    return SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
   }
   long limit = 100;
   long offset = 0;
@@ -192,13 +187,13 @@ void HandleFlagCollection(EmulatorState& state, const httplib::Request& req,
   SetJson(res, 200, out);
 }
 
-void HandleFlagItem(EmulatorState& state, const httplib::Request& req,
-                    httplib::Response& res, RequestContext& ctx) {
+void HandleFlagItem(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                    RequestContext& ctx) {
   absl::StatusOr<json> body = ParseJsonBody(req);
   const bool read = req.method == "GET";
-  absl::StatusOr<AuthorizedRequest> auth = AuthorizePrivate(
-      state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
-      read ? "feature_flag:read" : "feature_flag:write", ThrottleClass::kDefault);
+  absl::StatusOr<AuthorizedRequest> auth =
+      AuthorizePrivate(state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
+                       read ? "feature_flag:read" : "feature_flag:write", ThrottleClass::kDefault);
   if (!auth.ok()) return SetError(res, auth.status());
   if (!body.ok()) return SetError(res, body.status());
   const int64_t team_id = auth->project->id;
@@ -215,17 +210,16 @@ void HandleFlagItem(EmulatorState& state, const httplib::Request& req,
     return SetError(res, MethodNotAllowedError("Method \"DELETE\" not allowed."));
   }
   if (req.method == "PATCH" || req.method == "PUT") {
-    absl::StatusOr<json> updated =
-        state.flags().Update(team_id, id, *body, req.method == "PATCH",
-                             AuthorOf(*auth->principal.user));
+    absl::StatusOr<json> updated = state.flags().Update(team_id, id, *body, req.method == "PATCH",
+                                                        AuthorOf(*auth->principal.user));
     if (!updated.ok()) return SetError(res, updated.status());
     return SetJson(res, 200, *updated);
   }
   SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
 }
 
-void HandleDefinitions(EmulatorState& state, const httplib::Request& req,
-                       httplib::Response& res, RequestContext& ctx) {
+void HandleDefinitions(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                       RequestContext& ctx) {
   std::shared_ptr<const Directory> directory = state.directory();
   const std::string auth_header = req.get_header_value("Authorization");
   ctx.auth = auth_header.empty() ? AuthMethod::kNone : AuthMethod::kBearer;
@@ -233,17 +227,14 @@ void HandleDefinitions(EmulatorState& state, const httplib::Request& req,
   const Project* project = directory->ProjectByToken(token);
   if (project == nullptr) {
     if (auth_header.empty()) return SetError(res, NotAuthenticatedError());
-    return SetError(res, AuthenticationFailedError(
-                             token.empty() ? "No API token provided."
-                                           : "Project API key invalid."));
+    return SetError(res, AuthenticationFailedError(token.empty() ? "No API token provided."
+                                                                 : "Project API key invalid."));
   }
   absl::Status auth = AuthenticateDefinitions(*directory, req, *project);
   if (!auth.ok()) return SetError(res, auth);
-  if (state.rate_limiter().Check(ThrottleClass::kDefinitions,
-                                 std::to_string(project->id))) {
+  if (state.rate_limiter().Check(ThrottleClass::kDefinitions, std::to_string(project->id))) {
     return SetJson(res, 429,
-                   ErrorBody("validation_error", "rate_limit_exceeded",
-                             "Rate limit exceeded"));
+                   ErrorBody("validation_error", "rate_limit_exceeded", "Rate limit exceeded"));
   }
   const std::string body = DefinitionsJson(state, project->id).dump();
   const std::string etag = EtagOf(body);
@@ -262,24 +253,22 @@ void HandleDefinitions(EmulatorState& state, const httplib::Request& req,
   res.set_content(body, "application/json");
 }
 
-void HandleRemoteEvaluation(EmulatorState& state, bool decide,
-                            const httplib::Request& req, httplib::Response& res,
-                            RequestContext& ctx) {
+void HandleRemoteEvaluation(EmulatorState& state, bool decide, const httplib::Request& req,
+                            httplib::Response& res, RequestContext& ctx) {
   ctx.auth = AuthMethod::kToken;
   if (req.method == "OPTIONS") {
     res.status = 204;
     return;
   }
   long version = decide ? 1 : 1;
-  if (!QueryParam(req, "v").empty() &&
-      !absl::SimpleAtoi(QueryParam(req, "v"), &version)) {
+  if (!QueryParam(req, "v").empty() && !absl::SimpleAtoi(QueryParam(req, "v"), &version)) {
     version = 1;
   }
   // Shapes: "v1" featureFlags map; "v2" flags with reason and metadata;
   // decide v1 list of keys; decide v2 map of enabled flags only.
   enum class Shape { kV1, kV2, kDecideList, kDecideEnabled } shape = Shape::kV1;
   if (decide) {
-    shape = version >= 4 ? Shape::kV2
+    shape = version >= 4   ? Shape::kV2
             : version == 3 ? Shape::kV1
             : version == 2 ? Shape::kDecideEnabled
                            : Shape::kDecideList;
@@ -312,9 +301,7 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
   std::shared_ptr<const Directory> directory = state.directory();
   if (token.empty()) {
     res.status = 401;
-    res.set_content(
-        "No API token provided. Either pass the api_key or token field.",
-        "text/plain");
+    res.set_content("No API token provided. Either pass the api_key or token field.", "text/plain");
     return;
   }
   const Project* project = directory->ProjectByToken(token);
@@ -330,13 +317,14 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
   const std::string request_id = NewUuid();
   const int64_t evaluated_at = absl::ToUnixMillis(absl::Now());
   if (req.method == "GET") {
-    SetJson(res, 200, {{"flags", json::object()},
-                       {"errorsWhileComputingFlags", false},
-                       {"requestId", request_id},
-                       {"evaluatedAt", evaluated_at}});
+    SetJson(res, 200,
+            {{"flags", json::object()},
+             {"errorsWhileComputingFlags", false},
+             {"requestId", request_id},
+             {"evaluatedAt", evaluated_at}});
     return;
   }
-  json distinct = body.contains("distinct_id") ? body["distinct_id"]
+  json distinct = body.contains("distinct_id")    ? body["distinct_id"]
                   : body.contains("$distinct_id") ? body["$distinct_id"]
                                                   : json();
   if (distinct.is_null() || (distinct.is_string() && distinct.get<std::string>().empty())) {
@@ -355,19 +343,16 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
       input.device_id = body[name].get<std::string>();
     }
   }
-  const bool only_overrides =
-      QueryParam(req, "only_use_override_person_properties") == "true";
+  const bool only_overrides = QueryParam(req, "only_use_override_person_properties") == "true";
   if (!only_overrides) {
-    std::optional<Person> person =
-        state.persons().GetByDistinctId(team_id, input.distinct_id);
+    std::optional<Person> person = state.persons().GetByDistinctId(team_id, input.distinct_id);
     if (person.has_value()) {
       input.person_properties = person->properties;
       input.person_distinct_ids = person->distinct_ids;
     }
   }
   if (body.contains("person_properties") && body["person_properties"].is_object()) {
-    for (auto it = body["person_properties"].begin();
-         it != body["person_properties"].end(); ++it) {
+    for (auto it = body["person_properties"].begin(); it != body["person_properties"].end(); ++it) {
       input.person_properties[it.key()] = *it;
     }
   }
@@ -381,8 +366,8 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
     json props = json::object();
     for (auto m = mapping.begin(); m != mapping.end(); ++m) {
       if (*m != it.key()) continue;
-      std::optional<Group> group = state.persons().GetGroup(
-          team_id, std::stoi(m.key()), it->get<std::string>());
+      std::optional<Group> group =
+          state.persons().GetGroup(team_id, std::stoi(m.key()), it->get<std::string>());
       if (group.has_value()) props = group->properties;
     }
     if (body.contains("group_properties") && body["group_properties"].is_object() &&
@@ -403,8 +388,7 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
       }
     }
   }
-  FlagMatcher matcher(state.flags().Stored(team_id), mapping,
-                      state.flags().Cohorts(team_id));
+  FlagMatcher matcher(state.flags().Stored(team_id), mapping, state.flags().Cohorts(team_id));
   std::vector<FlagResult> results;
   if (!body.value("disable_flags", false)) {
     results = matcher.EvaluateAll(input, only_keys);
@@ -420,8 +404,7 @@ void HandleRemoteEvaluation(EmulatorState& state, bool decide,
           {"variant", r.variant.has_value() ? json(*r.variant) : json()},
           {"reason",
            {{"code", r.reason_code},
-            {"condition_index",
-             r.condition_index.has_value() ? json(*r.condition_index) : json()},
+            {"condition_index", r.condition_index.has_value() ? json(*r.condition_index) : json()},
             {"description", r.reason_description}}},
           {"metadata",
            {{"id", r.id},

@@ -24,16 +24,15 @@ namespace posthog_emulator {
 // DefinitionsJson builds the local-evaluation payload of project `team_id`.
 nlohmann::json DefinitionsJson(EmulatorState& state, int64_t team_id);
 
-void HandleFlagCollection(EmulatorState& state, const httplib::Request& req,
-                          httplib::Response& res, RequestContext& ctx);
-void HandleFlagItem(EmulatorState& state, const httplib::Request& req,
-                    httplib::Response& res, RequestContext& ctx);
-void HandleDefinitions(EmulatorState& state, const httplib::Request& req,
-                       httplib::Response& res, RequestContext& ctx);
+void HandleFlagCollection(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                          RequestContext& ctx);
+void HandleFlagItem(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                    RequestContext& ctx);
+void HandleDefinitions(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                       RequestContext& ctx);
 // `decide` selects /decide's versioning instead of /flags'.
-void HandleRemoteEvaluation(EmulatorState& state, bool decide,
-                            const httplib::Request& req, httplib::Response& res,
-                            RequestContext& ctx);
+void HandleRemoteEvaluation(EmulatorState& state, bool decide, const httplib::Request& req,
+                            httplib::Response& res, RequestContext& ctx);
 
 }  // namespace posthog_emulator
 

@@ -100,7 +100,7 @@ void List(EmulatorState& state, int64_t team_id, const httplib::Request& req,
   json results = json::array();
   for (const Group& group : page) results.push_back(GroupJson(group));
   json out = {{"next", has_next ? json(NextUrl(req, EncodeGroupCursor(page.back().created_at,
-                                                                       page.back().sequence)))
+                                                                      page.back().sequence)))
                                 : json()},
               {"previous", json()},
               {"results", std::move(results)}};
@@ -111,8 +111,8 @@ void Create(EmulatorState& state, int64_t team_id, const json& body, httplib::Re
   const auto index = body.find("group_type_index");
   if (index == body.end() || !index->is_number_integer() || index->get<int64_t>() < 0 ||
       index->get<int64_t>() > 4) {
-    return SetError(res, ValidationError("invalid_input", "A valid integer is required.",
-                                         "group_type_index"));
+    return SetError(
+        res, ValidationError("invalid_input", "A valid integer is required.", "group_type_index"));
   }
   const auto key = body.find("group_key");
   if (key == body.end() || !key->is_string() || key->get<std::string>().empty()) {
@@ -121,14 +121,14 @@ void Create(EmulatorState& state, int64_t team_id, const json& body, httplib::Re
   json properties = body.value("group_properties", json::object());
   if (properties.is_null()) properties = json::object();
   if (!properties.is_object()) {
-    return SetError(res, ValidationError("invalid_input", "Must be a JSON object.",
-                                         "group_properties"));
+    return SetError(res,
+                    ValidationError("invalid_input", "Must be a JSON object.", "group_properties"));
   }
   std::optional<Group> created = state.persons().CreateGroup(
       team_id, index->get<int>(), key->get<std::string>(), std::move(properties));
   if (!created.has_value()) {
-    return SetError(res, ValidationError("invalid_input", "A group with this key already exists",
-                                         "detail"));
+    return SetError(
+        res, ValidationError("invalid_input", "A group with this key already exists", "detail"));
   }
   SetJson(res, 201, GroupJson(*created));
 }
@@ -194,8 +194,8 @@ void HandleGroups(EmulatorState& state, const httplib::Request& req, httplib::Re
   if (!index.ok()) return SetError(res, index.status());
   const std::string key = QueryParam(req, "group_key");
   if (key.empty()) {
-    return SetError(res, ValidationError("invalid_input", "This query parameter is required.",
-                                         "group_key"));
+    return SetError(
+        res, ValidationError("invalid_input", "This query parameter is required.", "group_key"));
   }
   std::optional<Group> group = state.persons().GetGroup(team_id, *index, key);
   if (!group.has_value()) return SetError(res, NotFoundError());
@@ -206,8 +206,7 @@ void HandleGroups(EmulatorState& state, const httplib::Request& req, httplib::Re
   }
   if (action == "update_property") {
     const auto property = body->find("key");
-    if (property == body->end() || !property->is_string() ||
-        property->get<std::string>().empty()) {
+    if (property == body->end() || !property->is_string() || property->get<std::string>().empty()) {
       return SetError(res, ValidationError("required", "This field is required.", "key"));
     }
     const auto value = body->find("value");
@@ -219,11 +218,11 @@ void HandleGroups(EmulatorState& state, const httplib::Request& req, httplib::Re
   } else {
     const auto unset = body->find("$unset");
     if (unset == body->end() || !unset->is_string()) {
-      return SetError(res, ValidationError(
-                               "required",
-                               "This field is required and must be a string (the property "
-                               "name to delete).",
-                               "$unset"));
+      return SetError(res,
+                      ValidationError("required",
+                                      "This field is required and must be a string (the property "
+                                      "name to delete).",
+                                      "$unset"));
     }
     if (!group->properties.contains(unset->get<std::string>())) {
       return SetError(res, ValidationError("invalid_input",

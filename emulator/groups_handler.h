@@ -36,14 +36,14 @@
 namespace posthog_emulator {
 
 // HandleGroupTypes serves `groups_types/` (matches[1] = project id).
-void HandleGroupTypes(EmulatorState& state, const httplib::Request& req,
-                      httplib::Response& res, RequestContext& ctx);
+void HandleGroupTypes(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                      RequestContext& ctx);
 
 // HandleGroups serves `groups/` and its actions (matches[1] = project id,
 // matches[2] = action: empty, "find", "update_property" or
 // "delete_property").
-void HandleGroups(EmulatorState& state, const httplib::Request& req,
-                  httplib::Response& res, RequestContext& ctx);
+void HandleGroups(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                  RequestContext& ctx);
 
 // EncodeGroupCursor / DecodeGroupCursor make and read the opaque cursor of
 // the position (created_at, sequence). Decode: nullopt when malformed.

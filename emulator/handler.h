@@ -18,8 +18,8 @@ struct RequestContext {
   AuthMethod auth = AuthMethod::kNone;
 };
 
-using RouteHandler = std::function<void(const httplib::Request&,
-                                        httplib::Response&, RequestContext&)>;
+using RouteHandler =
+    std::function<void(const httplib::Request&, httplib::Response&, RequestContext&)>;
 
 }  // namespace posthog_emulator
 

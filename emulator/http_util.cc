@@ -11,8 +11,7 @@
 
 namespace posthog_emulator {
 
-absl::StatusOr<std::string> GzipDecompress(absl::string_view data,
-                                           size_t limit) {
+absl::StatusOr<std::string> GzipDecompress(absl::string_view data, size_t limit) {
   z_stream zs{};
   // 32 + MAX_WBITS: accept both gzip and zlib headers.
   if (inflateInit2(&zs, 32 + MAX_WBITS) != Z_OK) {
@@ -57,8 +56,7 @@ absl::StatusOr<std::string> GzipDecompress(absl::string_view data,
 
 std::string GzipCompress(absl::string_view data, int level) {
   z_stream zs{};
-  deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8,
-               Z_DEFAULT_STRATEGY);
+  deflateInit2(&zs, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
   std::string out;
   out.resize(deflateBound(&zs, data.size()) + 32);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
@@ -71,8 +69,7 @@ std::string GzipCompress(absl::string_view data, int level) {
   return out;
 }
 
-absl::StatusOr<std::string> DecodeRequestBody(const httplib::Request& req,
-                                              size_t limit) {
+absl::StatusOr<std::string> DecodeRequestBody(const httplib::Request& req, size_t limit) {
   const std::string& body = req.body;
   if (body.size() >= 2 && static_cast<unsigned char>(body[0]) == 0x1f &&
       static_cast<unsigned char>(body[1]) == 0x8b) {
@@ -105,9 +102,8 @@ std::string BaseUrl(const httplib::Request& req) {
 void SetPageLinks(const httplib::Request& req, long offset, long limit, bool has_next,
                   nlohmann::json& page) {
   page["next"] = has_next ? nlohmann::json(PageUrl(req, offset + limit, limit)) : nlohmann::json();
-  page["previous"] = offset > 0
-                         ? nlohmann::json(PageUrl(req, std::max(0L, offset - limit), limit))
-                         : nlohmann::json();
+  page["previous"] = offset > 0 ? nlohmann::json(PageUrl(req, std::max(0L, offset - limit), limit))
+                                : nlohmann::json();
 }
 
 std::string PageUrl(const httplib::Request& req, long offset, long limit) {

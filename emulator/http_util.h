@@ -17,8 +17,7 @@ namespace posthog_emulator {
 // GzipDecompress inflates a gzip (or zlib) stream. Returns
 // ResourceExhausted as soon as the output would exceed `limit` bytes and
 // InvalidArgument when the stream is corrupt.
-absl::StatusOr<std::string> GzipDecompress(absl::string_view data,
-                                           size_t limit);
+absl::StatusOr<std::string> GzipDecompress(absl::string_view data, size_t limit);
 
 // GzipCompress deflates `data` into a gzip stream at zlib `level` (1-9,
 // -1 for zlib's default); used by tests and tools.
@@ -29,8 +28,7 @@ std::string GzipCompress(absl::string_view data, int level = -1);
 // `Content-Encoding: gzip`; `?compression=gzip|gzip-js` bodies carry the
 // magic bytes), base64-decoded for `?compression=base64`. ResourceExhausted
 // when the decoded body exceeds `limit`.
-absl::StatusOr<std::string> DecodeRequestBody(const httplib::Request& req,
-                                              size_t limit);
+absl::StatusOr<std::string> DecodeRequestBody(const httplib::Request& req, size_t limit);
 
 // SetJson sets a JSON response with `status`.
 void SetJson(httplib::Response& res, int status, const nlohmann::json& body);

@@ -29,8 +29,7 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on.");
 ABSL_FLAG(int, port, 8010, "Port to listen on; 0 picks a free port.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written here (atomically) once listening.");
-ABSL_FLAG(int, threads, 32,
-          "HTTP worker threads (each serves one keep-alive connection).");
+ABSL_FLAG(int, threads, 32, "HTTP worker threads (each serves one keep-alive connection).");
 ABSL_FLAG(std::string, rate_limits, "",
           "on|off: force PostHog's rate limits; default follows the seed (off).");
 ABSL_FLAG(std::string, faults, "",
@@ -102,8 +101,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto directory = state.directory();
-  Log(absl::StrCat("seed loaded from ", seed_path, ": ",
-                   directory->Projects().size(), " project(s)"));
+  Log(absl::StrCat("seed loaded from ", seed_path, ": ", directory->Projects().size(),
+                   " project(s)"));
   const std::string faults = absl::GetFlag(FLAGS_faults);
   if (!faults.empty()) {
     std::string text = faults;
@@ -113,17 +112,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     nlohmann::json config = nlohmann::json::parse(text, nullptr, false);
-    absl::Status status = config.is_discarded()
-                              ? absl::InvalidArgumentError("faults: not JSON")
-                              : state.faults().Configure(config);
+    absl::Status status = config.is_discarded() ? absl::InvalidArgumentError("faults: not JSON")
+                                                : state.faults().Configure(config);
     if (!status.ok()) {
       Log(std::string(status.message()));
       return 2;
     }
     Log(absl::StrCat("fault rules: ", state.faults().Config()["rules"].size()));
   }
-  Log(absl::StrCat("rate limits: ",
-                   state.rate_limiter().config().enabled ? "on" : "off"));
+  Log(absl::StrCat("rate limits: ", state.rate_limiter().config().enabled ? "on" : "off"));
 
   posthog_emulator::ServerOptions options;
   options.threads = absl::GetFlag(FLAGS_threads);
@@ -158,8 +155,7 @@ int main(int argc, char** argv) {
   });
   std::thread announce([&server, &port, &done] {
     if (!server.WaitUntilServing(&done)) return;
-    Log(absl::StrCat("listening on http://", absl::GetFlag(FLAGS_host), ":",
-                     *port));
+    Log(absl::StrCat("listening on http://", absl::GetFlag(FLAGS_host), ":", *port));
     const std::string port_file = absl::GetFlag(FLAGS_port_file);
     if (!port_file.empty() && !WritePortFile(port_file, *port)) {
       Log("cannot write port file " + port_file);

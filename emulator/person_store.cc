@@ -58,21 +58,18 @@ void ApplyUnset(Person& person, const json* unset) {
 }  // namespace
 
 std::string NowIso() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
-                          absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
 }
 
 std::string PersonUuid(int64_t team_id, const std::string& distinct_id) {
-  const std::string input = absl::StrCat("posthog-emulator:", team_id, ":",
-                                         distinct_id);
+  const std::string input = absl::StrCat("posthog-emulator:", team_id, ":", distinct_id);
   unsigned char d[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), d);
   d[6] = (d[6] & 0x0f) | 0x50;  // version 5
   d[8] = (d[8] & 0x3f) | 0x80;  // RFC 4122 variant
-  return absl::StrFormat(
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-      d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11],
-      d[12], d[13], d[14], d[15]);
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11],
+                         d[12], d[13], d[14], d[15]);
 }
 
 Person* PersonStore::Find(Team& team, const std::string& distinct_id) {
@@ -81,8 +78,7 @@ Person* PersonStore::Find(Team& team, const std::string& distinct_id) {
   return &team.persons.at(it->second);
 }
 
-Person& PersonStore::Create(int64_t team_id, Team& team,
-                            const std::string& distinct_id,
+Person& PersonStore::Create(int64_t team_id, Team& team, const std::string& distinct_id,
                             const std::string& created_at) {
   const int64_t id = next_person_id_++;
   Person& person = team.persons[id];
@@ -142,13 +138,11 @@ void PersonStore::Merge(int64_t team_id, Team& team, const std::string& other,
     return;
   }
   json properties = other_person->properties;
-  for (auto it = into_person->properties.begin();
-       it != into_person->properties.end(); ++it) {
+  for (auto it = into_person->properties.begin(); it != into_person->properties.end(); ++it) {
     properties[it.key()] = *it;
   }
   into_person->properties = std::move(properties);
-  into_person->created_at =
-      std::min(into_person->created_at, other_person->created_at);
+  into_person->created_at = std::min(into_person->created_at, other_person->created_at);
   const std::vector<std::string> moved = other_person->distinct_ids;
   const int64_t into_id = into_person->id;
   Remove(team, other_person->id);
@@ -166,9 +160,7 @@ void PersonStore::ProcessEvent(int64_t team_id, Team& team, const json& event,
   const json* properties = Member(event, "properties");
   const std::string timestamp = StrMember(event, "timestamp");
   static const json kEmpty = json::object();
-  const json& props = properties != nullptr && properties->is_object()
-                          ? *properties
-                          : kEmpty;
+  const json& props = properties != nullptr && properties->is_object() ? *properties : kEmpty;
 
   if (name == "$groupidentify") {
     const std::string type = StrMember(props, "$group_type");
@@ -199,8 +191,7 @@ void PersonStore::ProcessEvent(int64_t team_id, Team& team, const json& event,
   if (distinct_id.empty()) return;
 
   if (name == "$identify") {
-    Merge(team_id, team, StrMember(props, "$anon_distinct_id"), distinct_id,
-          timestamp);
+    Merge(team_id, team, StrMember(props, "$anon_distinct_id"), distinct_id, timestamp);
   } else if (name == "$create_alias") {
     Merge(team_id, team, StrMember(props, "alias"), distinct_id, timestamp);
   }
@@ -218,32 +209,28 @@ void PersonStore::ProcessEvent(int64_t team_id, Team& team, const json& event,
   }
 }
 
-void PersonStore::ProcessEvents(int64_t team_id,
-                                const std::vector<PersonEvent>& events) {
+void PersonStore::ProcessEvents(int64_t team_id, const std::vector<PersonEvent>& events) {
   absl::MutexLock lock(&mu_);
   Team& team = teams_[team_id];
   for (const PersonEvent& e : events) {
     if (e.event != nullptr) {
       ProcessEvent(team_id, team, *e.event, e.distinct_id);
-    } else if (!e.distinct_id.empty() &&
-               !team.by_distinct_id.contains(e.distinct_id)) {
+    } else if (!e.distinct_id.empty() && !team.by_distinct_id.contains(e.distinct_id)) {
       Create(team_id, team, e.distinct_id, std::string(e.timestamp));
     }
   }
 }
 
-int64_t PersonStore::AddPerson(int64_t team_id,
-                               std::vector<std::string> distinct_ids,
-                               json properties, std::string uuid,
-                               std::string created_at, bool is_identified) {
+int64_t PersonStore::AddPerson(int64_t team_id, std::vector<std::string> distinct_ids,
+                               json properties, std::string uuid, std::string created_at,
+                               bool is_identified) {
   absl::MutexLock lock(&mu_);
   Team& team = teams_[team_id];
-  distinct_ids.erase(
-      std::remove_if(distinct_ids.begin(), distinct_ids.end(),
-                     [&](const std::string& d) {
-                       return d.empty() || team.by_distinct_id.contains(d);
-                     }),
-      distinct_ids.end());
+  distinct_ids.erase(std::remove_if(distinct_ids.begin(), distinct_ids.end(),
+                                    [&](const std::string& d) {
+                                      return d.empty() || team.by_distinct_id.contains(d);
+                                    }),
+                     distinct_ids.end());
   if (distinct_ids.empty()) return 0;
   Person& person = Create(team_id, team, distinct_ids[0], created_at);
   if (!uuid.empty()) {
@@ -279,8 +266,7 @@ void PersonStore::GeneratePersons(int64_t team_id, size_t n) {
   }
 }
 
-std::vector<Person> PersonStore::List(int64_t team_id,
-                                      const PersonListQuery& query) const {
+std::vector<Person> PersonStore::List(int64_t team_id, const PersonListQuery& query) const {
   absl::MutexLock lock(&mu_);
   std::vector<Person> out;
   auto team_it = teams_.find(team_id);
@@ -289,8 +275,7 @@ std::vector<Person> PersonStore::List(int64_t team_id,
   auto matches = [&](const Person& p) {
     if (!query.email.empty()) {
       auto e = p.properties.find("email");
-      if (e == p.properties.end() || !e->is_string() ||
-          e->get<std::string>() != query.email) {
+      if (e == p.properties.end() || !e->is_string() || e->get<std::string>() != query.email) {
         return false;
       }
     }
@@ -298,16 +283,14 @@ std::vector<Person> PersonStore::List(int64_t team_id,
   };
   if (!query.distinct_id.empty()) {
     auto it = team.by_distinct_id.find(query.distinct_id);
-    if (it != team.by_distinct_id.end() && query.offset == 0 &&
-        query.limit > 0) {
+    if (it != team.by_distinct_id.end() && query.offset == 0 && query.limit > 0) {
       const Person& p = team.persons.at(it->second);
       if (matches(p)) out.push_back(p);
     }
     return out;
   }
   if (query.email.empty() && !query.predicate) {
-    for (size_t i = query.offset;
-         i < team.order.size() && out.size() < query.limit; ++i) {
+    for (size_t i = query.offset; i < team.order.size() && out.size() < query.limit; ++i) {
       out.push_back(team.persons.at(team.order[i]));
     }
     return out;
@@ -332,8 +315,7 @@ std::optional<Person> PersonStore::GetById(int64_t team_id, int64_t id) const {
   return it->second;
 }
 
-std::optional<Person> PersonStore::GetByUuid(int64_t team_id,
-                                             const std::string& uuid) const {
+std::optional<Person> PersonStore::GetByUuid(int64_t team_id, const std::string& uuid) const {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
   if (t == teams_.end()) return std::nullopt;
@@ -342,8 +324,8 @@ std::optional<Person> PersonStore::GetByUuid(int64_t team_id,
   return t->second.persons.at(it->second);
 }
 
-std::optional<Person> PersonStore::GetByDistinctId(
-    int64_t team_id, const std::string& distinct_id) const {
+std::optional<Person> PersonStore::GetByDistinctId(int64_t team_id,
+                                                   const std::string& distinct_id) const {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
   if (t == teams_.end()) return std::nullopt;
@@ -363,8 +345,8 @@ std::optional<Person> PersonStore::Delete(int64_t team_id, int64_t id) {
   return person;
 }
 
-bool PersonStore::SetProperty(int64_t team_id, int64_t id,
-                              const std::string& key, const json& value) {
+bool PersonStore::SetProperty(int64_t team_id, int64_t id, const std::string& key,
+                              const json& value) {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
   if (t == teams_.end()) return false;
@@ -374,8 +356,7 @@ bool PersonStore::SetProperty(int64_t team_id, int64_t id,
   return true;
 }
 
-bool PersonStore::UnsetProperty(int64_t team_id, int64_t id,
-                                const std::string& key) {
+bool PersonStore::UnsetProperty(int64_t team_id, int64_t id, const std::string& key) {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
   if (t == teams_.end()) return false;
@@ -385,8 +366,7 @@ bool PersonStore::UnsetProperty(int64_t team_id, int64_t id,
   return true;
 }
 
-void PersonStore::SetGroupTypes(int64_t team_id,
-                                const std::vector<std::string>& types) {
+void PersonStore::SetGroupTypes(int64_t team_id, const std::vector<std::string>& types) {
   absl::MutexLock lock(&mu_);
   Team& team = teams_[team_id];
   for (const std::string& type : types) {
@@ -464,8 +444,7 @@ std::optional<Group> PersonStore::CreateGroup(int64_t team_id, int index, const 
 
 std::optional<Group> PersonStore::SetGroupProperty(int64_t team_id, int index,
                                                    const std::string& key,
-                                                   const std::string& property,
-                                                   const json& value) {
+                                                   const std::string& property, const json& value) {
   absl::MutexLock lock(&mu_);
   auto t = teams_.find(team_id);
   if (t == teams_.end()) return std::nullopt;
@@ -497,11 +476,11 @@ void PersonStore::GenerateGroups(int64_t team_id, int index, size_t n) {
     const std::string key = absl::StrCat("generated-group-", k);
     if (team.groups.count({index, key}) > 0) continue;
     const std::string created_at =
-        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", start + absl::Microseconds(static_cast<int64_t>(i)),
-                         absl::UTCTimeZone());
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
+                         start + absl::Microseconds(static_cast<int64_t>(i)), absl::UTCTimeZone());
     Group& group = NewGroup(team, index, key, created_at);
-    group.properties = {{"name", absl::StrCat("Company ", k)}, {"plan", kPlans[k % 3]},
-                        {"index", k}};
+    group.properties = {
+        {"name", absl::StrCat("Company ", k)}, {"plan", kPlans[k % 3]}, {"index", k}};
   }
 }
 

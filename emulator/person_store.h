@@ -83,8 +83,8 @@ struct PersonEvent {
 
 // PersonListQuery selects persons; empty fields match all.
 struct PersonListQuery {
-  std::string distinct_id;  // exact
-  std::string email;        // exact, on properties.email
+  std::string distinct_id;                       // exact
+  std::string email;                             // exact, on properties.email
   std::function<bool(const Person&)> predicate;  // search, properties, cohort
   size_t offset = 0;
   size_t limit = 100;
@@ -103,8 +103,8 @@ class PersonStore final {
   // AddPerson inserts a seeded person. A distinct_id already owned by a
   // person is skipped. Returns the new person's id.
   int64_t AddPerson(int64_t team_id, std::vector<std::string> distinct_ids,
-                    nlohmann::json properties, std::string uuid,
-                    std::string created_at, bool is_identified);
+                    nlohmann::json properties, std::string uuid, std::string created_at,
+                    bool is_identified);
 
   // GeneratePersons creates `n` persons with distinct_ids
   // "generated-<k>" and properties {email, name, plan, index}.
@@ -115,8 +115,7 @@ class PersonStore final {
 
   std::optional<Person> GetById(int64_t team_id, int64_t id) const;
   std::optional<Person> GetByUuid(int64_t team_id, const std::string& uuid) const;
-  std::optional<Person> GetByDistinctId(int64_t team_id,
-                                        const std::string& distinct_id) const;
+  std::optional<Person> GetByDistinctId(int64_t team_id, const std::string& distinct_id) const;
 
   // Delete removes a person and returns it (its distinct_ids are then
   // free to create a new person).
@@ -137,8 +136,8 @@ class PersonStore final {
   // ListGroups returns up to query.limit groups, newest first.
   std::vector<Group> ListGroups(int64_t team_id, const GroupListQuery& query) const;
   // CreateGroup adds a group created now; nullopt when the key is taken.
-  std::optional<Group> CreateGroup(int64_t team_id, int group_type_index,
-                                   const std::string& key, nlohmann::json properties);
+  std::optional<Group> CreateGroup(int64_t team_id, int group_type_index, const std::string& key,
+                                   nlohmann::json properties);
   // SetGroupProperty / UnsetGroupProperty change one property and return
   // the group; nullopt when there is none.
   std::optional<Group> SetGroupProperty(int64_t team_id, int group_type_index,
@@ -166,18 +165,14 @@ class PersonStore final {
     std::set<std::tuple<std::string, int64_t, int, std::string>, std::greater<>> group_order;
   };
 
-  Person* Find(Team& team, const std::string& distinct_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Person* Find(Team& team, const std::string& distinct_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Person& Create(int64_t team_id, Team& team, const std::string& distinct_id,
-                 const std::string& created_at)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Merge(int64_t team_id, Team& team, const std::string& other,
-             const std::string& into, const std::string& timestamp)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                 const std::string& created_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Merge(int64_t team_id, Team& team, const std::string& other, const std::string& into,
+             const std::string& timestamp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Remove(Team& team, int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ProcessEvent(int64_t team_id, Team& team, const nlohmann::json& event,
-                    const std::string& distinct_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                    const std::string& distinct_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // NewGroup inserts a group (which must not exist) into `team`.
   Group& NewGroup(Team& team, int group_type_index, const std::string& key,
                   const std::string& created_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -29,11 +29,10 @@ bool LooksLikeUuid(const std::string& s) {
 
 // DisplayName follows PostHog's get_person_name.
 json DisplayName(const Person& p) {
-  for (const char* key : {"email", "Email", "$email", "name", "Name",
-                          "username", "Username", "UserName"}) {
+  for (const char* key :
+       {"email", "Email", "$email", "name", "Name", "username", "Username", "UserName"}) {
     auto it = p.properties.find(key);
-    if (it != p.properties.end() && it->is_string() &&
-        !it->get<std::string>().empty()) {
+    if (it != p.properties.end() && it->is_string() && !it->get<std::string>().empty()) {
       return *it;
     }
   }
@@ -81,24 +80,22 @@ json PersonDetail(const Person& p) {
           {"uuid", p.uuid}};
 }
 
-void HandlePersons(EmulatorState& state, const httplib::Request& req,
-                   httplib::Response& res, RequestContext& ctx) {
+void HandlePersons(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                   RequestContext& ctx) {
   absl::StatusOr<json> body = ParseJsonBody(req);
   const bool read = req.method == "GET";
-  absl::StatusOr<AuthorizedRequest> auth = AuthorizePrivate(
-      state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
-      read ? "person:read" : "person:write", ThrottleClass::kPersons);
+  absl::StatusOr<AuthorizedRequest> auth =
+      AuthorizePrivate(state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
+                       read ? "person:read" : "person:write", ThrottleClass::kPersons);
   if (!auth.ok()) return SetError(res, auth.status());
   if (req.method == "POST") {
-    return SetError(res, MethodNotAllowedError(
-                             "Creating persons via this API is not allowed. "
-                             "Please create persons by sending an $identify "
-                             "event. See https://posthog.com/docs/"
-                             "product-analytics/identify for details."));
+    return SetError(res, MethodNotAllowedError("Creating persons via this API is not allowed. "
+                                               "Please create persons by sending an $identify "
+                                               "event. See https://posthog.com/docs/"
+                                               "product-analytics/identify for details."));
   }
   if (!read) {
-    return SetError(res, MethodNotAllowedError(
-                             "Method \"" + req.method + "\" not allowed."));
+    return SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
   }
   const int64_t team_id = auth->project->id;
 
@@ -124,8 +121,7 @@ void HandlePersons(EmulatorState& state, const httplib::Request& req,
     predicates.push_back([search](const Person& p) {
       auto e = p.properties.find("email");
       if (e != p.properties.end() && e->is_string() &&
-          absl::StrContains(absl::AsciiStrToLower(e->get<std::string>()),
-                            search)) {
+          absl::StrContains(absl::AsciiStrToLower(e->get<std::string>()), search)) {
         return true;
       }
       for (const std::string& d : p.distinct_ids) {
@@ -141,9 +137,8 @@ void HandlePersons(EmulatorState& state, const httplib::Request& req,
       filters = filters["values"];  // a property group
     }
     if (filters.is_discarded() || !filters.is_array()) {
-      return SetError(res, ValidationError("invalid_input",
-                                           "Properties are unparsable!",
-                                           "properties"));
+      return SetError(res,
+                      ValidationError("invalid_input", "Properties are unparsable!", "properties"));
     }
     predicates.push_back([filters](const Person& p) {
       for (const json& f : filters) {
@@ -162,8 +157,8 @@ void HandlePersons(EmulatorState& state, const httplib::Request& req,
     }
     auto cohorts = state.flags().Cohorts(team_id);
     if (!cohorts.contains(cohort_id)) return SetError(res, NotFoundError());
-    auto matcher = std::make_shared<FlagMatcher>(
-        std::vector<json>{}, json::object(), std::move(cohorts));
+    auto matcher =
+        std::make_shared<FlagMatcher>(std::vector<json>{}, json::object(), std::move(cohorts));
     predicates.push_back([matcher, cohort_id](const Person& p) {
       return matcher->MatchCohort(cohort_id, p.properties, p.distinct_ids);
     });
@@ -192,13 +187,13 @@ void HandlePersons(EmulatorState& state, const httplib::Request& req,
   SetJson(res, 200, out);
 }
 
-void HandlePerson(EmulatorState& state, const httplib::Request& req,
-                  httplib::Response& res, RequestContext& ctx) {
+void HandlePerson(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                  RequestContext& ctx) {
   absl::StatusOr<json> body = ParseJsonBody(req);
   const bool read = req.method == "GET";
-  absl::StatusOr<AuthorizedRequest> auth = AuthorizePrivate(
-      state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
-      read ? "person:read" : "person:write", ThrottleClass::kPersons);
+  absl::StatusOr<AuthorizedRequest> auth =
+      AuthorizePrivate(state, req, ctx, body.ok() ? &*body : nullptr, req.matches[1],
+                       read ? "person:read" : "person:write", ThrottleClass::kPersons);
   if (!auth.ok()) return SetError(res, auth.status());
   if (!body.ok()) return SetError(res, body.status());
   const int64_t team_id = auth->project->id;
@@ -212,11 +207,11 @@ void HandlePerson(EmulatorState& state, const httplib::Request& req,
   } else if (LooksLikeUuid(id)) {
     person = state.persons().GetByUuid(team_id, absl::AsciiStrToLower(id));
   } else {
-    return SetError(res, ValidationError(
-                             "invalid_input",
-                             "The ID provided does not look like a personID. If "
-                             "you are using a distinctId, please use "
-                             "/persons?distinct_id=" + id + " instead."));
+    return SetError(res, ValidationError("invalid_input",
+                                         "The ID provided does not look like a personID. If "
+                                         "you are using a distinctId, please use "
+                                         "/persons?distinct_id=" +
+                                             id + " instead."));
   }
   if (!person.has_value()) return SetError(res, NotFoundError());
 
@@ -232,20 +227,17 @@ void HandlePerson(EmulatorState& state, const httplib::Request& req,
     }
     if (req.method == "PATCH" || req.method == "PUT") {
       if (body->contains("properties") && (*body)["properties"].is_object()) {
-        for (auto it = (*body)["properties"].begin();
-             it != (*body)["properties"].end(); ++it) {
+        for (auto it = (*body)["properties"].begin(); it != (*body)["properties"].end(); ++it) {
           state.persons().SetProperty(team_id, person->id, it.key(), *it);
         }
       }
       res.status = 202;
       return;
     }
-    return SetError(res, MethodNotAllowedError("Method \"" + req.method +
-                                               "\" not allowed."));
+    return SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
   }
   if (req.method != "POST") {
-    return SetError(res, MethodNotAllowedError("Method \"" + req.method +
-                                               "\" not allowed."));
+    return SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
   }
   if (action == "update_property") {
     for (const char* field : {"key", "value"}) {
@@ -269,8 +261,7 @@ void HandlePerson(EmulatorState& state, const httplib::Request& req,
   if (action == "delete_property") {
     auto unset = body->find("$unset");
     if (unset == body->end() || !unset->is_string()) {
-      return SetError(res, ValidationError("required", "This field is required.",
-                                           "$unset"));
+      return SetError(res, ValidationError("required", "This field is required.", "$unset"));
     }
     state.persons().UnsetProperty(team_id, person->id, unset->get<std::string>());
     SetJson(res, 201, {{"success", true}});

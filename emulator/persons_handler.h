@@ -23,13 +23,13 @@ nlohmann::json PersonListItem(const Person& person);
 nlohmann::json PersonDetail(const Person& person);
 
 // HandlePersons serves the collection route (matches[1] = project id).
-void HandlePersons(EmulatorState& state, const httplib::Request& req,
-                   httplib::Response& res, RequestContext& ctx);
+void HandlePersons(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                   RequestContext& ctx);
 
 // HandlePerson serves `persons/:id/` and its actions (matches[1] = project
 // id, matches[2] = person id, matches[3] = action or empty).
-void HandlePerson(EmulatorState& state, const httplib::Request& req,
-                  httplib::Response& res, RequestContext& ctx);
+void HandlePerson(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                  RequestContext& ctx);
 
 }  // namespace posthog_emulator
 

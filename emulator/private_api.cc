@@ -18,23 +18,24 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req) {
   return body;
 }
 
-absl::StatusOr<AuthorizedRequest> AuthorizePrivate(
-    EmulatorState& state, const httplib::Request& req, RequestContext& ctx,
-    const nlohmann::json* body, const std::string& project_id,
-    const std::string& scope, ThrottleClass throttle) {
+absl::StatusOr<AuthorizedRequest> AuthorizePrivate(EmulatorState& state,
+                                                   const httplib::Request& req, RequestContext& ctx,
+                                                   const nlohmann::json* body,
+                                                   const std::string& project_id,
+                                                   const std::string& scope,
+                                                   ThrottleClass throttle) {
   AuthorizedRequest out;
   out.directory = state.directory();
   ctx.auth = FindPersonalKeySource(req, body);
-  absl::StatusOr<Principal> principal =
-      AuthenticatePersonalKey(*out.directory, req, body);
+  absl::StatusOr<Principal> principal = AuthenticatePersonalKey(*out.directory, req, body);
   if (!principal.ok()) return principal.status();
   out.principal = *principal;
   // Throttles bucket on the hashed key, as PostHog's cache identity does.
   unsigned char digest[SHA256_DIGEST_LENGTH];
   const std::string& key = principal->key->value;
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
-  const std::string bucket = absl::BytesToHexString(absl::string_view(
-      reinterpret_cast<const char*>(digest), sizeof(digest)));
+  const std::string bucket = absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
   if (auto wait = state.rate_limiter().Check(throttle, bucket)) {
     return ThrottledError(*wait);
   }

@@ -33,10 +33,12 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(const httplib::Request& req);
 // auth method in `ctx`, applies the `throttle` class for the key, and when
 // `project_id` is non-empty resolves and authorizes that project for
 // `scope`; otherwise checks `scope` alone.
-absl::StatusOr<AuthorizedRequest> AuthorizePrivate(
-    EmulatorState& state, const httplib::Request& req, RequestContext& ctx,
-    const nlohmann::json* body, const std::string& project_id,
-    const std::string& scope, ThrottleClass throttle);
+absl::StatusOr<AuthorizedRequest> AuthorizePrivate(EmulatorState& state,
+                                                   const httplib::Request& req, RequestContext& ctx,
+                                                   const nlohmann::json* body,
+                                                   const std::string& project_id,
+                                                   const std::string& scope,
+                                                   ThrottleClass throttle);
 
 // SetError writes the PostHog error body for `status`.
 void SetError(httplib::Response& res, const absl::Status& status);

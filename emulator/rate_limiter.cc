@@ -21,16 +21,14 @@ Clock* SystemClock() {
   return clock;
 }
 
-RateLimitConfig RateLimitConfig::FromJson(const nlohmann::json& json,
-                                          RateLimitConfig base) {
+RateLimitConfig RateLimitConfig::FromJson(const nlohmann::json& json, RateLimitConfig base) {
   if (!json.is_object()) return base;
   base.enabled = json.value("enabled", base.enabled);
   base.default_per_minute = json.value("default_per_minute", base.default_per_minute);
   base.default_per_hour = json.value("default_per_hour", base.default_per_hour);
   base.persons_per_minute = json.value("persons_per_minute", base.persons_per_minute);
   base.persons_per_hour = json.value("persons_per_hour", base.persons_per_hour);
-  base.definitions_per_minute =
-      json.value("definitions_per_minute", base.definitions_per_minute);
+  base.definitions_per_minute = json.value("definitions_per_minute", base.definitions_per_minute);
   return base;
 }
 
@@ -59,8 +57,7 @@ void RateLimiter::Reset() {
   logs_.clear();
 }
 
-std::optional<int> RateLimiter::Check(ThrottleClass throttle,
-                                      const std::string& bucket) {
+std::optional<int> RateLimiter::Check(ThrottleClass throttle, const std::string& bucket) {
   absl::MutexLock lock(&mu_);
   if (!config_.enabled) return std::nullopt;
   std::vector<std::pair<std::string, Window>> windows;
@@ -74,8 +71,7 @@ std::optional<int> RateLimiter::Check(ThrottleClass throttle,
                  {"persons_sustained", {config_.persons_per_hour, absl::Hours(1)}}};
       break;
     case ThrottleClass::kDefinitions:
-      windows = {{"definitions",
-                  {config_.definitions_per_minute, absl::Minutes(1)}}};
+      windows = {{"definitions", {config_.definitions_per_minute, absl::Minutes(1)}}};
       break;
   }
   const absl::Time now = clock_->Now();
@@ -84,8 +80,7 @@ std::optional<int> RateLimiter::Check(ThrottleClass throttle,
     std::deque<absl::Time>& log = logs_[{name, bucket}];
     while (!log.empty() && log.back() <= now - window.duration) log.pop_back();
     if (static_cast<int>(log.size()) >= window.limit) {
-      const double remaining =
-          absl::ToDoubleSeconds(window.duration - (now - log.back()));
+      const double remaining = absl::ToDoubleSeconds(window.duration - (now - log.back()));
       const int available = window.limit - static_cast<int>(log.size()) + 1;
       const double w = available > 0 ? remaining / available : remaining;
       wait = std::max(wait, w);

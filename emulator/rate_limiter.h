@@ -48,8 +48,7 @@ struct RateLimitConfig {
   int definitions_per_minute = 600;
 
   // FromJson reads `{"enabled", "default_per_minute", ...}` over defaults.
-  static RateLimitConfig FromJson(const nlohmann::json& json,
-                                  RateLimitConfig base);
+  static RateLimitConfig FromJson(const nlohmann::json& json, RateLimitConfig base);
   nlohmann::json ToJson() const;
 };
 
@@ -79,8 +78,7 @@ class RateLimiter final {
   mutable absl::Mutex mu_;
   RateLimitConfig config_ ABSL_GUARDED_BY(mu_);
   // (window name, bucket) -> request times, newest first.
-  std::map<std::pair<std::string, std::string>, std::deque<absl::Time>> logs_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::deque<absl::Time>> logs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace posthog_emulator

@@ -3,14 +3,12 @@
 namespace posthog_emulator {
 
 void RequestLog::Record(const std::string& method, const std::string& path,
-                        const std::string& route, const std::string& auth,
-                        int status) {
+                        const std::string& route, const std::string& auth, int status) {
   absl::MutexLock lock(&mu_);
   ++total_;
   nlohmann::json& r = routes_[route];
   if (r.is_null()) {
-    r = {{"count", 0}, {"auth", nlohmann::json::object()},
-         {"status", nlohmann::json::object()}};
+    r = {{"count", 0}, {"auth", nlohmann::json::object()}, {"status", nlohmann::json::object()}};
   }
   r["count"] = r["count"].get<int64_t>() + 1;
   r["auth"][auth] = r["auth"].value(auth, 0) + 1;

@@ -26,8 +26,8 @@ class RequestLog final {
   RequestLog(const RequestLog&) = delete;
   RequestLog& operator=(const RequestLog&) = delete;
 
-  void Record(const std::string& method, const std::string& path,
-              const std::string& route, const std::string& auth, int status);
+  void Record(const std::string& method, const std::string& path, const std::string& route,
+              const std::string& auth, int status);
 
   // ToJson returns {"total": N, "routes": {route: {"count", "auth":
   // {method: n}, "status": {"200": n}}}, "recent": [{"method", "path",

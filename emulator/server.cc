@@ -10,8 +10,8 @@
 #include "emulator/api_errors.h"
 #include "emulator/capture_handler.h"
 #include "emulator/flags_handler.h"
-#include "emulator/http_util.h"
 #include "emulator/groups_handler.h"
+#include "emulator/http_util.h"
 #include "emulator/persons_handler.h"
 #include "emulator/users_handler.h"
 
@@ -44,8 +44,7 @@ void ApplyBodyFaults(const FaultDecision& fault, httplib::Response& res) {
       std::string next = body["next"].get<std::string>();
       const size_t scheme = next.find("://");
       const size_t path = next.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-      body["next"] = fault.foreign_next_host +
-                     (path == std::string::npos ? "" : next.substr(path));
+      body["next"] = fault.foreign_next_host + (path == std::string::npos ? "" : next.substr(path));
       res.body = body.dump();
     }
   }
@@ -90,20 +89,19 @@ EmulatorServer::EmulatorServer(EmulatorState* state, ServerOptions options)
   // A little over the batch limit: bigger bodies get httplib's 413 before
   // being read; the handlers enforce the exact limits.
   server_->set_payload_max_length(kBatchBodyLimit + 1024 * 1024);
-  server_->set_error_handler([](const httplib::Request& req,
-                                httplib::Response& res) {
-    if (res.status == 404 && res.body.empty() &&
-        absl::StartsWith(req.path, "/api/")) {
+  server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty() && absl::StartsWith(req.path, "/api/")) {
       SetJson(res, 404, ToHttpError(NotFoundError()).body);
     } else if (res.status == 413 && res.body.empty()) {
-      SetJson(res, 413, {{"status", 413}, {"code", "payload_too_large"},
-                         {"error", "maximum event size exceeded"}});
+      SetJson(res, 413,
+              {{"status", 413},
+               {"code", "payload_too_large"},
+               {"error", "maximum event size exceeded"}});
     }
   });
   server_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        SetJson(res, 500, ErrorBody("server_error", "error",
-                                    "A server error occurred."));
+        SetJson(res, 500, ErrorBody("server_error", "error", "A server error occurred."));
       });
   AddRoutes();
   AddAdminRoutes();
@@ -135,12 +133,11 @@ bool EmulatorServer::WaitUntilServing(const std::atomic<bool>* give_up) {
   return true;
 }
 
-void EmulatorServer::Route(const char* method, const std::string& pattern,
-                           const std::string& name, RouteHandler handler) {
+void EmulatorServer::Route(const char* method, const std::string& pattern, const std::string& name,
+                           RouteHandler handler) {
   EmulatorState* state = state_;
-  httplib::Server::Handler wrapped = [state, name, handler](
-                                         const httplib::Request& req,
-                                         httplib::Response& res) {
+  httplib::Server::Handler wrapped = [state, name, handler](const httplib::Request& req,
+                                                            httplib::Response& res) {
     RequestContext ctx{name, AuthMethod::kNone};
     FaultDecision fault = state->faults().Decide(name, req.path);
     SleepMs(fault.latency_ms);
@@ -153,8 +150,8 @@ void EmulatorServer::Route(const char* method, const std::string& pattern,
       handler(req, res, ctx);
     }
     ApplyBodyFaults(fault, res);
-    state->requests().Record(req.method, req.path, name,
-                             std::string(AuthMethodName(ctx.auth)), res.status);
+    state->requests().Record(req.method, req.path, name, std::string(AuthMethodName(ctx.auth)),
+                             res.status);
   };
   const std::string m = method;
   if (m == "GET") server_->Get(pattern, wrapped);
@@ -169,26 +166,24 @@ void EmulatorServer::AddRoutes() {
   EmulatorState* state = state_;
   auto capture = [state](size_t limit) {
     return [state, limit](const httplib::Request& req, httplib::Response& res,
-                          RequestContext& ctx) {
-      HandleCapture(*state, limit, req, res, ctx);
-    };
+                          RequestContext& ctx) { HandleCapture(*state, limit, req, res, ctx); };
   };
   for (const char* method : {"POST", "GET", "OPTIONS"}) {
     Route(method, "/batch/?", "batch", capture(kBatchBodyLimit));
-    Route(method, "/(?:i/v0/e|e|capture|track|engage)/?", "capture",
-          capture(kEventBodyLimit));
+    Route(method, "/(?:i/v0/e|e|capture|track|engage)/?", "capture", capture(kEventBodyLimit));
   }
   auto bind = [state](auto fn) {
-    return [state, fn](const httplib::Request& req, httplib::Response& res,
-                       RequestContext& ctx) { fn(*state, req, res, ctx); };
+    return [state, fn](const httplib::Request& req, httplib::Response& res, RequestContext& ctx) {
+      fn(*state, req, res, ctx);
+    };
   };
   const std::string persons = "/api/(?:projects|environments)/([^/]+)/persons";
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     Route(method, "/api/users/([^/]+)/?", "users", bind(HandleUser));
     Route(method, persons + "/?", "persons", bind(HandlePersons));
     Route(method, persons + "/([^/]+)/?()", "person", bind(HandlePerson));
-    Route(method, persons + "/([^/]+)/(update_property|delete_property)/?",
-          "person", bind(HandlePerson));
+    Route(method, persons + "/([^/]+)/(update_property|delete_property)/?", "person",
+          bind(HandlePerson));
     Route(method, "/api/(?:projects|environments)/([^/]+)/groups_types/?", "group_types",
           bind(HandleGroupTypes));
     Route(method, "/api/(?:projects|environments)/([^/]+)/groups/?()", "groups",
@@ -196,26 +191,20 @@ void EmulatorServer::AddRoutes() {
     Route(method,
           "/api/(?:projects|environments)/([^/]+)/groups/(find|update_property|delete_property)/?",
           "group", bind(HandleGroups));
-    Route(method,
-          "/api/(?:projects|environments)/([^/]+)/feature_flags/?",
-          "feature_flags", bind(HandleFlagCollection));
-    Route(method,
-          "/api/(?:projects|environments)/([^/]+)/feature_flags/([^/]+)/?",
-          "feature_flag", bind(HandleFlagItem));
+    Route(method, "/api/(?:projects|environments)/([^/]+)/feature_flags/?", "feature_flags",
+          bind(HandleFlagCollection));
+    Route(method, "/api/(?:projects|environments)/([^/]+)/feature_flags/([^/]+)/?", "feature_flag",
+          bind(HandleFlagItem));
   }
-  Route("GET", "/flags/definitions/?", "flag_definitions",
-        bind(HandleDefinitions));
-  Route("GET", "/api/feature_flag/local_evaluation/?", "local_evaluation",
-        bind(HandleDefinitions));
+  Route("GET", "/flags/definitions/?", "flag_definitions", bind(HandleDefinitions));
+  Route("GET", "/api/feature_flag/local_evaluation/?", "local_evaluation", bind(HandleDefinitions));
   for (const char* method : {"POST", "GET", "OPTIONS"}) {
     Route(method, "/flags/?", "flags",
-          [state](const httplib::Request& req, httplib::Response& res,
-                  RequestContext& ctx) {
+          [state](const httplib::Request& req, httplib::Response& res, RequestContext& ctx) {
             HandleRemoteEvaluation(*state, false, req, res, ctx);
           });
     Route(method, "/decide/?", "decide",
-          [state](const httplib::Request& req, httplib::Response& res,
-                  RequestContext& ctx) {
+          [state](const httplib::Request& req, httplib::Response& res, RequestContext& ctx) {
             HandleRemoteEvaluation(*state, true, req, res, ctx);
           });
   }
@@ -223,12 +212,10 @@ void EmulatorServer::AddRoutes() {
 
 void EmulatorServer::AddAdminRoutes() {
   EmulatorState* state = state_;
-  server_->Get("/_emulator/health", [state](const httplib::Request&,
-                                            httplib::Response& res) {
+  server_->Get("/_emulator/health", [state](const httplib::Request&, httplib::Response& res) {
     SetJson(res, 200, {{"status", "ok"}, {"events", state->events().count()}});
   });
-  server_->Get("/_emulator/events", [state](const httplib::Request& req,
-                                            httplib::Response& res) {
+  server_->Get("/_emulator/events", [state](const httplib::Request& req, httplib::Response& res) {
     EventQuery query;
     query.uuid = QueryParam(req, "uuid");
     query.event = QueryParam(req, "event");
@@ -238,62 +225,55 @@ void EmulatorServer::AddAdminRoutes() {
     if (absl::SimpleAtoi(QueryParam(req, "limit"), &limit)) query.limit = limit;
     json events = json::array();
     for (json& e : state->events().Query(query)) events.push_back(std::move(e));
-    SetJson(res, 200, {{"count", state->events().count()},
-                       {"duplicates", state->events().duplicates()},
-                       {"events", events}});
+    SetJson(res, 200,
+            {{"count", state->events().count()},
+             {"duplicates", state->events().duplicates()},
+             {"events", events}});
   });
-  server_->Get("/_emulator/requests", [state](const httplib::Request& req,
-                                              httplib::Response& res) {
+  server_->Get("/_emulator/requests", [state](const httplib::Request& req, httplib::Response& res) {
     SetJson(res, 200, state->requests().ToJson(QueryParam(req, "route")));
   });
-  server_->Get("/_emulator/faults", [state](const httplib::Request&,
-                                            httplib::Response& res) {
+  server_->Get("/_emulator/faults", [state](const httplib::Request&, httplib::Response& res) {
     SetJson(res, 200, state->faults().Config());
   });
-  server_->Post("/_emulator/faults", [state](const httplib::Request& req,
-                                             httplib::Response& res) {
+  server_->Post("/_emulator/faults", [state](const httplib::Request& req, httplib::Response& res) {
     json config = json::parse(req.body.empty() ? "[]" : req.body, nullptr, false);
-    absl::Status status = config.is_discarded()
-                              ? absl::InvalidArgumentError("faults: not JSON")
-                              : state->faults().Configure(config);
+    absl::Status status = config.is_discarded() ? absl::InvalidArgumentError("faults: not JSON")
+                                                : state->faults().Configure(config);
     if (!status.ok()) {
       return SetJson(res, 400, {{"error", std::string(status.message())}});
     }
     SetJson(res, 200, state->faults().Config());
   });
-  server_->Post("/_emulator/reset", [state](const httplib::Request&,
-                                            httplib::Response& res) {
+  server_->Post("/_emulator/reset", [state](const httplib::Request&, httplib::Response& res) {
     absl::Status status = state->Reset();
     if (!status.ok()) {
       return SetJson(res, 500, {{"error", std::string(status.message())}});
     }
     SetJson(res, 200, {{"status", "ok"}});
   });
-  server_->Post("/_emulator/seed", [state](const httplib::Request& req,
-                                           httplib::Response& res) {
+  server_->Post("/_emulator/seed", [state](const httplib::Request& req, httplib::Response& res) {
     json seed = json::parse(req.body, nullptr, false);
-    absl::Status status = seed.is_discarded()
-                              ? absl::InvalidArgumentError("seed: not JSON")
-                              : state->AddSeed(seed);
+    absl::Status status =
+        seed.is_discarded() ? absl::InvalidArgumentError("seed: not JSON") : state->AddSeed(seed);
     if (!status.ok()) {
       return SetJson(res, 400, {{"error", std::string(status.message())}});
     }
     SetJson(res, 200, {{"status", "ok"}});
   });
-  server_->Get("/_emulator/rate_limits", [state](const httplib::Request&,
-                                                 httplib::Response& res) {
+  server_->Get("/_emulator/rate_limits", [state](const httplib::Request&, httplib::Response& res) {
     SetJson(res, 200, state->rate_limiter().config().ToJson());
   });
-  server_->Post("/_emulator/rate_limits", [state](const httplib::Request& req,
-                                                  httplib::Response& res) {
-    json config = json::parse(req.body, nullptr, false);
-    if (!config.is_object()) {
-      return SetJson(res, 400, {{"error", "rate_limits: expected an object"}});
-    }
-    state->rate_limiter().Configure(
-        RateLimitConfig::FromJson(config, state->rate_limiter().config()));
-    SetJson(res, 200, state->rate_limiter().config().ToJson());
-  });
+  server_->Post("/_emulator/rate_limits",
+                [state](const httplib::Request& req, httplib::Response& res) {
+                  json config = json::parse(req.body, nullptr, false);
+                  if (!config.is_object()) {
+                    return SetJson(res, 400, {{"error", "rate_limits: expected an object"}});
+                  }
+                  state->rate_limiter().Configure(
+                      RateLimitConfig::FromJson(config, state->rate_limiter().config()));
+                  SetJson(res, 200, state->rate_limiter().config().ToJson());
+                });
 }
 
 }  // namespace posthog_emulator

@@ -50,8 +50,8 @@ class EmulatorServer final {
   bool WaitUntilServing(const std::atomic<bool>* give_up = nullptr);
 
  private:
-  void Route(const char* method, const std::string& pattern,
-             const std::string& name, RouteHandler handler);
+  void Route(const char* method, const std::string& pattern, const std::string& name,
+             RouteHandler handler);
   void AddRoutes();
   void AddAdminRoutes();
 

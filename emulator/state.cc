@@ -32,8 +32,7 @@ void EmulatorState::ForceRateLimits(std::optional<bool> enabled) {
 
 void EmulatorState::ApplyRateLimits(const json& seed) {
   RateLimitConfig config = RateLimitConfig::FromJson(
-      seed.is_object() ? seed.value("rate_limits", json::object())
-                       : json::object(),
+      seed.is_object() ? seed.value("rate_limits", json::object()) : json::object(),
       RateLimitConfig());
   {
     absl::MutexLock lock(&mu_);
@@ -42,8 +41,7 @@ void EmulatorState::ApplyRateLimits(const json& seed) {
   rate_limiter_.Configure(config);
 }
 
-absl::Status EmulatorState::ApplyProjectData(const Directory& directory,
-                                             const json& seed) {
+absl::Status EmulatorState::ApplyProjectData(const Directory& directory, const json& seed) {
   for (const json& p : seed.value("projects", json::array())) {
     const int64_t team_id = p.value("id", int64_t{0});
     const Project* project = directory.ProjectById(team_id);
@@ -54,8 +52,7 @@ absl::Status EmulatorState::ApplyProjectData(const Directory& directory,
       for (const json& d : person.value("distinct_ids", json::array())) {
         ids.push_back(d.is_string() ? d.get<std::string>() : d.dump());
       }
-      persons_.AddPerson(team_id, std::move(ids),
-                         person.value("properties", json::object()),
+      persons_.AddPerson(team_id, std::move(ids), person.value("properties", json::object()),
                          person.value("uuid", ""),
                          person.value("created_at", "2024-01-01T00:00:00Z"),
                          person.value("is_identified", true));

@@ -59,8 +59,7 @@ class EmulatorState final {
   RequestLog& requests() { return requests_; }
 
  private:
-  absl::Status ApplyProjectData(const Directory& directory,
-                                const nlohmann::json& seed);
+  absl::Status ApplyProjectData(const Directory& directory, const nlohmann::json& seed);
   void ApplyRateLimits(const nlohmann::json& seed);
 
   mutable absl::Mutex mu_;

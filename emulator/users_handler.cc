@@ -31,8 +31,7 @@ json OrganizationJson(const Directory& directory, const Organization& org) {
   json projects = json::array();
   for (const Project* p : directory.ProjectsOfOrganization(org.id)) {
     teams.push_back(TeamBasic(*p));
-    projects.push_back({{"id", p->id}, {"name", p->name},
-                        {"organization_id", org.id}});
+    projects.push_back({{"id", p->id}, {"name", p->name}, {"organization_id", org.id}});
   }
   json out = {{"id", org.id},
               {"name", org.name},
@@ -60,10 +59,9 @@ json OrganizationJson(const Directory& directory, const Organization& org) {
 
 json UserJson(const Directory& directory, const User& user) {
   const Project* team = directory.ProjectById(user.current_project_id);
-  const Organization* org =
-      user.organization_ids.empty()
-          ? nullptr
-          : directory.OrganizationById(user.organization_ids[0]);
+  const Organization* org = user.organization_ids.empty()
+                                ? nullptr
+                                : directory.OrganizationById(user.organization_ids[0]);
   json organizations = json::array();
   for (const std::string& id : user.organization_ids) {
     const Organization* o = directory.OrganizationById(id);
@@ -94,8 +92,7 @@ json UserJson(const Directory& directory, const User& user) {
           {"is_impersonated_until", nullptr},
           {"sensitive_session_expires_at", nullptr},
           {"team", team != nullptr ? TeamBasic(*team) : json()},
-          {"organization",
-           org != nullptr ? OrganizationJson(directory, *org) : json()},
+          {"organization", org != nullptr ? OrganizationJson(directory, *org) : json()},
           {"organizations", organizations},
           {"events_column_config", {{"active", "DEFAULT"}}},
           {"is_2fa_enabled", false},
@@ -108,24 +105,21 @@ json UserJson(const Directory& directory, const User& user) {
           {"role_at_organization", nullptr}};
 }
 
-void HandleUser(EmulatorState& state, const httplib::Request& req,
-                httplib::Response& res, RequestContext& ctx) {
+void HandleUser(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                RequestContext& ctx) {
   absl::StatusOr<json> body = ParseJsonBody(req);
   absl::StatusOr<AuthorizedRequest> auth = AuthorizePrivate(
-      state, req, ctx, body.ok() ? &*body : nullptr, "", "user:read",
-      ThrottleClass::kDefault);
+      state, req, ctx, body.ok() ? &*body : nullptr, "", "user:read", ThrottleClass::kDefault);
   if (!auth.ok()) return SetError(res, auth.status());
   if (req.method != "GET") {
-    return SetError(res, MethodNotAllowedError(
-                             "Method \"" + req.method + "\" not allowed."));
+    return SetError(res, MethodNotAllowedError("Method \"" + req.method + "\" not allowed."));
   }
   const std::string who = req.matches[1];
   const User& user = *auth->principal.user;
   if (who != "@me" && who != user.uuid) {
     if (!user.is_staff) {
-      return SetError(res, PermissionDeniedError(
-                               "As a non-staff user you're only allowed to "
-                               "access the `@me` user instance."));
+      return SetError(res, PermissionDeniedError("As a non-staff user you're only allowed to "
+                                                 "access the `@me` user instance."));
     }
     return SetError(res, NotFoundError());
   }

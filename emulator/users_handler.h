@@ -16,8 +16,8 @@ namespace posthog_emulator {
 // UserJson renders `user` as UserSerializer does.
 nlohmann::json UserJson(const Directory& directory, const User& user);
 
-void HandleUser(EmulatorState& state, const httplib::Request& req,
-                httplib::Response& res, RequestContext& ctx);
+void HandleUser(EmulatorState& state, const httplib::Request& req, httplib::Response& res,
+                RequestContext& ctx);
 
 }  // namespace posthog_emulator
 

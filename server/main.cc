@@ -39,19 +39,19 @@
 #include "server/common/log.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
-#include "server/fleet/fleet_coordinator.h"
 #include "server/flags/definitions_store.h"
+#include "server/fleet/fleet_coordinator.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
+#include "server/grpc/stream_limits.h"
 #include "server/http/curl_http_client.h"
 #include "server/http/observed_http_client.h"
 #include "server/observability/admin_server.h"
 #include "server/observability/channelz_server.h"
 #include "server/observability/metrics.h"
-#include "server/openfeature/ofrep_server.h"
 #include "server/observability/process_metrics.h"
+#include "server/openfeature/ofrep_server.h"
 #include "server/paging/clock.h"
-#include "server/grpc/stream_limits.h"
 #include "server/paging/fetch_pool.h"
 #include "server/paging/resume_token.h"
 #include "server/posthog/project_registry.h"
@@ -78,7 +78,8 @@ ABSL_FLAG(int, admin_port, -1,
 ABSL_FLAG(std::string, tls_cert_file, "",
           "TLS on the gRPC port: the PEM certificate chain (with --tls_key_file); "
           "overrides server.tls.cert_file.");
-ABSL_FLAG(std::string, tls_key_file, "", "TLS: the PEM private key; overrides server.tls.key_file.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "TLS: the PEM private key; overrides server.tls.key_file.");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "TLS: callers must present a certificate this PEM CA bundle signed (mTLS); "
           "overrides server.tls.client_ca_file.");
@@ -172,14 +173,14 @@ void ObserveCapture(const CapturePipeline& capture,
       "counter", {}, [&capture] {
         return MetricReading{{{}, static_cast<double>(capture.dead_letters_lost())}};
       });
-  metrics->AddObserved(
-      "posthog_gateway_capture_project_paused",
-      "1 while PostHog refuses the project's API key (its events stay spooled).", "gauge",
-      {"project"}, [&capture] {
-        MetricReading reading;
-        for (const std::string& alias : capture.PausedProjects()) reading.push_back({{alias}, 1});
-        return reading;
-      });
+  metrics->AddObserved("posthog_gateway_capture_project_paused",
+                       "1 while PostHog refuses the project's API key (its events stay spooled).",
+                       "gauge", {"project"}, [&capture] {
+                         MetricReading reading;
+                         for (const std::string& alias : capture.PausedProjects())
+                           reading.push_back({{alias}, 1});
+                         return reading;
+                       });
   metrics->AddObserved(
       "posthog_gateway_flag_called_dropped_total",
       "$feature_flag_called events dropped (queue full or refused by the pipeline).", "counter",
@@ -242,8 +243,7 @@ void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
       }));
   metrics->AddObserved(
       "posthog_gateway_flag_definitions_age_seconds",
-      "Seconds since PostHog last confirmed the project's flag definitions.", "gauge",
-      {"project"},
+      "Seconds since PostHog last confirmed the project's flag definitions.", "gauge", {"project"},
       each_project([](const flags::DefinitionsSnapshot& snapshot) -> std::optional<double> {
         if (snapshot.fetch_time == absl::InfinitePast()) return std::nullopt;
         return absl::ToDoubleSeconds(absl::Now() - snapshot.fetch_time);
@@ -274,9 +274,9 @@ void ObserveFlags(const std::map<std::string, FlagProject>& flag_projects,
                        });
 }
 
-std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-Interceptors(MetricsRegistry* metrics, const ServerConfig& server, const Authorizer* authorizer,
-             AuditLog* audit) {
+std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> Interceptors(
+    MetricsRegistry* metrics, const ServerConfig& server, const Authorizer* authorizer,
+    AuditLog* audit) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> all;
   all.push_back(
       std::make_unique<ObservabilityInterceptorFactory>(metrics, authorizer, server.access_log));
@@ -380,11 +380,16 @@ bool WritePortFile(const std::string& path, int port) {
 }
 
 bool SetLogLevel(const std::string& level) {
-  if (level == "debug") SetMinLogSeverity(LogSeverity::kDebug);
-  else if (level == "info") SetMinLogSeverity(LogSeverity::kInfo);
-  else if (level == "warning") SetMinLogSeverity(LogSeverity::kWarning);
-  else if (level == "error") SetMinLogSeverity(LogSeverity::kError);
-  else return false;
+  if (level == "debug")
+    SetMinLogSeverity(LogSeverity::kDebug);
+  else if (level == "info")
+    SetMinLogSeverity(LogSeverity::kInfo);
+  else if (level == "warning")
+    SetMinLogSeverity(LogSeverity::kWarning);
+  else if (level == "error")
+    SetMinLogSeverity(LogSeverity::kError);
+  else
+    return false;
   return true;
 }
 
@@ -393,8 +398,10 @@ bool SetLogLevel(const std::string& level) {
 absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging) {
   const KeySource& source = paging.resume_token_secret;
   if (!source.configured()) {
-    LogInfo("resume tokens use a random per-process secret; replicas need "
-            "paging.resume_token_secret to resume each other's lists", {});
+    LogInfo(
+        "resume tokens use a random per-process secret; replicas need "
+        "paging.resume_token_secret to resume each other's lists",
+        {});
     return ResumeTokenCodec::WithRandomSecret(paging.resume_token_ttl);
   }
   std::string secret;
@@ -406,8 +413,9 @@ absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging
   }
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   if (secret.size() < 16) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "paging.resume_token_secret from ", source.Describe(), " is missing or shorter than 16 bytes"));
+    return absl::FailedPreconditionError(absl::StrCat("paging.resume_token_secret from ",
+                                                      source.Describe(),
+                                                      " is missing or shorter than 16 bytes"));
   }
   return ResumeTokenCodec(std::move(secret), paging.resume_token_ttl);
 }
@@ -440,8 +448,9 @@ int DrainSpool(GatewayConfig config, const std::string& dir) {
   const int64_t left =
       (*capture)->WaitUntilDelivered(absl::Now() + absl::GetFlag(FLAGS_drain_spool_timeout));
   if (left > 0) {
-    LogError("spool not drained: events are left on disk",
-             {{"dir", dir}, {"delivered", absl::StrCat(found - left)}, {"left", absl::StrCat(left)}});
+    LogError(
+        "spool not drained: events are left on disk",
+        {{"dir", dir}, {"delivered", absl::StrCat(found - left)}, {"left", absl::StrCat(left)}});
     return 1;
   }
   LogInfo("spool drained", {{"dir", dir}, {"delivered", absl::StrCat(found)}});
@@ -484,7 +493,8 @@ absl::StatusOr<std::unique_ptr<FleetCoordinator>> MakeFleet(const GatewayConfig&
   options.lease = redis.lease;
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  options.replica_id = absl::StrCat(host, ":", getpid(), ":", absl::Hex(absl::ToUnixNanos(absl::Now())));
+  options.replica_id =
+      absl::StrCat(host, ":", getpid(), ":", absl::Hex(absl::ToUnixNanos(absl::Now())));
   LogInfo("fleet: coordinating through Redis",
           {{"address", redis.address}, {"replica", options.replica_id}});
   return std::make_unique<FleetCoordinator>(std::move(options));
@@ -498,15 +508,17 @@ void ObserveFleet(const FleetCoordinator& fleet,
       "posthog_gateway_fleet_shared",
       "1 while Redis answers (one rate budget and one flag poll for the fleet); 0 while this "
       "replica paces with its share and polls alone.",
-      "gauge", {}, [&fleet] { return MetricReading{{{}, fleet.Shared() ? 1.0 : 0.0}}; });
+      "gauge", {}, [&fleet] {
+        return MetricReading{{{}, fleet.Shared() ? 1.0 : 0.0}};
+      });
   metrics->AddObserved("posthog_gateway_fleet_replicas",
                        "Replicas sharing the budget, as last seen in Redis.", "gauge", {},
                        [&fleet] {
                          return MetricReading{{{}, static_cast<double>(fleet.Replicas())}};
                        });
   metrics->AddObserved("posthog_gateway_fleet_redis_errors_total",
-                       "Redis commands that failed (unreachable, timed out or refused).",
-                       "counter", {}, [&fleet] {
+                       "Redis commands that failed (unreachable, timed out or refused).", "counter",
+                       {}, [&fleet] {
                          return MetricReading{{{}, static_cast<double>(fleet.errors())}};
                        });
   metrics->AddObserved(
@@ -531,8 +543,8 @@ int Run() {
   const std::string config_path = ConfigPath();
   absl::StatusOr<GatewayConfig> config = LoadConfigFile(config_path);
   if (!config.ok()) {
-    LogError("cannot load configuration", {{"path", config_path},
-                                           {"error", std::string(config.status().message())}});
+    LogError("cannot load configuration",
+             {{"path", config_path}, {"error", std::string(config.status().message())}});
     return 2;
   }
   if (absl::Status fleet = ApplyFleetFlags(*config); !fleet.ok()) {
@@ -577,8 +589,7 @@ int Run() {
     LogError("cannot open the audit log", {{"error", std::string(audit_log.status().message())}});
     return 2;
   }
-  for (const StartupNotice& notice :
-       AuthorizationNotices(*config, absl::GetFlag(FLAGS_host))) {
+  for (const StartupNotice& notice : AuthorizationNotices(*config, absl::GetFlag(FLAGS_host))) {
     Log(notice.warning ? LogSeverity::kWarning : LogSeverity::kInfo, notice.message);
   }
 
@@ -629,9 +640,8 @@ int Run() {
   absl::StatusOr<std::unique_ptr<CapturePipeline>> capture =
       CapturePipeline::Create(*config, &projects, &keys, build_info.version);
   if (!capture.ok()) {
-    LogError("cannot open the capture spool",
-             {{"dir", config->capture.spool_dir},
-              {"error", std::string(capture.status().message())}});
+    LogError("cannot open the capture spool", {{"dir", config->capture.spool_dir},
+                                               {"error", std::string(capture.status().message())}});
     return 1;
   }
   // Streams open at once, in total and per caller (server.max_streams*).
@@ -674,18 +684,16 @@ int Run() {
                                &fetch_pool, &stream_limits);
   // OpenFeature's flagd providers (RPC resolver) on the same port.
   FlagdServiceImpl flagd_service(&flag_service, &projects, flag_projects,
-                                 config->flags.watch_heartbeat, authorizer->get(),
-                                 &stream_limits);
+                                 config->flags.watch_heartbeat, authorizer->get(), &stream_limits);
 
-  GatewayServer server(
-      config->server,
-      {{posthog::v1::UserService::service_full_name(), &user_service},
-       {posthog::v1::CaptureService::service_full_name(), &capture_service},
-       {posthog::v1::PersonService::service_full_name(), &person_service},
-       {posthog::v1::GroupService::service_full_name(), &group_service},
-       {posthog::v1::FlagService::service_full_name(), &flag_service},
-       {FlagdServiceImpl::kServiceName, &flagd_service}},
-      Interceptors(&metrics, config->server, authorizer->get(), audit_log->get()));
+  GatewayServer server(config->server,
+                       {{posthog::v1::UserService::service_full_name(), &user_service},
+                        {posthog::v1::CaptureService::service_full_name(), &capture_service},
+                        {posthog::v1::PersonService::service_full_name(), &person_service},
+                        {posthog::v1::GroupService::service_full_name(), &group_service},
+                        {posthog::v1::FlagService::service_full_name(), &flag_service},
+                        {FlagdServiceImpl::kServiceName, &flagd_service}},
+                       Interceptors(&metrics, config->server, authorizer->get(), audit_log->get()));
   absl::StatusOr<int> port = server.Start(absl::GetFlag(FLAGS_host), config->server.port);
   if (!port.ok()) {
     LogError("cannot start", {{"error", std::string(port.status().message())}});
@@ -715,24 +723,24 @@ int Run() {
   ObserveCapture(**capture, flag_sinks, &metrics);
   ObserveFlags(flag_projects, &flag_service, &metrics);
   if (*fleet != nullptr) ObserveFleet(**fleet, flag_projects, &metrics);
-  metrics.AddObserved(
-      "posthog_gateway_capture_spool_max_bytes",
-      "The spool's size bound (capture.max_spool_bytes); beyond it capture answers "
-      "RESOURCE_EXHAUSTED.",
-      "gauge", {}, [max = config->capture.max_spool_bytes] {
-        return MetricReading{{{}, static_cast<double>(max)}};
-      });
+  metrics.AddObserved("posthog_gateway_capture_spool_max_bytes",
+                      "The spool's size bound (capture.max_spool_bytes); beyond it capture answers "
+                      "RESOURCE_EXHAUSTED.",
+                      "gauge", {}, [max = config->capture.max_spool_bytes] {
+                        return MetricReading{{{}, static_cast<double>(max)}};
+                      });
   // When SIGTERM started the drain; the admin server keeps answering until
   // the drain is over, so a drain past its budget shows (and alerts).
   std::atomic<double> drain_started{0};  // Seconds since the epoch; 0 while serving.
-  metrics.AddObserved("posthog_gateway_drain_seconds",
-                      "Seconds since SIGTERM started the drain (drain delay, then calls in flight "
-                      "finishing); 0 while serving.",
-                      "gauge", {}, [&drain_started] {
-                        const double started = drain_started.load();
-                        return MetricReading{
-                            {{}, started == 0 ? 0.0 : absl::ToUnixMillis(absl::Now()) / 1e3 - started}};
-                      });
+  metrics.AddObserved(
+      "posthog_gateway_drain_seconds",
+      "Seconds since SIGTERM started the drain (drain delay, then calls in flight "
+      "finishing); 0 while serving.",
+      "gauge", {}, [&drain_started] {
+        const double started = drain_started.load();
+        return MetricReading{
+            {{}, started == 0 ? 0.0 : absl::ToUnixMillis(absl::Now()) / 1e3 - started}};
+      });
   AddBuildInfo(build_info, &metrics);
   AddProcessMetrics(&metrics);
   ObserveUpstream(projects, &metrics);
@@ -756,8 +764,7 @@ int Run() {
   if (const int admin_port = absl::GetFlag(FLAGS_admin_port); admin_port >= 0) {
     absl::StatusOr<int> bound = admin.Start(absl::GetFlag(FLAGS_host), admin_port);
     if (!bound.ok()) {
-      LogError("cannot start the admin server",
-               {{"error", std::string(bound.status().message())}});
+      LogError("cannot start the admin server", {{"error", std::string(bound.status().message())}});
       return 1;
     }
     LogInfo("admin server listening", {{"port", absl::StrCat(*bound)}});

@@ -4,7 +4,8 @@
 # Installs what is missing first (tools/install-deps.sh), then runs each suite
 # and ends with one line counting the suites that passed and failed.
 #
-# Suites: the API checks (buf lint, format and breaking), the C++ unit and integration tests (Bazel), the
+# Suites: the API checks (buf lint, format and breaking), the C++ format check
+# (tools/format.sh --check), the C++ unit and integration tests (Bazel), the
 # fuzzers and the C++ tests under ASan + UBSan, the
 # PostHog emulator's conformance with the official posthog-node SDK, the
 # polyglot clients (CLI, Python, Node, Go, Java, behind an nginx sidecar)
@@ -87,6 +88,7 @@ clean_clone() {
 }
 
 suite "API lint (buf lint, buf format, buf breaking)" api_lint
+suite "C++ format (clang-format, .clang-format)" tools/format.sh --check
 suite "C++ unit and integration tests (bazel test //...)" bazel_tests
 suite "Fuzzers (libFuzzer, clang, ${FUZZ_SECONDS:-20} s each)" fuzzers
 suite "C++ tests under AddressSanitizer + UBSan (${ASAN_TARGETS:-tests of server/})" asan

@@ -12,6 +12,8 @@ debian_packages=(
   bazel-rules-java
   build-essential
   clang
+  # tools/format.sh (the C++ format check in tests/run.sh).
+  clang-format
   curl
   # The image suite (tests/image): podman with runc (crun fails on hybrid
   # cgroups here), and debootstrap for a base image without a registry.

@@ -58,8 +58,8 @@ std::shared_ptr<grpc::Channel> NewChannel(int index) {
   // Distinct arguments: separate connections.
   args.SetInt("bench.channel", index);
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
-                                   grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 int RunStream() {

@@ -143,7 +143,8 @@ void BM_ParseResponseArena(benchmark::State& state) {
     options.initial_block = block.data();
     options.initial_block_size = block.size();
     google::protobuf::Arena arena(options);
-    auto* parsed = google::protobuf::Arena::CreateMessage<posthog::v1::EvaluateFlagsResponse>(&arena);
+    auto* parsed =
+        google::protobuf::Arena::CreateMessage<posthog::v1::EvaluateFlagsResponse>(&arena);
     benchmark::DoNotOptimize(parsed->ParseFromString(bytes));
   }
   state.counters["bytes"] = bytes.size();

@@ -39,11 +39,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/posthog/json_struct.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "host:port of the gateway");
 ABSL_FLAG(std::string, method, "evaluate_flags", "evaluate_flags, health or values");
@@ -62,8 +62,8 @@ using posthog::v1::EvaluateFlagsResponse;
 std::shared_ptr<grpc::Channel> NewChannel(int index) {
   grpc::ChannelArguments args;
   args.SetInt("grpc_load.channel", index);  // Distinct channels, distinct connections.
-  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
-                                   grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 EvaluateFlagsRequest MakeRequest(const nlohmann::json& inputs, int i) {
@@ -213,13 +213,14 @@ int main(int argc, char** argv) {
   const double server_cpu_start = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   for (auto& worker : workers) worker.join();
   const double client_cpu = OwnCpuSeconds() - client_cpu_start;
-  const double server_cpu =
-      server_pid > 0 ? ProcessCpuSeconds(server_pid) - server_cpu_start : -1;
+  const double server_cpu = server_pid > 0 ? ProcessCpuSeconds(server_pid) - server_cpu_start : -1;
   std::vector<int64_t> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   auto at = [&](double p) {
-    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(all.size() * p))] / 1000.0;
+    return all.empty()
+               ? 0.0
+               : all[std::min(all.size() - 1, static_cast<size_t>(all.size() * p))] / 1000.0;
   };
   nlohmann::json out = {{"method", method},
                         {"threads", threads},

@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
   options.replica_id = "bench";
   posthog_gateway::FleetCoordinator fleet(options);
   // PostHog's persons windows, scaled up so that no turn waits.
-  const std::vector<posthog_gateway::RateWindow> windows = {
-      {1000000, absl::Minutes(1)}, {10000000, absl::Hours(1)}};
+  const std::vector<posthog_gateway::RateWindow> windows = {{1000000, absl::Minutes(1)},
+                                                            {10000000, absl::Hours(1)}};
   std::vector<double> micros;
   micros.reserve(turns);
   int failed = 0;
@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
   }
   std::sort(micros.begin(), micros.end());
   auto at = [&](double q) { return micros[static_cast<size_t>(q * (micros.size() - 1))]; };
-  std::printf("redis turn latency: %d turns, p50 %.0f us, p99 %.0f us, max %.0f us, %d not granted\n",
-              turns, at(0.5), at(0.99), micros.back(), failed);
+  std::printf(
+      "redis turn latency: %d turns, p50 %.0f us, p99 %.0f us, max %.0f us, %d not granted\n",
+      turns, at(0.5), at(0.99), micros.back(), failed);
   return failed == 0 ? 0 : 1;
 }

@@ -53,9 +53,8 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
   absl::StatusOr<Spool::Opened> opened = Spool::Open(spool_options);
   if (!opened.ok()) return opened.status();
   pipeline->spool_ = std::move(opened->spool);
-  pipeline->dead_letters_ =
-      std::make_unique<DeadLetterFile>(capture.spool_dir + "/dead-letter.jsonl",
-                                       capture.dead_letter_max_bytes);
+  pipeline->dead_letters_ = std::make_unique<DeadLetterFile>(
+      capture.spool_dir + "/dead-letter.jsonl", capture.dead_letter_max_bytes);
   pipeline->replayed_records_ = opened->replayed_records;
   pipeline->damaged_segments_ = opened->damaged_segments;
 
@@ -96,11 +95,10 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
     }
     pipeline->spool_->Release(dead);
   }
-  LogInfo("capture: spool opened",
-          {{"dir", capture.spool_dir},
-           {"replayed_records", absl::StrCat(pipeline->replayed_records_)},
-           {"damaged_segments", absl::StrCat(opened->damaged_segments)},
-           {"damaged_bytes", absl::StrCat(opened->damaged_bytes)}});
+  LogInfo("capture: spool opened", {{"dir", capture.spool_dir},
+                                    {"replayed_records", absl::StrCat(pipeline->replayed_records_)},
+                                    {"damaged_segments", absl::StrCat(opened->damaged_segments)},
+                                    {"damaged_bytes", absl::StrCat(opened->damaged_bytes)}});
   return pipeline;
 }
 
@@ -118,8 +116,8 @@ int64_t CapturePipeline::WaitUntilDelivered(absl::Time deadline) const {
 
 absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
     absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
-    absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
-    absl::Time deadline, const std::function<bool()>& is_cancelled) {
+    absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode, absl::Time deadline,
+    const std::function<bool()>& is_cancelled) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return client.status();
   const std::string& alias = (*client)->project().alias;
@@ -165,9 +163,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   if (!delivered_mode) return uuids;
 
   absl::MutexLock lock(&waiter->mu);
-  auto all_done = [w = waiter.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) {
-    return w->remaining == 0;
-  };
+  auto all_done = [w = waiter.get()]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu) { return w->remaining == 0; };
   // The wait holds a thread: it ends with the deadline or as soon as the
   // caller leaves (nothing wakes it then but its own checks).
   while (!waiter->mu.AwaitWithDeadline(absl::Condition(&all_done),
@@ -188,8 +185,7 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
 
 void CapturePipeline::CaptureDurableAsync(absl::string_view project,
                                           const std::vector<const posthog::v1::Event*>& events,
-                                          absl::string_view field, bool indexed,
-                                          CaptureDone done) {
+                                          absl::string_view field, bool indexed, CaptureDone done) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return done(client.status());
   const std::string& alias = (*client)->project().alias;
@@ -208,8 +204,8 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
     uuids->push_back(std::move(event.uuid));
   }
   ProjectQueue* project_queue = queue->second.get();
-  spool_->AppendAsync(*records, [records, uuids, project_queue, done = std::move(done)](
-                                    absl::StatusOr<SpoolLocation> location) {
+  spool_->AppendAsync(*records, [records, uuids, project_queue,
+                                 done = std::move(done)](absl::StatusOr<SpoolLocation> location) {
     if (!location.ok()) return done(location.status());
     std::vector<QueuedEvent> queued;
     queued.reserve(records->size());

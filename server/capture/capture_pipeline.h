@@ -36,9 +36,11 @@ class CapturePipeline final {
  public:
   // Create opens (and replays) the spool in `config.capture.spool_dir` and
   // starts one delivery queue per configured project. `env` is for tests.
-  static absl::StatusOr<std::unique_ptr<CapturePipeline>> Create(
-      const GatewayConfig& config, const ProjectRegistry* projects, const KeyStore* keys,
-      absl::string_view lib_version, DeliveryEnv env = {});
+  static absl::StatusOr<std::unique_ptr<CapturePipeline>> Create(const GatewayConfig& config,
+                                                                 const ProjectRegistry* projects,
+                                                                 const KeyStore* keys,
+                                                                 absl::string_view lib_version,
+                                                                 DeliveryEnv env = {});
 
   // Stops delivery; what is not delivered stays spooled.
   ~CapturePipeline();
@@ -56,8 +58,8 @@ class CapturePipeline final {
   // DELIVERED mode INVALID_ARGUMENT when PostHog refused one.
   absl::StatusOr<std::vector<std::string>> Capture(
       absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
-      absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode,
-      absl::Time deadline, const std::function<bool()>& is_cancelled = nullptr);
+      absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode, absl::Time deadline,
+      const std::function<bool()>& is_cancelled = nullptr);
 
   // CaptureDone receives what Capture would return.
   using CaptureDone = std::function<void(absl::StatusOr<std::vector<std::string>>)>;

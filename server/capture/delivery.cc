@@ -78,8 +78,8 @@ std::string Reason(const HttpResponse& response) {
 
 }  // namespace
 
-absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max,
-                            double random, absl::Duration retry_after) {
+absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max, double random,
+                            absl::Duration retry_after) {
   absl::Duration ceiling = initial;
   for (int i = 0; i < attempt && ceiling < max; ++i) ceiling *= 2;
   ceiling = std::min(ceiling, max);
@@ -102,8 +102,8 @@ std::string Gzip(const std::string& data) {
   // Compressed into a per-thread buffer, then copied out at its (much
   // smaller) size: a string of the bound's size would be zero-filled first.
   thread_local std::vector<char> buffer;
-  buffer.resize(std::max(buffer.size(),
-                         libdeflate_gzip_compress_bound(compressor.get(), data.size())));
+  buffer.resize(
+      std::max(buffer.size(), libdeflate_gzip_compress_bound(compressor.get(), data.size())));
   const size_t size = libdeflate_gzip_compress(compressor.get(), data.data(), data.size(),
                                                buffer.data(), buffer.size());
   return std::string(buffer.data(), size);  // Never 0: the bound fits any input.
@@ -112,8 +112,8 @@ std::string Gzip(const std::string& data) {
 DeadLetterFile::DeadLetterFile(std::string path, int64_t max_bytes)
     : path_(std::move(path)), max_bytes_(max_bytes) {}
 
-void DeadLetterFile::Write(absl::string_view project, int http_status,
-                           absl::string_view reason, absl::string_view event_json) {
+void DeadLetterFile::Write(absl::string_view project, int http_status, absl::string_view reason,
+                           absl::string_view event_json) {
   nlohmann::json head = {{"time", FormatEventTime(absl::Now())},
                          {"project", std::string(project)},
                          {"http_status", http_status},
@@ -168,8 +168,7 @@ int64_t DeadLetterFile::count() const {
 }
 
 BatchSender::BatchSender(const PostHogClient* client, const KeyStore* keys,
-                         DeadLetterFile* dead_letters, DeliveryOptions options,
-                         DeliveryEnv env)
+                         DeadLetterFile* dead_letters, DeliveryOptions options, DeliveryEnv env)
     : client_(client),
       keys_(keys),
       dead_letters_(dead_letters),
@@ -184,10 +183,10 @@ std::string BatchSender::Body(const std::vector<const QueuedEvent*>& batch, size
   for (size_t i = begin; i < end; ++i) size += batch[i]->json.size() + 1;
   std::string body;
   body.reserve(size);
-  absl::StrAppend(&body, "{\"api_key\":", nlohmann::json(key.value()).dump(),
-                  ",\"historical_migration\":",
-                  batch[begin]->historical_migration ? "true" : "false",
-                  ",\"sent_at\":\"", FormatEventTime(env_.now()), "\",\"batch\":[");
+  absl::StrAppend(
+      &body, "{\"api_key\":", nlohmann::json(key.value()).dump(),
+      ",\"historical_migration\":", batch[begin]->historical_migration ? "true" : "false",
+      ",\"sent_at\":\"", FormatEventTime(env_.now()), "\",\"batch\":[");
   for (size_t i = begin; i < end; ++i) {
     if (i != begin) body.push_back(',');
     body.append(batch[i]->json);
@@ -196,8 +195,8 @@ std::string BatchSender::Body(const std::vector<const QueuedEvent*>& batch, size
   return body;
 }
 
-void BatchSender::DeadLetter(const QueuedEvent& event, int http_status,
-                             absl::string_view reason, absl::Status& outcome) {
+void BatchSender::DeadLetter(const QueuedEvent& event, int http_status, absl::string_view reason,
+                             absl::Status& outcome) {
   dead_letters_->Write(client_->project().alias, http_status, reason, event.json);
   outcome = absl::InvalidArgumentError(
       absl::StrCat("PostHog refused the event (HTTP ", http_status, "): ", reason));
@@ -206,9 +205,10 @@ void BatchSender::DeadLetter(const QueuedEvent& event, int http_status,
 bool BatchSender::WaitForNewKey(absl::string_view why) {
   const uint64_t generation = keys_->Generation();
   if (!paused_.exchange(true)) {
-    LogError("capture: PostHog refused the project API key; sending to this project is "
-             "paused until the key changes (events stay spooled)",
-             {{"project", client_->project().alias}, {"reason", std::string(why)}});
+    LogError(
+        "capture: PostHog refused the project API key; sending to this project is "
+        "paused until the key changes (events stay spooled)",
+        {{"project", client_->project().alias}, {"reason", std::string(why)}});
   }
   while (keys_->Generation() == generation) {
     if (!env_.sleep(absl::Seconds(1))) return false;
@@ -219,14 +219,13 @@ bool BatchSender::WaitForNewKey(absl::string_view why) {
 }
 
 std::vector<absl::Status> BatchSender::Send(const std::vector<const QueuedEvent*>& batch) {
-  std::vector<absl::Status> outcomes(batch.size(),
-                                     absl::CancelledError("capture: stopping"));
+  std::vector<absl::Status> outcomes(batch.size(), absl::CancelledError("capture: stopping"));
   if (!batch.empty()) SendRange(batch, 0, batch.size(), outcomes);
   return outcomes;
 }
 
-bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t begin,
-                            size_t end, std::vector<absl::Status>& outcomes) {
+bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t begin, size_t end,
+                            std::vector<absl::Status>& outcomes) {
   int attempt = 0;
   while (true) {
     absl::StatusOr<Secret> key = client_->Key(KeyKind::kProjectApiKey);
@@ -239,8 +238,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
     request.host = PostHogHost::kIngestion;
     request.path = BatchPath();
     request.body = Gzip(Body(batch, begin, end, *key));
-    request.headers = {{"Content-Type", "application/json"},
-                       {"Content-Encoding", "gzip"}};
+    request.headers = {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}};
     CallContext context;
     context.deadline = env_.now() + options_.request_timeout;
     absl::StatusOr<HttpResponse> response = client_->Send(request, context);
@@ -269,8 +267,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
         // Split: 413 because the body is too large, 400 to find the events
         // PostHog refuses.
         const size_t middle = begin + (end - begin) / 2;
-        return SendRange(batch, begin, middle, outcomes) &&
-               SendRange(batch, middle, end, outcomes);
+        return SendRange(batch, begin, middle, outcomes) && SendRange(batch, middle, end, outcomes);
       }
       retry_after = RetryAfter(*response, env_.now());
       if (attempt == 0 || attempt % 10 == 0) {
@@ -293,8 +290,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
 }
 
 ProjectQueue::ProjectQueue(const PostHogClient* client, const KeyStore* keys, Spool* spool,
-                           DeadLetterFile* dead_letters, DeliveryOptions options,
-                           DeliveryEnv env)
+                           DeadLetterFile* dead_letters, DeliveryOptions options, DeliveryEnv env)
     : spool_(spool),
       options_(options),
       env_([&] {
@@ -331,8 +327,8 @@ void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation&
   {
     absl::MutexLock lock(&mu_);
     // Once a backlog is on disk, later events join it there, keeping order.
-    if (!waited_on && (!on_disk_.empty() ||
-                       queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
+    if (!waited_on &&
+        (!on_disk_.empty() || queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
       on_disk_.push_back(location);
       return;
     }
@@ -421,12 +417,10 @@ void ProjectQueue::WorkerLoop() {
       if (stopping_) return;
       const bool historical = queue_.front().historical_migration;
       int64_t bytes = 0;
-      while (!queue_.empty() &&
-             static_cast<int64_t>(batch.size()) < options_.batch_max_events &&
+      while (!queue_.empty() && static_cast<int64_t>(batch.size()) < options_.batch_max_events &&
              queue_.front().historical_migration == historical &&
-             (batch.empty() ||
-              bytes + static_cast<int64_t>(queue_.front().json.size()) <=
-                  options_.batch_max_bytes)) {
+             (batch.empty() || bytes + static_cast<int64_t>(queue_.front().json.size()) <=
+                                   options_.batch_max_bytes)) {
         bytes += static_cast<int64_t>(queue_.front().json.size());
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();

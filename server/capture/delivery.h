@@ -67,8 +67,8 @@ struct DeliveryEnv {
 // BackoffDelay is the wait before retry `attempt` (0-based): half of
 // min(max, initial * 2^attempt) plus a random part up to the other half, and
 // never less than `retry_after`.
-absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max,
-                            double random, absl::Duration retry_after);
+absl::Duration BackoffDelay(int attempt, absl::Duration initial, absl::Duration max, double random,
+                            absl::Duration retry_after);
 
 // Gzip compresses `data` in the gzip format (libdeflate, level 1). Thread-safe.
 std::string Gzip(const std::string& data);

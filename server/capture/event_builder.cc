@@ -102,8 +102,7 @@ std::string FormatEventTime(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
 }
 
-EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock now,
-                           Random random)
+EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock now, Random random)
     : limits_(limits),
       lib_version_(std::move(lib_version)),
       now_(std::move(now)),
@@ -133,8 +132,7 @@ std::string EventBuilder::NewUuid(absl::Time now) const {
 }
 
 std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& event,
-                                                   absl::string_view path,
-                                                   absl::Time now) const {
+                                                   absl::string_view path, absl::Time now) const {
   std::vector<FieldViolation> violations;
   if (event.event().empty()) {
     violations.push_back({Path(path, "event"), "must not be empty"});
@@ -142,9 +140,9 @@ std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& eve
   if (event.distinct_id().empty()) {
     violations.push_back({Path(path, "distinct_id"), "must not be empty"});
   } else if (Utf8Length(event.distinct_id()) > limits_.max_distinct_id_chars) {
-    violations.push_back({Path(path, "distinct_id"),
-                          absl::StrCat("must be at most ", limits_.max_distinct_id_chars,
-                                       " characters")});
+    violations.push_back(
+        {Path(path, "distinct_id"),
+         absl::StrCat("must be at most ", limits_.max_distinct_id_chars, " characters")});
   }
   if (event.has_timestamp()) {
     const absl::Time time = absl::FromUnixSeconds(event.timestamp().seconds()) +
@@ -164,21 +162,19 @@ std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& eve
   }
   const int limit = static_cast<int>(limits_.max_properties_depth);
   const std::pair<const char*, const google::protobuf::Struct*> structs[] = {
-      {"properties", &event.properties()},
-      {"set", &event.set()},
-      {"set_once", &event.set_once()}};
+      {"properties", &event.properties()}, {"set", &event.set()}, {"set_once", &event.set_once()}};
   for (const auto& [name, value] : structs) {
     if (StructDepth(*value, limit) > limit) {
-      violations.push_back({Path(path, name),
-                            absl::StrCat("must not nest deeper than ", limit, " levels")});
+      violations.push_back(
+          {Path(path, name), absl::StrCat("must not nest deeper than ", limit, " levels")});
     }
   }
   return violations;
 }
 
 absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
-    const std::vector<const posthog::v1::Event*>& events, absl::string_view field,
-    bool indexed, bool disable_geoip) const {
+    const std::vector<const posthog::v1::Event*>& events, absl::string_view field, bool indexed,
+    bool disable_geoip) const {
   const absl::Time now = now_();
   // Formatted once: every event without a timestamp of its own shares it.
   const std::string now_text = FormatEventTime(now);
@@ -195,10 +191,10 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     }
     BuiltEvent out;
     out.uuid = event.uuid().empty() ? NewUuid(now) : absl::AsciiStrToLower(event.uuid());
-    const absl::Time timestamp =
-        event.has_timestamp() ? absl::FromUnixSeconds(event.timestamp().seconds()) +
-                                    absl::Nanoseconds(event.timestamp().nanos())
-                              : now;
+    const absl::Time timestamp = event.has_timestamp()
+                                     ? absl::FromUnixSeconds(event.timestamp().seconds()) +
+                                           absl::Nanoseconds(event.timestamp().nanos())
+                                     : now;
     const std::string own_time = event.has_timestamp() ? FormatEventTime(timestamp) : "";
     absl::StatusOr<std::string> json =
         EventJson(event, {out.uuid, event.has_timestamp() ? own_time : now_text, kCaptureLib,
@@ -210,10 +206,10 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     out.json = *std::move(json);
     out.historical_migration = event.historical_migration();
     if (static_cast<int64_t>(out.json.size()) > limits_.max_event_bytes) {
-      violations.push_back({Path(path, "properties"),
-                            absl::StrCat("the event is ", out.json.size(),
-                                         " bytes of JSON; at most ",
-                                         limits_.max_event_bytes, " are accepted")});
+      violations.push_back(
+          {Path(path, "properties"),
+           absl::StrCat("the event is ", out.json.size(), " bytes of JSON; at most ",
+                        limits_.max_event_bytes, " are accepted")});
       continue;
     }
     built.push_back(std::move(out));
@@ -261,8 +257,7 @@ posthog::v1::Event GroupIdentifyEvent(const posthog::v1::GroupIdentifyRequest& r
   event.set_geoip(request.geoip());
   event.set_event("$groupidentify");
   event.set_distinct_id(request.distinct_id().empty()
-                            ? absl::StrCat("$", request.group_type(), "_",
-                                           request.group_key())
+                            ? absl::StrCat("$", request.group_type(), "_", request.group_key())
                             : request.distinct_id());
   auto& properties = *event.mutable_properties()->mutable_fields();
   properties["$group_type"] = StringValue(request.group_type());

@@ -79,12 +79,12 @@ class EventBuilder final {
   // `disable_geoip` is the project's default for events that leave `geoip`
   // unspecified (ProjectConfig::disable_geoip).
   absl::StatusOr<std::vector<BuiltEvent>> Build(
-      const std::vector<const posthog::v1::Event*>& events,
-      absl::string_view field, bool indexed, bool disable_geoip) const;
+      const std::vector<const posthog::v1::Event*>& events, absl::string_view field, bool indexed,
+      bool disable_geoip) const;
 
   // Validate returns the problems of one event, fields prefixed by `path`.
-  std::vector<FieldViolation> Validate(const posthog::v1::Event& event,
-                                       absl::string_view path, absl::Time now) const;
+  std::vector<FieldViolation> Validate(const posthog::v1::Event& event, absl::string_view path,
+                                       absl::Time now) const;
 
   // NewUuid returns a UUIDv7 (RFC 9562) for `now`.
   std::string NewUuid(absl::Time now) const;
@@ -121,8 +121,7 @@ posthog::v1::Event GroupIdentifyEvent(const posthog::v1::GroupIdentifyRequest& r
 
 // SetPersonPropertiesEvent is `$set` with `$set`, `$set_once` and `$unset`
 // in its properties.
-posthog::v1::Event SetPersonPropertiesEvent(
-    const posthog::v1::SetPersonPropertiesRequest& request);
+posthog::v1::Event SetPersonPropertiesEvent(const posthog::v1::SetPersonPropertiesRequest& request);
 
 }  // namespace posthog_gateway
 

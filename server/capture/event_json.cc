@@ -33,8 +33,7 @@ size_t Utf8SequenceLength(absl::string_view text, size_t i) {
   if (lead >= 0xF0 && lead <= 0xF4) {
     const unsigned char low = lead == 0xF0 ? 0x90 : 0x80;
     const unsigned char high = lead == 0xF4 ? 0x8F : 0xBF;
-    return left >= 4 && continuation(i + 1, low, high) && continuation(i + 2) &&
-                   continuation(i + 3)
+    return left >= 4 && continuation(i + 1, low, high) && continuation(i + 2) && continuation(i + 3)
                ? 4
                : 0;
   }
@@ -86,12 +85,10 @@ class Writer {
 
   // Writes `value`'s fields, keys sorted. With `event`, also the members the
   // gateway sets (EventMember), which replace fields of the same key.
-  void Struct(const google::protobuf::Struct& value,
-              const posthog::v1::Event* event = nullptr,
+  void Struct(const google::protobuf::Struct& value, const posthog::v1::Event* event = nullptr,
               const EventJsonExtras* extras = nullptr) {
     // (key, field); a member of the gateway's has no field.
-    absl::InlinedVector<std::pair<absl::string_view, const google::protobuf::Value*>, 16>
-        fields;
+    absl::InlinedVector<std::pair<absl::string_view, const google::protobuf::Value*>, 16> fields;
     absl::InlinedVector<absl::string_view, 8> members;
     if (event != nullptr) {
       members = {"$lib", "$lib_version", "$is_server"};

@@ -40,9 +40,9 @@ struct EventJsonExtras {
 // EventJson returns the event object PostHog's `/batch/` takes:
 // {"distinct_id", "event", "properties": {<properties>, "$lib",
 // "$lib_version", "$is_server": true, "$set", "$set_once", "$groups",
-// "$process_person_profile", "$geoip_disable"}, "timestamp", "uuid"}. INVALID_ARGUMENT when a string of
-// the event is not valid UTF-8 (protobuf's parser refuses those, so only an
-// event built in-process can have one).
+// "$process_person_profile", "$geoip_disable"}, "timestamp", "uuid"}. INVALID_ARGUMENT when a
+// string of the event is not valid UTF-8 (protobuf's parser refuses those, so only an event built
+// in-process can have one).
 absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
                                       const EventJsonExtras& extras);
 

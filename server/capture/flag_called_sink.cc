@@ -7,8 +7,7 @@
 
 namespace posthog_gateway {
 
-CaptureFlagCalledSink::CaptureFlagCalledSink(std::string project, Capture capture,
-                                             Options options)
+CaptureFlagCalledSink::CaptureFlagCalledSink(std::string project, Capture capture, Options options)
     : project_(std::move(project)), capture_(std::move(capture)), options_(options) {
   flusher_ = std::thread([this] {
     while (true) {

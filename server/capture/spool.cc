@@ -50,12 +50,11 @@ uint32_t GetU32(const char* data) {
 }
 
 // CRC-32 (the zlib/gzip one: segments written with zlib's crc32 read back).
-uint32_t Crc32(absl::string_view data) {
-  return libdeflate_crc32(0, data.data(), data.size());
-}
+uint32_t Crc32(absl::string_view data) { return libdeflate_crc32(0, data.data(), data.size()); }
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
-  return absl::UnavailableError(absl::StrCat("spool: ", what, " ", path, ": ", std::strerror(errno)));
+  return absl::UnavailableError(
+      absl::StrCat("spool: ", what, " ", path, ": ", std::strerror(errno)));
 }
 
 // WriteAll writes `chunks` in order at `offset` of `fd`, with as few
@@ -347,15 +346,14 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
         ++segment.outstanding;
         ++opened.replayed_records;
         ReplayedRun* run = opened.replayed.empty() ? nullptr : &opened.replayed.back();
-        const bool extends = run != nullptr && run->location.segment == id &&
-                             run->project == parsed.records[k].project &&
-                             run->location.offset + run->location.bytes ==
-                                 static_cast<int64_t>(offset) &&
-                             run->location.count < kMaxRunRecords &&
-                             run->location.bytes < kMaxRunBytes;
+        const bool extends =
+            run != nullptr && run->location.segment == id &&
+            run->project == parsed.records[k].project &&
+            run->location.offset + run->location.bytes == static_cast<int64_t>(offset) &&
+            run->location.count < kMaxRunRecords && run->location.bytes < kMaxRunBytes;
         if (!extends) {
-          opened.replayed.push_back({parsed.records[k].project,
-                                     {id, static_cast<int64_t>(offset), 0, 0}});
+          opened.replayed.push_back(
+              {parsed.records[k].project, {id, static_cast<int64_t>(offset), 0, 0}});
           run = &opened.replayed.back();
         }
         run->location.bytes += static_cast<int64_t>(size);
@@ -447,9 +445,9 @@ absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pe
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("spool: shutting down");
   if (total_bytes_ + size > options_.max_bytes) {
-    absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
-        "the capture spool is full (", total_bytes_, " of ", options_.max_bytes,
-        " bytes): PostHog is not accepting events fast enough; retry later"));
+    absl::Status full = absl::ResourceExhaustedError(
+        absl::StrCat("the capture spool is full (", total_bytes_, " of ", options_.max_bytes,
+                     " bytes): PostHog is not accepting events fast enough; retry later"));
     AttachErrorInfo(full, reasons::kCaptureSpoolFull);
     AttachRetryDelay(full, absl::Seconds(1));
     return full;
@@ -516,15 +514,15 @@ void Spool::Release(const std::vector<RecordRef>& records) {
       // Not synced: a process crash keeps what write(2) took; an OS crash
       // may lose it, and those records are sent again (with their uuids).
       if (segment.release_log < 0) {
-        segment.release_log = ::open(ReleaseLogPath(id).c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        segment.release_log =
+            ::open(ReleaseLogPath(id).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       }
-      if (segment.release_log < 0 ||
-          ::write(segment.release_log, log.data(), log.size()) !=
-              static_cast<ssize_t>(log.size())) {
-        LogWarning("capture spool: cannot write the release log; a restart will send these "
-                   "events again",
-                   {{"path", ReleaseLogPath(id)}, {"error", std::strerror(errno)}});
+      if (segment.release_log < 0 || ::write(segment.release_log, log.data(), log.size()) !=
+                                         static_cast<ssize_t>(log.size())) {
+        LogWarning(
+            "capture spool: cannot write the release log; a restart will send these "
+            "events again",
+            {{"path", ReleaseLogPath(id)}, {"error", std::strerror(errno)}});
       }
     }
     MaybeDeleteSegment(id);
@@ -549,9 +547,8 @@ bool Spool::Writable() const {
 }
 
 void Spool::WriterLoop() {
-  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
-  };
+  auto has_work = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
   while (true) {
     std::deque<Pending*> round;
     int fd = -1;
@@ -584,7 +581,8 @@ void Spool::WriterLoop() {
     if (status.ok()) {
       std::vector<iovec> records;
       records.reserve(round.size());
-      for (Pending* pending : round) records.push_back({pending->bytes.data(), pending->bytes.size()});
+      for (Pending* pending : round)
+        records.push_back({pending->bytes.data(), pending->bytes.size()});
       if (!WriteAll(disk_, fd, round.front()->location.offset, std::move(records))) {
         status = ErrnoStatus("cannot write", SegmentPath(segment));
       }

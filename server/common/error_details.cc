@@ -45,13 +45,11 @@ void AttachRetryDelay(absl::Status& status, absl::Duration delay) {
   if (delay < absl::ZeroDuration()) delay = absl::ZeroDuration();
   const int64_t seconds = absl::IDivDuration(delay, absl::Seconds(1), &delay);
   info.mutable_retry_delay()->set_seconds(seconds);
-  info.mutable_retry_delay()->set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(delay)));
+  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(delay)));
   Attach(status, info);
 }
 
-void AttachBadRequest(absl::Status& status,
-                      const std::vector<FieldViolation>& violations) {
+void AttachBadRequest(absl::Status& status, const std::vector<FieldViolation>& violations) {
   google::rpc::BadRequest bad_request;
   for (const FieldViolation& violation : violations) {
     auto* v = bad_request.add_field_violations();
@@ -61,8 +59,8 @@ void AttachBadRequest(absl::Status& status,
   Attach(status, bad_request);
 }
 
-absl::Status InvalidArgumentWithViolations(
-    absl::string_view message, const std::vector<FieldViolation>& violations) {
+absl::Status InvalidArgumentWithViolations(absl::string_view message,
+                                           const std::vector<FieldViolation>& violations) {
   absl::Status status = absl::InvalidArgumentError(message);
   AttachBadRequest(status, violations);
   return status;

@@ -39,13 +39,12 @@ struct FieldViolation {
 };
 
 // AttachBadRequest adds a google.rpc.BadRequest listing `violations`.
-void AttachBadRequest(absl::Status& status,
-                      const std::vector<FieldViolation>& violations);
+void AttachBadRequest(absl::Status& status, const std::vector<FieldViolation>& violations);
 
 // InvalidArgumentWithViolations returns INVALID_ARGUMENT with `message` and a
 // BadRequest listing `violations`.
-absl::Status InvalidArgumentWithViolations(
-    absl::string_view message, const std::vector<FieldViolation>& violations);
+absl::Status InvalidArgumentWithViolations(absl::string_view message,
+                                           const std::vector<FieldViolation>& violations);
 
 // ErrorInfoReason returns the reason of the status's ErrorInfo, if any.
 std::optional<std::string> ErrorInfoReason(const absl::Status& status);

@@ -15,10 +15,14 @@ std::atomic<LogSeverity> min_severity{LogSeverity::kInfo};
 
 const char* SeverityName(LogSeverity severity) {
   switch (severity) {
-    case LogSeverity::kDebug: return "DEBUG";
-    case LogSeverity::kInfo: return "INFO";
-    case LogSeverity::kWarning: return "WARNING";
-    case LogSeverity::kError: return "ERROR";
+    case LogSeverity::kDebug:
+      return "DEBUG";
+    case LogSeverity::kInfo:
+      return "INFO";
+    case LogSeverity::kWarning:
+      return "WARNING";
+    case LogSeverity::kError:
+      return "ERROR";
   }
   return "INFO";
 }
@@ -78,8 +82,7 @@ bool HasDuplicateKey(const LogFields& fields) {
 
 void SetMinLogSeverity(LogSeverity severity) { min_severity.store(severity); }
 
-void Log(LogSeverity severity, absl::string_view message,
-         const LogFields& fields) {
+void Log(LogSeverity severity, absl::string_view message, const LogFields& fields) {
   if (severity < min_severity.load(std::memory_order_relaxed)) return;
   const absl::Time now = absl::Now();
   std::string text;

@@ -20,8 +20,7 @@ enum class LogSeverity { kDebug, kInfo, kWarning, kError };
 using LogFields = std::vector<std::pair<std::string, std::string>>;
 
 // Log writes one line. Lines below the minimum severity are dropped.
-void Log(LogSeverity severity, absl::string_view message,
-         const LogFields& fields = {});
+void Log(LogSeverity severity, absl::string_view message, const LogFields& fields = {});
 
 inline void LogInfo(absl::string_view message, const LogFields& fields = {}) {
   Log(LogSeverity::kInfo, message, fields);

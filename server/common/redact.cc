@@ -6,12 +6,15 @@ namespace posthog_gateway {
 namespace {
 
 bool IsKeyPrefix(absl::string_view text, size_t i) {
-  if (i + 4 > text.size() || text[i] != 'p' || text[i + 1] != 'h' ||
-      text[i + 3] != '_') {
+  if (i + 4 > text.size() || text[i] != 'p' || text[i + 1] != 'h' || text[i + 3] != '_') {
     return false;
   }
   switch (text[i + 2]) {
-    case 'a': case 'c': case 'r': case 's': case 'x':
+    case 'a':
+    case 'c':
+    case 'r':
+    case 's':
+    case 'x':
       return true;
     default:
       return false;

@@ -8,10 +8,10 @@
 #include "absl/status/statusor.h"
 
 // RETURN_IF_ERROR(expr) returns the status `expr` evaluates to unless it is OK.
-#define RETURN_IF_ERROR(expr)                                  \
-  do {                                                         \
-    const ::absl::Status _status_to_return = (expr);           \
-    if (!_status_to_return.ok()) return _status_to_return;     \
+#define RETURN_IF_ERROR(expr)                              \
+  do {                                                     \
+    const ::absl::Status _status_to_return = (expr);       \
+    if (!_status_to_return.ok()) return _status_to_return; \
   } while (0)
 
 #define STATUS_MACROS_CONCAT_INNER_(a, b) a##b
@@ -20,12 +20,11 @@
 // ASSIGN_OR_RETURN(lhs, expr) evaluates `expr` (an absl::StatusOr<T>),
 // returns its status if not OK, and otherwise assigns its value to `lhs`,
 // which may be a declaration: `ASSIGN_OR_RETURN(auto user, GetUser());`.
-#define ASSIGN_OR_RETURN(lhs, expr)                                        \
-  ASSIGN_OR_RETURN_IMPL_(STATUS_MACROS_CONCAT_(_status_or_, __LINE__), lhs, \
-                         expr)
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  ASSIGN_OR_RETURN_IMPL_(STATUS_MACROS_CONCAT_(_status_or_, __LINE__), lhs, expr)
 
-#define ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                           \
+#define ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)        \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = *std::move(statusor)
 

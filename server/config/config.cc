@@ -26,8 +26,7 @@ absl::Status FieldError(absl::string_view path, absl::string_view problem) {
 // unknown members so that a misspelt option is an error, not a silent default.
 class ObjectReader {
  public:
-  ObjectReader(const json& object, std::string path)
-      : object_(object), path_(std::move(path)) {}
+  ObjectReader(const json& object, std::string path) : object_(object), path_(std::move(path)) {}
 
   absl::Status CheckIsObject() const {
     if (!object_.is_object()) return FieldError(path_, "must be an object");
@@ -93,20 +92,17 @@ class ObjectReader {
   std::string path_;
 };
 
-absl::StatusOr<std::string> NormalizeBaseUrl(std::string url,
-                                             const std::string& path) {
+absl::StatusOr<std::string> NormalizeBaseUrl(std::string url, const std::string& path) {
   if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
     return FieldError(path, "must be an http or https URL");
   }
   while (absl::EndsWith(url, "/")) url.pop_back();
-  const absl::string_view rest =
-      absl::StripPrefix(absl::StripPrefix(url, "http://"), "https://");
+  const absl::string_view rest = absl::StripPrefix(absl::StripPrefix(url, "http://"), "https://");
   if (rest.empty()) return FieldError(path, "has no host");
   return url;
 }
 
-absl::StatusOr<KeySource> ParseKeySource(const json* value,
-                                         const std::string& path) {
+absl::StatusOr<KeySource> ParseKeySource(const json* value, const std::string& path) {
   KeySource source;
   if (value == nullptr) return source;
   if (value->is_string()) {
@@ -125,14 +121,12 @@ absl::StatusOr<KeySource> ParseKeySource(const json* value,
   return source;
 }
 
-absl::StatusOr<ProjectConfig> ParseProject(const json& value,
-                                           const std::string& path) {
+absl::StatusOr<ProjectConfig> ParseProject(const json& value, const std::string& path) {
   ObjectReader reader(value, path);
   RETURN_IF_ERROR(reader.CheckIsObject());
-  RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"alias", "project_id", "region", "ingestion_host", "app_host",
-       "project_api_key", "personal_api_key", "feature_flags_secure_key",
-       "disable_geoip"}));
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"alias", "project_id", "region", "ingestion_host",
+                                            "app_host", "project_api_key", "personal_api_key",
+                                            "feature_flags_secure_key", "disable_geoip"}));
   ProjectConfig project;
   RETURN_IF_ERROR(reader.ReadString("alias", project.alias));
   if (project.alias.empty()) return FieldError(reader.Child("alias"), "is required");
@@ -152,25 +146,19 @@ absl::StatusOr<ProjectConfig> ParseProject(const json& value,
   RETURN_IF_ERROR(reader.ReadString("ingestion_host", project.ingestion_host));
   RETURN_IF_ERROR(reader.ReadString("app_host", project.app_host));
   ASSIGN_OR_RETURN(project.ingestion_host,
-                   NormalizeBaseUrl(project.ingestion_host,
-                                    reader.Child("ingestion_host")));
-  ASSIGN_OR_RETURN(project.app_host,
-                   NormalizeBaseUrl(project.app_host, reader.Child("app_host")));
+                   NormalizeBaseUrl(project.ingestion_host, reader.Child("ingestion_host")));
+  ASSIGN_OR_RETURN(project.app_host, NormalizeBaseUrl(project.app_host, reader.Child("app_host")));
 
   ASSIGN_OR_RETURN(project.project_api_key,
-                   ParseKeySource(reader.Find("project_api_key"),
-                                  reader.Child("project_api_key")));
-  ASSIGN_OR_RETURN(project.personal_api_key,
-                   ParseKeySource(reader.Find("personal_api_key"),
-                                  reader.Child("personal_api_key")));
+                   ParseKeySource(reader.Find("project_api_key"), reader.Child("project_api_key")));
+  ASSIGN_OR_RETURN(project.personal_api_key, ParseKeySource(reader.Find("personal_api_key"),
+                                                            reader.Child("personal_api_key")));
   ASSIGN_OR_RETURN(project.feature_flags_secure_key,
                    ParseKeySource(reader.Find("feature_flags_secure_key"),
                                   reader.Child("feature_flags_secure_key")));
   RETURN_IF_ERROR(reader.ReadBool("disable_geoip", project.disable_geoip));
-  if (!project.project_api_key.configured() &&
-      !project.personal_api_key.configured()) {
-    return FieldError(path,
-                      "needs a project_api_key or a personal_api_key source");
+  if (!project.project_api_key.configured() && !project.personal_api_key.configured()) {
+    return FieldError(path, "needs a project_api_key or a personal_api_key source");
   }
   return project;
 }
@@ -180,8 +168,8 @@ absl::Status ParseServerTls(const json* value, const std::string& path,
   if (value == nullptr) return absl::OkStatus();
   ObjectReader reader(*value, path);
   RETURN_IF_ERROR(reader.CheckIsObject());
-  RETURN_IF_ERROR(reader.CheckKnownMembers({"cert_file", "key_file", "client_ca_file",
-                                            "refresh_interval_ms", "plaintext_health_port"}));
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"cert_file", "key_file", "client_ca_file", "refresh_interval_ms", "plaintext_health_port"}));
   ServerTlsConfig config;
   RETURN_IF_ERROR(reader.ReadString("cert_file", config.cert_file));
   RETURN_IF_ERROR(reader.ReadString("key_file", config.key_file));
@@ -207,10 +195,9 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   ObjectReader reader(*value, "server");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"port", "max_receive_message_bytes", "max_connection_age_ms",
-       "max_connection_age_grace_ms", "min_client_ping_interval_ms",
-       "caller_identity", "access_log", "tls", "max_streams", "max_streams_per_caller",
-       "max_handler_threads"}));
+      {"port", "max_receive_message_bytes", "max_connection_age_ms", "max_connection_age_grace_ms",
+       "min_client_ping_interval_ms", "caller_identity", "access_log", "tls", "max_streams",
+       "max_streams_per_caller", "max_handler_threads"}));
   int64_t port = server.port;
   RETURN_IF_ERROR(reader.ReadInt("port", port));
   if (port < 0 || port > 65535) {
@@ -220,8 +207,7 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
   int64_t max_receive = server.max_receive_message_bytes;
   RETURN_IF_ERROR(reader.ReadInt("max_receive_message_bytes", max_receive));
   if (max_receive < 1024 || max_receive > (1LL << 30)) {
-    return FieldError(reader.Child("max_receive_message_bytes"),
-                      "must be between 1 KiB and 1 GiB");
+    return FieldError(reader.Child("max_receive_message_bytes"), "must be between 1 KiB and 1 GiB");
   }
   server.max_receive_message_bytes = static_cast<int>(max_receive);
   for (auto [name, field] : {std::pair<const char*, int64_t*>{"max_streams", &server.max_streams},
@@ -237,10 +223,10 @@ absl::Status ParseServer(const json* value, ServerConfig& server) {
                       "must be 0 (no bound) or at least 8 (gRPC's pollers take some)");
   }
   RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_ms", server.max_connection_age));
-  RETURN_IF_ERROR(reader.ReadMillis("max_connection_age_grace_ms",
-                                    server.max_connection_age_grace));
-  RETURN_IF_ERROR(reader.ReadMillis("min_client_ping_interval_ms",
-                                    server.min_client_ping_interval));
+  RETURN_IF_ERROR(
+      reader.ReadMillis("max_connection_age_grace_ms", server.max_connection_age_grace));
+  RETURN_IF_ERROR(
+      reader.ReadMillis("min_client_ping_interval_ms", server.min_client_ping_interval));
   std::string caller_identity = "none";
   RETURN_IF_ERROR(reader.ReadString("caller_identity", caller_identity));
   if (caller_identity == "none") {
@@ -340,16 +326,15 @@ absl::Status ParsePaging(const json* value, PagingConfig& paging) {
   if (value == nullptr) return absl::OkStatus();
   ObjectReader reader(*value, "paging");
   RETURN_IF_ERROR(reader.CheckIsObject());
-  RETURN_IF_ERROR(reader.CheckKnownMembers({"persons_per_minute", "persons_per_hour",
-                                            "flags_per_minute", "flags_per_hour",
-                                            "look_ahead", "fetch_threads", "resume_token_ttl_ms",
-                                            "resume_token_secret"}));
+  RETURN_IF_ERROR(reader.CheckKnownMembers(
+      {"persons_per_minute", "persons_per_hour", "flags_per_minute", "flags_per_hour", "look_ahead",
+       "fetch_threads", "resume_token_ttl_ms", "resume_token_secret"}));
   // The throttle windows: a count of requests, 0 disabling the window.
-  for (auto [name, field] : {std::pair<const char*, int*>{"persons_per_minute",
-                                                          &paging.persons_per_minute},
-                             {"persons_per_hour", &paging.persons_per_hour},
-                             {"flags_per_minute", &paging.flags_per_minute},
-                             {"flags_per_hour", &paging.flags_per_hour}}) {
+  for (auto [name, field] :
+       {std::pair<const char*, int*>{"persons_per_minute", &paging.persons_per_minute},
+        {"persons_per_hour", &paging.persons_per_hour},
+        {"flags_per_minute", &paging.flags_per_minute},
+        {"flags_per_hour", &paging.flags_per_hour}}) {
     int64_t window = *field;
     RETURN_IF_ERROR(reader.ReadInt(name, window));
     if (window < 0 || window > std::numeric_limits<int>::max()) {
@@ -385,10 +370,9 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
   ObjectReader reader(*value, "capture");
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"spool_dir", "max_spool_bytes", "segment_bytes", "batch_max_events",
-       "batch_max_bytes", "flush_interval_ms", "max_in_flight_batches",
-       "initial_backoff_ms", "max_backoff_ms", "max_event_bytes",
-       "max_properties_depth", "memory_queue_bytes", "dead_letter_max_bytes",
+      {"spool_dir", "max_spool_bytes", "segment_bytes", "batch_max_events", "batch_max_bytes",
+       "flush_interval_ms", "max_in_flight_batches", "initial_backoff_ms", "max_backoff_ms",
+       "max_event_bytes", "max_properties_depth", "memory_queue_bytes", "dead_letter_max_bytes",
        "max_delivered_waits"}));
   RETURN_IF_ERROR(reader.ReadString("spool_dir", capture.spool_dir));
   if (capture.spool_dir.empty()) {
@@ -406,16 +390,13 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
        "must be at least 1 MiB"},
       {"segment_bytes", &capture.segment_bytes, 64 << 10, int64_t{1} << 32,
        "must be between 64 KiB and 4 GiB"},
-      {"batch_max_events", &capture.batch_max_events, 1, 100000,
-       "must be between 1 and 100000"},
+      {"batch_max_events", &capture.batch_max_events, 1, 100000, "must be between 1 and 100000"},
       {"batch_max_bytes", &capture.batch_max_bytes, 1024, 20 << 20,
        "must be between 1 KiB and 20 MiB (PostHog's limit)"},
-      {"max_in_flight_batches", &capture.max_in_flight_batches, 1, 64,
-       "must be between 1 and 64"},
+      {"max_in_flight_batches", &capture.max_in_flight_batches, 1, 64, "must be between 1 and 64"},
       {"max_event_bytes", &capture.max_event_bytes, 1024, 1000000,
        "must be between 1 KiB and 1000000 (PostHog's limit)"},
-      {"max_properties_depth", &capture.max_properties_depth, 1, 100,
-       "must be between 1 and 100"},
+      {"max_properties_depth", &capture.max_properties_depth, 1, 100, "must be between 1 and 100"},
       {"memory_queue_bytes", &capture.memory_queue_bytes, 64 << 10, int64_t{1} << 40,
        "must be at least 64 KiB"},
       {"dead_letter_max_bytes", &capture.dead_letter_max_bytes, 64 << 10, int64_t{1} << 40,
@@ -430,12 +411,10 @@ absl::Status ParseCapture(const json* value, CaptureConfig& capture) {
     }
   }
   if (capture.segment_bytes > capture.max_spool_bytes) {
-    return FieldError(reader.Child("segment_bytes"),
-                      "must not exceed max_spool_bytes");
+    return FieldError(reader.Child("segment_bytes"), "must not exceed max_spool_bytes");
   }
   if (capture.max_event_bytes > capture.batch_max_bytes) {
-    return FieldError(reader.Child("max_event_bytes"),
-                      "must not exceed batch_max_bytes");
+    return FieldError(reader.Child("max_event_bytes"), "must not exceed batch_max_bytes");
   }
   RETURN_IF_ERROR(reader.ReadMillis("flush_interval_ms", capture.flush_interval));
   if (capture.flush_interval < absl::Milliseconds(1)) {
@@ -477,14 +456,12 @@ absl::Status ParseRedis(const json* value, std::optional<RedisConfig>& out) {
     }
   }
   RETURN_IF_ERROR(reader.ReadString("key_prefix", redis.key_prefix));
-  if (redis.key_prefix.empty() ||
-      redis.key_prefix.find_first_of(" {}\r\n") != std::string::npos) {
+  if (redis.key_prefix.empty() || redis.key_prefix.find_first_of(" {}\r\n") != std::string::npos) {
     return FieldError(reader.Child("key_prefix"), "must be non-empty, without spaces or braces");
   }
   RETURN_IF_ERROR(reader.ReadMillis("command_timeout_ms", redis.command_timeout));
   RETURN_IF_ERROR(reader.ReadMillis("lease_ms", redis.lease));
-  if (redis.command_timeout < absl::Milliseconds(1) ||
-      redis.command_timeout > absl::Seconds(1)) {
+  if (redis.command_timeout < absl::Milliseconds(1) || redis.command_timeout > absl::Seconds(1)) {
     return FieldError(reader.Child("command_timeout_ms"), "must be between 1 and 1000");
   }
   if (redis.lease < absl::Milliseconds(500)) {
@@ -526,11 +503,10 @@ absl::Status ParseQuotas(const json* value, const std::string& path, CallerQuota
   RETURN_IF_ERROR(reader.CheckIsObject());
   RETURN_IF_ERROR(reader.CheckKnownMembers(
       {"persons_per_minute", "flag_management_per_minute", "capture_events_per_second"}));
-  for (auto [key, field] : {std::pair{"persons_per_minute", &quotas.persons_per_minute},
-                            std::pair{"flag_management_per_minute",
-                                      &quotas.flag_management_per_minute},
-                            std::pair{"capture_events_per_second",
-                                      &quotas.capture_events_per_second}}) {
+  for (auto [key, field] :
+       {std::pair{"persons_per_minute", &quotas.persons_per_minute},
+        std::pair{"flag_management_per_minute", &quotas.flag_management_per_minute},
+        std::pair{"capture_events_per_second", &quotas.capture_events_per_second}}) {
     RETURN_IF_ERROR(reader.ReadInt(key, *field));
     if (*field < 0 || *field > 1000000000) {
       return FieldError(reader.Child(key), "must be between 0 (no quota) and 1e9");
@@ -596,8 +572,7 @@ absl::Status ParseAuthorization(const json* value, AuthorizationConfig& authoriz
       ParseCallers(reader.Find("callers"), reader.Child("callers"), authorization.callers));
   RETURN_IF_ERROR(reader.ReadString("grants_file", authorization.grants_file));
   RETURN_IF_ERROR(reader.ReadString("bearer_tokens_file", authorization.bearer_tokens_file));
-  RETURN_IF_ERROR(
-      ParseQuotas(reader.Find("quotas"), reader.Child("quotas"), authorization.quotas));
+  RETURN_IF_ERROR(ParseQuotas(reader.Find("quotas"), reader.Child("quotas"), authorization.quotas));
   RETURN_IF_ERROR(reader.ReadString("audit_log_file", authorization.audit_log_file));
   return absl::OkStatus();
 }
@@ -610,9 +585,9 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
   }
   ObjectReader reader(root, "");
   RETURN_IF_ERROR(reader.CheckIsObject());
-  RETURN_IF_ERROR(reader.CheckKnownMembers(
-      {"default_project", "projects", "server", "upstream", "flags", "paging", "capture",
-       "openfeature", "redis", "authorization", "key_reload_interval_ms"}));
+  RETURN_IF_ERROR(reader.CheckKnownMembers({"default_project", "projects", "server", "upstream",
+                                            "flags", "paging", "capture", "openfeature", "redis",
+                                            "authorization", "key_reload_interval_ms"}));
 
   GatewayConfig config;
   RETURN_IF_ERROR(reader.ReadString("default_project", config.default_project));
@@ -625,15 +600,13 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view json_text) {
     const std::string path = absl::StrCat("projects[", i, "]");
     ASSIGN_OR_RETURN(ProjectConfig project, ParseProject((*projects)[i], path));
     if (!aliases.insert(project.alias).second) {
-      return FieldError(path + ".alias",
-                        absl::StrCat("duplicate alias \"", project.alias, "\""));
+      return FieldError(path + ".alias", absl::StrCat("duplicate alias \"", project.alias, "\""));
     }
     config.projects.push_back(std::move(project));
   }
   if (config.default_project.empty()) {
     if (config.projects.size() > 1) {
-      return FieldError("default_project",
-                        "is required when there is more than one project");
+      return FieldError("default_project", "is required when there is more than one project");
     }
     config.default_project = config.projects.front().alias;
   } else if (aliases.count(config.default_project) == 0) {

@@ -21,9 +21,12 @@ std::optional<std::string> ReadProcessEnv(const std::string& name) {
 
 absl::string_view KeyKindName(KeyKind kind) {
   switch (kind) {
-    case KeyKind::kProjectApiKey: return "project_api_key";
-    case KeyKind::kPersonalApiKey: return "personal_api_key";
-    case KeyKind::kFeatureFlagsSecureKey: return "feature_flags_secure_key";
+    case KeyKind::kProjectApiKey:
+      return "project_api_key";
+    case KeyKind::kPersonalApiKey:
+      return "personal_api_key";
+    case KeyKind::kFeatureFlagsSecureKey:
+      return "feature_flags_secure_key";
   }
   return "unknown_key";
 }
@@ -66,9 +69,9 @@ bool KeyStore::Load(Entry& entry) {
   }
   if (!error.empty()) {
     if (error != entry.load_error) {
-      LogWarning(entry.secret.empty() ? "key not loaded"
-                                      : "key reload failed; keeping the previous key",
-                 {{"reason", error}});
+      LogWarning(
+          entry.secret.empty() ? "key not loaded" : "key reload failed; keeping the previous key",
+          {{"reason", error}});
     }
     entry.load_error = std::move(error);
     return false;
@@ -78,8 +81,7 @@ bool KeyStore::Load(Entry& entry) {
   const bool rotated = !entry.secret.empty();
   entry.secret = Secret(std::move(value));
   ++generation_;
-  LogInfo(rotated ? "key rotated" : "key loaded",
-          {{"source", entry.source.Describe()}});
+  LogInfo(rotated ? "key rotated" : "key loaded", {{"source", entry.source.Describe()}});
   return true;
 }
 
@@ -87,14 +89,13 @@ absl::StatusOr<Secret> KeyStore::Get(absl::string_view alias, KeyKind kind) cons
   absl::MutexLock lock(&mu_);
   auto it = entries_.find({std::string(alias), kind});
   if (it == entries_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("project \"", alias, "\" has no ", KeyKindName(kind),
-                     " configured in the gateway"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "project \"", alias, "\" has no ", KeyKindName(kind), " configured in the gateway"));
   }
   if (it->second.secret.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the gateway could not load the ", KeyKindName(kind),
-                     " of project \"", alias, "\": ", it->second.load_error));
+    return absl::FailedPreconditionError(absl::StrCat("the gateway could not load the ",
+                                                      KeyKindName(kind), " of project \"", alias,
+                                                      "\": ", it->second.load_error));
   }
   return it->second.secret;
 }

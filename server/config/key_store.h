@@ -32,7 +32,8 @@ enum class KeyKind {
 absl::string_view KeyKindName(KeyKind kind);
 
 // Secret is a key value that does not print itself: streaming or formatting
-// it yields "[redacted]" (gtest and logs print it that way). Only the HTTP request builder reads value().
+// it yields "[redacted]" (gtest and logs print it that way). Only the HTTP request builder reads
+// value().
 class Secret {
  public:
   Secret() = default;
@@ -42,9 +43,7 @@ class Secret {
   bool empty() const { return value_.empty(); }
   bool operator==(const Secret& other) const { return value_ == other.value_; }
 
-  friend std::ostream& operator<<(std::ostream& out, const Secret&) {
-    return out << "[redacted]";
-  }
+  friend std::ostream& operator<<(std::ostream& out, const Secret&) { return out << "[redacted]"; }
 
  private:
   std::string value_;

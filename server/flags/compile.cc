@@ -350,9 +350,9 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
       flag->holdout_percentage = std::clamp(percentage->get<double>(), 0.0, 100.0);
       flag->holdout_variant = absl::StrCat("holdout-", id->get<int64_t>());
     }
-  } else if (auto groups = filters.find("holdout_groups");
-             groups != filters.end() && groups->is_array() && !groups->empty() &&
-             (*groups)[0].is_object()) {
+  } else if (auto groups = filters.find("holdout_groups"); groups != filters.end() &&
+                                                           groups->is_array() && !groups->empty() &&
+                                                           (*groups)[0].is_object()) {
     const json& group = (*groups)[0];
     flag->has_holdout = true;
     if (auto rollout = group.find("rollout_percentage");

@@ -10,8 +10,7 @@
 
 namespace posthog_gateway::flags {
 
-DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsConfig options,
-                                   Clock clock)
+DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock clock)
     : client_(client),
       options_(options),
       clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),

@@ -95,7 +95,7 @@ class DefinitionsStore final {
   // WaitForChange blocks until the generation differs from `generation`,
   // `timeout` passes, or Stop(); returns the current snapshot.
   std::shared_ptr<const DefinitionsSnapshot> WaitForChange(uint64_t generation,
-                                                          absl::Duration timeout) const;
+                                                           absl::Duration timeout) const;
 
   // Start polls on a background thread (first poll at once) until Stop.
   void Start();

@@ -39,8 +39,7 @@ double HashFromDigest(const unsigned char* digest) {
   return static_cast<double>(top >> 4) / kLongScale;
 }
 
-double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier,
-                      absl::string_view salt) {
+double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier, absl::string_view salt) {
   SHA_CTX ctx = prefix;
   SHA1_Update(&ctx, identifier.data(), identifier.size());
   SHA1_Update(&ctx, salt.data(), salt.size());
@@ -270,8 +269,8 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
     case Op::kStartsWith:
     case Op::kNotStartsWith: {
       const absl::string_view text = ValueStr(value, &buffer);
-      bool in = text.size() >= p.folded.size() &&
-                FoldedEquals(text.substr(0, p.folded.size()), p.folded);
+      bool in =
+          text.size() >= p.folded.size() && FoldedEquals(text.substr(0, p.folded.size()), p.folded);
       return FromBool(p.op == Op::kStartsWith ? in : !in);
     }
     case Op::kEndsWith:
@@ -482,8 +481,7 @@ Match Evaluator::MatchProperty(const CompiledProperty& property, const Subject& 
   return FromBool(match == Match::kFalse);
 }
 
-absl::string_view Evaluator::Variant(const CompiledFlag& flag,
-                                     const CompiledCondition* condition,
+absl::string_view Evaluator::Variant(const CompiledFlag& flag, const CompiledCondition* condition,
                                      absl::string_view bucketing) const {
   if (condition != nullptr && !condition->variant_override.empty()) {
     return condition->variant_override;
@@ -566,8 +564,8 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
     bool missing = false;
     if (!group_subject(flag.aggregation_group_type_index, &flag_subject, &missing)) {
       if (!missing) {
-        return inconclusive(absl::StrCat("unknown group type index ",
-                                         flag.aggregation_group_type_index));
+        return inconclusive(
+            absl::StrCat("unknown group type index ", flag.aggregation_group_type_index));
       }
       result.reason = ReasonCode::kNoGroupType;
       return Finish(flag, result);

@@ -167,8 +167,7 @@ class CompiledDefinitions final {
 // when it is not an object with a `flags` array. Malformed parts of one flag
 // (a bad cohort, an unknown operator) do not fail the whole: they make that
 // flag inconclusive when reached.
-absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(
-    nlohmann::json body);
+absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(nlohmann::json body);
 
 // EvaluateFlag decides `flag` (from `definitions`) for `context` at `now`.
 FlagEvaluation EvaluateFlag(const CompiledDefinitions& definitions, const CompiledFlag& flag,

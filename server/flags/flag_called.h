@@ -35,8 +35,8 @@ class FlagCalledDeduplicator final {
   explicit FlagCalledDeduplicator(size_t capacity) : capacity_(capacity) {}
 
   // FirstTime returns true, and remembers the tuple, when it was not seen.
-  bool FirstTime(absl::string_view distinct_id, absl::string_view flag_key,
-                 absl::string_view value, const std::map<std::string, std::string>& groups);
+  bool FirstTime(absl::string_view distinct_id, absl::string_view flag_key, absl::string_view value,
+                 const std::map<std::string, std::string>& groups);
 
  private:
   const size_t capacity_;

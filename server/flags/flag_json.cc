@@ -365,7 +365,8 @@ json JsonFromFlag(const Flag& flag) {
   if (!flag.key().empty()) object["key"] = flag.key();
   if (!flag.name().empty() || !object.contains("name")) object["name"] = flag.name();
   object["active"] = flag.active();
-  if (flag.deleted() || object.contains("deleted") || flag.id() != 0) object["deleted"] = flag.deleted();
+  if (flag.deleted() || object.contains("deleted") || flag.id() != 0)
+    object["deleted"] = flag.deleted();
   if (flag.version() != 0) object["version"] = flag.version();
   if (flag.ensure_experience_continuity() || flag.id() != 0) {
     object["ensure_experience_continuity"] = flag.ensure_experience_continuity();

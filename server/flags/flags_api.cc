@@ -86,28 +86,30 @@ absl::StatusOr<RemoteEvaluation> FlagsApi::RemoteEvaluate(const EvaluationContex
   PostHogRequest request;
   request.method = "POST";
   request.host = PostHogHost::kIngestion;
-  ASSIGN_OR_RETURN(request.path, UpstreamUrl().Literal("flags").TrailingSlash().Query("v", 2).Build());
+  ASSIGN_OR_RETURN(request.path,
+                   UpstreamUrl().Literal("flags").TrailingSlash().Query("v", 2).Build());
   request.body = body.dump();
   request.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
   ASSIGN_OR_RETURN(json answer, client_->CallJson(request, call));
   absl::StatusOr<RemoteEvaluation> parsed = ParseRemoteEvaluation(answer);
   if (!parsed.ok()) {
-    return absl::UnavailableError(absl::StrCat("PostHog's /flags answer is malformed: ",
-                                               parsed.status().message()));
+    return absl::UnavailableError(
+        absl::StrCat("PostHog's /flags answer is malformed: ", parsed.status().message()));
   }
   return parsed;
 }
 
 UpstreamUrl FeatureFlagsUrl(const PostHogClient& client) {
   UpstreamUrl url;
-  url.Literal("api").Literal("projects").Segment(client.project().project_id)
-      .Literal("feature_flags").TrailingSlash();
+  url.Literal("api")
+      .Literal("projects")
+      .Segment(client.project().project_id)
+      .Literal("feature_flags")
+      .TrailingSlash();
   return url;
 }
 
-std::string FeatureFlagsPath(const PostHogClient& client) {
-  return FeatureFlagsUrl(client).Path();
-}
+std::string FeatureFlagsPath(const PostHogClient& client) { return FeatureFlagsUrl(client).Path(); }
 
 absl::StatusOr<std::string> FlagsApi::FlagPath(int64_t id, absl::string_view field) const {
   RETURN_IF_ERROR(ValidatePositiveId(field, id));
@@ -138,11 +140,21 @@ absl::StatusOr<posthog::v1::Flag> FlagFromAnswer(const json& answer) {
 }
 
 // Fields PostHog computes or owns: never sent back.
-constexpr const char* kReadOnly[] = {"id",         "created_at",  "updated_at",
-                                     "created_by", "last_modified_by", "is_simple_flag",
-                                     "rollout_percentage", "can_edit", "user_access_level",
-                                     "status",     "experiment_set", "surveys",
-                                     "features",   "usage_dashboard", "analytics_dashboards"};
+constexpr const char* kReadOnly[] = {"id",
+                                     "created_at",
+                                     "updated_at",
+                                     "created_by",
+                                     "last_modified_by",
+                                     "is_simple_flag",
+                                     "rollout_percentage",
+                                     "can_edit",
+                                     "user_access_level",
+                                     "status",
+                                     "experiment_set",
+                                     "surveys",
+                                     "features",
+                                     "usage_dashboard",
+                                     "analytics_dashboards"};
 
 json WritableJson(const posthog::v1::Flag& flag) {
   json body = JsonFromFlag(flag);

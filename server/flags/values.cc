@@ -69,8 +69,7 @@ bool FastIsoTime(absl::string_view text, absl::Time* out) {
       return false;
     }
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-      second > 60) {
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     return false;
   }
   const absl::CivilSecond civil(year, month, day, hour, minute, second);

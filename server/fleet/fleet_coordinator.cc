@@ -86,8 +86,7 @@ constexpr char kHeartbeat[] =
 
 std::vector<std::string> Eval(const char* script, std::vector<std::string> keys,
                               std::vector<std::string> args) {
-  std::vector<std::string> argv = {"EVAL", absl::StrCat(kNow, script),
-                                   absl::StrCat(keys.size())};
+  std::vector<std::string> argv = {"EVAL", absl::StrCat(kNow, script), absl::StrCat(keys.size())};
   for (std::string& key : keys) argv.push_back(std::move(key));
   for (std::string& arg : args) argv.push_back(std::move(arg));
   return argv;
@@ -158,8 +157,8 @@ FleetCoordinator::~FleetCoordinator() {
     leases.swap(leases_);
   }
   for (const std::string& project : leases) {
-    (void)Run(Eval(kReleaseLease, {Key(absl::StrCat(project, ":defs:lease"))},
-                   {options_.replica_id}));
+    (void)Run(
+        Eval(kReleaseLease, {Key(absl::StrCat(project, ":defs:lease"))}, {options_.replica_id}));
   }
   (void)Run({"ZREM", Key("replicas"), options_.replica_id});
 }
@@ -178,18 +177,19 @@ absl::StatusOr<RedisReply> FleetCoordinator::Run(const std::vector<std::string>&
       LogInfo("fleet: Redis reachable; the rate budget and the flag poll are shared",
               {{"replicas", absl::StrCat(Replicas())}});
     } else {
-      LogWarning("fleet: Redis unreachable; pacing with this replica's share of the budget and "
-                 "polling flag definitions alone until it is back",
-                 {{"replicas", absl::StrCat(Replicas())},
-                  {"error", std::string(reply.status().message())}});
+      LogWarning(
+          "fleet: Redis unreachable; pacing with this replica's share of the budget and "
+          "polling flag definitions alone until it is back",
+          {{"replicas", absl::StrCat(Replicas())},
+           {"error", std::string(reply.status().message())}});
     }
   }
   return reply;
 }
 
 void FleetCoordinator::Heartbeat() {
-  absl::StatusOr<RedisReply> count =
-      Run(Eval(kHeartbeat, {Key("replicas")}, {options_.replica_id, Millis(3 * options_.heartbeat)}));
+  absl::StatusOr<RedisReply> count = Run(
+      Eval(kHeartbeat, {Key("replicas")}, {options_.replica_id, Millis(3 * options_.heartbeat)}));
   if (count.ok() && count->type == RedisReply::Type::kInteger && count->integer > 0) {
     replicas_.store(static_cast<int>(std::min<int64_t>(count->integer, 1000)),
                     std::memory_order_relaxed);
@@ -225,8 +225,8 @@ void FleetCoordinator::Seed(const std::string& budget, const std::vector<absl::T
   std::vector<std::string> argv = {"ZADD", Key(absl::StrCat(budget, ":log"))};
   for (const absl::Time time : times) {
     argv.push_back(absl::StrCat(absl::ToUnixMillis(time)));
-    argv.push_back(absl::StrCat(options_.replica_id, ":alone:",
-                                turns_.fetch_add(1, std::memory_order_relaxed)));
+    argv.push_back(absl::StrCat(options_.replica_id,
+                                ":alone:", turns_.fetch_add(1, std::memory_order_relaxed)));
   }
   if (argv.size() > 2) (void)Run(argv);
   (void)Run({"PEXPIRE", Key(absl::StrCat(budget, ":log")), Millis(keep)});
@@ -266,8 +266,8 @@ absl::StatusOr<flags::SharedState> FleetCoordinator::Peek(const std::string& pro
 
 absl::StatusOr<std::optional<flags::SharedCopy>> FleetCoordinator::Load(
     const std::string& project) {
-  absl::StatusOr<RedisReply> reply = Run(
-      {"HMGET", Key(absl::StrCat(project, ":defs")), "version", "fetched_at", "etag", "body"});
+  absl::StatusOr<RedisReply> reply =
+      Run({"HMGET", Key(absl::StrCat(project, ":defs")), "version", "fetched_at", "etag", "body"});
   if (!reply.ok()) return reply.status();
   flags::SharedCopy copy;
   copy.state = StateOf(*reply);

@@ -42,8 +42,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "server/fleet/redis_client.h"
 #include "server/flags/shared_definitions.h"
+#include "server/fleet/redis_client.h"
 #include "server/paging/shared_budget.h"
 
 namespace posthog_gateway {

@@ -132,8 +132,8 @@ absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& 
   return reply;
 }
 
-RedisSubscriber::RedisSubscriber(RedisOptions options, std::string pattern,
-                                 OnMessage on_message, std::function<void()> on_connected)
+RedisSubscriber::RedisSubscriber(RedisOptions options, std::string pattern, OnMessage on_message,
+                                 std::function<void()> on_connected)
     : options_(std::move(options)),
       pattern_(std::move(pattern)),
       on_message_(std::move(on_message)),

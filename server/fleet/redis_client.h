@@ -63,8 +63,7 @@ class RedisClient final {
 
   // Command sends `argv` (binary-safe) and returns the reply; see the file
   // comment for errors.
-  absl::StatusOr<RedisReply> Command(const std::vector<std::string>& argv)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<RedisReply> Command(const std::vector<std::string>& argv) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -33,9 +33,8 @@ absl::Status MalformedAnswer(absl::string_view what, const absl::Status& why) {
 
 // GroupQuery is the groups endpoint's `action` route with the group named
 // in the query, as posthog/api/group.py reads it.
-absl::StatusOr<std::string> GroupActionTarget(const PostHogClient& client,
-                                              absl::string_view action, int64_t index,
-                                              const std::string& key) {
+absl::StatusOr<std::string> GroupActionTarget(const PostHogClient& client, absl::string_view action,
+                                              int64_t index, const std::string& key) {
   UpstreamUrl url = GroupsUrl(client);
   if (!action.empty()) url.Literal(action).TrailingSlash();
   return url.Query("group_type_index", index).Query("group_key", key).Build();
@@ -47,8 +46,8 @@ absl::Status CheckGroup(int64_t index, const std::string& key) {
     violations.push_back({"group_type_index", "must be between 0 and 4"});
   }
   if (absl::Status bad = ValidateGroupKey("group_key", key); !bad.ok()) {
-    violations.push_back({"group_key", key.empty() ? "must not be empty"
-                                                   : "at most 400 bytes, without NUL"});
+    violations.push_back(
+        {"group_key", key.empty() ? "must not be empty" : "at most 400 bytes, without NUL"});
   }
   if (violations.empty()) return absl::OkStatus();
   return InvalidArgumentWithViolations("the group is not a valid group name", violations);
@@ -108,7 +107,10 @@ absl::StatusOr<posthog::v1::GroupType> GroupTypeFromJson(const json& value) {
 
 UpstreamUrl GroupsUrl(const PostHogClient& client) {
   UpstreamUrl url;
-  url.Literal("api").Literal("projects").Segment(client.project().project_id).Literal("groups")
+  url.Literal("api")
+      .Literal("projects")
+      .Segment(client.project().project_id)
+      .Literal("groups")
       .TrailingSlash();
   return url;
 }
@@ -148,8 +150,11 @@ absl::StatusOr<std::vector<posthog::v1::GroupType>> Groups::ListTypes(
     const CallContext& context) const {
   PostHogRequest request;
   UpstreamUrl url;
-  url.Literal("api").Literal("projects").Segment(client_->project().project_id)
-      .Literal("groups_types").TrailingSlash();
+  url.Literal("api")
+      .Literal("projects")
+      .Segment(client_->project().project_id)
+      .Literal("groups_types")
+      .TrailingSlash();
   ASSIGN_OR_RETURN(request.path, url.Build());
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
@@ -171,8 +176,7 @@ absl::StatusOr<posthog::v1::Group> Groups::Get(int64_t group_type_index,
                                                const CallContext& context) const {
   RETURN_IF_ERROR(CheckGroup(group_type_index, group_key));
   PostHogRequest request;
-  ASSIGN_OR_RETURN(request.path,
-                   GroupActionTarget(*client_, "find", group_type_index, group_key));
+  ASSIGN_OR_RETURN(request.path, GroupActionTarget(*client_, "find", group_type_index, group_key));
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
   ASSIGN_OR_RETURN(json body, Call(request, context));
@@ -224,9 +228,8 @@ absl::Status Groups::UpdateProperties(int64_t group_type_index, const std::strin
   }
   const int64_t changes = static_cast<int64_t>(set.fields_size() + unset.size());
   if (changes > kMaxPersonPropertyChanges) {
-    const std::string limit =
-        absl::StrCat("set and unset together change at most ", kMaxPersonPropertyChanges,
-                     " properties per request");
+    const std::string limit = absl::StrCat("set and unset together change at most ",
+                                           kMaxPersonPropertyChanges, " properties per request");
     std::vector<FieldViolation> violations;
     if (!set.fields().empty()) violations.push_back({"set", limit});
     if (!unset.empty()) violations.push_back({"unset", limit});
@@ -245,12 +248,12 @@ absl::Status Groups::UpdateProperties(int64_t group_type_index, const std::strin
                    GroupActionTarget(*client_, "update_property", group_type_index, group_key));
   ASSIGN_OR_RETURN(const std::string delete_path,
                    GroupActionTarget(*client_, "delete_property", group_type_index, group_key));
-  return ApplyPropertyUpdates(update_path, delete_path, set, unset, context,
-                              [&](const PostHogRequest& request) { return Call(request, context); });
+  return ApplyPropertyUpdates(
+      update_path, delete_path, set, unset, context,
+      [&](const PostHogRequest& request) { return Call(request, context); });
 }
 
-absl::StatusOr<json> Groups::Call(const PostHogRequest& request,
-                                  const CallContext& context) const {
+absl::StatusOr<json> Groups::Call(const PostHogRequest& request, const CallContext& context) const {
   if (pacer_ == nullptr) return client_->CallJson(request, context);
   return pacer_->Run(context.deadline, context.is_cancelled,
                      [&] { return client_->CallJson(request, context); });

@@ -61,8 +61,7 @@ class Groups final {
       : client_(client), pacer_(pacer) {}
 
   // ListTypes returns the project's group types.
-  absl::StatusOr<std::vector<posthog::v1::GroupType>> ListTypes(
-      const CallContext& context) const;
+  absl::StatusOr<std::vector<posthog::v1::GroupType>> ListTypes(const CallContext& context) const;
 
   // Get finds one group (`groups/find/`). NOT_FOUND when none has the key.
   absl::StatusOr<posthog::v1::Group> Get(int64_t group_type_index, const std::string& group_key,
@@ -70,8 +69,7 @@ class Groups final {
 
   // Create creates a group. ALREADY_EXISTS (ErrorInfo
   // UPSTREAM_ALREADY_EXISTS) when PostHog says the key is taken.
-  absl::StatusOr<posthog::v1::Group> Create(int64_t group_type_index,
-                                            const std::string& group_key,
+  absl::StatusOr<posthog::v1::Group> Create(int64_t group_type_index, const std::string& group_key,
                                             const google::protobuf::Struct& properties,
                                             const CallContext& context) const;
 

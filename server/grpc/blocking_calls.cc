@@ -29,8 +29,7 @@ bool BlockingCalls::TryStart(absl::AnyInvocable<void() &&>& call) {
   return Run(state_, call);
 }
 
-bool BlockingCalls::Run(const std::shared_ptr<State>& state,
-                        absl::AnyInvocable<void() &&>& call) {
+bool BlockingCalls::Run(const std::shared_ptr<State>& state, absl::AnyInvocable<void() &&>& call) {
   // Shared with the thread, so that the call is still here to give back
   // when the thread does not start.
   auto held = std::make_shared<absl::AnyInvocable<void() &&>>(std::move(call));

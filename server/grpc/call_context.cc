@@ -10,8 +10,8 @@ namespace {
 
 // Headers forwarded from the incoming call to PostHog so that traces join.
 constexpr const char* kTraceHeaders[] = {
-    "traceparent", "tracestate", "x-request-id", "b3",          "x-b3-traceid",
-    "x-b3-spanid", "x-b3-parentspanid",          "x-b3-sampled", "x-b3-flags",
+    "traceparent", "tracestate",        "x-request-id", "b3",         "x-b3-traceid",
+    "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
 };
 
 }  // namespace
@@ -27,8 +27,7 @@ CallContext CallContextFromServer(grpc::ServerContextBase* context) {
   for (const char* name : kTraceHeaders) {
     auto it = metadata.find(name);
     if (it != metadata.end()) {
-      call.trace_headers.emplace_back(name,
-                                      std::string(it->second.data(), it->second.size()));
+      call.trace_headers.emplace_back(name, std::string(it->second.data(), it->second.size()));
     }
   }
   return call;

@@ -38,8 +38,8 @@ class WithoutPlugins final : public grpc::ServerBuilderOption {
 };
 
 int Millis(absl::Duration duration) {
-  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
-                                            std::numeric_limits<int>::max()));
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(duration), std::numeric_limits<int>::max()));
 }
 
 }  // namespace
@@ -82,8 +82,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
     builder.SetResourceQuota(quota);
   }
   if (config_.max_connection_age > absl::ZeroDuration()) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                               Millis(config_.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(config_.max_connection_age));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                Millis(config_.max_connection_age_grace));
   }
@@ -96,8 +95,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   // call spawn a new one: about one thread created per unary CaptureEvent
   // under 16 callers, which doubled the gateway's CPU per call. Idle pollers
   // cost a parked thread each.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
-                              kMaxIdlePollers);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
   builder.RegisterService(&health_);
   for (const NamedService& named : services_) builder.RegisterService(named.service);
   if (!interceptors_.empty()) {
@@ -124,7 +122,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   SetServingStatus(kLiveness, true);
   SetReady(false);
   LogInfo("gateway listening", {{"address", absl::StrCat(host, ":", bound_port)},
-                                {"tls", !config_.tls.has_value()           ? "off"
+                                {"tls", !config_.tls.has_value()              ? "off"
                                         : config_.tls->client_ca_file.empty() ? "on"
                                                                               : "mutual"}});
   return bound_port;

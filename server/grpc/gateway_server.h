@@ -56,8 +56,7 @@ class GatewayServer final {
   // Borrows the services, which must outlive the server. `interceptors`
   // run on every call (observability).
   GatewayServer(ServerConfig config, std::vector<NamedService> services,
-                std::vector<std::unique_ptr<
-                    grpc::experimental::ServerInterceptorFactoryInterface>>
+                std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
                     interceptors = {});
   ~GatewayServer();
 
@@ -92,8 +91,7 @@ class GatewayServer final {
  private:
   const ServerConfig config_;
   const std::vector<NamedService> services_;
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors_;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors_;
   // FAILED_PRECONDITION naming the field when a TLS file cannot be read.
   absl::Status CheckTlsFiles() const;
   // TLS or plaintext, as `config_.tls` says.

@@ -18,8 +18,7 @@ using grpc::health::v1::HealthCheckResponse;
 //
 // gRPC may run a reaction inline, so Start*/Finish are never called with a
 // lock held.
-class HealthService::Watcher final
-    : public grpc::ServerWriteReactor<HealthCheckResponse> {
+class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheckResponse> {
  public:
   Watcher(HealthService* service, std::string name) : service_(service), name_(std::move(name)) {}
 

@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
-#include "google/protobuf/descriptor.h"
 #include "grpcpp/grpcpp.h"
 #include "server/common/log.h"
 
@@ -24,21 +24,24 @@ using grpc::experimental::ServerRpcInfo;
 
 const char* TypeName(ServerRpcInfo::Type type) {
   switch (type) {
-    case ServerRpcInfo::Type::UNARY: return "unary";
-    case ServerRpcInfo::Type::CLIENT_STREAMING: return "client_stream";
-    case ServerRpcInfo::Type::SERVER_STREAMING: return "server_stream";
-    case ServerRpcInfo::Type::BIDI_STREAMING: return "bidi_stream";
+    case ServerRpcInfo::Type::UNARY:
+      return "unary";
+    case ServerRpcInfo::Type::CLIENT_STREAMING:
+      return "client_stream";
+    case ServerRpcInfo::Type::SERVER_STREAMING:
+      return "server_stream";
+    case ServerRpcInfo::Type::BIDI_STREAMING:
+      return "bidi_stream";
   }
   return "unary";
 }
 
 const char* CodeName(grpc::StatusCode code) {
   static const char* const kNames[] = {
-      "OK",       "Canceled",         "Unknown",           "InvalidArgument",
-      "DeadlineExceeded", "NotFound", "AlreadyExists",     "PermissionDenied",
-      "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-      "Unimplemented", "Internal",    "Unavailable",       "DataLoss",
-      "Unauthenticated"};
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
   const int index = static_cast<int>(code);
   return index >= 0 && index < 17 ? kNames[index] : "Unknown";
 }
@@ -86,8 +89,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       const auto* metadata = methods->GetRecvInitialMetadata();
       if (auto it = metadata->find("x-request-id"); it != metadata->end()) {
         request_id_.assign(it->second.data(), it->second.size());
@@ -166,8 +168,9 @@ bool IsKnownMethod(absl::string_view service, absl::string_view method) {
   return descriptor != nullptr && descriptor->FindMethodByName(std::string(method)) != nullptr;
 }
 
-ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(
-    MetricsRegistry* registry, const Authorizer* authorizer, AccessLog access_log)
+ObservabilityInterceptorFactory::ObservabilityInterceptorFactory(MetricsRegistry* registry,
+                                                                 const Authorizer* authorizer,
+                                                                 AccessLog access_log)
     : started_(registry->AddCounter("grpc_server_started_total",
                                     "Total number of RPCs started on the server.",
                                     {"grpc_type", "grpc_service", "grpc_method"})),
@@ -201,10 +204,10 @@ ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Me
       unknown_->method = std::string(kUnknownMethodLabel);
       unknown_->type = std::string(kUnknownMethodLabel);
       unknown_->full_name = std::string(kUnknownMethodLabel);
-      unknown_->started = started_->WithLabels({unknown_->type, unknown_->service,
-                                                unknown_->method});
-      unknown_->handling_seconds = handling_seconds_->WithLabels(
-          {unknown_->type, unknown_->service, unknown_->method});
+      unknown_->started =
+          started_->WithLabels({unknown_->type, unknown_->service, unknown_->method});
+      unknown_->handling_seconds =
+          handling_seconds_->WithLabels({unknown_->type, unknown_->service, unknown_->method});
     }
     return unknown_.get();
   }
@@ -224,8 +227,7 @@ ObservabilityInterceptorFactory::MethodInfo* ObservabilityInterceptorFactory::Me
 
 grpc::experimental::Interceptor* ObservabilityInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new ObservabilityInterceptor(info, Method(*info), handled_, authorizer_,
-                                      access_log_);
+  return new ObservabilityInterceptor(info, Method(*info), handled_, authorizer_, access_log_);
 }
 
 }  // namespace posthog_gateway

@@ -61,10 +61,10 @@ absl::StatusOr<StreamLimits::Slot> StreamLimits::Open(absl::string_view caller,
     }
   }
   if (field != nullptr) {
-    absl::Status status = absl::ResourceExhaustedError(absl::StrCat(
-        method, ": ", open, " streams are open",
-        caller.empty() ? "" : absl::StrCat(" for caller ", caller), ", the most ", field,
-        " allows (", max, "); end one or retry later"));
+    absl::Status status = absl::ResourceExhaustedError(
+        absl::StrCat(method, ": ", open, " streams are open",
+                     caller.empty() ? "" : absl::StrCat(" for caller ", caller), ", the most ",
+                     field, " allows (", max, "); end one or retry later"));
     AttachErrorInfo(status, reasons::kStreamLimitReached,
                     {{"limit", field},
                      {"max", absl::StrCat(max)},

@@ -42,9 +42,8 @@ size_t WriteHeader(char* data, size_t size, size_t count, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
-    headers->emplace_back(
-        absl::AsciiStrToLower(absl::StripAsciiWhitespace(line.substr(0, colon))),
-        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+    headers->emplace_back(absl::AsciiStrToLower(absl::StripAsciiWhitespace(line.substr(0, colon))),
+                          std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
   }
   return size * count;
 }
@@ -88,8 +87,7 @@ void CurlHttpClient::HandleDeleter::operator()(void* handle) const {
   curl_easy_cleanup(static_cast<CURL*>(handle));
 }
 
-CurlHttpClient::CurlHttpClient(CurlHttpClientOptions options)
-    : options_(std::move(options)) {
+CurlHttpClient::CurlHttpClient(CurlHttpClientOptions options) : options_(std::move(options)) {
   GlobalInitOnce();
   share_ = std::make_unique<Share>();
 }
@@ -120,12 +118,11 @@ void CurlHttpClient::Release(Handle handle) {
 
 absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   const absl::Time now = absl::Now();
-  absl::Duration timeout = request.deadline == absl::InfiniteFuture()
-                               ? options_.default_timeout
-                               : request.deadline - now;
+  absl::Duration timeout = request.deadline == absl::InfiniteFuture() ? options_.default_timeout
+                                                                      : request.deadline - now;
   if (timeout <= absl::ZeroDuration()) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "no time left to call PostHog at ", Origin(request.url)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("no time left to call PostHog at ", Origin(request.url)));
   }
   if (request.is_cancelled && request.is_cancelled()) {
     return absl::CancelledError("the call was cancelled before PostHog was called");
@@ -166,11 +163,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   }
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // Keys stay on one host.
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                   std::max<long>(1, absl::ToInt64Milliseconds(timeout)));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   std::max<long>(1, absl::ToInt64Milliseconds(
-                                         std::min(timeout, options_.connect_timeout))));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, std::max<long>(1, absl::ToInt64Milliseconds(timeout)));
+  curl_easy_setopt(
+      curl, CURLOPT_CONNECTTIMEOUT_MS,
+      std::max<long>(1, absl::ToInt64Milliseconds(std::min(timeout, options_.connect_timeout))));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &WriteHeader);
@@ -204,8 +200,8 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
     response.status_code = static_cast<int>(status_code);
     return response;
   }
-  const std::string detail = RedactKeys(
-      error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code));
+  const std::string detail =
+      RedactKeys(error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code));
   const std::string origin = Origin(request.url);
   switch (code) {
     case CURLE_OPERATION_TIMEDOUT:

@@ -49,9 +49,8 @@ ObservedHttpClient::ObservedHttpClient(HttpClient* child, MetricsRegistry* regis
 absl::StatusOr<HttpResponse> ObservedHttpClient::Send(const HttpRequest& request) {
   const absl::Time start = absl::Now();
   absl::StatusOr<HttpResponse> response = child_->Send(request);
-  const std::string status = response.ok()
-                                 ? absl::StrCat(response->status_code)
-                                 : absl::StatusCodeToString(response.status().code());
+  const std::string status = response.ok() ? absl::StrCat(response->status_code)
+                                           : absl::StatusCodeToString(response.status().code());
   duration_->Observe({request.method, RouteTemplate(request.url), status},
                      absl::ToDoubleSeconds(absl::Now() - start));
   return response;

@@ -11,8 +11,7 @@ namespace {
 
 void AtomicAdd(std::atomic<double>& target, double value) {
   double current = target.load(std::memory_order_relaxed);
-  while (!target.compare_exchange_weak(current, current + value,
-                                       std::memory_order_relaxed)) {
+  while (!target.compare_exchange_weak(current, current + value, std::memory_order_relaxed)) {
   }
 }
 
@@ -21,20 +20,25 @@ std::string EscapeLabelValue(const std::string& value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 // `{a="x",b="y"}` plus an optional extra label, or "" with no labels at all.
-std::string Labels(const std::vector<std::string>& names,
-                   const std::vector<std::string>& values,
-                   const std::string& extra_name = "",
-                   const std::string& extra_value = "") {
+std::string Labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
+                   const std::string& extra_name = "", const std::string& extra_value = "") {
   std::vector<std::string> parts;
   for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
     parts.push_back(absl::StrCat(names[i], "=\"", EscapeLabelValue(values[i]), "\""));
@@ -91,8 +95,8 @@ void Counter::Expose(std::string& out) const {
   }
 }
 
-Histogram::Histogram(std::string name, std::string help,
-                     std::vector<std::string> label_names, std::vector<double> bounds)
+Histogram::Histogram(std::string name, std::string help, std::vector<std::string> label_names,
+                     std::vector<double> bounds)
     : name_(std::move(name)),
       help_(std::move(help)),
       label_names_(std::move(label_names)),
@@ -126,16 +130,15 @@ void Histogram::Expose(std::string& out) const {
     for (size_t i = 0; i < bounds_.size(); ++i) {
       cumulative += series.counts[i].load();
       absl::StrAppend(&out, name_, "_bucket",
-                      Labels(label_names_, entry->first, "le", Number(bounds_[i])), " ",
-                      cumulative, "\n");
+                      Labels(label_names_, entry->first, "le", Number(bounds_[i])), " ", cumulative,
+                      "\n");
     }
     const uint64_t count = series.count.load();
-    absl::StrAppend(&out, name_, "_bucket",
-                    Labels(label_names_, entry->first, "le", "+Inf"), " ", count, "\n");
+    absl::StrAppend(&out, name_, "_bucket", Labels(label_names_, entry->first, "le", "+Inf"), " ",
+                    count, "\n");
     absl::StrAppend(&out, name_, "_sum", Labels(label_names_, entry->first), " ",
                     Number(series.sum.load()), "\n");
-    absl::StrAppend(&out, name_, "_count", Labels(label_names_, entry->first), " ",
-                    count, "\n");
+    absl::StrAppend(&out, name_, "_count", Labels(label_names_, entry->first), " ", count, "\n");
   }
 }
 
@@ -154,8 +157,8 @@ Histogram* MetricsRegistry::AddHistogram(std::string name, std::string help,
                                          std::vector<double> bounds) {
   absl::MutexLock lock(&mu_);
   std::sort(bounds.begin(), bounds.end());
-  histograms_.push_back(std::unique_ptr<Histogram>(new Histogram(
-      std::move(name), std::move(help), std::move(label_names), std::move(bounds))));
+  histograms_.push_back(std::unique_ptr<Histogram>(
+      new Histogram(std::move(name), std::move(help), std::move(label_names), std::move(bounds))));
   Histogram* histogram = histograms_.back().get();
   exposers_.push_back([histogram](std::string& out) { histogram->Expose(out); });
   return histogram;
@@ -185,8 +188,7 @@ std::string MetricsRegistry::Expose() const {
 }
 
 std::vector<double> MetricsRegistry::LatencyBuckets() {
-  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-          0.1,    0.25,  0.5,    1,     2.5,  5,     10,   30};
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 }
 
 }  // namespace posthog_gateway

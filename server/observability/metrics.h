@@ -67,7 +67,7 @@ class Histogram final {
    private:
     friend class Histogram;
     explicit Series(const std::vector<double>* bounds) : bounds(bounds), counts(bounds->size()) {}
-    const std::vector<double>* const bounds;  // The family's.
+    const std::vector<double>* const bounds;    // The family's.
     std::vector<std::atomic<uint64_t>> counts;  // Not cumulative; one per bound.
     std::atomic<uint64_t> count{0};
     std::atomic<double> sum{0};
@@ -103,10 +103,8 @@ class MetricsRegistry final {
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
   // The registry owns the families; the pointers live as long as it does.
-  Counter* AddCounter(std::string name, std::string help,
-                      std::vector<std::string> label_names);
-  Histogram* AddHistogram(std::string name, std::string help,
-                          std::vector<std::string> label_names,
+  Counter* AddCounter(std::string name, std::string help, std::vector<std::string> label_names);
+  Histogram* AddHistogram(std::string name, std::string help, std::vector<std::string> label_names,
                           std::vector<double> bounds);
 
   // AddObserved adds a family whose series `read` returns each time the

@@ -90,16 +90,15 @@ void AddReading(MetricsRegistry* registry, const std::string& proc_root, std::st
 
 }  // namespace
 
-BuildInfo CurrentBuildInfo() {
-  return {kBuildVersion, kBuildRevision, kBuildSource};
-}
+BuildInfo CurrentBuildInfo() { return {kBuildVersion, kBuildRevision, kBuildSource}; }
 
 void AddBuildInfo(const BuildInfo& info, MetricsRegistry* registry) {
   registry->AddObserved(
       "posthog_gateway_build_info",
       "Always 1; the labels name the gateway's version, source revision and source repository.",
-      "gauge", {"version", "revision", "source"},
-      [info] { return MetricReading{{{info.version, info.revision, info.source}, 1}}; });
+      "gauge", {"version", "revision", "source"}, [info] {
+        return MetricReading{{{info.version, info.revision, info.source}, 1}};
+      });
 }
 
 absl::StatusOr<ProcessReading> ReadProcess(const std::string& proc_root, const std::string& pid,

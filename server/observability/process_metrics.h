@@ -33,12 +33,12 @@ void AddBuildInfo(const BuildInfo& info, MetricsRegistry* registry);
 
 // One reading of /proc for the process metrics.
 struct ProcessReading {
-  double cpu_seconds = 0;           // User plus system time.
+  double cpu_seconds = 0;  // User plus system time.
   double resident_memory_bytes = 0;
   double virtual_memory_bytes = 0;
   double open_fds = 0;
-  double max_fds = 0;               // The soft limit on open files.
-  double start_time_seconds = 0;    // Since the Unix epoch.
+  double max_fds = 0;             // The soft limit on open files.
+  double start_time_seconds = 0;  // Since the Unix epoch.
 };
 
 // ReadProcess reads the process `pid` ("self" for this one) under

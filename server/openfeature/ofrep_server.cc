@@ -65,8 +65,8 @@ void SendRefusal(httplib::Response& response, absl::string_view key, const absl:
     case absl::StatusCode::kResourceExhausted: {
       const absl::Duration delay = RetryDelay(status).value_or(absl::Seconds(1));
       response.set_header("Retry-After",
-                          absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(
-                                                                absl::Ceil(delay, absl::Seconds(1))))));
+                          absl::StrCat(std::max<int64_t>(
+                              1, absl::ToInt64Seconds(absl::Ceil(delay, absl::Seconds(1))))));
       SendJson(response, 429, {{"errorDetails", message}});
       return;
     }
@@ -136,7 +136,8 @@ std::string Etag(absl::string_view body) {
 OfrepServer::OfrepServer(FlagServiceImpl* flags, const Authorizer* authorizer, Options options)
     : flags_(flags),
       authorizer_(authorizer),
-      options_(options), server_(std::make_unique<httplib::Server>()) {
+      options_(options),
+      server_(std::make_unique<httplib::Server>()) {
   const int threads = std::max(1, options_.threads);
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(options_.max_body_bytes);
@@ -191,7 +192,8 @@ std::function<CallContext()> CallContextOf(const httplib::Request& request,
   CallContext call;
   call.deadline = absl::Now() + timeout;
   for (const char* name : kTraceHeaders) {
-    if (request.has_header(name)) call.trace_headers.emplace_back(name, request.get_header_value(name));
+    if (request.has_header(name))
+      call.trace_headers.emplace_back(name, request.get_header_value(name));
   }
   return [call = std::move(call)] { return call; };
 }
@@ -219,25 +221,24 @@ void OfrepServer::EvaluateOne(const httplib::Request& request, httplib::Response
   posthog::v1::EvaluationOptions options;
   options.set_send_flag_called_events(true);
   absl::Notification done;
-  flags_->Evaluate(CallContextOf(request, options_.request_timeout),
-                   request.get_header_value(kProjectHeader), {key}, *who, options,
-                   [&](absl::StatusOr<const FlagResults*> results) {
-                     if (!results.ok()) {
-                       SendRefusal(response, key, results.status());
-                     } else {
-                       const Resolution resolution = openfeature::Resolve(
-                           (*results)->ToProto(0), openfeature::ValueType::kAny);
-                       if (resolution.error == ErrorCode::kNone) {
-                         SendJson(response, 200, Success(key, resolution));
-                       } else if (resolution.error == ErrorCode::kFlagNotFound) {
-                         SendJson(response, 404,
-                                  Failure(key, "FLAG_NOT_FOUND", resolution.error_message));
-                       } else {
-                         SendJson(response, 500, {{"errorDetails", resolution.error_message}});
-                       }
-                     }
-                     done.Notify();
-                   });
+  flags_->Evaluate(
+      CallContextOf(request, options_.request_timeout), request.get_header_value(kProjectHeader),
+      {key}, *who, options, [&](absl::StatusOr<const FlagResults*> results) {
+        if (!results.ok()) {
+          SendRefusal(response, key, results.status());
+        } else {
+          const Resolution resolution =
+              openfeature::Resolve((*results)->ToProto(0), openfeature::ValueType::kAny);
+          if (resolution.error == ErrorCode::kNone) {
+            SendJson(response, 200, Success(key, resolution));
+          } else if (resolution.error == ErrorCode::kFlagNotFound) {
+            SendJson(response, 404, Failure(key, "FLAG_NOT_FOUND", resolution.error_message));
+          } else {
+            SendJson(response, 500, {{"errorDetails", resolution.error_message}});
+          }
+        }
+        done.Notify();
+      });
   done.WaitForNotification();
 }
 
@@ -259,37 +260,36 @@ void OfrepServer::EvaluateAll(const httplib::Request& request, httplib::Response
     return;
   }
   absl::Notification done;
-  flags_->Evaluate(CallContextOf(request, options_.request_timeout),
-                   request.get_header_value(kProjectHeader), {}, *who,
-                   posthog::v1::EvaluationOptions(),
-                   [&](absl::StatusOr<const FlagResults*> results) {
-                     if (!results.ok()) {
-                       SendRefusal(response, "", results.status());
-                       done.Notify();
-                       return;
-                     }
-                     json flags = json::array();
-                     for (size_t i = 0; i < (*results)->size(); ++i) {
-                       const std::string& key = (*results)->key(i);
-                       const Resolution resolution = openfeature::Resolve(
-                           (*results)->ToProto(i), openfeature::ValueType::kAny);
-                       flags.push_back(resolution.error == ErrorCode::kNone
-                                           ? Success(key, resolution)
-                                           : Failure(key, openfeature::ErrorCodeName(resolution.error),
-                                                     resolution.error_message));
-                     }
-                     const std::string body =
-                         json{{"flags", std::move(flags)}, {"metadata", json::object()}}.dump();
-                     const std::string etag = Etag(body);
-                     response.set_header("ETag", etag);
-                     if (request.get_header_value("If-None-Match") == etag) {
-                       response.status = 304;
-                     } else {
-                       response.status = 200;
-                       response.set_content(body, "application/json");
-                     }
-                     done.Notify();
-                   });
+  flags_->Evaluate(
+      CallContextOf(request, options_.request_timeout), request.get_header_value(kProjectHeader),
+      {}, *who, posthog::v1::EvaluationOptions(), [&](absl::StatusOr<const FlagResults*> results) {
+        if (!results.ok()) {
+          SendRefusal(response, "", results.status());
+          done.Notify();
+          return;
+        }
+        json flags = json::array();
+        for (size_t i = 0; i < (*results)->size(); ++i) {
+          const std::string& key = (*results)->key(i);
+          const Resolution resolution =
+              openfeature::Resolve((*results)->ToProto(i), openfeature::ValueType::kAny);
+          flags.push_back(resolution.error == ErrorCode::kNone
+                              ? Success(key, resolution)
+                              : Failure(key, openfeature::ErrorCodeName(resolution.error),
+                                        resolution.error_message));
+        }
+        const std::string body =
+            json{{"flags", std::move(flags)}, {"metadata", json::object()}}.dump();
+        const std::string etag = Etag(body);
+        response.set_header("ETag", etag);
+        if (request.get_header_value("If-None-Match") == etag) {
+          response.status = 304;
+        } else {
+          response.status = 200;
+          response.set_content(body, "application/json");
+        }
+        done.Notify();
+      });
   done.WaitForNotification();
 }
 
@@ -299,12 +299,14 @@ void OfrepServer::LogRequest(const httplib::Request& request, const httplib::Res
   if (options_.access_log == AccessLog::kOff || (options_.access_log == AccessLog::kErrors && ok)) {
     return;
   }
-  const std::string path =
-      absl::StartsWith(request.path, kSinglePath) ? absl::StrCat(kSinglePath, "{key}") : request.path;
-  LogFields fields = {{"method", absl::StrCat("OFREP ", request.method, " ", path)},
-                      {"code", absl::StrCat(response.status)},
-                      {"duration_ms", absl::StrCat(absl::ToDoubleMilliseconds(absl::Now() - start))},
-                      {"peer", absl::StrCat(request.remote_addr, ":", request.remote_port)}};
+  const std::string path = absl::StartsWith(request.path, kSinglePath)
+                               ? absl::StrCat(kSinglePath, "{key}")
+                               : request.path;
+  LogFields fields = {
+      {"method", absl::StrCat("OFREP ", request.method, " ", path)},
+      {"code", absl::StrCat(response.status)},
+      {"duration_ms", absl::StrCat(absl::ToDoubleMilliseconds(absl::Now() - start))},
+      {"peer", absl::StrCat(request.remote_addr, ":", request.remote_port)}};
   if (request.has_header("x-request-id")) {
     fields.emplace_back("request_id", request.get_header_value("x-request-id"));
   }

@@ -68,14 +68,13 @@ Resolution Error(ErrorCode code, std::string message) {
 void UseDefault(const posthog::v1::FlagResult& result, Resolution* resolution) {
   resolution->value = nullptr;
   resolution->variant.clear();
-  resolution->reason =
-      result.reason().code() == posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED ? "DISABLED"
-                                                                           : "DEFAULT";
+  resolution->reason = result.reason().code() == posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED
+                           ? "DISABLED"
+                           : "DEFAULT";
 }
 
 // The payload of the value the person gets, read as `type`.
-void ResolvePayload(const posthog::v1::FlagResult& result, ValueType type,
-                    Resolution* resolution) {
+void ResolvePayload(const posthog::v1::FlagResult& result, ValueType type, Resolution* resolution) {
   if (!result.has_payload() ||
       result.payload().kind_case() == google::protobuf::Value::kNullValue) {
     UseDefault(result, resolution);
@@ -154,8 +153,8 @@ absl::StatusOr<posthog::v1::EvaluationContext> ContextFromOpenFeature(const json
     return ContextError(kTargetingKeyMissingReason, kTargetingKey, "is required");
   }
   if (!context.is_object()) {
-    absl::Status status = InvalidArgumentWithViolations(
-        "the evaluation context must be an object", {{"context", "must be an object"}});
+    absl::Status status = InvalidArgumentWithViolations("the evaluation context must be an object",
+                                                        {{"context", "must be an object"}});
     AttachErrorInfo(status, kInvalidContextReason);
     return status;
   }
@@ -209,7 +208,8 @@ absl::StatusOr<posthog::v1::EvaluationContext> ContextFromOpenFeature(const json
     return ContextError(kTargetingKeyMissingReason, kTargetingKey,
                         "is required (it is the PostHog distinct id)");
   }
-  if (!person_properties.empty()) *who.mutable_person_properties() = StructFromJson(person_properties);
+  if (!person_properties.empty())
+    *who.mutable_person_properties() = StructFromJson(person_properties);
   return who;
 }
 
@@ -265,9 +265,9 @@ Resolution Resolve(const posthog::v1::FlagResult& result, ValueType type) {
       if (!variant.empty()) {
         resolution.value = variant;
       } else if (enabled) {
-        return Error(ErrorCode::kTypeMismatch,
-                     absl::StrCat("flag `", result.key(),
-                                  "` is a boolean flag: resolve it as a boolean"));
+        return Error(
+            ErrorCode::kTypeMismatch,
+            absl::StrCat("flag `", result.key(), "` is a boolean flag: resolve it as a boolean"));
       } else {
         UseDefault(result, &resolution);
       }

@@ -17,10 +17,9 @@ FetchPool::FetchPool(int threads) {
       threads_.emplace_back([this] { Work(); });
     } catch (const std::system_error& error) {
       // Out of threads (RLIMIT_NPROC, memory): serve with those that started.
-      LogError("list fetch thread not started",
-               {{"started", absl::StrCat(threads_.size())},
-                {"wanted", absl::StrCat(wanted)},
-                {"error", error.what()}});
+      LogError("list fetch thread not started", {{"started", absl::StrCat(threads_.size())},
+                                                 {"wanted", absl::StrCat(wanted)},
+                                                 {"error", error.what()}});
       break;
     }
   }
@@ -60,9 +59,8 @@ void FetchPool::Work() {
     absl::AnyInvocable<void() &&> task;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !tasks_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !tasks_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       task = std::move(tasks_.front());

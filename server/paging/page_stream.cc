@@ -51,8 +51,7 @@ int64_t SaturatingOffset(int64_t start, int index, int page_size) {
 }
 
 // QueryValue returns the value of `name` in the query part of `path_and_query`.
-std::optional<std::string> QueryValue(absl::string_view path_and_query,
-                                      absl::string_view name) {
+std::optional<std::string> QueryValue(absl::string_view path_and_query, absl::string_view name) {
   const size_t question = path_and_query.find('?');
   if (question == absl::string_view::npos) return std::nullopt;
   for (absl::string_view pair :
@@ -99,9 +98,10 @@ std::optional<std::string> PercentDecode(absl::string_view text) {
 }
 
 absl::Status Untrusted(absl::string_view where) {
-  absl::Status status = absl::UnavailableError(absl::StrCat(
-      "PostHog answered ", where, " with a `next` URL that is not the next page of the "
-      "configured app host's endpoint; the gateway does not follow it"));
+  absl::Status status = absl::UnavailableError(
+      absl::StrCat("PostHog answered ", where,
+                   " with a `next` URL that is not the next page of the "
+                   "configured app host's endpoint; the gateway does not follow it"));
   AttachErrorInfo(status, reasons::kUpstreamUntrustedNextUrl);
   return status;
 }
@@ -144,9 +144,8 @@ std::optional<std::pair<std::string, std::string>> SplitUrlOrigin(absl::string_v
   if (!absl::SimpleAtoi(port, &port_number) || port_number <= 0 || port_number > 65535) {
     return std::nullopt;
   }
-  return std::make_pair(
-      absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port_number),
-      std::string(path));
+  return std::make_pair(absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port_number),
+                        std::string(path));
 }
 
 // Fetcher holds everything the pool's tasks use. The stream owns it; each
@@ -165,9 +164,8 @@ class PageStream::Fetcher final : public std::enable_shared_from_this<Fetcher> {
         pool_(pool),
         // A cursor list's pages are PostHog's size: it stops at max_items
         // fetched instead.
-        pages_needed_(options_.pagination == Pagination::kCursor
-                          ? std::numeric_limits<int>::max()
-                          : PagesNeeded(options_)),
+        pages_needed_(options_.pagination == Pagination::kCursor ? std::numeric_limits<int>::max()
+                                                                 : PagesNeeded(options_)),
         last_page_(std::numeric_limits<int>::max()),
         counted_pages_(std::numeric_limits<int64_t>::max()),
         next_cursor_(options_.start_cursor) {}
@@ -231,10 +229,9 @@ class PageStream::Fetcher final : public std::enable_shared_from_this<Fetcher> {
     while (!stopping_ && CanClaim()) {
       const int index = next_claim_++;
       ++in_flight_;
-      if (!pool_->Submit(
-              [self = shared_from_this(), index, cursor = next_cursor_]() {
-                self->Run(index, cursor);
-              })) {
+      if (!pool_->Submit([self = shared_from_this(), index, cursor = next_cursor_]() {
+            self->Run(index, cursor);
+          })) {
         --in_flight_;
         Page refused;
         refused.status = absl::ResourceExhaustedError(
@@ -350,8 +347,8 @@ class PageStream::Fetcher final : public std::enable_shared_from_this<Fetcher> {
   int64_t items_fetched_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-PageStream::PageStream(const PostHogClient* client, PageStreamOptions options,
-                       RequestPacer* pacer, Clock* clock, CallContext context, FetchPool* pool)
+PageStream::PageStream(const PostHogClient* client, PageStreamOptions options, RequestPacer* pacer,
+                       Clock* clock, CallContext context, FetchPool* pool)
     : options_(std::move(options)), context_(std::move(context)) {
   fetcher_ = std::make_shared<Fetcher>(client, options_, pacer, clock, context_,
                                        pool != nullptr ? pool : FetchPool::Default());
@@ -406,8 +403,7 @@ PageStream::Page PageStream::Fetcher::Fetch(int index, const std::string& cursor
           response.status().code(),
           absl::StrCat(cursor_mode() ? absl::StrCat("page ", index + 1)
                                      : absl::StrCat("page at offset ", offset),
-                       " of ", client_->Describe(request), ": ",
-                       response.status().message()));
+                       " of ", client_->Describe(request), ": ", response.status().message()));
       return page;
     }
     const absl::Time now = clock_->Now();
@@ -427,8 +423,8 @@ PageStream::Page PageStream::Fetcher::Fetch(int index, const std::string& cursor
       page.cursor = cursor;
       if (page.status.ok() && page.has_next && page.next_cursor == cursor) {
         // The same page again: following it would never end.
-        page.status = Untrusted(absl::StrCat("page ", index + 1, " of ",
-                                             client_->Describe(request)));
+        page.status =
+            Untrusted(absl::StrCat("page ", index + 1, " of ", client_->Describe(request)));
         page.items.clear();
         page.has_next = false;
       }
@@ -440,9 +436,8 @@ PageStream::Page PageStream::Fetcher::Fetch(int index, const std::string& cursor
 
 void PageStream::Fetcher::SkipResumed(Page& page) const {
   if (options_.start_skip <= 0 && options_.start_after_id.empty()) return;
-  size_t skip = static_cast<size_t>(
-      std::min<int64_t>(std::max<int64_t>(0, options_.start_skip),
-                        static_cast<int64_t>(page.items.size())));
+  size_t skip = static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(0, options_.start_skip),
+                                                      static_cast<int64_t>(page.items.size())));
   // The anchor wins: items created since the token was made may have
   // shifted the first page (later pages are stable: their cursor is a
   // position in the list, not an offset).
@@ -459,7 +454,7 @@ void PageStream::Fetcher::SkipResumed(Page& page) const {
 }
 
 absl::StatusOr<std::string> PageStream::Fetcher::NextCursor(const std::string& where,
-                                                   const std::string& url) const {
+                                                            const std::string& url) const {
   const auto actual = SplitUrlOrigin(url);
   const auto expected = SplitUrlOrigin(client_->project().app_host);
   const std::string expected_path =
@@ -467,26 +462,24 @@ absl::StatusOr<std::string> PageStream::Fetcher::NextCursor(const std::string& w
   const bool same_place =
       expected.has_value() && actual.has_value() && actual->first == expected->first &&
       absl::StartsWith(actual->second, expected_path) &&
-      actual->second.size() > expected_path.size() &&
-      actual->second[expected_path.size()] == '?';
+      actual->second.size() > expected_path.size() && actual->second[expected_path.size()] == '?';
   if (!same_place) return Untrusted(where);
   const auto raw = QueryValue(actual->second, "cursor");
-  const std::optional<std::string> decoded =
-      raw.has_value() ? PercentDecode(*raw) : std::nullopt;
+  const std::optional<std::string> decoded = raw.has_value() ? PercentDecode(*raw) : std::nullopt;
   if (!decoded.has_value() || decoded->empty() || decoded->size() > kMaxUpstreamCursorBytes) {
     return Untrusted(where);
   }
   return *decoded;
 }
 
-PageStream::Page PageStream::Fetcher::Parse(int index, int64_t offset, const PostHogRequest& request,
-                                   const std::string& body) const {
+PageStream::Page PageStream::Fetcher::Parse(int index, int64_t offset,
+                                            const PostHogRequest& request,
+                                            const std::string& body) const {
   Page page;
   const std::string where =
-      cursor_mode()
-          ? absl::StrCat("page ", index + 1, " of ", client_->Describe(request))
-          : absl::StrCat("page ", index + 1, " (offset ", offset, ") of ",
-                         client_->Describe(request));
+      cursor_mode() ? absl::StrCat("page ", index + 1, " of ", client_->Describe(request))
+                    : absl::StrCat("page ", index + 1, " (offset ", offset, ") of ",
+                                   client_->Describe(request));
   nlohmann::json json = nlohmann::json::parse(body, nullptr, false);
   if (json.is_discarded()) {
     page.status = Malformed(absl::StrCat("PostHog answered ", where, " with ", body.size(),
@@ -495,15 +488,14 @@ PageStream::Page PageStream::Fetcher::Parse(int index, int64_t offset, const Pos
     return page;
   }
   if (!json.is_object() || !json.contains("results") || !json["results"].is_array()) {
-    page.status =
-        Malformed(absl::StrCat("PostHog answered ", where, " without a `results` list"));
+    page.status = Malformed(absl::StrCat("PostHog answered ", where, " without a `results` list"));
     return page;
   }
   const nlohmann::json next = json.value("next", nlohmann::json());
   if (!next.is_null()) {
     if (!next.is_string()) {
-      page.status = Malformed(absl::StrCat("PostHog answered ", where,
-                                           " with a `next` that is not a URL"));
+      page.status =
+          Malformed(absl::StrCat("PostHog answered ", where, " with a `next` that is not a URL"));
       return page;
     }
     const std::string url = next.get<std::string>();
@@ -520,18 +512,17 @@ PageStream::Page PageStream::Fetcher::Parse(int index, int64_t offset, const Pos
     // The app host may carry a path prefix (a self-hosted PostHog under /x).
     const std::string expected_path =
         expected.has_value() ? absl::StrCat(expected->second, options_.path) : "";
-    const bool same_place =
-        expected.has_value() && actual.has_value() && actual->first == expected->first &&
-        absl::StartsWith(actual->second, expected_path) &&
-        (actual->second.size() == expected_path.size() ||
-         actual->second[expected_path.size()] == '?');
+    const bool same_place = expected.has_value() && actual.has_value() &&
+                            actual->first == expected->first &&
+                            absl::StartsWith(actual->second, expected_path) &&
+                            (actual->second.size() == expected_path.size() ||
+                             actual->second[expected_path.size()] == '?');
     const auto next_offset =
         actual.has_value() ? QueryValue(actual->second, "offset") : std::nullopt;
     int64_t next_offset_value = -1;
-    if (!cursor_mode() &&
-        (!same_place || !next_offset.has_value() ||
-         !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
-         next_offset_value != SaturatingAdd(offset, options_.page_size))) {
+    if (!cursor_mode() && (!same_place || !next_offset.has_value() ||
+                           !absl::SimpleAtoi(*next_offset, &next_offset_value) ||
+                           next_offset_value != SaturatingAdd(offset, options_.page_size))) {
       page.status = Untrusted(where);
       return page;
     }

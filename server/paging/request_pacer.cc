@@ -21,8 +21,8 @@ constexpr absl::Duration kSharedRetryStep = absl::Milliseconds(250);
 
 }  // namespace
 
-RequestPacer::RequestPacer(std::vector<RateWindow> windows, Clock* clock,
-                           absl::Duration margin, SharedBudget* shared, std::string budget)
+RequestPacer::RequestPacer(std::vector<RateWindow> windows, Clock* clock, absl::Duration margin,
+                           SharedBudget* shared, std::string budget)
     : windows_(std::move(windows)),
       clock_(clock),
       margin_(margin),
@@ -57,8 +57,7 @@ absl::Status RequestPacer::TooLate(absl::Duration wait) {
   return status;
 }
 
-absl::Status RequestPacer::Acquire(absl::Time deadline,
-                                   const std::function<bool()>& cancelled) {
+absl::Status RequestPacer::Acquire(absl::Time deadline, const std::function<bool()>& cancelled) {
   while (true) {
     absl::Time next;
     bool decided = false;
@@ -139,8 +138,8 @@ void RequestPacer::Observe(const absl::Status& status) {
   if (shared_ != nullptr) shared_->HoldBack(budget_, delay);
 }
 
-ProjectPacers::ProjectPacers(std::vector<RateWindow> windows, Clock* clock,
-                             SharedBudget* shared, std::string kind)
+ProjectPacers::ProjectPacers(std::vector<RateWindow> windows, Clock* clock, SharedBudget* shared,
+                             std::string kind)
     : windows_(std::move(windows)), clock_(clock), shared_(shared), kind_(std::move(kind)) {}
 
 RequestPacer* ProjectPacers::For(const std::string& alias) {

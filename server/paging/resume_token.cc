@@ -22,13 +22,12 @@ constexpr int kVersion = 1;
 std::string Fingerprint(absl::string_view scope) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(scope.data()), scope.size(), digest);
-  return absl::WebSafeBase64Escape(
-      absl::string_view(reinterpret_cast<const char*>(digest), 12));
+  return absl::WebSafeBase64Escape(absl::string_view(reinterpret_cast<const char*>(digest), 12));
 }
 
 absl::Status Invalid(absl::string_view why) {
-  absl::Status status = InvalidArgumentWithViolations(
-      absl::StrCat("invalid resume_token: ", why), {{"resume_token", std::string(why)}});
+  absl::Status status = InvalidArgumentWithViolations(absl::StrCat("invalid resume_token: ", why),
+                                                      {{"resume_token", std::string(why)}});
   AttachErrorInfo(status, reasons::kInvalidResumeToken);
   return status;
 }
@@ -71,8 +70,7 @@ std::string ResumeTokenCodec::Encode(absl::string_view scope, const ResumePositi
     with_cursor["a"] = position.after_id;
   }
   const std::string text = with_cursor.dump();
-  return absl::StrCat(absl::WebSafeBase64Escape(text), ".",
-                      absl::WebSafeBase64Escape(Mac(text)));
+  return absl::StrCat(absl::WebSafeBase64Escape(text), ".", absl::WebSafeBase64Escape(Mac(text)));
 }
 
 absl::StatusOr<ResumePosition> ResumeTokenCodec::Decode(absl::string_view token,
@@ -89,20 +87,21 @@ absl::StatusOr<ResumePosition> ResumeTokenCodec::Decode(absl::string_view token,
   const std::string expected = Mac(payload);
   if (mac.size() != expected.size() ||
       CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) != 0) {
-    return Invalid("not a token this gateway made, or it was modified "
-                   "(replicas need the same paging.resume_token_secret)");
+    return Invalid(
+        "not a token this gateway made, or it was modified "
+        "(replicas need the same paging.resume_token_secret)");
   }
   const nlohmann::json json = nlohmann::json::parse(payload, nullptr, false);
-  if (!json.is_object() || json.value("v", 0) != kVersion ||
-      !json.contains("f") || !json["f"].is_string() || !json.contains("o") ||
-      !json["o"].is_number_integer() || !json.contains("n") ||
-      !json["n"].is_number_integer() || !json.contains("e") ||
+  if (!json.is_object() || json.value("v", 0) != kVersion || !json.contains("f") ||
+      !json["f"].is_string() || !json.contains("o") || !json["o"].is_number_integer() ||
+      !json.contains("n") || !json["n"].is_number_integer() || !json.contains("e") ||
       !json["e"].is_number_integer()) {
     return Invalid("unsupported token version");
   }
   if (json["f"].get<std::string>() != Fingerprint(scope)) {
-    return Invalid("the token was made for other filters or another project; "
-                   "resume with the same request");
+    return Invalid(
+        "the token was made for other filters or another project; "
+        "resume with the same request");
   }
   if (absl::FromUnixSeconds(json["e"].get<int64_t>()) < now) {
     return Invalid("the token expired; start the list again");

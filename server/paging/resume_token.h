@@ -56,8 +56,7 @@ class ResumeTokenCodec final {
   static ResumeTokenCodec WithRandomSecret(absl::Duration ttl);
 
   // Encode makes the token resuming at `position` the list named by `scope`.
-  std::string Encode(absl::string_view scope, const ResumePosition& position,
-                     absl::Time now) const;
+  std::string Encode(absl::string_view scope, const ResumePosition& position, absl::Time now) const;
 
   // Decode checks `token` and returns its position. INVALID_ARGUMENT when it
   // is malformed or forged, made for another scope (other filters or project),

@@ -112,10 +112,10 @@ std::string ListCursor::TokenAfter(const Entry& entry) const {
 absl::Status ListCursor::Malformed(int64_t offset, const absl::Status& why) const {
   absl::Status status = absl::UnavailableError(
       call_.pagination == Pagination::kCursor
-          ? absl::StrCat("PostHog sent a ", call_.item_name, " the gateway cannot read: ",
-                         why.message())
-          : absl::StrCat("PostHog sent a ", call_.item_name,
-                         " the gateway cannot read at offset ", offset, ": ", why.message()));
+          ? absl::StrCat("PostHog sent a ", call_.item_name,
+                         " the gateway cannot read: ", why.message())
+          : absl::StrCat("PostHog sent a ", call_.item_name, " the gateway cannot read at offset ",
+                         offset, ": ", why.message()));
   AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
   return status;
 }

@@ -82,7 +82,10 @@ absl::StatusOr<posthog::v1::Person> PersonFromJson(const json& value) {
 
 UpstreamUrl PersonsUrl(const PostHogClient& client) {
   UpstreamUrl url;
-  url.Literal("api").Literal("projects").Segment(client.project().project_id).Literal("persons")
+  url.Literal("api")
+      .Literal("projects")
+      .Segment(client.project().project_id)
+      .Literal("persons")
       .TrailingSlash();
   return url;
 }
@@ -129,18 +132,20 @@ absl::StatusOr<std::string> PersonsListQuery(const posthog::v1::ListPersonsReque
 absl::StatusOr<json> Persons::FindByDistinctId(const std::string& distinct_id,
                                                const CallContext& context) const {
   PostHogRequest request;
-  ASSIGN_OR_RETURN(request.path,
-                   PersonsUrl(*client_).Query("distinct_id", distinct_id).Query("limit", 1).Build());
+  ASSIGN_OR_RETURN(
+      request.path,
+      PersonsUrl(*client_).Query("distinct_id", distinct_id).Query("limit", 1).Build());
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
   ASSIGN_OR_RETURN(json body, Call(request, context));
   if (!body.is_object() || !body.contains("results") || !body["results"].is_array()) {
-    absl::Status status = absl::UnavailableError(absl::StrCat(
-        "PostHog answered ", client_->Describe(request), " without a `results` list"));
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("PostHog answered ", client_->Describe(request), " without a `results` list"));
     AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
     return status;
   }
-  if (body["results"].empty()) return NotFound(absl::StrCat("has distinct id \"", distinct_id, "\""));
+  if (body["results"].empty())
+    return NotFound(absl::StrCat("has distinct id \"", distinct_id, "\""));
   return body["results"][0];
 }
 
@@ -170,8 +175,8 @@ absl::StatusOr<UpstreamUrl> Persons::PersonUrl(const PersonRef& ref,
     case PersonRef::REF_NOT_SET:
       break;
   }
-  return InvalidArgumentWithViolations(
-      "person must name a person", {{"person", "set one of uuid, id (> 0) or distinct_id"}});
+  return InvalidArgumentWithViolations("person must name a person",
+                                       {{"person", "set one of uuid, id (> 0) or distinct_id"}});
 }
 
 absl::StatusOr<posthog::v1::Person> Persons::Get(const PersonRef& ref,
@@ -209,8 +214,7 @@ absl::Status Persons::Delete(const PersonRef& ref, bool delete_events,
   return Call(request, context).status();
 }
 
-absl::Status Persons::UpdateProperties(const PersonRef& ref,
-                                       const google::protobuf::Struct& set,
+absl::Status Persons::UpdateProperties(const PersonRef& ref, const google::protobuf::Struct& set,
                                        const std::vector<std::string>& unset,
                                        const CallContext& context) const {
   if (set.fields().empty() && unset.empty()) {
@@ -219,9 +223,8 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
   }
   const int64_t changes = static_cast<int64_t>(set.fields_size() + unset.size());
   if (changes > kMaxPersonPropertyChanges) {
-    const std::string limit =
-        absl::StrCat("set and unset together change at most ", kMaxPersonPropertyChanges,
-                     " properties per request");
+    const std::string limit = absl::StrCat("set and unset together change at most ",
+                                           kMaxPersonPropertyChanges, " properties per request");
     std::vector<FieldViolation> violations;
     if (!set.fields().empty()) violations.push_back({"set", limit});
     if (!unset.empty()) violations.push_back({"unset", limit});
@@ -235,8 +238,9 @@ absl::Status Persons::UpdateProperties(const PersonRef& ref,
                    UpstreamUrl(url).Literal("update_property").TrailingSlash().Build());
   ASSIGN_OR_RETURN(const std::string delete_path,
                    UpstreamUrl(url).Literal("delete_property").TrailingSlash().Build());
-  return ApplyPropertyUpdates(update_path, delete_path, set, unset, context,
-                              [&](const PostHogRequest& request) { return Call(request, context); });
+  return ApplyPropertyUpdates(
+      update_path, delete_path, set, unset, context,
+      [&](const PostHogRequest& request) { return Call(request, context); });
 }
 
 absl::StatusOr<json> Persons::Call(const PostHogRequest& request,

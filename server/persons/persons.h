@@ -80,7 +80,7 @@ class Persons final {
   // (`/api/projects/{id}/persons/{uuid or id}/`): the uuid or numeric id as
   // given (validated), or the uuid found by distinct id.
   absl::StatusOr<UpstreamUrl> PersonUrl(const posthog::v1::PersonRef& ref,
-                                     const CallContext& context) const;
+                                        const CallContext& context) const;
   absl::StatusOr<nlohmann::json> FindByDistinctId(const std::string& distinct_id,
                                                   const CallContext& context) const;
   // One request, paced.

@@ -33,13 +33,14 @@ std::string JsonText(const nlohmann::json& value) {
 
 ErrorBody ParseErrorBody(absl::string_view body) {
   ErrorBody parsed;
-  const nlohmann::json json =
-      nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  const nlohmann::json json = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
   if (json.is_object()) {
     if (json.contains("type")) parsed.type = JsonText(json["type"]);
     if (json.contains("code")) parsed.code = JsonText(json["code"]);
-    if (json.contains("detail")) parsed.detail = JsonText(json["detail"]);
-    else if (json.contains("error")) parsed.detail = JsonText(json["error"]);
+    if (json.contains("detail"))
+      parsed.detail = JsonText(json["detail"]);
+    else if (json.contains("error"))
+      parsed.detail = JsonText(json["error"]);
     if (json.contains("attr")) parsed.attr = JsonText(json["attr"]);
   } else {
     parsed.detail = std::string(absl::StripAsciiWhitespace(body));
@@ -88,25 +89,23 @@ Mapping MapStatusCode(int http_status) {
   return {absl::StatusCode::kUnknown, reasons::kUpstreamUnexpectedStatus};
 }
 
-std::string Message(int http_status, const Mapping& mapping,
-                    absl::string_view operation, const ErrorBody& body) {
+std::string Message(int http_status, const Mapping& mapping, absl::string_view operation,
+                    const ErrorBody& body) {
   std::string what = absl::StrCat("HTTP ", http_status);
   if (!body.code.empty()) absl::StrAppend(&what, " ", body.code);
   if (!body.detail.empty()) absl::StrAppend(&what, ": ", body.detail);
   if (!body.attr.empty()) absl::StrAppend(&what, " (field ", body.attr, ")");
   if (mapping.code == absl::StatusCode::kPermissionDenied) {
-    return absl::StrCat(
-        "PostHog refused the gateway's credentials for ", operation, " (", what,
-        "). This is a problem with the key configured in the gateway, not with "
-        "the caller; retrying will not help until the gateway's operator fixes it");
+    return absl::StrCat("PostHog refused the gateway's credentials for ", operation, " (", what,
+                        "). This is a problem with the key configured in the gateway, not with "
+                        "the caller; retrying will not help until the gateway's operator fixes it");
   }
   return absl::StrCat("PostHog answered ", operation, " with ", what);
 }
 
 }  // namespace
 
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now) {
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
   value = absl::StripAsciiWhitespace(value);
   int64_t seconds = 0;
   if (absl::SimpleAtoi(value, &seconds)) {
@@ -115,8 +114,7 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
   }
   absl::Time when;
   std::string error;
-  if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", value, absl::UTCTimeZone(),
-                      &when, &error)) {
+  if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", value, absl::UTCTimeZone(), &when, &error)) {
     return std::clamp(when - now, absl::ZeroDuration(), kMaxRetryAfter);
   }
   return std::nullopt;
@@ -135,8 +133,8 @@ std::optional<absl::Duration> ParseExpectedAvailable(absl::string_view detail) {
   return std::min(absl::Seconds(seconds), kMaxRetryAfter);
 }
 
-absl::Status StatusFromHttpResponse(const HttpResponse& response,
-                                    absl::string_view operation, absl::Time now) {
+absl::Status StatusFromHttpResponse(const HttpResponse& response, absl::string_view operation,
+                                    absl::Time now) {
   const int http_status = response.status_code;
   if (http_status >= 200 && http_status < 300) return absl::OkStatus();
 
@@ -144,8 +142,7 @@ absl::Status StatusFromHttpResponse(const HttpResponse& response,
   const ErrorBody body = ParseErrorBody(response.body);
   absl::Status status(mapping.code, Message(http_status, mapping, operation, body));
 
-  std::map<std::string, std::string> metadata = {
-      {"http_status", absl::StrCat(http_status)}};
+  std::map<std::string, std::string> metadata = {{"http_status", absl::StrCat(http_status)}};
   if (!body.type.empty()) metadata["posthog_type"] = body.type;
   if (!body.code.empty()) metadata["posthog_code"] = body.code;
   if (!body.attr.empty()) metadata["posthog_attr"] = body.attr;
@@ -159,8 +156,7 @@ absl::Status StatusFromHttpResponse(const HttpResponse& response,
     delay = ParseExpectedAvailable(body.detail);
     if (!delay.has_value()) delay = absl::Seconds(1);
   }
-  if (delay.has_value() && (http_status == 429 || http_status == 408 ||
-                            http_status >= 500)) {
+  if (delay.has_value() && (http_status == 429 || http_status == 408 || http_status >= 500)) {
     AttachRetryDelay(status, *delay);
   }
   return status;

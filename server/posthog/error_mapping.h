@@ -43,8 +43,8 @@ namespace posthog_gateway {
 // StatusFromHttpResponse maps `response`. `operation` names what was asked
 // ("GET /api/users/@me/ for project \"demo\""), for the message. `now` is used
 // to turn an HTTP-date Retry-After into a delay.
-absl::Status StatusFromHttpResponse(const HttpResponse& response,
-                                    absl::string_view operation, absl::Time now);
+absl::Status StatusFromHttpResponse(const HttpResponse& response, absl::string_view operation,
+                                    absl::Time now);
 
 // The longest wait the gateway takes from PostHog (a Retry-After, or DRF's
 // "Expected available in N seconds"): longer ones are clamped to it, so that
@@ -54,8 +54,7 @@ inline constexpr absl::Duration kMaxRetryAfter = absl::Minutes(10);
 
 // ParseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date,
 // at most kMaxRetryAfter.
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now);
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
 // ParseExpectedAvailable reads the wait out of Django REST framework's
 // throttle detail, "Request was throttled. Expected available in N seconds.",

@@ -31,8 +31,7 @@ bool SegmentMatches(absl::string_view pattern, absl::string_view segment,
 }  // namespace
 
 std::optional<absl::string_view> MatchPersonalKeyRoute(absl::string_view method,
-                                                       const UpstreamUrl& url,
-                                                       int64_t project_id) {
+                                                       const UpstreamUrl& url, int64_t project_id) {
   if (!url.status().ok()) return std::nullopt;
   const std::string path = url.Path();
   const std::string project = absl::StrCat(project_id);

@@ -63,8 +63,7 @@ inline constexpr PersonalKeyRoute kPersonalKeyRoutes[] = {
 // `method` and `url` (a parsed canonical target) match for `project_id`, or
 // nullopt when none does.
 std::optional<absl::string_view> MatchPersonalKeyRoute(absl::string_view method,
-                                                       const UpstreamUrl& url,
-                                                       int64_t project_id);
+                                                       const UpstreamUrl& url, int64_t project_id);
 
 }  // namespace posthog_gateway
 

@@ -25,8 +25,7 @@ constexpr size_t kRouteNotAllowed = 2;
 // it holds no control characters).
 std::string LoggablePath(const PostHogRequest& request, bool canonical) {
   if (!canonical) return absl::StrCat("(", request.path.size(), " bytes, not canonical)");
-  const absl::string_view path = absl::string_view(request.path).substr(
-      0, request.path.find('?'));
+  const absl::string_view path = absl::string_view(request.path).substr(0, request.path.find('?'));
   return std::string(path.substr(0, 200));
 }
 
@@ -46,10 +45,8 @@ absl::StatusOr<Secret> PostHogClient::Key(KeyKind kind) const {
 }
 
 std::string PostHogClient::Describe(const PostHogRequest& request) const {
-  const absl::string_view path = absl::string_view(request.path).substr(
-      0, request.path.find('?'));
-  return absl::StrCat(request.method, " ", path, " for project \"", project_.alias,
-                      "\"");
+  const absl::string_view path = absl::string_view(request.path).substr(0, request.path.find('?'));
+  return absl::StrCat(request.method, " ", path, " for project \"", project_.alias, "\"");
 }
 
 std::vector<std::pair<std::string, int64_t>> PostHogClient::RefusedRequests() const {
@@ -68,9 +65,9 @@ absl::Status PostHogClient::Refuse(const PostHogRequest& request, size_t reason,
             {"method", request.method.substr(0, 16)},
             {"path", LoggablePath(request, reason != kNotCanonical)},
             {"reason", kRefusalReasons[reason]}});
-  absl::Status status = absl::InternalError(absl::StrCat(
-      "the gateway refused to send a request to PostHog (", why, ") for project \"",
-      project_.alias, "\""));
+  absl::Status status =
+      absl::InternalError(absl::StrCat("the gateway refused to send a request to PostHog (", why,
+                                       ") for project \"", project_.alias, "\""));
   AttachErrorInfo(status, reasons::kUpstreamRequestRefused, {{"reason", kRefusalReasons[reason]}});
   return status;
 }
@@ -92,9 +89,9 @@ absl::StatusOr<HttpResponse> PostHogClient::Send(const PostHogRequest& request,
   }
   HttpRequest http;
   http.method = request.method;
-  http.url = absl::StrCat(
-      request.host == PostHogHost::kApp ? project_.app_host : project_.ingestion_host,
-      request.path);
+  http.url =
+      absl::StrCat(request.host == PostHogHost::kApp ? project_.app_host : project_.ingestion_host,
+                   request.path);
   http.headers = context.trace_headers;
   http.headers.insert(http.headers.end(), request.headers.begin(), request.headers.end());
   if (request.bearer.has_value()) {
@@ -114,9 +111,9 @@ absl::StatusOr<nlohmann::json> PostHogClient::CallJson(const PostHogRequest& req
   if (response.body.empty()) return nlohmann::json();
   nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
   if (body.is_discarded()) {
-    absl::Status status = absl::UnavailableError(absl::StrCat(
-        "PostHog answered ", Describe(request), " with a body that is not valid JSON (",
-        response.body.size(), " bytes)"));
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("PostHog answered ", Describe(request),
+                     " with a body that is not valid JSON (", response.body.size(), " bytes)"));
     AttachErrorInfo(status, reasons::kUpstreamMalformedResponse,
                     {{"http_status", absl::StrCat(response.status_code)}});
     return status;
@@ -124,12 +121,11 @@ absl::StatusOr<nlohmann::json> PostHogClient::CallJson(const PostHogRequest& req
   return body;
 }
 
-absl::StatusOr<posthog::v1::User> PostHogClient::GetCurrentUser(
-    const CallContext& context) const {
+absl::StatusOr<posthog::v1::User> PostHogClient::GetCurrentUser(const CallContext& context) const {
   PostHogRequest request;
-  ASSIGN_OR_RETURN(request.path,
-                   UpstreamUrl().Literal("api").Literal("users").Literal("@me").TrailingSlash()
-                       .Build());
+  ASSIGN_OR_RETURN(
+      request.path,
+      UpstreamUrl().Literal("api").Literal("users").Literal("@me").TrailingSlash().Build());
   request.headers = {{"Accept", "application/json"}};
   request.bearer = KeyKind::kPersonalApiKey;
   ASSIGN_OR_RETURN(nlohmann::json body, CallJson(request, context));

@@ -59,8 +59,8 @@ struct PostHogRequest {
 
 class PostHogClient final {
  public:
-  PostHogClient(ProjectConfig project, const UpstreamConfig& upstream,
-                const KeyStore* keys, HttpClient* http);
+  PostHogClient(ProjectConfig project, const UpstreamConfig& upstream, const KeyStore* keys,
+                HttpClient* http);
 
   PostHogClient(const PostHogClient&) = delete;
   PostHogClient& operator=(const PostHogClient&) = delete;
@@ -106,8 +106,7 @@ class PostHogClient final {
   absl::Time Deadline(const CallContext& context) const;
   // Refuse counts, logs and returns the refusal of `request` for `reason`
   // (an index of kRefusalReasons).
-  absl::Status Refuse(const PostHogRequest& request, size_t reason,
-                      absl::string_view why) const;
+  absl::Status Refuse(const PostHogRequest& request, size_t reason, absl::string_view why) const;
 
   const ProjectConfig project_;
   const UpstreamConfig upstream_;

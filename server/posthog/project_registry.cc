@@ -17,20 +17,19 @@ ProjectRegistry::ProjectRegistry(const GatewayConfig& config, const KeyStore* ke
                                  HttpClient* http)
     : default_alias_(config.default_project) {
   for (const ProjectConfig& project : config.projects) {
-    clients_[project.alias] =
-        std::make_unique<PostHogClient>(project, config.upstream, keys, http);
+    clients_[project.alias] = std::make_unique<PostHogClient>(project, config.upstream, keys, http);
   }
 }
 
-absl::StatusOr<const PostHogClient*> ProjectRegistry::Resolve(
-    absl::string_view alias, absl::string_view field) const {
+absl::StatusOr<const PostHogClient*> ProjectRegistry::Resolve(absl::string_view alias,
+                                                              absl::string_view field) const {
   auto it = clients_.find(alias.empty() ? absl::string_view(default_alias_) : alias);
   if (it != clients_.end()) return it->second.get();
   // The configured aliases are not listed (they map the deployment); the
   // caller's value is echoed only when short and printable.
-  const bool echo = alias.size() <= kMaxEchoedAliasLength &&
-                    std::all_of(alias.begin(), alias.end(),
-                                [](char c) { return c >= 0x20 && c < 0x7f; });
+  const bool echo =
+      alias.size() <= kMaxEchoedAliasLength &&
+      std::all_of(alias.begin(), alias.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
   const std::string description = absl::StrCat(
       echo ? absl::StrCat("no project \"", alias, "\"") : std::string("no such project"),
       " is configured in the gateway (", clients_.size(),

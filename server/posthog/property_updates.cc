@@ -28,7 +28,8 @@ absl::Status ApplyPropertyUpdates(
   const std::map<std::string, google::protobuf::Value> sorted(set.fields().begin(),
                                                               set.fields().end());
   for (const auto& [key, value] : sorted) {
-    add(absl::StrCat("set ", key), update_path, json{{"key", key}, {"value", JsonFromValue(value)}});
+    add(absl::StrCat("set ", key), update_path,
+        json{{"key", key}, {"value", JsonFromValue(value)}});
   }
   for (const std::string& key : unset) {
     add(absl::StrCat("unset ", key), delete_path, json{{"$unset", key}});
@@ -43,10 +44,10 @@ absl::Status ApplyPropertyUpdates(
       continue;
     }
     if (applied.empty()) return sent;
-    absl::Status partial(
-        sent.code(), absl::StrCat("the update stopped after applying ", applied.size(), " of ",
-                                  requests.size(), " changes (", absl::StrJoin(applied, ", "),
-                                  "); not applied from \"", change, "\" on: ", sent.message()));
+    absl::Status partial(sent.code(),
+                         absl::StrCat("the update stopped after applying ", applied.size(), " of ",
+                                      requests.size(), " changes (", absl::StrJoin(applied, ", "),
+                                      "); not applied from \"", change, "\" on: ", sent.message()));
     sent.ForEachPayload([&partial](absl::string_view type_url, const absl::Cord& payload) {
       partial.SetPayload(type_url, payload);
     });

@@ -23,8 +23,7 @@ bool IsCanonical(absl::string_view text, bool allow_at) {
   for (size_t i = 0; i < text.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (IsUnreserved(c) || (allow_at && c == '@')) continue;
-    if (c == '%' && i + 2 < text.size() && IsUpperHex(text[i + 1]) &&
-        IsUpperHex(text[i + 2])) {
+    if (c == '%' && i + 2 < text.size() && IsUpperHex(text[i + 1]) && IsUpperHex(text[i + 2])) {
       i += 2;
       continue;
     }
@@ -54,8 +53,7 @@ std::string Decode(absl::string_view text) {
 
 absl::Status Violation(absl::string_view field, absl::string_view message,
                        absl::string_view description) {
-  return InvalidArgumentWithViolations(message,
-                                       {{std::string(field), std::string(description)}});
+  return InvalidArgumentWithViolations(message, {{std::string(field), std::string(description)}});
 }
 
 }  // namespace
@@ -218,8 +216,8 @@ absl::Status ValidateFlagKey(absl::string_view field, absl::string_view key) {
   if (IsFlagKey(key)) return absl::OkStatus();
   if (key.empty()) return Violation(field, "a flag key is required", "must not be empty");
   return Violation(field, absl::StrCat(field, " is not a valid flag key"),
-                   absl::StrCat("only letters, digits, '-' and '_', at most ",
-                                kMaxFlagKeyLength, " characters"));
+                   absl::StrCat("only letters, digits, '-' and '_', at most ", kMaxFlagKeyLength,
+                                " characters"));
 }
 
 absl::Status ValidateGroupTypeIndex(absl::string_view field, int64_t index) {

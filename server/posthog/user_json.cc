@@ -79,8 +79,7 @@ absl::StatusOr<Team> TeamFromJson(const json& value, const std::string& path) {
   return team;
 }
 
-absl::StatusOr<Organization> OrganizationFromJson(const json& value,
-                                                  const std::string& path) {
+absl::StatusOr<Organization> OrganizationFromJson(const json& value, const std::string& path) {
   Organization organization;
   if (!value.is_object()) return organization;
   Reader r(value, path);
@@ -129,8 +128,8 @@ absl::StatusOr<User> UserFromJson(const json& body) {
     }
     const int64_t seconds = absl::ToUnixSeconds(time);
     user.mutable_join_time()->set_seconds(seconds);
-    user.mutable_join_time()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
+    user.mutable_join_time()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
   }
   if (const json* team = r.Find("team")) {
     ASSIGN_OR_RETURN(*user.mutable_team(), TeamFromJson(*team, "user.team"));
@@ -142,16 +141,17 @@ absl::StatusOr<User> UserFromJson(const json& body) {
   if (const json* organizations = r.Find("organizations");
       organizations != nullptr && organizations->is_array()) {
     for (size_t i = 0; i < organizations->size(); ++i) {
-      ASSIGN_OR_RETURN(*user.add_organizations(),
-                       OrganizationFromJson((*organizations)[i],
-                                            absl::StrCat("user.organizations[", i, "]")));
+      ASSIGN_OR_RETURN(
+          *user.add_organizations(),
+          OrganizationFromJson((*organizations)[i], absl::StrCat("user.organizations[", i, "]")));
     }
   }
 
   static const std::set<std::string> kModelled = {
-      "uuid", "distinct_id", "first_name", "last_name", "email",
-      "is_email_verified", "is_staff", "role_at_organization", "is_2fa_enabled",
-      "date_joined", "team", "organization", "organizations"};
+      "uuid",           "distinct_id",       "first_name", "last_name",
+      "email",          "is_email_verified", "is_staff",   "role_at_organization",
+      "is_2fa_enabled", "date_joined",       "team",       "organization",
+      "organizations"};
   json extra = json::object();
   for (const auto& item : body.items()) {
     if (kModelled.count(item.key()) == 0) extra[item.key()] = item.value();

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/arena.h"
 #include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "server/common/error_details.h"
 #include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
@@ -83,7 +83,7 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
   }
   // The request, response and context live until Finish.
   const absl::Time deadline = Deadline(context);
-  absl::AnyInvocable<void() &&> wait = [this, context, request, deadline, finish]() mutable {
+  absl::AnyInvocable<void()&&> wait = [this, context, request, deadline, finish]() mutable {
     finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
                               /*indexed=*/false, request->ack_mode(), deadline,
                               [context] { return context->IsCancelled(); }));
@@ -102,21 +102,20 @@ grpc::Status CaptureServiceImpl::BatchCaptureEvents(
     return denied;
   }
   if (request->events().empty()) {
-    return ToGrpcStatus(InvalidArgumentWithViolations(
-        "no events", {{"events", "must hold at least one event"}}));
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("no events", {{"events", "must hold at least one event"}}));
   }
-  if (absl::Status limit = CheckCountLimit("BatchCaptureEvents", "events",
-                                           request->events_size(), kMaxCaptureEventsPerMessage);
+  if (absl::Status limit = CheckCountLimit("BatchCaptureEvents", "events", request->events_size(),
+                                           kMaxCaptureEventsPerMessage);
       !limit.ok()) {
     return ToGrpcStatus(limit);
   }
   std::vector<const posthog::v1::Event*> events;
   events.reserve(request->events_size());
   for (const posthog::v1::Event& event : request->events()) events.push_back(&event);
-  absl::StatusOr<std::vector<std::string>> uuids =
-      pipeline_->Capture(request->project(), events, "events", /*indexed=*/true,
-                         request->ack_mode(), Deadline(context),
-                         [context] { return context->IsCancelled(); });
+  absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
+      request->project(), events, "events", /*indexed=*/true, request->ack_mode(),
+      Deadline(context), [context] { return context->IsCancelled(); });
   if (!uuids.ok()) return ToGrpcStatus(uuids.status());
   for (std::string& uuid : *uuids) response->add_uuids(std::move(uuid));
   return grpc::Status::OK;
@@ -175,9 +174,8 @@ class CaptureServiceImpl::EventStream final
       ReadNext();
       return;
     }
-    if (absl::Status limit =
-            CheckCountLimit("StreamCaptureEvents", "events", request_->events_size(),
-                            kMaxCaptureEventsPerMessage);
+    if (absl::Status limit = CheckCountLimit("StreamCaptureEvents", "events",
+                                             request_->events_size(), kMaxCaptureEventsPerMessage);
         !limit.ok()) {
       Acknowledge(limit);  // Ends the stream; nothing of this message is stored.
       return;
@@ -193,7 +191,7 @@ class CaptureServiceImpl::EventStream final
           });
       return;
     }
-    absl::AnyInvocable<void() &&> wait = [this] {
+    absl::AnyInvocable<void()&&> wait = [this] {
       Acknowledge(service_->pipeline_->Capture(project_, events_, "events", /*indexed=*/true,
                                                ack_mode_, deadline_,
                                                [this] { return context_->IsCancelled(); }));
@@ -251,10 +249,10 @@ class CaptureServiceImpl::EventStream final
   // the error that ends the stream.
   void Acknowledge(absl::StatusOr<std::vector<std::string>> uuids) {
     if (!uuids.ok()) {
-      absl::Status status(uuids.status().code(),
-                          absl::StrCat("stream message ", message_number_, " (after ",
-                                       acknowledged_, " acknowledged events): ",
-                                       uuids.status().message()));
+      absl::Status status(
+          uuids.status().code(),
+          absl::StrCat("stream message ", message_number_, " (after ", acknowledged_,
+                       " acknowledged events): ", uuids.status().message()));
       uuids.status().ForEachPayload(
           [&status](absl::string_view type_url, const absl::Cord& payload) {
             status.SetPayload(type_url, payload);
@@ -315,8 +313,8 @@ grpc::Status CaptureServiceImpl::Identify(grpc::ServerContext* context,
       !denied.ok()) {
     return denied;
   }
-  return CaptureOne(context, request->project(), IdentifyEvent(*request),
-                    request->ack_mode(), response->mutable_uuid());
+  return CaptureOne(context, request->project(), IdentifyEvent(*request), request->ack_mode(),
+                    response->mutable_uuid());
 }
 
 grpc::Status CaptureServiceImpl::Alias(grpc::ServerContext* context,
@@ -335,9 +333,9 @@ grpc::Status CaptureServiceImpl::Alias(grpc::ServerContext* context,
                     response->mutable_uuid());
 }
 
-grpc::Status CaptureServiceImpl::GroupIdentify(
-    grpc::ServerContext* context, const posthog::v1::GroupIdentifyRequest* request,
-    posthog::v1::GroupIdentifyResponse* response) {
+grpc::Status CaptureServiceImpl::GroupIdentify(grpc::ServerContext* context,
+                                               const posthog::v1::GroupIdentifyRequest* request,
+                                               posthog::v1::GroupIdentifyResponse* response) {
   if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.CaptureService/GroupIdentify",
                                                request->project());
       !denied.ok()) {
@@ -349,8 +347,8 @@ grpc::Status CaptureServiceImpl::GroupIdentify(
   if (!violations.empty()) {
     return ToGrpcStatus(InvalidArgumentWithViolations("the group is incomplete", violations));
   }
-  return CaptureOne(context, request->project(), GroupIdentifyEvent(*request),
-                    request->ack_mode(), response->mutable_uuid());
+  return CaptureOne(context, request->project(), GroupIdentifyEvent(*request), request->ack_mode(),
+                    response->mutable_uuid());
 }
 
 grpc::Status CaptureServiceImpl::SetPersonProperties(

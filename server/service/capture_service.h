@@ -62,8 +62,7 @@ class CaptureServiceImpl final
   // rest of the stream silently).
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamCaptureEvents(
       grpc::CallbackServerContext* context) override;
-  grpc::Status Identify(grpc::ServerContext* context,
-                        const posthog::v1::IdentifyRequest* request,
+  grpc::Status Identify(grpc::ServerContext* context, const posthog::v1::IdentifyRequest* request,
                         posthog::v1::IdentifyResponse* response) override;
   grpc::Status Alias(grpc::ServerContext* context, const posthog::v1::AliasRequest* request,
                      posthog::v1::AliasResponse* response) override;

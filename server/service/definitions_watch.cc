@@ -215,8 +215,7 @@ std::shared_ptr<const DefinitionsWatch::Messages> DefinitionsWatch::MessagesFor(
   // Outside the lock.
   std::shared_ptr<const Messages> built = Build(std::move(snapshot), std::move(previous));
   absl::MutexLock lock(&mu_);
-  if (latest_ == nullptr ||
-      latest_->snapshot->generation < built->snapshot->generation) {
+  if (latest_ == nullptr || latest_->snapshot->generation < built->snapshot->generation) {
     latest_ = std::move(built);
   }
   return latest_;

@@ -109,8 +109,7 @@ class DefinitionsWatch final {
   // The thread: waits for changes and heartbeats, offers them to streams.
   void Run();
   // Offers `messages` to every stream.
-  void OfferToAll(const std::shared_ptr<const Messages>& messages)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void OfferToAll(const std::shared_ptr<const Messages>& messages) ABSL_LOCKS_EXCLUDED(mu_);
   void Remove(Stream* stream) ABSL_LOCKS_EXCLUDED(mu_);
 
   flags::DefinitionsStore* const store_;

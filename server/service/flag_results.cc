@@ -247,7 +247,8 @@ void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evalua
   if (!evaluation.variant.empty()) {
     result->set_variant(evaluation.variant.data(), evaluation.variant.size());
   }
-  if (evaluation.payload != nullptr) *result->mutable_payload() = ValueFromJson(*evaluation.payload);
+  if (evaluation.payload != nullptr)
+    *result->mutable_payload() = ValueFromJson(*evaluation.payload);
   posthog::v1::FlagReason* reason = result->mutable_reason();
   reason->set_code(ReasonToProto(evaluation.reason));
   std::string buffer;

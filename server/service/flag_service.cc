@@ -35,7 +35,7 @@ std::string NewUuid() {
   uint64_t high = absl::Uniform<uint64_t>(gen);
   uint64_t low = absl::Uniform<uint64_t>(gen);
   high = (high & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // Version 4.
-  low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;   // Variant 1.
+  low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;    // Variant 1.
   static constexpr char kHex[] = "0123456789abcdef";
   std::string uuid(36, '-');
   int at = 0;
@@ -90,8 +90,8 @@ FlagResult RemoteResult(const std::string& key, const flags::RemoteFlag& remote)
   result.set_flag_version(remote.version);
   if (remote.failed) {
     result.set_error_code(posthog::v1::FLAG_ERROR_CODE_GENERAL);
-    result.set_error_message(absl::StrCat("PostHog could not evaluate the flag (",
-                                          remote.reason_code, ")"));
+    result.set_error_message(
+        absl::StrCat("PostHog could not evaluate the flag (", remote.reason_code, ")"));
   }
   return result;
 }
@@ -110,7 +110,8 @@ flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& 
   flags::EvaluationContext context;
   context.distinct_id = who.distinct_id();
   context.device_id = who.device_id();
-  if (who.has_person_properties()) context.person_properties = JsonFromStruct(who.person_properties());
+  if (who.has_person_properties())
+    context.person_properties = JsonFromStruct(who.person_properties());
   for (const auto& [type, key] : who.groups()) context.groups[type] = key;
   for (const auto& [type, properties] : who.group_properties()) {
     context.group_properties[type] = JsonFromStruct(properties);
@@ -124,9 +125,8 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
                                  std::map<std::string, FlagProject> projects_by_alias,
                                  FlagsConfig options, PagingConfig paging,
                                  const ResumeTokenCodec* tokens, Clock* clock,
-                                 SharedBudget* shared_budget,
-                                 const Authorizer* authorizer, FetchPool* fetch_pool,
-                                 StreamLimits* streams)
+                                 SharedBudget* shared_budget, const Authorizer* authorizer,
+                                 FetchPool* fetch_pool, StreamLimits* streams)
     : projects_(projects),
       projects_by_alias_(std::move(projects_by_alias)),
       options_(options),
@@ -136,9 +136,9 @@ FlagServiceImpl::FlagServiceImpl(const ProjectRegistry* projects,
       authorizer_(authorizer),
       fetch_pool_(fetch_pool),
       streams_(streams),
-      pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
-               {paging_.flags_per_hour, absl::Hours(1)}},
-              clock, shared_budget, "flags"),
+      pacers_(
+          {{paging_.flags_per_minute, absl::Minutes(1)}, {paging_.flags_per_hour, absl::Hours(1)}},
+          clock, shared_budget, "flags"),
       flag_called_seen_(static_cast<size_t>(std::max<int64_t>(1, options.flag_called_cache_size))),
       remote_evaluations_(options.max_remote_evaluations) {
   SetMessageAllocatorFor_EvaluateFlag(&evaluate_flag_messages_);
@@ -170,12 +170,12 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return client.status();
   if (who.distinct_id().empty()) {
-    return InvalidArgumentWithViolations(
-        "a distinct id is required", {{"context.distinct_id", "must not be empty"}});
+    return InvalidArgumentWithViolations("a distinct id is required",
+                                         {{"context.distinct_id", "must not be empty"}});
   }
   if (!posthog::v1::GeoipMode_IsValid(options.geoip())) {
-    return InvalidArgumentWithViolations(
-        "unknown GeoIP mode", {{"options.geoip", "must be a GeoipMode value"}});
+    return InvalidArgumentWithViolations("unknown GeoIP mode",
+                                         {{"options.geoip", "must be a GeoipMode value"}});
   }
   auto found = projects_by_alias_.find((*client)->project().alias);
   if (found == projects_by_alias_.end() || !(*client)->project().project_api_key.configured()) {
@@ -191,8 +191,8 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   if (options.geoip() == posthog::v1::GEOIP_MODE_ENABLED) e.context.disable_geoip = false;
   if (options.geoip() == posthog::v1::GEOIP_MODE_DISABLED) e.context.disable_geoip = true;
   // Without a key that can fetch definitions, every flag is asked remotely.
-  e.snapshot = e.flag_project->definitions != nullptr ? e.flag_project->definitions->Current()
-                                                      : nullptr;
+  e.snapshot =
+      e.flag_project->definitions != nullptr ? e.flag_project->definitions->Current() : nullptr;
   const flags::CompiledDefinitions* definitions =
       e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
   e.now = clock_->Now();
@@ -206,8 +206,7 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
     }
   };
   if (definitions == nullptr) {
-    const char* why = e.snapshot == nullptr
-                          ? "no key that can fetch flag definitions is configured"
+    const char* why = e.snapshot == nullptr ? "no key that can fetch flag definitions is configured"
                       : e.snapshot->quota_limited ? "flag quota exceeded (402)"
                                                   : "flag definitions are not loaded yet";
     if (keys.empty()) {
@@ -298,8 +297,9 @@ void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
   if (request_id.empty()) request_id = NewUuid();
 
   if (options.send_flag_called_events() && flag_project.flag_called != nullptr) {
-    const int64_t evaluated_at =
-        asked_remote && remote.evaluated_at_ms != 0 ? remote.evaluated_at_ms : absl::ToUnixMillis(now);
+    const int64_t evaluated_at = asked_remote && remote.evaluated_at_ms != 0
+                                     ? remote.evaluated_at_ms
+                                     : absl::ToUnixMillis(now);
     for (size_t i = 0; i < results.size(); ++i) {
       const std::string& key = results.key(i);
       const FlagResults::Summary result = results.Summarize(i);
@@ -339,8 +339,8 @@ void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
       event.set_distinct_id(context.distinct_id);
       *event.mutable_properties() = StructFromJson(properties);
       event.mutable_groups()->insert(context.groups.begin(), context.groups.end());
-      *event.mutable_timestamp() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
-          absl::ToUnixMillis(now));
+      *event.mutable_timestamp() =
+          google::protobuf::util::TimeUtil::MillisecondsToTimestamp(absl::ToUnixMillis(now));
       event.set_uuid(NewUuid());
       flag_project.flag_called->Record(std::move(event));
     }
@@ -368,9 +368,9 @@ void FlagServiceImpl::EvaluateAndFinish(std::function<CallContext()> call_contex
   }
   // The context lives until the call finishes.
   Evaluation* waiting = evaluation->get();
-  absl::AnyInvocable<void() &&> complete = [this, call_context = std::move(call_context),
-                                            evaluation = *std::move(evaluation),
-                                            finish = std::move(finish)]() mutable {
+  absl::AnyInvocable<void()&&> complete = [this, call_context = std::move(call_context),
+                                           evaluation = *std::move(evaluation),
+                                           finish = std::move(finish)]() mutable {
     Complete(*evaluation, call_context());
     finish(evaluation.get());
   };
@@ -383,11 +383,9 @@ void FlagServiceImpl::EvaluateAndFinish(std::function<CallContext()> call_contex
 void FlagServiceImpl::Evaluate(std::function<CallContext()> call_context,
                                const std::string& project, const std::vector<std::string>& keys,
                                const posthog::v1::EvaluationContext& who,
-                               const posthog::v1::EvaluationOptions& options,
-                               EvaluateDone finish) {
+                               const posthog::v1::EvaluationOptions& options, EvaluateDone finish) {
   EvaluateAndFinish(std::move(call_context), project, keys, who, options,
-                    [finish = std::move(finish)](
-                        absl::StatusOr<const Evaluation*> done) mutable {
+                    [finish = std::move(finish)](absl::StatusOr<const Evaluation*> done) mutable {
                       if (!done.ok()) {
                         std::move(finish)(done.status());
                       } else {
@@ -413,8 +411,7 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlag(
   }
   // The request and the response live until the call finishes.
   EvaluateAndFinish([context] { return CallContextFromServer(context); }, request->project(),
-                    {request->key()}, request->context(),
-                    request->options(),
+                    {request->key()}, request->context(), request->options(),
                     [reactor, request, response](absl::StatusOr<const Evaluation*> done) {
                       if (!done.ok()) {
                         reactor->Finish(ToGrpcStatus(done.status()));
@@ -458,15 +455,15 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
   const std::vector<std::string> keys(r.keys().begin(), r.keys().end());
   EvaluateAndFinish([context] { return CallContextFromServer(context); }, r.project(), keys,
                     r.context(), r.options(),
-                    [reactor, response_bytes, request = std::move(request)](
-                        absl::StatusOr<const Evaluation*> done) {
+                    [reactor, response_bytes,
+                     request = std::move(request)](absl::StatusOr<const Evaluation*> done) {
                       if (!done.ok()) {
                         reactor->Finish(ToGrpcStatus(done.status()));
                         return;
                       }
                       // The slice takes the bytes over; gRPC frees them once sent.
-                      auto* bytes = new std::string(
-                          (*done)->results.EncodeResponse((*done)->request_id));
+                      auto* bytes =
+                          new std::string((*done)->results.EncodeResponse((*done)->request_id));
                       grpc::Slice slice(
                           bytes->data(), bytes->size(),
                           [](void* owned) { delete static_cast<std::string*>(owned); }, bytes);
@@ -480,8 +477,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* FlagServiceImpl::WatchFlagDefinition
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes) {
   posthog::v1::WatchFlagDefinitionsRequest request;
   grpc::ByteBuffer bytes(*request_bytes);  // Shares the slices; Deserialize consumes it.
-  if (!grpc::SerializationTraits<posthog::v1::WatchFlagDefinitionsRequest>::Deserialize(
-           &bytes, &request)
+  if (!grpc::SerializationTraits<posthog::v1::WatchFlagDefinitionsRequest>::Deserialize(&bytes,
+                                                                                        &request)
            .ok()) {
     return DefinitionsWatch::Refuse(
         grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -540,8 +537,7 @@ grpc::Status FlagServiceImpl::ListFlags(
   env.fetch_pool = fetch_pool_;
   return StreamList<posthog::v1::ListFlagsResponse, posthog::v1::Flag>(
       std::move(call), std::move(env), flags::FlagFromJson,
-      [](posthog::v1::ListFlagsResponse& response) { return response.add_flags(); },
-      writer);
+      [](posthog::v1::ListFlagsResponse& response) { return response.add_flags(); }, writer);
 }
 
 grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
@@ -555,8 +551,8 @@ grpc::Status FlagServiceImpl::GetFlag(grpc::ServerContext* context,
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->id() <= 0) {
-    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
-                                                      {{"id", "must be positive"}}));
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("a flag id is required", {{"id", "must be positive"}}));
   }
   absl::StatusOr<posthog::v1::Flag> flag =
       RestApi(*client).GetFlag(request->id(), CallContextFromServer(context));
@@ -597,8 +593,8 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->flag().id() <= 0) {
-    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
-                                                      {{"flag.id", "must be positive"}}));
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("a flag id is required", {{"flag.id", "must be positive"}}));
   }
   // A path names a writable field of PostHog's flag: one the Flag message
   // carries, or one the caller put in `extra`. Anything else is refused
@@ -620,8 +616,8 @@ grpc::Status FlagServiceImpl::UpdateFlag(grpc::ServerContext* context,
     mask.push_back(path);
   }
   if (!bad_paths.empty()) {
-    return ToGrpcStatus(InvalidArgumentWithViolations("UpdateFlag: unknown update_mask path",
-                                                      bad_paths));
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("UpdateFlag: unknown update_mask path", bad_paths));
   }
   absl::StatusOr<posthog::v1::Flag> flag =
       RestApi(*client).UpdateFlag(request->flag(), mask, CallContextFromServer(context));
@@ -641,11 +637,10 @@ grpc::Status FlagServiceImpl::DeleteFlag(grpc::ServerContext* context,
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   if (request->id() <= 0) {
-    return ToGrpcStatus(InvalidArgumentWithViolations("a flag id is required",
-                                                      {{"id", "must be positive"}}));
+    return ToGrpcStatus(
+        InvalidArgumentWithViolations("a flag id is required", {{"id", "must be positive"}}));
   }
-  absl::Status deleted =
-      RestApi(*client).DeleteFlag(request->id(), CallContextFromServer(context));
+  absl::Status deleted = RestApi(*client).DeleteFlag(request->id(), CallContextFromServer(context));
   return ToGrpcStatus(deleted);
 }
 

@@ -11,8 +11,8 @@
 //   read it, with no handoff to a sync-server thread and no heap allocation
 //   per result; only a call that asks PostHog moves to a thread of its own
 //   (BlockingCalls), at most flags.max_remote_evaluations at once: past
-//   that, its undecided flags are answered with an error at once. Together this cut the gateway's CPU per 50-flag call by
-//   about a quarter.
+//   that, its undecided flags are answered with an error at once. Together this cut the gateway's
+//   CPU per 50-flag call by about a quarter.
 // - WatchFlagDefinitions streams a project's definitions and their changes
 //   through the project's DefinitionsWatch: callback reactors, one thread
 //   per project, each change serialized once for every stream.
@@ -119,8 +119,7 @@ class FlagServiceImpl final
   // DefinitionsWatch's shared bytes.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchFlagDefinitions(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
-  grpc::Status ListFlags(grpc::ServerContext* context,
-                         const posthog::v1::ListFlagsRequest* request,
+  grpc::Status ListFlags(grpc::ServerContext* context, const posthog::v1::ListFlagsRequest* request,
                          grpc::ServerWriter<posthog::v1::ListFlagsResponse>* writer) override;
   grpc::Status GetFlag(grpc::ServerContext* context, const posthog::v1::GetFlagRequest* request,
                        posthog::v1::GetFlagResponse* response) override;

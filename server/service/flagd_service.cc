@@ -145,21 +145,21 @@ template <typename Request, typename Response>
 void FlagdServiceImpl::AddUnary(const char* name,
                                 grpc::ServerUnaryReactor* (FlagdServiceImpl::*method)(
                                     grpc::CallbackServerContext*, const Request*, Response*)) {
-  AddMethod(new grpc::internal::RpcServiceMethod(name, grpc::internal::RpcMethod::NORMAL_RPC,
-                                                 nullptr));
-  MarkMethodCallback(methods_++,
-                     new grpc::internal::CallbackUnaryHandler<Request, Response>(
-                         [this, name, method](grpc::CallbackServerContext* context,
-                                              const Request* request, Response* response) {
-                           if (grpc::Status denied =
-                                   authorizer_->Check(*context, name, ProjectOf(context));
-                               !denied.ok()) {
-                             grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-                             reactor->Finish(denied);
-                             return reactor;
-                           }
-                           return (this->*method)(context, request, response);
-                         }));
+  AddMethod(
+      new grpc::internal::RpcServiceMethod(name, grpc::internal::RpcMethod::NORMAL_RPC, nullptr));
+  MarkMethodCallback(
+      methods_++,
+      new grpc::internal::CallbackUnaryHandler<Request, Response>(
+          [this, name, method](grpc::CallbackServerContext* context, const Request* request,
+                               Response* response) {
+            if (grpc::Status denied = authorizer_->Check(*context, name, ProjectOf(context));
+                !denied.ok()) {
+              grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+              reactor->Finish(denied);
+              return reactor;
+            }
+            return (this->*method)(context, request, response);
+          }));
 }
 
 FlagdServiceImpl::FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry* projects,
@@ -177,15 +177,15 @@ FlagdServiceImpl::FlagdServiceImpl(FlagServiceImpl* flags, const ProjectRegistry
                                                  grpc::internal::RpcMethod::SERVER_STREAMING,
                                                  nullptr));
   MarkMethodRawCallback(
-      methods_++, new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer,
-                                                                     grpc::ByteBuffer>(
-                      [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
-                        return EventStream(context, request);
-                      }));
+      methods_++,
+      new grpc::internal::CallbackServerStreamingHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+            return EventStream(context, request);
+          }));
   for (const auto& [alias, project] : flag_projects) {
     if (project.definitions != nullptr) {
-      watches_[alias] = std::make_unique<DefinitionsWatch>(
-          project.definitions, keep_alive, std::make_unique<EventStreamFormat>());
+      watches_[alias] = std::make_unique<DefinitionsWatch>(project.definitions, keep_alive,
+                                                           std::make_unique<EventStreamFormat>());
     }
   }
 }
@@ -225,8 +225,7 @@ grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveOne(
   flags_->Evaluate(
       [context] { return CallContextFromServer(context); }, ProjectOf(context), {*flag_key}, *who,
       options,
-      [reactor, flag_key, type, response, set_value](
-          absl::StatusOr<const FlagResults*> done) {
+      [reactor, flag_key, type, response, set_value](absl::StatusOr<const FlagResults*> done) {
         if (!done.ok()) {
           reactor->Finish(ToGrpcStatus(done.status()));
           return;
@@ -256,7 +255,8 @@ grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveBoolean(
     const flagd::evaluation::v2::ResolveBooleanRequest* request,
     flagd::evaluation::v2::ResolveBooleanResponse* response) {
   return ResolveOne(context, &request->flag_key(), request->context(), ValueType::kBoolean,
-                    response, [](const json& value, auto* out) { out->set_value(value.get<bool>()); });
+                    response,
+                    [](const json& value, auto* out) { out->set_value(value.get<bool>()); });
 }
 
 grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveString(
@@ -269,11 +269,9 @@ grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveString(
 }
 
 grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveFloat(
-    grpc::CallbackServerContext* context,
-    const flagd::evaluation::v2::ResolveFloatRequest* request,
+    grpc::CallbackServerContext* context, const flagd::evaluation::v2::ResolveFloatRequest* request,
     flagd::evaluation::v2::ResolveFloatResponse* response) {
-  return ResolveOne(context, &request->flag_key(), request->context(), ValueType::kFloat,
-                    response,
+  return ResolveOne(context, &request->flag_key(), request->context(), ValueType::kFloat, response,
                     [](const json& value, auto* out) { out->set_value(value.get<double>()); });
 }
 
@@ -288,9 +286,9 @@ grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveObject(
     grpc::CallbackServerContext* context,
     const flagd::evaluation::v2::ResolveObjectRequest* request,
     flagd::evaluation::v2::ResolveObjectResponse* response) {
-  return ResolveOne(context, &request->flag_key(), request->context(), ValueType::kObject,
-                    response,
-                    [](const json& value, auto* out) { *out->mutable_value() = StructFromJson(value); });
+  return ResolveOne(
+      context, &request->flag_key(), request->context(), ValueType::kObject, response,
+      [](const json& value, auto* out) { *out->mutable_value() = StructFromJson(value); });
 }
 
 grpc::ServerUnaryReactor* FlagdServiceImpl::ResolveAll(

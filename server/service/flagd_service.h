@@ -82,8 +82,8 @@ class FlagdServiceImpl final : public grpc::Service {
  private:
   template <typename Request, typename Response>
   void AddUnary(const char* name,
-                grpc::ServerUnaryReactor* (FlagdServiceImpl::*method)(
-                    grpc::CallbackServerContext*, const Request*, Response*));
+                grpc::ServerUnaryReactor* (FlagdServiceImpl::*method)(grpc::CallbackServerContext*,
+                                                                      const Request*, Response*));
 
   // One flag as `type`; `set_value` stores a resolution's value.
   template <typename Response, typename SetValue>

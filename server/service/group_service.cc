@@ -23,9 +23,9 @@ GroupServiceImpl::GroupServiceImpl(const ProjectRegistry* projects, PagingConfig
       authorizer_(authorizer),
       fetch_pool_(fetch_pool),
       streams_(streams),
-      pacers_({{paging_.flags_per_minute, absl::Minutes(1)},
-               {paging_.flags_per_hour, absl::Hours(1)}},
-              clock, shared_budget, "groups") {}
+      pacers_(
+          {{paging_.flags_per_minute, absl::Minutes(1)}, {paging_.flags_per_hour, absl::Hours(1)}},
+          clock, shared_budget, "groups") {}
 
 Groups GroupServiceImpl::GroupsFor(const PostHogClient* client) {
   return Groups(client, pacers_.For(client->project().alias));
@@ -34,8 +34,8 @@ Groups GroupServiceImpl::GroupsFor(const PostHogClient* client) {
 grpc::Status GroupServiceImpl::ListGroupTypes(grpc::ServerContext* context,
                                               const v1::ListGroupTypesRequest* request,
                                               v1::ListGroupTypesResponse* response) {
-  if (grpc::Status denied = authorizer_->Check(
-          *context, "/posthog.v1.GroupService/ListGroupTypes", request->project());
+  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.GroupService/ListGroupTypes",
+                                               request->project());
       !denied.ok()) {
     return denied;
   }
@@ -111,8 +111,8 @@ grpc::Status GroupServiceImpl::GetGroup(grpc::ServerContext* context,
 grpc::Status GroupServiceImpl::CreateGroup(grpc::ServerContext* context,
                                            const v1::CreateGroupRequest* request,
                                            v1::CreateGroupResponse* response) {
-  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.GroupService/CreateGroup",
-                                               request->project());
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.GroupService/CreateGroup", request->project());
       !denied.ok()) {
     return denied;
   }

@@ -50,9 +50,9 @@ class GroupServiceImpl final : public posthog::v1::GroupService::Service {
   grpc::Status CreateGroup(grpc::ServerContext* context,
                            const posthog::v1::CreateGroupRequest* request,
                            posthog::v1::CreateGroupResponse* response) override;
-  grpc::Status UpdateGroupProperties(
-      grpc::ServerContext* context, const posthog::v1::UpdateGroupPropertiesRequest* request,
-      posthog::v1::UpdateGroupPropertiesResponse* response) override;
+  grpc::Status UpdateGroupProperties(grpc::ServerContext* context,
+                                     const posthog::v1::UpdateGroupPropertiesRequest* request,
+                                     posthog::v1::UpdateGroupPropertiesResponse* response) override;
 
  private:
   // GroupsFor is the groups operations of `client`'s project, each request

@@ -17,9 +17,8 @@ namespace v1 = ::posthog::v1;
 
 PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConfig paging,
                                      const ResumeTokenCodec* tokens, Clock* clock,
-                                     SharedBudget* shared_budget,
-                                     const Authorizer* authorizer, FetchPool* fetch_pool,
-                                     StreamLimits* streams)
+                                     SharedBudget* shared_budget, const Authorizer* authorizer,
+                                     FetchPool* fetch_pool, StreamLimits* streams)
     : projects_(projects),
       paging_(std::move(paging)),
       tokens_(tokens),
@@ -31,9 +30,9 @@ PersonServiceImpl::PersonServiceImpl(const ProjectRegistry* projects, PagingConf
                {paging_.persons_per_hour, absl::Hours(1)}},
               clock, shared_budget, "persons") {}
 
-grpc::Status PersonServiceImpl::ListPersons(
-    grpc::ServerContext* context, const v1::ListPersonsRequest* request,
-    grpc::ServerWriter<v1::ListPersonsResponse>* writer) {
+grpc::Status PersonServiceImpl::ListPersons(grpc::ServerContext* context,
+                                            const v1::ListPersonsRequest* request,
+                                            grpc::ServerWriter<v1::ListPersonsResponse>* writer) {
   if (grpc::Status denied =
           authorizer_->Check(*context, "/posthog.v1.PersonService/ListPersons", request->project());
       !denied.ok()) {
@@ -69,8 +68,7 @@ grpc::Status PersonServiceImpl::ListPersons(
   env.fetch_pool = fetch_pool_;
   return StreamList<v1::ListPersonsResponse, v1::Person>(
       std::move(call), std::move(env), PersonFromJson,
-      [](v1::ListPersonsResponse& response) { return response.add_persons(); },
-      writer);
+      [](v1::ListPersonsResponse& response) { return response.add_persons(); }, writer);
 }
 
 Persons PersonServiceImpl::PersonsFor(const PostHogClient* client) {
@@ -119,8 +117,8 @@ grpc::Status PersonServiceImpl::UpdatePersonProperties(
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   const std::vector<std::string> unset(request->unset().begin(), request->unset().end());
-  return ToGrpcStatus(PersonsFor(*client).UpdateProperties(
-      request->person(), request->set(), unset, CallContextFromServer(context)));
+  return ToGrpcStatus(PersonsFor(*client).UpdateProperties(request->person(), request->set(), unset,
+                                                           CallContextFromServer(context)));
 }
 
 }  // namespace posthog_gateway

@@ -41,8 +41,7 @@ class PersonServiceImpl final : public posthog::v1::PersonService::Service {
   grpc::Status ListPersons(grpc::ServerContext* context,
                            const posthog::v1::ListPersonsRequest* request,
                            grpc::ServerWriter<posthog::v1::ListPersonsResponse>* writer) override;
-  grpc::Status GetPerson(grpc::ServerContext* context,
-                         const posthog::v1::GetPersonRequest* request,
+  grpc::Status GetPerson(grpc::ServerContext* context, const posthog::v1::GetPersonRequest* request,
                          posthog::v1::GetPersonResponse* response) override;
   grpc::Status DeletePerson(grpc::ServerContext* context,
                             const posthog::v1::DeletePersonRequest* request,

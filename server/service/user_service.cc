@@ -12,9 +12,9 @@ UserServiceImpl::UserServiceImpl(const ProjectRegistry* projects, absl::Duration
       authorizer_(authorizer),
       cache_(cache_ttl, clock) {}
 
-grpc::Status UserServiceImpl::GetCurrentUser(
-    grpc::ServerContext* context, const posthog::v1::GetCurrentUserRequest* request,
-    posthog::v1::GetCurrentUserResponse* response) {
+grpc::Status UserServiceImpl::GetCurrentUser(grpc::ServerContext* context,
+                                             const posthog::v1::GetCurrentUserRequest* request,
+                                             posthog::v1::GetCurrentUserResponse* response) {
   if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.UserService/GetCurrentUser",
                                                request->project());
       !denied.ok()) {
@@ -25,9 +25,7 @@ grpc::Status UserServiceImpl::GetCurrentUser(
   const CallContext call = CallContextFromServer(context);
   auto load = [&] { return (*client)->GetCurrentUser(call); };
   absl::StatusOr<posthog::v1::User> user =
-      cache_ttl_ > absl::ZeroDuration()
-          ? cache_.Get((*client)->project().alias, load)
-          : load();
+      cache_ttl_ > absl::ZeroDuration() ? cache_.Get((*client)->project().alias, load) : load();
   if (!user.ok()) return ToGrpcStatus(user.status());
   *response->mutable_user() = *std::move(user);
   return grpc::Status::OK;

@@ -42,9 +42,8 @@ class SingleFlightCache final {
       if (entry.value.has_value() && clock_->Now() < entry.expiry) return *entry.value;
       if (!entry.loading) break;
       const int64_t generation = entry.generation;
-      auto done = [&entry, generation]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return entry.generation != generation;
-      };
+      auto done = [&entry, generation]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entry.generation != generation; };
       mu_.Await(absl::Condition(&done));
       if (!entry.last_failure.ok() && !IsCallLocal(entry.last_failure)) {
         return entry.last_failure;

@@ -5,9 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "flagd/evaluation/v2/evaluation.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
-#include "flagd/evaluation/v2/evaluation.pb.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "posthog/v1/group.grpc.pb.h"
@@ -24,8 +24,7 @@ std::set<std::string> ApiMethods() {
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const char* file :
        {"posthog/v1/capture.proto", "posthog/v1/flag.proto", "posthog/v1/group.proto",
-        "posthog/v1/person.proto",
-        "posthog/v1/user.proto", "posthog/v1/common.proto"}) {
+        "posthog/v1/person.proto", "posthog/v1/user.proto", "posthog/v1/common.proto"}) {
     const google::protobuf::FileDescriptor* descriptor = pool->FindFileByName(file);
     if (descriptor == nullptr) {
       ADD_FAILURE() << file << " is not linked";
@@ -61,7 +60,8 @@ TEST(GrantsTest, FlagdMethodsAndOfrepOperationsNeedFlagEvaluation) {
   const google::protobuf::ServiceDescriptor* service = flagd->service(0);
   EXPECT_EQ(service->method_count(), 7);
   for (int m = 0; m < service->method_count(); ++m) {
-    const std::string method = absl::StrCat("/", service->full_name(), "/", service->method(m)->name());
+    const std::string method =
+        absl::StrCat("/", service->full_name(), "/", service->method(m)->name());
     const MethodGrant* entry = FindMethodGrant(method);
     ASSERT_NE(entry, nullptr) << method << " is missing from grants.cc";
     EXPECT_EQ(entry->grant, kGrantFlagEvaluation) << method;
@@ -86,11 +86,13 @@ TEST(GrantsTest, EveryTableEntryIsARealMethodWithAKnownGrant) {
 }
 
 TEST(GrantsTest, WritesAndDeletesNeedTheirOwnGrantsAndAreAudited) {
-  const std::set<std::string> audited = {
-      "/posthog.v1.FlagService/CreateFlag", "/posthog.v1.FlagService/UpdateFlag",
-      "/posthog.v1.FlagService/DeleteFlag", "/posthog.v1.PersonService/DeletePerson",
-      "/posthog.v1.PersonService/UpdatePersonProperties",
-      "/posthog.v1.GroupService/CreateGroup", "/posthog.v1.GroupService/UpdateGroupProperties"};
+  const std::set<std::string> audited = {"/posthog.v1.FlagService/CreateFlag",
+                                         "/posthog.v1.FlagService/UpdateFlag",
+                                         "/posthog.v1.FlagService/DeleteFlag",
+                                         "/posthog.v1.PersonService/DeletePerson",
+                                         "/posthog.v1.PersonService/UpdatePersonProperties",
+                                         "/posthog.v1.GroupService/CreateGroup",
+                                         "/posthog.v1.GroupService/UpdateGroupProperties"};
   for (const MethodGrant& entry : MethodGrants()) {
     EXPECT_EQ(entry.audited, audited.count(std::string(entry.method)) == 1) << entry.method;
   }

@@ -16,19 +16,16 @@ ABSL_FLAG(bool, test_tls, false, "Use TLS.");
 namespace posthog_client {
 namespace {
 
-absl::Status PrintOk(const CommandEnv&, const std::vector<std::string>& args,
-                     std::ostream& out) {
+absl::Status PrintOk(const CommandEnv&, const std::vector<std::string>& args, std::ostream& out) {
   out << "ran with " << args.size() << " arguments\n";
   return absl::OkStatus();
 }
 
-absl::Status FailWithUsage(const CommandEnv&, const std::vector<std::string>&,
-                           std::ostream&) {
+absl::Status FailWithUsage(const CommandEnv&, const std::vector<std::string>&, std::ostream&) {
   return UsageError("--properties: not a JSON object");
 }
 
-absl::Status FailWithRpcError(const CommandEnv&,
-                              const std::vector<std::string>&,
+absl::Status FailWithRpcError(const CommandEnv&, const std::vector<std::string>&,
                               std::ostream& out) {
   out << "partial";
   return absl::UnavailableError("PostHog answered 503");
@@ -38,10 +35,8 @@ const std::vector<Command>& TestCommands() {
   static const auto* const kCommands = new std::vector<Command>{
       {"user get", "", 0, 0, "Get the user.", &PrintOk},
       {"flags", "[FLAG...]", 0, -1, "List flags.", &PrintOk},
-      {"flags evaluate", "DISTINCT_ID [FLAG]", 1, 2, "Evaluate flags.",
-       &PrintOk},
-      {"capture event", "EVENT DISTINCT_ID", 2, 2, "Send an event.",
-       &FailWithUsage},
+      {"flags evaluate", "DISTINCT_ID [FLAG]", 1, 2, "Evaluate flags.", &PrintOk},
+      {"capture event", "EVENT DISTINCT_ID", 2, 2, "Send an event.", &FailWithUsage},
       {"persons list", "", 0, 0, "List persons.", &FailWithRpcError},
   };
   return *kCommands;
@@ -65,8 +60,7 @@ class CommandLineTest : public testing::Test {
 
 TEST_F(CommandLineTest, SetsFlagsInEveryFormAndKeepsPositionalOrder) {
   const absl::StatusOr<CommandLine> line =
-      Parse({"--test_target=gw:1", "user", "-test_timeout", "250ms",
-             "--test_tls", "get"});
+      Parse({"--test_target=gw:1", "user", "-test_timeout", "250ms", "--test_tls", "get"});
 
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_FALSE(line->help);
@@ -86,19 +80,16 @@ TEST_F(CommandLineTest, NoPrefixTurnsBoolFlagOff) {
 }
 
 TEST_F(CommandLineTest, DoubleDashEndsFlags) {
-  const absl::StatusOr<CommandLine> line =
-      Parse({"capture", "--", "--test_tls", "-"});
+  const absl::StatusOr<CommandLine> line = Parse({"capture", "--", "--test_tls", "-"});
 
   ASSERT_TRUE(line.ok()) << line.status();
-  EXPECT_EQ(line->positional,
-            (std::vector<std::string>{"capture", "--test_tls", "-"}));
+  EXPECT_EQ(line->positional, (std::vector<std::string>{"capture", "--test_tls", "-"}));
   EXPECT_FALSE(absl::GetFlag(FLAGS_test_tls));
 }
 
 TEST_F(CommandLineTest, HelpInAnyFormAsksForHelp) {
   for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{
-           {"--help"}, {"-h"}, {"user", "-help"}, {"help"}}) {
+       std::vector<std::vector<std::string>>{{"--help"}, {"-h"}, {"user", "-help"}, {"help"}}) {
     const absl::StatusOr<CommandLine> line = Parse(args);
     ASSERT_TRUE(line.ok()) << line.status();
     EXPECT_TRUE(line->help) << args[0];
@@ -116,9 +107,8 @@ TEST_F(CommandLineTest, BadValueIsUsageErrorNamingTheFlag) {
   const absl::StatusOr<CommandLine> line = Parse({"--test_timeout=soon"});
 
   EXPECT_TRUE(IsUsageError(line.status()));
-  EXPECT_EQ(
-      line.status().message(),
-      "--test_timeout: Illegal value 'soon' specified for flag 'test_timeout'");
+  EXPECT_EQ(line.status().message(),
+            "--test_timeout: Illegal value 'soon' specified for flag 'test_timeout'");
 }
 
 TEST_F(CommandLineTest, MissingValueIsUsageError) {
@@ -136,37 +126,35 @@ TEST_F(CommandLineTest, NegatedBoolWithValueIsUsageError) {
 }
 
 TEST_F(CommandLineTest, UsageListsCommandsFlagsAndExitStatuses) {
-  EXPECT_EQ(
-      Usage("posthog", TestCommands(), flags_),
-      "Usage: posthog [flags] COMMAND [ARGUMENTS]\n"
-      "\n"
-      "Calls the PostHog gRPC gateway and prints each response as JSON.\n"
-      "\n"
-      "Commands:\n"
-      "  user get                           Get the user.\n"
-      "  flags [FLAG...]                    List flags.\n"
-      "  flags evaluate DISTINCT_ID [FLAG]  Evaluate flags.\n"
-      "  capture event EVENT DISTINCT_ID    Send an event.\n"
-      "  persons list                       List persons.\n"
-      "\n"
-      "Flags:\n"
-      "  --test_target\n"
-      "      Where to call. (default: \"localhost:1\")\n"
-      "  --test_timeout\n"
-      "      The deadline. (default: \"10s\")\n"
-      "  --test_tls\n"
-      "      Use TLS. (default: \"false\")\n"
-      "  --help\n"
-      "      Print this text.\n"
-      "\n"
-      "Exit status: 0 ok; 1 the call failed (the error and its details go "
-      "to stderr); 2 usage error.\n");
+  EXPECT_EQ(Usage("posthog", TestCommands(), flags_),
+            "Usage: posthog [flags] COMMAND [ARGUMENTS]\n"
+            "\n"
+            "Calls the PostHog gRPC gateway and prints each response as JSON.\n"
+            "\n"
+            "Commands:\n"
+            "  user get                           Get the user.\n"
+            "  flags [FLAG...]                    List flags.\n"
+            "  flags evaluate DISTINCT_ID [FLAG]  Evaluate flags.\n"
+            "  capture event EVENT DISTINCT_ID    Send an event.\n"
+            "  persons list                       List persons.\n"
+            "\n"
+            "Flags:\n"
+            "  --test_target\n"
+            "      Where to call. (default: \"localhost:1\")\n"
+            "  --test_timeout\n"
+            "      The deadline. (default: \"10s\")\n"
+            "  --test_tls\n"
+            "      Use TLS. (default: \"false\")\n"
+            "  --help\n"
+            "      Print this text.\n"
+            "\n"
+            "Exit status: 0 ok; 1 the call failed (the error and its details go "
+            "to stderr); 2 usage error.\n");
 }
 
 class CommandTableTest : public testing::Test {
  protected:
-  absl::StatusOr<ParsedCommand> Parse(
-      const std::vector<std::string>& positional) {
+  absl::StatusOr<ParsedCommand> Parse(const std::vector<std::string>& positional) {
     return ParseCommand(TestCommands(), positional);
   }
 };
@@ -180,8 +168,7 @@ TEST_F(CommandTableTest, FindsCommandAndItsArguments) {
 }
 
 TEST_F(CommandTableTest, PrefersLongestMatchingCommand) {
-  const absl::StatusOr<ParsedCommand> parsed =
-      Parse({"flags", "evaluate", "u1", "beta"});
+  const absl::StatusOr<ParsedCommand> parsed = Parse({"flags", "evaluate", "u1", "beta"});
 
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->command->name, "flags evaluate");
@@ -189,8 +176,7 @@ TEST_F(CommandTableTest, PrefersLongestMatchingCommand) {
 }
 
 TEST_F(CommandTableTest, ShorterCommandTakesTheRestAsArguments) {
-  const absl::StatusOr<ParsedCommand> parsed =
-      Parse({"flags", "beta", "gamma", "delta"});
+  const absl::StatusOr<ParsedCommand> parsed = Parse({"flags", "beta", "gamma", "delta"});
 
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->command->name, "flags");
@@ -215,8 +201,7 @@ TEST_F(CommandTableTest, ExtraArgumentIsUsageError) {
   const absl::StatusOr<ParsedCommand> parsed = Parse({"user", "get", "me"});
 
   EXPECT_TRUE(IsUsageError(parsed.status()));
-  EXPECT_EQ(parsed.status().message(),
-            "\"user get\" takes no arguments, got 1 argument");
+  EXPECT_EQ(parsed.status().message(), "\"user get\" takes no arguments, got 1 argument");
 }
 
 TEST_F(CommandTableTest, MissingArgumentIsUsageError) {
@@ -236,8 +221,7 @@ TEST_F(CommandTableTest, GatewayInvalidArgumentIsNotUsageError) {
 class RunCommandTest : public testing::Test {
  protected:
   int Run(const std::vector<std::string>& positional) {
-    absl::StatusOr<ParsedCommand> parsed =
-        ParseCommand(TestCommands(), positional);
+    absl::StatusOr<ParsedCommand> parsed = ParseCommand(TestCommands(), positional);
     EXPECT_TRUE(parsed.ok()) << parsed.status();
     return RunCommand("posthog", *parsed, env_, out_, err_);
   }
@@ -278,10 +262,8 @@ TEST(ParseGeoipTest, OnOffOrTheProjectsDefault) {
 TEST_F(RunCommandTest, ReportUsageErrorExitsTwo) {
   std::ostringstream err;
 
-  EXPECT_EQ(ReportUsageError("posthog", UsageError("no command given"), err),
-            kExitUsage);
-  EXPECT_EQ(err.str(),
-            "error: no command given\nRun 'posthog --help' for usage.\n");
+  EXPECT_EQ(ReportUsageError("posthog", UsageError("no command given"), err), kExitUsage);
+  EXPECT_EQ(err.str(), "error: no command given\nRun 'posthog --help' for usage.\n");
 }
 
 }  // namespace

@@ -13,14 +13,12 @@ namespace {
 class CommandsTest : public testing::Test {};
 
 TEST_F(CommandsTest, TableListsUserGetWithoutArguments) {
-  const absl::StatusOr<ParsedCommand> parsed =
-      ParseCommand(Commands(), {"user", "get"});
+  const absl::StatusOr<ParsedCommand> parsed = ParseCommand(Commands(), {"user", "get"});
 
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->command->name, "user get");
   EXPECT_EQ(parsed->command->handler, &GetUserCommand);
-  EXPECT_TRUE(
-      IsUsageError(ParseCommand(Commands(), {"user", "get", "x"}).status()));
+  EXPECT_TRUE(IsUsageError(ParseCommand(Commands(), {"user", "get", "x"}).status()));
 }
 
 // `user get` against a fake UserService served in process.
@@ -78,8 +76,8 @@ TEST_F(UserGetCommandTest, PrintsResponseAsJsonWithProtoFieldNames) {
 }
 
 TEST_F(UserGetCommandTest, ReturnsRpcErrorAndPrintsNothing) {
-  users_.SetStatus(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                "project demo has no personal API key"));
+  users_.SetStatus(
+      grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "project demo has no personal API key"));
 
   const absl::Status status = Run();
 

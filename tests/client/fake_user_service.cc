@@ -4,8 +4,7 @@
 
 namespace posthog_client {
 
-void FakeUserService::SetResponse(
-    const posthog::v1::GetCurrentUserResponse& response) {
+void FakeUserService::SetResponse(const posthog::v1::GetCurrentUserResponse& response) {
   absl::MutexLock lock(&mutex_);
   response_ = response;
 }
@@ -20,18 +19,16 @@ std::vector<FakeUserService::Call> FakeUserService::calls() const {
   return calls_;
 }
 
-grpc::Status FakeUserService::GetCurrentUser(
-    grpc::ServerContext* context,
-    const posthog::v1::GetCurrentUserRequest* request,
-    posthog::v1::GetCurrentUserResponse* response) {
+grpc::Status FakeUserService::GetCurrentUser(grpc::ServerContext* context,
+                                             const posthog::v1::GetCurrentUserRequest* request,
+                                             posthog::v1::GetCurrentUserResponse* response) {
   Call call;
   call.project = request->project();
   for (const auto& [key, value] : context->client_metadata()) {
     call.metadata.emplace(std::string(key.data(), key.size()),
                           std::string(value.data(), value.size()));
   }
-  call.has_deadline =
-      context->deadline() != std::chrono::system_clock::time_point::max();
+  call.has_deadline = context->deadline() != std::chrono::system_clock::time_point::max();
   absl::MutexLock lock(&mutex_);
   calls_.push_back(std::move(call));
   if (!status_.ok()) return status_;

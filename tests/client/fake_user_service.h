@@ -31,15 +31,14 @@ class FakeUserService final : public posthog::v1::UserService::Service {
     bool has_deadline = false;
   };
 
-  void SetResponse(const posthog::v1::GetCurrentUserResponse& response)
-      ABSL_LOCKS_EXCLUDED(mutex_);
+  void SetResponse(const posthog::v1::GetCurrentUserResponse& response) ABSL_LOCKS_EXCLUDED(mutex_);
   void SetStatus(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mutex_);
   std::vector<Call> calls() const ABSL_LOCKS_EXCLUDED(mutex_);
 
   grpc::Status GetCurrentUser(grpc::ServerContext* context,
                               const posthog::v1::GetCurrentUserRequest* request,
-                              posthog::v1::GetCurrentUserResponse* response)
-      override ABSL_LOCKS_EXCLUDED(mutex_);
+                              posthog::v1::GetCurrentUserResponse* response) override
+      ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   mutable absl::Mutex mutex_;

@@ -20,8 +20,7 @@ namespace {
 
 // ArgsAsStrings flattens channel arguments to key → value, integers in
 // decimal, so a test can compare the whole set at once.
-std::map<std::string, std::string> ArgsAsStrings(
-    const grpc::ChannelArguments& args) {
+std::map<std::string, std::string> ArgsAsStrings(const grpc::ChannelArguments& args) {
   grpc_channel_args c_args;
   args.SetChannelArgs(&c_args);
   std::map<std::string, std::string> flat;
@@ -42,9 +41,7 @@ std::map<std::string, std::string> ArgsAsStrings(
   return flat;
 }
 
-std::string GrpcUserAgent() {
-  return absl::StrCat("grpc-c++/", grpc::Version());
-}
+std::string GrpcUserAgent() { return absl::StrCat("grpc-c++/", grpc::Version()); }
 
 class ChannelArgumentsTest : public testing::Test {
  protected:
@@ -52,15 +49,13 @@ class ChannelArgumentsTest : public testing::Test {
 };
 
 TEST_F(ChannelArgumentsTest, DefaultsSetOnlyTheReceiveLimit) {
-  const absl::StatusOr<grpc::ChannelArguments> args =
-      MakeChannelArguments(options_);
+  const absl::StatusOr<grpc::ChannelArguments> args = MakeChannelArguments(options_);
 
   ASSERT_TRUE(args.ok()) << args.status();
-  EXPECT_EQ(ArgsAsStrings(*args),
-            (std::map<std::string, std::string>{
-                {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, "16777216"},
-                {GRPC_ARG_PRIMARY_USER_AGENT_STRING, GrpcUserAgent()},
-            }));
+  EXPECT_EQ(ArgsAsStrings(*args), (std::map<std::string, std::string>{
+                                      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, "16777216"},
+                                      {GRPC_ARG_PRIMARY_USER_AGENT_STRING, GrpcUserAgent()},
+                                  }));
 }
 
 TEST_F(ChannelArgumentsTest, KeepaliveAddsPingSettingsWithoutIdlePings) {
@@ -69,26 +64,24 @@ TEST_F(ChannelArgumentsTest, KeepaliveAddsPingSettingsWithoutIdlePings) {
   options_.max_receive_message_bytes = -1;
   options_.user_agent_prefix = "posthog-cli/0.1.0";
 
-  const absl::StatusOr<grpc::ChannelArguments> args =
-      MakeChannelArguments(options_);
+  const absl::StatusOr<grpc::ChannelArguments> args = MakeChannelArguments(options_);
 
   ASSERT_TRUE(args.ok()) << args.status();
-  EXPECT_EQ(ArgsAsStrings(*args),
-            (std::map<std::string, std::string>{
-                {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, "-1"},
-                {GRPC_ARG_KEEPALIVE_TIME_MS, "30000"},
-                {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, "2500"},
-                {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, "0"},
-                {GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-                 absl::StrCat("posthog-cli/0.1.0 ", GrpcUserAgent())},
-            }));
+  EXPECT_EQ(
+      ArgsAsStrings(*args),
+      (std::map<std::string, std::string>{
+          {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, "-1"},
+          {GRPC_ARG_KEEPALIVE_TIME_MS, "30000"},
+          {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, "2500"},
+          {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, "0"},
+          {GRPC_ARG_PRIMARY_USER_AGENT_STRING, absl::StrCat("posthog-cli/0.1.0 ", GrpcUserAgent())},
+      }));
 }
 
 TEST_F(ChannelArgumentsTest, InvalidOptionsGiveNoArguments) {
   options_.max_receive_message_bytes = 0;
 
-  const absl::StatusOr<grpc::ChannelArguments> args =
-      MakeChannelArguments(options_);
+  const absl::StatusOr<grpc::ChannelArguments> args = MakeChannelArguments(options_);
 
   EXPECT_EQ(args.status().code(), absl::StatusCode::kInvalidArgument);
 }
@@ -100,8 +93,7 @@ struct InvalidOptionsCase {
   std::string message;
 };
 
-class ValidateOptionsTest : public testing::TestWithParam<InvalidOptionsCase> {
-};
+class ValidateOptionsTest : public testing::TestWithParam<InvalidOptionsCase> {};
 
 TEST_P(ValidateOptionsTest, RejectsWithMessageNamingTheField) {
   GatewayClientOptions options;
@@ -116,43 +108,37 @@ TEST_P(ValidateOptionsTest, RejectsWithMessageNamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Table, ValidateOptionsTest,
     testing::Values(
-        InvalidOptionsCase{"EmptyTarget",
-                           [](GatewayClientOptions& o) { o.target = ""; },
+        InvalidOptionsCase{"EmptyTarget", [](GatewayClientOptions& o) { o.target = ""; },
                            "target: must not be empty"},
-        InvalidOptionsCase{
-            "ZeroTimeout",
-            [](GatewayClientOptions& o) { o.timeout = absl::ZeroDuration(); },
-            "timeout: must be positive, got 0"},
-        InvalidOptionsCase{
-            "CaFileWithoutTls",
-            [](GatewayClientOptions& o) { o.ca_file = "/ca.pem"; },
-            "ca_file: only meaningful with use_tls"},
-        InvalidOptionsCase{
-            "ClientCertificateWithoutTls",
-            [](GatewayClientOptions& o) {
-              o.cert_file = "/client.pem";
-              o.key_file = "/client.key";
-            },
-            "cert_file, key_file: only meaningful with use_tls"},
-        InvalidOptionsCase{
-            "ClientCertificateWithoutKey",
-            [](GatewayClientOptions& o) {
-              o.use_tls = true;
-              o.cert_file = "/client.pem";
-            },
-            "cert_file, key_file: give both or neither"},
+        InvalidOptionsCase{"ZeroTimeout",
+                           [](GatewayClientOptions& o) { o.timeout = absl::ZeroDuration(); },
+                           "timeout: must be positive, got 0"},
+        InvalidOptionsCase{"CaFileWithoutTls",
+                           [](GatewayClientOptions& o) { o.ca_file = "/ca.pem"; },
+                           "ca_file: only meaningful with use_tls"},
+        InvalidOptionsCase{"ClientCertificateWithoutTls",
+                           [](GatewayClientOptions& o) {
+                             o.cert_file = "/client.pem";
+                             o.key_file = "/client.key";
+                           },
+                           "cert_file, key_file: only meaningful with use_tls"},
+        InvalidOptionsCase{"ClientCertificateWithoutKey",
+                           [](GatewayClientOptions& o) {
+                             o.use_tls = true;
+                             o.cert_file = "/client.pem";
+                           },
+                           "cert_file, key_file: give both or neither"},
         InvalidOptionsCase{"UpperCaseMetadataKey",
                            [](GatewayClientOptions& o) {
                              o.metadata = {{"X-Request-Id", "1"}};
                            },
                            "metadata key \"X-Request-Id\": must be lower-case"},
-        InvalidOptionsCase{
-            "MetadataKeyWithSpace",
-            [](GatewayClientOptions& o) {
-              o.metadata = {{"request id", "1"}};
-            },
-            "metadata key \"request id\": only 0-9 a-z - _ . are "
-            "allowed"},
+        InvalidOptionsCase{"MetadataKeyWithSpace",
+                           [](GatewayClientOptions& o) {
+                             o.metadata = {{"request id", "1"}};
+                           },
+                           "metadata key \"request id\": only 0-9 a-z - _ . are "
+                           "allowed"},
         InvalidOptionsCase{"ReservedMetadataKey",
                            [](GatewayClientOptions& o) {
                              o.metadata = {{"grpc-timeout", "1S"}};
@@ -170,15 +156,12 @@ INSTANTIATE_TEST_SUITE_P(
                            },
                            "metadata value of \"x-request-id\": only printable "
                            "ASCII is allowed (use a -bin key for bytes)"},
-        InvalidOptionsCase{
-            "NegativeReceiveLimit",
-            [](GatewayClientOptions& o) { o.max_receive_message_bytes = -2; },
-            "max_receive_message_bytes: must be positive or -1, "
-            "got -2"},
+        InvalidOptionsCase{"NegativeReceiveLimit",
+                           [](GatewayClientOptions& o) { o.max_receive_message_bytes = -2; },
+                           "max_receive_message_bytes: must be positive or -1, "
+                           "got -2"},
         InvalidOptionsCase{"KeepaliveBelowGatewayMinimum",
-                           [](GatewayClientOptions& o) {
-                             o.keepalive_time = absl::Seconds(5);
-                           },
+                           [](GatewayClientOptions& o) { o.keepalive_time = absl::Seconds(5); },
                            "keepalive_time: must be zero (off) or a finite "
                            "duration of at least 10s, got 5s"},
         InvalidOptionsCase{"KeepaliveWithoutTimeout",
@@ -188,17 +171,14 @@ INSTANTIATE_TEST_SUITE_P(
                            },
                            "keepalive_timeout: must be a positive finite "
                            "duration, got 0"}),
-    [](const testing::TestParamInfo<InvalidOptionsCase>& info) {
-      return info.param.name;
-    });
+    [](const testing::TestParamInfo<InvalidOptionsCase>& info) { return info.param.name; });
 
 class ValidOptionsTest : public testing::Test {};
 
 TEST_F(ValidOptionsTest, AcceptsBinaryMetadataAndInfiniteTimeout) {
   GatewayClientOptions options;
   options.timeout = absl::InfiniteDuration();
-  options.metadata = {{"x-request-id", "req-1"},
-                      {"trace-bin", std::string("\0\1", 2)}};
+  options.metadata = {{"x-request-id", "req-1"}, {"trace-bin", std::string("\0\1", 2)}};
   options.keepalive_time = absl::Seconds(10);
 
   EXPECT_TRUE(ValidateOptions(options).ok()) << ValidateOptions(options);
@@ -213,18 +193,15 @@ class ClientContextTest : public testing::Test {
 TEST_F(ClientContextTest, DeadlineIsNowPlusTimeout) {
   options_.timeout = absl::Milliseconds(2500);
 
-  const std::unique_ptr<grpc::ClientContext> context =
-      MakeClientContext(options_, now_);
+  const std::unique_ptr<grpc::ClientContext> context = MakeClientContext(options_, now_);
 
-  EXPECT_EQ(context->deadline(),
-            absl::ToChronoTime(absl::FromUnixMillis(1700000002500)));
+  EXPECT_EQ(context->deadline(), absl::ToChronoTime(absl::FromUnixMillis(1700000002500)));
 }
 
 TEST_F(ClientContextTest, NoDeadlineWhenTimeoutIsInfinite) {
   options_.timeout = absl::InfiniteDuration();
 
-  const std::unique_ptr<grpc::ClientContext> context =
-      MakeClientContext(options_, now_);
+  const std::unique_ptr<grpc::ClientContext> context = MakeClientContext(options_, now_);
 
   EXPECT_EQ(context->deadline(), std::chrono::system_clock::time_point::max());
 }
@@ -249,8 +226,7 @@ TEST_F(ChannelCredentialsTest, MissingCaFileIsNotFound) {
 
   EXPECT_EQ(credentials.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(credentials.status().message(),
-            absl::StrCat("cannot read ", options_.ca_file,
-                         ": No such file or directory"));
+            absl::StrCat("cannot read ", options_.ca_file, ": No such file or directory"));
 }
 
 TEST_F(ChannelCredentialsTest, EmptyCaFileIsInvalid) {
@@ -286,13 +262,11 @@ class GatewayClientTest : public testing::Test {
     client_ = *std::move(client);
   }
 
-  absl::StatusOr<posthog::v1::GetCurrentUserResponse> GetUser(
-      const std::string& project) {
+  absl::StatusOr<posthog::v1::GetCurrentUserResponse> GetUser(const std::string& project) {
     posthog::v1::GetCurrentUserRequest request;
     request.set_project(project);
-    return client_->Call(
-        client_->user_service(),
-        &posthog::v1::UserService::StubInterface::GetCurrentUser, request);
+    return client_->Call(client_->user_service(),
+                         &posthog::v1::UserService::StubInterface::GetCurrentUser, request);
   }
 
   FakeUserService users_;
@@ -306,8 +280,7 @@ TEST_F(GatewayClientTest, CallSendsRequestMetadataAndDeadline) {
   scripted.mutable_user()->set_email("ada@example.com");
   users_.SetResponse(scripted);
 
-  const absl::StatusOr<posthog::v1::GetCurrentUserResponse> response =
-      GetUser("demo");
+  const absl::StatusOr<posthog::v1::GetCurrentUserResponse> response = GetUser("demo");
 
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->user().email(), "ada@example.com");
@@ -328,12 +301,10 @@ TEST_F(GatewayClientTest, CallReturnsStatusWithRichDetailsOnError) {
   details.set_code(grpc::StatusCode::INVALID_ARGUMENT);
   details.set_message("unknown project \"nope\"");
   details.add_details()->PackFrom(info);
-  users_.SetStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "unknown project \"nope\"",
+  users_.SetStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown project \"nope\"",
                                 details.SerializeAsString()));
 
-  const absl::StatusOr<posthog::v1::GetCurrentUserResponse> response =
-      GetUser("nope");
+  const absl::StatusOr<posthog::v1::GetCurrentUserResponse> response = GetUser("nope");
 
   EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(FormatRpcError(response.status()),
@@ -356,9 +327,9 @@ TEST_F(GatewayClientTest, EveryCallGetsItsOwnContext) {
 TEST_F(GatewayClientTest, UnimplementedServiceAnswersUnimplemented) {
   posthog::v1::CaptureEventRequest request;
 
-  const auto response = client_->Call(
-      client_->capture_service(),
-      &posthog::v1::CaptureService::StubInterface::CaptureEvent, request);
+  const auto response =
+      client_->Call(client_->capture_service(),
+                    &posthog::v1::CaptureService::StubInterface::CaptureEvent, request);
 
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnimplemented);
 }

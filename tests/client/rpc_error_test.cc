@@ -51,8 +51,7 @@ google::rpc::BadRequest MakeBadRequest() {
 }
 
 class FromGrpcStatusCodeTest
-    : public testing::TestWithParam<
-          std::tuple<grpc::StatusCode, absl::StatusCode>> {};
+    : public testing::TestWithParam<std::tuple<grpc::StatusCode, absl::StatusCode>> {};
 
 TEST_P(FromGrpcStatusCodeTest, KeepsCodeAndMessage) {
   const auto [grpc_code, absl_code] = GetParam();
@@ -66,42 +65,28 @@ TEST_P(FromGrpcStatusCodeTest, KeepsCodeAndMessage) {
 INSTANTIATE_TEST_SUITE_P(
     EveryCanonicalCode, FromGrpcStatusCodeTest,
     testing::Values(
-        std::make_tuple(grpc::StatusCode::CANCELLED,
-                        absl::StatusCode::kCancelled),
+        std::make_tuple(grpc::StatusCode::CANCELLED, absl::StatusCode::kCancelled),
         std::make_tuple(grpc::StatusCode::UNKNOWN, absl::StatusCode::kUnknown),
-        std::make_tuple(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StatusCode::kInvalidArgument),
-        std::make_tuple(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        absl::StatusCode::kDeadlineExceeded),
-        std::make_tuple(grpc::StatusCode::NOT_FOUND,
-                        absl::StatusCode::kNotFound),
-        std::make_tuple(grpc::StatusCode::ALREADY_EXISTS,
-                        absl::StatusCode::kAlreadyExists),
-        std::make_tuple(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StatusCode::kPermissionDenied),
-        std::make_tuple(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StatusCode::kResourceExhausted),
+        std::make_tuple(grpc::StatusCode::INVALID_ARGUMENT, absl::StatusCode::kInvalidArgument),
+        std::make_tuple(grpc::StatusCode::DEADLINE_EXCEEDED, absl::StatusCode::kDeadlineExceeded),
+        std::make_tuple(grpc::StatusCode::NOT_FOUND, absl::StatusCode::kNotFound),
+        std::make_tuple(grpc::StatusCode::ALREADY_EXISTS, absl::StatusCode::kAlreadyExists),
+        std::make_tuple(grpc::StatusCode::PERMISSION_DENIED, absl::StatusCode::kPermissionDenied),
+        std::make_tuple(grpc::StatusCode::RESOURCE_EXHAUSTED, absl::StatusCode::kResourceExhausted),
         std::make_tuple(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StatusCode::kFailedPrecondition),
         std::make_tuple(grpc::StatusCode::ABORTED, absl::StatusCode::kAborted),
-        std::make_tuple(grpc::StatusCode::OUT_OF_RANGE,
-                        absl::StatusCode::kOutOfRange),
-        std::make_tuple(grpc::StatusCode::UNIMPLEMENTED,
-                        absl::StatusCode::kUnimplemented),
-        std::make_tuple(grpc::StatusCode::INTERNAL,
-                        absl::StatusCode::kInternal),
-        std::make_tuple(grpc::StatusCode::UNAVAILABLE,
-                        absl::StatusCode::kUnavailable),
-        std::make_tuple(grpc::StatusCode::DATA_LOSS,
-                        absl::StatusCode::kDataLoss),
-        std::make_tuple(grpc::StatusCode::UNAUTHENTICATED,
-                        absl::StatusCode::kUnauthenticated),
+        std::make_tuple(grpc::StatusCode::OUT_OF_RANGE, absl::StatusCode::kOutOfRange),
+        std::make_tuple(grpc::StatusCode::UNIMPLEMENTED, absl::StatusCode::kUnimplemented),
+        std::make_tuple(grpc::StatusCode::INTERNAL, absl::StatusCode::kInternal),
+        std::make_tuple(grpc::StatusCode::UNAVAILABLE, absl::StatusCode::kUnavailable),
+        std::make_tuple(grpc::StatusCode::DATA_LOSS, absl::StatusCode::kDataLoss),
+        std::make_tuple(grpc::StatusCode::UNAUTHENTICATED, absl::StatusCode::kUnauthenticated),
         // A code from a newer or broken peer is not canonical. 17 (the next
         // code a newer gRPC could define) is within the range of values
         // grpc::StatusCode can hold (-1..16 needs 6 bits: -32..31); 42 is
         // not, and casting it was undefined behaviour (UBSan, -fsanitize=enum).
-        std::make_tuple(static_cast<grpc::StatusCode>(17),
-                        absl::StatusCode::kUnknown)));
+        std::make_tuple(static_cast<grpc::StatusCode>(17), absl::StatusCode::kUnknown)));
 
 class RpcErrorTest : public testing::Test {};
 
@@ -113,12 +98,11 @@ TEST_F(RpcErrorTest, OkStaysOkWithoutPayload) {
 }
 
 TEST_F(RpcErrorTest, KeepsDetailsInOrderWhenPresent) {
-  const std::string details =
-      SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "bad",
-                        MakeErrorInfo(), MakeBadRequest());
+  const std::string details = SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "bad",
+                                                MakeErrorInfo(), MakeBadRequest());
 
-  const absl::Status status = FromGrpcStatus(
-      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad", details));
+  const absl::Status status =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad", details));
 
   const std::optional<google::rpc::Status> kept = RpcStatusDetails(status);
   ASSERT_TRUE(kept.has_value());
@@ -129,18 +113,16 @@ TEST_F(RpcErrorTest, KeepsDetailsInOrderWhenPresent) {
 }
 
 TEST_F(RpcErrorTest, HasNoDetailsWhenServerSentNone) {
-  const absl::Status status =
-      FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "gone"));
+  const absl::Status status = FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "gone"));
 
   EXPECT_FALSE(RpcStatusDetails(status).has_value());
   EXPECT_EQ(FormatRpcError(status), "error: NOT_FOUND: gone");
 }
 
 TEST_F(RpcErrorTest, FormatsErrorInfoWithSortedMetadata) {
-  const absl::Status status = FromGrpcStatus(grpc::Status(
-      grpc::StatusCode::INVALID_ARGUMENT, "project \"nope\" is not configured",
-      SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "",
-                        MakeErrorInfo())));
+  const absl::Status status = FromGrpcStatus(
+      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "project \"nope\" is not configured",
+                   SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "", MakeErrorInfo())));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: INVALID_ARGUMENT: project \"nope\" is not configured\n"
@@ -152,9 +134,9 @@ TEST_F(RpcErrorTest, FormatsErrorInfoWithoutMetadataOnOneLine) {
   google::rpc::ErrorInfo info;
   info.set_reason("UPSTREAM_CREDENTIALS_REJECTED");
   info.set_domain("posthog-gateway");
-  const absl::Status status = FromGrpcStatus(grpc::Status(
-      grpc::StatusCode::PERMISSION_DENIED, "PostHog refused the gateway's key",
-      SerializedDetails(grpc::StatusCode::PERMISSION_DENIED, "", info)));
+  const absl::Status status = FromGrpcStatus(
+      grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "PostHog refused the gateway's key",
+                   SerializedDetails(grpc::StatusCode::PERMISSION_DENIED, "", info)));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: PERMISSION_DENIED: PostHog refused the gateway's key\n"
@@ -163,10 +145,10 @@ TEST_F(RpcErrorTest, FormatsErrorInfoWithoutMetadataOnOneLine) {
 }
 
 TEST_F(RpcErrorTest, FormatsRetryDelayAsDuration) {
-  const absl::Status status = FromGrpcStatus(grpc::Status(
-      grpc::StatusCode::RESOURCE_EXHAUSTED, "slow down",
-      SerializedDetails(grpc::StatusCode::RESOURCE_EXHAUSTED, "",
-                        MakeRetryInfo(1, 500000000), MakeRetryInfo(30, 0))));
+  const absl::Status status = FromGrpcStatus(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "slow down",
+                   SerializedDetails(grpc::StatusCode::RESOURCE_EXHAUSTED, "",
+                                     MakeRetryInfo(1, 500000000), MakeRetryInfo(30, 0))));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: RESOURCE_EXHAUSTED: slow down\n"
@@ -177,8 +159,7 @@ TEST_F(RpcErrorTest, FormatsRetryDelayAsDuration) {
 TEST_F(RpcErrorTest, FormatsEachFieldViolationOnItsOwnLine) {
   const absl::Status status = FromGrpcStatus(
       grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad request",
-                   SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "",
-                                     MakeBadRequest())));
+                   SerializedDetails(grpc::StatusCode::INVALID_ARGUMENT, "", MakeBadRequest())));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: INVALID_ARGUMENT: bad request\n"
@@ -187,10 +168,9 @@ TEST_F(RpcErrorTest, FormatsEachFieldViolationOnItsOwnLine) {
 }
 
 TEST_F(RpcErrorTest, FormatsDetailsInTheOrderReceived) {
-  const absl::Status status = FromGrpcStatus(
-      grpc::Status(grpc::StatusCode::UNAVAILABLE, "PostHog answered 503",
-                   SerializedDetails(grpc::StatusCode::UNAVAILABLE, "",
-                                     MakeRetryInfo(2, 0), MakeErrorInfo())));
+  const absl::Status status = FromGrpcStatus(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE, "PostHog answered 503",
+      SerializedDetails(grpc::StatusCode::UNAVAILABLE, "", MakeRetryInfo(2, 0), MakeErrorInfo())));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: UNAVAILABLE: PostHog answered 503\n"
@@ -203,9 +183,9 @@ TEST_F(RpcErrorTest, FormatsOtherKnownDetailAsTextProto) {
   google::rpc::ResourceInfo info;
   info.set_resource_type("feature_flag");
   info.set_resource_name("beta");
-  const absl::Status status = FromGrpcStatus(
-      grpc::Status(grpc::StatusCode::NOT_FOUND, "no such flag",
-                   SerializedDetails(grpc::StatusCode::NOT_FOUND, "", info)));
+  const absl::Status status =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "no such flag",
+                                  SerializedDetails(grpc::StatusCode::NOT_FOUND, "", info)));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: NOT_FOUND: no such flag\n"
@@ -218,8 +198,8 @@ TEST_F(RpcErrorTest, FormatsUnknownDetailByTypeAndSize) {
   google::protobuf::Any* any = details.add_details();
   any->set_type_url("type.example.com/acme.Secret");
   any->set_value("12345");
-  const absl::Status status = FromGrpcStatus(grpc::Status(
-      grpc::StatusCode::INTERNAL, "odd", details.SerializeAsString()));
+  const absl::Status status =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::INTERNAL, "odd", details.SerializeAsString()));
 
   EXPECT_EQ(FormatRpcError(status),
             "error: INTERNAL: odd\n"
@@ -228,8 +208,8 @@ TEST_F(RpcErrorTest, FormatsUnknownDetailByTypeAndSize) {
 
 TEST_F(RpcErrorTest, SaysWhenDetailsDoNotParse) {
   // A truncated varint: field 1 (code), with no value byte.
-  const absl::Status status = FromGrpcStatus(
-      grpc::Status(grpc::StatusCode::INTERNAL, "odd", std::string("\x08", 1)));
+  const absl::Status status =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::INTERNAL, "odd", std::string("\x08", 1)));
 
   EXPECT_FALSE(RpcStatusDetails(status).has_value());
   EXPECT_EQ(FormatRpcError(status),

@@ -188,8 +188,7 @@ TEST(GzipDecompressTest, EnforcesTheLimitExactlyAndRejectsBadStreams) {
   EXPECT_EQ(*exact, text);
   EXPECT_EQ(GzipDecompress(gz, text.size() - 1).status().code(),
             absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(GzipDecompress(gz, 10).status().code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(GzipDecompress(gz, 10).status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(GzipDecompress(gz.substr(0, gz.size() / 2), text.size()).status().code(),
             absl::StatusCode::kInvalidArgument);
   std::string corrupt = gz;

@@ -41,8 +41,8 @@ void ExpectConsistency(const std::string& file) {
     ASSERT_TRUE(r.has_value());
     if (r->Value() != expected[i]) {
       ++mismatches;
-      ADD_FAILURE() << input.distinct_id << ": got " << r->Value().dump()
-                    << ", want " << expected[i].dump();
+      ADD_FAILURE() << input.distinct_id << ": got " << r->Value().dump() << ", want "
+                    << expected[i].dump();
     }
   }
   EXPECT_EQ(mismatches, 0);
@@ -62,8 +62,7 @@ TEST(FlagMatcherVectorsTest, HashMatchesHoldoutGoldenAndDerivedVectors) {
   const json& golden = vectors["holdout_golden_vectors"]["cases"];
   ASSERT_FALSE(golden.empty());
   for (const json& c : golden) {
-    EXPECT_DOUBLE_EQ(Hash(c["prefix"].get<std::string>(),
-                          c["identifier"].get<std::string>(),
+    EXPECT_DOUBLE_EQ(Hash(c["prefix"].get<std::string>(), c["identifier"].get<std::string>(),
                           c["salt"].get<std::string>()),
                      c["expected"].get<double>())
         << c["identifier"];
@@ -94,46 +93,65 @@ INSTANTIATE_TEST_SUITE_P(
     Operators, MatchPropertyTest,
     ::testing::Values(
         PropertyCase{"ExactIsCaseInsensitive",
-                     {{"key", "email"}, {"value", "A@B.C"}}, {{"email", "a@b.c"}}, true},
+                     {{"key", "email"}, {"value", "A@B.C"}},
+                     {{"email", "a@b.c"}},
+                     true},
         PropertyCase{"ExactListMatchesAnyValue",
                      {{"key", "plan"}, {"operator", "exact"}, {"value", {"pro", "ent"}}},
-                     {{"plan", "ent"}}, true},
+                     {{"plan", "ent"}},
+                     true},
         PropertyCase{"MissingKeyIsNoMatch",
                      {{"key", "plan"}, {"operator", "exact"}, {"value", "pro"}},
-                     json::object(), false},
+                     json::object(),
+                     false},
         PropertyCase{"IsNotSetMatchesMissingKey",
-                     {{"key", "plan"}, {"operator", "is_not_set"}}, json::object(), true},
+                     {{"key", "plan"}, {"operator", "is_not_set"}},
+                     json::object(),
+                     true},
         PropertyCase{"IsNotDiffers",
                      {{"key", "plan"}, {"operator", "is_not"}, {"value", "pro"}},
-                     {{"plan", "free"}}, true},
+                     {{"plan", "free"}},
+                     true},
         PropertyCase{"IcontainsFindsSubstring",
                      {{"key", "email"}, {"operator", "icontains"}, {"value", "@EXAMPLE"}},
-                     {{"email", "x@example.com"}}, true},
+                     {{"email", "x@example.com"}},
+                     true},
         PropertyCase{"GtComparesNumbers",
-                     {{"key", "age"}, {"operator", "gt"}, {"value", "9"}}, {{"age", 10}}, true},
+                     {{"key", "age"}, {"operator", "gt"}, {"value", "9"}},
+                     {{"age", 10}},
+                     true},
         PropertyCase{"LtComparesNumericStrings",
-                     {{"key", "age"}, {"operator", "lt"}, {"value", 9}}, {{"age", "10"}}, false},
+                     {{"key", "age"}, {"operator", "lt"}, {"value", 9}},
+                     {{"age", "10"}},
+                     false},
         PropertyCase{"RegexIsUnanchored",
                      {{"key", "email"}, {"operator", "regex"}, {"value", "@ex.*com"}},
-                     {{"email", "x@example.com"}}, true},
+                     {{"email", "x@example.com"}},
+                     true},
         PropertyCase{"InvalidRegexIsFalseForNotRegex",
                      {{"key", "email"}, {"operator", "not_regex"}, {"value", "(["}},
-                     {{"email", "x"}}, false},
+                     {{"email", "x"}},
+                     false},
         PropertyCase{"IsDateBefore",
                      {{"key", "d"}, {"operator", "is_date_before"}, {"value", "2024-01-02"}},
-                     {{"d", "2024-01-01T10:00:00Z"}}, true},
+                     {{"d", "2024-01-01T10:00:00Z"}},
+                     true},
         PropertyCase{"SemverCaret",
                      {{"key", "v"}, {"operator", "semver_caret"}, {"value", "^1.2.3"}},
-                     {{"v", "1.9.0"}}, true},
+                     {{"v", "1.9.0"}},
+                     true},
         PropertyCase{"SemverCaretExcludesNextMajor",
                      {{"key", "v"}, {"operator", "semver_caret"}, {"value", "^1.2.3"}},
-                     {{"v", "2.0.0"}}, false}),
+                     {{"v", "2.0.0"}},
+                     false}),
     [](const ::testing::TestParamInfo<PropertyCase>& info) {
       return std::string(info.param.name);
     });
 
 TEST(FlagMatcherTest, DisabledFlagReportsFlagDisabled) {
-  json flag = {{"id", 7}, {"key", "off"}, {"active", false},
+  json flag = {{"id", 7},
+               {"key", "off"},
+               {"active", false},
                {"filters", {{"groups", {{{"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({flag}, json::object(), {});
   FlagEvaluationInput input;
@@ -145,9 +163,11 @@ TEST(FlagMatcherTest, DisabledFlagReportsFlagDisabled) {
 }
 
 TEST(FlagMatcherTest, HoldoutComesBeforeReleaseConditions) {
-  json flag = {{"id", 1}, {"key", "f"},
-               {"filters", {{"holdout", {{"id", 42}, {"exclusion_percentage", 100}}},
-                            {"groups", {{{"rollout_percentage", 100}}}}}}};
+  json flag = {{"id", 1},
+               {"key", "f"},
+               {"filters",
+                {{"holdout", {{"id", 42}, {"exclusion_percentage", 100}}},
+                 {"groups", {{{"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({flag}, json::object(), {});
   FlagEvaluationInput input;
   input.distinct_id = "some_distinct_id";
@@ -159,9 +179,11 @@ TEST(FlagMatcherTest, HoldoutComesBeforeReleaseConditions) {
 
 TEST(FlagMatcherTest, HoldoutUsesHoldoutHashAgainstExclusionPercentage) {
   // hash("holdout-", "some_distinct_id") = 0.727..., so 72% excludes it.
-  json flag = {{"id", 1}, {"key", "f"},
-               {"filters", {{"holdout", {{"id", 42}, {"exclusion_percentage", 72}}},
-                            {"groups", {{{"rollout_percentage", 100}}}}}}};
+  json flag = {{"id", 1},
+               {"key", "f"},
+               {"filters",
+                {{"holdout", {{"id", 42}, {"exclusion_percentage", 72}}},
+                 {"groups", {{{"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({flag}, json::object(), {});
   FlagEvaluationInput input;
   input.distinct_id = "some_distinct_id";
@@ -171,9 +193,10 @@ TEST(FlagMatcherTest, HoldoutUsesHoldoutHashAgainstExclusionPercentage) {
 }
 
 TEST(FlagMatcherTest, FeatureEnrollmentPropertyDecidesBeforeConditions) {
-  json flag = {{"id", 1}, {"key", "early"},
-               {"filters", {{"feature_enrollment", true},
-                            {"groups", {{{"rollout_percentage", 0}}}}}}};
+  json flag = {
+      {"id", 1},
+      {"key", "early"},
+      {"filters", {{"feature_enrollment", true}, {"groups", {{{"rollout_percentage", 0}}}}}}};
   FlagMatcher matcher({flag}, json::object(), {});
   FlagEvaluationInput input;
   input.distinct_id = "u";
@@ -188,9 +211,11 @@ TEST(FlagMatcherTest, FeatureEnrollmentPropertyDecidesBeforeConditions) {
 }
 
 TEST(FlagMatcherTest, GroupFlagWithoutGroupIsNoGroupType) {
-  json flag = {{"id", 1}, {"key", "g"},
-               {"filters", {{"aggregation_group_type_index", 0},
-                            {"groups", {{{"rollout_percentage", 100}}}}}}};
+  json flag = {
+      {"id", 1},
+      {"key", "g"},
+      {"filters",
+       {{"aggregation_group_type_index", 0}, {"groups", {{{"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({flag}, {{"0", "company"}}, {});
   FlagEvaluationInput input;
   input.distinct_id = "u";
@@ -202,15 +227,20 @@ TEST(FlagMatcherTest, GroupFlagWithoutGroupIsNoGroupType) {
 }
 
 TEST(FlagMatcherTest, DependencyOnAnotherFlagById) {
-  json base = {{"id", 1}, {"key", "base"},
-               {"filters", {{"groups", {{{"properties", {{{"key", "plan"}, {"value", "pro"}}}},
-                                         {"rollout_percentage", 100}}}}}}};
+  json base = {
+      {"id", 1},
+      {"key", "base"},
+      {"filters",
+       {{"groups",
+         {{{"properties", {{{"key", "plan"}, {"value", "pro"}}}}, {"rollout_percentage", 100}}}}}}};
   json dependent = {
-      {"id", 2}, {"key", "dependent"},
-      {"filters", {{"groups", {{{"properties", {{{"key", "1"}, {"type", "flag"},
-                                                  {"operator", "flag_evaluates_to"},
-                                                  {"value", true}}}},
-                                {"rollout_percentage", 100}}}}}}};
+      {"id", 2},
+      {"key", "dependent"},
+      {"filters",
+       {{"groups",
+         {{{"properties",
+            {{{"key", "1"}, {"type", "flag"}, {"operator", "flag_evaluates_to"}, {"value", true}}}},
+           {"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({base, dependent}, json::object(), {});
   FlagEvaluationInput input;
   input.distinct_id = "u";
@@ -227,10 +257,12 @@ TEST(FlagMatcherTest, StaticCohortMatchesByDistinctId) {
   cohort.distinct_ids = {"member"};
   absl::flat_hash_map<int64_t, CohortDefinition> cohorts;
   cohorts[5] = cohort;
-  json flag = {{"id", 1}, {"key", "c"},
-               {"filters", {{"groups", {{{"properties", {{{"key", "id"}, {"type", "cohort"},
-                                                          {"value", 5}}}},
-                                         {"rollout_percentage", 100}}}}}}};
+  json flag = {{"id", 1},
+               {"key", "c"},
+               {"filters",
+                {{"groups",
+                  {{{"properties", {{{"key", "id"}, {"type", "cohort"}, {"value", 5}}}},
+                    {"rollout_percentage", 100}}}}}}};
   FlagMatcher matcher({flag}, json::object(), cohorts);
   FlagEvaluationInput input;
   input.distinct_id = "member";

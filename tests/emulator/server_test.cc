@@ -64,24 +64,20 @@ class EmulatorServerTest : public ::testing::Test {
     if (thread_.joinable()) thread_.join();
   }
 
-  httplib::Headers Bearer(const std::string& key) {
-    return {{"Authorization", "Bearer " + key}};
-  }
+  httplib::Headers Bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
   // Get/Post return status and parsed body (null when empty or not JSON).
   std::pair<int, json> Get(const std::string& path, const httplib::Headers& h = {}) {
     auto res = client_->Get(path.c_str(), h);
     if (!res) return {-1, json()};
     return {res->status, json::parse(res->body, nullptr, false)};
   }
-  std::pair<int, json> Send(const std::string& method, const std::string& path,
-                            const json& body, const httplib::Headers& h = {}) {
-    httplib::Result res = method == "POST"
-                              ? client_->Post(path.c_str(), h, body.dump(), "application/json")
-                          : method == "PATCH"
-                              ? client_->Patch(path.c_str(), h, body.dump(), "application/json")
-                          : method == "PUT"
-                              ? client_->Put(path.c_str(), h, body.dump(), "application/json")
-                              : client_->Delete(path.c_str(), h);
+  std::pair<int, json> Send(const std::string& method, const std::string& path, const json& body,
+                            const httplib::Headers& h = {}) {
+    httplib::Result res =
+        method == "POST"    ? client_->Post(path.c_str(), h, body.dump(), "application/json")
+        : method == "PATCH" ? client_->Patch(path.c_str(), h, body.dump(), "application/json")
+        : method == "PUT"   ? client_->Put(path.c_str(), h, body.dump(), "application/json")
+                            : client_->Delete(path.c_str(), h);
     if (!res) return {-1, json()};
     return {res->status, res->body.empty() ? json() : json::parse(res->body, nullptr, false)};
   }
@@ -113,16 +109,17 @@ TEST_F(EmulatorServerTest, UsersMeReturnsTheKeyOwnerWithTeamAndOrganization) {
 TEST_F(EmulatorServerTest, UsersMeWithUnknownBearerKeyIs401NamingTheHeader) {
   auto [status, body] = Get("/api/users/@me/", Bearer("phx_unknown"));
   EXPECT_EQ(status, 401);
-  EXPECT_EQ(body, json({{"type", "authentication_error"},
-                        {"code", "authentication_failed"},
-                        {"detail", "Personal API key found in request Authorization header is invalid."},
-                        {"attr", nullptr}}));
+  EXPECT_EQ(body,
+            json({{"type", "authentication_error"},
+                  {"code", "authentication_failed"},
+                  {"detail", "Personal API key found in request Authorization header is invalid."},
+                  {"attr", nullptr}}));
 }
 
 TEST_F(EmulatorServerTest, OnlyTheFirstKeyCandidateIsTried) {
   // A bad bearer key fails even though the query key is valid.
-  auto [status, body] = Get(std::string("/api/users/@me/?personal_api_key=") + kAllKey,
-                            Bearer("phx_unknown"));
+  auto [status, body] =
+      Get(std::string("/api/users/@me/?personal_api_key=") + kAllKey, Bearer("phx_unknown"));
   EXPECT_EQ(status, 401);
   // The body key is used before the query key.
   auto [s2, b2] = Send("PATCH", std::string("/api/users/@me/?personal_api_key=") + kAllKey,
@@ -150,8 +147,10 @@ TEST_F(EmulatorServerTest, UsersMeWithoutUserScopeIs403) {
 TEST_F(EmulatorServerTest, UnknownApiRouteIs404WithPostHogBody) {
   auto [status, body] = Get("/api/does-not-exist/", Bearer(kAllKey));
   EXPECT_EQ(status, 404);
-  EXPECT_EQ(body, json({{"type", "invalid_request"}, {"code", "not_found"},
-                        {"detail", "Not found."}, {"attr", nullptr}}));
+  EXPECT_EQ(body, json({{"type", "invalid_request"},
+                        {"code", "not_found"},
+                        {"detail", "Not found."},
+                        {"attr", nullptr}}));
 }
 
 TEST_F(EmulatorServerTest, RequestLogRecordsTheAuthMethodPerRoute) {
@@ -161,8 +160,7 @@ TEST_F(EmulatorServerTest, RequestLogRecordsTheAuthMethodPerRoute) {
   auto [status, body] = Get("/_emulator/requests?route=users");
   ASSERT_EQ(status, 200);
   EXPECT_EQ(body["routes"]["users"]["count"], 3);
-  EXPECT_EQ(body["routes"]["users"]["auth"],
-            json({{"bearer", 1}, {"query", 1}, {"none", 1}}));
+  EXPECT_EQ(body["routes"]["users"]["auth"], json({{"bearer", 1}, {"query", 1}, {"none", 1}}));
   EXPECT_EQ(body["recent"][1]["path"], "/api/users/@me/");  // no query kept
 }
 
@@ -188,12 +186,16 @@ TEST_F(EmulatorServerTest, CaptureStoresASingleEventWithItsUuid) {
 }
 
 TEST_F(EmulatorServerTest, BatchEnvelopeArrayAndDuplicatesAreCounted) {
-  json batch = {{"api_key", kToken},
-                {"batch", {{{"event", "a"}, {"distinct_id", "u"}, {"uuid", "11111111-0000-4000-8000-000000000001"}},
-                           {{"event", "b"}, {"distinct_id", "u"}, {"uuid", "11111111-0000-4000-8000-000000000002"}}}}};
+  json batch = {
+      {"api_key", kToken},
+      {"batch",
+       {{{"event", "a"}, {"distinct_id", "u"}, {"uuid", "11111111-0000-4000-8000-000000000001"}},
+        {{"event", "b"}, {"distinct_id", "u"}, {"uuid", "11111111-0000-4000-8000-000000000002"}}}}};
   EXPECT_EQ(Capture("/batch/", batch).first, 200);
   EXPECT_EQ(Capture("/batch", batch).first, 200);  // resent: duplicates
-  json array = {{{"event", "c"}, {"distinct_id", "u"}, {"token", kToken},
+  json array = {{{"event", "c"},
+                 {"distinct_id", "u"},
+                 {"token", kToken},
                  {"uuid", "11111111-0000-4000-8000-000000000003"}}};
   EXPECT_EQ(Capture("/e/", array).first, 200);
   json events = Events();
@@ -207,8 +209,10 @@ TEST_F(EmulatorServerTest, BatchEnvelopeArrayAndDuplicatesAreCounted) {
 TEST_F(EmulatorServerTest, GzipBodiesAreAcceptedByHeaderQueryOrMagicBytes) {
   auto body = [](int n) {
     return json({{"api_key", kToken},
-                 {"batch", {{{"event", "gz"}, {"distinct_id", "u"},
-                             {"uuid", "22222222-0000-4000-8000-00000000000" + std::to_string(n)}}}}})
+                 {"batch",
+                  {{{"event", "gz"},
+                    {"distinct_id", "u"},
+                    {"uuid", "22222222-0000-4000-8000-00000000000" + std::to_string(n)}}}}})
         .dump();
   };
   auto r1 = client_->Post("/batch/", {{"Content-Encoding", "gzip"}}, GzipCompress(body(1)),
@@ -224,16 +228,17 @@ TEST_F(EmulatorServerTest, GzipBodiesAreAcceptedByHeaderQueryOrMagicBytes) {
 
 TEST_F(EmulatorServerTest, CaptureRejectsBadTokensBodiesAndSizes) {
   EXPECT_EQ(Capture("/capture/", {{"event", "x"}, {"distinct_id", "u"}}).first, 401);
-  EXPECT_EQ(Capture("/capture/", {{"api_key", "phc_nope"}, {"event", "x"}, {"distinct_id", "u"}}).first,
-            401);
+  EXPECT_EQ(
+      Capture("/capture/", {{"api_key", "phc_nope"}, {"event", "x"}, {"distinct_id", "u"}}).first,
+      401);
   auto bad = client_->Post("/capture/", "{not json", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(Capture("/batch/", {{"api_key", kToken}, {"batch", json::array()}}).first, 400);
   // 2 MiB limit on /capture/, counted after decompression.
   std::string big(2 * 1024 * 1024, 'a');
-  json huge = {{"api_key", kToken}, {"event", "x"}, {"distinct_id", "u"},
-               {"properties", {{"blob", big}}}};
+  json huge = {
+      {"api_key", kToken}, {"event", "x"}, {"distinct_id", "u"}, {"properties", {{"blob", big}}}};
   auto r = client_->Post("/capture/", {{"Content-Encoding", "gzip"}}, GzipCompress(huge.dump()),
                          "application/json");
   ASSERT_TRUE(r);
@@ -248,16 +253,22 @@ TEST_F(EmulatorServerTest, CaptureRejectsBadTokensBodiesAndSizes) {
 // --- persons derived from events --------------------------------------------
 
 TEST_F(EmulatorServerTest, IdentifyMergesTheAnonymousPersonAndAppliesSets) {
-  json batch = {{"api_key", kToken},
-                {"batch",
-                 {{{"event", "pageview"}, {"distinct_id", "anon-1"},
-                   {"properties", {{"$set_once", {{"first_seen", "a"}}}, {"$set", {{"color", "red"}}}}}},
-                  {{"event", "$identify"}, {"distinct_id", "user-9"},
-                   {"properties", {{"$anon_distinct_id", "anon-1"},
-                                   {"$set", {{"email", "nine@example.com"}}},
-                                   {"$set_once", {{"first_seen", "b"}}}}}},
-                  {{"event", "$set"}, {"distinct_id", "user-9"}, {"$set", {{"tier", 2}}},
-                   {"properties", {{"$unset", {"color"}}}}}}}};
+  json batch = {
+      {"api_key", kToken},
+      {"batch",
+       {{{"event", "pageview"},
+         {"distinct_id", "anon-1"},
+         {"properties", {{"$set_once", {{"first_seen", "a"}}}, {"$set", {{"color", "red"}}}}}},
+        {{"event", "$identify"},
+         {"distinct_id", "user-9"},
+         {"properties",
+          {{"$anon_distinct_id", "anon-1"},
+           {"$set", {{"email", "nine@example.com"}}},
+           {"$set_once", {{"first_seen", "b"}}}}}},
+        {{"event", "$set"},
+         {"distinct_id", "user-9"},
+         {"$set", {{"tier", 2}}},
+         {"properties", {{"$unset", {"color"}}}}}}}};
   ASSERT_EQ(Capture("/batch/", batch).first, 200);
   auto [status, body] = Get("/api/projects/1/persons/?distinct_id=anon-1", Bearer(kAllKey));
   ASSERT_EQ(status, 200);
@@ -271,15 +282,19 @@ TEST_F(EmulatorServerTest, IdentifyMergesTheAnonymousPersonAndAppliesSets) {
 }
 
 TEST_F(EmulatorServerTest, CreateAliasMergesTwoExistingPersons) {
-  ASSERT_EQ(Capture("/batch/", {{"api_key", kToken},
-                                {"batch", {{{"event", "e"}, {"distinct_id", "x"},
-                                            {"properties", {{"$set", {{"a", 1}, {"b", 1}}}}}},
-                                           {{"event", "e"}, {"distinct_id", "y"},
-                                            {"properties", {{"$set", {{"b", 2}}}}}},
-                                           {{"event", "$create_alias"}, {"distinct_id", "x"},
-                                            {"properties", {{"distinct_id", "x"}, {"alias", "y"}}}}}}})
-                .first,
-            200);
+  ASSERT_EQ(
+      Capture("/batch/",
+              {{"api_key", kToken},
+               {"batch",
+                {{{"event", "e"},
+                  {"distinct_id", "x"},
+                  {"properties", {{"$set", {{"a", 1}, {"b", 1}}}}}},
+                 {{"event", "e"}, {"distinct_id", "y"}, {"properties", {{"$set", {{"b", 2}}}}}},
+                 {{"event", "$create_alias"},
+                  {"distinct_id", "x"},
+                  {"properties", {{"distinct_id", "x"}, {"alias", "y"}}}}}}})
+          .first,
+      200);
   auto [status, body] = Get("/api/environments/1/persons/?distinct_id=y", Bearer(kAllKey));
   ASSERT_EQ(body["results"].size(), 1u);
   EXPECT_EQ(body["results"][0]["distinct_ids"], json({"x", "y"}));
@@ -287,7 +302,9 @@ TEST_F(EmulatorServerTest, CreateAliasMergesTwoExistingPersons) {
 }
 
 TEST_F(EmulatorServerTest, PersonlessEventsCreateNoPerson) {
-  Capture("/i/v0/e/", {{"api_key", kToken}, {"event", "e"}, {"distinct_id", "ghost"},
+  Capture("/i/v0/e/", {{"api_key", kToken},
+                       {"event", "e"},
+                       {"distinct_id", "ghost"},
                        {"properties", {{"$process_person_profile", false}}}});
   auto [status, body] = Get("/api/projects/1/persons/?distinct_id=ghost", Bearer(kAllKey));
   EXPECT_EQ(body["results"].size(), 0u);
@@ -318,19 +335,20 @@ TEST_F(EmulatorServerTest, PersonsListFiltersByEmailSearchPropertiesAndCohort) {
   };
   EXPECT_EQ(names("email=bob@example.org"), json({"Bob"}));
   EXPECT_EQ(names("search=CAROL"), json({"Carol"}));
-  EXPECT_EQ(names("properties=" + UrlEncode(
-                      R"([{"key":"age","value":30,"operator":"gt","type":"person"}])")),
+  EXPECT_EQ(names("properties=" +
+                  UrlEncode(R"([{"key":"age","value":30,"operator":"gt","type":"person"}])")),
             json({"Alice", "Carol"}));
-  EXPECT_EQ(names("properties=" + UrlEncode(
-                      R"([{"key":"plan","value":"free","operator":"is_not","type":"person"}])")),
-            json({"Alice", "Carol"}));
+  EXPECT_EQ(
+      names("properties=" +
+            UrlEncode(R"([{"key":"plan","value":"free","operator":"is_not","type":"person"}])")),
+      json({"Alice", "Carol"}));
   EXPECT_EQ(names("cohort=1"), json({"Alice", "Carol"}));
   EXPECT_EQ(names("cohort=2"), json({"Bob"}));
 }
 
 TEST_F(EmulatorServerTest, PersonRetrieveByIdOrUuidAndDistinctIdIs400) {
-  auto [s1, by_uuid] = Get("/api/projects/1/persons/01908d6b-0002-7000-8000-000000000002/",
-                           Bearer(kAllKey));
+  auto [s1, by_uuid] =
+      Get("/api/projects/1/persons/01908d6b-0002-7000-8000-000000000002/", Bearer(kAllKey));
   ASSERT_EQ(s1, 200);
   EXPECT_EQ(by_uuid["distinct_ids"], json({"user-bob"}));
   const int64_t pk = by_uuid["id"].get<int64_t>();
@@ -354,14 +372,18 @@ TEST_F(EmulatorServerTest, PersonWritesNeedPersonWriteScope) {
 
 TEST_F(EmulatorServerTest, PersonPropertyActionsAndDeleteAnswerLikePostHog) {
   const std::string path = "/api/projects/1/persons/01908d6b-0002-7000-8000-000000000002/";
-  EXPECT_EQ(Send("POST", path + "update_property/", {{"key", "plan"}, {"value", "pro"}},
-                 Bearer(kAllKey)).first,
-            202);
+  EXPECT_EQ(
+      Send("POST", path + "update_property/", {{"key", "plan"}, {"value", "pro"}}, Bearer(kAllKey))
+          .first,
+      202);
   auto [s1, missing] = Send("POST", path + "update_property/", {{"key", "plan"}}, Bearer(kAllKey));
   EXPECT_EQ(s1, 400);
-  EXPECT_EQ(missing, json({{"attr", "value"}, {"code", "This field is required."},
-                           {"detail", "required"}, {"type", "validation_error"}}));
-  auto [s2, deleted] = Send("POST", path + "delete_property/", {{"$unset", "age"}}, Bearer(kAllKey));
+  EXPECT_EQ(missing, json({{"attr", "value"},
+                           {"code", "This field is required."},
+                           {"detail", "required"},
+                           {"type", "validation_error"}}));
+  auto [s2, deleted] =
+      Send("POST", path + "delete_property/", {{"$unset", "age"}}, Bearer(kAllKey));
   EXPECT_EQ(s2, 201);
   EXPECT_EQ(deleted, json({{"success", true}}));
   EXPECT_EQ(Get(path, Bearer(kAllKey)).second["properties"],
@@ -377,8 +399,10 @@ TEST_F(EmulatorServerTest, PersonPropertyActionsAndDeleteAnswerLikePostHog) {
 
 TEST_F(EmulatorServerTest, FlagCreateValidatesKeyAndUniqueness) {
   const std::string path = "/api/projects/1/feature_flags/";
-  auto [s1, created] = Send("POST", path, {{"key", "new-flag"}, {"name", "New"},
-                                           {"filters", {{"groups", {{{"rollout_percentage", 30}}}}}}},
+  auto [s1, created] = Send("POST", path,
+                            {{"key", "new-flag"},
+                             {"name", "New"},
+                             {"filters", {{"groups", {{{"rollout_percentage", 30}}}}}}},
                             Bearer(kAllKey));
   ASSERT_EQ(s1, 201);
   EXPECT_EQ(created["version"], 1);
@@ -386,9 +410,11 @@ TEST_F(EmulatorServerTest, FlagCreateValidatesKeyAndUniqueness) {
   EXPECT_EQ(created["is_simple_flag"], true);
   auto [s2, invalid] = Send("POST", path, {{"key", "bad key!"}}, Bearer(kAllKey));
   EXPECT_EQ(s2, 400);
-  EXPECT_EQ(invalid, json({{"type", "validation_error"}, {"code", "invalid_key"},
-                           {"detail", "Only letters, numbers, hyphens (-) & underscores (_) are allowed."},
-                           {"attr", "key"}}));
+  EXPECT_EQ(invalid,
+            json({{"type", "validation_error"},
+                  {"code", "invalid_key"},
+                  {"detail", "Only letters, numbers, hyphens (-) & underscores (_) are allowed."},
+                  {"attr", "key"}}));
   auto [s3, dup] = Send("POST", path, {{"key", "new-flag"}}, Bearer(kAllKey));
   EXPECT_EQ(s3, 400);
   EXPECT_EQ(dup["code"], "unique");
@@ -412,15 +438,15 @@ TEST_F(EmulatorServerTest, FlagUpdatesBumpVersionAndStaleVersionIs409) {
   // Newest first; the seeded flags share a creation time, so newest id first.
   EXPECT_EQ(list["results"][0]["key"], "disabled-flag");
   EXPECT_EQ(list["results"][1]["key"], "company-flag");
-  EXPECT_EQ(list["next"],
-            "http://127.0.0.1:" + std::to_string(port_) + "/api/projects/1/feature_flags/?limit=2&offset=2");
+  EXPECT_EQ(list["next"], "http://127.0.0.1:" + std::to_string(port_) +
+                              "/api/projects/1/feature_flags/?limit=2&offset=2");
 }
 
 TEST_F(EmulatorServerTest, FlagListPagesLikeDrfLimitOffsetNewestFirst) {
   ASSERT_EQ(Send("POST", "/_emulator/seed", {{"generate_flags", 250}, {"project_id", 1}}).first,
             200);
-  auto [s1, created] = Send("POST", "/api/projects/1/feature_flags/", {{"key", "newest"}},
-                            Bearer(kAllKey));
+  auto [s1, created] =
+      Send("POST", "/api/projects/1/feature_flags/", {{"key", "newest"}}, Bearer(kAllKey));
   ASSERT_EQ(s1, 201);
   const std::string base = "http://127.0.0.1:" + std::to_string(port_);
   auto [s2, first] = Get("/api/projects/1/feature_flags/", Bearer(kAllKey));
@@ -446,8 +472,8 @@ TEST_F(EmulatorServerTest, FlagListPagesLikeDrfLimitOffsetNewestFirst) {
 }
 
 TEST_F(EmulatorServerTest, FlagWritesNeedFeatureFlagWriteScope) {
-  auto [status, body] = Send("POST", "/api/projects/1/feature_flags/", {{"key", "k"}},
-                             Bearer(kPersonsReadKey));
+  auto [status, body] =
+      Send("POST", "/api/projects/1/feature_flags/", {{"key", "k"}}, Bearer(kPersonsReadKey));
   EXPECT_EQ(status, 403);
   EXPECT_EQ(body["detail"], "API key missing required scope 'feature_flag:write'");
 }
@@ -488,29 +514,32 @@ TEST_F(EmulatorServerTest, DefinitionsAcceptOnlyTheBearerHeader) {
   EXPECT_EQ(s2, 401);
   EXPECT_EQ(b2["detail"], "Secret API token is invalid.");
   EXPECT_EQ(Get(path, Bearer(kPersonsReadKey)).first, 403);
-  EXPECT_EQ(Get(std::string("/api/feature_flag/local_evaluation/?token=") + kToken,
-                Bearer(kAllKey)).first,
+  EXPECT_EQ(Get(std::string("/api/feature_flag/local_evaluation/?token=") + kToken, Bearer(kAllKey))
+                .first,
             200);
 }
 
 // --- remote evaluation --------------------------------------------------------
 
 TEST_F(EmulatorServerTest, FlagsV2UsesStoredPersonPropertiesAndCohorts) {
-  auto [status, body] = Send("POST", "/flags/?v=2", {{"token", kToken}, {"distinct_id", "user-alice"}});
+  auto [status, body] =
+      Send("POST", "/flags/?v=2", {{"token", kToken}, {"distinct_id", "user-alice"}});
   ASSERT_EQ(status, 200);
   const json& flags = body["flags"];
   EXPECT_EQ(flags["pro-users"]["enabled"], true);
-  EXPECT_EQ(flags["pro-users"]["reason"],
-            json({{"code", "condition_match"}, {"condition_index", 0},
-                  {"description", "Matched condition set 1"}}));
+  EXPECT_EQ(flags["pro-users"]["reason"], json({{"code", "condition_match"},
+                                                {"condition_index", 0},
+                                                {"description", "Matched condition set 1"}}));
   EXPECT_EQ(flags["example-com-cohort"]["enabled"], true);
   EXPECT_EQ(flags["disabled-flag"]["reason"]["code"], "flag_disabled");
   EXPECT_EQ(flags["company-flag"]["reason"]["code"], "no_group_type");
   EXPECT_EQ(body["errorsWhileComputingFlags"], false);
   // Request properties override the stored person's.
-  auto [s2, b2] = Send("POST", "/flags/?v=2", {{"token", kToken}, {"distinct_id", "user-alice"},
-                                               {"person_properties", {{"plan", "free"}}},
-                                               {"groups", {{"company", "acme"}}}});
+  auto [s2, b2] = Send("POST", "/flags/?v=2",
+                       {{"token", kToken},
+                        {"distinct_id", "user-alice"},
+                        {"person_properties", {{"plan", "free"}}},
+                        {"groups", {{"company", "acme"}}}});
   EXPECT_EQ(b2["flags"]["pro-users"]["enabled"], false);
   EXPECT_EQ(b2["flags"]["pro-users"]["reason"]["code"], "no_condition_match");
   EXPECT_EQ(b2["flags"]["company-flag"]["enabled"], true);
@@ -535,9 +564,9 @@ TEST_F(EmulatorServerTest, LegacyShapesFollowTheVersionRules) {
 // --- rate limits and faults ---------------------------------------------------
 
 TEST_F(EmulatorServerTest, PersonsThrottleAnswers429WithDrfBody) {
-  ASSERT_EQ(Send("POST", "/_emulator/rate_limits",
-                 {{"enabled", true}, {"persons_per_minute", 2}}).first,
-            200);
+  ASSERT_EQ(
+      Send("POST", "/_emulator/rate_limits", {{"enabled", true}, {"persons_per_minute", 2}}).first,
+      200);
   EXPECT_EQ(Get("/api/projects/1/persons/", Bearer(kAllKey)).first, 200);
   EXPECT_EQ(Get("/api/projects/1/persons/", Bearer(kAllKey)).first, 200);
   auto res = client_->Get("/api/projects/1/persons/", Bearer(kAllKey));
@@ -547,8 +576,9 @@ TEST_F(EmulatorServerTest, PersonsThrottleAnswers429WithDrfBody) {
   json body = json::parse(res->body);
   EXPECT_EQ(body["type"], "throttled_error");
   EXPECT_EQ(body["code"], "throttled");
-  EXPECT_EQ(body["detail"].get<std::string>().rfind("Request was throttled. Expected available in ", 0),
-            0u);
+  EXPECT_EQ(
+      body["detail"].get<std::string>().rfind("Request was throttled. Expected available in ", 0),
+      0u);
   // Other keys and other throttle classes are unaffected.
   EXPECT_EQ(Get("/api/projects/1/persons/", Bearer(kPersonsReadKey)).first, 200);
   EXPECT_EQ(Get("/api/users/@me/", Bearer(kAllKey)).first, 200);
@@ -556,8 +586,12 @@ TEST_F(EmulatorServerTest, PersonsThrottleAnswers429WithDrfBody) {
 
 TEST_F(EmulatorServerTest, CountLimitedFaultAppliesToExactlyNRequests) {
   ASSERT_EQ(Send("POST", "/_emulator/faults",
-                 {{{"route", "users"}, {"error_rate", 1}, {"status", 503},
-                   {"retry_after_s", 7}, {"count", 2}}}).first,
+                 {{{"route", "users"},
+                   {"error_rate", 1},
+                   {"status", 503},
+                   {"retry_after_s", 7},
+                   {"count", 2}}})
+                .first,
             200);
   auto r1 = client_->Get("/api/users/@me/", Bearer(kAllKey));
   auto r2 = client_->Get("/api/users/@me/", Bearer(kAllKey));
@@ -597,11 +631,12 @@ TEST_F(EmulatorServerTest, ResetClearsEventsAndReloadsTheSeed) {
   Send("PATCH", "/api/projects/1/feature_flags/1/", {{"active", false}}, Bearer(kAllKey));
   ASSERT_EQ(Send("POST", "/_emulator/reset", json::object()).first, 200);
   EXPECT_EQ(Events()["count"], 0);
-  EXPECT_EQ(Get("/api/projects/1/persons/?distinct_id=new-person", Bearer(kAllKey)).second["results"].size(),
+  EXPECT_EQ(Get("/api/projects/1/persons/?distinct_id=new-person", Bearer(kAllKey))
+                .second["results"]
+                .size(),
             0u);
   EXPECT_EQ(Get("/api/projects/1/feature_flags/1/", Bearer(kAllKey)).second["version"], 1);
 }
-
 
 // --- groups (cursor pagination) ---------------------------------------------
 
@@ -641,9 +676,10 @@ TEST_F(EmulatorServerTest, GroupsListIsCursorPaginatedNewestFirstAndStableUnderI
     auto [page_status, page] = Get(url, Bearer(kAllKey));
     ASSERT_EQ(page_status, 200) << page;
     for (const json& group : page["results"]) keys.push_back(group["group_key"]);
-    url = page["next"].is_string()
-              ? page["next"].get<std::string>().substr(page["next"].get<std::string>().find("/api/"))
-              : "";
+    url =
+        page["next"].is_string()
+            ? page["next"].get<std::string>().substr(page["next"].get<std::string>().find("/api/"))
+            : "";
   }
   ASSERT_EQ(keys.size(), 250u);
   for (int i = 0; i < 250; ++i) EXPECT_EQ(keys[i], absl::StrCat("generated-group-", 249 - i));
@@ -659,8 +695,8 @@ TEST_F(EmulatorServerTest, GroupsListNeedsATypeIndexAndRefusesUnknownCursors) {
   auto [forged, forged_body] =
       Get("/api/projects/1/groups/?group_type_index=0&cursor=bm9wZQ%3D%3D", Bearer(kAllKey));
   EXPECT_EQ(forged, 404);
-  auto [scope, scope_body] = Get("/api/projects/1/groups/?group_type_index=0",
-                                 Bearer(kPersonsReadKey));
+  auto [scope, scope_body] =
+      Get("/api/projects/1/groups/?group_type_index=0", Bearer(kPersonsReadKey));
   EXPECT_EQ(scope, 403);
 }
 

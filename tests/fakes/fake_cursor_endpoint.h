@@ -97,9 +97,8 @@ class FakeCursorEndpoint final : public HttpClient {
       }
     }
     absl::MutexLock lock(&mu_);
-    auto released = [this, &cursor]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return held_.count(cursor) == 0;
-    };
+    auto released = [this, &cursor]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_.count(cursor) == 0; };
     mu_.Await(absl::Condition(&released));
     if (auto it = overrides_.find(cursor); it != overrides_.end() && !it->second.empty()) {
       response = std::move(it->second.front());
@@ -124,8 +123,8 @@ class FakeCursorEndpoint final : public HttpClient {
     }
     nlohmann::json body = {{"results", results}, {"previous", nullptr}, {"next", nullptr}};
     if (start + page_size_ < ids_.size()) {
-      body["next"] = absl::StrCat(base_url_, "?", other, "cursor=",
-                                  Encode(CursorAfter(ids_[start + page_size_ - 1])));
+      body["next"] = absl::StrCat(base_url_, "?", other,
+                                  "cursor=", Encode(CursorAfter(ids_[start + page_size_ - 1])));
     }
     if (auto it = next_overrides_.find(cursor); it != next_overrides_.end()) {
       body["next"] = it->second;
@@ -147,10 +146,14 @@ class FakeCursorEndpoint final : public HttpClient {
   static std::string Encode(absl::string_view text) {
     std::string out;
     for (char c : text) {
-      if (c == '+') out += "%2B";
-      else if (c == '/') out += "%2F";
-      else if (c == '=') out += "%3D";
-      else out.push_back(c);
+      if (c == '+')
+        out += "%2B";
+      else if (c == '/')
+        out += "%2F";
+      else if (c == '=')
+        out += "%3D";
+      else
+        out.push_back(c);
     }
     return out;
   }

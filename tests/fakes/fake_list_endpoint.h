@@ -84,9 +84,8 @@ class FakeListEndpoint final : public HttpClient {
         if (kv.first == "offset") (void)absl::SimpleAtoi(kv.second, &offset);
       }
     }
-    auto released = [this, offset]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return held_.count(offset) == 0;
-    };
+    auto released = [this, offset]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_.count(offset) == 0; };
     mu_.Await(absl::Condition(&released));
     if (auto it = overrides_.find(offset); it != overrides_.end() && !it->second.empty()) {
       HttpResponse response = std::move(it->second.front());

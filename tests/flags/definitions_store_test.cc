@@ -13,10 +13,10 @@
 namespace posthog_gateway::flags {
 namespace {
 
+using posthog_gateway::testing::FakeHttpClient;
 using ::testing::Contains;
 using ::testing::Not;
 using ::testing::Pair;
-using posthog_gateway::testing::FakeHttpClient;
 
 constexpr char kDefinitions[] =
     R"({"flags": [{"id": 1, "key": "beta", "active": true, "version": 2,
@@ -48,8 +48,7 @@ class DefinitionsStoreTest : public ::testing::Test {
     FlagsConfig options;
     options.poll_interval = absl::Seconds(30);
     options.max_backoff = absl::Seconds(60);
-    store_ = std::make_unique<DefinitionsStore>(client_.get(), options,
-                                                [this] { return now_; });
+    store_ = std::make_unique<DefinitionsStore>(client_.get(), options, [this] { return now_; });
   }
 
   absl::Time now_ = absl::FromUnixSeconds(1000);
@@ -66,8 +65,7 @@ TEST_F(DefinitionsStoreTest, FirstLoadUsesSecureKeyOnIngestionHostAndPublishes) 
   EXPECT_EQ(store_->PollOnce(), absl::Seconds(30));
   ASSERT_EQ(http_.requests().size(), 1u);
   const HttpRequest request = http_.requests()[0];
-  EXPECT_EQ(request.url,
-            "https://ingest.example/flags/definitions?token=phc_token&send_cohorts");
+  EXPECT_EQ(request.url, "https://ingest.example/flags/definitions?token=phc_token&send_cohorts");
   EXPECT_THAT(request.headers, Contains(Pair("Authorization", "Bearer phs_secure")));
   EXPECT_TRUE(store_->Loaded());
   auto snapshot = store_->Current();

@@ -127,12 +127,13 @@ TEST_P(OperatorTest, MatchesLikePostHog) {
   const OperatorCase& c = GetParam();
   json filter = c.filter;
   filter["type"] = "person";
-  json flag = {{"id", 1},
-               {"key", "op-flag"},
-               {"active", true},
-               {"filters",
-                {{"groups", json::array({{{"properties", json::array({filter})},
-                                          {"rollout_percentage", 100}}})}}}};
+  json flag = {
+      {"id", 1},
+      {"key", "op-flag"},
+      {"active", true},
+      {"filters",
+       {{"groups",
+         json::array({{{"properties", json::array({filter})}, {"rollout_percentage", 100}}})}}}};
   auto definitions = Compile(json{{"flags", json::array({flag})}});
   ASSERT_NE(definitions, nullptr);
   EvaluationContext context;
@@ -349,18 +350,18 @@ class FlagFlowTest : public ::testing::Test {
 };
 
 TEST_F(FlagFlowTest, ReasonAndPayloadOfMatchedCondition) {
-  json flag = {{"id", 7},
-               {"version", 3},
-               {"key", "f"},
-               {"active", true},
-               {"filters",
-                {{"groups", json::array({{{"properties", json::array({{{"key", "plan"},
-                                                                        {"value", "pro"},
-                                                                        {"type", "person"}}})},
-                                          {"rollout_percentage", 0}},
-                                         {{"properties", json::array()},
-                                          {"rollout_percentage", 100}}})},
-                 {"payloads", {{"true", "{\"a\": 1}"}}}}}};
+  json flag = {
+      {"id", 7},
+      {"version", 3},
+      {"key", "f"},
+      {"active", true},
+      {"filters",
+       {{"groups",
+         json::array({{{"properties",
+                        json::array({{{"key", "plan"}, {"value", "pro"}, {"type", "person"}}})},
+                       {"rollout_percentage", 0}},
+                      {{"properties", json::array()}, {"rollout_percentage", 100}}})},
+        {"payloads", {{"true", "{\"a\": 1}"}}}}}};
   FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "pro"}}));
   ASSERT_TRUE(result.decided);
   EXPECT_TRUE(result.enabled);
@@ -423,7 +424,8 @@ TEST_F(FlagFlowTest, StaticCohortDoesNotHideADefiniteNonMatch) {
 
 TEST_F(FlagFlowTest, ConditionOnAnUnknownGroupTypeIsSkipped) {
   json groups = json::array(
-      {{{"aggregation_group_type_index", 7}, {"properties", json::array()},
+      {{{"aggregation_group_type_index", 7},
+        {"properties", json::array()},
         {"rollout_percentage", 100}},
        {{"properties", json::array({{{"key", "country"}, {"value", "DE"}, {"type", "person"}}})},
         {"rollout_percentage", 100}}});
@@ -495,14 +497,14 @@ TEST_F(FlagFlowTest, DependencyOnAFlagThatNeedsPostHogNeedsPostHog) {
       {"key", "dependent"},
       {"active", true},
       {"filters",
-       {{"groups", json::array({{{"properties", json::array({{{"key", "uses-static"},
-                                                              {"type", "flag"},
-                                                              {"operator", "flag_evaluates_to"},
-                                                              {"value", true},
-                                                              {"dependency_chain",
-                                                               {"uses-static"}}}})},
-                                 {"rollout_percentage", 100}},
-                                {{"properties", json::array()}, {"rollout_percentage", 100}}})}}}};
+       {{"groups",
+         json::array({{{"properties", json::array({{{"key", "uses-static"},
+                                                    {"type", "flag"},
+                                                    {"operator", "flag_evaluates_to"},
+                                                    {"value", true},
+                                                    {"dependency_chain", {"uses-static"}}}})},
+                       {"rollout_percentage", 100}},
+                      {{"properties", json::array()}, {"rollout_percentage", 100}}})}}}};
   // The second condition would match, but the first might too, with PostHog.
   EXPECT_FALSE(Run(json::array({dependent, needs_server}), Person("u")).decided);
 }
@@ -523,15 +525,14 @@ TEST_F(FlagFlowTest, ExperienceContinuityIsInconclusive) {
 }
 
 TEST_F(FlagFlowTest, ConditionVariantOverrideWins) {
-  json flag = {
-      {"key", "f"},
-      {"active", true},
-      {"filters",
-       {{"groups", json::array({{{"rollout_percentage", 100}, {"variant", "b"}}})},
-        {"multivariate",
-         {{"variants", json::array({{{"key", "a"}, {"rollout_percentage", 100}},
-                                    {{"key", "b"}, {"rollout_percentage", 0}}})}}},
-        {"payloads", {{"b", "\"plain\""}}}}}};
+  json flag = {{"key", "f"},
+               {"active", true},
+               {"filters",
+                {{"groups", json::array({{{"rollout_percentage", 100}, {"variant", "b"}}})},
+                 {"multivariate",
+                  {{"variants", json::array({{{"key", "a"}, {"rollout_percentage", 100}},
+                                             {{"key", "b"}, {"rollout_percentage", 0}}})}}},
+                 {"payloads", {{"b", "\"plain\""}}}}}};
   FlagEvaluation result = Run(json::array({flag}), Person("u"));
   EXPECT_EQ(result.variant, "b");
   ASSERT_NE(result.payload, nullptr);
@@ -544,10 +545,10 @@ TEST_F(FlagFlowTest, GroupFlagBucketsByGroupKeyAndNeedsTheGroup) {
                {"filters",
                 {{"aggregation_group_type_index", 0},
                  {"groups", json::array({{{"properties", json::array({{{"key", "size"},
-                                                                        {"operator", "gt"},
-                                                                        {"value", 10},
-                                                                        {"type", "group"},
-                                                                        {"group_type_index", 0}}})},
+                                                                       {"operator", "gt"},
+                                                                       {"value", 10},
+                                                                       {"type", "group"},
+                                                                       {"group_type_index", 0}}})},
                                           {"rollout_percentage", 100}}})}}}};
   FlagEvaluation missing = Run(json::array({flag}), Person("u"));
   ASSERT_TRUE(missing.decided);
@@ -601,25 +602,26 @@ TEST_F(FlagFlowTest, NestedCohortsWithNegation) {
   json cohorts = {
       {"1",
        {{"type", "OR"},
-        {"values", json::array({{{"type", "AND"},
-                                 {"values", json::array({{{"key", "email"},
-                                                          {"operator", "icontains"},
-                                                          {"value", "@x.com"},
-                                                          {"type", "person"}},
-                                                         {{"key", "2"},
-                                                          {"value", 2},
-                                                          {"type", "cohort"},
-                                                          {"negation", true}}})}}})}}},
+        {"values",
+         json::array(
+             {{{"type", "AND"},
+               {"values",
+                json::array(
+                    {{{"key", "email"},
+                      {"operator", "icontains"},
+                      {"value", "@x.com"},
+                      {"type", "person"}},
+                     {{"key", "2"}, {"value", 2}, {"type", "cohort"}, {"negation", true}}})}}})}}},
       {"2",
        {{"type", "AND"},
         {"values", json::array({{{"key", "plan"}, {"value", "free"}, {"type", "person"}}})}}}};
-  json flag = {{"key", "c"},
-               {"active", true},
-               {"filters",
-                {{"groups", json::array({{{"properties", json::array({{{"key", "id"},
-                                                                        {"type", "cohort"},
-                                                                        {"value", 1}}})},
-                                          {"rollout_percentage", 100}}})}}}};
+  json flag = {
+      {"key", "c"},
+      {"active", true},
+      {"filters",
+       {{"groups", json::array({{{"properties",
+                                  json::array({{{"key", "id"}, {"type", "cohort"}, {"value", 1}}})},
+                                 {"rollout_percentage", 100}}})}}}};
   json extra = {{"cohorts", cohorts}};
   EXPECT_TRUE(Run(json::array({flag}), Person("u", {{"email", "a@x.com"}, {"plan", "pro"}}), extra)
                   .enabled);
@@ -639,12 +641,12 @@ TEST_F(FlagFlowTest, NegationOnAConditionCohortFilterIsIgnored) {
                {"active", true},
                {"filters",
                 {{"groups", json::array({{{"properties", json::array({{{"key", "id"},
-                                                                        {"type", "cohort"},
-                                                                        {"value", 2},
-                                                                        {"negation", true}}})},
+                                                                       {"type", "cohort"},
+                                                                       {"value", 2},
+                                                                       {"negation", true}}})},
                                           {"rollout_percentage", 100}}})}}}};
-  FlagEvaluation result = Run(json::array({flag}), Person("u", {{"plan", "free"}}),
-                              {{"cohorts", cohorts}});
+  FlagEvaluation result =
+      Run(json::array({flag}), Person("u", {{"plan", "free"}}), {{"cohorts", cohorts}});
   ASSERT_TRUE(result.decided);
   EXPECT_TRUE(result.enabled);
 }
@@ -667,10 +669,8 @@ TEST_F(FlagFlowTest, FlagDependencies) {
                  {"multivariate",
                   {{"variants", json::array({{{"key", "v1"}, {"rollout_percentage", 100}}})}}}}}};
   auto dependent = [](json value, json chain) {
-    json property = {{"key", "base"},
-                     {"type", "flag"},
-                     {"operator", "flag_evaluates_to"},
-                     {"value", value}};
+    json property = {
+        {"key", "base"}, {"type", "flag"}, {"operator", "flag_evaluates_to"}, {"value", value}};
     if (!chain.is_null()) property["dependency_chain"] = chain;
     return json{{"key", "dep"},
                 {"active", true},
@@ -691,11 +691,11 @@ TEST_F(FlagFlowTest, FlagDependencies) {
 }
 
 TEST_F(FlagFlowTest, FeatureEnrollmentDecidesFirst) {
-  json flag = {{"key", "beta"},
-               {"active", true},
-               {"filters",
-                {{"feature_enrollment", true},
-                 {"groups", json::array({{{"rollout_percentage", 0}}})}}}};
+  json flag = {
+      {"key", "beta"},
+      {"active", true},
+      {"filters",
+       {{"feature_enrollment", true}, {"groups", json::array({{{"rollout_percentage", 0}}})}}}};
   FlagEvaluation enrolled =
       Run(json::array({flag}), Person("u", {{"$feature_enrollment/beta", "true"}}));
   EXPECT_TRUE(enrolled.enabled);
@@ -725,8 +725,7 @@ TEST_F(FlagFlowTest, HoldoutByHoldoutHash) {
 }
 
 TEST(CompileDefinitionsTest, RejectsBodyWithoutFlags) {
-  EXPECT_EQ(CompileDefinitions(json::object()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CompileDefinitions(json::object()).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

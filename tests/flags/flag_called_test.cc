@@ -9,7 +9,7 @@ TEST(FlagCalledDeduplicatorTest, SendsEachTupleOnceAndForgetsTheOldest) {
   FlagCalledDeduplicator seen(2);
   EXPECT_TRUE(seen.FirstTime("u1", "f", "true", {}));
   EXPECT_FALSE(seen.FirstTime("u1", "f", "true", {}));
-  EXPECT_TRUE(seen.FirstTime("u1", "f", "\"test\"", {}));  // Another value.
+  EXPECT_TRUE(seen.FirstTime("u1", "f", "\"test\"", {}));                 // Another value.
   EXPECT_TRUE(seen.FirstTime("u1", "f", "true", {{"company", "acme"}}));  // Groups differ.
   // Capacity 2: the first tuple was forgotten.
   EXPECT_TRUE(seen.FirstTime("u1", "f", "true", {}));

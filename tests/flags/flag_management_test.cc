@@ -28,9 +28,9 @@ namespace {
 
 namespace v1 = ::posthog::v1;
 using testing::ErrorReason;
-using testing::ViolatedFields;
 using testing::FakeClock;
 using testing::FakeHttpClient;
+using testing::ViolatedFields;
 
 constexpr char kFlag[] = R"({"id": 12, "key": "beta", "name": "Beta", "active": true,
   "deleted": false, "version": 3, "filters": {"groups": [{"rollout_percentage": 50}]}})";
@@ -45,9 +45,9 @@ class FlagManagementTest : public ::testing::Test {
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     PagingConfig paging;
     paging.flags_per_minute = 2;
-    service_ = std::make_unique<FlagServiceImpl>(registry_.get(),
-                                                 std::map<std::string, FlagProject>{},
-                                                 FlagsConfig{}, paging, &tokens_, &clock_);
+    service_ =
+        std::make_unique<FlagServiceImpl>(registry_.get(), std::map<std::string, FlagProject>{},
+                                          FlagsConfig{}, paging, &tokens_, &clock_);
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();

@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "flagd/evaluation/v2/evaluation.pb.h"
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/client_unary_call.h"
 #include "grpcpp/impl/rpc_method.h"
 #include "grpcpp/support/sync_stream.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/config/key_store.h"
@@ -104,9 +104,8 @@ class FlagdServiceTest : public ::testing::Test {
     for (const auto& [name, value] : headers) context.AddMetadata(name, value);
     return grpc::internal::BlockingUnaryCall<Request, Response>(
         channel_.get(),
-        grpc::internal::RpcMethod(
-            (std::string("/flagd.evaluation.v2.Service/") + method).c_str(),
-            grpc::internal::RpcMethod::NORMAL_RPC),
+        grpc::internal::RpcMethod((std::string("/flagd.evaluation.v2.Service/") + method).c_str(),
+                                  grpc::internal::RpcMethod::NORMAL_RPC),
         &context, request, response);
   }
 
@@ -158,7 +157,8 @@ TEST_F(FlagdServiceTest, BooleanIsWhetherTheFlagIsOnWithPostHogsIdAndVersion) {
   EXPECT_EQ(rolled_out.reason(), "SPLIT");
 
   v2::ResolveBooleanResponse disabled;
-  ASSERT_TRUE(Call("ResolveBoolean", For<v2::ResolveBooleanRequest>("off", User()), &disabled).ok());
+  ASSERT_TRUE(
+      Call("ResolveBoolean", For<v2::ResolveBooleanRequest>("off", User()), &disabled).ok());
   ASSERT_TRUE(disabled.has_value());
   EXPECT_FALSE(disabled.value());
   // A variant: providers keep the value false instead of the caller's default.
@@ -167,7 +167,8 @@ TEST_F(FlagdServiceTest, BooleanIsWhetherTheFlagIsOnWithPostHogsIdAndVersion) {
 
   // A variant of a multivariate flag is on.
   v2::ResolveBooleanResponse variant;
-  ASSERT_TRUE(Call("ResolveBoolean", For<v2::ResolveBooleanRequest>("colors", User()), &variant).ok());
+  ASSERT_TRUE(
+      Call("ResolveBoolean", For<v2::ResolveBooleanRequest>("colors", User()), &variant).ok());
   EXPECT_TRUE(variant.value());
   EXPECT_EQ(variant.variant(), "blue");
 }
@@ -267,17 +268,16 @@ TEST_F(FlagdServiceTest, ErrorsAreTheCodesProvidersMapToOpenFeatureErrors) {
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(ErrorReason(missing), "FLAG_NOT_FOUND");
 
-  grpc::Status no_key = Call("ResolveBoolean",
-                             For<v2::ResolveBooleanRequest>("everyone", {{"plan", "pro"}}),
-                             &response);
+  grpc::Status no_key = Call(
+      "ResolveBoolean", For<v2::ResolveBooleanRequest>("everyone", {{"plan", "pro"}}), &response);
   EXPECT_EQ(no_key.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ErrorReason(no_key), "TARGETING_KEY_MISSING");
   EXPECT_EQ(ViolatedFields(no_key), std::vector<std::string>{"context.targetingKey"});
 
-  grpc::Status bad_groups = Call(
-      "ResolveBoolean",
-      For<v2::ResolveBooleanRequest>("everyone", {{"targetingKey", "u"}, {"$groups", "acme"}}),
-      &response);
+  grpc::Status bad_groups =
+      Call("ResolveBoolean",
+           For<v2::ResolveBooleanRequest>("everyone", {{"targetingKey", "u"}, {"$groups", "acme"}}),
+           &response);
   EXPECT_EQ(bad_groups.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ErrorReason(bad_groups), "INVALID_CONTEXT");
   EXPECT_EQ(ViolatedFields(bad_groups), std::vector<std::string>{"context.$groups"});
@@ -351,11 +351,10 @@ TEST_F(FlagdServiceTest, EventStreamIsReadyAtOnceNamesChangedFlagsAndEndsOnShutd
   store_->PollOnce();
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.type(), "configuration_change");
-  EXPECT_EQ(JsonFromStruct(event.data()),
-            json({{"flags",
-                   {{"nobody", {{"type", "update"}}},
-                    {"off", {{"type", "delete"}}},
-                    {"fresh", {{"type", "write"}}}}}}));
+  EXPECT_EQ(JsonFromStruct(event.data()), json({{"flags",
+                                                 {{"nobody", {{"type", "update"}}},
+                                                  {"off", {{"type", "delete"}}},
+                                                  {"fresh", {{"type", "write"}}}}}}));
   EXPECT_EQ(flagd_->EventStreams().at("demo"), 1u);
 
   flagd_->Shutdown();
@@ -426,8 +425,7 @@ TEST_F(FlagdServiceAuthorizationTest, EveryMethodNeedsFlagEvaluationOnTheProject
   EXPECT_THAT(Call("ResolveAll", v2::ResolveAllRequest(), &all, {{"l5d-client-id", "collector"}}),
               StatusIs(grpc::StatusCode::PERMISSION_DENIED));
 
-  ASSERT_THAT(Call("ResolveBoolean", request, &response, {{"l5d-client-id", "evaluator"}}),
-              IsOk());
+  ASSERT_THAT(Call("ResolveBoolean", request, &response, {{"l5d-client-id", "evaluator"}}), IsOk());
   EXPECT_TRUE(response.value());
 
   // EventStream too: refused before provider_ready.

@@ -88,16 +88,15 @@ TEST_F(OfrepServerTest, OneFlagIsTheSpecsSuccessObject) {
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
   EXPECT_EQ(result->get_header_value("Content-Type"), "application/json");
-  EXPECT_EQ(json::parse(result->body),
-            json({{"key", "colors"},
-                  {"value", "blue"},
-                  {"variant", "blue"},
-                  {"reason", "SPLIT"},
-                  {"metadata",
-                   {{"flagId", 3},
-                    {"flagVersion", 5},
-                    {"posthogReason", "Matched condition set 1"},
-                    {"decidedBy", "gateway"}}}}));
+  EXPECT_EQ(json::parse(result->body), json({{"key", "colors"},
+                                             {"value", "blue"},
+                                             {"variant", "blue"},
+                                             {"reason", "SPLIT"},
+                                             {"metadata",
+                                              {{"flagId", 3},
+                                               {"flagVersion", 5},
+                                               {"posthogReason", "Matched condition set 1"},
+                                               {"decidedBy", "gateway"}}}}));
 
   httplib::Result boolean =
       Post("/ofrep/v1/evaluate/flags/everyone", Body({{"targetingKey", "user-1"}}),
@@ -122,8 +121,8 @@ TEST_F(OfrepServerTest, ErrorsHaveTheSpecsStatusesAndCodes) {
   EXPECT_EQ(no_key->status, 400);
   EXPECT_EQ(json::parse(no_key->body)["errorCode"], "TARGETING_KEY_MISSING");
 
-  httplib::Result bad_context = Post("/ofrep/v1/evaluate/flags/colors",
-                                     Body({{"targetingKey", "u"}, {"$groups", 3}}));
+  httplib::Result bad_context =
+      Post("/ofrep/v1/evaluate/flags/colors", Body({{"targetingKey", "u"}, {"$groups", 3}}));
   ASSERT_TRUE(bad_context);
   EXPECT_EQ(bad_context->status, 400);
   EXPECT_EQ(json::parse(bad_context->body)["errorCode"], "INVALID_CONTEXT");
@@ -133,15 +132,15 @@ TEST_F(OfrepServerTest, ErrorsHaveTheSpecsStatusesAndCodes) {
   EXPECT_EQ(not_json->status, 400);
   EXPECT_EQ(json::parse(not_json->body)["errorCode"], "PARSE_ERROR");
 
-  httplib::Result unknown_project = Post("/ofrep/v1/evaluate/flags/colors",
-                                         Body({{"targetingKey", "u"}}),
-                                         {{"x-posthog-project", "other"}});
+  httplib::Result unknown_project =
+      Post("/ofrep/v1/evaluate/flags/colors", Body({{"targetingKey", "u"}}),
+           {{"x-posthog-project", "other"}});
   ASSERT_TRUE(unknown_project);
   EXPECT_EQ(unknown_project->status, 400);
   EXPECT_EQ(json::parse(unknown_project->body)["errorCode"], "GENERAL");
 
-  httplib::Result too_big = Post("/ofrep/v1/evaluate/flags/colors",
-                                 Body({{"targetingKey", std::string(8192, 'x')}}));
+  httplib::Result too_big =
+      Post("/ofrep/v1/evaluate/flags/colors", Body({{"targetingKey", std::string(8192, 'x')}}));
   ASSERT_TRUE(too_big);
   EXPECT_EQ(too_big->status, 413);
 }
@@ -210,7 +209,8 @@ class OfrepServerAuthorizationTest : public OfrepServerTest {
   }
 
   static httplib::Headers From(const std::string& uri) {
-    return {{"x-forwarded-client-cert", "By=spiffe://cluster.local/ns/flags/sa/gateway;Hash=ab;URI=" + uri}};
+    return {{"x-forwarded-client-cert",
+             "By=spiffe://cluster.local/ns/flags/sa/gateway;Hash=ab;URI=" + uri}};
   }
 
   std::unique_ptr<Authorizer> owned_authorizer_;
@@ -222,16 +222,16 @@ TEST_F(OfrepServerAuthorizationTest, RequestsNeedFlagEvaluationOnTheProject) {
     httplib::Result anonymous = Post(path, body);
     ASSERT_TRUE(anonymous);
     EXPECT_EQ(anonymous->status, 401) << path;
-    EXPECT_NE(json::parse(anonymous->body)["errorDetails"].get<std::string>().find(
-                  "no caller identity"),
-              std::string::npos);
+    EXPECT_NE(
+        json::parse(anonymous->body)["errorDetails"].get<std::string>().find("no caller identity"),
+        std::string::npos);
 
     httplib::Result ungranted = Post(path, body, From("spiffe://cluster.local/ns/jobs/sa/etl"));
     ASSERT_TRUE(ungranted);
     EXPECT_EQ(ungranted->status, 403) << path;
-    EXPECT_NE(json::parse(ungranted->body)["errorDetails"].get<std::string>().find(
-                  "flag_evaluation"),
-              std::string::npos);
+    EXPECT_NE(
+        json::parse(ungranted->body)["errorDetails"].get<std::string>().find("flag_evaluation"),
+        std::string::npos);
 
     httplib::Result granted = Post(path, body, From("spiffe://cluster.local/ns/shop/sa/web"));
     ASSERT_TRUE(granted);

@@ -28,12 +28,12 @@ FlagResult Result(bool enabled, const std::string& variant, posthog::v1::FlagRea
 }
 
 TEST(ContextFromOpenFeatureTest, SplitsTheContextByConvention) {
-  absl::StatusOr<posthog::v1::EvaluationContext> who = ContextFromOpenFeature(
-      {{"targetingKey", "u-1"},
-       {"plan", "pro"},
-       {"$groups", {{"company", "acme"}, {"project", 42}}},
-       {"$group_properties", {{"company", {{"size", 10}}}}},
-       {"$device_id", "d-1"}});
+  absl::StatusOr<posthog::v1::EvaluationContext> who =
+      ContextFromOpenFeature({{"targetingKey", "u-1"},
+                              {"plan", "pro"},
+                              {"$groups", {{"company", "acme"}, {"project", 42}}},
+                              {"$group_properties", {{"company", {{"size", 10}}}}},
+                              {"$device_id", "d-1"}});
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->distinct_id(), "u-1");
   EXPECT_EQ(who->device_id(), "d-1");
@@ -72,25 +72,39 @@ TEST(ContextFromOpenFeatureTest, NamesWhatIsWrong) {
 }
 
 TEST(ResolveTest, ReasonsFollowPostHogsCodes) {
-  EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH),
-                    ValueType::kBoolean).reason, "TARGETING_MATCH");
-  EXPECT_EQ(Resolve(Result(true, "b", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH),
-                    ValueType::kBoolean).reason, "SPLIT");
+  EXPECT_EQ(
+      Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH), ValueType::kBoolean)
+          .reason,
+      "TARGETING_MATCH");
+  EXPECT_EQ(
+      Resolve(Result(true, "b", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH), ValueType::kBoolean)
+          .reason,
+      "SPLIT");
   EXPECT_EQ(Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_OUT_OF_ROLLOUT_BOUND),
-                    ValueType::kBoolean).reason, "SPLIT");
+                    ValueType::kBoolean)
+                .reason,
+            "SPLIT");
   EXPECT_EQ(Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_HOLDOUT_CONDITION_VALUE),
-                    ValueType::kBoolean).reason, "SPLIT");
+                    ValueType::kBoolean)
+                .reason,
+            "SPLIT");
   EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_SUPER_CONDITION_VALUE),
-                    ValueType::kBoolean).reason, "TARGETING_MATCH");
+                    ValueType::kBoolean)
+                .reason,
+            "TARGETING_MATCH");
   EXPECT_EQ(Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_NO_CONDITION_MATCH),
-                    ValueType::kBoolean).reason, "DEFAULT");
-  EXPECT_EQ(Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED),
-                    ValueType::kBoolean).reason, "DISABLED");
+                    ValueType::kBoolean)
+                .reason,
+            "DEFAULT");
+  EXPECT_EQ(
+      Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED), ValueType::kBoolean)
+          .reason,
+      "DISABLED");
 }
 
 TEST(ResolveTest, ValuesByType) {
-  const FlagResult variant = Result(true, "blue", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH,
-                                    {{"hex", "#00f"}});
+  const FlagResult variant =
+      Result(true, "blue", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, {{"hex", "#00f"}});
   EXPECT_EQ(Resolve(variant, ValueType::kBoolean).value, true);
   EXPECT_EQ(Resolve(variant, ValueType::kString).value, "blue");
   EXPECT_EQ(Resolve(variant, ValueType::kObject).value, json({{"hex", "#00f"}}));
@@ -98,19 +112,26 @@ TEST(ResolveTest, ValuesByType) {
   EXPECT_EQ(Resolve(variant, ValueType::kAny).metadata["payload"], R"({"hex":"#00f"})");
   EXPECT_EQ(Resolve(variant, ValueType::kInt).error, ErrorCode::kTypeMismatch);
 
-  const FlagResult number =
-      Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, 42);
+  const FlagResult number = Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, 42);
   EXPECT_EQ(Resolve(number, ValueType::kInt).value, 42);
   EXPECT_EQ(Resolve(number, ValueType::kFloat).value, 42.0);
   EXPECT_EQ(Resolve(number, ValueType::kString).error, ErrorCode::kTypeMismatch);
-  EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, 1.5),
-                    ValueType::kInt).error, ErrorCode::kTypeMismatch);
+  EXPECT_EQ(
+      Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, 1.5), ValueType::kInt)
+          .error,
+      ErrorCode::kTypeMismatch);
   EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, 1e300),
-                    ValueType::kInt).error, ErrorCode::kTypeMismatch);
+                    ValueType::kInt)
+                .error,
+            ErrorCode::kTypeMismatch);
   EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, "{\"a\":1}"),
-                    ValueType::kObject).value, json({{"a", 1}}));
+                    ValueType::kObject)
+                .value,
+            json({{"a", 1}}));
   EXPECT_EQ(Resolve(Result(true, "", posthog::v1::FLAG_REASON_CODE_CONDITION_MATCH, "{a"),
-                    ValueType::kObject).error, ErrorCode::kParseError);
+                    ValueType::kObject)
+                .error,
+            ErrorCode::kParseError);
 
   // Off: the caller's default (no value, no variant), DEFAULT or DISABLED.
   for (auto code : {posthog::v1::FLAG_REASON_CODE_NO_CONDITION_MATCH,
@@ -123,11 +144,13 @@ TEST(ResolveTest, ValuesByType) {
       EXPECT_EQ(off.reason, "DEFAULT");
     }
   }
-  EXPECT_EQ(Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED),
-                    ValueType::kString).reason, "DISABLED");
+  EXPECT_EQ(
+      Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED), ValueType::kString)
+          .reason,
+      "DISABLED");
   // A boolean is always given, with a variant, so providers keep `false`.
-  Resolution off = Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED),
-                           ValueType::kBoolean);
+  Resolution off =
+      Resolve(Result(false, "", posthog::v1::FLAG_REASON_CODE_FLAG_DISABLED), ValueType::kBoolean);
   EXPECT_EQ(off.value, false);
   EXPECT_EQ(off.variant, "false");
 }

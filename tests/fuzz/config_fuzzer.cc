@@ -7,7 +7,6 @@
 #include "server/config/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  (void)posthog_gateway::ParseConfig(
-      absl::string_view(reinterpret_cast<const char*>(data), size));
+  (void)posthog_gateway::ParseConfig(absl::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

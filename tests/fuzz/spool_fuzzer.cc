@@ -20,7 +20,8 @@ namespace {
 
 std::string ScratchDir() {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = base != nullptr ? base : (std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+  std::string dir =
+      base != nullptr ? base : (std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
   dir += "/spool_fuzzer." + std::to_string(::getpid());
   return dir;
 }

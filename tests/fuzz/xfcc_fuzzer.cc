@@ -95,8 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   const std::string appended = absl::StrCat(
-      input, ",By=spiffe://cluster.local/ns/gw/sa/gateway;Hash=abc;Subject=\"\";URI=",
-      kSidecarUri);
+      input, ",By=spiffe://cluster.local/ns/gw/sa/gateway;Hash=abc;Subject=\"\";URI=", kSidecarUri);
   const std::string named = XfccCallerUri(appended);
   Check(named.empty() || named == kSidecarUri);
   return 0;

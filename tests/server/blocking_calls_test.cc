@@ -44,17 +44,17 @@ TEST(BlockingCallsTest, CountsRunningCallsAndTakesMoveOnlyCalls) {
 TEST(BlockingCallsTest, TryStartRefusesPastTheLimitAndLeavesTheCall) {
   BlockingCalls calls(/*max_running=*/1);
   absl::Notification release;
-  absl::AnyInvocable<void() &&> first = [&] { release.WaitForNotification(); };
+  absl::AnyInvocable<void()&&> first = [&] { release.WaitForNotification(); };
   ASSERT_TRUE(calls.TryStart(first));
   bool ran = false;
-  absl::AnyInvocable<void() &&> second = [&] { ran = true; };
+  absl::AnyInvocable<void()&&> second = [&] { ran = true; };
   EXPECT_FALSE(calls.TryStart(second));
   ASSERT_TRUE(second);  // Still the caller's to run.
   std::move(second)();
   EXPECT_TRUE(ran);
   release.Notify();
   while (calls.Running() != 0) std::this_thread::yield();
-  absl::AnyInvocable<void() &&> third = [] {};
+  absl::AnyInvocable<void()&&> third = [] {};
   EXPECT_TRUE(calls.TryStart(third));
 }
 

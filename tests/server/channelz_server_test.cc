@@ -22,8 +22,7 @@ namespace posthog_gateway {
 namespace {
 
 std::shared_ptr<grpc::Channel> Connect(int port) {
-  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                             grpc::InsecureChannelCredentials());
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
 }
 
 // GetServers calls grpc.channelz.v1.Channelz/GetServers on `port` and
@@ -38,8 +37,8 @@ grpc::Status GetServers(int port, nlohmann::json* response) {
   grpc::ByteBuffer reply;
   grpc::Status status;
   absl::Notification done;
-  stub.UnaryCall(&context, "/grpc.channelz.v1.Channelz/GetServers", grpc::StubOptions(),
-                 &request, &reply, [&](grpc::Status s) {
+  stub.UnaryCall(&context, "/grpc.channelz.v1.Channelz/GetServers", grpc::StubOptions(), &request,
+                 &reply, [&](grpc::Status s) {
                    status = std::move(s);
                    done.Notify();
                  });

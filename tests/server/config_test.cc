@@ -246,20 +246,19 @@ TEST(ConfigTest, FlagsSectionDefaultsAndValues) {
 
 INSTANTIATE_TEST_SUITE_P(
     Flags, BadConfigTest,
-    ::testing::Values(
-        BadConfig{"PollIntervalTooShort",
-                  R"({"projects": [{"alias": "a", "project_id": 1,
+    ::testing::Values(BadConfig{"PollIntervalTooShort",
+                                R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}], "flags": {"poll_interval_ms": 10}})",
-                  "flags.poll_interval_ms: must be at least 100"},
-        BadConfig{"UnknownFlagsField",
-                  R"({"projects": [{"alias": "a", "project_id": 1,
+                                "flags.poll_interval_ms: must be at least 100"},
+                      BadConfig{"UnknownFlagsField",
+                                R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}], "flags": {"poll": 1}})",
-                  "flags.poll: unknown field"},
-        BadConfig{"CacheSizeZero",
-                  R"({"projects": [{"alias": "a", "project_id": 1,
+                                "flags.poll: unknown field"},
+                      BadConfig{"CacheSizeZero",
+                                R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}],
                       "flags": {"flag_called_cache_size": 0}})",
-                  "flags.flag_called_cache_size: must be at least 1"}),
+                                "flags.flag_called_cache_size: must be at least 1"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
 TEST(ConfigTest, PagingDefaultsArePostHogsThrottles) {
@@ -313,11 +312,10 @@ TEST(ConfigTest, ReadsThreadAndStreamBounds) {
   EXPECT_EQ(config->server.max_streams_per_caller, 0);
   EXPECT_EQ(config->server.max_handler_threads, 64);
   EXPECT_EQ(config->capture.max_delivered_waits, 8);
-  for (const char* bad : {R"("paging": {"fetch_threads": 0})",
-                          R"("paging": {"fetch_threads": 257})",
-                          R"("server": {"max_streams": -1})",
-                          R"("server": {"max_handler_threads": 4})",
-                          R"("capture": {"max_delivered_waits": 0})"}) {
+  for (const char* bad :
+       {R"("paging": {"fetch_threads": 0})", R"("paging": {"fetch_threads": 257})",
+        R"("server": {"max_streams": -1})", R"("server": {"max_handler_threads": 4})",
+        R"("capture": {"max_delivered_waits": 0})"}) {
     absl::StatusOr<GatewayConfig> refused = ParseConfig(absl::StrCat(
         R"({"projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}], )",
         bad, "}"));
@@ -326,16 +324,16 @@ TEST(ConfigTest, ReadsThreadAndStreamBounds) {
 }
 
 TEST(ConfigTest, RefusesBadPagingSettings) {
-  for (const char* paging : {R"({"look_ahead": 17})", R"({"persons_per_minute": -1})",
-                             R"({"flags_per_minute": -1})", R"({"flags_per_hour": 1e3})",
-                             R"({"flags_per_hour": 4294967296})",
-                             R"({"resume_token_secret": "inline-secret"})",
-                             R"({"resume_token_ttl_ms": 10})", R"({"unknown": 1})"}) {
+  for (const char* paging :
+       {R"({"look_ahead": 17})", R"({"persons_per_minute": -1})", R"({"flags_per_minute": -1})",
+        R"({"flags_per_hour": 1e3})", R"({"flags_per_hour": 4294967296})",
+        R"({"resume_token_secret": "inline-secret"})", R"({"resume_token_ttl_ms": 10})",
+        R"({"unknown": 1})"}) {
     absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat(
-        R"({"projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}], "paging": )", paging, "}"));
+        R"({"projects": [{"alias": "main", "project_id": 12, "personal_api_key": {"env": "K"}}], "paging": )",
+        paging, "}"));
     EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << paging;
-    EXPECT_NE(config.status().message().find("paging"), absl::string_view::npos)
-        << config.status();
+    EXPECT_NE(config.status().message().find("paging"), absl::string_view::npos) << config.status();
   }
 }
 
@@ -346,15 +344,13 @@ TEST(ConfigFileTest, TheDocumentedExampleParses) {
   EXPECT_EQ(config->default_project, "prod");
   ASSERT_EQ(config->projects.size(), 2u);
   EXPECT_EQ(config->projects[1].app_host, "https://posthog.internal.example.com");
-  EXPECT_EQ(config->projects[1].personal_api_key.env,
-            "SELFHOSTED_POSTHOG_PERSONAL_API_KEY");
+  EXPECT_EQ(config->projects[1].personal_api_key.env, "SELFHOSTED_POSTHOG_PERSONAL_API_KEY");
   EXPECT_EQ(config->paging.flags_per_minute, 480);
   EXPECT_EQ(config->paging.flags_per_hour, 4800);
 }
 
 TEST(ConfigFileTest, TheKubernetesBaseConfigParses) {
-  absl::StatusOr<GatewayConfig> config =
-      LoadConfigFile("deploy/kubernetes/base/config.json");
+  absl::StatusOr<GatewayConfig> config = LoadConfigFile("deploy/kubernetes/base/config.json");
 
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_FALSE(config->projects.empty());
@@ -449,8 +445,8 @@ struct BadCaptureCase {
 class BadCaptureConfigTest : public ::testing::TestWithParam<BadCaptureCase> {};
 
 TEST_P(BadCaptureConfigTest, IsRefusedNamingTheField) {
-  absl::StatusOr<GatewayConfig> config = ParseConfig(
-      absl::StrCat("{", kOneProject, R"(, "capture": )", GetParam().capture, "}"));
+  absl::StatusOr<GatewayConfig> config =
+      ParseConfig(absl::StrCat("{", kOneProject, R"(, "capture": )", GetParam().capture, "}"));
 
   ASSERT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(config), HasSubstr(GetParam().message));
@@ -523,8 +519,8 @@ TEST(ConfigTest, RefusesBadAuthorization) {
   };
   for (const auto& [section, message] : cases) {
     absl::StatusOr<GatewayConfig> config = ParseConfig(absl::StrCat(
-        R"({"projects": [{"alias": "main", "project_id": 12, "project_api_key": {"env": "K"}}], "authorization": )", section,
-        "}"));
+        R"({"projects": [{"alias": "main", "project_id": 12, "project_api_key": {"env": "K"}}], "authorization": )",
+        section, "}"));
     EXPECT_THAT(Message(config), HasSubstr(message)) << section;
   }
 }

@@ -85,8 +85,8 @@ class DeliveredWaitsTest : public ::testing::Test {
         std::vector<NamedService>{{v1::CaptureService::service_full_name(), capture_.get()}});
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
-    stub_ = v1::CaptureService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+    stub_ = v1::CaptureService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {

@@ -50,22 +50,21 @@ class BackoffDelayTest : public ::testing::TestWithParam<BackoffCase> {};
 
 TEST_P(BackoffDelayTest, DoublesWithJitterUpToTheCapAndHonoursRetryAfter) {
   const BackoffCase& c = GetParam();
-  EXPECT_EQ(BackoffDelay(c.attempt, absl::Milliseconds(100), absl::Seconds(30), c.random,
-                         c.retry_after),
-            c.expected);
+  EXPECT_EQ(
+      BackoffDelay(c.attempt, absl::Milliseconds(100), absl::Seconds(30), c.random, c.retry_after),
+      c.expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, BackoffDelayTest,
-    ::testing::Values(
-        BackoffCase{0, 0.0, absl::ZeroDuration(), absl::Milliseconds(50)},
-        BackoffCase{0, 0.5, absl::ZeroDuration(), absl::Milliseconds(75)},
-        BackoffCase{3, 0.0, absl::ZeroDuration(), absl::Milliseconds(400)},
-        BackoffCase{3, 1.0, absl::ZeroDuration(), absl::Milliseconds(800)},
-        BackoffCase{20, 0.0, absl::ZeroDuration(), absl::Seconds(15)},
-        BackoffCase{20, 1.0, absl::ZeroDuration(), absl::Seconds(30)},
-        BackoffCase{0, 0.0, absl::Seconds(7), absl::Seconds(7)},
-        BackoffCase{20, 1.0, absl::Seconds(7), absl::Seconds(30)}));
+    ::testing::Values(BackoffCase{0, 0.0, absl::ZeroDuration(), absl::Milliseconds(50)},
+                      BackoffCase{0, 0.5, absl::ZeroDuration(), absl::Milliseconds(75)},
+                      BackoffCase{3, 0.0, absl::ZeroDuration(), absl::Milliseconds(400)},
+                      BackoffCase{3, 1.0, absl::ZeroDuration(), absl::Milliseconds(800)},
+                      BackoffCase{20, 0.0, absl::ZeroDuration(), absl::Seconds(15)},
+                      BackoffCase{20, 1.0, absl::ZeroDuration(), absl::Seconds(30)},
+                      BackoffCase{0, 0.0, absl::Seconds(7), absl::Seconds(7)},
+                      BackoffCase{20, 1.0, absl::Seconds(7), absl::Seconds(30)}));
 
 class BatchSenderTest : public ::testing::Test {
  protected:
@@ -143,8 +142,8 @@ TEST_F(BatchSenderTest, PostsTheGzippedEnvelopeToBatch) {
   const HttpRequest request = http_.requests()[0];
   EXPECT_EQ(request.method, "POST");
   EXPECT_EQ(request.url, "https://ingest.example/batch/");
-  EXPECT_THAT(request.headers, ::testing::Contains(std::make_pair(
-                                   std::string("Content-Encoding"), std::string("gzip"))));
+  EXPECT_THAT(request.headers, ::testing::Contains(std::make_pair(std::string("Content-Encoding"),
+                                                                  std::string("gzip"))));
   EXPECT_EQ(json::parse(Gunzip(request.body)), json::parse(R"({
       "api_key": "phc_project_key_value", "historical_migration": false,
       "sent_at": "2026-01-02T03:04:05.000Z",
@@ -179,11 +178,11 @@ TEST_F(BatchSenderTest, A413SplitsTheBatchInHalves) {
 }
 
 TEST_F(BatchSenderTest, A400IsolatesTheBadEventDeliversTheRestAndDeadLettersIt) {
-  http_.Respond(400, "bad");   // d0..d3
-  http_.Respond(200, "{}");    // d0 d1
-  http_.Respond(400, "bad");   // d2 d3
+  http_.Respond(400, "bad");                              // d0..d3
+  http_.Respond(200, "{}");                               // d0 d1
+  http_.Respond(400, "bad");                              // d2 d3
   http_.Respond(400, R"({"code":"invalid_timestamp"})");  // d2
-  http_.Respond(200, "{}");    // d3
+  http_.Respond(200, "{}");                               // d3
 
   std::vector<absl::Status> outcomes = sender_->Send(Batch(4));
 
@@ -213,7 +212,7 @@ TEST_F(BatchSenderTest, A404Or405IsRetriedAsAnOutageNotDeadLettered) {
   EXPECT_EQ(dead_letters_->count(), 0);
   EXPECT_EQ(SentBatches(), (std::vector<std::vector<std::string>>{
                                {"d0", "d1"}, {"d0", "d1"}, {"d0", "d1"}}));  // Never split.
-  EXPECT_EQ(sleeps_.size(), 2u);  // With backoff.
+  EXPECT_EQ(sleeps_.size(), 2u);                                             // With backoff.
 }
 
 TEST_F(BatchSenderTest, A401PausesTheProjectUntilTheKeyChanges) {
@@ -253,17 +252,16 @@ TEST(DeadLetterFileTest, IsReadableByItsOwnerOnly) {
   std::filesystem::remove(path);
   DeadLetterFile dead_letters(path.string(), 1 << 20);
   dead_letters.Write("demo", 400, "bad", R"({"event":"e"})");
-  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::perms::owner_read |
-                                                             std::filesystem::perms::owner_write);
+  EXPECT_EQ(std::filesystem::status(path).permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 
   // A file left world-readable by an older version is narrowed.
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write |
-                                         std::filesystem::perms::group_read |
-                                         std::filesystem::perms::others_read);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::others_read);
   dead_letters.Write("demo", 400, "bad", R"({"event":"e"})");
-  EXPECT_EQ(std::filesystem::status(path).permissions(), std::filesystem::perms::owner_read |
-                                                             std::filesystem::perms::owner_write);
+  EXPECT_EQ(std::filesystem::status(path).permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -31,11 +31,22 @@ std::string ReadFile(const std::string& path) {
 // The reasons the documentation's tables name: every cell that is one
 // UPPER_SNAKE_CASE word in backticks, except gRPC's code names.
 std::set<std::string> DocumentedReasons(const std::string& markdown) {
-  static const std::set<std::string> kGrpcCodes = {
-      "CANCELLED",           "UNKNOWN",        "INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-      "NOT_FOUND",           "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED",        "OUT_OF_RANGE",      "UNIMPLEMENTED",
-      "INTERNAL",            "UNAVAILABLE",    "DATA_LOSS",         "UNAUTHENTICATED"};
+  static const std::set<std::string> kGrpcCodes = {"CANCELLED",
+                                                   "UNKNOWN",
+                                                   "INVALID_ARGUMENT",
+                                                   "DEADLINE_EXCEEDED",
+                                                   "NOT_FOUND",
+                                                   "ALREADY_EXISTS",
+                                                   "PERMISSION_DENIED",
+                                                   "RESOURCE_EXHAUSTED",
+                                                   "FAILED_PRECONDITION",
+                                                   "ABORTED",
+                                                   "OUT_OF_RANGE",
+                                                   "UNIMPLEMENTED",
+                                                   "INTERNAL",
+                                                   "UNAVAILABLE",
+                                                   "DATA_LOSS",
+                                                   "UNAUTHENTICATED"};
   static const RE2 kCell(R"(`([A-Z][A-Z_]+[A-Z])`)");
   std::set<std::string> reasons;
   for (absl::string_view line : absl::StrSplit(markdown, '\n')) {

@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "google/protobuf/text_format.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -31,10 +31,13 @@ posthog::v1::Event ParseEvent(const std::string& text) {
 
 class EventBuilderTest : public ::testing::Test {
  protected:
-  EventBuilderTest() : builder_(EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 0x0123456789ABCDEFULL; }) {}
+  EventBuilderTest()
+      : builder_(
+            EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 0x0123456789ABCDEFULL; }) {}
 
   json BuildOne(const posthog::v1::Event& event) {
-    absl::StatusOr<std::vector<BuiltEvent>> built = builder_.Build({&event}, "event", false, /*disable_geoip=*/true);
+    absl::StatusOr<std::vector<BuiltEvent>> built =
+        builder_.Build({&event}, "event", false, /*disable_geoip=*/true);
     EXPECT_TRUE(built.ok()) << built.status();
     if (!built.ok()) return json();
     return json::parse((*built)[0].json);
@@ -68,7 +71,8 @@ TEST_F(EventBuilderTest, EveryOptionMapsToWhatTheSdksSend) {
     set_once { fields { key: "first" value { bool_value: true } } }
     personless: true geoip: GEOIP_MODE_DISABLED historical_migration: true)");
 
-  absl::StatusOr<std::vector<BuiltEvent>> built = builder_.Build({&event}, "event", false, /*disable_geoip=*/true);
+  absl::StatusOr<std::vector<BuiltEvent>> built =
+      builder_.Build({&event}, "event", false, /*disable_geoip=*/true);
 
   ASSERT_TRUE(built.ok()) << built.status();
   EXPECT_TRUE((*built)[0].historical_migration);
@@ -88,7 +92,8 @@ TEST_F(EventBuilderTest, EveryOptionMapsToWhatTheSdksSend) {
 // The `$geoip_disable` of an event built with the project default
 // `disable_geoip`; "absent" when the event has none.
 std::string GeoipDisableOf(const std::string& event_text, bool disable_geoip) {
-  EventBuilder builder(EventLimits{}, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(
+      EventLimits{}, "1", [] { return kNow; }, [] { return 7; });
   posthog::v1::Event event = ParseEvent(event_text);
   absl::StatusOr<std::vector<BuiltEvent>> built =
       builder.Build({&event}, "event", false, disable_geoip);
@@ -187,11 +192,13 @@ TEST_P(InvalidEventTest, IsInvalidArgumentNamingTheFields) {
   EventLimits limits;
   limits.max_event_bytes = 2048;
   limits.max_properties_depth = 4;
-  EventBuilder builder(limits, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(
+      limits, "1", [] { return kNow; }, [] { return 7; });
   posthog::v1::Event good = ParseEvent(R"(event: "ok" distinct_id: "d")");
   posthog::v1::Event bad = ParseEvent(GetParam().event);
 
-  absl::StatusOr<std::vector<BuiltEvent>> built = builder.Build({&good, &bad}, "events", true, true);
+  absl::StatusOr<std::vector<BuiltEvent>> built =
+      builder.Build({&good, &bad}, "events", true, true);
 
   ASSERT_EQ(built.status().code(), absl::StatusCode::kInvalidArgument);
   absl::optional<absl::Cord> payload =
@@ -212,28 +219,32 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"LongDistinctId",
                     "event: \"e\" distinct_id: \"" + std::string(201, 'x') + "\"",
                     {"events[1].distinct_id"}},
-        InvalidCase{"Before2000", R"(event: "e" distinct_id: "d" timestamp { seconds: 946684799 })",
+        InvalidCase{"Before2000",
+                    R"(event: "e" distinct_id: "d" timestamp { seconds: 946684799 })",
                     {"events[1].timestamp"}},
         InvalidCase{"MoreThanADayAhead",
                     R"(event: "e" distinct_id: "d" timestamp { seconds: 1767413046 })",
                     {"events[1].timestamp"}},
-        InvalidCase{"UnknownGeoipMode", R"(event: "e" distinct_id: "d" geoip: 7)",
-                    {"events[1].geoip"}},
+        InvalidCase{
+            "UnknownGeoipMode", R"(event: "e" distinct_id: "d" geoip: 7)", {"events[1].geoip"}},
         InvalidCase{"BadUuid", R"(event: "e" distinct_id: "d" uuid: "nope")", {"events[1].uuid"}},
-        InvalidCase{"TooDeep", R"(event: "e" distinct_id: "d" )" + Nested(5),
-                    {"events[1].properties"}},
-        InvalidCase{"TooLarge",
-                    R"(event: "e" distinct_id: "d" properties { fields { key: "x" value { string_value: ")" +
-                        std::string(3000, 'x') + R"(" } } })",
-                    {"events[1].properties"}},
-        InvalidCase{"SeveralProblems", R"(uuid: "x")",
+        InvalidCase{
+            "TooDeep", R"(event: "e" distinct_id: "d" )" + Nested(5), {"events[1].properties"}},
+        InvalidCase{
+            "TooLarge",
+            R"(event: "e" distinct_id: "d" properties { fields { key: "x" value { string_value: ")" +
+                std::string(3000, 'x') + R"(" } } })",
+            {"events[1].properties"}},
+        InvalidCase{"SeveralProblems",
+                    R"(uuid: "x")",
                     {"events[1].event", "events[1].distinct_id", "events[1].uuid"}}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.name; });
 
 TEST(EventBuilderLimitsTest, DepthAtTheLimitAndTwoHundredCharactersAreAccepted) {
   EventLimits limits;
   limits.max_properties_depth = 4;
-  EventBuilder builder(limits, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(
+      limits, "1", [] { return kNow; }, [] { return 7; });
   posthog::v1::Event event =
       ParseEvent("event: \"e\" distinct_id: \"" + std::string(200, 'x') + "\" " + Nested(4));
 
@@ -249,7 +260,8 @@ struct ConventionCase {
 class ConventionEventTest : public ::testing::TestWithParam<ConventionCase> {};
 
 TEST_P(ConventionEventTest, ProducesTheSdkShape) {
-  EventBuilder builder(EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(
+      EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 7; });
   posthog::v1::Event event = GetParam().make();
   absl::StatusOr<std::vector<BuiltEvent>> built = builder.Build({&event}, "", false, true);
   ASSERT_TRUE(built.ok()) << built.status();
@@ -261,47 +273,47 @@ TEST_P(ConventionEventTest, ProducesTheSdkShape) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ConventionEventTest,
-    ::testing::Values(
-        ConventionCase{"Identify",
-                       [] {
-                         return IdentifyEvent(Parse<posthog::v1::IdentifyRequest>(R"(
+    ::testing::Values(ConventionCase{"Identify",
+                                     [] {
+                                       return IdentifyEvent(Parse<posthog::v1::IdentifyRequest>(R"(
                            distinct_id: "user-1" anonymous_distinct_id: "anon-9"
                            set { fields { key: "email" value { string_value: "a@b.c" } } }
                            set_once { fields { key: "first" value { string_value: "x" } } })"));
-                       },
-                       R"({"event": "$identify", "distinct_id": "user-1",
+                                     },
+                                     R"({"event": "$identify", "distinct_id": "user-1",
                            "properties": {"$set": {"email": "a@b.c"}, "$set_once": {"first": "x"},
                                           "$anon_distinct_id": "anon-9",
                                           "$lib": "posthog-grpc-gateway", "$lib_version": "1.2.3",
                                           "$is_server": true, "$geoip_disable": true}})"},
-        ConventionCase{"Alias",
-                       [] {
-                         return AliasEvent(Parse<posthog::v1::AliasRequest>(
-                             R"(distinct_id: "123" alias: "456")"));
-                       },
-                       R"({"event": "$create_alias", "distinct_id": "123",
+                      ConventionCase{"Alias",
+                                     [] {
+                                       return AliasEvent(Parse<posthog::v1::AliasRequest>(
+                                           R"(distinct_id: "123" alias: "456")"));
+                                     },
+                                     R"({"event": "$create_alias", "distinct_id": "123",
                            "properties": {"distinct_id": "123", "alias": "456",
                                           "$lib": "posthog-grpc-gateway", "$lib_version": "1.2.3",
                                           "$is_server": true, "$geoip_disable": true}})"},
-        ConventionCase{"GroupIdentify",
-                       [] {
-                         return GroupIdentifyEvent(Parse<posthog::v1::GroupIdentifyRequest>(R"(
+                      ConventionCase{"GroupIdentify",
+                                     [] {
+                                       return GroupIdentifyEvent(
+                                           Parse<posthog::v1::GroupIdentifyRequest>(R"(
                            group_type: "company" group_key: "acme"
                            properties { fields { key: "name" value { string_value: "Acme" } } })"));
-                       },
-                       R"({"event": "$groupidentify", "distinct_id": "$company_acme",
+                                     },
+                                     R"({"event": "$groupidentify", "distinct_id": "$company_acme",
                            "properties": {"$group_type": "company", "$group_key": "acme",
                                           "$group_set": {"name": "Acme"},
                                           "$lib": "posthog-grpc-gateway", "$lib_version": "1.2.3",
                                           "$is_server": true, "$geoip_disable": true}})"},
-        ConventionCase{"SetPersonProperties",
-                       [] {
-                         return SetPersonPropertiesEvent(
-                             Parse<posthog::v1::SetPersonPropertiesRequest>(R"(
+                      ConventionCase{"SetPersonProperties",
+                                     [] {
+                                       return SetPersonPropertiesEvent(
+                                           Parse<posthog::v1::SetPersonPropertiesRequest>(R"(
                            distinct_id: "u" set { fields { key: "plan" value { string_value: "pro" } } }
                            unset: "old" unset: "older")"));
-                       },
-                       R"({"event": "$set", "distinct_id": "u",
+                                     },
+                                     R"({"event": "$set", "distinct_id": "u",
                            "properties": {"$set": {"plan": "pro"}, "$unset": ["old", "older"],
                                           "$lib": "posthog-grpc-gateway", "$lib_version": "1.2.3",
                                           "$is_server": true, "$geoip_disable": true}})"}),

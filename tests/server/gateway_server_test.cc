@@ -23,12 +23,12 @@ class GatewayServerTest : public ::testing::Test {
   void SetUp() override {
     ServerConfig config;
     server_ = std::make_unique<GatewayServer>(
-        config, std::vector<NamedService>{
-                    {posthog::v1::UserService::service_full_name(), &user_service_}});
+        config,
+        std::vector<NamedService>{{posthog::v1::UserService::service_full_name(), &user_service_}});
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
-    health_ = Health::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
-                                                  grpc::InsecureChannelCredentials()));
+    health_ = Health::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
@@ -85,8 +85,7 @@ TEST_F(GatewayServerTest, AServiceConditionHoldsItsEntryBackButNotReadiness) {
 
 TEST_F(GatewayServerTest, UnknownServiceIsNotFound) {
   HealthCheckResponse response;
-  EXPECT_EQ(Check("posthog.v1.NoSuchService", &response).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Check("posthog.v1.NoSuchService", &response).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(GatewayServerTest, WatchSeesChangesAndEndsCleanlyWhenTheServerDrains) {

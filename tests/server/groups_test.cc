@@ -115,7 +115,8 @@ TEST_F(GroupsTest, BadNamesAreInvalidArgumentAndSendNothing) {
 }
 
 TEST_F(GroupsTest, CreateSendsTheGroupAndATakenKeyIsAlreadyExists) {
-  http_.Respond(201, R"({"group_type_index": 1, "group_key": "acme", "group_properties": {"n": 1}})");
+  http_.Respond(201,
+                R"({"group_type_index": 1, "group_key": "acme", "group_properties": {"n": 1}})");
   google::protobuf::Struct properties;
   (*properties.mutable_fields())["n"].set_number_value(1);
   absl::StatusOr<posthog::v1::Group> created = groups().Create(1, "acme", properties, {});

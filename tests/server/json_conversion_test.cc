@@ -86,8 +86,7 @@ TEST(UserJsonTest, ConvertsModelledFieldsAndKeepsTheRestInExtra) {
 }
 
 TEST(UserJsonTest, WrongTypeNamesTheField) {
-  absl::StatusOr<posthog::v1::User> user =
-      UserFromJson(json::parse(R"({"team": {"id": "one"}})"));
+  absl::StatusOr<posthog::v1::User> user = UserFromJson(json::parse(R"({"team": {"id": "one"}})"));
 
   EXPECT_EQ(user.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(user.status().message()), ::testing::HasSubstr("user.team.id"));

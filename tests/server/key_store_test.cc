@@ -137,8 +137,7 @@ TEST(SecretTest, PrintsRedacted) {
   out << Secret("phx_do_not_print");
 
   EXPECT_EQ(out.str(), "[redacted]");
-  EXPECT_THAT(::testing::PrintToString(Secret("phx_do_not_print")),
-              Not(HasSubstr("do_not_print")));
+  EXPECT_THAT(::testing::PrintToString(Secret("phx_do_not_print")), Not(HasSubstr("do_not_print")));
 }
 
 }  // namespace

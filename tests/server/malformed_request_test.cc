@@ -40,7 +40,9 @@ const std::vector<std::pair<std::string, std::string>>& MalformedPayloads() {
   static const auto* payloads = new std::vector<std::pair<std::string, std::string>>{
       {"an invalid tag", std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)},
       {"a truncated varint", std::string("\x08\xff", 2)},
-      {"a truncated length-delimited field", std::string("\x0a\x05" "ab", 4)},
+      {"a truncated length-delimited field", std::string("\x0a\x05"
+                                                         "ab",
+                                                         4)},
       {"a string field that is not UTF-8", std::string("\x0a\x02\xff\xfe", 4)},
       {"a group end without start", std::string("\x0c", 1)},
   };
@@ -59,23 +61,22 @@ class MalformedRequestTest : public ::testing::Test {
     ASSERT_TRUE(pipeline.ok()) << pipeline.status();
     pipeline_ = *std::move(pipeline);
     capture_ = std::make_unique<CaptureServiceImpl>(pipeline_.get());
-    persons_ = std::make_unique<PersonServiceImpl>(registry_.get(), PagingConfig{}, &tokens_,
-                                                   RealClock());
+    persons_ =
+        std::make_unique<PersonServiceImpl>(registry_.get(), PagingConfig{}, &tokens_, RealClock());
     flags_ = std::make_unique<FlagServiceImpl>(
-        registry_.get(), std::map<std::string, FlagProject>{{"demo", FlagProject{}}},
-        FlagsConfig{}, PagingConfig{}, &tokens_, RealClock());
+        registry_.get(), std::map<std::string, FlagProject>{{"demo", FlagProject{}}}, FlagsConfig{},
+        PagingConfig{}, &tokens_, RealClock());
     users_ = std::make_unique<UserServiceImpl>(registry_.get());
     server_ = std::make_unique<GatewayServer>(
         ServerConfig{},
-        std::vector<NamedService>{
-            {v1::CaptureService::service_full_name(), capture_.get()},
-            {v1::PersonService::service_full_name(), persons_.get()},
-            {v1::FlagService::service_full_name(), flags_.get()},
-            {v1::UserService::service_full_name(), users_.get()}});
+        std::vector<NamedService>{{v1::CaptureService::service_full_name(), capture_.get()},
+                                  {v1::PersonService::service_full_name(), persons_.get()},
+                                  {v1::FlagService::service_full_name(), flags_.get()},
+                                  {v1::UserService::service_full_name(), users_.get()}});
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
-                                   grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials());
   }
 
   void TearDown() override {

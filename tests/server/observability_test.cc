@@ -26,8 +26,7 @@ using ::testing::Not;
 TEST(MetricsRegistryTest, ExposesCountersAndHistogramsInTextFormat) {
   MetricsRegistry registry;
   Counter* calls = registry.AddCounter("calls_total", "Calls.", {"method", "code"});
-  Histogram* seconds = registry.AddHistogram("latency_seconds", "Latency.", {"method"},
-                                             {0.1, 1});
+  Histogram* seconds = registry.AddHistogram("latency_seconds", "Latency.", {"method"}, {0.1, 1});
   calls->Add({"Get", "OK"});
   calls->Add({"Get", "OK"}, 2);
   calls->Add({"Del", "NotFound"});
@@ -53,8 +52,9 @@ TEST(MetricsRegistryTest, ObservedFamiliesAreReadAtEachExposeInOrderOfAddition) 
   MetricsRegistry registry;
   double spool_bytes = 10;
   registry.AddCounter("first_total", "First.", {});
-  registry.AddObserved("spool_bytes", "Spool size.", "gauge", {},
-                       [&spool_bytes] { return MetricReading{{{}, spool_bytes}}; });
+  registry.AddObserved("spool_bytes", "Spool size.", "gauge", {}, [&spool_bytes] {
+    return MetricReading{{{}, spool_bytes}};
+  });
   registry.AddObserved("paused", "Paused projects.", "gauge", {"project"}, [] {
     return MetricReading{{{"b"}, 0}, {{"a"}, 1}};
   });
@@ -101,9 +101,8 @@ TEST(MetricsRegistryTest, EscapesLabelValues) {
 TEST(RouteTemplateTest, ReplacesIdsAndDropsHostAndQuery) {
   EXPECT_EQ(RouteTemplate("https://us.posthog.com/api/projects/123/persons/?limit=100"),
             "/api/projects/:id/persons/");
-  EXPECT_EQ(RouteTemplate(
-                "http://127.0.0.1:8010/api/projects/1/persons/"
-                "01908d6b-0001-7000-8000-000000000001/"),
+  EXPECT_EQ(RouteTemplate("http://127.0.0.1:8010/api/projects/1/persons/"
+                          "01908d6b-0001-7000-8000-000000000001/"),
             "/api/projects/:id/persons/:id/");
   EXPECT_EQ(RouteTemplate("https://us.i.posthog.com/flags/definitions?token=phc_x"),
             "/flags/definitions");
@@ -162,8 +161,7 @@ std::unique_ptr<grpc::Server> StartIntercepted(MetricsRegistry* registry,
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
   }
   builder.RegisterService(service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<ObservabilityInterceptorFactory>(
       registry, Authorizer::AllowAll(), access_log));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -220,19 +218,18 @@ TEST(ObservabilityInterceptorTest, UnknownMethodsShareOneSeries) {
   ScriptedUserService service;
   std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service, AccessLog::kOff);
   std::shared_ptr<grpc::Channel> channel = server->InProcessChannel({});
-  EXPECT_EQ(testing::RawUnaryCall(channel, "/posthog.v1.UserService/GetCurrentUser", "")
-                .error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      testing::RawUnaryCall(channel, "/posthog.v1.UserService/GetCurrentUser", "").error_code(),
+      grpc::StatusCode::NOT_FOUND);
   const size_t before = registry.Expose().size();
 
   // Names a caller makes up: unknown methods of a known service, unknown
   // services, label-breaking text.
   constexpr int kCalls = 300;
   for (int i = 0; i < kCalls; ++i) {
-    const std::string method =
-        i % 3 == 0   ? absl::StrCat("/posthog.v1.UserService/Nope", i)
-        : i % 3 == 1 ? absl::StrCat("/evil.Service", i, "/X")
-                     : absl::StrCat("/a\"b", i, "/", std::string(200, 'x'));
+    const std::string method = i % 3 == 0   ? absl::StrCat("/posthog.v1.UserService/Nope", i)
+                               : i % 3 == 1 ? absl::StrCat("/evil.Service", i, "/X")
+                                            : absl::StrCat("/a\"b", i, "/", std::string(200, 'x'));
     EXPECT_EQ(testing::RawUnaryCall(channel, method, "").error_code(),
               grpc::StatusCode::UNIMPLEMENTED)
         << method;

@@ -44,8 +44,8 @@ class CursorPageStreamTest : public ::testing::Test {
     options.path = "/api/projects/7/groups/";
     options.query = "group_type_index=0";
     options.pagination = Pagination::kCursor;
-    return std::make_unique<PageStream>(*registry_->Resolve(""), std::move(options),
-                                        pacer_.get(), &clock_, std::move(context));
+    return std::make_unique<PageStream>(*registry_->Resolve(""), std::move(options), pacer_.get(),
+                                        &clock_, std::move(context));
   }
 
   static std::pair<std::vector<int>, absl::Status> Drain(PageStream& stream) {
@@ -88,8 +88,9 @@ TEST_F(CursorPageStreamTest, FollowsEveryCursorInOrderOnePageAtATime) {
     EXPECT_EQ(paged.page, static_cast<int>(ids.size() / 100) + 1);
     EXPECT_EQ(paged.position, static_cast<int64_t>(ids.size() % 100));
     EXPECT_EQ(paged.page_cursor,
-              ids.size() < 100 ? "" : FakeCursorEndpoint::CursorAfter(
-                                          static_cast<int>(ids.size() / 100 * 100 - 1)));
+              ids.size() < 100
+                  ? ""
+                  : FakeCursorEndpoint::CursorAfter(static_cast<int>(ids.size() / 100 * 100 - 1)));
     ids.push_back(paged.item["id"].get<int>());
   }
   EXPECT_EQ(ids, Range(0, 1050));
@@ -99,8 +100,7 @@ TEST_F(CursorPageStreamTest, FollowsEveryCursorInOrderOnePageAtATime) {
   EXPECT_EQ(requests[0].url, std::string(kBase) + "?group_type_index=0");
   // The request is built from the configured path and filters, the cursor
   // re-encoded; no limit or offset.
-  EXPECT_EQ(requests[1].url,
-            std::string(kBase) + "?group_type_index=0&cursor=p%2B99%2F%3D%3D");
+  EXPECT_EQ(requests[1].url, std::string(kBase) + "?group_type_index=0&cursor=p%2B99%2F%3D%3D");
   for (const HttpRequest& request : requests) {
     EXPECT_FALSE(absl::StrContains(request.url, "offset=")) << request.url;
     EXPECT_FALSE(absl::StrContains(request.url, "limit=")) << request.url;
@@ -243,16 +243,16 @@ TEST_P(UntrustedCursorNextTest, EndsTheStream) {
 INSTANTIATE_TEST_SUITE_P(
     Nexts, UntrustedCursorNextTest,
     ::testing::Values(
-        "http://app.example/api/projects/7/groups/?cursor=abc",         // Scheme.
-        "https://app.example:8443/api/projects/7/groups/?cursor=abc",   // Port.
-        "https://app.example/api/projects/8/groups/?cursor=abc",        // Project.
-        "https://app.example/api/projects/7/persons/?cursor=abc",       // Endpoint.
-        "https://app.example/api/projects/7/groups/",                   // No cursor.
-        "https://app.example/api/projects/7/groups/?cursor=",           // Empty cursor.
-        "https://app.example/api/projects/7/groups/?cursor=%zz",        // Bad escape.
-        "https://user@app.example/api/projects/7/groups/?cursor=abc",   // Credentials.
-        "https://app.example/api/projects/7/groups/?group_type_index=0", // Same page.
-        "/api/projects/7/groups/?cursor=abc"));                         // Relative.
+        "http://app.example/api/projects/7/groups/?cursor=abc",           // Scheme.
+        "https://app.example:8443/api/projects/7/groups/?cursor=abc",     // Port.
+        "https://app.example/api/projects/8/groups/?cursor=abc",          // Project.
+        "https://app.example/api/projects/7/persons/?cursor=abc",         // Endpoint.
+        "https://app.example/api/projects/7/groups/",                     // No cursor.
+        "https://app.example/api/projects/7/groups/?cursor=",             // Empty cursor.
+        "https://app.example/api/projects/7/groups/?cursor=%zz",          // Bad escape.
+        "https://user@app.example/api/projects/7/groups/?cursor=abc",     // Credentials.
+        "https://app.example/api/projects/7/groups/?group_type_index=0",  // Same page.
+        "/api/projects/7/groups/?cursor=abc"));                           // Relative.
 
 TEST_F(CursorPageStreamTest, ANextRepeatingItsOwnCursorIsRefused) {
   Serve(1000);
@@ -267,8 +267,8 @@ TEST_F(CursorPageStreamTest, ANextRepeatingItsOwnCursorIsRefused) {
 
 TEST_F(CursorPageStreamTest, AnOverlongCursorIsRefused) {
   Serve(1000);
-  http_->ReplaceNext("", std::string(kBase) + "?cursor=" +
-                             std::string(kMaxUpstreamCursorBytes + 1, 'a'));
+  http_->ReplaceNext(
+      "", std::string(kBase) + "?cursor=" + std::string(kMaxUpstreamCursorBytes + 1, 'a'));
   std::unique_ptr<PageStream> stream = Open({});
   auto [ids, status] = Drain(*stream);
   EXPECT_EQ(ErrorInfoReason(status), "UPSTREAM_UNTRUSTED_NEXT_URL");

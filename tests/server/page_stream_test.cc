@@ -42,8 +42,8 @@ class PageStreamTest : public ::testing::Test {
 
   std::unique_ptr<PageStream> Open(PageStreamOptions options, CallContext context = {}) {
     options.path = "/api/projects/7/persons/";
-    return std::make_unique<PageStream>(*registry_->Resolve(""), std::move(options),
-                                        pacer_.get(), &clock_, std::move(context));
+    return std::make_unique<PageStream>(*registry_->Resolve(""), std::move(options), pacer_.get(),
+                                        &clock_, std::move(context));
   }
 
   // Drain reads the whole stream; returns the ids and the final status.
@@ -93,9 +93,9 @@ TEST_F(PageStreamTest, StreamsEveryItemInOrderAcrossConcurrentPages) {
   EXPECT_EQ(last_count, 1050);
   for (const HttpRequest& request : http_->requests()) {
     EXPECT_EQ(request.url.rfind(kBase, 0), 0u) << request.url;
-    EXPECT_TRUE(std::count(request.headers.begin(), request.headers.end(),
-                           std::make_pair(std::string("Authorization"),
-                                          std::string("Bearer phx_secret"))));
+    EXPECT_TRUE(
+        std::count(request.headers.begin(), request.headers.end(),
+                   std::make_pair(std::string("Authorization"), std::string("Bearer phx_secret"))));
   }
 }
 
@@ -310,8 +310,7 @@ struct NextCase {
   const char* next;
 };
 
-class UntrustedNextTest : public PageStreamTest,
-                          public ::testing::WithParamInterface<NextCase> {};
+class UntrustedNextTest : public PageStreamTest, public ::testing::WithParamInterface<NextCase> {};
 
 TEST_P(UntrustedNextTest, EndsTheStream) {
   Serve(1000);

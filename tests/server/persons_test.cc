@@ -166,7 +166,8 @@ TEST_F(PersonsTest, DeleteWithEventsPassesTheFlag) {
   ASSERT_TRUE(persons().Delete(ref, true, {}).ok());
   EXPECT_EQ(http_.requests()[0].method, "DELETE");
   EXPECT_EQ(http_.requests()[0].url,
-            "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/?delete_events=true");
+            "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"
+            "?delete_events=true");
 }
 
 TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
@@ -174,10 +175,14 @@ TEST_F(PersonsTest, UpdateSetsEachKeyThenUnsetsEach) {
   ASSERT_TRUE(persons().UpdateProperties(PersonU1(), PlanAndSeats(), {"old"}, {}).ok());
   const std::vector<HttpRequest> requests = http_.requests();
   ASSERT_EQ(requests.size(), 3u);
-  EXPECT_EQ(requests[0].url, "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/update_property/");
+  EXPECT_EQ(requests[0].url,
+            "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"
+            "update_property/");
   EXPECT_EQ(json::parse(requests[0].body), json::parse(R"({"key": "plan", "value": "pro"})"));
   EXPECT_EQ(json::parse(requests[1].body), json::parse(R"({"key": "seats", "value": 3})"));
-  EXPECT_EQ(requests[2].url, "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/delete_property/");
+  EXPECT_EQ(requests[2].url,
+            "https://app.example/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"
+            "delete_property/");
   EXPECT_EQ(json::parse(requests[2].body), json::parse(R"({"$unset": "old"})"));
 }
 
@@ -241,8 +246,7 @@ TEST_F(PersonsTest, ACancelledUpdateStopsBeforeItsNextChangeAndSaysWhatWasApplie
 TEST_F(PersonsTest, NothingToUpdateIsInvalidArgument) {
   posthog::v1::PersonRef ref;
   ref.set_uuid("01908d6b-0001-7000-8000-000000000001");
-  EXPECT_EQ(persons().UpdateProperties(ref, {}, {}, {}).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(persons().UpdateProperties(ref, {}, {}, {}).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(PersonsTest, AHugeRetryAfterHoldsThePersonsBackTenMinutesAtMost) {

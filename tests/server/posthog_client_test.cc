@@ -16,10 +16,10 @@ namespace posthog_gateway {
 namespace {
 
 using ::testing::Contains;
+using testing::FakeHttpClient;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pair;
-using testing::FakeHttpClient;
 
 constexpr char kPersonalKey[] = "phx_personal_secret_value";
 
@@ -102,8 +102,7 @@ TEST_F(PostHogClientTest, TransportErrorsPassThrough) {
   http_.Script(absl::UnavailableError("connection refused"));
   http_.Script(absl::DeadlineExceededError("too slow"));
 
-  EXPECT_EQ(Client().GetCurrentUser(CallContext{}).status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Client().GetCurrentUser(CallContext{}).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(Client().GetCurrentUser(CallContext{}).status().code(),
             absl::StatusCode::kDeadlineExceeded);
 }
@@ -243,7 +242,8 @@ TEST_F(PostHogClientTest, SendsThePersonalKeyToEveryRouteOfItsAllowList) {
       {"GET", "/api/projects/7/persons/?distinct_id=a%2F..&limit=1"},
       {"GET", "/api/projects/7/persons/01908d6b-0001-7000-8000-000000000001/"},
       {"GET", "/api/projects/7/persons/9223372036854775807/"},
-      {"DELETE", "/api/projects/7/persons/01908D6B-0001-7000-8000-000000000001/?delete_events=true"},
+      {"DELETE",
+       "/api/projects/7/persons/01908D6B-0001-7000-8000-000000000001/?delete_events=true"},
       {"POST", "/api/projects/7/persons/42/update_property/"},
       {"POST", "/api/projects/7/persons/42/delete_property/"},
       {"GET", "/api/projects/7/feature_flags/?limit=100&offset=0"},

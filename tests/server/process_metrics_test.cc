@@ -65,7 +65,8 @@ TEST(ReadProcessTest, ReadsStatLimitsAndFds) {
 
 TEST(ReadProcessTest, UnlimitedOpenFilesIsInfinite) {
   FakeProc proc;
-  proc.Write("4242/limits", "Max open files            unlimited            unlimited            files\n");
+  proc.Write("4242/limits",
+             "Max open files            unlimited            unlimited            files\n");
   absl::StatusOr<ProcessReading> reading = ReadProcess(proc.root(), "4242", 100, 4096);
   ASSERT_TRUE(reading.ok()) << reading.status();
   EXPECT_TRUE(std::isinf(reading->max_fds));

@@ -53,8 +53,7 @@ TEST(ResumeTokenTest, ATokenFromAnotherSecretIsInvalidArgument) {
 TEST(ResumeTokenTest, GarbageIsInvalidArgument) {
   ResumeTokenCodec codec("secret", absl::Hours(1));
   for (const char* token : {"", ".", "abc", "abc.def", "!!!.???"}) {
-    EXPECT_EQ(codec.Decode(token, "s", kNow).status().code(),
-              absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(codec.Decode(token, "s", kNow).status().code(), absl::StatusCode::kInvalidArgument)
         << token;
   }
 }

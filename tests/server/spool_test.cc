@@ -118,7 +118,8 @@ TEST_F(SpoolTest, ReplayKeepsOnlyWhereRecordsAreInBoundedRunsOfOneProject) {
   Spool::Opened reopened = Open();
 
   std::vector<std::pair<std::string, int64_t>> runs;
-  for (const ReplayedRun& run : reopened.replayed) runs.emplace_back(run.project, run.location.count);
+  for (const ReplayedRun& run : reopened.replayed)
+    runs.emplace_back(run.project, run.location.count);
   EXPECT_EQ(runs, (std::vector<std::pair<std::string, int64_t>>{
                       {"a", 2}, {"b", 1}, {"a", 1}, {"c", 1000}, {"c", 1000}, {"c", 500}}));
   EXPECT_EQ(reopened.replayed_records, 2504);
@@ -126,7 +127,8 @@ TEST_F(SpoolTest, ReplayKeepsOnlyWhereRecordsAreInBoundedRunsOfOneProject) {
 }
 
 // The references of `records`, stored together at `location`.
-std::vector<RecordRef> Refs(const SpoolLocation& location, const std::vector<SpoolRecord>& records) {
+std::vector<RecordRef> Refs(const SpoolLocation& location,
+                            const std::vector<SpoolRecord>& records) {
   std::vector<RecordRef> refs;
   for (int64_t offset : Spool::RecordOffsets(location, records)) {
     refs.push_back({location.segment, offset});
@@ -149,7 +151,7 @@ TEST_F(SpoolTest, DeletesASegmentOnceAllItsRecordsAreReleasedAndItIsClosed) {
   EXPECT_EQ(replayed[0].record.json, records[0].json);
   EXPECT_EQ(replayed[1].record.json, records[2].json);
   EXPECT_EQ(reopened.replayed.size(), 2u);  // Two runs: the released one splits them.
-  EXPECT_EQ(Segments(dir_).size(), 3u);  // The replayed one, its release log, the new one.
+  EXPECT_EQ(Segments(dir_).size(), 3u);     // The replayed one, its release log, the new one.
 
   std::vector<RecordRef> rest;
   for (const ReplayedRun& run : reopened.replayed) {
@@ -545,8 +547,8 @@ TEST_F(SpoolTest, AFailingDiskIsUnavailableAcknowledgesNothingUnsyncedAndRecover
   for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
   // At least once: what the failed rounds wrote before failing may come
   // back too (PostHog deduplicates by uuid); what was acknowledged must.
-  EXPECT_THAT(replayed, ::testing::IsSupersetOf({R"({"n":"before0"})", R"({"n":"before1"})",
-                                                 R"({"n":"after0"})"}));
+  EXPECT_THAT(replayed, ::testing::IsSupersetOf(
+                            {R"({"n":"before0"})", R"({"n":"before1"})", R"({"n":"after0"})"}));
 }
 
 TEST_F(SpoolTest, ASegmentThatCannotBeCreatedIsUnavailableAndTheNextRoundTriesAgain) {

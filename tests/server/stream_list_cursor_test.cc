@@ -59,8 +59,7 @@ class StreamListCursorTest : public ::testing::Test {
 
   const PostHogClient* client() { return *registry_->Resolve(""); }
 
-  ListCall Call(int64_t limit = 0, std::string resume_token = "",
-                std::string query = kQuery) {
+  ListCall Call(int64_t limit = 0, std::string resume_token = "", std::string query = kQuery) {
     ListCall call;
     call.client = client();
     call.path = kPath;
@@ -140,10 +139,10 @@ TEST_F(StreamListCursorTest, ATokenAfterEachMessageResumesAtTheNextPageItself) {
     if (i + 1 < full.messages.size()) {
       // The page after the message, by its own cursor: nothing re-fetched.
       ASSERT_GT(requests.size(), before);
-      EXPECT_EQ(requests[before].url,
-                absl::StrCat(kBase, "?", kQuery, "&cursor=",
-                             FakeCursorEndpoint::Encode(
-                                 FakeCursorEndpoint::CursorAfter(done - 1))));
+      EXPECT_EQ(
+          requests[before].url,
+          absl::StrCat(kBase, "?", kQuery, "&cursor=",
+                       FakeCursorEndpoint::Encode(FakeCursorEndpoint::CursorAfter(done - 1))));
     }
   }
 }
@@ -229,8 +228,8 @@ TEST_F(StreamListCursorTest, ATokenOfAnotherListFilterOrProjectIsInvalidArgument
   // Another project (same query), and an offset list's token for this scope.
   ResumePosition cursor_position;
   cursor_position.cursor = "";
-  const std::string other_project = tokens_.Encode(
-      absl::StrCat("groups|other|8|", kQuery), cursor_position, clock_.Now());
+  const std::string other_project =
+      tokens_.Encode(absl::StrCat("groups|other|8|", kQuery), cursor_position, clock_.Now());
   const std::string offset_token =
       tokens_.Encode(ListScope("groups", *client(), kQuery), {10, 10}, clock_.Now());
   for (const std::string& bad : {other_project, offset_token}) {

@@ -88,8 +88,7 @@ class StreamListTest : public ::testing::Test {
     env.clock = &clock_;
     return StreamList<ListFlagsResponse, Flag>(
         std::move(call), std::move(env), flags::FlagFromJson,
-        [](ListFlagsResponse& response) { return response.add_flags(); },
-        &writer);
+        [](ListFlagsResponse& response) { return response.add_flags(); }, &writer);
   }
 
   static std::vector<int64_t> Ids(const std::vector<ListFlagsResponse>& messages) {

@@ -86,10 +86,11 @@ class EndlessPersons final : public HttpClient {
     }
     HttpResponse response;
     response.status_code = 200;
-    response.body = nlohmann::json{{"results", results},
-                                   {"next", absl::StrCat(kPersons, "?limit=", limit,
-                                                         "&offset=", offset + limit)}}
-                        .dump();
+    response.body =
+        nlohmann::json{
+            {"results", results},
+            {"next", absl::StrCat(kPersons, "?limit=", limit, "&offset=", offset + limit)}}
+            .dump();
     return response;
   }
 
@@ -148,9 +149,9 @@ class StreamResourcesTest : public ::testing::Test {
     paging.look_ahead = kLookAhead;
     pool_ = std::make_unique<FetchPool>(kFetchThreads);
     limits_ = std::make_unique<StreamLimits>(server.max_streams, server.max_streams_per_caller);
-    persons_ = std::make_unique<PersonServiceImpl>(registry_.get(), paging, &tokens_, RealClock(),
-                                                   nullptr, authorizer_.get(), pool_.get(),
-                                                   limits_.get());
+    persons_ =
+        std::make_unique<PersonServiceImpl>(registry_.get(), paging, &tokens_, RealClock(), nullptr,
+                                            authorizer_.get(), pool_.get(), limits_.get());
     server_ = std::make_unique<GatewayServer>(
         server, std::vector<NamedService>{{"posthog.v1.PersonService", persons_.get()}});
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
@@ -242,8 +243,7 @@ TEST_F(StreamResourcesTest, StreamsPastServerMaxStreamsAreResourceExhaustedWithD
   Start(server);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Outcome(Open()).ok()) << i;
   grpc::Status refused = Outcome(Open());
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-      << refused.error_message();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_EQ(ErrorReason(refused), "STREAM_LIMIT_REACHED");
   EXPECT_NE(refused.error_message().find("server.max_streams"), std::string::npos)
       << refused.error_message();
@@ -263,8 +263,7 @@ TEST_F(StreamResourcesTest, StreamsPastTheCallersCapAreRefusedWhileOthersStillSt
   Start(server, 200, config);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Outcome(Open("batch.jobs")).ok()) << i;
   grpc::Status refused = Outcome(Open("batch.jobs"));
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-      << refused.error_message();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_EQ(ErrorReason(refused), "STREAM_LIMIT_REACHED");
   EXPECT_NE(refused.error_message().find("server.max_streams_per_caller"), std::string::npos)
       << refused.error_message();
@@ -338,7 +337,7 @@ TEST(ThreadStartFailureDeathTest, BlockingCallsRefuseACallTheSystemGivesNoThread
     absl::Notification release;
     int refused = 0;
     for (int i = 0; i < 200; ++i) {
-      absl::AnyInvocable<void() &&> call = [&release] { release.WaitForNotification(); };
+      absl::AnyInvocable<void()&&> call = [&release] { release.WaitForNotification(); };
       if (!calls.TryStart(call)) {
         ++refused;
         if (!call) return false;  // A refused call is left to the caller.

@@ -63,8 +63,9 @@ class TlsTest : public ::testing::Test {
   void SetUp() override {
     char templ[] = "/tmp/tls_test.XXXXXX";
     dir_ = mkdtemp(templ);
-    Openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-            "-subj /CN=test-ca -keyout ca.key -out ca.pem");
+    Openssl(
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj /CN=test-ca -keyout ca.key -out ca.pem");
     MakeCert("server", "localhost");
     MakeCert("client", "billing-service");
   }
@@ -86,8 +87,10 @@ class TlsTest : public ::testing::Test {
         << "subjectAltName=DNS:" << cn << ",IP:127.0.0.1\n";
     Openssl(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=",
                          cn, " -keyout ", name, ".key -out ", name, ".csr"));
-    Openssl(absl::StrCat("x509 -req -in ", name, ".csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-                         "-days 2 -extfile ", name, ".ext -out ", name, ".pem"));
+    Openssl(absl::StrCat("x509 -req -in ", name,
+                         ".csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+                         "-days 2 -extfile ",
+                         name, ".ext -out ", name, ".pem"));
   }
 
   std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
@@ -109,8 +112,7 @@ class TlsTest : public ::testing::Test {
         &metrics_, authorizer_.get(), AccessLog::kAll));
     server_ = std::make_unique<GatewayServer>(
         config,
-        std::vector<NamedService>{
-            {posthog::v1::UserService::service_full_name(), &user_service_}},
+        std::vector<NamedService>{{posthog::v1::UserService::service_full_name(), &user_service_}},
         std::move(interceptors));
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
@@ -173,8 +175,8 @@ TEST_F(TlsTest, ServesTlsCallersAndRefusesPlaintextOnes) {
   ASSERT_TRUE(tls.ok()) << tls.error_message();
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
 
-  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                       grpc::InsecureChannelCredentials());
+  auto plaintext =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
   EXPECT_EQ(Check(plaintext, "liveness", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -290,8 +292,7 @@ TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
                       done.Notify();
                     });
   done.WaitForNotification();
-  EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED)
-      << reflection.error_message();
+  EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNIMPLEMENTED) << reflection.error_message();
 }
 
 TEST_F(TlsTest, ARenewedCertificateReachesNewConnectionsWithoutARestart) {

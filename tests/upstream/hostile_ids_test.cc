@@ -60,8 +60,9 @@ struct Route {
   const char* path_pattern;  // RE2, whole path (no query).
   bool personal_key;
 };
-constexpr char kUuidRe[] = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                           "[0-9a-fA-F]{12}";
+constexpr char kUuidRe[] =
+    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    "[0-9a-fA-F]{12}";
 const std::vector<Route>& AllowedRoutes() {
   static const std::vector<Route>* routes = [] {
     const std::string person = absl::StrCat("(", kUuidRe, "|[1-9][0-9]*)");
@@ -106,9 +107,28 @@ bool Allowed(const RawRequest& request, std::string* why) {
 // The strings an attacker tries in every id field.
 std::vector<std::string> HostileStrings() {
   std::vector<std::string> values = {
-      ".", "..", "%2e%2e", "%2E%2E", ".%2e", "/", "../..", "../../..", "a/../..",
-      "?", "?delete_events=true", "#", "#x", std::string("a\0b", 3), std::string(1, '\0'),
-      "\r\n", "x\r\nHost: evil.example", "%00", "%2f", "@me", " ", "\\..\\..",
+      ".",
+      "..",
+      "%2e%2e",
+      "%2E%2E",
+      ".%2e",
+      "/",
+      "../..",
+      "../../..",
+      "a/../..",
+      "?",
+      "?delete_events=true",
+      "#",
+      "#x",
+      std::string("a\0b", 3),
+      std::string(1, '\0'),
+      "\r\n",
+      "x\r\nHost: evil.example",
+      "%00",
+      "%2f",
+      "@me",
+      " ",
+      "\\..\\..",
       std::string(10 * 1024, 'a'),
   };
   std::string dots;
@@ -131,9 +151,7 @@ std::string Printable(const std::string& value) {
 class HostileIdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const int port = listener_.Start([this](const RawRequest& request) {
-      return Answer(request);
-    });
+    const int port = listener_.Start([this](const RawRequest& request) { return Answer(request); });
     ASSERT_GT(port, 0);
     const std::string host = absl::StrCat("http://127.0.0.1:", port);
     for (const char* alias : {"demo", "other"}) {
@@ -156,8 +174,7 @@ class HostileIdsTest : public ::testing::Test {
     paging.persons_per_hour = 1000000;
     paging.flags_per_minute = 1000000;
     paging.flags_per_hour = 1000000;
-    persons_ = std::make_unique<PersonServiceImpl>(registry_.get(), paging, &tokens_,
-                                                   RealClock());
+    persons_ = std::make_unique<PersonServiceImpl>(registry_.get(), paging, &tokens_, RealClock());
     flags_ = std::make_unique<FlagServiceImpl>(
         registry_.get(),
         std::map<std::string, FlagProject>{{"demo", FlagProject{}}, {"other", FlagProject{}}},
@@ -190,9 +207,9 @@ class HostileIdsTest : public ::testing::Test {
       answer.status = 202;
       return answer;
     }
-    const std::string person = absl::StrCat(R"({"type": "person", "id": ")", person_uuid_,
-                                            R"(", "uuid": ")", person_uuid_,
-                                            R"(", "distinct_ids": ["d"], "properties": {}})");
+    const std::string person =
+        absl::StrCat(R"({"type": "person", "id": ")", person_uuid_, R"(", "uuid": ")", person_uuid_,
+                     R"(", "distinct_ids": ["d"], "properties": {}})");
     if (absl::StrContains(request.target, "distinct_id=")) {
       answer.body = absl::StrCat(R"({"results": [)", person, R"(], "next": null})");
     } else if (absl::StartsWith(request.target, "/flags/")) {
@@ -377,8 +394,7 @@ TEST_F(HostileIdsTest, AHostilePersonUuidIsRefusedBeforeAnyRequest) {
     const std::string what = absl::StrCat("uuid \"", Printable(value), "\"");
     ExpectRefused(GetPerson(ref), "person.uuid", absl::StrCat("GetPerson ", what));
     ExpectRefused(DeletePerson(ref), "person.uuid", absl::StrCat("DeletePerson ", what));
-    ExpectRefused(UpdatePerson(ref), "person.uuid",
-                  absl::StrCat("UpdatePersonProperties ", what));
+    ExpectRefused(UpdatePerson(ref), "person.uuid", absl::StrCat("UpdatePersonProperties ", what));
   }
   // Not a UUID either, though harmless in a path.
   for (const std::string& value : {std::string("0190-uuid"), std::string("abc"),
@@ -430,9 +446,9 @@ TEST_F(HostileIdsTest, AHostileDistinctIdStaysInTheQuery) {
     for (const RawRequest& request : listener_.requests()) {
       // The lookup carries the distinct id in its query, the writes the
       // uuid PostHog found.
-      EXPECT_TRUE(absl::StartsWith(request.target, "/api/projects/7/persons/?distinct_id=") ||
-                  absl::StartsWith(request.target,
-                                   absl::StrCat("/api/projects/7/persons/", kUuid, "/")))
+      EXPECT_TRUE(
+          absl::StartsWith(request.target, "/api/projects/7/persons/?distinct_id=") ||
+          absl::StartsWith(request.target, absl::StrCat("/api/projects/7/persons/", kUuid, "/")))
           << what << ": " << Printable(request.target);
     }
     listener_.Clear();
@@ -442,8 +458,8 @@ TEST_F(HostileIdsTest, AHostileDistinctIdStaysInTheQuery) {
 TEST_F(HostileIdsTest, AHostileUuidFromPostHogIsNotFollowed) {
   // A PostHog (or a proxy in between) answering a distinct-id lookup with a
   // uuid that climbs out of the persons route.
-  for (const std::string& value : {std::string(".."), std::string("../.."),
-                                   std::string("%2e%2e"), std::string("x/../../..")}) {
+  for (const std::string& value : {std::string(".."), std::string("../.."), std::string("%2e%2e"),
+                                   std::string("x/../../..")}) {
     person_uuid_ = value;
     v1::PersonRef ref;
     ref.set_distinct_id("ada");
@@ -519,10 +535,12 @@ TEST_F(HostileIdsTest, AHostileProjectIsRefusedWithoutListingTheConfiguredOnes) 
     v1::ListPersonsRequest list;
     list.set_project(project);
     const std::vector<grpc::Status> statuses = {
-        GetPerson(ref, project), DeletePerson(ref, project), UpdatePerson(ref, project),
-        ListPersons(list), ListFlags(project), GetFlag(12, project), DeleteFlag(12, project),
-        UpdateFlag(12, "beta", project), CreateFlag("beta", project),
-        EvaluateFlag("beta", "ada", project), GetCurrentUser(project)};
+        GetPerson(ref, project),     DeletePerson(ref, project),
+        UpdatePerson(ref, project),  ListPersons(list),
+        ListFlags(project),          GetFlag(12, project),
+        DeleteFlag(12, project),     UpdateFlag(12, "beta", project),
+        CreateFlag("beta", project), EvaluateFlag("beta", "ada", project),
+        GetCurrentUser(project)};
     for (const grpc::Status& status : statuses) {
       ExpectRefused(status, "project", what);
       EXPECT_FALSE(absl::StrContains(status.error_message(), "demo")) << what;

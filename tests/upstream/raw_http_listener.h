@@ -153,10 +153,9 @@ class RawHttpListener final {
       absl::MutexLock lock(&mu_);
       requests_.push_back(std::move(request));
     }
-    const std::string response =
-        absl::StrCat("HTTP/1.1 ", answer.status, " X\r\nContent-Type: application/json\r\n",
-                     "Content-Length: ", answer.body.size(), "\r\nConnection: close\r\n\r\n",
-                     answer.body);
+    const std::string response = absl::StrCat(
+        "HTTP/1.1 ", answer.status, " X\r\nContent-Type: application/json\r\n",
+        "Content-Length: ", answer.body.size(), "\r\nConnection: close\r\n\r\n", answer.body);
     size_t sent = 0;
     while (sent < response.size()) {
       const ssize_t n =

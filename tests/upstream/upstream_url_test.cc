@@ -65,8 +65,7 @@ TEST(UpstreamUrlTest, TheFirstRefusedPartIsTheStatus) {
 TEST(ParseUpstreamTargetTest, RoundTripsWhatTheBuilderBuilds) {
   for (const std::string& target :
        {std::string("/"), std::string("/batch/"), std::string("/flags/?v=2"),
-        std::string("/flags/definitions?token=phc_x&send_cohorts"),
-        std::string("/api/users/@me/"),
+        std::string("/flags/definitions?token=phc_x&send_cohorts"), std::string("/api/users/@me/"),
         std::string("/api/projects/7/persons/?properties=%5B%7B%22key%22%3A1%7D%5D&limit=100")}) {
     absl::StatusOr<UpstreamUrl> url = ParseUpstreamTarget(target);
     ASSERT_TRUE(url.ok()) << target << ": " << url.status();
@@ -82,26 +81,27 @@ TEST(ParseUpstreamTargetTest, RoundTripsWhatTheBuilderBuilds) {
 
 TEST(ParseUpstreamTargetTest, RefusesWhatTheBuilderNeverBuilds) {
   for (const std::string& target :
-       {std::string(""), std::string("api/"), std::string("//"), std::string("/a//b/"),
-        std::string("/./"), std::string("/../"), std::string("/a/../"), std::string("/a/.."),
-        std::string("/%2e%2e/"), std::string("/%2E%2E/"), std::string("/%2E/"),
-        std::string("/.%2E/"), std::string("/a%2f/"), std::string("/a%/"), std::string("/a%4/"),
-        std::string("/a b/"), std::string("/a?b c"), std::string("/a?"), std::string("/a?=b"),
-        std::string("/a#b"), std::string("/a?b#c"), std::string("/a\r\n"),
-        std::string("/a?b=@"), std::string("/a\0b", 4), std::string("/a\\b")}) {
+       {std::string(""),         std::string("api/"),   std::string("//"),
+        std::string("/a//b/"),   std::string("/./"),    std::string("/../"),
+        std::string("/a/../"),   std::string("/a/.."),  std::string("/%2e%2e/"),
+        std::string("/%2E%2E/"), std::string("/%2E/"),  std::string("/.%2E/"),
+        std::string("/a%2f/"),   std::string("/a%/"),   std::string("/a%4/"),
+        std::string("/a b/"),    std::string("/a?b c"), std::string("/a?"),
+        std::string("/a?=b"),    std::string("/a#b"),   std::string("/a?b#c"),
+        std::string("/a\r\n"),   std::string("/a?b=@"), std::string("/a\0b", 4),
+        std::string("/a\\b")}) {
     EXPECT_FALSE(ParseUpstreamTarget(target).ok()) << target;
   }
 }
 
 TEST(IdValidationTest, PersonUuidsAreUuids) {
   EXPECT_TRUE(ValidatePersonUuid("person.uuid", "01908d6b-0001-7000-8000-00000000000A").ok());
-  for (const std::string& bad :
-       {std::string(""), std::string(".."), std::string("u-1"),
-        std::string("01908d6b-0001-7000-8000-00000000000"),
-        std::string("01908d6b-0001-7000-8000-0000000000001"),
-        std::string("01908d6b00001-7000-8000-000000000001"),
-        std::string("01908d6g-0001-7000-8000-000000000001"),
-        std::string("01908d6b-0001-7000-8000-00000000000/")}) {
+  for (const std::string& bad : {std::string(""), std::string(".."), std::string("u-1"),
+                                 std::string("01908d6b-0001-7000-8000-00000000000"),
+                                 std::string("01908d6b-0001-7000-8000-0000000000001"),
+                                 std::string("01908d6b00001-7000-8000-000000000001"),
+                                 std::string("01908d6g-0001-7000-8000-000000000001"),
+                                 std::string("01908d6b-0001-7000-8000-00000000000/")}) {
     const absl::Status status = ValidatePersonUuid("person.uuid", bad);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -121,8 +121,7 @@ TEST(IdValidationTest, FlagKeysFollowPostHogsSyntax) {
   for (const std::string& bad :
        {std::string(""), std::string("."), std::string("a.b"), std::string("a b"),
         std::string("a/b"), std::string("é"), std::string(kMaxFlagKeyLength + 1, 'k')}) {
-    EXPECT_EQ(ValidateFlagKey("flag.key", bad).code(), absl::StatusCode::kInvalidArgument)
-        << bad;
+    EXPECT_EQ(ValidateFlagKey("flag.key", bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
 
