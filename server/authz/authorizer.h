@@ -44,8 +44,8 @@
 #include "grpcpp/grpcpp.h"
 #include "server/authz/bearer_tokens.h"
 #include "server/authz/grants.h"
+#include "server/common/clock.h"
 #include "server/config/config.h"
-#include "server/paging/clock.h"
 
 namespace posthog_gateway {
 

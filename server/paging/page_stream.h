@@ -82,7 +82,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
 #include "server/paging/fetch_pool.h"
 #include "server/paging/request_pacer.h"
 #include "server/posthog/call_context.h"

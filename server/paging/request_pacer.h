@@ -36,7 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
 #include "server/paging/shared_budget.h"
 
 namespace posthog_gateway {

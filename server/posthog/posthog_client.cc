@@ -9,7 +9,6 @@
 #include "server/posthog/error_mapping.h"
 #include "server/posthog/personal_key_routes.h"
 #include "server/posthog/upstream_url.h"
-#include "server/posthog/user_json.h"
 
 namespace posthog_gateway {
 namespace {
@@ -119,23 +118,6 @@ absl::StatusOr<nlohmann::json> PostHogClient::CallJson(const PostHogRequest& req
     return status;
   }
   return body;
-}
-
-absl::StatusOr<posthog::v1::User> PostHogClient::GetCurrentUser(const CallContext& context) const {
-  PostHogRequest request;
-  ASSIGN_OR_RETURN(
-      request.path,
-      UpstreamUrl().Literal("api").Literal("users").Literal("@me").TrailingSlash().Build());
-  request.headers = {{"Accept", "application/json"}};
-  request.bearer = KeyKind::kPersonalApiKey;
-  ASSIGN_OR_RETURN(nlohmann::json body, CallJson(request, context));
-  absl::StatusOr<posthog::v1::User> user = UserFromJson(body);
-  if (!user.ok()) {
-    absl::Status status = absl::UnavailableError(user.status().message());
-    AttachErrorInfo(status, reasons::kUpstreamMalformedResponse);
-    return status;
-  }
-  return user;
 }
 
 }  // namespace posthog_gateway

@@ -4,7 +4,7 @@
 // PostHogClient is the client of one PostHog project. It owns what every call
 // to PostHog shares: the project's two hosts, its keys, deadlines and trace
 // headers, and the mapping of outcomes to a status (StatusFromHttpResponse).
-// Domain components (users here; capture, persons, flags) build their typed
+// Domain components (users, capture, persons, flags) build their typed
 // REST operations on Send and CallJson.
 //
 // Key handling is here and only here: keys are attached by kind, never by
@@ -28,7 +28,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
-#include "posthog/v1/user.pb.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
 #include "server/http/http_client.h"
@@ -97,9 +96,6 @@ class PostHogClient final {
   // "target_not_canonical", "personal_key_off_app_host",
   // "personal_key_route_not_allowed" (every reason, zeros included).
   std::vector<std::pair<std::string, int64_t>> RefusedRequests() const;
-
-  // GetCurrentUser calls `GET /api/users/@me/`.
-  absl::StatusOr<posthog::v1::User> GetCurrentUser(const CallContext& context) const;
 
  private:
   // The HTTP deadline for a call: the caller's minus the margin.

@@ -18,8 +18,8 @@
 #include "server/flags/flags_api.h"
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
-#include "server/paging/stream_list.h"
 #include "server/posthog/json_struct.h"
+#include "server/service/stream_list.h"
 
 namespace posthog_gateway {
 

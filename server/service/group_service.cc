@@ -6,7 +6,7 @@
 
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
-#include "server/paging/stream_list.h"
+#include "server/service/stream_list.h"
 
 namespace posthog_gateway {
 

@@ -8,8 +8,8 @@
 #include "server/common/error_details.h"
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
-#include "server/paging/stream_list.h"
 #include "server/persons/persons.h"
+#include "server/service/stream_list.h"
 
 namespace posthog_gateway {
 

@@ -2,6 +2,7 @@
 
 #include "server/grpc/call_context.h"
 #include "server/grpc/status_conversion.h"
+#include "server/users/users.h"
 
 namespace posthog_gateway {
 
@@ -23,7 +24,7 @@ grpc::Status UserServiceImpl::GetCurrentUser(grpc::ServerContext* context,
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(request->project());
   if (!client.ok()) return ToGrpcStatus(client.status());
   const CallContext call = CallContextFromServer(context);
-  auto load = [&] { return (*client)->GetCurrentUser(call); };
+  auto load = [&] { return posthog_gateway::GetCurrentUser(**client, call); };
   absl::StatusOr<posthog::v1::User> user =
       cache_ttl_ > absl::ZeroDuration() ? cache_.Get((*client)->project().alias, load) : load();
   if (!user.ok()) return ToGrpcStatus(user.status());

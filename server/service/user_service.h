@@ -15,9 +15,9 @@
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/authz/authorizer.h"
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
+#include "server/common/single_flight_cache.h"
 #include "server/posthog/project_registry.h"
-#include "server/users/single_flight_cache.h"
 
 namespace posthog_gateway {
 

@@ -6,7 +6,7 @@
 // limits and Retry-After never really wait. Thread-safe.
 
 #include "absl/synchronization/mutex.h"
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
 
 namespace posthog_gateway::testing {
 

@@ -23,8 +23,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "server/common/clock.h"
 #include "server/http/http_client.h"
-#include "server/paging/clock.h"
 
 namespace posthog_gateway::testing {
 

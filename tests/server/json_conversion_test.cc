@@ -5,7 +5,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/posthog/json_struct.h"
-#include "server/posthog/user_json.h"
+#include "server/users/user_json.h"
 
 namespace posthog_gateway {
 namespace {

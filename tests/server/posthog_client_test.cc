@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
 #include "server/posthog/project_registry.h"
+#include "server/users/users.h"
 #include "tests/fakes/fake_http_client.h"
 
 namespace posthog_gateway {
@@ -55,7 +56,7 @@ class PostHogClientTest : public ::testing::Test {
 TEST_F(PostHogClientTest, SendsThePersonalKeyAsBearerToTheAppHostOnly) {
   http_.Respond(200, R"({"email": "ada@example.com", "team": {"id": 7, "name": "Demo"}})");
 
-  absl::StatusOr<posthog::v1::User> user = Client().GetCurrentUser(CallContext{});
+  absl::StatusOr<posthog::v1::User> user = GetCurrentUser(Client(), CallContext{});
 
   ASSERT_TRUE(user.ok()) << user.status();
   EXPECT_EQ(user->email(), "ada@example.com");
@@ -76,7 +77,7 @@ TEST_F(PostHogClientTest, DeadlineIsTheCallersMinusTheMarginAndTraceHeadersPass)
   context.deadline = absl::Now() + absl::Seconds(2);
   context.trace_headers = {{"traceparent", "00-abc-def-01"}, {"x-request-id", "r-1"}};
 
-  ASSERT_TRUE(Client().GetCurrentUser(context).ok());
+  ASSERT_TRUE(GetCurrentUser(Client(), context).ok());
 
   const std::vector<HttpRequest> requests = http_.requests();
   ASSERT_EQ(requests.size(), 1u);
@@ -90,7 +91,7 @@ TEST_F(PostHogClientTest, RefusedKeyIsPermissionDeniedWithoutTheKey) {
   http_.Respond(401, R"({"type":"authentication_error","code":"authentication_failed",
                          "detail":"Personal API key found in request Authorization header is invalid.","attr":null})");
 
-  absl::StatusOr<posthog::v1::User> user = Client().GetCurrentUser(CallContext{});
+  absl::StatusOr<posthog::v1::User> user = GetCurrentUser(Client(), CallContext{});
 
   EXPECT_EQ(user.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrorInfoReason(user.status()), "UPSTREAM_CREDENTIALS_REJECTED");
@@ -102,8 +103,9 @@ TEST_F(PostHogClientTest, TransportErrorsPassThrough) {
   http_.Script(absl::UnavailableError("connection refused"));
   http_.Script(absl::DeadlineExceededError("too slow"));
 
-  EXPECT_EQ(Client().GetCurrentUser(CallContext{}).status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Client().GetCurrentUser(CallContext{}).status().code(),
+  EXPECT_EQ(GetCurrentUser(Client(), CallContext{}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(GetCurrentUser(Client(), CallContext{}).status().code(),
             absl::StatusCode::kDeadlineExceeded);
 }
 
@@ -111,8 +113,8 @@ TEST_F(PostHogClientTest, MalformedBodyIsUnavailable) {
   http_.Respond(200, R"({"email": "trunc)");
   http_.Respond(200, R"({"team": {"id": "not a number"}})");
 
-  absl::StatusOr<posthog::v1::User> truncated = Client().GetCurrentUser(CallContext{});
-  absl::StatusOr<posthog::v1::User> mistyped = Client().GetCurrentUser(CallContext{});
+  absl::StatusOr<posthog::v1::User> truncated = GetCurrentUser(Client(), CallContext{});
+  absl::StatusOr<posthog::v1::User> mistyped = GetCurrentUser(Client(), CallContext{});
 
   EXPECT_EQ(truncated.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrorInfoReason(truncated.status()), "UPSTREAM_MALFORMED_RESPONSE");
@@ -126,7 +128,7 @@ TEST_F(PostHogClientTest, MissingKeyFailsBeforeAnyRequest) {
   ProjectRegistry registry(config_, &keys, &http_);
 
   absl::StatusOr<posthog::v1::User> user =
-      (*registry.Resolve("demo"))->GetCurrentUser(CallContext{});
+      GetCurrentUser(**registry.Resolve("demo"), CallContext{});
 
   EXPECT_EQ(user.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(http_.requests().empty());

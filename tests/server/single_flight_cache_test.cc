@@ -1,4 +1,4 @@
-#include "server/users/single_flight_cache.h"
+#include "server/common/single_flight_cache.h"
 
 #include <atomic>
 #include <thread>

@@ -1,4 +1,4 @@
-#include "server/paging/stream_list.h"
+#include "server/service/stream_list.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -26,10 +26,10 @@
 #include "gtest/gtest.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/authz/authorizer.h"
+#include "server/common/clock.h"
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/observability/metrics.h"
-#include "server/paging/clock.h"
 
 namespace posthog_gateway {
 namespace {

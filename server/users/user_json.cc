@@ -1,4 +1,4 @@
-#include "server/posthog/user_json.h"
+#include "server/users/user_json.h"
 
 #include <set>
 #include <string>

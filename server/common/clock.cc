@@ -1,4 +1,4 @@
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
 
 #include <algorithm>
 

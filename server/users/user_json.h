@@ -1,5 +1,5 @@
-#ifndef SERVER_POSTHOG_USER_JSON_H_
-#define SERVER_POSTHOG_USER_JSON_H_
+#ifndef SERVER_USERS_USER_JSON_H_
+#define SERVER_USERS_USER_JSON_H_
 
 // Conversion of PostHog's `/api/users/@me/` body (UserSerializer) into the
 // API's User message. Fields the message does not model go to `User.extra`,
@@ -17,4 +17,4 @@ absl::StatusOr<posthog::v1::User> UserFromJson(const nlohmann::json& json);
 
 }  // namespace posthog_gateway
 
-#endif  // SERVER_POSTHOG_USER_JSON_H_
+#endif  // SERVER_USERS_USER_JSON_H_

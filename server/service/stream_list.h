@@ -1,5 +1,5 @@
-#ifndef SERVER_PAGING_STREAM_LIST_H_
-#define SERVER_PAGING_STREAM_LIST_H_
+#ifndef SERVER_SERVICE_STREAM_LIST_H_
+#define SERVER_SERVICE_STREAM_LIST_H_
 
 // StreamList serves one server-streaming List RPC (ListPersons, ListFlags,
 // ListGroups, ...) over one of PostHog's offset- or cursor-paginated list
@@ -45,8 +45,8 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/sync_stream.h"
 #include "nlohmann/json.hpp"
+#include "server/common/clock.h"
 #include "server/grpc/status_conversion.h"
-#include "server/paging/clock.h"
 #include "server/paging/fetch_pool.h"
 #include "server/paging/page_stream.h"
 #include "server/paging/request_pacer.h"
@@ -220,4 +220,4 @@ grpc::Status StreamList(ListCall call, ListEnv env,
 
 }  // namespace posthog_gateway
 
-#endif  // SERVER_PAGING_STREAM_LIST_H_
+#endif  // SERVER_SERVICE_STREAM_LIST_H_

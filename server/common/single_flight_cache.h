@@ -1,5 +1,5 @@
-#ifndef SERVER_USERS_SINGLE_FLIGHT_CACHE_H_
-#define SERVER_USERS_SINGLE_FLIGHT_CACHE_H_
+#ifndef SERVER_COMMON_SINGLE_FLIGHT_CACHE_H_
+#define SERVER_COMMON_SINGLE_FLIGHT_CACHE_H_
 
 // SingleFlightCache keeps a successful result per key for `ttl` and makes
 // concurrent misses of one key share a single load: the first caller loads,
@@ -21,7 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/paging/clock.h"
+#include "server/common/clock.h"
 
 namespace posthog_gateway {
 
@@ -91,4 +91,4 @@ class SingleFlightCache final {
 
 }  // namespace posthog_gateway
 
-#endif  // SERVER_USERS_SINGLE_FLIGHT_CACHE_H_
+#endif  // SERVER_COMMON_SINGLE_FLIGHT_CACHE_H_

@@ -1,5 +1,5 @@
-#ifndef SERVER_PAGING_CLOCK_H_
-#define SERVER_PAGING_CLOCK_H_
+#ifndef SERVER_COMMON_CLOCK_H_
+#define SERVER_COMMON_CLOCK_H_
 
 // Clock is the paging engine's source of time and of waiting, so that tests
 // drive rate limits and Retry-After with a fake clock and never really sleep.
@@ -28,4 +28,4 @@ Clock* RealClock();
 
 }  // namespace posthog_gateway
 
-#endif  // SERVER_PAGING_CLOCK_H_
+#endif  // SERVER_COMMON_CLOCK_H_
