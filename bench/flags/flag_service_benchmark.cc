@@ -43,7 +43,7 @@ std::string ReadFile(const std::string& name) {
 
 struct Fixture {
   GatewayConfig config;
-  testing::FakeHttpClient http;
+  test_support::FakeHttpClient http;
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<ProjectRegistry> registry;
   std::unique_ptr<flags::DefinitionsStore> store;
@@ -52,8 +52,8 @@ struct Fixture {
   std::vector<posthog::v1::EvaluateFlagsRequest> requests;
 
   Fixture() {
-    config = testing::EnvKeyProjectConfig("bench");
-    keys = testing::EnvKeys(config);
+    config = test_support::EnvKeyProjectConfig("bench");
+    keys = test_support::EnvKeys(config);
     registry = std::make_unique<ProjectRegistry>(config, keys.get(), &http);
     store = std::make_unique<flags::DefinitionsStore>(*registry->Resolve("bench"), FlagsConfig());
     http.Respond(200, ReadFile("definitions.json"));

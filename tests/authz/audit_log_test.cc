@@ -24,6 +24,7 @@
 #include "server/authz/authorizer.h"
 #include "server/config/config.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -62,9 +63,7 @@ class StandInPersons final : public posthog::v1::PersonService::Service {
 class AuditLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/audit-log-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    dir_ = test_support::ScratchDir("audit");
     path_ = dir_ + "/audit.jsonl";
     GatewayConfig config;
     ProjectConfig prod;
@@ -101,8 +100,6 @@ class AuditLogTest : public ::testing::Test {
 
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
-    std::remove(path_.c_str());
-    rmdir(dir_.c_str());
   }
 
   grpc::Status Delete(const std::string& caller, const std::string& project,
@@ -132,7 +129,7 @@ class AuditLogTest : public ::testing::Test {
     return records;
   }
 
-  testing::FakeClock clock_;
+  test_support::FakeClock clock_;
   std::string dir_;
   std::string path_;
   std::unique_ptr<Authorizer> authorizer_;

@@ -26,12 +26,13 @@
 #include "server/config/config.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/grpc_status_details.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
 
-using ::posthog_gateway::testing::ErrorReason;
-using ::posthog_gateway::testing::FakeClock;
+using ::posthog_gateway::test_support::ErrorReason;
+using ::posthog_gateway::test_support::FakeClock;
 
 constexpr char kDeletePerson[] = "/posthog.v1.PersonService/DeletePerson";
 constexpr char kGetPerson[] = "/posthog.v1.PersonService/GetPerson";
@@ -241,17 +242,10 @@ TEST_F(AuthorizerTest, ARepeatedIdentityHeaderNamesNobody) {
 class BearerAuthorizerTest : public AuthorizerTest {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/bearer-authz-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    dir_ = test_support::ScratchDir("tokens");
     path_ = dir_ + "/tokens";
     std::ofstream(path_) << "billing " << HexSha256("billing-token") << "\n";
     tokens_ = std::make_unique<BearerTokens>(path_);
-  }
-  void TearDown() override {
-    AuthorizerTest::TearDown();
-    std::remove(path_.c_str());
-    rmdir(dir_.c_str());
   }
   std::string dir_;
   std::string path_;

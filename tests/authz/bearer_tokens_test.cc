@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -23,14 +24,8 @@ std::string HexSha256(absl::string_view token) {
 class BearerTokensTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/bearer-tokens-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    dir_ = test_support::ScratchDir("tokens");
     path_ = dir_ + "/tokens";
-  }
-  void TearDown() override {
-    std::remove(path_.c_str());
-    rmdir(dir_.c_str());
   }
 
   // Replaces the file the way Kubernetes swaps a Secret: a new file renamed

@@ -3,7 +3,7 @@
 
 // The gateway configuration most tests need: one project, "demo" (id 7, the
 // default), on https://ingest.example and https://app.example, with its
-// personal API key ("phx_secret") in a file under $TEST_TMPDIR.
+// personal API key ("phx_secret") in a file under ::testing::TempDir().
 //
 // Flag tests and benchmarks need the project API key too:
 // EnvKeyProjectConfig names both keys by environment variable (PHC, PHX)
@@ -18,13 +18,14 @@
 #include <memory>
 #include <optional>
 
+#include "gtest/gtest.h"
 #include "server/config/config.h"
 #include "server/config/key_store.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 inline GatewayConfig DemoProjectConfig() {
-  const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path dir = ::testing::TempDir();
   const std::string key_path = (dir / "personal_api_key").string();
   std::ofstream(key_path) << "phx_secret";
   ProjectConfig project;
@@ -59,6 +60,6 @@ inline std::unique_ptr<KeyStore> EnvKeys(const GatewayConfig& config) {
   });
 }
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_DEMO_PROJECT_H_

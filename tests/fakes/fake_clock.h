@@ -8,7 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 class FakeClock final : public Clock {
  public:
@@ -36,6 +36,6 @@ class FakeClock final : public Clock {
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_FAKE_CLOCK_H_

@@ -32,7 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "server/http/http_client.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 class FakeCursorEndpoint final : public HttpClient {
  public:
@@ -187,6 +187,6 @@ class FakeCursorEndpoint final : public HttpClient {
   int max_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_FAKE_CURSOR_ENDPOINT_H_

@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/http/http_client.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 class FakeHttpClient final : public HttpClient {
  public:
@@ -54,6 +54,6 @@ class FakeHttpClient final : public HttpClient {
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_FAKE_HTTP_CLIENT_H_

@@ -26,7 +26,7 @@
 #include "server/common/clock.h"
 #include "server/http/http_client.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 class FakeListEndpoint final : public HttpClient {
  public:
@@ -131,6 +131,6 @@ class FakeListEndpoint final : public HttpClient {
   std::vector<absl::Time> times_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_FAKE_LIST_ENDPOINT_H_

@@ -22,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/capture/spool_disk.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 class FaultySpoolDisk final : public SpoolDisk {
  public:
@@ -105,6 +105,6 @@ class FaultySpoolDisk final : public SpoolDisk {
   std::set<int> segment_fds_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_FAULTY_SPOOL_DISK_H_

@@ -10,7 +10,7 @@
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 // ErrorReason returns the ErrorInfo reason in the status's details ("" if none).
 inline std::string ErrorReason(const grpc::Status& status) {
@@ -38,6 +38,6 @@ inline std::vector<std::string> ViolatedFields(const grpc::Status& status) {
   return fields;
 }
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_GRPC_STATUS_DETAILS_H_

@@ -22,7 +22,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/support/status.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 namespace status_internal {
 
 // The code and message of each kind of status, as the matchers read them.
@@ -135,6 +135,6 @@ status_internal::IsOkAndHoldsMatcher<Inner> IsOkAndHolds(Inner inner) {
   return status_internal::IsOkAndHoldsMatcher<Inner>(std::move(inner));
 }
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_FAKES_STATUS_MATCHERS_H_

@@ -13,7 +13,7 @@
 namespace posthog_gateway::flags {
 namespace {
 
-using posthog_gateway::testing::FakeHttpClient;
+using posthog_gateway::test_support::FakeHttpClient;
 using ::testing::Contains;
 using ::testing::Not;
 using ::testing::Pair;

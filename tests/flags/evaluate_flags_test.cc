@@ -32,9 +32,9 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::FakeClock;
-using testing::FakeHttpClient;
-using testing::ViolatedFields;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
+using test_support::ViolatedFields;
 
 // Three flags the definitions decide, and one that needs a property the
 // caller does not send (so PostHog decides it).
@@ -73,9 +73,9 @@ class EvaluateFlagsTest : public ::testing::Test {
     server_.reset();
     service_.reset();
     store_.reset();
-    config_ = testing::EnvKeyProjectConfig();
+    config_ = test_support::EnvKeyProjectConfig();
     config_.projects[0].disable_geoip = disable_geoip;
-    keys_ = testing::EnvKeys(config_);
+    keys_ = test_support::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http);
     store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), options);
     store_->PollOnce();

@@ -27,10 +27,10 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::ErrorReason;
-using testing::FakeClock;
-using testing::FakeHttpClient;
-using testing::ViolatedFields;
+using test_support::ErrorReason;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
+using test_support::ViolatedFields;
 
 constexpr char kFlag[] = R"({"id": 12, "key": "beta", "name": "Beta", "active": true,
   "deleted": false, "version": 3, "filters": {"groups": [{"rollout_percentage": 50}]}})";
@@ -40,7 +40,7 @@ constexpr char kThrottled[] = R"({"type": "throttled_error", "code": "throttled"
 class FlagManagementTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     PagingConfig paging;

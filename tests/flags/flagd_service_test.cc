@@ -38,10 +38,10 @@ namespace {
 
 namespace v2 = ::flagd::evaluation::v2;
 using nlohmann::json;
-using testing::ErrorReason;
-using testing::FakeClock;
-using testing::FakeHttpClient;
-using testing::ViolatedFields;
+using test_support::ErrorReason;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
+using test_support::ViolatedFields;
 
 constexpr char kDefinitions[] = R"({"flags": [
   {"id": 1, "key": "everyone", "active": true, "version": 2,
@@ -76,8 +76,8 @@ class FlagdServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     http_.Respond(200, kDefinitions);
-    config_ = testing::EnvKeyProjectConfig();
-    keys_ = testing::EnvKeys(config_);
+    config_ = test_support::EnvKeyProjectConfig();
+    keys_ = test_support::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), FlagsConfig{});
     store_->PollOnce();
@@ -392,14 +392,14 @@ TEST_F(FlagdServiceTest, EventStreamSendsKeepAlives) {
 
 // With authorization on, every flagd method needs the grant flag_evaluation
 // on the call's project, as EvaluateFlags does.
-using ::posthog_gateway::testing::IsOk;
-using ::posthog_gateway::testing::StatusIs;
+using ::posthog_gateway::test_support::IsOk;
+using ::posthog_gateway::test_support::StatusIs;
 using ::testing::HasSubstr;
 
 class FlagdServiceAuthorizationTest : public FlagdServiceTest {
  protected:
   void SetUp() override {
-    GatewayConfig config = testing::EnvKeyProjectConfig();
+    GatewayConfig config = test_support::EnvKeyProjectConfig();
     config.server.caller_identity = CallerIdentitySource::kLinkerd;
     config.authorization.callers = {{"evaluator", {"demo"}, {"flag_evaluation"}, {}},
                                     {"collector", {"demo"}, {"capture"}, {}}};

@@ -23,17 +23,17 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::ErrorReason;
-using testing::FakeClock;
-using testing::FakeListEndpoint;
-using testing::ViolatedFields;
+using test_support::ErrorReason;
+using test_support::FakeClock;
+using test_support::FakeListEndpoint;
+using test_support::ViolatedFields;
 
 constexpr char kBase[] = "https://app.example/api/projects/7/feature_flags/";
 
 class ListFlagsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, 250, &clock_);
     http_->UseDrfPagination();  // As PostHog's flag list pages.
     keys_ = std::make_unique<KeyStore>(config_);

@@ -23,8 +23,8 @@ namespace posthog_gateway {
 namespace {
 
 using nlohmann::json;
-using testing::FakeClock;
-using testing::FakeHttpClient;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
 
 constexpr char kDefinitions[] = R"({"flags": [
   {"id": 1, "key": "everyone", "active": true, "version": 2,
@@ -42,8 +42,8 @@ class OfrepServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     http_.Respond(200, kDefinitions);
-    config_ = testing::EnvKeyProjectConfig();
-    keys_ = testing::EnvKeys(config_);
+    config_ = test_support::EnvKeyProjectConfig();
+    keys_ = test_support::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     store_ = std::make_unique<flags::DefinitionsStore>(*registry_->Resolve("demo"), FlagsConfig{});
     store_->PollOnce();
@@ -195,7 +195,7 @@ TEST_F(OfrepServerTest, BulkHasEveryFlagAndAnEtagThatAnswers304) {
 class OfrepServerAuthorizationTest : public OfrepServerTest {
  protected:
   void SetUp() override {
-    GatewayConfig config = testing::EnvKeyProjectConfig();
+    GatewayConfig config = test_support::EnvKeyProjectConfig();
     config.server.caller_identity = CallerIdentitySource::kIstio;
     config.authorization.callers = {
         {"spiffe://cluster.local/ns/shop/sa/web", {"demo"}, {"flag_evaluation"}, {}},

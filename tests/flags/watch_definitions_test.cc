@@ -28,8 +28,8 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::FakeClock;
-using testing::FakeHttpClient;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
 
 // Definitions holding the flags `keys`.
 std::string Definitions(const std::vector<std::string>& keys) {
@@ -75,8 +75,8 @@ struct Watch {
 class WatchDefinitionsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = testing::EnvKeyProjectConfig();
-    keys_ = testing::EnvKeys(config_);
+    config_ = test_support::EnvKeyProjectConfig();
+    keys_ = test_support::EnvKeys(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     options_.watch_heartbeat = absl::Hours(1);  // Tests that want heartbeats lower it.
   }

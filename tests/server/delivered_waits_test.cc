@@ -31,7 +31,7 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::ErrorReason;
+using test_support::ErrorReason;
 
 // A PostHog whose capture endpoint answers nothing until Release (or the
 // request is abandoned).
@@ -67,9 +67,9 @@ class DeliveredWaitsTest : public ::testing::Test {
   static constexpr int64_t kMaxWaits = 2;
 
   void SetUp() override {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     config_.projects[0].project_api_key.env = "PHC";
-    config_.capture.spool_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/spool");
+    config_.capture.spool_dir = ::testing::TempDir() + "spool";
     keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
       return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_secret");
     });

@@ -21,7 +21,7 @@ namespace posthog_gateway {
 namespace {
 
 using ::nlohmann::json;
-using testing::FakeHttpClient;
+using test_support::FakeHttpClient;
 
 constexpr char kProjectKey[] = "phc_project_key_value";
 
@@ -69,7 +69,7 @@ INSTANTIATE_TEST_SUITE_P(
 class BatchSenderTest : public ::testing::Test {
  protected:
   BatchSenderTest() {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+    const std::filesystem::path dir = ::testing::TempDir();
     key_path_ = (dir / "project_api_key").string();
     dead_letter_path_ = (dir / "dead-letter.jsonl").string();
     std::filesystem::remove(dead_letter_path_);
@@ -247,7 +247,7 @@ TEST_F(BatchSenderTest, StoppingLeavesTheEventsCancelled) {
 }
 
 TEST(DeadLetterFileTest, IsReadableByItsOwnerOnly) {
-  const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path dir = ::testing::TempDir();
   const std::filesystem::path path = dir / "private-dead-letter.jsonl";
   std::filesystem::remove(path);
   DeadLetterFile dead_letters(path.string(), 1 << 20);
@@ -265,7 +265,7 @@ TEST(DeadLetterFileTest, IsReadableByItsOwnerOnly) {
 }
 
 TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {
-  const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+  const std::filesystem::path dir = ::testing::TempDir();
   const std::string path = (dir / "rotating-dead-letter.jsonl").string();
   std::filesystem::remove(path);
   std::filesystem::remove(path + ".1");

@@ -13,7 +13,7 @@ namespace posthog_gateway {
 namespace {
 
 using nlohmann::json;
-using testing::FakeHttpClient;
+using test_support::FakeHttpClient;
 
 TEST(GroupFromJsonTest, ReadsAListItem) {
   absl::StatusOr<posthog::v1::Group> group = GroupFromJson(json::parse(R"({
@@ -75,7 +75,7 @@ TEST(GroupRoutesTest, ThePersonalKeyReachesTheGroupsRoutesOnly) {
 class GroupsTest : public ::testing::Test {
  protected:
   GroupsTest() {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
   }

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -18,11 +19,7 @@ using ::testing::Not;
 
 class KeyStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(std::getenv("TEST_TMPDIR")) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = test_support::ScratchDir("keys"); }
 
   std::string KeyPath(const std::string& name) const { return (dir_ / name).string(); }
 

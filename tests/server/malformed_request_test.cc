@@ -52,8 +52,8 @@ const std::vector<std::pair<std::string, std::string>>& MalformedPayloads() {
 class MalformedRequestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_ = testing::DemoProjectConfig();
-    config_.capture.spool_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/spool");
+    config_ = test_support::DemoProjectConfig();
+    config_.capture.spool_dir = ::testing::TempDir() + "spool";
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     absl::StatusOr<std::unique_ptr<CapturePipeline>> pipeline =
@@ -85,7 +85,7 @@ class MalformedRequestTest : public ::testing::Test {
   }
 
   GatewayConfig config_;
-  testing::FakeHttpClient http_;
+  test_support::FakeHttpClient http_;
   ResumeTokenCodec tokens_ = ResumeTokenCodec::WithRandomSecret(absl::Hours(1));
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<ProjectRegistry> registry_;
@@ -125,7 +125,7 @@ TEST_F(MalformedRequestTest, EveryMethodAnswersInvalidArgument) {
   };
   for (const std::string& method : methods) {
     for (const auto& [what, bytes] : MalformedPayloads()) {
-      const grpc::Status status = testing::RawUnaryCall(channel_, method, bytes);
+      const grpc::Status status = test_support::RawUnaryCall(channel_, method, bytes);
       EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
           << method << " with " << what << ": " << status.error_code() << " "
           << status.error_message();
@@ -133,8 +133,9 @@ TEST_F(MalformedRequestTest, EveryMethodAnswersInvalidArgument) {
   }
   EXPECT_TRUE(http_.requests().empty());
   // Still serving: a well-formed call gets its ordinary answer.
-  EXPECT_EQ(testing::RawUnaryCall(channel_, "/posthog.v1.FlagService/GetFlag", "").error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);  // id 0: "a flag id is required".
+  EXPECT_EQ(
+      test_support::RawUnaryCall(channel_, "/posthog.v1.FlagService/GetFlag", "").error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);  // id 0: "a flag id is required".
 }
 
 }  // namespace

@@ -111,7 +111,7 @@ TEST(RouteTemplateTest, ReplacesIdsAndDropsHostAndQuery) {
 
 TEST(ObservedHttpClientTest, RecordsStatusOrTransportError) {
   MetricsRegistry registry;
-  testing::FakeHttpClient fake;
+  test_support::FakeHttpClient fake;
   ObservedHttpClient client(&fake, &registry);
   fake.Respond(404, "");
   fake.Script(absl::UnavailableError("refused"));
@@ -218,9 +218,9 @@ TEST(ObservabilityInterceptorTest, UnknownMethodsShareOneSeries) {
   ScriptedUserService service;
   std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service, AccessLog::kOff);
   std::shared_ptr<grpc::Channel> channel = server->InProcessChannel({});
-  EXPECT_EQ(
-      testing::RawUnaryCall(channel, "/posthog.v1.UserService/GetCurrentUser", "").error_code(),
-      grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(test_support::RawUnaryCall(channel, "/posthog.v1.UserService/GetCurrentUser", "")
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
   const size_t before = registry.Expose().size();
 
   // Names a caller makes up: unknown methods of a known service, unknown
@@ -230,7 +230,7 @@ TEST(ObservabilityInterceptorTest, UnknownMethodsShareOneSeries) {
     const std::string method = i % 3 == 0   ? absl::StrCat("/posthog.v1.UserService/Nope", i)
                                : i % 3 == 1 ? absl::StrCat("/evil.Service", i, "/X")
                                             : absl::StrCat("/a\"b", i, "/", std::string(200, 'x'));
-    EXPECT_EQ(testing::RawUnaryCall(channel, method, "").error_code(),
+    EXPECT_EQ(test_support::RawUnaryCall(channel, method, "").error_code(),
               grpc::StatusCode::UNIMPLEMENTED)
         << method;
   }

@@ -17,8 +17,8 @@
 namespace posthog_gateway {
 namespace {
 
-using testing::FakeClock;
-using testing::FakeListEndpoint;
+using test_support::FakeClock;
+using test_support::FakeListEndpoint;
 
 constexpr char kBase[] = "https://app.example/api/projects/7/persons/";
 
@@ -33,7 +33,7 @@ HttpResponse Answer(int code, std::string body, HttpHeaders headers = {}) {
 class PageStreamTest : public ::testing::Test {
  protected:
   void Serve(int total, std::vector<RateWindow> windows = {}) {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, total, &clock_);
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http_.get());

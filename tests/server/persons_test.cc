@@ -18,8 +18,8 @@ namespace posthog_gateway {
 namespace {
 
 using nlohmann::json;
-using testing::FakeClock;
-using testing::FakeHttpClient;
+using test_support::FakeClock;
+using test_support::FakeHttpClient;
 
 TEST(PersonFromJsonTest, ReadsAListItemWhoseIdIsTheUuid) {
   absl::StatusOr<posthog::v1::Person> person = PersonFromJson(json::parse(R"({
@@ -92,7 +92,7 @@ TEST(PersonsListQueryTest, AFilterWithoutKeyIsInvalidArgument) {
 class PersonsTest : public ::testing::Test {
  protected:
   PersonsTest() {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
   }

@@ -16,8 +16,8 @@
 namespace posthog_gateway {
 namespace {
 
+using test_support::FakeHttpClient;
 using ::testing::Contains;
-using testing::FakeHttpClient;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pair;
@@ -27,7 +27,7 @@ constexpr char kPersonalKey[] = "phx_personal_secret_value";
 class PostHogClientTest : public ::testing::Test {
  protected:
   PostHogClientTest() {
-    const std::filesystem::path dir = std::getenv("TEST_TMPDIR");
+    const std::filesystem::path dir = ::testing::TempDir();
     key_path_ = (dir / "personal_api_key").string();
     std::ofstream(key_path_) << kPersonalKey;
 

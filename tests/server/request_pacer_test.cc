@@ -13,7 +13,7 @@
 namespace posthog_gateway {
 namespace {
 
-using testing::FakeClock;
+using test_support::FakeClock;
 
 constexpr absl::Duration kMargin = absl::Milliseconds(500);
 

@@ -11,7 +11,7 @@
 namespace posthog_gateway {
 namespace {
 
-using testing::FakeClock;
+using test_support::FakeClock;
 
 TEST(SingleFlightCacheTest, ABurstOfConcurrentMissesLoadsOnce) {
   FakeClock clock;

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
 #include "tests/fakes/faulty_spool_disk.h"
+#include "tests/fakes/scratch_dir.h"
 #include "tests/fakes/status_matchers.h"
 
 namespace posthog_gateway {
@@ -63,11 +64,10 @@ std::vector<Replayed> ReadReplayed(const Spool::Opened& opened) {
 class SpoolTest : public ::testing::Test {
  protected:
   SpoolTest() {
-    char templ[] = "/tmp/spool_test.XXXXXX";
-    dir_ = std::string(mkdtemp(templ)) + "/spool";
+    // Spool::Open creates the spool directory itself.
+    dir_ = test_support::ScratchDir() + "/spool";
     options_.dir = dir_;
   }
-  ~SpoolTest() override { std::system(("rm -rf " + dir_).c_str()); }
 
   Spool::Opened Open() {
     absl::StatusOr<Spool::Opened> opened = Spool::Open(options_);
@@ -518,26 +518,27 @@ TEST_F(SpoolTest, AppendAsyncRefusedWhenFullCallsBackAtOnce) {
 // succeeds again, and every acknowledged record is still there after a
 // restart.
 TEST_F(SpoolTest, AFailingDiskIsUnavailableAcknowledgesNothingUnsyncedAndRecovers) {
-  testing::FaultySpoolDisk disk;
+  test_support::FaultySpoolDisk disk;
   options_.disk = &disk;
   {
     Spool::Opened opened = Open();
-    ASSERT_THAT(opened.spool->Append(Records(2, "before")), testing::IsOk());
+    ASSERT_THAT(opened.spool->Append(Records(2, "before")), test_support::IsOk());
 
     disk.FailSyncs(1, EIO);
-    EXPECT_THAT(opened.spool->Append(Records(2, "unsynced")),
-                testing::StatusIs(absl::StatusCode::kUnavailable,
-                                  ::testing::AllOf(::testing::HasSubstr("cannot sync"),
-                                                   ::testing::HasSubstr("Input/output error"))));
+    EXPECT_THAT(
+        opened.spool->Append(Records(2, "unsynced")),
+        test_support::StatusIs(absl::StatusCode::kUnavailable,
+                               ::testing::AllOf(::testing::HasSubstr("cannot sync"),
+                                                ::testing::HasSubstr("Input/output error"))));
     EXPECT_FALSE(opened.spool->Writable());
 
     disk.FailWrites(1, ENOSPC);
     EXPECT_THAT(opened.spool->Append(Records(1, "unwritten")),
-                testing::StatusIs(absl::StatusCode::kUnavailable,
-                                  ::testing::HasSubstr("No space left on device")));
+                test_support::StatusIs(absl::StatusCode::kUnavailable,
+                                       ::testing::HasSubstr("No space left on device")));
     EXPECT_FALSE(opened.spool->Writable());
 
-    ASSERT_THAT(opened.spool->Append(Records(1, "after")), testing::IsOk());
+    ASSERT_THAT(opened.spool->Append(Records(1, "after")), test_support::IsOk());
     EXPECT_TRUE(opened.spool->Writable());
     EXPECT_EQ(opened.spool->Outstanding(), 3);
     EXPECT_EQ(disk.failed(), 2);
@@ -552,21 +553,22 @@ TEST_F(SpoolTest, AFailingDiskIsUnavailableAcknowledgesNothingUnsyncedAndRecover
 }
 
 TEST_F(SpoolTest, ASegmentThatCannotBeCreatedIsUnavailableAndTheNextRoundTriesAgain) {
-  testing::FaultySpoolDisk disk;
+  test_support::FaultySpoolDisk disk;
   options_.disk = &disk;
   options_.segment_bytes = 64 << 10;
   Spool::Opened opened = Open();
   // Fills the first segment: the next round starts another.
-  ASSERT_THAT(opened.spool->Append({{"demo", false, std::string(70 << 10, 'x')}}), testing::IsOk());
+  ASSERT_THAT(opened.spool->Append({{"demo", false, std::string(70 << 10, 'x')}}),
+              test_support::IsOk());
 
   disk.FailOpens(1, EACCES);
   EXPECT_THAT(opened.spool->Append(Records(1, "refused")),
-              testing::StatusIs(absl::StatusCode::kUnavailable,
-                                ::testing::AllOf(::testing::HasSubstr("cannot create"),
-                                                 ::testing::HasSubstr("Permission denied"))));
+              test_support::StatusIs(absl::StatusCode::kUnavailable,
+                                     ::testing::AllOf(::testing::HasSubstr("cannot create"),
+                                                      ::testing::HasSubstr("Permission denied"))));
   EXPECT_EQ(disk.failed(), 1);
 
-  ASSERT_THAT(opened.spool->Append(Records(2, "kept")), testing::IsOk());
+  ASSERT_THAT(opened.spool->Append(Records(2, "kept")), test_support::IsOk());
   EXPECT_TRUE(opened.spool->Writable());
   opened.spool.reset();
   options_.disk = nullptr;

@@ -22,9 +22,9 @@ namespace {
 
 using posthog::v1::Group;
 using posthog::v1::ListGroupsResponse;
-using testing::ErrorReason;
-using testing::FakeClock;
-using testing::FakeCursorEndpoint;
+using test_support::ErrorReason;
+using test_support::FakeClock;
+using test_support::FakeCursorEndpoint;
 
 constexpr char kPath[] = "/api/projects/7/groups/";
 constexpr char kBase[] = "https://app.example/api/projects/7/groups/";
@@ -51,7 +51,7 @@ std::string KeyOf(const nlohmann::json& item) { return item["group_key"].get<std
 class StreamListCursorTest : public ::testing::Test {
  protected:
   void Serve(int total) {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     http_ = std::make_unique<FakeCursorEndpoint>(kBase, total);
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http_.get());

@@ -23,10 +23,10 @@ namespace {
 
 using posthog::v1::Flag;
 using posthog::v1::ListFlagsResponse;
-using testing::ErrorReason;
-using testing::FakeClock;
-using testing::FakeListEndpoint;
-using testing::ViolatedFields;
+using test_support::ErrorReason;
+using test_support::FakeClock;
+using test_support::FakeListEndpoint;
+using test_support::ViolatedFields;
 
 constexpr char kPath[] = "/api/projects/7/feature_flags/";
 constexpr char kBase[] = "https://app.example/api/projects/7/feature_flags/";
@@ -60,7 +60,7 @@ HttpResponse Answer(int code, std::string body) {
 class StreamListTest : public ::testing::Test {
  protected:
   void Serve(int total) {
-    config_ = testing::DemoProjectConfig();
+    config_ = test_support::DemoProjectConfig();
     http_ = std::make_unique<FakeListEndpoint>(kBase, total, &clock_);
     keys_ = std::make_unique<KeyStore>(config_);
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), http_.get());

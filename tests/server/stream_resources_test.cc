@@ -50,7 +50,7 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::ErrorReason;
+using test_support::ErrorReason;
 
 constexpr char kPersons[] = "https://app.example/api/projects/7/persons/";
 constexpr int kLookAhead = 3;
@@ -133,7 +133,7 @@ class StreamResourcesTest : public ::testing::Test {
   // Starts the gateway's PersonService on loopback with `server` limits.
   void Start(ServerConfig server = {}, int padding = 200, GatewayConfig config = {},
              grpc::ChannelArguments client_args = {}) {
-    config_ = config.projects.empty() ? testing::DemoProjectConfig() : std::move(config);
+    config_ = config.projects.empty() ? test_support::DemoProjectConfig() : std::move(config);
     config_.server = server;
     config_.authorization.development_mode = true;  // Callers named, every call allowed.
     http_ = std::make_unique<EndlessPersons>(padding);
@@ -255,7 +255,7 @@ TEST_F(StreamResourcesTest, StreamsPastServerMaxStreamsAreResourceExhaustedWithD
 }
 
 TEST_F(StreamResourcesTest, StreamsPastTheCallersCapAreRefusedWhileOthersStillStream) {
-  GatewayConfig config = testing::DemoProjectConfig();
+  GatewayConfig config = test_support::DemoProjectConfig();
   ServerConfig server;
   server.caller_identity = CallerIdentitySource::kLinkerd;
   server.max_streams = 100;
@@ -354,7 +354,7 @@ TEST(ThreadStartFailureDeathTest, APoolWithoutThreadsEndsTheListWithResourceExha
   WithFewThreadsLeft(0, [] {
     FetchPool pool(8);
     if (pool.threads() != 0) return true;  // The system still had room: nothing to show.
-    GatewayConfig config = testing::DemoProjectConfig();
+    GatewayConfig config = test_support::DemoProjectConfig();
     EndlessPersons http(10);
     KeyStore keys(config);
     ProjectRegistry registry(config, &keys, &http);

@@ -30,6 +30,7 @@
 #include "server/grpc/gateway_server.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/observability/metrics.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -61,8 +62,7 @@ int FreePort() {
 class TlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char templ[] = "/tmp/tls_test.XXXXXX";
-    dir_ = mkdtemp(templ);
+    dir_ = test_support::ScratchDir("certs");
     Openssl(
         "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
         "-subj /CN=test-ca -keyout ca.key -out ca.pem");
@@ -71,7 +71,6 @@ class TlsTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
-    std::system(("rm -rf " + dir_).c_str());
   }
 
   void Openssl(const std::string& arguments) {

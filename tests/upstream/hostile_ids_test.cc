@@ -44,10 +44,10 @@ namespace posthog_gateway {
 namespace {
 
 namespace v1 = ::posthog::v1;
-using testing::RawAnswer;
-using testing::RawHttpListener;
-using testing::RawRequest;
-using testing::ViolatedFields;
+using test_support::RawAnswer;
+using test_support::RawHttpListener;
+using test_support::RawRequest;
+using test_support::ViolatedFields;
 
 constexpr char kPersonalKey[] = "phx_personal_hostile";
 constexpr char kProjectKey[] = "phc_project_hostile";

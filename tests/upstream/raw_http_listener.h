@@ -29,7 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 
-namespace posthog_gateway::testing {
+namespace posthog_gateway::test_support {
 
 struct RawRequest {
   std::string method;
@@ -173,6 +173,6 @@ class RawHttpListener final {
   std::vector<RawRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace posthog_gateway::testing
+}  // namespace posthog_gateway::test_support
 
 #endif  // TESTS_UPSTREAM_RAW_HTTP_LISTENER_H_
