@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/time_util.h"
 #include "server/common/error_details.h"
 #include "server/common/request_limits.h"
 #include "server/flags/evaluator.h"
@@ -23,7 +22,6 @@
 
 namespace posthog_gateway {
 
-using nlohmann::json;
 using posthog::v1::FlagResult;
 
 namespace {
@@ -297,52 +295,36 @@ void FlagServiceImpl::Complete(Evaluation& e, const CallContext& call) {
   if (request_id.empty()) request_id = NewUuid();
 
   if (options.send_flag_called_events() && flag_project.flag_called != nullptr) {
-    const int64_t evaluated_at = asked_remote && remote.evaluated_at_ms != 0
+    flags::FlagCalledCall call_facts;
+    call_facts.distinct_id = context.distinct_id;
+    call_facts.groups = context.groups;
+    call_facts.now = now;
+    call_facts.evaluated_at_ms = asked_remote && remote.evaluated_at_ms != 0
                                      ? remote.evaluated_at_ms
                                      : absl::ToUnixMillis(now);
+    call_facts.request_id = request_id;
+    call_facts.quota_limited = remote.quota_limited;
     for (size_t i = 0; i < results.size(); ++i) {
-      const std::string& key = results.key(i);
-      const FlagResults::Summary result = results.Summarize(i);
-      if (result.error_code == posthog::v1::FLAG_ERROR_CODE_FLAG_NOT_FOUND) continue;
-      json response = !result.variant.empty() ? json(result.variant) : json(result.enabled);
-      if (!flag_called_seen_.FirstTime(context.distinct_id, key, response.dump(), context.groups)) {
-        continue;
-      }
-      const bool local = result.local;
-      json properties = {{"$feature_flag", key},
-                         {"$feature_flag_response", response},
-                         {"locally_evaluated", local},
-                         {absl::StrCat("$feature/", key), response},
-                         {"$feature_flag_evaluated_at", evaluated_at}};
-      if (!result.payload.is_null()) properties["$feature_flag_payload"] = result.payload;
-      if (!local && !request_id.empty()) properties["$feature_flag_request_id"] = request_id;
-      if (!result.reason_description.empty()) {
-        properties["$feature_flag_reason"] = result.reason_description;
-      }
-      if (result.flag_version != 0) properties["$feature_flag_version"] = result.flag_version;
-      if (result.flag_id != 0) properties["$feature_flag_id"] = result.flag_id;
-      if (result.error_code != posthog::v1::FLAG_ERROR_CODE_UNSPECIFIED) {
-        properties["$feature_flag_error"] =
-            remote.quota_limited ? "quota_limited" : "errors_while_computing_flags";
-      }
-      if (local && definitions != nullptr) {
-        if (const flags::CompiledFlag* flag = definitions->Find(key)) {
-          properties["$feature_flag_has_experiment"] =
-              flags::CompiledDefinitions::HasExperiment(*flag);
+      FlagResults::Summary summary = results.Summarize(i);
+      flags::FlagCalledResult result;
+      result.key = results.key(i);
+      result.local = summary.local;
+      result.enabled = summary.enabled;
+      result.variant = std::string(summary.variant);
+      result.payload = std::move(summary.payload);
+      result.reason_description = std::move(summary.reason_description);
+      result.flag_id = summary.flag_id;
+      result.flag_version = summary.flag_version;
+      result.error_code = summary.error_code;
+      if (!flags::FlagCalledDue(call_facts, result, flag_called_seen_)) continue;
+      if (result.local && definitions != nullptr) {
+        if (const flags::CompiledFlag* flag = definitions->Find(result.key)) {
+          result.has_experiment = flags::CompiledDefinitions::HasExperiment(*flag);
         }
-      } else if (auto it = remote.flags.find(key); it != remote.flags.end()) {
-        properties["$feature_flag_has_experiment"] = it->second.has_experiment;
+      } else if (auto it = remote.flags.find(result.key); it != remote.flags.end()) {
+        result.has_experiment = it->second.has_experiment;
       }
-      // The capture pipeline adds `$lib`, `$lib_version` and `$groups`.
-      posthog::v1::Event event;
-      event.set_event("$feature_flag_called");
-      event.set_distinct_id(context.distinct_id);
-      *event.mutable_properties() = StructFromJson(properties);
-      event.mutable_groups()->insert(context.groups.begin(), context.groups.end());
-      *event.mutable_timestamp() =
-          google::protobuf::util::TimeUtil::MillisecondsToTimestamp(absl::ToUnixMillis(now));
-      event.set_uuid(NewUuid());
-      flag_project.flag_called->Record(std::move(event));
+      flag_project.flag_called->Record(flags::FlagCalledEvent(call_facts, result, NewUuid()));
     }
   }
   e.request_id = std::move(request_id);
