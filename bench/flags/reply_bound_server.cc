@@ -20,6 +20,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
 #include "server/grpc/arena_message_allocator.h"
@@ -61,6 +62,10 @@ class BoundFlagService final
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As the gateway's main does: Debian's Abseil leaves absl::Mutex's
+  // deadlock detection on, which would cost this server (and only it) a
+  // process-wide lock graph update on every lock gRPC takes.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::ifstream file(absl::GetFlag(FLAGS_reply), std::ios::binary);
   std::string reply((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   posthog::v1::EvaluateFlagsResponse check;

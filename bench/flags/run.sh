@@ -24,6 +24,8 @@ cd "$root"
 seconds="${1:-5}"
 access_log="${ACCESS_LOG:-errors}"
 rounds="${2:-3}"
+# The transport bound's binary, in bench/flags/.
+bound="${BOUND:-reply_bound_server}"
 
 tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
   //emulator:posthog_emulator >/dev/null 2>&1
@@ -62,7 +64,7 @@ gateway_pid="$(pgrep -n -f "$bin/server/posthog_gateway" || echo 0)"
 echo "== the transport bound: the gateway's reply, pre-encoded" >&2
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=save_reply \
   --inputs="$work/inputs.json" --out="$work/reply.bin"
-"$bin/bench/flags/reply_bound_server" --reply="$work/reply.bin" --port_file="$work/bound.port" \
+"$bin/bench/flags/$bound" --reply="$work/reply.bin" --port_file="$work/bound.port" \
   2>"$work/bound.log" &
 bound_pid=$!
 for _ in $(seq 100); do [[ -f "$work/bound.port" ]] && break; sleep 0.1; done
@@ -99,6 +101,12 @@ done
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
 
+# Which malloc each side runs on: the comparison is fair only on the same.
+allocator() {
+  if readelf -d "$1" | grep -q 'NEEDED.*libtcmalloc'; then echo tcmalloc; else echo glibc; fi
+}
 echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
-  "gateway access log: $access_log"
+  "gateway access log: $access_log, allocator: gateway $(allocator "$bin/server/posthog_gateway")," \
+  "transport bound ($bound) $(allocator "$bin/bench/flags/$bound")"
+echo "== command: bench/flags/run.sh $seconds $rounds${BOUND:+ (BOUND=$BOUND)}"
 /usr/bin/python3 bench/flags/summarize.py "$work"

@@ -97,10 +97,6 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
       if (auto it = metadata->find("traceparent"); it != metadata->end()) {
         trace_id_ = TraceId(absl::string_view(it->second.data(), it->second.size()));
       }
-      if (!method_->quiet && access_log_policy_ != AccessLog::kOff) {
-        absl::StatusOr<Caller> caller = authorizer_->Identify(*info_->server_context());
-        if (caller.ok()) caller_ = std::move(caller->name);
-      }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
@@ -141,7 +137,15 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
                    {"peer", info_->server_context()->peer()}};
     if (!request_id_.empty()) access_log_.emplace_back("request_id", request_id_);
     if (!trace_id_.empty()) access_log_.emplace_back("trace_id", trace_id_);
-    if (!caller_.empty()) access_log_.emplace_back("caller", caller_);
+    // Named only for a call that is logged: with access_log "errors" most
+    // calls are not, and naming a caller the deployment does not identify
+    // builds an UNAUTHENTICATED status with its details (0.8 % of the
+    // gateway's CPU in a perf profile of EvaluateFlags, issue 18). The
+    // metadata lives as long as the call.
+    if (absl::StatusOr<Caller> caller = authorizer_->Identify(*info_->server_context());
+        caller.ok() && !caller->name.empty()) {
+      access_log_.emplace_back("caller", std::move(caller->name));
+    }
     access_log_severity_ = status.ok() ? LogSeverity::kInfo : LogSeverity::kWarning;
   }
 
@@ -157,7 +161,6 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   const absl::Time start_;
   std::string request_id_;
   std::string trace_id_;
-  std::string caller_;
 };
 
 }  // namespace
