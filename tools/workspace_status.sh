@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bazel's --workspace_status_command (.bazelrc): the stable keys that
-# //server:build_info_stamp writes into the gateway, for its build_info
+# //server/observability:build_info_stamp writes into the gateway, for its build_info
 # metric, and that deploy/image/build.sh also puts in the image's labels.
 # Outside a git checkout both are "unknown"; POSTHOG_GATEWAY_SOURCE names
 # the source repository when the checkout has no `origin` remote. STABLE_ keys rebuild only the

@@ -25,7 +25,7 @@ struct BuildInfo {
 };
 
 // The build this binary was made from, as Bazel stamped it (see
-// tools/workspace_status.sh and //server:build_info_stamp).
+// tools/workspace_status.sh and //server/observability:build_info_stamp).
 BuildInfo CurrentBuildInfo();
 
 // AddBuildInfo adds `posthog_gateway_build_info{version,revision,source} 1`.
