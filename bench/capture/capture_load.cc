@@ -9,6 +9,15 @@
 //       --threads callers in a loop of CaptureEvent (unary) or
 //       grpc.health.v1.Health/Check (noop, the ceiling of a unary RPC on the
 //       same server). Prints calls/s and latency p50/p99.
+//   capture_load --mode=fsync --dir=DIR --syncs=2000 [--sync_threads=1]
+//       The floor under a durable call: the latency of this disk's
+//       fdatasync as the spool uses it (a small write into a preallocated,
+//       synced file, then fdatasync), p50/p90/p99/max, and syncs/s. With
+//       --sync_threads=2 two threads sync at once, each its own file
+//       description on one file (the overlapped group commit).
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -37,6 +46,10 @@ ABSL_FLAG(int, window, 8, "stream: unacknowledged messages per stream.");
 ABSL_FLAG(int, threads, 16, "unary/noop: concurrent callers.");
 ABSL_FLAG(int, channels, 4, "unary/noop: channels the callers share.");
 ABSL_FLAG(int, seconds, 10, "unary/noop: duration.");
+ABSL_FLAG(std::string, dir, "/tmp", "fsync: where the probe file goes (the spool's disk).");
+ABSL_FLAG(int, syncs, 2000, "fsync: syncs to time (per thread).");
+ABSL_FLAG(int, sync_threads, 1, "fsync: threads syncing at once.");
+ABSL_FLAG(int, record_bytes, 4096, "fsync: bytes written before each sync (a group's records).");
 
 namespace {
 
@@ -187,6 +200,85 @@ int RunUnary(bool noop) {
   return errors.load() == 0 ? 0 : 1;
 }
 
+// RunFsync times what a group commit waits for. The file is preallocated
+// and synced first, as the spool's segments are, so each sync flushes data
+// only.
+int RunFsync() {
+  const int threads_count = absl::GetFlag(FLAGS_sync_threads);
+  const int syncs = absl::GetFlag(FLAGS_syncs);
+  const size_t record = static_cast<size_t>(absl::GetFlag(FLAGS_record_bytes));
+  const std::string path = absl::StrCat(absl::GetFlag(FLAGS_dir), "/fsync-probe-", getpid());
+  const size_t file_bytes = record * static_cast<size_t>(syncs) * threads_count;
+  {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      std::perror(path.c_str());
+      return 1;
+    }
+    const std::string zeros(1 << 20, '\0');
+    for (size_t done = 0; done < file_bytes;) {
+      const size_t step = std::min(zeros.size(), file_bytes - done);
+      if (::write(fd, zeros.data(), step) != static_cast<ssize_t>(step)) {
+        std::perror("write");
+        return 1;
+      }
+      done += step;
+    }
+    if (::fsync(fd) != 0) std::perror("fsync");
+    ::close(fd);
+  }
+  std::mutex mu;
+  std::vector<double> latencies_us;
+  std::atomic<size_t> next_offset{0};
+  std::atomic<int> failures{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < threads_count; ++t) {
+    threads.emplace_back([&] {
+      // Its own open file description: a sync reports the writeback errors
+      // of the file to each description that has not seen them.
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) {
+        ++failures;
+        return;
+      }
+      const std::string data(record, 'x');
+      std::vector<double> mine;
+      mine.reserve(syncs);
+      for (int i = 0; i < syncs; ++i) {
+        const size_t offset = next_offset.fetch_add(record);
+        if (::pwrite(fd, data.data(), record, static_cast<off_t>(offset)) !=
+            static_cast<ssize_t>(record)) {
+          ++failures;
+          break;
+        }
+        const auto begin = Clock::now();
+        if (::fdatasync(fd) != 0) ++failures;
+        mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - begin).count());
+      }
+      ::close(fd);
+      std::lock_guard<std::mutex> lock(mu);
+      latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ::unlink(path.c_str());
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto percentile = [&](double p) {
+    return latencies_us.empty() ? 0.0
+                                : latencies_us[static_cast<size_t>(p * (latencies_us.size() - 1))];
+  };
+  std::printf("fsync_threads=%d\n", threads_count);
+  std::printf("fsyncs=%zu\n", latencies_us.size());
+  std::printf("fsyncs_per_second=%.0f\n", latencies_us.size() / seconds);
+  std::printf("fsync_p50_us=%.0f\n", percentile(0.50));
+  std::printf("fsync_p90_us=%.0f\n", percentile(0.90));
+  std::printf("fsync_p99_us=%.0f\n", percentile(0.99));
+  std::printf("fsync_max_us=%.0f\n", latencies_us.empty() ? 0.0 : latencies_us.back());
+  return failures.load() == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +287,7 @@ int main(int argc, char** argv) {
   if (mode == "stream") return RunStream();
   if (mode == "unary") return RunUnary(false);
   if (mode == "noop") return RunUnary(true);
+  if (mode == "fsync") return RunFsync();
   std::fprintf(stderr, "unknown --mode=%s\n", mode.c_str());
   return 2;
 }

@@ -8,7 +8,10 @@
 #   3. unary CaptureEvent vs the no-op ceiling (grpc.health.v1.Health/Check
 #      on the same gateway): calls/s, p50, p99, at 16 callers and at
 #      --saturation_callers (128) where durable calls reach their capacity;
-#   4. peak RSS of the gateway while the emulator refuses every batch
+#   4. the floor under a durable call: this disk's fdatasync latency
+#      (p50/p90/p99/max) as the spool syncs, in the spool's directory, one
+#      sync at a time and two at once (the overlapped group commit);
+#   5. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
 # and, for 1 and 3, the gateway's CPU per event or call, with the load
 # average: when other work shares the machine, throughput drops but CPU per
@@ -21,7 +24,7 @@
 #   tools/bazel.sh build --config=opt //bench/capture:capture_load \
 #       //server:posthog_gateway //emulator:posthog_emulator
 # Usage: bench/capture/run.sh [--events=N] [--sdk_events=N] [--seconds=N] [--outage_seconds=N]
-#                             [--saturation_callers=N]
+#                             [--saturation_callers=N] [--fsyncs=N]
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,6 +34,7 @@ sdk_events=100000
 seconds=10
 outage_seconds=60
 saturation_callers=128
+fsync_count=1000
 for arg in "$@"; do
   case "${arg}" in
     --events=*) events="${arg#*=}" ;;
@@ -38,6 +42,7 @@ for arg in "$@"; do
     --seconds=*) seconds="${arg#*=}" ;;
     --outage_seconds=*) outage_seconds="${arg#*=}" ;;
     --saturation_callers=*) saturation_callers="${arg#*=}" ;;
+    --fsyncs=*) fsync_count="${arg#*=}" ;;
     *) echo "run.sh: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -133,7 +138,13 @@ echo "== 3b. the same at ${saturation_callers} callers"
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --threads="${saturation_callers}" \
     --seconds="${seconds}" | tee "${work}/unary_sat.txt"
 
-echo "== 4. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
+echo "== 4. fdatasync latency of the spool's disk (${fsync_count} syncs, 1 and 2 at once)"
+"${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=1 |
+  tee "${work}/fsync1.txt"
+"${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=2 |
+  tee "${work}/fsync2.txt"
+
+echo "== 5. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
 curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/${gateway_pid}/status")
 outage_end=$(( $(date +%s) + outage_seconds ))
@@ -180,4 +191,9 @@ row "no-op at ${saturation_callers} callers (calls/s, p50 us, p99 us)" \
   "${noop_sat}, $(figure p50_us < "${work}/noop_sat.txt"), $(figure p99_us < "${work}/noop_sat.txt")"
 row "unary / ceiling at capacity (best no-op of both runs)" \
   "$(/usr/bin/python3 -c "print(f'{${unary_sat}/${best_noop}:.0%}')")"
+fsync_row() {  # file
+  echo "$(figure fsync_p50_us < "$1") / $(figure fsync_p90_us < "$1") / $(figure fsync_p99_us < "$1") / $(figure fsync_max_us < "$1"), $(figure fsyncs_per_second < "$1")"
+}
+row "fdatasync, one at a time (p50/p90/p99/max us, syncs/s)" "$(fsync_row "${work}/fsync1.txt")"
+row "fdatasync, two at once (p50/p90/p99/max us, syncs/s)" "$(fsync_row "${work}/fsync2.txt")"
 row "peak RSS over the run incl. ${outage_seconds} s outage under load (MiB)" "$(( peak_rss / 1024 ))"

@@ -213,7 +213,17 @@ std::string Spool::EncodeRecord(const SpoolRecord& record) {
 
 Spool::Spool(SpoolOptions options)
     : options_(std::move(options)),
-      disk_(options_.disk != nullptr ? options_.disk : PosixSpoolDisk()) {}
+      disk_(options_.disk != nullptr ? options_.disk : PosixSpoolDisk()) {
+  absl::MutexLock lock(&mu_);
+  assigned_.assign(static_cast<size_t>(std::max(1, options_.max_syncs_in_flight)), nullptr);
+}
+
+Spool::SegmentFiles::~SegmentFiles() {
+  if (write_fd >= 0) ::close(write_fd);
+  for (int fd : sync_fds) {
+    if (fd >= 0) ::close(fd);
+  }
+}
 
 std::string Spool::SegmentPath(SegmentId id) const {
   return absl::StrFormat("%s/segment-%020d.log", options_.dir, id);
@@ -370,6 +380,9 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
     if (absl::Status rolled = spool->RollSegment(); !rolled.ok()) return rolled;
   }
   spool->writer_ = std::thread([raw = spool.get()] { raw->WriterLoop(); });
+  for (int i = 0; i < std::max(1, options.max_syncs_in_flight); ++i) {
+    spool->syncers_.emplace_back([raw = spool.get(), i] { raw->SyncerLoop(i); });
+  }
   spool->preparer_ = std::thread([raw = spool.get()] { raw->PreparerLoop(); });
   opened.spool = std::move(spool);
   return opened;
@@ -381,10 +394,16 @@ Spool::~Spool() {
     stopping_ = true;
   }
   abandon_spare_.store(true, std::memory_order_relaxed);
+  // The writer writes what is queued; the syncers sync and complete it.
   if (writer_.joinable()) writer_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    syncers_stopping_ = true;
+  }
+  for (std::thread& syncer : syncers_) syncer.join();
   if (preparer_.joinable()) preparer_.join();
   absl::MutexLock lock(&mu_);
-  if (fd_ >= 0) ::close(fd_);
+  files_.reset();
   for (const auto& [id, segment] : segments_) {
     if (segment.release_log >= 0) ::close(segment.release_log);
   }
@@ -392,8 +411,8 @@ Spool::~Spool() {
 
 absl::Status Spool::RollSegment() {
   if (current_ != 0) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    // Its files close once the groups still syncing in it complete.
+    files_.reset();
     segments_[current_].open_for_writing = false;
     MaybeDeleteSegment(current_);
   }
@@ -408,13 +427,18 @@ absl::Status Spool::RollSegment() {
                  {{"error", std::string(ErrnoStatus("cannot rename", SparePath()).message())}});
     }
   }
-  const int fd = disk_->Open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus("cannot create", path);
-  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
-    ::close(fd);
-    return synced;
+  auto files = std::make_shared<SegmentFiles>();
+  files->id = id;
+  files->write_fd = disk_->Open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (files->write_fd < 0) return ErrnoStatus("cannot create", path);
+  // One file description per syncer, opened before anything is written:
+  // each sees every writeback error of the file from then on.
+  for (size_t i = 0; i < assigned_.size(); ++i) {
+    files->sync_fds.push_back(disk_->Open(path.c_str(), O_WRONLY | O_CLOEXEC, 0600));
+    if (files->sync_fds.back() < 0) return ErrnoStatus("cannot open", path);
   }
-  fd_ = fd;
+  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) return synced;
+  files_ = std::move(files);
   current_ = id;
   segments_[id].open_for_writing = true;
   return absl::OkStatus();
@@ -423,7 +447,9 @@ absl::Status Spool::RollSegment() {
 void Spool::MaybeDeleteSegment(SegmentId id) {
   auto it = segments_.find(id);
   if (it == segments_.end()) return;
-  if (it->second.open_for_writing || it->second.outstanding > 0) return;
+  if (it->second.open_for_writing || it->second.outstanding > 0 || it->second.in_flight > 0) {
+    return;
+  }
   // The segment first: a crash in between leaves a log without a segment,
   // which Open removes, rather than a segment without its log.
   ::unlink(SegmentPath(id).c_str());
@@ -546,87 +572,181 @@ bool Spool::Writable() const {
          ::access(options_.dir.c_str(), W_OK) == 0;
 }
 
+int Spool::FreeSyncer() const {
+  for (size_t i = 0; i < assigned_.size(); ++i) {
+    if (assigned_[i] == nullptr) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 void Spool::WriterLoop() {
-  auto has_work = [this]()
-                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+  // A group is taken once a syncer is free for it: until then the callers
+  // arriving keep joining it.
+  auto can_write = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() ? stopping_ : FreeSyncer() >= 0;
+  };
   while (true) {
-    std::deque<Pending*> round;
+    Group* group = nullptr;
     int fd = -1;
-    SegmentId segment = 0;
     absl::Status status;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(&has_work));
+      mu_.Await(absl::Condition(&can_write));
       if (queue_.empty()) return;  // Stopping, nothing left.
-      round.swap(queue_);
-      if (segments_[current_].bytes >= options_.segment_bytes || fd_ < 0) {
+      group = new Group();
+      group->sequence = next_sequence_++;
+      group->pendings.swap(queue_);
+      in_flight_.push_back(group);
+      if (files_ == nullptr || segments_[current_].written >= options_.segment_bytes) {
         status = RollSegment();
       }
-      fd = fd_;
-      segment = current_;
       if (status.ok()) {
-        // The writer alone appends: offsets follow from the segment's size.
-        int64_t offset = segments_[segment].bytes;
-        for (Pending* pending : round) {
-          pending->location.segment = segment;
+        // The writer alone appends: offsets follow from what it wrote.
+        Segment& segment = segments_[current_];
+        group->files = files_;
+        group->offset = segment.written;
+        int64_t offset = segment.written;
+        for (Pending* pending : group->pendings) {
+          pending->location.segment = current_;
           pending->location.offset = offset;
           pending->location.bytes = static_cast<int64_t>(pending->bytes.size());
           pending->location.count = pending->count;
           offset += pending->location.bytes;
         }
+        group->bytes = offset - group->offset;
+        segment.written = offset;
+        ++segment.in_flight;
+        fd = files_->write_fd;
+        group->syncer = FreeSyncer();
+        assigned_[group->syncer] = group;
       }
     }
-    // Write and sync outside the lock, so that callers keep queueing: they
-    // form the next round.
+    // Written outside the lock, so that callers keep queueing: they form
+    // the next group.
     if (status.ok()) {
       std::vector<iovec> records;
-      records.reserve(round.size());
-      for (Pending* pending : round)
+      records.reserve(group->pendings.size());
+      for (Pending* pending : group->pendings) {
         records.push_back({pending->bytes.data(), pending->bytes.size()});
-      if (!WriteAll(disk_, fd, round.front()->location.offset, std::move(records))) {
-        status = ErrnoStatus("cannot write", SegmentPath(segment));
       }
-      if (status.ok() && disk_->DataSync(fd) != 0) {
-        status = ErrnoStatus("cannot sync", SegmentPath(segment));
+      if (!WriteAll(disk_, fd, group->offset, std::move(records))) {
+        status = ErrnoStatus("cannot write", SegmentPath(group->files->id));
       }
     }
-    write_failed_.store(!status.ok(), std::memory_order_relaxed);
+    absl::MutexLock lock(&mu_);
+    if (status.ok()) {
+      group->written = true;  // Its syncer takes it from here.
+      continue;
+    }
+    if (group->syncer >= 0) assigned_[group->syncer] = nullptr;
+    FinishGroup(group, std::move(status));
+    CompleteFinishedGroups();
+  }
+}
+
+void Spool::SyncerLoop(int index) {
+  auto has_work = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return syncers_stopping_ || (assigned_[index] != nullptr && assigned_[index]->written);
+  };
+  while (true) {
+    Group* group = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      for (Pending* pending : round) {
-        pending->status = status;
-        if (status.ok()) {
-          segments_[segment].bytes += static_cast<int64_t>(pending->bytes.size());
-          segments_[segment].outstanding += pending->count;
-        } else {
-          // Not acknowledged: the caller gets an error. What reached the
-          // disk anyway is delivered after a restart (at least once).
-          total_bytes_ -= static_cast<int64_t>(pending->bytes.size());
-        }
-      }
-      if (!status.ok()) {
-        LogError("capture spool: write failed", {{"error", std::string(status.message())}});
-        if (fd_ >= 0) {
-          // Start a fresh segment on the next round.
-          ::close(fd_);
-          fd_ = -1;
-        }
-      }
+      mu_.Await(absl::Condition(&has_work));
+      // Once the writer is gone every reserved group is written.
+      group = assigned_[index];
+      if (group == nullptr) return;
     }
-    // After this a caller may return and free its Pending: not touched again.
-    for (Pending* pending : round) {
-      if (pending->done) {
-        std::unique_ptr<Pending> owned(pending);
-        if (owned->status.ok()) {
-          owned->done(owned->location);
-        } else {
-          owned->done(owned->status);
-        }
-      } else {
-        pending->synced.Notify();
-      }
+    // The group and its files live until it completes, after this.
+    absl::Status status;
+    if (disk_->DataSync(group->files->sync_fds[index]) != 0) {
+      status = ErrnoStatus("cannot sync", SegmentPath(group->files->id));
+    }
+    absl::MutexLock lock(&mu_);
+    assigned_[index] = nullptr;
+    FinishGroup(group, std::move(status));
+    CompleteFinishedGroups();
+  }
+}
+
+void Spool::FinishGroup(Group* group, absl::Status status) {
+  group->finished = true;
+  if (status.ok()) return;
+  LogError("capture spool: write failed", {{"error", std::string(status.message())}});
+  if (group->files != nullptr) {
+    if (group->sequence < group->files->failed_from) {
+      group->files->failed_from = group->sequence;
+      group->files->failure = status;
+    }
+    // The next group starts a fresh segment.
+    if (files_ == group->files) files_.reset();
+  }
+  group->status = std::move(status);
+}
+
+void Spool::SettleGroup(Group* group) {
+  absl::Status status = group->status;
+  Segment* segment = nullptr;
+  if (group->files != nullptr) {
+    auto it = segments_.find(group->files->id);
+    if (it != segments_.end()) segment = &it->second;
+    // Written after records whose write or sync failed: not trusted either.
+    if (status.ok() && group->sequence > group->files->failed_from) {
+      status = absl::UnavailableError(absl::StrCat(
+          "spool: an earlier write to the segment failed: ", group->files->failure.message()));
     }
   }
+  for (Pending* pending : group->pendings) {
+    pending->status = status;
+    const int64_t size = static_cast<int64_t>(pending->bytes.size());
+    if (status.ok() && segment != nullptr) {
+      segment->bytes += size;
+      segment->outstanding += pending->count;
+    } else {
+      // Not acknowledged: the caller gets an error. What reached the disk
+      // anyway is delivered after a restart (at least once).
+      total_bytes_ -= size;
+    }
+  }
+  write_failed_.store(!status.ok(), std::memory_order_relaxed);
+  if (segment != nullptr) {
+    --segment->in_flight;
+    MaybeDeleteSegment(group->files->id);
+  }
+}
+
+void Spool::CompleteFinishedGroups() {
+  // One thread at a time completes, in order: a syncer finishing while
+  // another one runs callbacks leaves its group to it.
+  if (completing_) return;
+  completing_ = true;
+  while (!in_flight_.empty() && in_flight_.front()->finished) {
+    std::vector<Group*> done;
+    while (!in_flight_.empty() && in_flight_.front()->finished) {
+      done.push_back(in_flight_.front());
+      in_flight_.pop_front();
+      SettleGroup(done.back());
+    }
+    mu_.Unlock();
+    // After this a caller may return and free its Pending: not touched again.
+    for (Group* group : done) {
+      for (Pending* pending : group->pendings) {
+        if (pending->done) {
+          std::unique_ptr<Pending> owned(pending);
+          if (owned->status.ok()) {
+            owned->done(owned->location);
+          } else {
+            owned->done(owned->status);
+          }
+        } else {
+          pending->synced.Notify();
+        }
+      }
+      delete group;  // Closes its segment's files if it was the last.
+    }
+    mu_.Lock();
+  }
+  completing_ = false;
 }
 
 }  // namespace posthog_gateway

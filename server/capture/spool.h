@@ -12,8 +12,23 @@
 //             project alias | event JSON
 //
 // little-endian. Appends go through one writer thread that writes everything
-// queued since its last round and then calls fdatasync once (group commit):
-// many concurrent callers share one sync. Append returns only after the
+// queued since its last round as one group, with one pwritev, and hands the
+// group to a syncer thread that calls fdatasync once for it (group commit:
+// many concurrent callers share one sync). Group commits overlap: while one
+// group's fdatasync runs, the callers arriving meanwhile form the next group,
+// which is written and starts its own sync at once (up to
+// `max_syncs_in_flight` syncs at a time) instead of waiting a whole sync
+// before it may start. Each syncer syncs through its own open file
+// description of the segment, so a writeback error is reported to every sync
+// it may concern, not only to the first one that looks (errseq semantics).
+//
+// Groups complete in the order they were written, all of a group's calls
+// together, from one thread: a group's calls are acknowledged only once its
+// own sync and the syncs of every group before it returned. A group whose
+// write or sync failed is refused (UNAVAILABLE), and so is every later group
+// written into the same segment before the failure was seen (their records
+// follow the failed ones in the file); earlier groups are judged by their own
+// syncs. The next group starts a new segment. Append returns only after the
 // records are synced.
 //
 // Segments are preallocated: a background thread keeps one spare file of
@@ -73,6 +88,9 @@ struct SpoolOptions {
   // How segments are created, written, synced and renamed; null: the real
   // disk. Borrowed: must outlive the spool.
   SpoolDisk* disk = nullptr;
+  // How many groups may be syncing at once (see the file comment); 1 makes
+  // each group wait for the previous sync, as a plain group commit does.
+  int max_syncs_in_flight = 2;
 };
 
 // One event as the spool stores it.
@@ -136,9 +154,10 @@ class Spool final {
   using AppendDone = std::function<void(absl::StatusOr<SpoolLocation>)>;
 
   // AppendAsync is Append without the wait: `done` runs once the records are
-  // synced (on the spool's writer thread, which it must not block: the next
-  // group waits for it) or at once, on the caller's thread, when they are
-  // refused. `records` need not outlive the call.
+  // synced (on the spool's thread that completes groups, one group's calls
+  // one after another; it must not block: later groups wait for it) or at
+  // once, on the caller's thread, when they are refused. `records` need not
+  // outlive the call.
   void AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done);
 
   // Read reads back the records of one Append or one replayed run (not yet
@@ -169,11 +188,29 @@ class Spool final {
 
  private:
   struct Segment {
+    // Bytes of acknowledged records (and of replayed ones).
     int64_t bytes = 0;
+    // Where the writer writes next: `bytes` plus what is in flight or failed.
+    int64_t written = 0;
     int64_t outstanding = 0;
+    // Groups written to it and not completed yet: it is not deleted meanwhile.
+    int64_t in_flight = 0;
     bool open_for_writing = false;
     // The release log, opened at the first Release; -1 until then.
     int release_log = -1;
+  };
+  // The open files of the segment being written: the writer's, and one per
+  // syncer (see the file comment). Closed once the writer moved on and the
+  // last group written to it completed.
+  struct SegmentFiles {
+    ~SegmentFiles();
+    SegmentId id = 0;
+    int write_fd = -1;
+    std::vector<int> sync_fds;
+    // The first group of this segment whose write or sync failed, and why:
+    // the groups after it in the segment fail with it.
+    uint64_t failed_from = UINT64_MAX;
+    absl::Status failure;
   };
   struct Pending {
     std::string bytes;
@@ -185,8 +222,24 @@ class Spool final {
     SpoolLocation location;
     absl::Notification synced;
     // Set by AppendAsync: called instead of notifying, then the Pending is
-    // deleted by the writer.
+    // deleted by the spool.
     AppendDone done;
+  };
+  // One group commit: the rounds' appends written together, synced by one
+  // fdatasync.
+  struct Group {
+    uint64_t sequence = 0;
+    std::deque<Pending*> pendings;
+    std::shared_ptr<SegmentFiles> files;
+    int64_t offset = 0;
+    int64_t bytes = 0;
+    // The syncer reserved for it; -1 when it is not to be synced (refused).
+    int syncer = -1;
+    // Written: its syncer may start.
+    bool written = false;
+    // Its write or sync returned, with `status`.
+    bool finished = false;
+    absl::Status status;
   };
 
   explicit Spool(SpoolOptions options);
@@ -194,6 +247,18 @@ class Spool final {
   // why not (full, stopping).
   absl::Status Enqueue(const std::vector<SpoolRecord>& records, Pending* pending);
   void WriterLoop();
+  // Syncs the groups reserved for syncer `index`.
+  void SyncerLoop(int index);
+  // Records that `group`'s write or sync returned `status`.
+  void FinishGroup(Group* group, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes the finished groups at the head of `in_flight_`, in order,
+  // unless another thread is doing so (it then completes these too). Runs
+  // their callbacks without the lock; returns with it held.
+  void CompleteFinishedGroups() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Settles one group's accounting as it completes: its records become
+  // outstanding, or their bytes are given back.
+  void SettleGroup(Group* group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int FreeSyncer() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps a spare segment ready (see the file comment).
   void PreparerLoop();
   // Writes `segment_bytes` zeros to the spare's path and syncs them; gives
@@ -214,17 +279,29 @@ class Spool final {
   std::map<SegmentId, Segment> segments_ ABSL_GUARDED_BY(mu_);
   SegmentId next_segment_ ABSL_GUARDED_BY(mu_) = 1;
   SegmentId current_ ABSL_GUARDED_BY(mu_) = 0;
-  int fd_ ABSL_GUARDED_BY(mu_) = -1;
+  // The files of `current_`; null when the next group must start a segment
+  // (at start, after a failure).
+  std::shared_ptr<SegmentFiles> files_ ABSL_GUARDED_BY(mu_);
   // Bytes on disk plus bytes queued for the writer.
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  // Groups written or being written, in order, until completed.
+  std::deque<Group*> in_flight_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // The group each syncer is to sync; null when it is free.
+  std::vector<Group*> assigned_ ABSL_GUARDED_BY(mu_);
+  // Whether a thread is completing groups (CompleteFinishedGroups).
+  bool completing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once the writer is gone: syncers stop when they have nothing left.
+  bool syncers_stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Whether SparePath() holds a prepared segment.
   bool spare_ready_ ABSL_GUARDED_BY(mu_) = false;
   // Set by the destructor: a spare being written (segments may be GiBs) is
   // abandoned rather than finished.
   std::atomic<bool> abandon_spare_{false};
   std::thread writer_;
+  std::vector<std::thread> syncers_;
   std::thread preparer_;
 };
 

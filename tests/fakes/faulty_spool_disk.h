@@ -6,15 +6,24 @@
 // path, not the spare the spool's background thread prepares, whose calls
 // would otherwise take the failures at random) fail with a chosen errno
 // (EIO, ENOSPC), as a failing or full disk makes them fail. It counts the
-// calls it failed.
+// calls it failed. It can also hold syncs of segment files until the test
+// releases them, one by one and in any order, each succeeding or failing:
+// that is how tests see groups overlap and complete in order.
 //
 //   FaultySpoolDisk disk;
 //   options.disk = &disk;
 //   disk.FailSyncs(1, EIO);   // The next fdatasync fails.
 //
+//   disk.HoldSyncs();          // Syncs wait from now on; each gets a ticket
+//   ...                        // (0, 1, ...) in the order it arrived.
+//   disk.AwaitHeldSyncs(2);    // Two syncs are waiting.
+//   disk.ReleaseSync(1, 0);    // The second returns (after really syncing).
+//   disk.ReleaseSync(0, EIO);  // The first fails.
+//
 // Thread-safe.
 
 #include <cerrno>
+#include <map>
 #include <set>
 
 #include "absl/base/thread_annotations.h"
@@ -60,9 +69,64 @@ class FaultySpoolDisk final : public SpoolDisk {
     return PosixSpoolDisk()->WriteAt(fd, chunks, count, offset);
   }
 
+  // Syncs of segment files arriving from now on wait for ReleaseSync.
+  void HoldSyncs() {
+    absl::MutexLock lock(&mu_);
+    holding_ = true;
+  }
+
+  // Blocks until `count` syncs arrived since HoldSyncs (returned or not).
+  void AwaitHeldSyncs(int count) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [this, count]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return next_ticket_ >= count; };
+    mu_.Await(absl::Condition(&arrived));
+  }
+
+  // Lets held sync `ticket` go on: it syncs for real when `error` is 0, else
+  // fails with `error`.
+  void ReleaseSync(int ticket, int error) {
+    absl::MutexLock lock(&mu_);
+    released_[ticket] = error;
+  }
+
+  // Whether held sync `ticket` has returned to the spool.
+  bool SyncReturned(int ticket) const {
+    absl::MutexLock lock(&mu_);
+    return returned_.count(ticket) > 0;
+  }
+
   int DataSync(int fd) override {
-    if (IsSegment(fd) && Fail(&syncs_)) return -1;
-    return PosixSpoolDisk()->DataSync(fd);
+    if (!IsSegment(fd)) return PosixSpoolDisk()->DataSync(fd);
+    int ticket = -1;
+    int held_error = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (holding_) {
+        ticket = next_ticket_++;
+        auto released = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return released_.count(ticket) > 0;
+        };
+        mu_.Await(absl::Condition(&released));
+        held_error = released_[ticket];
+        if (held_error != 0) ++failed_;
+      }
+    }
+    int result = -1;
+    if (held_error != 0) {
+      errno = held_error;
+    } else if (ticket < 0 && Fail(&syncs_)) {
+      result = -1;
+    } else {
+      result = PosixSpoolDisk()->DataSync(fd);
+    }
+    if (ticket >= 0) {
+      const int saved = errno;
+      absl::MutexLock lock(&mu_);
+      returned_.insert(ticket);
+      errno = saved;
+    }
+    return result;
   }
 
   int Rename(const char* from, const char* to) override {
@@ -102,6 +166,10 @@ class FaultySpoolDisk final : public SpoolDisk {
   Fault syncs_ ABSL_GUARDED_BY(mu_);
   Fault renames_ ABSL_GUARDED_BY(mu_);
   int failed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
+  int next_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int, int> released_ ABSL_GUARDED_BY(mu_);
+  std::set<int> returned_ ABSL_GUARDED_BY(mu_);
   std::set<int> segment_fds_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -17,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/error_details.h"
@@ -576,6 +579,148 @@ TEST_F(SpoolTest, ASegmentThatCannotBeCreatedIsUnavailableAndTheNextRoundTriesAg
   for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
   EXPECT_THAT(replayed, ::testing::IsSupersetOf({R"({"n":"kept0"})", R"({"n":"kept1"})"}));
   EXPECT_THAT(replayed, ::testing::Not(::testing::Contains(R"({"n":"refused0"})")));
+}
+
+// Collects AppendAsync outcomes by name, in the order they complete.
+class Outcomes {
+ public:
+  Spool::AppendDone For(std::string name) {
+    return [this, name = std::move(name)](absl::StatusOr<SpoolLocation> location) {
+      absl::MutexLock lock(&mu_);
+      order_.push_back(name);
+      outcomes_.emplace(name, location.status());
+    };
+  }
+  void AwaitCount(size_t count) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, count]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return order_.size() >= count; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  std::vector<std::string> order() {
+    absl::MutexLock lock(&mu_);
+    return order_;
+  }
+  absl::Status status(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    return outcomes_.at(name);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Status> outcomes_ ABSL_GUARDED_BY(mu_);
+};
+
+// Overlapped group commit: while group 1's fdatasync runs, group 2 is
+// written and its own sync starts; group 2 is acknowledged only after group
+// 1's sync returned, even when its own sync returns first.
+TEST_F(SpoolTest, TheNextGroupSyncsWhileOneSyncsAndIsAcknowledgedAfterIt) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  bool first_synced_before_second_acked = false;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(Records(2, "one"), outcomes.For("one"));
+  disk.AwaitHeldSyncs(1);  // Group 1 is syncing.
+  opened.spool->AppendAsync(
+      Records(3, "two"), [&, done = outcomes.For("two")](absl::StatusOr<SpoolLocation> location) {
+        first_synced_before_second_acked = disk.SyncReturned(0);
+        done(std::move(location));
+      });
+  // Group 2 was written and its sync started while group 1's still runs.
+  disk.AwaitHeldSyncs(2);
+
+  disk.ReleaseSync(1, 0);  // Group 2's sync returns first.
+  // Time for a wrong acknowledgement to show (nothing waits on it).
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_THAT(outcomes.order(), ::testing::IsEmpty());
+  disk.ReleaseSync(0, 0);
+  outcomes.AwaitCount(2);
+
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("one", "two"));
+  EXPECT_TRUE(first_synced_before_second_acked);
+  EXPECT_THAT(outcomes.status("one"), test_support::IsOk());
+  EXPECT_THAT(outcomes.status("two"), test_support::IsOk());
+  EXPECT_EQ(opened.spool->Outstanding(), 5);
+  opened.spool.reset();
+  options_.disk = nullptr;
+  std::vector<std::string> replayed;
+  for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
+  EXPECT_THAT(replayed,
+              ::testing::ElementsAre(R"({"n":"one0"})", R"({"n":"one1"})", R"({"n":"two0"})",
+                                     R"({"n":"two1"})", R"({"n":"two2"})"));
+}
+
+// A failed sync fails its group and the group written after it into the same
+// segment (their records follow the failed ones), even though that group's
+// own sync returned; the group synced before it stays acknowledged, and the
+// next group starts a new segment and succeeds.
+TEST_F(SpoolTest, AFailedSyncFailsItsGroupAndTheOverlappingLaterOneNotTheEarlierOne) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  {
+    Spool::Opened opened = Open();
+    ASSERT_THAT(opened.spool->Append(Records(1, "zero")), test_support::IsOk());
+    Outcomes outcomes;
+    disk.HoldSyncs();
+    opened.spool->AppendAsync(Records(2, "one"), outcomes.For("one"));
+    disk.AwaitHeldSyncs(1);
+    opened.spool->AppendAsync(Records(2, "two"), outcomes.For("two"));
+    disk.AwaitHeldSyncs(2);
+    disk.ReleaseSync(1, 0);
+    disk.ReleaseSync(0, EIO);
+    outcomes.AwaitCount(2);
+
+    EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("one", "two"));
+    EXPECT_THAT(
+        outcomes.status("one"),
+        test_support::StatusIs(absl::StatusCode::kUnavailable,
+                               ::testing::AllOf(::testing::HasSubstr("cannot sync"),
+                                                ::testing::HasSubstr("Input/output error"))));
+    EXPECT_THAT(outcomes.status("two"),
+                test_support::StatusIs(absl::StatusCode::kUnavailable,
+                                       ::testing::HasSubstr("Input/output error")));
+    EXPECT_FALSE(opened.spool->Writable());
+    EXPECT_EQ(opened.spool->Outstanding(), 1);
+
+    // Syncs still wait: the next group's is ticket 2.
+    opened.spool->AppendAsync(Records(1, "three"), outcomes.For("three"));
+    disk.AwaitHeldSyncs(3);
+    disk.ReleaseSync(2, 0);
+    outcomes.AwaitCount(3);
+    EXPECT_THAT(outcomes.status("three"), test_support::IsOk());
+    EXPECT_TRUE(opened.spool->Writable());
+    EXPECT_EQ(opened.spool->Outstanding(), 2);
+  }
+  options_.disk = nullptr;
+  std::vector<std::string> replayed;
+  for (const Replayed& one : ReadReplayed(Open())) replayed.push_back(one.record.json);
+  EXPECT_THAT(replayed, ::testing::IsSupersetOf({R"({"n":"zero0"})", R"({"n":"three0"})"}));
+}
+
+// The other way round: the later group's sync fails while the earlier one's
+// succeeds. Only the later group is refused.
+TEST_F(SpoolTest, AFailedSyncOfTheLaterGroupLeavesTheEarlierOneAcknowledged) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(Records(2, "one"), outcomes.For("one"));
+  disk.AwaitHeldSyncs(1);
+  opened.spool->AppendAsync(Records(2, "two"), outcomes.For("two"));
+  disk.AwaitHeldSyncs(2);
+  disk.ReleaseSync(1, EIO);
+  disk.ReleaseSync(0, 0);
+  outcomes.AwaitCount(2);
+
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("one", "two"));
+  EXPECT_THAT(outcomes.status("one"), test_support::IsOk());
+  EXPECT_THAT(outcomes.status("two"), test_support::StatusIs(absl::StatusCode::kUnavailable,
+                                                             ::testing::HasSubstr("cannot sync")));
+  EXPECT_EQ(opened.spool->Outstanding(), 2);
 }
 
 TEST(SpoolFormatTest, RecordIsLengthZlibCrc32AndPayload) {
