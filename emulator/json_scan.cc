@@ -378,7 +378,6 @@ class Scanner {
   const char* end_;
 };
 
-
 }  // namespace
 
 bool ScanCaptureBody(absl::string_view body, ScannedObject* root,
