@@ -40,6 +40,38 @@ double HashFromDigest(const unsigned char* digest) {
 }
 
 double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier, absl::string_view salt) {
+  // What nearly every call hashes (`key.` + a distinct id + a salt) fits in
+  // the one block SHA-1 pads it to: write that block and compress it alone.
+  // SHA1_Update and SHA1_Final around the same compression cost about as
+  // much again (bookkeeping, padding, OPENSSL_cleanse of the context): 15 %
+  // of the evaluator's samples in a perf profile of 50 flags (issue 18).
+  // `prefix` holds its unhashed tail in `data` (`num` bytes) and the bits
+  // hashed so far in Nh:Nl, as OpenSSL's md32_common.h keeps them.
+  const size_t buffered = prefix.num;
+  const size_t length = buffered + identifier.size() + salt.size();
+  if (length <= SHA_CBLOCK - 9) {
+    unsigned char block[SHA_CBLOCK] = {};
+    std::memcpy(block, prefix.data, buffered);
+    if (!identifier.empty()) std::memcpy(block + buffered, identifier.data(), identifier.size());
+    if (!salt.empty()) {
+      std::memcpy(block + buffered + identifier.size(), salt.data(), salt.size());
+    }
+    block[length] = 0x80;
+    const uint64_t bits = ((static_cast<uint64_t>(prefix.Nh) << 32) | prefix.Nl) +
+                          8 * static_cast<uint64_t>(identifier.size() + salt.size());
+    for (int i = 0; i < 8; ++i)
+      block[SHA_CBLOCK - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+    SHA_CTX ctx;
+    ctx.h0 = prefix.h0;
+    ctx.h1 = prefix.h1;
+    ctx.h2 = prefix.h2;
+    ctx.h3 = prefix.h3;
+    ctx.h4 = prefix.h4;
+    SHA1_Transform(&ctx, block);
+    // The digest's first 8 bytes, big-endian: h0 then h1.
+    const uint64_t top = (static_cast<uint64_t>(ctx.h0) << 32) | ctx.h1;
+    return static_cast<double>(top >> 4) / kLongScale;
+  }
   SHA_CTX ctx = prefix;
   SHA1_Update(&ctx, identifier.data(), identifier.size());
   SHA1_Update(&ctx, salt.data(), salt.size());

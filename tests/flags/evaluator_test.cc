@@ -1,5 +1,8 @@
 #include "server/flags/evaluator.h"
 
+#include <openssl/evp.h>
+
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -105,6 +108,33 @@ TEST(HashTest, MatchesDerivedRolloutAndVariantHashes) {
     const std::string id = c["distinct_id"];
     EXPECT_DOUBLE_EQ(Hash(prefix, id, ""), c["rollout_hash"].get<double>()) << c.dump();
     EXPECT_DOUBLE_EQ(Hash(prefix, id, "variant"), c["variant_hash"].get<double>()) << c.dump();
+  }
+}
+
+// HashWithPrefix compresses one block by itself when prefix, identifier and
+// salt fit in it (55 bytes) and goes through SHA1_Update/SHA1_Final
+// otherwise: every length on both sides of that line, and prefixes longer
+// than a block, agree with SHA-1 of the whole text.
+TEST(HashTest, AgreesWithSha1OfTheWholeTextAtEveryLength) {
+  for (size_t prefix_size : {0, 1, 8, 30, 46, 54, 55, 56, 63, 64, 65, 100, 130}) {
+    for (size_t id_size : {0, 1, 9, 25, 47, 55, 56, 70}) {
+      for (const std::string salt : {"", "variant"}) {
+        std::string prefix;
+        for (size_t i = 0; i < prefix_size; ++i) prefix += static_cast<char>('a' + i % 26);
+        std::string id;
+        for (size_t i = 0; i < id_size; ++i) id += static_cast<char>('0' + i % 10);
+        const std::string whole = prefix + id + salt;
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int digest_size = 0;
+        ASSERT_EQ(EVP_Digest(whole.data(), whole.size(), digest, &digest_size, EVP_sha1(), nullptr),
+                  1);
+        uint64_t top = 0;
+        for (int i = 0; i < 8; ++i) top = (top << 8) | digest[i];
+        EXPECT_DOUBLE_EQ(Hash(prefix, id, salt),
+                         static_cast<double>(top >> 4) / 1152921504606846975.0)
+            << prefix_size << " + " << id_size << " + " << salt.size();
+      }
+    }
   }
 }
 
