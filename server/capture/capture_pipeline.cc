@@ -43,8 +43,8 @@ absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
   EventLimits limits;
   limits.max_event_bytes = capture.max_event_bytes;
   limits.max_properties_depth = capture.max_properties_depth;
-  pipeline->builder_ = std::make_unique<EventBuilder>(
-      limits, std::string(lib_version), [] { return absl::Now(); }, RandomBits);
+  pipeline->builder_ =
+      std::make_unique<EventBuilder>(limits, std::string(lib_version), env.clock, RandomBits);
 
   SpoolOptions spool_options;
   spool_options.dir = capture.spool_dir;

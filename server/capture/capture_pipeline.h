@@ -35,7 +35,8 @@ namespace posthog_gateway {
 class CapturePipeline final {
  public:
   // Create opens (and replays) the spool in `config.capture.spool_dir` and
-  // starts one delivery queue per configured project. `env` is for tests.
+  // starts one delivery queue per configured project. `env` (the clock of
+  // timestamps and delivery, randomness) is for tests.
   static absl::StatusOr<std::unique_ptr<CapturePipeline>> Create(const GatewayConfig& config,
                                                                  const ProjectRegistry* projects,
                                                                  const KeyStore* keys,

@@ -186,7 +186,7 @@ std::string BatchSender::Body(const std::vector<const QueuedEvent*>& batch, size
   absl::StrAppend(
       &body, "{\"api_key\":", nlohmann::json(key.value()).dump(),
       ",\"historical_migration\":", batch[begin]->historical_migration ? "true" : "false",
-      ",\"sent_at\":\"", FormatEventTime(env_.now()), "\",\"batch\":[");
+      ",\"sent_at\":\"", FormatEventTime(env_.clock->Now()), "\",\"batch\":[");
   for (size_t i = begin; i < end; ++i) {
     if (i != begin) body.push_back(',');
     body.append(batch[i]->json);
@@ -211,7 +211,7 @@ bool BatchSender::WaitForNewKey(absl::string_view why) {
         {{"project", client_->project().alias}, {"reason", std::string(why)}});
   }
   while (keys_->Generation() == generation) {
-    if (!env_.sleep(absl::Seconds(1))) return false;
+    if (!env_.clock->SleepFor(absl::Seconds(1), env_.stopping)) return false;
   }
   LogInfo("capture: the project API key changed; resuming",
           {{"project", client_->project().alias}});
@@ -240,7 +240,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
     request.body = Gzip(Body(batch, begin, end, *key));
     request.headers = {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}};
     CallContext context;
-    context.deadline = env_.now() + options_.request_timeout;
+    context.deadline = env_.clock->Now() + options_.request_timeout;
     absl::StatusOr<HttpResponse> response = client_->Send(request, context);
     posts_.fetch_add(1);
     absl::Duration retry_after = absl::ZeroDuration();
@@ -269,7 +269,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
         const size_t middle = begin + (end - begin) / 2;
         return SendRange(batch, begin, middle, outcomes) && SendRange(batch, middle, end, outcomes);
       }
-      retry_after = RetryAfter(*response, env_.now());
+      retry_after = RetryAfter(*response, env_.clock->Now());
       if (attempt == 0 || attempt % 10 == 0) {
         LogWarning("capture: PostHog answered a retryable error; retrying",
                    {{"project", client_->project().alias},
@@ -285,7 +285,7 @@ bool BatchSender::SendRange(const std::vector<const QueuedEvent*>& batch, size_t
     const absl::Duration delay = BackoffDelay(attempt, options_.initial_backoff,
                                               options_.max_backoff, env_.random(), retry_after);
     ++attempt;
-    if (!env_.sleep(delay)) return false;
+    if (!env_.clock->SleepFor(delay, env_.stopping)) return false;
   }
 }
 
@@ -294,7 +294,7 @@ ProjectQueue::ProjectQueue(const PostHogClient* client, const KeyStore* keys, Sp
     : spool_(spool),
       options_(options),
       env_([&] {
-        if (!env.sleep) env.sleep = [this](absl::Duration d) { return SleepFor(d); };
+        env.stopping = [this] { return Stopping(); };
         return std::move(env);
       }()),
       sender_(client, keys, dead_letters, options, env_) {
@@ -315,10 +315,9 @@ ProjectQueue::~ProjectQueue() {
   }
 }
 
-bool ProjectQueue::SleepFor(absl::Duration duration) {
+bool ProjectQueue::Stopping() const {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
-  return !stopping_;
+  return stopping_;
 }
 
 void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location) {
@@ -366,7 +365,7 @@ void ProjectQueue::LoadFromDisk() {
 }
 
 void ProjectQueue::EnqueueReplayed(std::vector<QueuedEvent> events) {
-  const absl::Time now = env_.now();
+  const absl::Time now = env_.clock->Now();
   absl::MutexLock lock(&mu_);
   for (QueuedEvent& event : events) {
     queued_bytes_ += static_cast<int64_t>(event.json.size());
@@ -410,7 +409,7 @@ void ProjectQueue::WorkerLoop() {
         if (stopping_) return;
         // Another worker may have taken the batch meanwhile.
         if (!queue_.empty() &&
-            (full() || env_.now() >= enqueue_times_.front() + options_.flush_interval)) {
+            (full() || env_.clock->Now() >= enqueue_times_.front() + options_.flush_interval)) {
           break;
         }
       }

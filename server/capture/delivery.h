@@ -36,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/capture/spool.h"
+#include "server/common/clock.h"
 #include "server/config/key_store.h"
 #include "server/posthog/posthog_client.h"
 
@@ -55,13 +56,15 @@ struct DeliveryOptions {
   int64_t max_queued_bytes = 64 << 20;
 };
 
-// DeliveryEnv is the clock, sleeper and randomness of delivery.
+// DeliveryEnv is the clock and randomness of delivery.
 struct DeliveryEnv {
-  std::function<absl::Time()> now = [] { return absl::Now(); };
-  // Sleeps up to `duration`; returns false when the caller should stop.
-  std::function<bool(absl::Duration)> sleep;
+  // Timestamps, deadlines and the waits between attempts (borrowed).
+  Clock* clock = RealClock();
   // Uniform in [0, 1).
   std::function<double()> random;
+  // Whether to stop: polled while waiting, and a wait it ends stops sending.
+  // ProjectQueue sets its own (its destructor).
+  std::function<bool()> stopping;
 };
 
 // BackoffDelay is the wait before retry `attempt` (0-based): half of
@@ -178,8 +181,8 @@ class ProjectQueue final {
   void WorkerLoop();
   // Moves the oldest on-disk Append into memory.
   void LoadFromDisk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Interruptible sleep used when the env has none.
-  bool SleepFor(absl::Duration duration);
+  // Whether the destructor started: ends the workers' waits.
+  bool Stopping() const;
 
   Spool* spool_;
   const DeliveryOptions options_;

@@ -102,10 +102,10 @@ std::string FormatEventTime(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
 }
 
-EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock now, Random random)
+EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock* clock, Random random)
     : limits_(limits),
       lib_version_(std::move(lib_version)),
-      now_(std::move(now)),
+      clock_(clock),
       random_(std::move(random)) {}
 
 std::string EventBuilder::NewUuid(absl::Time now) const {
@@ -175,7 +175,7 @@ std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& eve
 absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
     const std::vector<const posthog::v1::Event*>& events, absl::string_view field, bool indexed,
     bool disable_geoip) const {
-  const absl::Time now = now_();
+  const absl::Time now = clock_->Now();
   // Formatted once: every event without a timestamp of its own shares it.
   const std::string now_text = FormatEventTime(now);
   std::vector<FieldViolation> violations;

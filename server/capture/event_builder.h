@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "posthog/v1/capture.pb.h"
+#include "server/common/clock.h"
 #include "server/common/error_details.h"
 
 namespace posthog_gateway {
@@ -63,12 +64,11 @@ struct BuiltEvent {
 
 class EventBuilder final {
  public:
-  using Clock = std::function<absl::Time()>;
   using Random = std::function<uint64_t()>;
 
-  // `lib_version` becomes `$lib_version`; `now` and `random` make timestamps
-  // and UUIDv7s (tests inject fixed ones).
-  EventBuilder(EventLimits limits, std::string lib_version, Clock now, Random random);
+  // `lib_version` becomes `$lib_version`; `clock` and `random` make
+  // timestamps and UUIDv7s (tests inject fixed ones). Borrows `clock`.
+  EventBuilder(EventLimits limits, std::string lib_version, Clock* clock, Random random);
 
   EventBuilder(const EventBuilder&) = delete;
   EventBuilder& operator=(const EventBuilder&) = delete;
@@ -92,7 +92,7 @@ class EventBuilder final {
  private:
   EventLimits limits_;
   std::string lib_version_;
-  Clock now_;
+  Clock* clock_;
   Random random_;
 };
 

@@ -4,16 +4,15 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/posthog/upstream_url.h"
 
 namespace posthog_gateway::flags {
 
-DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock clock)
+DefinitionsStore::DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock* clock)
     : client_(client),
       options_(options),
-      clock_(clock ? std::move(clock) : Clock([] { return absl::Now(); })),
+      clock_(clock),
       current_(std::make_shared<const DefinitionsSnapshot>()) {}
 
 DefinitionsStore::~DefinitionsStore() { Stop(); }
@@ -54,7 +53,7 @@ void DefinitionsStore::Wake() {
 
 absl::Duration DefinitionsStore::PollOnce() {
   if (shared_ == nullptr) return PollPostHog(/*holder=*/false);
-  const absl::Time now = clock_();
+  const absl::Time now = clock_->Now();
   // Renewed (or looked at) three times per lease: a holder keeps it, and
   // the others notice within the lease's expiry that it lapsed.
   const absl::Duration round = std::max(lease_ / 3, absl::Milliseconds(100));
@@ -81,7 +80,7 @@ void DefinitionsStore::FollowFleet() {
   std::shared_ptr<DefinitionsSnapshot> next = Next();
   // Stale when the poller has not had them confirmed for a while (it is
   // refused, PostHog is down, or no replica polls).
-  next->stale = clock_() - state->fetch_time > 3 * options_.poll_interval + lease_;
+  next->stale = clock_->Now() - state->fetch_time > 3 * options_.poll_interval + lease_;
   next->fetch_time = state->fetch_time;
   if (state->version != followed_version_ || next->definitions == nullptr) {
     absl::StatusOr<std::optional<SharedCopy>> copy = shared_->Load(alias);
@@ -141,7 +140,7 @@ absl::Duration DefinitionsStore::PollPostHog(bool holder) {
     request.headers.emplace_back("If-None-Match", current->etag);
   }
   CallContext context;
-  context.deadline = clock_() + options_.request_timeout;
+  context.deadline = clock_->Now() + options_.request_timeout;
 
   absl::StatusOr<HttpResponse> response = client_->Send(request, context);
   std::shared_ptr<DefinitionsSnapshot> next = Next();
@@ -181,7 +180,7 @@ absl::Duration DefinitionsStore::PollPostHog(bool holder) {
   }
   if (code == 304) {
     next->stale = false;
-    next->fetch_time = clock_();
+    next->fetch_time = clock_->Now();
     Publish(std::move(next));
     if (holder) (void)shared_->Confirm(project.alias);
     return options_.poll_interval;
@@ -217,7 +216,7 @@ absl::Duration DefinitionsStore::PollPostHog(bool holder) {
     }
     fleet_store_failed_ = !stored.ok();
   }
-  next->fetch_time = clock_();
+  next->fetch_time = clock_->Now();
   next->stale = false;
   next->quota_limited = false;
   // Loaded before published: whoever Publish wakes must see it.

@@ -40,6 +40,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/common/clock.h"
 #include "server/config/config.h"
 #include "server/flags/evaluator.h"
 #include "server/flags/shared_definitions.h"
@@ -65,9 +66,8 @@ struct DefinitionsSnapshot {
 
 class DefinitionsStore final {
  public:
-  using Clock = std::function<absl::Time()>;
-
-  DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock clock = nullptr);
+  // Borrows `client` and `clock`, which must outlive it.
+  DefinitionsStore(const PostHogClient* client, FlagsConfig options, Clock* clock = RealClock());
   ~DefinitionsStore();
 
   DefinitionsStore(const DefinitionsStore&) = delete;
@@ -117,7 +117,7 @@ class DefinitionsStore final {
 
   const PostHogClient* client_;
   const FlagsConfig options_;
-  const Clock clock_;
+  Clock* const clock_;
   std::shared_ptr<const DefinitionsSnapshot> current_;  // atomic_load/store only.
   std::atomic<bool> loaded_{false};
   std::atomic<bool> polling_{true};

@@ -8,11 +8,13 @@
 #include "gtest/gtest.h"
 #include "server/config/key_store.h"
 #include "server/posthog/posthog_client.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_http_client.h"
 
 namespace posthog_gateway::flags {
 namespace {
 
+using posthog_gateway::test_support::FakeClock;
 using posthog_gateway::test_support::FakeHttpClient;
 using ::testing::Contains;
 using ::testing::Not;
@@ -48,10 +50,10 @@ class DefinitionsStoreTest : public ::testing::Test {
     FlagsConfig options;
     options.poll_interval = absl::Seconds(30);
     options.max_backoff = absl::Seconds(60);
-    store_ = std::make_unique<DefinitionsStore>(client_.get(), options, [this] { return now_; });
+    store_ = std::make_unique<DefinitionsStore>(client_.get(), options, &clock_);
   }
 
-  absl::Time now_ = absl::FromUnixSeconds(1000);
+  FakeClock clock_{absl::FromUnixSeconds(1000)};
   GatewayConfig config_;
   FakeHttpClient http_;
   std::unique_ptr<KeyStore> keys_;
@@ -72,7 +74,7 @@ TEST_F(DefinitionsStoreTest, FirstLoadUsesSecureKeyOnIngestionHostAndPublishes) 
   ASSERT_NE(snapshot->definitions, nullptr);
   EXPECT_NE(snapshot->definitions->Find("beta"), nullptr);
   EXPECT_EQ(snapshot->etag, "W/\"abc\"");
-  EXPECT_EQ(snapshot->fetch_time, now_);
+  EXPECT_EQ(snapshot->fetch_time, clock_.Now());
   EXPECT_FALSE(snapshot->stale);
 }
 
@@ -91,13 +93,13 @@ TEST_F(DefinitionsStoreTest, SendsIfNoneMatchAndKeepsDefinitionsOn304) {
   store_->PollOnce();
   auto first = store_->Current();
   http_.Respond(304, "");
-  now_ += absl::Seconds(30);
+  clock_.Advance(absl::Seconds(30));
   store_->PollOnce();
   EXPECT_THAT(http_.requests()[1].headers, Contains(Pair("If-None-Match", "W/\"abc\"")));
   auto second = store_->Current();
   EXPECT_EQ(second->definitions, first->definitions);
   EXPECT_EQ(second->generation, first->generation);
-  EXPECT_EQ(second->fetch_time, now_);
+  EXPECT_EQ(second->fetch_time, clock_.Now());
 }
 
 TEST_F(DefinitionsStoreTest, ForgetsTheEtagWhenPostHogStopsSendingOne) {

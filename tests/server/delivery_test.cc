@@ -66,6 +66,25 @@ INSTANTIATE_TEST_SUITE_P(
                       BackoffCase{0, 0.0, absl::Seconds(7), absl::Seconds(7)},
                       BackoffCase{20, 1.0, absl::Seconds(7), absl::Seconds(30)}));
 
+// The clock of these tests: a fixed time (the envelopes' sent_at) and waits
+// that return at once, handing their length to `on_sleep`, whose answer says
+// whether to go on.
+class SleepRecordingClock final : public Clock {
+ public:
+  explicit SleepRecordingClock(std::function<bool(absl::Duration)> on_sleep)
+      : on_sleep_(std::move(on_sleep)) {}
+
+  absl::Time Now() const override { return absl::FromUnixSeconds(1767323045); }
+
+  bool SleepUntil(absl::Time until, const std::function<bool()>& cancelled) override {
+    if (cancelled && cancelled()) return false;
+    return on_sleep_(until - Now());
+  }
+
+ private:
+  std::function<bool(absl::Duration)> on_sleep_;
+};
+
 class BatchSenderTest : public ::testing::Test {
  protected:
   BatchSenderTest() {
@@ -86,13 +105,8 @@ class BatchSenderTest : public ::testing::Test {
     registry_ = std::make_unique<ProjectRegistry>(config_, keys_.get(), &http_);
     dead_letters_ = std::make_unique<DeadLetterFile>(dead_letter_path_, int64_t{1} << 20);
     DeliveryEnv env;
-    env.now = [] { return absl::FromUnixSeconds(1767323045); };
+    env.clock = &clock_;
     env.random = [] { return 0.0; };
-    env.sleep = [this](absl::Duration d) {
-      sleeps_.push_back(d);
-      if (on_sleep_) on_sleep_();
-      return sleeps_.size() < 100;
-    };
     sender_ = std::make_unique<BatchSender>(*registry_->Resolve(""), keys_.get(),
                                             dead_letters_.get(), DeliveryOptions{}, env);
   }
@@ -128,6 +142,11 @@ class BatchSenderTest : public ::testing::Test {
   std::unique_ptr<DeadLetterFile> dead_letters_;
   std::vector<absl::Duration> sleeps_;
   std::function<void()> on_sleep_;
+  SleepRecordingClock clock_{[this](absl::Duration d) {
+    sleeps_.push_back(d);
+    if (on_sleep_) on_sleep_();
+    return sleeps_.size() < 100;
+  }};
   std::vector<std::unique_ptr<QueuedEvent>> events_;
   std::unique_ptr<BatchSender> sender_;
 };

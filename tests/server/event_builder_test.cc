@@ -8,6 +8,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/fakes/fake_clock.h"
 
 namespace posthog_gateway {
 namespace {
@@ -15,6 +16,12 @@ namespace {
 using ::nlohmann::json;
 
 const absl::Time kNow = absl::FromUnixMillis(1767323045678);  // 2026-01-02T03:04:05.678Z
+
+// The builders' clock: kNow, for good (nothing here sleeps or advances it).
+Clock* FixedClock() {
+  static Clock* const clock = new test_support::FakeClock(kNow);
+  return clock;
+}
 
 template <typename T>
 T Parse(const std::string& text) {
@@ -32,8 +39,7 @@ posthog::v1::Event ParseEvent(const std::string& text) {
 class EventBuilderTest : public ::testing::Test {
  protected:
   EventBuilderTest()
-      : builder_(
-            EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 0x0123456789ABCDEFULL; }) {}
+      : builder_(EventLimits{}, "1.2.3", FixedClock(), [] { return 0x0123456789ABCDEFULL; }) {}
 
   json BuildOne(const posthog::v1::Event& event) {
     absl::StatusOr<std::vector<BuiltEvent>> built =
@@ -92,8 +98,7 @@ TEST_F(EventBuilderTest, EveryOptionMapsToWhatTheSdksSend) {
 // The `$geoip_disable` of an event built with the project default
 // `disable_geoip`; "absent" when the event has none.
 std::string GeoipDisableOf(const std::string& event_text, bool disable_geoip) {
-  EventBuilder builder(
-      EventLimits{}, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(EventLimits{}, "1", FixedClock(), [] { return 7; });
   posthog::v1::Event event = ParseEvent(event_text);
   absl::StatusOr<std::vector<BuiltEvent>> built =
       builder.Build({&event}, "event", false, disable_geoip);
@@ -192,8 +197,7 @@ TEST_P(InvalidEventTest, IsInvalidArgumentNamingTheFields) {
   EventLimits limits;
   limits.max_event_bytes = 2048;
   limits.max_properties_depth = 4;
-  EventBuilder builder(
-      limits, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(limits, "1", FixedClock(), [] { return 7; });
   posthog::v1::Event good = ParseEvent(R"(event: "ok" distinct_id: "d")");
   posthog::v1::Event bad = ParseEvent(GetParam().event);
 
@@ -243,8 +247,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(EventBuilderLimitsTest, DepthAtTheLimitAndTwoHundredCharactersAreAccepted) {
   EventLimits limits;
   limits.max_properties_depth = 4;
-  EventBuilder builder(
-      limits, "1", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(limits, "1", FixedClock(), [] { return 7; });
   posthog::v1::Event event =
       ParseEvent("event: \"e\" distinct_id: \"" + std::string(200, 'x') + "\" " + Nested(4));
 
@@ -260,8 +263,7 @@ struct ConventionCase {
 class ConventionEventTest : public ::testing::TestWithParam<ConventionCase> {};
 
 TEST_P(ConventionEventTest, ProducesTheSdkShape) {
-  EventBuilder builder(
-      EventLimits{}, "1.2.3", [] { return kNow; }, [] { return 7; });
+  EventBuilder builder(EventLimits{}, "1.2.3", FixedClock(), [] { return 7; });
   posthog::v1::Event event = GetParam().make();
   absl::StatusOr<std::vector<BuiltEvent>> built = builder.Build({&event}, "", false, true);
   ASSERT_TRUE(built.ok()) << built.status();
