@@ -213,10 +213,7 @@ std::string Spool::EncodeRecord(const SpoolRecord& record) {
 
 Spool::Spool(SpoolOptions options)
     : options_(std::move(options)),
-      disk_(options_.disk != nullptr ? options_.disk : PosixSpoolDisk()) {
-  absl::MutexLock lock(&mu_);
-  assigned_.assign(static_cast<size_t>(std::max(1, options_.max_syncs_in_flight)), nullptr);
-}
+      disk_(options_.disk != nullptr ? options_.disk : PosixSpoolDisk()) {}
 
 Spool::SegmentFiles::~SegmentFiles() {
   if (write_fd >= 0) ::close(write_fd);
@@ -379,9 +376,8 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
     }
     if (absl::Status rolled = spool->RollSegment(); !rolled.ok()) return rolled;
   }
-  spool->writer_ = std::thread([raw = spool.get()] { raw->WriterLoop(); });
-  for (int i = 0; i < std::max(1, options.max_syncs_in_flight); ++i) {
-    spool->syncers_.emplace_back([raw = spool.get(), i] { raw->SyncerLoop(i); });
+  for (int i = 0; i < spool->committers(); ++i) {
+    spool->committers_.emplace_back([raw = spool.get(), i] { raw->CommitterLoop(i); });
   }
   spool->preparer_ = std::thread([raw = spool.get()] { raw->PreparerLoop(); });
   opened.spool = std::move(spool);
@@ -394,13 +390,8 @@ Spool::~Spool() {
     stopping_ = true;
   }
   abandon_spare_.store(true, std::memory_order_relaxed);
-  // The writer writes what is queued; the syncers sync and complete it.
-  if (writer_.joinable()) writer_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    syncers_stopping_ = true;
-  }
-  for (std::thread& syncer : syncers_) syncer.join();
+  // The committers write, sync and complete what is queued first.
+  for (std::thread& committer : committers_) committer.join();
   if (preparer_.joinable()) preparer_.join();
   absl::MutexLock lock(&mu_);
   files_.reset();
@@ -419,7 +410,7 @@ absl::Status Spool::RollSegment() {
   const SegmentId id = next_segment_++;
   const std::string path = SegmentPath(id);
   // The spare when one is ready (waking the preparer for the next), else an
-  // empty file. Either way the writer writes at the segment's logical end.
+  // empty file. Either way groups are written at the segment's logical end.
   if (spare_ready_) {
     spare_ready_ = false;
     if (disk_->Rename(SparePath().c_str(), path.c_str()) != 0) {
@@ -431,9 +422,9 @@ absl::Status Spool::RollSegment() {
   files->id = id;
   files->write_fd = disk_->Open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (files->write_fd < 0) return ErrnoStatus("cannot create", path);
-  // One file description per syncer, opened before anything is written:
+  // One file description per committer, opened before anything is written:
   // each sees every writeback error of the file from then on.
-  for (size_t i = 0; i < assigned_.size(); ++i) {
+  for (int i = 0; i < committers(); ++i) {
     files->sync_fds.push_back(disk_->Open(path.c_str(), O_WRONLY | O_CLOEXEC, 0600));
     if (files->sync_fds.back() < 0) return ErrnoStatus("cannot open", path);
   }
@@ -498,7 +489,7 @@ void Spool::AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done
     pending->done(queued);
     return;
   }
-  pending.release();  // The writer owns it now.
+  pending.release();  // The spool owns it now.
 }
 
 absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
@@ -572,26 +563,18 @@ bool Spool::Writable() const {
          ::access(options_.dir.c_str(), W_OK) == 0;
 }
 
-int Spool::FreeSyncer() const {
-  for (size_t i = 0; i < assigned_.size(); ++i) {
-    if (assigned_[i] == nullptr) return static_cast<int>(i);
-  }
-  return -1;
-}
-
-void Spool::WriterLoop() {
-  // A group is taken once a syncer is free for it: until then the callers
-  // arriving keep joining it.
-  auto can_write = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return queue_.empty() ? stopping_ : FreeSyncer() >= 0;
-  };
+void Spool::CommitterLoop(int index) {
+  auto has_work = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
   while (true) {
     Group* group = nullptr;
     int fd = -1;
     absl::Status status;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(&can_write));
+      // A free committer takes what is queued: while the other one syncs,
+      // the callers arriving meanwhile join the next group.
+      mu_.Await(absl::Condition(&has_work));
       if (queue_.empty()) return;  // Stopping, nothing left.
       group = new Group();
       group->sequence = next_sequence_++;
@@ -601,7 +584,7 @@ void Spool::WriterLoop() {
         status = RollSegment();
       }
       if (status.ok()) {
-        // The writer alone appends: offsets follow from what it wrote.
+        // Offsets follow from the groups taken before, in order.
         Segment& segment = segments_[current_];
         group->files = files_;
         group->offset = segment.written;
@@ -617,12 +600,16 @@ void Spool::WriterLoop() {
         segment.written = offset;
         ++segment.in_flight;
         fd = files_->write_fd;
-        group->syncer = FreeSyncer();
-        assigned_[group->syncer] = group;
       }
+      // Groups are written in order, so that a crash never leaves a later
+      // group's records after a gap (an earlier write takes microseconds).
+      const uint64_t sequence = group->sequence;
+      auto my_turn = [this, sequence]()
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return next_write_ == sequence; };
+      mu_.Await(absl::Condition(&my_turn));
     }
-    // Written outside the lock, so that callers keep queueing: they form
-    // the next group.
+    // Written and synced outside the lock, so that callers keep queueing:
+    // they form the next group, which the other committer takes.
     if (status.ok()) {
       std::vector<iovec> records;
       records.reserve(group->pendings.size());
@@ -633,37 +620,20 @@ void Spool::WriterLoop() {
         status = ErrnoStatus("cannot write", SegmentPath(group->files->id));
       }
     }
-    absl::MutexLock lock(&mu_);
-    if (status.ok()) {
-      group->written = true;  // Its syncer takes it from here.
-      continue;
-    }
-    if (group->syncer >= 0) assigned_[group->syncer] = nullptr;
-    FinishGroup(group, std::move(status));
-    CompleteFinishedGroups();
-  }
-}
-
-void Spool::SyncerLoop(int index) {
-  auto has_work = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return syncers_stopping_ || (assigned_[index] != nullptr && assigned_[index]->written);
-  };
-  while (true) {
-    Group* group = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(&has_work));
-      // Once the writer is gone every reserved group is written.
-      group = assigned_[index];
-      if (group == nullptr) return;
+      ++next_write_;
+      if (!status.ok()) {
+        FinishGroup(group, std::move(status));
+        CompleteFinishedGroups();
+        continue;
+      }
     }
     // The group and its files live until it completes, after this.
-    absl::Status status;
     if (disk_->DataSync(group->files->sync_fds[index]) != 0) {
       status = ErrnoStatus("cannot sync", SegmentPath(group->files->id));
     }
     absl::MutexLock lock(&mu_);
-    assigned_[index] = nullptr;
     FinishGroup(group, std::move(status));
     CompleteFinishedGroups();
   }
@@ -716,7 +686,7 @@ void Spool::SettleGroup(Group* group) {
 }
 
 void Spool::CompleteFinishedGroups() {
-  // One thread at a time completes, in order: a syncer finishing while
+  // One thread at a time completes, in order: a committer finishing while
   // another one runs callbacks leaves its group to it.
   if (completing_) return;
   completing_ = true;

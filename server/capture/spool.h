@@ -11,16 +11,16 @@
 //   payload = u8 flags (bit 0: historical_migration) | u16 project length |
 //             project alias | event JSON
 //
-// little-endian. Appends go through one writer thread that writes everything
-// queued since its last round as one group, with one pwritev, and hands the
-// group to a syncer thread that calls fdatasync once for it (group commit:
-// many concurrent callers share one sync). Group commits overlap: while one
-// group's fdatasync runs, the callers arriving meanwhile form the next group,
-// which is written and starts its own sync at once (up to
-// `max_syncs_in_flight` syncs at a time) instead of waiting a whole sync
-// before it may start. Each syncer syncs through its own open file
-// description of the segment, so a writeback error is reported to every sync
-// it may concern, not only to the first one that looks (errseq semantics).
+// little-endian. Appends go through committer threads: a free committer
+// takes everything queued as one group, writes it with one pwritev and calls
+// fdatasync once for it (group commit: many concurrent callers share one
+// sync). Group commits overlap: while one committer's fdatasync runs, the
+// callers arriving meanwhile form the next group, which the other committer
+// writes and syncs at once (`max_syncs_in_flight` committers) instead of
+// waiting a whole sync before it may start. Groups are written in order.
+// Each committer syncs through its own open file description of the segment,
+// so a writeback error is reported to every sync it may concern, not only to
+// the first one that looks (errseq semantics).
 //
 // Groups complete in the order they were written, all of a group's calls
 // together, from one thread: a group's calls are acknowledged only once its
@@ -32,7 +32,7 @@
 // records are synced.
 //
 // Segments are preallocated: a background thread keeps one spare file of
-// `segment_bytes` zeros, written and synced, which the writer renames into
+// `segment_bytes` zeros, written and synced, which a committer renames into
 // place when it starts a segment (the first one is prepared by Open). Writes
 // then overwrite blocks that already exist inside the file's size, so each
 // fdatasync flushes data only, without the journal commit an append's new
@@ -63,6 +63,7 @@
 //
 // Thread-safe.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -88,8 +89,9 @@ struct SpoolOptions {
   // How segments are created, written, synced and renamed; null: the real
   // disk. Borrowed: must outlive the spool.
   SpoolDisk* disk = nullptr;
-  // How many groups may be syncing at once (see the file comment); 1 makes
-  // each group wait for the previous sync, as a plain group commit does.
+  // How many groups may be syncing at once: the committer threads (see the
+  // file comment); 1 makes each group wait for the previous sync and its
+  // callbacks, as a plain group commit does.
   int max_syncs_in_flight = 2;
 };
 
@@ -190,7 +192,7 @@ class Spool final {
   struct Segment {
     // Bytes of acknowledged records (and of replayed ones).
     int64_t bytes = 0;
-    // Where the writer writes next: `bytes` plus what is in flight or failed.
+    // Where the next group is written: `bytes` plus what is in flight or failed.
     int64_t written = 0;
     int64_t outstanding = 0;
     // Groups written to it and not completed yet: it is not deleted meanwhile.
@@ -199,13 +201,15 @@ class Spool final {
     // The release log, opened at the first Release; -1 until then.
     int release_log = -1;
   };
-  // The open files of the segment being written: the writer's, and one per
-  // syncer (see the file comment). Closed once the writer moved on and the
+  // The open files of the segment being written: the one writes go through,
+  // and one per committer to sync (see the file comment). Closed once writes
+  // moved on to another segment and the
   // last group written to it completed.
   struct SegmentFiles {
     ~SegmentFiles();
     SegmentId id = 0;
     int write_fd = -1;
+    // One per committer.
     std::vector<int> sync_fds;
     // The first group of this segment whose write or sync failed, and why:
     // the groups after it in the segment fail with it.
@@ -215,7 +219,7 @@ class Spool final {
   struct Pending {
     std::string bytes;
     int64_t count = 0;
-    // Filled by the writer before it notifies `synced`. The caller waits on
+    // Filled by the spool before it notifies `synced`. The caller waits on
     // the notification, not on mu_: a group's callers wake at once instead
     // of one after another through the mutex.
     absl::Status status;
@@ -233,22 +237,18 @@ class Spool final {
     std::shared_ptr<SegmentFiles> files;
     int64_t offset = 0;
     int64_t bytes = 0;
-    // The syncer reserved for it; -1 when it is not to be synced (refused).
-    int syncer = -1;
-    // Written: its syncer may start.
-    bool written = false;
     // Its write or sync returned, with `status`.
     bool finished = false;
     absl::Status status;
   };
 
   explicit Spool(SpoolOptions options);
-  // Encodes `records` into `pending` and queues it for the writer, or says
+  // Encodes `records` into `pending` and queues it for the committers, or says
   // why not (full, stopping).
   absl::Status Enqueue(const std::vector<SpoolRecord>& records, Pending* pending);
-  void WriterLoop();
-  // Syncs the groups reserved for syncer `index`.
-  void SyncerLoop(int index);
+  int committers() const { return std::max(1, options_.max_syncs_in_flight); }
+  // Takes, writes and syncs groups; `index` picks its sync file description.
+  void CommitterLoop(int index);
   // Records that `group`'s write or sync returned `status`.
   void FinishGroup(Group* group, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Completes the finished groups at the head of `in_flight_`, in order,
@@ -258,7 +258,7 @@ class Spool final {
   // Settles one group's accounting as it completes: its records become
   // outstanding, or their bytes are given back.
   void SettleGroup(Group* group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int FreeSyncer() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Keeps a spare segment ready (see the file comment).
   void PreparerLoop();
   // Writes `segment_bytes` zeros to the spare's path and syncs them; gives
@@ -282,26 +282,23 @@ class Spool final {
   // The files of `current_`; null when the next group must start a segment
   // (at start, after a failure).
   std::shared_ptr<SegmentFiles> files_ ABSL_GUARDED_BY(mu_);
-  // Bytes on disk plus bytes queued for the writer.
+  // Bytes on disk plus bytes queued for the committers.
   int64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   // Groups written or being written, in order, until completed.
   std::deque<Group*> in_flight_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  // The group each syncer is to sync; null when it is free.
-  std::vector<Group*> assigned_ ABSL_GUARDED_BY(mu_);
+  // The sequence number of the next group to be written.
+  uint64_t next_write_ ABSL_GUARDED_BY(mu_) = 0;
   // Whether a thread is completing groups (CompleteFinishedGroups).
   bool completing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Set once the writer is gone: syncers stop when they have nothing left.
-  bool syncers_stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Whether SparePath() holds a prepared segment.
   bool spare_ready_ ABSL_GUARDED_BY(mu_) = false;
   // Set by the destructor: a spare being written (segments may be GiBs) is
   // abandoned rather than finished.
   std::atomic<bool> abandon_spare_{false};
-  std::thread writer_;
-  std::vector<std::thread> syncers_;
+  std::vector<std::thread> committers_;
   std::thread preparer_;
 };
 
