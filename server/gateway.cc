@@ -171,33 +171,6 @@ std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterfac
   return all;
 }
 
-// MakeResumeTokenCodec reads the configured secret, or makes a random one
-// (tokens then resume only on this process).
-absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging) {
-  const KeySource& source = paging.resume_token_secret;
-  if (!source.configured()) {
-    LogInfo(
-        "resume tokens use a random per-process secret; replicas need "
-        "paging.resume_token_secret to resume each other's lists",
-        {});
-    return ResumeTokenCodec::WithRandomSecret(paging.resume_token_ttl);
-  }
-  std::string secret;
-  if (!source.file.empty()) {
-    std::ifstream file(source.file);
-    std::getline(file, secret, '\0');
-  } else if (const char* value = std::getenv(source.env.c_str()); value != nullptr) {
-    secret = value;
-  }
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.size() < 16) {
-    return absl::FailedPreconditionError(absl::StrCat("paging.resume_token_secret from ",
-                                                      source.Describe(),
-                                                      " is missing or shorter than 16 bytes"));
-  }
-  return ResumeTokenCodec(std::move(secret), paging.resume_token_ttl);
-}
-
 // ReadSecret reads a secret from its file or environment variable, without
 // the trailing newline a file usually has.
 std::string ReadSecret(const KeySource& source) {
@@ -210,6 +183,26 @@ std::string ReadSecret(const KeySource& source) {
   }
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   return secret;
+}
+
+// MakeResumeTokenCodec reads the configured secret, or makes a random one
+// (tokens then resume only on this process).
+absl::StatusOr<ResumeTokenCodec> MakeResumeTokenCodec(const PagingConfig& paging) {
+  const KeySource& source = paging.resume_token_secret;
+  if (!source.configured()) {
+    LogInfo(
+        "resume tokens use a random per-process secret; replicas need "
+        "paging.resume_token_secret to resume each other's lists",
+        {});
+    return ResumeTokenCodec::WithRandomSecret(paging.resume_token_ttl);
+  }
+  std::string secret = ReadSecret(source);
+  if (secret.size() < 16) {
+    return absl::FailedPreconditionError(absl::StrCat("paging.resume_token_secret from ",
+                                                      source.Describe(),
+                                                      " is missing or shorter than 16 bytes"));
+  }
+  return ResumeTokenCodec(std::move(secret), paging.resume_token_ttl);
 }
 
 // MakeFleet connects the fleet coordination when `redis` is configured
