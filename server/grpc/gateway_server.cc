@@ -167,9 +167,11 @@ std::shared_ptr<grpc::ServerCredentials> GatewayServer::Credentials() const {
 void GatewayServer::SetReady(bool ready) {
   absl::MutexLock lock(&mu_);
   ready_ = ready;
-  SetServingStatus(kReadiness, ready);
-  SetServingStatus("", ready);
+  // The services' entries first, readiness last: whoever watches readiness
+  // change (a kubelet, a draining client) then finds every entry changed.
   PublishServices();
+  SetServingStatus("", ready);
+  SetServingStatus(kReadiness, ready);
 }
 
 void GatewayServer::SetServiceCondition(const std::string& full_name, bool condition) {

@@ -68,8 +68,9 @@ class GatewayServer final {
   absl::StatusOr<int> Start(absl::string_view host, int port);
 
   // SetReady sets the "readiness" health status, and with it "" and each
-  // service's own (SERVING only where the service's condition also holds).
-  // Call after Start.
+  // service's own (SERVING only where the service's condition also holds),
+  // the services' entries first, so that a Health/Watch of readiness sees
+  // its change only once they have changed too. Call after Start.
   void SetReady(bool ready) ABSL_LOCKS_EXCLUDED(mu_);
 
   // SetServiceCondition sets what a registered service needs beyond
