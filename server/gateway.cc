@@ -494,16 +494,17 @@ void Gateway::SetUpMetrics() {
 bool Gateway::ReadyNow() const { return keys_->AllLoaded() && capture_->spool_writable(); }
 
 void Gateway::PublishFlagHealth() {
+  // The projects' entries first, then the service's, from the same readings:
+  // whoever sees the service's entry SERVING finds every project's entry
+  // SERVING too (each is read once; Loaded never goes back to false).
   bool all_loaded = true;
-  for (const auto& store : flag_stores_) {
-    if (!store->Loaded()) all_loaded = false;
+  for (const auto& [alias, project] : flag_projects_) {
+    const bool loaded = project.definitions == nullptr || project.definitions->Loaded();
+    if (!loaded) all_loaded = false;
+    server_->SetServingStatus(
+        absl::StrCat(posthog::v1::FlagService::service_full_name(), "/", alias), loaded);
   }
   server_->SetServiceCondition(posthog::v1::FlagService::service_full_name(), all_loaded);
-  for (const auto& [alias, project] : flag_projects_) {
-    server_->SetServingStatus(
-        absl::StrCat(posthog::v1::FlagService::service_full_name(), "/", alias),
-        project.definitions == nullptr || project.definitions->Loaded());
-  }
 }
 
 // Capture's readiness per project: NOT_SERVING while PostHog refuses the
