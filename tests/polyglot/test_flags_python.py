@@ -317,13 +317,35 @@ class FlagServicePythonTest(unittest.TestCase):
                 values[labels[len(prefix):-2]] = float(value)
         return values
 
-    def test_definitions_metrics_count_the_flags_and_show_staleness(self):
+    def posthog_definition_keys(self):
+        """The flag keys PostHog's definitions endpoint serves now."""
+        keys = stack.keys_from_seed(stack.DEFAULT_SEED)
+        request = urllib.request.Request(
+            f"{self.stack.emulator_url}/flags/definitions?token={keys['project_api_key']}",
+            headers={"Authorization": f"Bearer {keys['personal_api_key']}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return sorted(flag["key"] for flag in json.load(response)["flags"])
+
+    def watched_definition_keys(self):
+        """The flag keys of the gateway's current definitions (a watch's first message)."""
         stream = self.flags.WatchFlagDefinitions(self.pb.WatchFlagDefinitionsRequest(),
                                                  timeout=30)
         try:
-            flags = len(next(stream).definitions.fields["flags"].list_value.values)
+            return sorted(f.struct_value.fields["key"].string_value
+                          for f in next(stream).definitions.fields["flags"].list_value.values)
         finally:
             stream.cancel()
+
+    def test_definitions_metrics_count_the_flags_and_show_staleness(self):
+        # Other tests create and delete flags, and a poll (every 200 ms) brings
+        # each change later: a poll landing between the watch's message and the
+        # scrape below made them disagree. Start once the gateway holds what
+        # PostHog serves now, so that no poll can change the count under the
+        # reads (nothing changes PostHog's flags during this test).
+        expected = self.posthog_definition_keys()
+        _wait_for(lambda: self.watched_definition_keys() == expected,
+                  "the gateway's definitions to be PostHog's current ones")
+        flags = len(expected)
         self.assertGreater(flags, 0)
         self.assertEqual(list(self.definitions_metric("flags").values()), [flags])
         self.assertEqual(list(self.definitions_metric("stale").values()), [0])
