@@ -176,6 +176,11 @@ test('object and number evaluations read the payload of the value the person get
   assert.equal(number.flagMetadata.flagId, Number(created.flag.id));
 
   // A change through UpdateFlag: PROVIDER_CONFIGURATION_CHANGED names the flag.
+  // The creation's own event names of-limit too and may reach the provider
+  // after the evaluations above: count from once it has, so that only the
+  // update's event can end the wait below (else the value may still be 42).
+  await waitFor('PROVIDER_CONFIGURATION_CHANGED naming the created of-limit', () =>
+    configurationChanges.some((keys) => keys.includes('of-limit')));
   const before = configurationChanges.length;
   await unary('UpdateFlag', { flag: { id: created.flag.id,
     filters: { groups: [{ properties: [], rollout_percentage: 100 }],
