@@ -155,7 +155,10 @@ class StackTest(unittest.TestCase):
 
     def test_missing_port_file_fails_at_start_deadline(self):
         os.environ["FAKE_EMULATOR_MODE"] = "no_port"
-        s = self.make_stack(start_timeout=0.3)
+        # The fake must have started Python and printed its line before the
+        # deadline for its log to say so: 0.3 s was not always enough on a
+        # loaded CI machine. The deadline is still what ends the start.
+        s = self.make_stack(start_timeout=3.0)
 
         with self.assertRaises(stack.StackError) as raised:
             s.__enter__()
