@@ -68,20 +68,6 @@ void BytesField(int field, absl::string_view bytes, std::string* out) {
   Append(out, BytesFieldSize(bytes.size()), [&](char* p) { return PutBytes(field, bytes, p); });
 }
 
-void VarintField(int field, int64_t value, std::string* out) {
-  Append(out, VarintFieldSize(value), [&](char* p) { return PutVarintField(field, value, p); });
-}
-
-void DoubleField(int field, double value, std::string* out) {
-  Append(out, 9, [&](char* p) {
-    p = PutTag(field, kFixed64, p);
-    uint64_t bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
-    return p;
-  });
-}
-
 }  // namespace wire
 
 // Field numbers of the messages written by hand (proto/posthog/v1/flag.proto
@@ -110,49 +96,96 @@ enum ValueField {
 enum StructField { kStructFields = 1 };
 enum ListField { kListValues = 1 };
 
-// A google.protobuf.Value as ValueFromJson builds it.
-void EncodeValue(const nlohmann::json& json, std::string* out) {
+// A google.protobuf.Value as ValueFromJson builds it, in two passes so that
+// nothing is built on the side: ValueSize is its encoded size, PutValue
+// writes it into room already made. (Building each nested message in a
+// string of its own, then copying it into its parent's, cost a few
+// allocations per payload and call.) Nested values are sized again by each
+// level above them: payloads are small and shallow.
+size_t ValueSize(const nlohmann::json& json) {
   switch (json.type()) {
     case nlohmann::json::value_t::boolean:
-      wire::VarintField(kValueBool, json.get<bool>() ? 1 : 0, out);
-      return;
+      return wire::VarintFieldSize(json.get<bool>() ? 1 : 0);
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
     case nlohmann::json::value_t::number_float:
-      wire::DoubleField(kValueNumber, json.get<double>(), out);
-      return;
+      return 9;
     case nlohmann::json::value_t::string:
-      wire::BytesField(kValueString, json.get_ref<const std::string&>(), out);
-      return;
+      return wire::BytesFieldSize(json.get_ref<const std::string&>().size());
     case nlohmann::json::value_t::array: {
-      std::string list;
-      for (const auto& item : json) {
-        std::string value;
-        EncodeValue(item, &value);
-        wire::BytesField(kListValues, value, &list);
-      }
-      wire::BytesField(kValueList, list, out);
-      return;
+      size_t list = 0;
+      for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
+      return wire::BytesFieldSize(list);
     }
     case nlohmann::json::value_t::object: {
-      std::string fields;
-      for (const auto& item : json.items()) {
-        std::string entry;
-        wire::BytesField(kEntryKey, item.key(), &entry);
-        std::string value;
-        EncodeValue(item.value(), &value);
-        wire::BytesField(kEntryValue, value, &entry);
-        wire::BytesField(kStructFields, entry, &fields);
+      size_t fields = 0;
+      for (auto it = json.begin(); it != json.end(); ++it) {
+        fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
+                                       wire::BytesFieldSize(ValueSize(it.value())));
       }
-      wire::BytesField(kValueStruct, fields, out);
-      return;
+      return wire::BytesFieldSize(fields);
     }
     case nlohmann::json::value_t::null:
     case nlohmann::json::value_t::discarded:
     case nlohmann::json::value_t::binary:
-      wire::VarintField(kValueNull, google::protobuf::NULL_VALUE, out);
-      return;
+      break;
   }
+  return wire::VarintFieldSize(google::protobuf::NULL_VALUE);
+}
+
+char* PutValue(const nlohmann::json& json, char* p) {
+  switch (json.type()) {
+    case nlohmann::json::value_t::boolean:
+      return wire::PutVarintField(kValueBool, json.get<bool>() ? 1 : 0, p);
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float: {
+      p = wire::PutTag(kValueNumber, wire::kFixed64, p);
+      const double value = json.get<double>();
+      uint64_t bits;
+      std::memcpy(&bits, &value, sizeof bits);
+      for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
+      return p;
+    }
+    case nlohmann::json::value_t::string:
+      return wire::PutBytes(kValueString, json.get_ref<const std::string&>(), p);
+    case nlohmann::json::value_t::array: {
+      size_t list = 0;
+      for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
+      p = wire::PutTag(kValueList, wire::kLength, p);
+      p = wire::PutVarint(list, p);
+      for (const auto& item : json) {
+        p = wire::PutTag(kListValues, wire::kLength, p);
+        p = wire::PutVarint(ValueSize(item), p);
+        p = PutValue(item, p);
+      }
+      return p;
+    }
+    case nlohmann::json::value_t::object: {
+      size_t fields = 0;
+      for (auto it = json.begin(); it != json.end(); ++it) {
+        fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
+                                       wire::BytesFieldSize(ValueSize(it.value())));
+      }
+      p = wire::PutTag(kValueStruct, wire::kLength, p);
+      p = wire::PutVarint(fields, p);
+      for (auto it = json.begin(); it != json.end(); ++it) {
+        const size_t value = ValueSize(it.value());
+        p = wire::PutTag(kStructFields, wire::kLength, p);
+        p = wire::PutVarint(wire::BytesFieldSize(it.key().size()) + wire::BytesFieldSize(value), p);
+        p = wire::PutBytes(kEntryKey, it.key(), p);
+        p = wire::PutTag(kEntryValue, wire::kLength, p);
+        p = wire::PutVarint(value, p);
+        p = PutValue(it.value(), p);
+      }
+      return p;
+    }
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded:
+    case nlohmann::json::value_t::binary:
+      break;
+  }
+  return wire::PutVarintField(kValueNull, google::protobuf::NULL_VALUE, p);
 }
 
 posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
@@ -181,8 +214,7 @@ posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
 // condition_index).
 void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evaluation,
                       std::string* out) {
-  std::string payload;
-  if (evaluation.payload != nullptr) EncodeValue(*evaluation.payload, &payload);
+  const size_t payload_size = evaluation.payload != nullptr ? ValueSize(*evaluation.payload) : 0;
   const posthog::v1::FlagReasonCode code = ReasonToProto(evaluation.reason);
   std::string buffer;
   const absl::string_view description = flags::ReasonDescription(evaluation, &buffer);
@@ -194,7 +226,7 @@ void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evalua
   const size_t result_size =
       wire::BytesFieldSize(key.size()) + (evaluation.enabled ? 2 : 0) +
       (evaluation.variant.empty() ? 0 : wire::BytesFieldSize(evaluation.variant.size())) +
-      (evaluation.payload != nullptr ? wire::BytesFieldSize(payload.size()) : 0) +
+      (evaluation.payload != nullptr ? wire::BytesFieldSize(payload_size) : 0) +
       wire::BytesFieldSize(reason_size) + 2 +
       (evaluation.flag_id != 0 ? wire::VarintFieldSize(evaluation.flag_id) : 0) +
       (evaluation.flag_version != 0 ? wire::VarintFieldSize(evaluation.flag_version) : 0);
@@ -209,7 +241,11 @@ void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evalua
     p = wire::PutBytes(kResultKey, key, p);
     if (evaluation.enabled) p = wire::PutVarintField(kResultEnabled, 1, p);
     if (!evaluation.variant.empty()) p = wire::PutBytes(kResultVariant, evaluation.variant, p);
-    if (evaluation.payload != nullptr) p = wire::PutBytes(kResultPayload, payload, p);
+    if (evaluation.payload != nullptr) {
+      p = wire::PutTag(kResultPayload, wire::kLength, p);
+      p = wire::PutVarint(payload_size, p);
+      p = PutValue(*evaluation.payload, p);
+    }
     p = wire::PutTag(kResultReason, wire::kLength, p);
     p = wire::PutVarint(reason_size, p);
     if (code != 0) p = wire::PutVarintField(kReasonCode, code, p);
