@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <utility>
 
@@ -459,7 +460,9 @@ absl::Status Gateway::SetUpServices() {
           {posthog::v1::CaptureService::service_full_name(), capture_service_.get()},
           {posthog::v1::PersonService::service_full_name(), person_service_.get()},
           {posthog::v1::GroupService::service_full_name(), group_service_.get()},
-          {posthog::v1::FlagService::service_full_name(), flag_service_.get()},
+          {posthog::v1::FlagService::service_full_name(),
+           flag_service_.get(),
+           {std::begin(FlagServiceImpl::kRawMethods), std::end(FlagServiceImpl::kRawMethods)}},
           {FlagdServiceImpl::kServiceName, flagd_service_.get()}},
       Interceptors(&metrics_, config_.server, authorizer_.get(), audit_log_.get()));
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -51,9 +52,15 @@ GatewayServer::GatewayServer(
     : config_(std::move(config)),
       services_(std::move(services)),
       interceptors_(std::move(interceptors)) {
+  absl::flat_hash_set<std::string> raw_methods;
+  for (const NamedService& named : services_) {
+    for (absl::string_view method : named.raw_methods) {
+      raw_methods.insert(absl::StrCat("/", named.full_name, "/", method));
+    }
+  }
   // First, so that every other interceptor sees the status it rewrites.
-  interceptors_.insert(interceptors_.begin(),
-                       std::make_unique<MalformedRequestInterceptorFactory>());
+  interceptors_.insert(interceptors_.begin(), std::make_unique<MalformedRequestInterceptorFactory>(
+                                                  std::move(raw_methods)));
 }
 
 GatewayServer::~GatewayServer() {

@@ -49,6 +49,10 @@ namespace posthog_gateway {
 struct NamedService {
   std::string full_name;
   grpc::Service* service;
+  // The methods (`EvaluateFlags`) the service serves raw: their handlers
+  // parse the request's bytes and answer INVALID_ARGUMENT themselves, so no
+  // MalformedRequestInterceptor is made for their calls.
+  std::vector<absl::string_view> raw_methods = {};
 };
 
 class GatewayServer final {

@@ -10,13 +10,8 @@ using grpc::experimental::ServerRpcInfo;
 
 class MalformedRequestInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit MalformedRequestInterceptor(ServerRpcInfo* info)
-      : one_request_(info->type() == ServerRpcInfo::Type::UNARY ||
-                     info->type() == ServerRpcInfo::Type::SERVER_STREAMING) {}
-
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (one_request_ &&
-        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
         methods->GetRecvMessage() == nullptr) {
       malformed_ = true;
     }
@@ -33,7 +28,6 @@ class MalformedRequestInterceptor final : public grpc::experimental::Interceptor
   }
 
  private:
-  const bool one_request_;
   bool malformed_ = false;
 };
 
@@ -41,7 +35,10 @@ class MalformedRequestInterceptor final : public grpc::experimental::Interceptor
 
 grpc::experimental::Interceptor* MalformedRequestInterceptorFactory::CreateServerInterceptor(
     ServerRpcInfo* info) {
-  return new MalformedRequestInterceptor(info);
+  const bool one_request = info->type() == ServerRpcInfo::Type::UNARY ||
+                           info->type() == ServerRpcInfo::Type::SERVER_STREAMING;
+  if (!one_request || raw_methods_.contains(absl::string_view(info->method()))) return nullptr;
+  return new MalformedRequestInterceptor();
 }
 
 }  // namespace posthog_gateway

@@ -7,13 +7,21 @@
 // interceptor notices the request that failed to parse (gRPC hands
 // interceptors no message for it) and rewrites that status on its way out.
 //
-// Only unary and server-streaming methods (one request message); handlers
-// that parse raw bytes themselves already answer INVALID_ARGUMENT. Install
+// Only unary and server-streaming methods (one request message), and not
+// the methods named raw: handlers that parse raw bytes themselves already
+// answer INVALID_ARGUMENT. For every other call the factory makes no
+// interceptor at all, so that the call pays nothing for it (an
+// interceptor's allocation and its hooks on every batch of the call; a
+// call no factory intercepts skips gRPC's interception entirely). Install
 // it first, so that the other interceptors (metrics, access log) see the
 // rewritten status. GatewayServer always does.
 //
 // Thread-safe.
 
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
 #include "grpcpp/support/server_interceptor.h"
 
 namespace posthog_gateway {
@@ -21,8 +29,16 @@ namespace posthog_gateway {
 class MalformedRequestInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
+  // `raw_methods` are the paths (`/posthog.v1.FlagService/EvaluateFlags`)
+  // of the methods whose handlers parse their request themselves.
+  explicit MalformedRequestInterceptorFactory(absl::flat_hash_set<std::string> raw_methods = {})
+      : raw_methods_(std::move(raw_methods)) {}
+
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  const absl::flat_hash_set<std::string> raw_methods_;
 };
 
 }  // namespace posthog_gateway

@@ -39,6 +39,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
@@ -99,6 +100,10 @@ class FlagServiceImpl final
   void Evaluate(std::function<CallContext()> call_context, const std::string& project,
                 const std::vector<std::string>& keys, const posthog::v1::EvaluationContext& who,
                 const posthog::v1::EvaluationOptions& options, EvaluateDone finish);
+
+  // The methods served raw, which parse their requests themselves
+  // (NamedService::raw_methods).
+  static constexpr absl::string_view kRawMethods[] = {"EvaluateFlags", "WatchFlagDefinitions"};
 
   // Shutdown ends every WatchFlagDefinitions stream (UNAVAILABLE). Idempotent.
   void Shutdown();

@@ -4,6 +4,7 @@
 // UNIMPLEMENTED), and the server keeps serving.
 
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -69,10 +70,15 @@ class MalformedRequestTest : public ::testing::Test {
     users_ = std::make_unique<UserServiceImpl>(registry_.get());
     server_ = std::make_unique<GatewayServer>(
         ServerConfig{},
-        std::vector<NamedService>{{v1::CaptureService::service_full_name(), capture_.get()},
-                                  {v1::PersonService::service_full_name(), persons_.get()},
-                                  {v1::FlagService::service_full_name(), flags_.get()},
-                                  {v1::UserService::service_full_name(), users_.get()}});
+        std::vector<NamedService>{
+            {v1::CaptureService::service_full_name(), capture_.get()},
+            {v1::PersonService::service_full_name(), persons_.get()},
+            // Raw methods named as the gateway names them, so
+            // that their handlers answer alone.
+            {v1::FlagService::service_full_name(),
+             flags_.get(),
+             {std::begin(FlagServiceImpl::kRawMethods), std::end(FlagServiceImpl::kRawMethods)}},
+            {v1::UserService::service_full_name(), users_.get()}});
     absl::StatusOr<int> port = server_->Start("127.0.0.1", 0);
     ASSERT_TRUE(port.ok()) << port.status();
     channel_ =
