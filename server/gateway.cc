@@ -533,7 +533,11 @@ absl::StatusOr<int> Gateway::Start() {
   // first fetches started in Create: give them a moment (bounded), so that a
   // healthy start has its definitions when the port file appears.
   for (auto& store : flag_stores_) store->WaitForChange(0, options_.first_definitions_wait);
+  // Every entry before readiness (SetReady publishes readiness last): a
+  // caller that sees readiness SERVING finds the projects' entries there.
   PublishFlagHealth();
+  PublishCaptureHealth();
+  if (fleet_ != nullptr) server_->SetServingStatus("fleet", fleet_->Shared());
   const bool published_ready = ReadyNow();
   server_->SetReady(published_ready);
   // OFREP, off by default.
@@ -568,7 +572,6 @@ absl::StatusOr<int> Gateway::Start() {
     }
     LogInfo("channelz listening", {{"address", absl::StrCat("127.0.0.1:", *bound)}});
   }
-  PublishCaptureHealth();
   reloader_ = std::thread([this, published_ready] { ReloadLoop(published_ready); });
   return *port;
 }
