@@ -78,9 +78,12 @@ class FleetFlagsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # Redis commands get 250 ms instead of 50, as in FleetPersonsTest: a
+        # command past its deadline leaves a replica alone for a second, and
+        # alone it polls by itself (see the poll count's test).
         cls.fleet = fleet.Fleet(3, extra_config={
             "flags": {"poll_interval_ms": POLL_INTERVAL_MS, "watch_heartbeat_ms": 500},
-            "redis": {"lease_ms": LEASE_MS}})
+            "redis": {"lease_ms": LEASE_MS, "command_timeout_ms": 250}})
         cls.fleet.__enter__()
         cls.addClassCleanup(cls.fleet.stop)
 
@@ -97,13 +100,31 @@ class FleetFlagsTest(unittest.TestCase):
         return fleet.wait_for(lambda: self.pollers() if len(self.pollers()) == 1 else None,
                               "exactly one replica polling")[0]
 
+    def redis_errors(self):
+        return [self.fleet.metric(i, "posthog_gateway_fleet_redis_errors_total")
+                for i in range(self.fleet.replicas)]
+
     def test_one_definitions_poll_per_interval_for_the_fleet(self):
-        self.wait_for_one_poller()
-        before = self.fleet.route_count("flag_definitions")
-        started = time.monotonic()
-        time.sleep(5)  # The measurement window (nothing waits on it).
-        elapsed = time.monotonic() - started
-        requests = self.fleet.route_count("flag_definitions") - before
+        # A replica whose Redis command failed (on a loaded machine, one past
+        # its deadline) polls alone for a while, as docs/fleet.md says: a
+        # window with a Redis error measures that fallback, not the shared
+        # poll. Such a window is measured again, three windows at most.
+        for _ in range(3):
+            self.wait_for_one_poller()
+            errors = self.redis_errors()
+            before = self.fleet.route_count("flag_definitions")
+            started = time.monotonic()
+            time.sleep(5)  # The measurement window (nothing waits on it).
+            elapsed = time.monotonic() - started
+            requests = self.fleet.route_count("flag_definitions") - before
+            pollers = self.pollers()
+            errors_after = self.redis_errors()
+            if errors_after == errors:
+                break
+            print(f"\n[fleet] Redis errors during the window ({errors} -> {errors_after}); "
+                  f"measuring again", flush=True)
+        else:
+            self.fail(f"Redis errors in each of three windows (last {errors} -> {errors_after})")
         intervals = elapsed / (POLL_INTERVAL_MS / 1000)
         print(f"\n[fleet] definitions requests: {requests} in {elapsed:.1f} s "
               f"({intervals:.1f} poll intervals, 3 replicas); "
@@ -111,7 +132,7 @@ class FleetFlagsTest(unittest.TestCase):
         # Three pollers would make three a interval; one makes at most one
         # (plus one for a round that straddles the window's edge).
         self.assertLessEqual(requests, intervals + 1)
-        self.assertEqual(len(self.pollers()), 1)
+        self.assertEqual(len(pollers), 1)
 
     def test_a_flag_changed_through_one_replica_reaches_the_watchers_of_the_others(self):
         seen = {1: queue.Queue(), 2: queue.Queue()}
