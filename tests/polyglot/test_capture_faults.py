@@ -156,9 +156,17 @@ class CaptureFaultsTest(unittest.TestCase):
         stored = self.assert_all_delivered([json.loads(e)["uuid"] for e in good], "poison")
         self.assertNotIn("00000000-0000-7000-8000-0000000000ff", {e["uuid"] for e in stored})
         dead_path = os.path.join(self.stack.directory, "spool", "dead-letter.jsonl")
-        helpers.wait_for(lambda: os.path.exists(dead_path), "the dead-letter file")
-        with open(dead_path, encoding="utf-8") as dead_file:
-            [line] = dead_file.read().splitlines()
+
+        def dead_letter_text():
+            # The file exists from its open(2), before its line is written:
+            # wait for a whole line.
+            try:
+                with open(dead_path, encoding="utf-8") as dead_file:
+                    text = dead_file.read()
+            except FileNotFoundError:
+                return None
+            return text if text.endswith("\n") else None
+        [line] = helpers.wait_for(dead_letter_text, "a line in the dead-letter file").splitlines()
         dead = json.loads(line)
         self.assertEqual(dead["http_status"], 400)
         self.assertIn("missing_distinct_id", dead["reason"])
