@@ -237,10 +237,14 @@ TEST_F(PageStreamTest, StopsFetchingWhenTheCallerCancels) {
   cancelled = true;
   auto [ids, status] = Drain(*stream);
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
-  const size_t after_cancel = http_->requests().size();
-  EXPECT_LE(after_cancel, 5u);
+  // Counted once the stream is gone (its destructor waits for the fetches
+  // running): a fetch that passed its cancellation check just before the
+  // cancel may send its request after Next answered CANCELLED (the reader
+  // stops waiting within 50 ms; a loaded machine can hold that thread longer).
   stream.reset();
-  EXPECT_EQ(http_->requests().size(), after_cancel);
+  // Page 0 and the few pages the look-ahead (2) claimed around the cancel,
+  // not the 100,000 pages of the list.
+  EXPECT_LE(http_->requests().size(), 5u);
 }
 
 TEST_F(PageStreamTest, ALimitNearTwoToTheSixtyThreeStreamsTheWholeList) {
