@@ -470,6 +470,7 @@ absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pe
     return full;
   }
   total_bytes_ += size;
+  queued_bytes_ += size;
   queue_.push_back(pending);
   return absl::OkStatus();
 }
@@ -564,8 +565,17 @@ bool Spool::Writable() const {
 }
 
 void Spool::CommitterLoop(int index) {
-  auto has_work = [this]()
-                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+  // A committer takes the queue when no group is syncing, or when enough
+  // waits to be worth a sync of its own (see the file comment). The
+  // condition is evaluated by the thread that unlocks mu_, so a caller that
+  // queues below the threshold wakes nobody: the committer whose sync
+  // returns takes its append with the rest.
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return true;
+    if (queue_.empty()) return false;
+    return syncing_ == 0 || static_cast<int64_t>(queue_.size()) >= options_.overlap_min_appends ||
+           queued_bytes_ >= options_.overlap_min_bytes;
+  };
   while (true) {
     Group* group = nullptr;
     int fd = -1;
@@ -579,6 +589,8 @@ void Spool::CommitterLoop(int index) {
       group = new Group();
       group->sequence = next_sequence_++;
       group->pendings.swap(queue_);
+      queued_bytes_ = 0;
+      ++syncing_;
       in_flight_.push_back(group);
       if (files_ == nullptr || segments_[current_].written >= options_.segment_bytes) {
         status = RollSegment();
@@ -641,6 +653,7 @@ void Spool::CommitterLoop(int index) {
 
 void Spool::FinishGroup(Group* group, absl::Status status) {
   group->finished = true;
+  --syncing_;
   if (status.ok()) return;
   LogError("capture spool: write failed", {{"error", std::string(status.message())}});
   if (group->files != nullptr) {

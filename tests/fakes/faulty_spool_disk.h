@@ -83,6 +83,12 @@ class FaultySpoolDisk final : public SpoolDisk {
     mu_.Await(absl::Condition(&arrived));
   }
 
+  // How many syncs arrived since HoldSyncs (returned or not).
+  int HeldSyncs() const {
+    absl::MutexLock lock(&mu_);
+    return next_ticket_;
+  }
+
   // Lets held sync `ticket` go on: it syncs for real when `error` is 0, else
   // fails with `error`.
   void ReleaseSync(int ticket, int error) {

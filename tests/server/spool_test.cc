@@ -618,6 +618,7 @@ class Outcomes {
 TEST_F(SpoolTest, TheNextGroupSyncsWhileOneSyncsAndIsAcknowledgedAfterIt) {
   test_support::FaultySpoolDisk disk;
   options_.disk = &disk;
+  options_.overlap_min_appends = 1;  // Each append overlaps the sync under way.
   Spool::Opened opened = Open();
   Outcomes outcomes;
   bool first_synced_before_second_acked = false;
@@ -660,6 +661,7 @@ TEST_F(SpoolTest, TheNextGroupSyncsWhileOneSyncsAndIsAcknowledgedAfterIt) {
 TEST_F(SpoolTest, AFailedSyncFailsItsGroupAndTheOverlappingLaterOneNotTheEarlierOne) {
   test_support::FaultySpoolDisk disk;
   options_.disk = &disk;
+  options_.overlap_min_appends = 1;  // Each append overlaps the sync under way.
   {
     Spool::Opened opened = Open();
     ASSERT_THAT(opened.spool->Append(Records(1, "zero")), test_support::IsOk());
@@ -705,6 +707,7 @@ TEST_F(SpoolTest, AFailedSyncFailsItsGroupAndTheOverlappingLaterOneNotTheEarlier
 TEST_F(SpoolTest, AFailedSyncOfTheLaterGroupLeavesTheEarlierOneAcknowledged) {
   test_support::FaultySpoolDisk disk;
   options_.disk = &disk;
+  options_.overlap_min_appends = 1;  // Each append overlaps the sync under way.
   Spool::Opened opened = Open();
   Outcomes outcomes;
   disk.HoldSyncs();
@@ -721,6 +724,71 @@ TEST_F(SpoolTest, AFailedSyncOfTheLaterGroupLeavesTheEarlierOneAcknowledged) {
   EXPECT_THAT(outcomes.status("two"), test_support::StatusIs(absl::StatusCode::kUnavailable,
                                                              ::testing::HasSubstr("cannot sync")));
   EXPECT_EQ(opened.spool->Outstanding(), 2);
+}
+
+// Below `overlap_min_appends`, callers arriving while a group syncs wait for
+// that sync and then share one group (one sync) instead of starting a sync
+// each; once that many wait, the next group overlaps the sync under way.
+TEST_F(SpoolTest, FewCallersWaitForTheSyncUnderWayAndShareTheNextOne) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  options_.overlap_min_appends = 3;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(Records(1, "a"), outcomes.For("a"));
+  disk.AwaitHeldSyncs(1);  // Group 1 syncs.
+  opened.spool->AppendAsync(Records(2, "b"), outcomes.For("b"));
+  opened.spool->AppendAsync(Records(1, "c"), outcomes.For("c"));
+  // Time for a wrong second sync to start (nothing waits on it).
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(disk.HeldSyncs(), 1);
+
+  disk.ReleaseSync(0, 0);
+  outcomes.AwaitCount(1);
+  disk.AwaitHeldSyncs(2);  // b and c, together.
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(disk.HeldSyncs(), 2);
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("a"));
+
+  // Three callers while that sync runs: the third starts a group at once.
+  opened.spool->AppendAsync(Records(1, "d"), outcomes.For("d"));
+  opened.spool->AppendAsync(Records(1, "e"), outcomes.For("e"));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(disk.HeldSyncs(), 2);
+  opened.spool->AppendAsync(Records(1, "f"), outcomes.For("f"));
+  disk.AwaitHeldSyncs(3);
+  disk.ReleaseSync(2, 0);
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("a"));  // Still after b and c.
+  disk.ReleaseSync(1, 0);
+  outcomes.AwaitCount(6);
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("a", "b", "c", "d", "e", "f"));
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) {
+    EXPECT_THAT(outcomes.status(name), test_support::IsOk()) << name;
+  }
+  EXPECT_EQ(opened.spool->Outstanding(), 7);
+}
+
+// One large append (a stream's message) is worth a sync of its own: it
+// overlaps the sync under way however few callers wait.
+TEST_F(SpoolTest, ALargeAppendOverlapsTheSyncUnderWay) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  options_.overlap_min_appends = 100;
+  options_.overlap_min_bytes = 4 << 10;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(Records(1, "small"), outcomes.For("small"));
+  disk.AwaitHeldSyncs(1);
+  opened.spool->AppendAsync({{"demo", false, std::string(5 << 10, 'x')}}, outcomes.For("large"));
+  disk.AwaitHeldSyncs(2);
+  disk.ReleaseSync(1, 0);
+  disk.ReleaseSync(0, 0);
+  outcomes.AwaitCount(2);
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("small", "large"));
+  EXPECT_THAT(outcomes.status("large"), test_support::IsOk());
 }
 
 TEST(SpoolFormatTest, RecordIsLengthZlibCrc32AndPayload) {
