@@ -76,24 +76,30 @@ void BM_Multivariate(benchmark::State& state) { EvaluateOne(state, "bench-multiv
 void BM_TenProperties(benchmark::State& state) { EvaluateOne(state, "bench-ten-properties"); }
 void BM_NestedCohort(benchmark::State& state) { EvaluateOne(state, "bench-nested-cohort"); }
 
-// All 50 flags for one person, as EvaluateFlags does before any I/O.
-void BM_FiftyFlags(benchmark::State& state) {
+// All 50 flags for one person, as EvaluateFlags does before any I/O: with
+// one EvaluationCache per person, or (`cached` false) without.
+void FiftyFlags(benchmark::State& state, bool cached) {
   const Fixture& fixture = GetFixture();
   size_t i = 0;
   for (auto _ : state) {
+    EvaluationCache cache;
     for (const auto& flag : fixture.definitions->flags()) {
-      benchmark::DoNotOptimize(
-          EvaluateFlag(*fixture.definitions, *flag, fixture.contexts[i], fixture.now));
+      benchmark::DoNotOptimize(EvaluateFlag(*fixture.definitions, *flag, fixture.contexts[i],
+                                            fixture.now, cached ? &cache : nullptr));
     }
     if (++i == fixture.contexts.size()) i = 0;
   }
 }
+
+void BM_FiftyFlags(benchmark::State& state) { FiftyFlags(state, true); }
+void BM_FiftyFlagsWithoutCache(benchmark::State& state) { FiftyFlags(state, false); }
 
 BENCHMARK(BM_PlainRollout);
 BENCHMARK(BM_Multivariate);
 BENCHMARK(BM_TenProperties);
 BENCHMARK(BM_NestedCohort);
 BENCHMARK(BM_FiftyFlags);
+BENCHMARK(BM_FiftyFlagsWithoutCache);
 
 }  // namespace
 }  // namespace posthog_gateway::flags

@@ -12,11 +12,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -401,6 +403,24 @@ absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(js
       definitions->cohorts_.emplace(it.key(), std::move(cohort));
     }
   }
+  // Number the plain properties' keys, so that one call's evaluations look
+  // each key up in the caller's properties once (EvaluationCache).
+  absl::flat_hash_map<std::string, int> slots;
+  auto number = [&slots](CompiledProperty& property) {
+    if (property.kind != CompiledProperty::Kind::kPlain) return;
+    property.key_slot = slots.emplace(property.key, static_cast<int>(slots.size())).first->second;
+  };
+  std::function<void(PropertyGroup&)> number_group = [&](PropertyGroup& group) {
+    for (PropertyGroup& child : group.groups) number_group(child);
+    for (CompiledProperty& property : group.properties) number(property);
+  };
+  for (const auto& flag : definitions->flags_) {
+    for (CompiledCondition& condition : flag->conditions) {
+      for (CompiledProperty& property : condition.properties) number(property);
+    }
+  }
+  for (auto& [id, cohort] : definitions->cohorts_) number_group(cohort->root);
+  definitions->property_keys_ = static_cast<int>(slots.size());
   if (auto mapping = body.find("group_type_mapping");
       mapping != body.end() && mapping->is_object()) {
     for (auto it = mapping->begin(); it != mapping->end(); ++it) {

@@ -28,6 +28,10 @@ struct CompiledProperty {
   enum class Kind { kPlain, kCohort, kFlag };
   Kind kind = Kind::kPlain;
   std::string key;
+  // Plain properties: the key's number among the definitions' distinct
+  // plain-property keys, where an EvaluationCache keeps the person's value
+  // for it (and the value parsed as a date or a version) for one call.
+  int key_slot = -1;
   Op op = Op::kExact;
   std::string op_name;
   bool negation = false;

@@ -151,8 +151,15 @@ absl::string_view ReasonDescription(const FlagEvaluation& evaluation, std::strin
 class Evaluator {
  public:
   Evaluator(const CompiledDefinitions& definitions, const EvaluationContext& context,
-            absl::Time now)
-      : definitions_(definitions), context_(context), now_(now) {}
+            absl::Time now, EvaluationCache* cache)
+      : definitions_(definitions), context_(context), now_(now), cache_(cache) {
+    if (cache_ != nullptr &&
+        (cache_->definitions_ != &definitions || cache_->context_ != &context)) {
+      cache_->definitions_ = &definitions;
+      cache_->context_ = &context;
+      cache_->entries_.assign(definitions.property_keys_, EvaluationCache::Entry());
+    }
+  }
 
   FlagEvaluation Evaluate(const CompiledFlag& flag);
 
@@ -193,9 +200,13 @@ class Evaluator {
                             absl::string_view bucketing) const;
   FlagEvaluation Finish(const CompiledFlag& flag, FlagEvaluation result) const;
 
+  // The cache's entry for `p` when `subject` is the person, else nullptr.
+  EvaluationCache::Entry* CachedPersonValue(const CompiledProperty& p, const Subject& subject);
+
   const CompiledDefinitions& definitions_;
   const EvaluationContext& context_;
   const absl::Time now_;
+  EvaluationCache* const cache_;
   std::string why_;
   // A static or missing cohort, a malformed group: the whole flag needs the
   // server, whatever the other conditions say.
@@ -229,6 +240,24 @@ absl::Time Evaluator::RelativeDate(const CompiledProperty& property) const {
   return absl::FromCivil(shifted, utc) + (now_ - absl::FromCivil(civil, utc));
 }
 
+EvaluationCache::Entry* Evaluator::CachedPersonValue(const CompiledProperty& p,
+                                                     const Subject& subject) {
+  // Group subjects read their group's properties: not cached (rare, and
+  // one object per group type).
+  if (cache_ == nullptr || p.key_slot < 0 || subject.properties != &context_.person_properties) {
+    return nullptr;
+  }
+  EvaluationCache::Entry& entry = cache_->entries_[p.key_slot];
+  if (!entry.looked_up) {
+    entry.looked_up = true;
+    if (subject.properties->is_object()) {
+      auto it = subject.properties->find(p.key);
+      if (it != subject.properties->end()) entry.value = &*it;
+    }
+  }
+  return &entry;
+}
+
 Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
   if (p.op == Op::kUnknown || p.op == Op::kFlagEvaluatesTo || p.op == Op::kIn ||
       p.op == Op::kNotIn) {
@@ -236,13 +265,17 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
   }
   const json* found = nullptr;
   json implicit;
-  if (subject.properties != nullptr && subject.properties->is_object()) {
+  EvaluationCache::Entry* cached = CachedPersonValue(p, subject);
+  if (cached != nullptr) {
+    found = cached->value;
+  } else if (subject.properties != nullptr && subject.properties->is_object()) {
     auto it = subject.properties->find(p.key);
     if (it != subject.properties->end()) found = &*it;
   }
   if (found == nullptr && !subject.implicit_key.empty() && p.key == subject.implicit_key) {
     implicit = std::string(subject.implicit_value);
     found = &implicit;
+    cached = nullptr;  // The cache holds the person's own values only.
   }
   if (found == nullptr) {
     if (p.op == Op::kIsNotSet) return Match::kTrue;
@@ -357,9 +390,20 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
                                     absl::UTCTimeZone());
       }
       absl::Time person_date;
-      if (!value.is_string() || !ParseIsoTime(value.get_ref<const std::string&>(), &person_date)) {
-        return Inconclusive(absl::StrCat("property `", p.key, "` is not a date"));
+      bool is_date;
+      if (cached != nullptr && cached->date != EvaluationCache::Entry::kNotYet) {
+        is_date = cached->date == EvaluationCache::Entry::kParsed;
+        person_date = cached->date_value;
+      } else {
+        is_date =
+            value.is_string() && ParseIsoTime(value.get_ref<const std::string&>(), &person_date);
+        if (cached != nullptr) {
+          cached->date =
+              is_date ? EvaluationCache::Entry::kParsed : EvaluationCache::Entry::kInvalid;
+          cached->date_value = person_date;
+        }
       }
+      if (!is_date) return Inconclusive(absl::StrCat("property `", p.key, "` is not a date"));
       return FromBool(p.op == Op::kDateBefore ? person_date < flag_date : person_date > flag_date);
     }
     case Op::kSemverEq:
@@ -372,7 +416,24 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
     case Op::kSemverCaret:
     case Op::kSemverWildcard: {
       Semver version;
-      if (!p.semver_ok || !ParseSemver(ValueStr(value, &buffer), &version)) {
+      bool is_version = false;
+      if (p.semver_ok) {
+        if (cached != nullptr && cached->version != EvaluationCache::Entry::kNotYet) {
+          is_version = cached->version == EvaluationCache::Entry::kParsed;
+          version =
+              Semver{cached->version_value[0], cached->version_value[1], cached->version_value[2]};
+        } else {
+          is_version = ParseSemver(ValueStr(value, &buffer), &version);
+          if (cached != nullptr) {
+            cached->version =
+                is_version ? EvaluationCache::Entry::kParsed : EvaluationCache::Entry::kInvalid;
+            cached->version_value[0] = version.major;
+            cached->version_value[1] = version.minor;
+            cached->version_value[2] = version.patch;
+          }
+        }
+      }
+      if (!is_version) {
         return Inconclusive(absl::StrCat("version of `", p.key, "` is not semver"));
       }
       switch (p.op) {
@@ -710,8 +771,9 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
 }
 
 FlagEvaluation EvaluateFlag(const CompiledDefinitions& definitions, const CompiledFlag& flag,
-                            const EvaluationContext& context, absl::Time now) {
-  Evaluator evaluator(definitions, context, now);
+                            const EvaluationContext& context, absl::Time now,
+                            EvaluationCache* cache) {
+  Evaluator evaluator(definitions, context, now, cache);
   return evaluator.Evaluate(flag);
 }
 

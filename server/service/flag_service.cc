@@ -195,8 +195,12 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
       e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
   e.now = clock_->Now();
 
+  // The flags of one call read the same few properties: each is looked up
+  // and parsed once.
+  flags::EvaluationCache cache;
   auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
-    flags::FlagEvaluation evaluation = flags::EvaluateFlag(*definitions, *flag, e.context, e.now);
+    flags::FlagEvaluation evaluation =
+        flags::EvaluateFlag(*definitions, *flag, e.context, e.now, &cache);
     if (evaluation.decided) {
       e.results.SetLocal(key, evaluation);
     } else {

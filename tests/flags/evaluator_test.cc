@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -173,6 +174,15 @@ TEST_P(OperatorTest, MatchesLikePostHog) {
   std::string got = !result.decided ? "inconclusive" : (result.enabled ? "true" : "false");
   EXPECT_EQ(got, c.want) << c.filter.dump() << " vs " << c.properties.dump() << " ("
                          << result.inconclusive_reason << ")";
+  // The same through one EvaluationCache, twice: the value looked up and
+  // parsed, then read back from the cache.
+  EvaluationCache cache;
+  for (int pass = 0; pass < 2; ++pass) {
+    FlagEvaluation cached =
+        EvaluateFlag(*definitions, *definitions->Find("op-flag"), context, Now(), &cache);
+    EXPECT_EQ(!cached.decided ? "inconclusive" : (cached.enabled ? "true" : "false"), c.want)
+        << "pass " << pass;
+  }
 }
 
 OperatorCase Case(std::string name, json filter, json properties, std::string want) {
@@ -355,6 +365,91 @@ INSTANTIATE_TEST_SUITE_P(
              {{"key", "v"}, {"operator", "semver_wildcard"}, {"value", "1.2.3.*"}},
              {{"v", "1.2.5"}}, "true")),
     [](const ::testing::TestParamInfo<OperatorCase>& info) { return info.param.name; });
+
+// --- One cache for many flags ----------------------------------------------
+
+// Flags that read the same keys with different operators (a key read as a
+// date and as a version, a missing one, null, distinct_id, a cohort, a group
+// property named like a person property) decide the same with one shared
+// EvaluationCache as without, in any order, and a cache handed another
+// context starts over.
+TEST(EvaluationCacheTest, ManyFlagsDecideAsWithoutACache) {
+  auto flag = [](const std::string& key, json properties, int group_type = -1) {
+    json filters = {{"groups", json::array({{{"properties", std::move(properties)},
+                                             {"rollout_percentage", 100}}})}};
+    if (group_type >= 0) filters["aggregation_group_type_index"] = group_type;
+    return json{{"key", key}, {"active", true}, {"filters", filters}};
+  };
+  auto person = [](const std::string& key, const std::string& op, json value) {
+    return json{{"key", key}, {"type", "person"}, {"operator", op}, {"value", std::move(value)}};
+  };
+  json flags = json::array({
+      flag("date-before", {person("d", "is_date_before", "2026-01-01")}),
+      flag("date-after", {person("d", "is_date_after", "-30d")}),
+      flag("d-as-version", {person("d", "semver_gt", "1.0.0")}),
+      flag("d-as-string", {person("d", "icontains", "2025")}),
+      flag("version-gte", {person("v", "semver_gte", "1.2.0")}),
+      flag("version-lt", {person("v", "semver_lt", "2.0.0")}),
+      flag("v-as-date", {person("v", "is_date_after", "2020-01-01")}),
+      flag("missing", {person("absent", "is_date_before", "2026-01-01")}),
+      flag("missing-not-set", {person("absent", "is_not_set", nullptr)}),
+      flag("null-value", {person("n", "semver_eq", "1.0.0")}),
+      flag("distinct-id", {person("distinct_id", "exact", "user-1")}),
+      flag("cohort", {{{"key", "id"}, {"type", "cohort"}, {"value", 7}}}),
+      flag("group-date",
+           {{{"key", "d"},
+             {"type", "group"},
+             {"group_type_index", 0},
+             {"operator", "is_date_before"},
+             {"value", "2026-01-01"}}},
+           0),
+  });
+  json body = {{"flags", flags},
+               {"group_type_mapping", {{"0", "company"}}},
+               {"cohorts",
+                {{"7",
+                  {{"type", "AND"},
+                   {"values", json::array({person("d", "is_date_before", "2026-01-01"),
+                                           person("v", "semver_lt", "3.0.0")})}}}}}};
+  auto definitions = Compile(body);
+  ASSERT_NE(definitions, nullptr);
+
+  std::vector<EvaluationContext> contexts(4);
+  contexts[0].distinct_id = "user-1";
+  contexts[0].person_properties = {{"d", "2025-06-01T00:00:00Z"}, {"v", "1.5.0"}, {"n", nullptr}};
+  contexts[0].groups["company"] = "acme";
+  contexts[0].group_properties["company"] = {{"d", "2027-01-01"}};
+  contexts[1].distinct_id = "user-2";
+  contexts[1].person_properties = {{"d", "not a date"}, {"v", "2.1"}, {"absent", "2020-01-01"}};
+  contexts[2].distinct_id = "user-1";
+  contexts[2].person_properties = {{"d", "1.2.3"}, {"v", "2026-06-01"}};
+  contexts[3].distinct_id = "user-3";
+  contexts[3].person_properties = json::object();
+  contexts[3].groups["company"] = "acme";
+
+  auto same = [](const FlagEvaluation& a, const FlagEvaluation& b) {
+    return a.decided == b.decided && a.enabled == b.enabled && a.variant == b.variant &&
+           a.reason == b.reason && a.condition_index == b.condition_index &&
+           a.inconclusive_reason == b.inconclusive_reason;
+  };
+  EvaluationCache shared;  // Across every context, in turn.
+  for (const EvaluationContext& context : contexts) {
+    EvaluationCache cache;
+    // Twice over: the second pass reads everything from the cache, in
+    // reverse order.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t i = 0; i < flags.size(); ++i) {
+        const std::string key = flags[pass == 0 ? i : flags.size() - 1 - i]["key"];
+        const CompiledFlag& compiled = *definitions->Find(key);
+        const FlagEvaluation want = EvaluateFlag(*definitions, compiled, context, Now());
+        EXPECT_TRUE(same(EvaluateFlag(*definitions, compiled, context, Now(), &cache), want))
+            << key << " for " << context.distinct_id << " pass " << pass;
+        EXPECT_TRUE(same(EvaluateFlag(*definitions, compiled, context, Now(), &shared), want))
+            << key << " for " << context.distinct_id << " (shared cache)";
+      }
+    }
+  }
+}
 
 // --- Flag-level flow --------------------------------------------------------
 
