@@ -472,6 +472,22 @@ func TestListPersonsToTheEndAndResumedFromAToken(t *testing.T) {
 }
 
 func TestEvaluateFlagsLocally(t *testing.T) {
+	// Local evaluation needs the definitions; the gateway waits for their
+	// first load at start only a bounded while, and FlagService's health
+	// entry turns SERVING once they are loaded.
+	health := healthpb.NewHealthClient(dial(t, true))
+	deadline := time.Now().Add(callTimeout)
+	for {
+		response, err := health.Check(callContext(t),
+			&healthpb.HealthCheckRequest{Service: "posthog.v1.FlagService"})
+		if err == nil && response.Status == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FlagService never SERVING: %v %v", response, err)
+		}
+		time.Sleep(50 * time.Millisecond) // Polling interval, bounded by the deadline.
+	}
 	properties, _ := structpb.NewStruct(map[string]interface{}{"plan": "pro"})
 	response, err := posthogv1.NewFlagServiceClient(dial(t, true)).EvaluateFlags(callContext(t),
 		&posthogv1.EvaluateFlagsRequest{

@@ -404,7 +404,18 @@ public final class GatewayTest {
         "resumed progress");
   }
 
-  static void evaluateFlagsLocally() {
+  static void evaluateFlagsLocally() throws Exception {
+    // Local evaluation needs the definitions; the gateway waits for their
+    // first load at start only a bounded while, and FlagService's health
+    // entry turns SERVING once they are loaded.
+    HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel(true));
+    Instant deadline = Instant.now().plusSeconds(CALL_TIMEOUT_S);
+    while (health.withDeadlineAfter(CALL_TIMEOUT_S, TimeUnit.SECONDS)
+               .check(HealthCheckRequest.newBuilder().setService("posthog.v1.FlagService").build())
+               .getStatus() != HealthCheckResponse.ServingStatus.SERVING) {
+      check(Instant.now().isBefore(deadline), "FlagService never SERVING");
+      Thread.sleep(50);  // Polling interval, bounded by the deadline.
+    }
     EvaluateFlagsResponse response = FlagServiceGrpc.newBlockingStub(channel(true))
         .withDeadlineAfter(CALL_TIMEOUT_S, TimeUnit.SECONDS)
         .evaluateFlags(EvaluateFlagsRequest.newBuilder()
