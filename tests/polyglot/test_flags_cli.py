@@ -11,10 +11,13 @@ import sys
 import time
 import unittest
 
+import grpc
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
 
 import stack  # noqa: E402
+from test_user_python import load_user_stubs  # noqa: E402
 
 CLI_BINARY = os.path.join("client", "posthog")
 RUN_TIMEOUT_SECONDS = 30
@@ -30,6 +33,19 @@ class FlagsCliTest(unittest.TestCase):
                                 extra_config={"flags": {"poll_interval_ms": 200}})
         cls.stack.__enter__()
         cls.addClassCleanup(cls.stack.stop)
+        # The tests read the local definitions: the gateway waits for their
+        # first load at start only a bounded while, and FlagService's health
+        # entry turns SERVING once they are loaded.
+        load_user_stubs(cls, "polyglot-flags-cli-stubs-")
+        with grpc.insecure_channel(cls.stack.gateway_target) as channel:
+            health = cls.health_pb2_grpc.HealthStub(channel)
+            request = cls.health_pb2.HealthCheckRequest(service="posthog.v1.FlagService")
+            deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+            while (health.Check(request, timeout=RUN_TIMEOUT_SECONDS).status
+                   != cls.health_pb2.HealthCheckResponse.SERVING):
+                if time.monotonic() > deadline:
+                    raise AssertionError("posthog.v1.FlagService never SERVING")
+                time.sleep(0.05)
 
     def run_cli(self, *args):
         result = subprocess.run(
