@@ -4,6 +4,7 @@ Run from the repository root (binaries built first):
     /usr/bin/python3 -m unittest discover -s tests/polyglot -p 'test_*.py' -v
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "harness"))
 
 import stack  # noqa: E402
-from test_user_python import load_user_stubs  # noqa: E402
+from test_persons_python import load_stubs  # noqa: E402  (kept for the whole process)
 
 CLI_BINARY = os.path.join("client", "posthog")
 RUN_TIMEOUT_SECONDS = 30
@@ -36,13 +37,15 @@ class FlagsCliTest(unittest.TestCase):
         # The tests read the local definitions: the gateway waits for their
         # first load at start only a bounded while, and FlagService's health
         # entry turns SERVING once they are loaded.
-        load_user_stubs(cls, "polyglot-flags-cli-stubs-")
+        load_stubs()
+        health_pb2 = importlib.import_module("health_pb2")
+        health_pb2_grpc = importlib.import_module("health_pb2_grpc")
         with grpc.insecure_channel(cls.stack.gateway_target) as channel:
-            health = cls.health_pb2_grpc.HealthStub(channel)
-            request = cls.health_pb2.HealthCheckRequest(service="posthog.v1.FlagService")
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service="posthog.v1.FlagService")
             deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
             while (health.Check(request, timeout=RUN_TIMEOUT_SECONDS).status
-                   != cls.health_pb2.HealthCheckResponse.SERVING):
+                   != health_pb2.HealthCheckResponse.SERVING):
                 if time.monotonic() > deadline:
                     raise AssertionError("posthog.v1.FlagService never SERVING")
                 time.sleep(0.05)
