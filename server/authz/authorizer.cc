@@ -275,6 +275,7 @@ std::string Authorizer::ResolveProject(absl::string_view project) const {
 }
 
 std::string Authorizer::CallerName(const grpc::ServerContextBase& context) const {
+  if (!IdentifiesCallers()) return std::string();
   absl::StatusOr<Caller> caller = Identify(context);
   return caller.ok() ? caller->name : std::string();
 }

@@ -104,6 +104,13 @@ class Authorizer final {
   // with no TLS peer (the OFREP port is plaintext).
   absl::StatusOr<Caller> Identify(const CallerHeaders& headers) const;
 
+  // IdentifiesCallers is whether Identify can name anyone: false when the
+  // deployment trusts no identity source and no bearer tokens, where every
+  // Identify builds UNAUTHENTICATED (with its details) only to say so.
+  bool IdentifiesCallers() const {
+    return source_ != CallerIdentitySource::kNone || tokens_ != nullptr;
+  }
+
   // CallerName is Identify's name, "" when the call has none (what
   // per-caller bounds that must not refuse anyone themselves key on).
   std::string CallerName(const grpc::ServerContextBase& context) const;

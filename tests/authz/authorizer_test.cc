@@ -181,6 +181,19 @@ TEST_F(AuthorizerTest, WithoutAnIdentitySourceEveryCallIsUnauthenticated) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// IdentifiesCallers lets the access log skip Identify where it can only
+// fail; where it may name someone, it says so.
+TEST_F(AuthorizerTest, IdentifiesCallersOnlyWithAnIdentitySourceOrTokens) {
+  absl::StatusOr<std::unique_ptr<Authorizer>> none =
+      Authorizer::Create(TwoProjects(CallerIdentitySource::kNone), nullptr, &clock_);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE((*none)->IdentifiesCallers());
+  absl::StatusOr<std::unique_ptr<Authorizer>> istio =
+      Authorizer::Create(TwoProjects(CallerIdentitySource::kIstio), nullptr, &clock_);
+  ASSERT_TRUE(istio.ok()) << istio.status();
+  EXPECT_TRUE((*istio)->IdentifiesCallers());
+}
+
 TEST_F(AuthorizerTest, AGrantedCallerIsAllowedOnItsProjects) {
   Start(TwoProjects(CallerIdentitySource::kIstio));
   EXPECT_TRUE(Call(Xfcc(kGdpr), kDeletePerson, "prod").ok());
@@ -251,6 +264,13 @@ class BearerAuthorizerTest : public AuthorizerTest {
   std::string path_;
   std::unique_ptr<BearerTokens> tokens_;
 };
+
+TEST_F(BearerAuthorizerTest, BearerTokensAloneIdentifyCallers) {
+  absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+      Authorizer::Create(TwoProjects(CallerIdentitySource::kNone), tokens_.get(), &clock_);
+  ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+  EXPECT_TRUE((*authorizer)->IdentifiesCallers());
+}
 
 TEST_F(BearerAuthorizerTest, ABearerTokenNamesItsCallerAndAWrongOneIsRefused) {
   GatewayConfig config = TwoProjects(CallerIdentitySource::kIstio);
