@@ -13,9 +13,10 @@
 #      sync at a time and two at once (the overlapped group commit);
 #   5. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
-# and, for 1 and 3, the gateway's CPU per event or call, with the load
-# average: when other work shares the machine, throughput drops but CPU per
-# event stays comparable between runs.
+# and, for 1 and 3, the gateway's CPU per event or call (for 3 also its
+# context switches per call), with the load average: when other work shares
+# the machine, throughput drops but CPU and switches per call stay
+# comparable between runs.
 #
 # Before/after comparisons: point POSTHOG_BAZEL_BIN at a directory holding
 # the other build's server/, emulator/ and bench/capture/ binaries.
@@ -88,6 +89,17 @@ gateway_pid="$(pgrep -f -- "--config=${STACK_DIR}/gateway.json" | head -1)"
 gateway_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f\n", ($14 + $15) / hz}' "/proc/${gateway_pid}/stat"
 }
+# Context switches of all the gateway's threads so far (voluntary and not):
+# what a durable call costs beyond a no-op is mostly threads waking (see
+# bench/README.md), and the count per call holds up when other work shares
+# the machine. Threads that exited in between are not counted (the
+# gateway's threads live as long as it does).
+gateway_switches() {
+  cat /proc/"${gateway_pid}"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'
+}
+per_call() {  # before after count
+  /usr/bin/python3 -c "print(f'{(${2} - ${1}) / max(${3}, 1):.2f}')"
+}
 cpu_us_per() {  # cpu_before cpu_after count
   /usr/bin/python3 -c "print(round((${2} - ${1}) * 1e6 / max(${3}, 1)))"
 }
@@ -124,11 +136,15 @@ sdk_rate=$(figure sdk_events_per_second < "${work}/sdk.txt")
 
 echo "== 3. unary CaptureEvent vs no-op unary ceiling (${seconds} s each)"
 cpu_before=$(gateway_cpu)
+switches_before=$(gateway_switches)
 "${load}" --target="${GATEWAY_TARGET}" --mode=noop --seconds="${seconds}" | tee "${work}/noop.txt"
 cpu_after=$(gateway_cpu)
+switches_after=$(gateway_switches)
 noop_cpu=$(cpu_us_per "${cpu_before}" "${cpu_after}" "$(figure calls < "${work}/noop.txt")")
+noop_switches=$(per_call "${switches_before}" "${switches_after}" "$(figure calls < "${work}/noop.txt")")
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --seconds="${seconds}" | tee "${work}/unary.txt"
 unary_cpu=$(cpu_us_per "${cpu_after}" "$(gateway_cpu)" "$(figure calls < "${work}/unary.txt")")
+unary_switches=$(per_call "${switches_after}" "$(gateway_switches)" "$(figure calls < "${work}/unary.txt")")
 # Throughput as capacity: each at enough callers to saturate it. Durable
 # calls wait for a group commit, so they need more callers in flight than a
 # no-op does to reach their ceiling (the no-op saturates the CPU by 16).
@@ -182,6 +198,7 @@ row "no-op unary Health/Check ceiling (calls/s, p50 us, p99 us)" \
   "${noop_rate}, $(figure p50_us < "${work}/noop.txt"), $(figure p99_us < "${work}/noop.txt")"
 row "unary / ceiling" "$(/usr/bin/python3 -c "print(f'{${unary_rate}/${noop_rate}:.0%}')")"
 row "  gateway CPU per call, unary / no-op (us)" "${unary_cpu} / ${noop_cpu}"
+row "  gateway context switches per call, unary / no-op" "${unary_switches} / ${noop_switches}"
 unary_sat=$(figure calls_per_second < "${work}/unary_sat.txt")
 noop_sat=$(figure calls_per_second < "${work}/noop_sat.txt")
 best_noop=$(( noop_sat > noop_rate ? noop_sat : noop_rate ))
