@@ -405,10 +405,18 @@ absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(js
   }
   // Number the plain properties' keys, so that one call's evaluations look
   // each key up in the caller's properties once (EvaluationCache).
+  // Filters that are the same but for `negation` (applied after matching)
+  // share a number too.
   absl::flat_hash_map<std::string, int> slots;
-  auto number = [&slots](CompiledProperty& property) {
+  absl::flat_hash_map<std::string, int> filters;
+  auto number = [&slots, &filters](CompiledProperty& property) {
     if (property.kind != CompiledProperty::Kind::kPlain) return;
     property.key_slot = slots.emplace(property.key, static_cast<int>(slots.size())).first->second;
+    std::string filter =
+        absl::StrCat(property.key.size(), ":", property.key, property.op_name.size(), ":",
+                     property.op_name, property.value.dump());
+    property.filter_slot =
+        filters.emplace(std::move(filter), static_cast<int>(filters.size())).first->second;
   };
   std::function<void(PropertyGroup&)> number_group = [&](PropertyGroup& group) {
     for (PropertyGroup& child : group.groups) number_group(child);
@@ -421,6 +429,7 @@ absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(js
   }
   for (auto& [id, cohort] : definitions->cohorts_) number_group(cohort->root);
   definitions->property_keys_ = static_cast<int>(slots.size());
+  definitions->plain_filters_ = static_cast<int>(filters.size());
   if (auto mapping = body.find("group_type_mapping");
       mapping != body.end() && mapping->is_object()) {
     for (auto it = mapping->begin(); it != mapping->end(); ++it) {

@@ -32,6 +32,11 @@ struct CompiledProperty {
   // plain-property keys, where an EvaluationCache keeps the person's value
   // for it (and the value parsed as a date or a version) for one call.
   int key_slot = -1;
+  // Plain properties: the number of this filter (key, operator, value)
+  // among the definitions' distinct plain filters: flags often repeat a
+  // filter, and an EvaluationCache keeps its decided outcome for the person
+  // for one call.
+  int filter_slot = -1;
   Op op = Op::kExact;
   std::string op_name;
   bool negation = false;

@@ -158,6 +158,7 @@ class Evaluator {
       cache_->definitions_ = &definitions;
       cache_->context_ = &context;
       cache_->entries_.assign(definitions.property_keys_, EvaluationCache::Entry());
+      cache_->outcomes_.assign(definitions.plain_filters_, EvaluationCache::kUnknown);
     }
   }
 
@@ -568,7 +569,21 @@ Match Evaluator::MatchProperty(const CompiledProperty& property, const Subject& 
       match = MatchDependency(property);
       break;
     default:
-      match = MatchPlain(property, subject);
+      // Only a decided outcome is kept: an inconclusive one also names why.
+      if (cache_ != nullptr && property.filter_slot >= 0 &&
+          subject.properties == &context_.person_properties) {
+        EvaluationCache::Outcome& outcome = cache_->outcomes_[property.filter_slot];
+        if (outcome == EvaluationCache::kUnknown) {
+          match = MatchPlain(property, subject);
+          if (match != Match::kInconclusive) {
+            outcome = match == Match::kTrue ? EvaluationCache::kTrue : EvaluationCache::kFalse;
+          }
+        } else {
+          match = FromBool(outcome == EvaluationCache::kTrue);
+        }
+      } else {
+        match = MatchPlain(property, subject);
+      }
   }
   if (match == Match::kInconclusive || !property.negation) return match;
   return FromBool(match == Match::kFalse);

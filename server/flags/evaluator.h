@@ -134,9 +134,11 @@ class CompiledDefinitions;
 // looked up once, and that value parsed as a date or a version once, instead
 // of once per condition (50 flags read the same few properties; the lookups
 // and parses were a sixth of a 50-flag call's handler in a perf profile,
-// issue 18). It is filled as flags are evaluated.
+// issue 18); and the decided outcome of each distinct filter on the
+// person's properties, which flags often repeat (a regular expression on
+// the email, a plan). It is filled as flags are evaluated.
 //
-// One cache serves one (definitions, context) pair: EvaluateFlag clears it
+// One cache serves one (definitions, context, now): EvaluateFlag clears it
 // when given another. The context must not change while it is in use. Not
 // thread-safe: one per call.
 class EvaluationCache final {
@@ -162,7 +164,12 @@ class EvaluationCache final {
 
   const CompiledDefinitions* definitions_ = nullptr;
   const EvaluationContext* context_ = nullptr;
+  absl::Time now_;
   std::vector<Entry> entries_;
+  // By CompiledProperty::filter_slot: kUnknown, or the filter's decided
+  // outcome on the person's properties (before `negation`).
+  enum Outcome : uint8_t { kUnknown, kFalse, kTrue };
+  std::vector<Outcome> outcomes_;
 };
 
 // CompiledDefinitions is one `/flags/definitions` body, compiled. Immutable
@@ -199,6 +206,8 @@ class CompiledDefinitions final {
   std::map<int, std::string> group_types_;
   // How many distinct keys plain properties filter on (CompiledProperty::key_slot).
   int property_keys_ = 0;
+  // How many distinct plain filters there are (CompiledProperty::filter_slot).
+  int plain_filters_ = 0;
   bool minimal_flag_called_events_ = false;
 };
 

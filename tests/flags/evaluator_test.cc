@@ -396,6 +396,9 @@ TEST(EvaluationCacheTest, ManyFlagsDecideAsWithoutACache) {
       flag("null-value", {person("n", "semver_eq", "1.0.0")}),
       flag("distinct-id", {person("distinct_id", "exact", "user-1")}),
       flag("cohort", {{{"key", "id"}, {"type", "cohort"}, {"value", 7}}}),
+      flag("negated-cohort", {{{"key", "id"}, {"type", "cohort"}, {"value", 8}}}),
+      flag("same-filter-again", {person("v", "semver_lt", "3.0.0")}),
+      flag("not-decided", {person("n", "regex", "(\\d)\\1")}),
       flag("group-date",
            {{{"key", "d"},
              {"type", "group"},
@@ -410,7 +413,13 @@ TEST(EvaluationCacheTest, ManyFlagsDecideAsWithoutACache) {
                 {{"7",
                   {{"type", "AND"},
                    {"values", json::array({person("d", "is_date_before", "2026-01-01"),
-                                           person("v", "semver_lt", "3.0.0")})}}}}}};
+                                           person("v", "semver_lt", "3.0.0")})}}},
+                 // The same filter negated: shares its outcome, then negates it.
+                 {"8", {{"type", "AND"}, {"values", json::array({[&] {
+                                            json negated = person("v", "semver_lt", "3.0.0");
+                                            negated["negation"] = true;
+                                            return negated;
+                                          }()})}}}}}};
   auto definitions = Compile(body);
   ASSERT_NE(definitions, nullptr);
 
@@ -422,7 +431,7 @@ TEST(EvaluationCacheTest, ManyFlagsDecideAsWithoutACache) {
   contexts[1].distinct_id = "user-2";
   contexts[1].person_properties = {{"d", "not a date"}, {"v", "2.1"}, {"absent", "2020-01-01"}};
   contexts[2].distinct_id = "user-1";
-  contexts[2].person_properties = {{"d", "1.2.3"}, {"v", "2026-06-01"}};
+  contexts[2].person_properties = {{"d", "1.2.3"}, {"v", "2026-06-01"}, {"n", "11"}};
   contexts[3].distinct_id = "user-3";
   contexts[3].person_properties = json::object();
   contexts[3].groups["company"] = "acme";
