@@ -10,7 +10,7 @@
 #      --saturation_callers (128) where durable calls reach their capacity;
 #   4. the floor under a durable call: this disk's fdatasync latency
 #      (p50/p90/p99/max) as the spool syncs, in the spool's directory, one
-#      sync at a time and two at once (the overlapped group commit);
+#      sync at a time, two and four at once (the overlapped group commit);
 #   5. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
 # and, for 1 and 3, the gateway's CPU per event or call (for 3 also its
@@ -154,11 +154,13 @@ echo "== 3b. the same at ${saturation_callers} callers"
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --threads="${saturation_callers}" \
     --seconds="${seconds}" | tee "${work}/unary_sat.txt"
 
-echo "== 4. fdatasync latency of the spool's disk (${fsync_count} syncs, 1 and 2 at once)"
+echo "== 4. fdatasync latency of the spool's disk (${fsync_count} syncs, 1, 2 and 4 at once)"
 "${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=1 |
   tee "${work}/fsync1.txt"
 "${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=2 |
   tee "${work}/fsync2.txt"
+"${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=4 |
+  tee "${work}/fsync4.txt"
 
 echo "== 5. peak RSS during a ${outage_seconds} s emulator outage under streaming load"
 curl -s -X POST -d '[{"route": "batch", "reset_rate": 1}]' "${EMULATOR_URL}/_emulator/faults" >/dev/null
@@ -213,4 +215,5 @@ fsync_row() {  # file
 }
 row "fdatasync, one at a time (p50/p90/p99/max us, syncs/s)" "$(fsync_row "${work}/fsync1.txt")"
 row "fdatasync, two at once (p50/p90/p99/max us, syncs/s)" "$(fsync_row "${work}/fsync2.txt")"
+row "fdatasync, four at once (p50/p90/p99/max us, syncs/s)" "$(fsync_row "${work}/fsync4.txt")"
 row "peak RSS over the run incl. ${outage_seconds} s outage under load (MiB)" "$(( peak_rss / 1024 ))"

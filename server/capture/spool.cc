@@ -582,7 +582,7 @@ void Spool::CommitterLoop(int index) {
     absl::Status status;
     {
       absl::MutexLock lock(&mu_);
-      // A free committer takes what is queued: while the other one syncs,
+      // A free committer takes what is queued: while another one syncs,
       // the callers arriving meanwhile join the next group.
       mu_.Await(absl::Condition(&has_work));
       if (queue_.empty()) return;  // Stopping, nothing left.
@@ -621,7 +621,7 @@ void Spool::CommitterLoop(int index) {
       mu_.Await(absl::Condition(&my_turn));
     }
     // Written and synced outside the lock, so that callers keep queueing:
-    // they form the next group, which the other committer takes.
+    // they form the next group, which another committer takes.
     if (status.ok()) {
       std::vector<iovec> records;
       records.reserve(group->pendings.size());

@@ -15,7 +15,7 @@
 // takes everything queued as one group, writes it with one pwritev and calls
 // fdatasync once for it (group commit: many concurrent callers share one
 // sync). Group commits overlap: while one committer's fdatasync runs, the
-// callers arriving meanwhile form the next group, which the other committer
+// callers arriving meanwhile form the next group, which another committer
 // writes and syncs at once (`max_syncs_in_flight` committers) instead of
 // waiting a whole sync before it may start, once enough is queued for it
 // (`overlap_min_appends` callers or `overlap_min_bytes`). Below that the
@@ -100,8 +100,12 @@ struct SpoolOptions {
   SpoolDisk* disk = nullptr;
   // How many groups may be syncing at once: the committer threads (see the
   // file comment); 1 makes each group wait for the previous sync and its
-  // callbacks, as a plain group commit does.
-  int max_syncs_in_flight = 2;
+  // callbacks, as a plain group commit does. Four: while other work writes
+  // to this project's VM disk a sync's p90 reaches 4 ms, and four syncs at
+  // once sustain about three times the syncs per second of two; with
+  // `overlap_min_appends` the third and fourth start only when that many
+  // callers wait, so they cost nothing when syncs are quick.
+  int max_syncs_in_flight = 4;
   // While a group syncs, the next one starts at once only when this many
   // appends, or `overlap_min_bytes`, are queued; fewer wait for the sync to
   // return and then join one group (see the file comment). 1: an idle

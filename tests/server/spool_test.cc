@@ -726,6 +726,35 @@ TEST_F(SpoolTest, AFailedSyncOfTheLaterGroupLeavesTheEarlierOneAcknowledged) {
   EXPECT_EQ(opened.spool->Outstanding(), 2);
 }
 
+// With more than two committers, a third group syncs while the first two
+// do, and the three complete in the order they were written whatever the
+// order their syncs return in.
+TEST_F(SpoolTest, ThreeGroupsSyncAtOnceAndCompleteInWriteOrder) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  options_.max_syncs_in_flight = 3;
+  options_.overlap_min_appends = 1;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(Records(1, "one"), outcomes.For("one"));
+  disk.AwaitHeldSyncs(1);
+  opened.spool->AppendAsync(Records(2, "two"), outcomes.For("two"));
+  disk.AwaitHeldSyncs(2);
+  opened.spool->AppendAsync(Records(1, "three"), outcomes.For("three"));
+  disk.AwaitHeldSyncs(3);  // Three syncs under way at once.
+
+  disk.ReleaseSync(2, 0);
+  disk.ReleaseSync(1, 0);
+  // Time for a wrong acknowledgement to show (nothing waits on it).
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_THAT(outcomes.order(), ::testing::IsEmpty());
+  disk.ReleaseSync(0, 0);
+  outcomes.AwaitCount(3);
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("one", "two", "three"));
+  EXPECT_EQ(opened.spool->Outstanding(), 4);
+}
+
 // Below `overlap_min_appends`, callers arriving while a group syncs wait for
 // that sync and then share one group (one sync) instead of starting a sync
 // each; once that many wait, the next group overlaps the sync under way.
