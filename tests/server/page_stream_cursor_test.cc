@@ -357,7 +357,9 @@ TEST_F(CursorPageStreamTest, AReaderWaitingForAPageThatNeverComesEndsAtTheDeadli
   Serve(1000);
   http_->Hold(FakeCursorEndpoint::CursorAfter(99));
   CallContext context;
-  context.deadline = absl::Now() + absl::Milliseconds(300);
+  // Long enough for the first page to arrive before it on a loaded machine
+  // (under ASan too): only the held page may meet the deadline.
+  context.deadline = absl::Now() + absl::Seconds(2);
   std::unique_ptr<PageStream> stream = Open({}, context);
   for (int k = 0; k < 100; ++k) ASSERT_TRUE(stream->Next().ok());
   absl::StatusOr<std::optional<PagedItem>> next = stream->Next();
