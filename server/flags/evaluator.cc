@@ -153,10 +153,12 @@ class Evaluator {
   Evaluator(const CompiledDefinitions& definitions, const EvaluationContext& context,
             absl::Time now, EvaluationCache* cache)
       : definitions_(definitions), context_(context), now_(now), cache_(cache) {
-    if (cache_ != nullptr &&
-        (cache_->definitions_ != &definitions || cache_->context_ != &context)) {
+    // Relative dates make a filter's outcome depend on `now` too.
+    if (cache_ != nullptr && (cache_->definitions_ != &definitions ||
+                              cache_->context_ != &context || cache_->now_ != now)) {
       cache_->definitions_ = &definitions;
       cache_->context_ = &context;
+      cache_->now_ = now;
       cache_->entries_.assign(definitions.property_keys_, EvaluationCache::Entry());
       cache_->outcomes_.assign(definitions.plain_filters_, EvaluationCache::kUnknown);
     }

@@ -102,6 +102,25 @@ enum ListField { kListValues = 1 };
 // string of its own, then copying it into its parent's, cost a few
 // allocations per payload and call.) Nested values are sized again by each
 // level above them: payloads are small and shallow.
+size_t ValueSize(const nlohmann::json& json);
+
+// The contents of a ListValue (`json` an array) and of a Struct (`json` an
+// object): what ValueSize wraps in a field and PutValue prefixes with.
+size_t ListSize(const nlohmann::json& json) {
+  size_t list = 0;
+  for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
+  return list;
+}
+
+size_t StructSize(const nlohmann::json& json) {
+  size_t fields = 0;
+  for (auto it = json.begin(); it != json.end(); ++it) {
+    fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
+                                   wire::BytesFieldSize(ValueSize(it.value())));
+  }
+  return fields;
+}
+
 size_t ValueSize(const nlohmann::json& json) {
   switch (json.type()) {
     case nlohmann::json::value_t::boolean:
@@ -112,19 +131,10 @@ size_t ValueSize(const nlohmann::json& json) {
       return 9;
     case nlohmann::json::value_t::string:
       return wire::BytesFieldSize(json.get_ref<const std::string&>().size());
-    case nlohmann::json::value_t::array: {
-      size_t list = 0;
-      for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
-      return wire::BytesFieldSize(list);
-    }
-    case nlohmann::json::value_t::object: {
-      size_t fields = 0;
-      for (auto it = json.begin(); it != json.end(); ++it) {
-        fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
-                                       wire::BytesFieldSize(ValueSize(it.value())));
-      }
-      return wire::BytesFieldSize(fields);
-    }
+    case nlohmann::json::value_t::array:
+      return wire::BytesFieldSize(ListSize(json));
+    case nlohmann::json::value_t::object:
+      return wire::BytesFieldSize(StructSize(json));
     case nlohmann::json::value_t::null:
     case nlohmann::json::value_t::discarded:
     case nlohmann::json::value_t::binary:
@@ -150,10 +160,8 @@ char* PutValue(const nlohmann::json& json, char* p) {
     case nlohmann::json::value_t::string:
       return wire::PutBytes(kValueString, json.get_ref<const std::string&>(), p);
     case nlohmann::json::value_t::array: {
-      size_t list = 0;
-      for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
       p = wire::PutTag(kValueList, wire::kLength, p);
-      p = wire::PutVarint(list, p);
+      p = wire::PutVarint(ListSize(json), p);
       for (const auto& item : json) {
         p = wire::PutTag(kListValues, wire::kLength, p);
         p = wire::PutVarint(ValueSize(item), p);
@@ -162,13 +170,8 @@ char* PutValue(const nlohmann::json& json, char* p) {
       return p;
     }
     case nlohmann::json::value_t::object: {
-      size_t fields = 0;
-      for (auto it = json.begin(); it != json.end(); ++it) {
-        fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
-                                       wire::BytesFieldSize(ValueSize(it.value())));
-      }
       p = wire::PutTag(kValueStruct, wire::kLength, p);
-      p = wire::PutVarint(fields, p);
+      p = wire::PutVarint(StructSize(json), p);
       for (auto it = json.begin(); it != json.end(); ++it) {
         const size_t value = ValueSize(it.value());
         p = wire::PutTag(kStructFields, wire::kLength, p);
