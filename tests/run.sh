@@ -23,18 +23,27 @@ export POSTHOG_GATEWAY_BAZEL_BIN="$root/bazel-bin"
 passed=0
 failed=0
 failed_names=()
+# Each suite's output is also kept in a file, so that the end of the run can
+# repeat the last lines of every failed suite: a CI log cut down to its end
+# still shows why a suite failed.
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+failed_logs=()
 suite() {
   local name="$1"
   shift
+  local log="$logs/$((passed + failed)).log"
   echo
   echo "=== $name"
   local start=$SECONDS
-  if "$@"; then
+  "$@" 2>&1 | tee "$log"
+  if ((PIPESTATUS[0] == 0)); then
     passed=$((passed + 1))
     echo "=== $name: passed ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1))
     failed_names+=("$name")
+    failed_logs+=("$log")
     echo "=== $name: FAILED ($((SECONDS - start)) s)"
   fi
 }
@@ -110,6 +119,11 @@ if [[ -x tests/image/run.sh ]]; then
 fi
 
 echo
+for i in "${!failed_logs[@]}"; do
+  echo "=== The last 60 lines of the failed suite \"${failed_names[$i]}\":"
+  tail -n 60 "${failed_logs[$i]}"
+  echo
+done
 if ((failed)); then
   echo "Failed suites: ${failed_names[*]}"
 fi

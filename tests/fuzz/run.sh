@@ -56,6 +56,16 @@ for name in "${names[@]}"; do
     "$work/new/$name" "tests/fuzz/corpus/$name" >"$work/$name.log" 2>&1; then
     tail -n 60 "$work/$name.log"
     echo "fuzz: $name FAILED; the input is in $artifacts/ (add it to tests/fuzz/corpus/$name/ with the fix)"
+    # The artifacts directory of a CI run is gone with its machine: print
+    # small inputs too, so that the log alone reproduces the failure
+    # (base64 -d > input; the fuzzer binary with the input as its argument).
+    for input in "$artifacts/$name"-*; do
+      [[ -f "$input" ]] || continue
+      if (($(stat -c %s "$input") <= 8192)); then
+        echo "fuzz: $(basename "$input") in base64:"
+        base64 -w 100 "$input"
+      fi
+    done
     failed+=("$name")
   else
     grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done)" "$work/$name.log" | tr '\n' ' '
