@@ -45,9 +45,10 @@ ABSL_FLAG(std::string, tls_key_file, "",
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "TLS: callers must present a certificate this PEM CA bundle signed (mTLS); "
           "overrides server.tls.client_ca_file.");
-ABSL_FLAG(int, tls_plaintext_health_port, -1,
+ABSL_FLAG(int, tls_plaintext_health_port, -2,
           "TLS: a plaintext port serving only grpc.health.v1.Health, for the kubelet's "
-          "probes; overrides server.tls.plaintext_health_port.");
+          "probes: -1 none, 0 any free port (logged); overrides "
+          "server.tls.plaintext_health_port.");
 ABSL_FLAG(std::string, caller_identity, "",
           "Whose word to take for the caller's identity: none, istio, linkerd or tls; "
           "overrides server.caller_identity.");
@@ -169,12 +170,15 @@ absl::Status ApplyTlsFlags(ServerConfig& server) {
   const std::string key = absl::GetFlag(FLAGS_tls_key_file);
   const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca_file);
   const int health_port = absl::GetFlag(FLAGS_tls_plaintext_health_port);
-  if (cert.empty() && key.empty() && client_ca.empty() && health_port < 0) return absl::OkStatus();
+  // Below -1: not given (the flag's default).
+  if (cert.empty() && key.empty() && client_ca.empty() && health_port < -1) {
+    return absl::OkStatus();
+  }
   ServerTlsConfig tls = server.tls.value_or(ServerTlsConfig{});
   if (!cert.empty()) tls.cert_file = cert;
   if (!key.empty()) tls.key_file = key;
   if (!client_ca.empty()) tls.client_ca_file = client_ca;
-  if (health_port >= 0) tls.plaintext_health_port = health_port;
+  if (health_port >= -1) tls.plaintext_health_port = health_port;
   if (tls.cert_file.empty() || tls.key_file.empty()) {
     return absl::InvalidArgumentError(
         "TLS needs a certificate and its key (--tls_cert_file and --tls_key_file, or "

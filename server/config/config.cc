@@ -180,10 +180,10 @@ absl::Status ParseServerTls(const json* value, const std::string& path,
   if (config.refresh_interval < absl::Seconds(1)) {
     return FieldError(reader.Child("refresh_interval_ms"), "must be at least 1000");
   }
-  int64_t health_port = 0;
+  int64_t health_port = config.plaintext_health_port;
   RETURN_IF_ERROR(reader.ReadInt("plaintext_health_port", health_port));
-  if (health_port < 0 || health_port > 65535) {
-    return FieldError(reader.Child("plaintext_health_port"), "must be between 0 and 65535");
+  if (health_port < -1 || health_port > 65535) {
+    return FieldError(reader.Child("plaintext_health_port"), "must be between -1 and 65535");
   }
   config.plaintext_health_port = static_cast<int>(health_port);
   tls = std::move(config);

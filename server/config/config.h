@@ -80,8 +80,9 @@ struct ServerTlsConfig {
   std::string client_ca_file;
   absl::Duration refresh_interval = absl::Minutes(1);
   // A plaintext port serving only grpc.health.v1.Health, for the kubelet's
-  // gRPC probes (which cannot speak TLS); 0: none.
-  int plaintext_health_port = 0;
+  // gRPC probes (which cannot speak TLS): -1 none, 0 any free port (its
+  // number is logged; tests use it), else that port.
+  int plaintext_health_port = -1;
 };
 
 // The gRPC server's settings.

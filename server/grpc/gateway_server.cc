@@ -113,7 +113,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   if (server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port));
   }
-  if (config_.tls.has_value() && config_.tls->plaintext_health_port > 0) {
+  if (config_.tls.has_value() && config_.tls->plaintext_health_port >= 0) {
     grpc::ServerBuilder health_builder;
     int health_port = 0;
     const std::string address = absl::StrCat(host, ":", config_.tls->plaintext_health_port);
@@ -124,7 +124,10 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
     if (plaintext_health_server_ == nullptr || health_port == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
     }
-    LogInfo("plaintext health listening", {{"address", address}});
+    plaintext_health_port_ = health_port;
+    // The bound port: with 0 asked for, this line is how it is found.
+    LogInfo("plaintext health listening", {{"address", absl::StrCat(host, ":", health_port)},
+                                           {"port", absl::StrCat(health_port)}});
   }
   SetServingStatus(kLiveness, true);
   SetReady(false);

@@ -68,8 +68,12 @@ class GatewayServer final {
   GatewayServer& operator=(const GatewayServer&) = delete;
 
   // Start listens on host:port (port 0 picks a free one) and returns the
-  // bound port. Readiness starts NOT_SERVING.
+  // bound port; with TLS, also on the plaintext health port when it is >= 0
+  // (0 picks a free one too). Readiness starts NOT_SERVING.
   absl::StatusOr<int> Start(absl::string_view host, int port);
+
+  // The plaintext health port Start bound (0: none). Call after Start.
+  int plaintext_health_port() const { return plaintext_health_port_; }
 
   // SetReady sets the "readiness" health status, and with it "" and each
   // service's own (SERVING only where the service's condition also holds),
@@ -113,6 +117,7 @@ class GatewayServer final {
   HealthService plaintext_health_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> plaintext_health_server_;
+  int plaintext_health_port_ = 0;  // Written by Start only.
 };
 
 }  // namespace posthog_gateway

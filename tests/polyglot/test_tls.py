@@ -8,7 +8,6 @@ made for each run with the openssl command.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,10 +46,13 @@ def make_certificates(directory):
                 "-out", f"{name}.pem")
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def logged_health_port(gateway_log):
+    """The plaintext health port the gateway bound, from its log line."""
+    ports = [json.loads(line)["port"] for line in gateway_log.splitlines()
+             if line.startswith("{") and '"plaintext health listening"' in line]
+    if len(ports) != 1:
+        raise AssertionError(f"expected one plaintext health port in the log:\n{gateway_log}")
+    return int(ports[0])
 
 
 def read(path):
@@ -66,17 +68,20 @@ class TlsFlagsTest(unittest.TestCase):
         cls.certs = tempfile.mkdtemp(prefix="polyglot-tls-certs-")
         cls.addClassCleanup(shutil.rmtree, cls.certs, True)
         make_certificates(cls.certs)
-        cls.health_port = free_port()
         cls.keys = stack.keys_from_seed(stack.DEFAULT_SEED)
         cls.expected = seed_facts.expected_user(stack.DEFAULT_SEED, cls.keys["personal_api_key"])
         cls.stack = stack.Stack(cls.keys, gateway_args=stack.DEFAULT_GATEWAY_ARGS + (
             f"--tls_cert_file={cls.certs}/server.pem",
             f"--tls_key_file={cls.certs}/server.key",
             f"--tls_client_ca_file={cls.certs}/ca.pem",
-            f"--tls_plaintext_health_port={cls.health_port}",
+            # Any free port, bound by the gateway and read from its log: a
+            # port picked here and closed could be taken before it binds it.
+            "--tls_plaintext_health_port=0",
         ))
         cls.stack.__enter__()
         cls.addClassCleanup(cls.stack.stop)
+        # The log line is written before the port file, which Stack waited for.
+        cls.health_port = logged_health_port(cls.stack.logs()["gateway"])
 
     def tls_channel(self, with_certificate):
         credentials = grpc.ssl_channel_credentials(

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -110,6 +111,22 @@ TEST(ConfigTest, ReadsServerUpstreamAndReloadSettings) {
   EXPECT_EQ(config->key_reload_interval, absl::Milliseconds(500));
 }
 
+// The plaintext health port: none unless given; 0 asks for any free port.
+TEST(ConfigTest, TlsPlaintextHealthPortIsNoneUnlessGivenAndZeroIsAnyPort) {
+  for (const auto& [tls, port] : std::vector<std::pair<std::string, int>>{
+           {R"({"cert_file": "/c", "key_file": "/k"})", -1},
+           {R"({"cert_file": "/c", "key_file": "/k", "plaintext_health_port": -1})", -1},
+           {R"({"cert_file": "/c", "key_file": "/k", "plaintext_health_port": 0})", 0}}) {
+    absl::StatusOr<GatewayConfig> config =
+        ParseConfig(absl::StrCat(R"({"projects": [{"alias": "a", "project_id": 1,
+                                     "project_api_key": {"file": "/k"}}],
+                                     "server": {"tls": )",
+                                 tls, "}}"));
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->server.tls->plaintext_health_port, port) << tls;
+  }
+}
+
 struct BadConfig {
   std::string name;
   std::string json;
@@ -209,6 +226,12 @@ INSTANTIATE_TEST_SUITE_P(
                       "server": {"tls": {"cert_file": "/c", "key_file": "/k",
                                          "refresh_interval_ms": 10}}})",
                   "server.tls.refresh_interval_ms"},
+        BadConfig{"TlsHealthPortBelowNone",
+                  R"({"projects": [{"alias": "a", "project_id": 1,
+                      "project_api_key": {"file": "/k"}}],
+                      "server": {"tls": {"cert_file": "/c", "key_file": "/k",
+                                         "plaintext_health_port": -2}}})",
+                  "server.tls.plaintext_health_port: must be between -1 and 65535"},
         BadConfig{"NegativeTimeout",
                   R"({"projects": [{"alias": "a", "project_id": 1,
                       "project_api_key": {"file": "/k"}}],

@@ -4,10 +4,6 @@
 // certificate served to new connections without a restart. The certificates
 // are made for each run with the openssl command.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -44,19 +40,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream text;
   text << file.rdbuf();
   return text.str();
-}
-
-// A port nobody listens on right now.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t size = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
 }
 
 class TlsTest : public ::testing::Test {
@@ -177,6 +160,7 @@ TEST_F(TlsTest, ServesTlsCallersAndRefusesPlaintextOnes) {
   auto plaintext =
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
   EXPECT_EQ(Check(plaintext, "liveness", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(server_->plaintext_health_port(), 0);  // None unless asked for.
 }
 
 TEST_F(TlsTest, WithAClientCaCallersMustPresentACertificateItSigned) {
@@ -254,9 +238,13 @@ TEST_F(TlsTest, TheAccessLogNamesTheCallerByItsCertificate) {
 
 TEST_F(TlsTest, ThePlaintextHealthPortServesHealthOnlyWithTheSameStatuses) {
   ServerTlsConfig tls = Tls();
-  tls.plaintext_health_port = FreePort();
+  // Any free port, bound by the server itself: a port picked here and then
+  // closed could be taken by another process before the server binds it.
+  tls.plaintext_health_port = 0;
   Start(tls);
-  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", tls.plaintext_health_port),
+  ASSERT_GT(server_->plaintext_health_port(), 0);
+  ASSERT_NE(server_->plaintext_health_port(), port_);
+  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->plaintext_health_port()),
                                        grpc::InsecureChannelCredentials());
   HealthCheckResponse response;
   ASSERT_TRUE(Check(plaintext, "readiness", &response).ok());
