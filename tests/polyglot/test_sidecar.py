@@ -16,7 +16,11 @@ reaches the gateway.
 nginx cannot read a certificate's URI SAN into a variable, so the test maps
 the certificate it issued (by its SHA-1 fingerprint, which nginx exposes) to
 its SPIFFE id and SHA-256 hash: what Envoy reads from the certificate itself.
-nginx listens on a port picked free just before (it has no port file).
+nginx cannot listen on port 0 and report the port it got (its `listen` refuses
+port 0, and it has no port file), so the test picks a free port, starts nginx
+on it, and when another process took the port in between (nginx exits with
+"Address already in use" in its error log) picks another: NGINX_START_ATTEMPTS
+at most. Any other failure to start is not retried.
 """
 
 import hashlib
@@ -45,6 +49,9 @@ TIMEOUT = 10
 GOOGLEAPIS = "/usr/share/gocode/src/github.com/gogo/googleapis"
 GATEWAY_ID = "spiffe://cluster.local/ns/posthog/sa/posthog-gateway"
 CALLER_ID = "spiffe://cluster.local/ns/shop/sa/checkout"
+# nginx starts on a port picked free just before; a clash gets another port,
+# this many times at most (see the module's docstring).
+NGINX_START_ATTEMPTS = 5
 
 NGINX_CONF = """
 daemon off;
@@ -146,29 +153,52 @@ class SidecarTest(unittest.TestCase):
                              {"generate_persons": 120, "project_id": 1})
 
         client_der = der(os.path.join(cls.dir, "client.pem"))
-        cls.port = free_port()
-        with open(os.path.join(cls.dir, "nginx.conf"), "w", encoding="ascii") as conf:
-            conf.write(NGINX_CONF.format(
-                dir=cls.dir, port=cls.port, gateway=cls.stack.gateway_target, gateway_id=GATEWAY_ID,
-                sha1=hashlib.sha1(client_der).hexdigest(), sha256=hashlib.sha256(client_der).hexdigest(),
-                uri=CALLER_ID))
         cls.client_sha256 = hashlib.sha256(client_der).hexdigest()
-        cls.nginx = subprocess.Popen(["nginx", "-c", os.path.join(cls.dir, "nginx.conf"),
-                                      "-p", cls.dir, "-e", os.path.join(cls.dir, "nginx-error.log")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.nginx = None
         cls.addClassCleanup(cls.stop_nginx)
-        # Ready once a TLS client completes a call through it (bounded).
+        for attempt in range(NGINX_START_ATTEMPTS):
+            cls.port = free_port()
+            with open(os.path.join(cls.dir, "nginx.conf"), "w", encoding="ascii") as conf:
+                conf.write(NGINX_CONF.format(
+                    dir=cls.dir, port=cls.port, gateway=cls.stack.gateway_target,
+                    gateway_id=GATEWAY_ID, sha1=hashlib.sha1(client_der).hexdigest(),
+                    sha256=hashlib.sha256(client_der).hexdigest(), uri=CALLER_ID))
+            if cls.start_nginx():
+                break
+            print(f"\n[sidecar] port {cls.port} was taken before nginx bound it "
+                  f"(attempt {attempt + 1} of {NGINX_START_ATTEMPTS})", file=sys.stderr, flush=True)
+        else:
+            raise AssertionError(f"nginx found each of {NGINX_START_ATTEMPTS} free ports taken")
+
+    @classmethod
+    def start_nginx(cls):
+        """Starts nginx on cls.port and waits until a TLS client completes a
+        call through it (bounded): True. False when nginx exited because the
+        port was taken; any other failure raises."""
+        error_log = os.path.join(cls.dir, "nginx-error.log")
+        if os.path.exists(error_log):
+            os.unlink(error_log)  # This attempt's errors only.
+        cls.nginx = subprocess.Popen(["nginx", "-c", os.path.join(cls.dir, "nginx.conf"),
+                                      "-p", cls.dir, "-e", error_log],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
             try:
                 with cls.channel() as channel:
                     cls.health_grpc.HealthStub(channel).Check(
                         cls.health.HealthCheckRequest(service="liveness"), timeout=1)
-                break
+                # Served through our nginx: another server on the port could
+                # not present the certificate our CA signed for it.
+                return True
             except grpc.RpcError:
-                if cls.nginx.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("nginx did not serve:\n" +
-                                         read(os.path.join(cls.dir, "nginx-error.log")).decode())
+                if cls.nginx.poll() is not None:
+                    errors = read(error_log).decode(errors="replace") if os.path.exists(error_log) else ""
+                    cls.nginx = None
+                    if "Address already in use" in errors:
+                        return False
+                    raise AssertionError("nginx exited:\n" + errors)
+                if time.monotonic() > deadline:
+                    raise AssertionError("nginx did not serve:\n" + read(error_log).decode())
                 time.sleep(0.05)
 
     @classmethod
@@ -178,6 +208,8 @@ class SidecarTest(unittest.TestCase):
 
     @classmethod
     def stop_nginx(cls):
+        if cls.nginx is None:
+            return
         cls.nginx.send_signal(signal.SIGQUIT)
         try:
             cls.nginx.wait(timeout=10)
