@@ -55,10 +55,26 @@ int OptionalIndex(const json& object, const char* field) {
   return it->get<int>();
 }
 
+// The field readers below never throw: PostHog stores filters as JSON its API
+// does not type-check, and nlohmann's value() or get<T>() on a member of
+// another type throws, which would take the gateway down on one odd flag.
+
 int64_t IntField(const json& object, const char* field) {
   auto it = object.find(field);
   if (it == object.end() || !it->is_number()) return 0;
+  if (it->is_number_float()) {
+    // A cast of a double outside int64_t's range is undefined.
+    const double value = it->get<double>();
+    if (!(value > -9.2e18 && value < 9.2e18)) return 0;
+    return static_cast<int64_t>(value);
+  }
   return it->get<int64_t>();
+}
+
+std::string StringField(const json& object, const char* field, std::string fallback) {
+  auto it = object.find(field);
+  if (it == object.end() || !it->is_string()) return fallback;
+  return it->get<std::string>();
 }
 
 bool BoolField(const json& object, const char* field) {
@@ -148,7 +164,7 @@ void CompileSemver(CompiledProperty* property) {
 CompiledProperty CompileProperty(const json& filter) {
   CompiledProperty property;
   std::string buffer;
-  const std::string type = filter.value("type", std::string("person"));
+  const std::string type = StringField(filter, "type", "person");
   if (filter.contains("key") && filter["key"].is_string()) property.key = filter["key"];
   property.value = filter.contains("value") ? filter["value"] : json();
   property.negation = BoolField(filter, "negation");
@@ -232,7 +248,7 @@ CompiledProperty CompileProperty(const json& filter) {
 PropertyGroup CompileGroup(const json& group) {
   PropertyGroup compiled;
   if (!group.is_object() || group.empty()) return compiled;  // {} matches.
-  const std::string type = group.value("type", std::string());
+  const std::string type = StringField(group, "type", "");
   if (type != "AND" && type != "OR") {
     compiled.malformed = true;
     return compiled;
@@ -260,7 +276,7 @@ PropertyGroup CompileGroup(const json& group) {
 
 std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
   auto flag = std::make_unique<CompiledFlag>();
-  flag->key = definition.value("key", std::string());
+  flag->key = StringField(definition, "key", "");
   flag->id = IntField(definition, "id");
   flag->version = IntField(definition, "version");
   flag->active = !definition.contains("active") || BoolField(definition, "active");
@@ -292,7 +308,7 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
       for (const json& variant : *variants) {
         if (!variant.is_object()) continue;
         CompiledVariant compiled;
-        compiled.key = variant.value("key", std::string());
+        compiled.key = StringField(variant, "key", "");
         double rollout = 0;
         if (auto it = variant.find("rollout_percentage"); it != variant.end()) {
           AsNumber(*it, &rollout);

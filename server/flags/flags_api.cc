@@ -10,17 +10,28 @@ namespace posthog_gateway::flags {
 
 using nlohmann::json;
 
+namespace {
+
+// False unless the member is there and a boolean: json::value(field, false)
+// throws on a member of another type.
+bool BoolField(const json& object, const char* field) {
+  auto it = object.find(field);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
+}  // namespace
+
 absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const json& body) {
   RemoteEvaluation result;
   if (!body.is_object()) return absl::InvalidArgumentError("/flags answer is not an object");
   if (auto it = body.find("quotaLimited"); it != body.end() && it->is_array()) {
     for (const json& limited : *it) result.quota_limited |= limited == "feature_flags";
   }
-  result.errors_while_computing = body.value("errorsWhileComputingFlags", false);
+  result.errors_while_computing = BoolField(body, "errorsWhileComputingFlags");
   if (auto it = body.find("requestId"); it != body.end() && it->is_string()) {
     result.request_id = *it;
   }
-  if (auto it = body.find("evaluatedAt"); it != body.end() && it->is_number()) {
+  if (auto it = body.find("evaluatedAt"); it != body.end() && it->is_number_integer()) {
     result.evaluated_at_ms = it->get<int64_t>();
   }
   auto flags = body.find("flags");
@@ -32,11 +43,11 @@ absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const json& body) {
     const json& flag = it.value();
     if (!flag.is_object()) continue;
     RemoteFlag remote;
-    remote.enabled = flag.value("enabled", false);
+    remote.enabled = BoolField(flag, "enabled");
     if (auto variant = flag.find("variant"); variant != flag.end() && variant->is_string()) {
       remote.variant = *variant;
     }
-    remote.failed = flag.value("failed", false);
+    remote.failed = BoolField(flag, "failed");
     if (auto reason = flag.find("reason"); reason != flag.end() && reason->is_object()) {
       if (reason->contains("code") && (*reason)["code"].is_string()) {
         remote.reason_code = (*reason)["code"];
@@ -49,11 +60,14 @@ absl::StatusOr<RemoteEvaluation> ParseRemoteEvaluation(const json& body) {
       }
     }
     if (auto metadata = flag.find("metadata"); metadata != flag.end() && metadata->is_object()) {
-      if (metadata->contains("id") && (*metadata)["id"].is_number()) remote.id = (*metadata)["id"];
-      if (metadata->contains("version") && (*metadata)["version"].is_number()) {
+      // Integers only: converting a double outside int64_t's range is undefined.
+      if (metadata->contains("id") && (*metadata)["id"].is_number_integer()) {
+        remote.id = (*metadata)["id"];
+      }
+      if (metadata->contains("version") && (*metadata)["version"].is_number_integer()) {
         remote.version = (*metadata)["version"];
       }
-      remote.has_experiment = metadata->value("has_experiment", false);
+      remote.has_experiment = BoolField(*metadata, "has_experiment");
       if (auto payload = metadata->find("payload"); payload != metadata->end()) {
         if (payload->is_string()) {
           json parsed = json::parse(payload->get<std::string>(), nullptr, false);

@@ -92,10 +92,10 @@ absl::StatusOr<ResumePosition> ResumeTokenCodec::Decode(absl::string_view token,
         "(replicas need the same paging.resume_token_secret)");
   }
   const nlohmann::json json = nlohmann::json::parse(payload, nullptr, false);
-  if (!json.is_object() || json.value("v", 0) != kVersion || !json.contains("f") ||
-      !json["f"].is_string() || !json.contains("o") || !json["o"].is_number_integer() ||
-      !json.contains("n") || !json["n"].is_number_integer() || !json.contains("e") ||
-      !json["e"].is_number_integer()) {
+  if (!json.is_object() || !json.contains("v") || !json["v"].is_number_integer() ||
+      json["v"].get<int64_t>() != kVersion || !json.contains("f") || !json["f"].is_string() ||
+      !json.contains("o") || !json["o"].is_number_integer() || !json.contains("n") ||
+      !json["n"].is_number_integer() || !json.contains("e") || !json["e"].is_number_integer()) {
     return Invalid("unsupported token version");
   }
   if (json["f"].get<std::string>() != Fingerprint(scope)) {

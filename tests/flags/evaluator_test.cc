@@ -569,6 +569,32 @@ TEST_F(FlagFlowTest, ConditionOnAnUnknownGroupTypeIsSkipped) {
   EXPECT_FALSE(result.enabled);
 }
 
+// PostHog stores filters as JSON its API does not type-check. Members of an
+// unexpected type are read as missing (a numeric property `type` is a person
+// property, as posthog-node reads it), never thrown on: nlohmann's value() and
+// get<T>() throw on a mismatch, which aborted the gateway (a fuzzer's find).
+TEST_F(FlagFlowTest, MembersOfUnexpectedTypesAreReadAsMissing) {
+  json good = {
+      {"key", "f"},
+      {"id", 1e300},
+      {"version", "3"},
+      {"active", true},
+      {"filters",
+       {{"groups", json::array({{{"properties",
+                                  json::array({{{"key", "plan"}, {"value", "pro"}, {"type", 7}}})},
+                                 {"rollout_percentage", 100}}})},
+        {"multivariate",
+         {{"variants", json::array({{{"key", 5}, {"rollout_percentage", 50}},
+                                    {{"key", "b"}, {"rollout_percentage", 50}}})}}}}}};
+  json odd = {{"key", 5}, {"active", true}, {"filters", {{"groups", json::array()}}}};
+  FlagEvaluation pro = Run(json::array({good, odd}), Person("u", {{"plan", "pro"}}));
+  ASSERT_TRUE(pro.decided) << pro.inconclusive_reason;
+  EXPECT_TRUE(pro.enabled);
+  FlagEvaluation free = Run(json::array({good, odd}), Person("u", {{"plan", "free"}}));
+  ASSERT_TRUE(free.decided) << free.inconclusive_reason;
+  EXPECT_FALSE(free.enabled);
+}
+
 TEST_F(FlagFlowTest, DisabledValueHasNoPayload) {
   json flag = {{"key", "f"},
                {"active", true},

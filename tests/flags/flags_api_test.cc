@@ -52,6 +52,25 @@ TEST(ParseRemoteEvaluationTest, QuotaLimitedWithoutFlagsIsNotAnError) {
   EXPECT_TRUE(parsed->flags.empty());
 }
 
+// Members of an unexpected type are read as missing, never thrown on
+// (nlohmann's value() throws on a mismatch) nor converted out of range.
+TEST(ParseRemoteEvaluationTest, MembersOfUnexpectedTypesAreReadAsMissing) {
+  const json body = json::parse(R"({
+    "flags": {"a": {"enabled": "yes", "failed": 1,
+                    "metadata": {"id": 1e300, "version": "2", "has_experiment": "true"}}},
+    "errorsWhileComputingFlags": "no", "evaluatedAt": 1e300})");
+  absl::StatusOr<RemoteEvaluation> parsed = ParseRemoteEvaluation(body);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_FALSE(parsed->errors_while_computing);
+  EXPECT_EQ(parsed->evaluated_at_ms, 0);
+  const RemoteFlag& a = parsed->flags.at("a");
+  EXPECT_FALSE(a.enabled);
+  EXPECT_FALSE(a.failed);
+  EXPECT_EQ(a.id, 0);
+  EXPECT_EQ(a.version, 0);
+  EXPECT_FALSE(a.has_experiment);
+}
+
 TEST(ParseRemoteEvaluationTest, MissingFlagsIsInvalidArgument) {
   EXPECT_EQ(ParseRemoteEvaluation(json::object()).status().code(),
             absl::StatusCode::kInvalidArgument);
