@@ -29,6 +29,9 @@ RateLimitConfig RateLimitConfig::FromJson(const nlohmann::json& json, RateLimitC
   base.persons_per_minute = json.value("persons_per_minute", base.persons_per_minute);
   base.persons_per_hour = json.value("persons_per_hour", base.persons_per_hour);
   base.definitions_per_minute = json.value("definitions_per_minute", base.definitions_per_minute);
+  if (const int64_t minute_ms = json.value("minute_ms", int64_t{0}); minute_ms > 0) {
+    base.minute = absl::Milliseconds(minute_ms);
+  }
   return base;
 }
 
@@ -38,7 +41,8 @@ nlohmann::json RateLimitConfig::ToJson() const {
           {"default_per_hour", default_per_hour},
           {"persons_per_minute", persons_per_minute},
           {"persons_per_hour", persons_per_hour},
-          {"definitions_per_minute", definitions_per_minute}};
+          {"definitions_per_minute", definitions_per_minute},
+          {"minute_ms", absl::ToInt64Milliseconds(minute)}};
 }
 
 void RateLimiter::Configure(const RateLimitConfig& config) {
@@ -63,15 +67,15 @@ std::optional<int> RateLimiter::Check(ThrottleClass throttle, const std::string&
   std::vector<std::pair<std::string, Window>> windows;
   switch (throttle) {
     case ThrottleClass::kDefault:
-      windows = {{"burst", {config_.default_per_minute, absl::Minutes(1)}},
+      windows = {{"burst", {config_.default_per_minute, config_.minute}},
                  {"sustained", {config_.default_per_hour, absl::Hours(1)}}};
       break;
     case ThrottleClass::kPersons:
-      windows = {{"persons_burst", {config_.persons_per_minute, absl::Minutes(1)}},
+      windows = {{"persons_burst", {config_.persons_per_minute, config_.minute}},
                  {"persons_sustained", {config_.persons_per_hour, absl::Hours(1)}}};
       break;
     case ThrottleClass::kDefinitions:
-      windows = {{"definitions", {config_.definitions_per_minute, absl::Minutes(1)}}};
+      windows = {{"definitions", {config_.definitions_per_minute, config_.minute}}};
       break;
   }
   const absl::Time now = clock_->Now();

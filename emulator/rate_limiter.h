@@ -46,8 +46,14 @@ struct RateLimitConfig {
   int persons_per_minute = 240;
   int persons_per_hour = 1200;
   int definitions_per_minute = 600;
+  // The length of the per-minute windows (PostHog's: a minute). A test may
+  // shorten it to leave room for the time a request spends between its
+  // client's pacer and this log on a loaded machine; the hourly windows keep
+  // their hour.
+  absl::Duration minute = absl::Minutes(1);
 
-  // FromJson reads `{"enabled", "default_per_minute", ...}` over defaults.
+  // FromJson reads `{"enabled", "default_per_minute", ..., "minute_ms"}`
+  // over `base`; a minute_ms below 1 keeps base's.
   static RateLimitConfig FromJson(const nlohmann::json& json, RateLimitConfig base);
   nlohmann::json ToJson() const;
 };

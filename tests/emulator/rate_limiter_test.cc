@@ -40,6 +40,19 @@ TEST_F(RateLimiterTest, AllowsAgainOnceTheOldestRequestLeavesTheWindow) {
   EXPECT_EQ(limiter_.Check(ThrottleClass::kDefault, "k"), std::nullopt);
 }
 
+// minute_ms shortens the per-minute windows (tests leave room for delays).
+TEST_F(RateLimiterTest, MinuteMsShortensThePerMinuteWindows) {
+  RateLimitConfig config = RateLimitConfig::FromJson(
+      {{"enabled", true}, {"default_per_minute", 3}, {"minute_ms", 50000}}, RateLimitConfig());
+  EXPECT_EQ(config.ToJson()["minute_ms"], 50000);
+  limiter_.Configure(config);
+  for (int i = 0; i < 3; ++i) limiter_.Check(ThrottleClass::kDefault, "k");
+  clock_.now += absl::Seconds(49);
+  EXPECT_EQ(limiter_.Check(ThrottleClass::kDefault, "k"), 1);
+  clock_.now += absl::Seconds(1);
+  EXPECT_EQ(limiter_.Check(ThrottleClass::kDefault, "k"), std::nullopt);
+}
+
 TEST_F(RateLimiterTest, KeysHaveSeparateBuckets) {
   for (int i = 0; i < 3; ++i) limiter_.Check(ThrottleClass::kDefault, "a");
   EXPECT_EQ(limiter_.Check(ThrottleClass::kDefault, "b"), std::nullopt);
