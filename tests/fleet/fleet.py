@@ -53,14 +53,24 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def redis_ping(port, timeout=0.5):
-    """True when a Redis on 127.0.0.1:`port` answers PING."""
+def redis_pid(port, timeout=0.5):
+    """The process id of the Redis answering on 127.0.0.1:`port`, else None:
+    a port picked free may have gone to another test's Redis meanwhile."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(b"INFO server\r\n")
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                reply += chunk
     except OSError:
-        return False
+        return None
+    for line in reply.split(b"\r\n"):
+        if line.startswith(b"process_id:"):
+            return int(line.split(b":", 1)[1])
+    return None
 
 
 def parse_metrics(text):
@@ -155,7 +165,8 @@ class Fleet:
                  self._path("redis.log")],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             try:
-                wait_for(lambda: redis_ping(port) or self._redis.poll() is not None,
+                # Ours answering, not whoever else took the port meanwhile.
+                wait_for(lambda: redis_pid(port) == self._redis.pid or self._redis.poll() is not None,
                          "redis-server to answer", self._start_timeout)
             except AssertionError:
                 self._redis.kill()
