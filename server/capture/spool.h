@@ -19,7 +19,10 @@
 // writes and syncs at once (`max_syncs_in_flight` committers) instead of
 // waiting a whole sync before it may start, once enough is queued for it
 // (`overlap_min_appends` callers or `overlap_min_bytes`). Below that the
-// callers wait for the running sync to return and then share the next one:
+// callers wait for the running sync to return and then share the next one,
+// which the committer whose sync returned takes once it has completed its
+// group (waking another committer for them cost two context switches per
+// group, and synced them no sooner):
 // on this project's VM each sync costs 70-90 us of CPU and a few context
 // switches, so a second sync for one or two callers made a durable unary
 // call cost more CPU, and at 16 callers (where the CPU, not the disk, is
@@ -308,6 +311,9 @@ class Spool final {
   int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Groups taken by a committer whose write or sync has not returned yet.
   int syncing_ ABSL_GUARDED_BY(mu_) = 0;
+  // Committers whose write or sync returned and that complete groups before
+  // coming back for the queue (see CommitterLoop).
+  int returning_ ABSL_GUARDED_BY(mu_) = 0;
   // Groups written or being written, in order, until completed.
   std::deque<Group*> in_flight_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;

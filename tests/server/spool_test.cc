@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -797,6 +798,58 @@ TEST_F(SpoolTest, FewCallersWaitForTheSyncUnderWayAndShareTheNextOne) {
     EXPECT_THAT(outcomes.status(name), test_support::IsOk()) << name;
   }
   EXPECT_EQ(opened.spool->Outstanding(), 7);
+}
+
+// The committer whose sync returned takes what was queued meanwhile (fewer
+// than `overlap_min_appends`) once it has completed its group: an append
+// arriving while it runs the group's callbacks wakes no other committer (that
+// cost a wake-up and a sleep per group and synced nothing sooner). Enough
+// appends still start a group of their own at once.
+TEST_F(SpoolTest, AnAppendQueuedWhileAGroupCompletesWaitsForThatGroupsCommitter) {
+  test_support::FaultySpoolDisk disk;
+  options_.disk = &disk;
+  options_.max_syncs_in_flight = 4;
+  options_.overlap_min_appends = 2;
+  Spool::Opened opened = Open();
+  Outcomes outcomes;
+  absl::Notification in_callback;
+  absl::Notification leave_callback;
+  disk.HoldSyncs();
+  opened.spool->AppendAsync(
+      Records(1, "one"), [&, done = outcomes.For("one")](absl::StatusOr<SpoolLocation> location) {
+        done(std::move(location));
+        in_callback.Notify();
+        leave_callback.WaitForNotification();
+      });
+  disk.AwaitHeldSyncs(1);
+  disk.ReleaseSync(0, 0);
+  in_callback.WaitForNotification();  // Group 1's committer runs its callback.
+
+  opened.spool->AppendAsync(Records(1, "two"), outcomes.For("two"));
+  // Time for a wrong sync to start (nothing waits on it).
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(disk.HeldSyncs(), 1);
+
+  // A second waiting append reaches the threshold: another committer takes
+  // both while the callback still runs.
+  opened.spool->AppendAsync(Records(2, "three"), outcomes.For("three"));
+  disk.AwaitHeldSyncs(2);
+  disk.ReleaseSync(1, 0);
+  leave_callback.Notify();
+  outcomes.AwaitCount(3);
+  EXPECT_THAT(outcomes.order(), ::testing::ElementsAre("one", "two", "three"));
+  for (const char* name : {"one", "two", "three"}) {
+    EXPECT_THAT(outcomes.status(name), test_support::IsOk()) << name;
+  }
+  EXPECT_EQ(opened.spool->Outstanding(), 4);
+
+  // With nothing else queued, the next append is synced by whichever
+  // committer is free.
+  opened.spool->AppendAsync(Records(1, "four"), outcomes.For("four"));
+  disk.AwaitHeldSyncs(3);
+  disk.ReleaseSync(2, 0);
+  outcomes.AwaitCount(4);
+  EXPECT_THAT(outcomes.status("four"), test_support::IsOk());
 }
 
 // One large append (a stream's message) is worth a sync of its own: it
