@@ -29,6 +29,7 @@
 #include "re2/re2.h"
 #include "server/flags/compiled_flag.h"
 #include "server/flags/values.h"
+#include "server/posthog/value_wire.h"
 
 namespace posthog_gateway::flags {
 
@@ -386,12 +387,14 @@ std::unique_ptr<CompiledFlag> CompileFlag(const json& definition) {
       payloads != filters.end() && payloads->is_object()) {
     for (auto it = payloads->begin(); it != payloads->end(); ++it) {
       if (it->is_null()) continue;
+      CompiledPayload& payload = flag->payloads[it.key()];
       if (it->is_string()) {
         json parsed = json::parse(it->get_ref<const std::string&>(), nullptr, false);
-        flag->payloads[it.key()] = parsed.is_discarded() ? *it : std::move(parsed);
+        payload.value = parsed.is_discarded() ? *it : std::move(parsed);
       } else {
-        flag->payloads[it.key()] = *it;
+        payload.value = *it;
       }
+      payload.value_bytes = value_wire::EncodeValue(payload.value);
     }
   }
   return flag;
@@ -409,8 +412,18 @@ absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(js
     if (BoolField(flag, "deleted")) continue;
     definitions->flags_.push_back(CompileFlag(flag));
   }
-  for (const auto& flag : definitions->flags_) {
-    definitions->by_key_.emplace(flag->key, flag.get());
+  for (size_t i = 0; i < definitions->flags_.size(); ++i) {
+    CompiledFlag& flag = *definitions->flags_[i];
+    definitions->by_key_.emplace(flag.key, &flag);
+    flag.index = static_cast<int>(i);
+    const bool person_bucketed = flag.active && flag.malformed.empty() &&
+                                 !flag.ensure_experience_continuity &&
+                                 flag.aggregation_group_type_index < 0 && !flag.bucket_by_device;
+    flag.likely_rollout_hash =
+        person_bucketed &&
+        std::any_of(flag.conditions.begin(), flag.conditions.end(),
+                    [](const CompiledCondition& c) { return c.has_rollout && c.rollout < 100; });
+    flag.likely_variant_hash = person_bucketed && !flag.variants.empty();
   }
   if (auto cohorts = body.find("cohorts"); cohorts != body.end() && cohorts->is_object()) {
     for (auto it = cohorts->begin(); it != cohorts->end(); ++it) {

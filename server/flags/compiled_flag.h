@@ -107,6 +107,14 @@ struct CompiledVariant {
   double value_max = 0;
 };
 
+// A flag's payload for one value, parsed, and as the google.protobuf.Value
+// an EvaluateFlags reply carries (server/posthog/value_wire.h): encoded once
+// per definitions instead of once per result.
+struct CompiledPayload {
+  nlohmann::json value;
+  std::string value_bytes;
+};
+
 struct CompiledFlag {
   std::string key;
   int64_t id = 0;
@@ -124,10 +132,19 @@ struct CompiledFlag {
   bool has_holdout = false;
   double holdout_percentage = 0;
   std::string holdout_variant;
-  // Parsed payloads by value: "true", "false" or a variant key.
-  absl::flat_hash_map<std::string, nlohmann::json> payloads;
+  // Payloads by value: "true", "false" or a variant key.
+  absl::flat_hash_map<std::string, CompiledPayload> payloads;
   // SHA-1 state after `key.`.
   SHA_CTX prefix;
+  // Its place in CompiledDefinitions::flags(), where an EvaluationCache
+  // keeps its bucketing hashes for the person.
+  int index = -1;
+  // Whether an evaluation for a person bucketed by distinct id will likely
+  // hash the id with `key.` for a rollout below 100 % (salt ``) and for a
+  // variant (salt `variant`): an EvaluationCache computes such flags' hashes
+  // a few at once. A guess that only decides what is computed early.
+  bool likely_rollout_hash = false;
+  bool likely_variant_hash = false;
   // A part of the definition could not be compiled: evaluation is
   // inconclusive with this reason.
   std::string malformed;

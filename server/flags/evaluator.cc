@@ -22,6 +22,7 @@
 #include "absl/time/civil_time.h"
 #include "re2/re2.h"
 #include "server/flags/compiled_flag.h"
+#include "server/flags/sha1_lanes.h"
 #include "server/flags/values.h"
 
 namespace posthog_gateway::flags {
@@ -39,28 +40,42 @@ double HashFromDigest(const unsigned char* digest) {
   return static_cast<double>(top >> 4) / kLongScale;
 }
 
-double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier, absl::string_view salt) {
-  // What nearly every call hashes (`key.` + a distinct id + a salt) fits in
-  // the one block SHA-1 pads it to: write that block and compress it alone.
-  // SHA1_Update and SHA1_Final around the same compression cost about as
-  // much again (bookkeeping, padding, OPENSSL_cleanse of the context): 15 %
-  // of the evaluator's samples in a perf profile of 50 flags (issue 18).
-  // `prefix` holds its unhashed tail in `data` (`num` bytes) and the bits
-  // hashed so far in Nh:Nl, as OpenSSL's md32_common.h keeps them.
+// The hash of a digest whose first two words are h0 and h1.
+double HashFromState(uint32_t h0, uint32_t h1) {
+  // The digest's first 8 bytes, big-endian: h0 then h1.
+  const uint64_t top = (static_cast<uint64_t>(h0) << 32) | h1;
+  return static_cast<double>(top >> 4) / kLongScale;
+}
+
+// What nearly every call hashes (`key.` + a distinct id + a salt) fits in
+// the one block SHA-1 pads it to. PadBlock writes that block into `block`
+// and returns true, or returns false when the message needs two.
+// `prefix` holds its unhashed tail in `data` (`num` bytes) and the bits
+// hashed so far in Nh:Nl, as OpenSSL's md32_common.h keeps them.
+bool PadBlock(const SHA_CTX& prefix, absl::string_view identifier, absl::string_view salt,
+              unsigned char* block) {
   const size_t buffered = prefix.num;
   const size_t length = buffered + identifier.size() + salt.size();
-  if (length <= SHA_CBLOCK - 9) {
-    unsigned char block[SHA_CBLOCK] = {};
-    std::memcpy(block, prefix.data, buffered);
-    if (!identifier.empty()) std::memcpy(block + buffered, identifier.data(), identifier.size());
-    if (!salt.empty()) {
-      std::memcpy(block + buffered + identifier.size(), salt.data(), salt.size());
-    }
-    block[length] = 0x80;
-    const uint64_t bits = ((static_cast<uint64_t>(prefix.Nh) << 32) | prefix.Nl) +
-                          8 * static_cast<uint64_t>(identifier.size() + salt.size());
-    for (int i = 0; i < 8; ++i)
-      block[SHA_CBLOCK - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  if (length > SHA_CBLOCK - 9) return false;
+  std::memset(block, 0, SHA_CBLOCK);
+  std::memcpy(block, prefix.data, buffered);
+  if (!identifier.empty()) std::memcpy(block + buffered, identifier.data(), identifier.size());
+  if (!salt.empty()) std::memcpy(block + buffered + identifier.size(), salt.data(), salt.size());
+  block[length] = 0x80;
+  const uint64_t bits = ((static_cast<uint64_t>(prefix.Nh) << 32) | prefix.Nl) +
+                        8 * static_cast<uint64_t>(identifier.size() + salt.size());
+  for (int i = 0; i < 8; ++i)
+    block[SHA_CBLOCK - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  return true;
+}
+
+double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier, absl::string_view salt) {
+  // One block compressed alone: SHA1_Update and SHA1_Final around the same
+  // compression cost about as much again (bookkeeping, padding,
+  // OPENSSL_cleanse of the context): 15 % of the evaluator's samples in a
+  // perf profile of 50 flags (issue 18).
+  unsigned char block[SHA_CBLOCK];
+  if (PadBlock(prefix, identifier, salt, block)) {
     SHA_CTX ctx;
     ctx.h0 = prefix.h0;
     ctx.h1 = prefix.h1;
@@ -68,9 +83,7 @@ double HashWithPrefix(const SHA_CTX& prefix, absl::string_view identifier, absl:
     ctx.h3 = prefix.h3;
     ctx.h4 = prefix.h4;
     SHA1_Transform(&ctx, block);
-    // The digest's first 8 bytes, big-endian: h0 then h1.
-    const uint64_t top = (static_cast<uint64_t>(ctx.h0) << 32) | ctx.h1;
-    return static_cast<double>(top >> 4) / kLongScale;
+    return HashFromState(ctx.h0, ctx.h1);
   }
   SHA_CTX ctx = prefix;
   SHA1_Update(&ctx, identifier.data(), identifier.size());
@@ -161,6 +174,8 @@ class Evaluator {
       cache_->now_ = now;
       cache_->entries_.assign(definitions.property_keys_, EvaluationCache::Entry());
       cache_->outcomes_.assign(definitions.plain_filters_, EvaluationCache::kUnknown);
+      cache_->rollout_hashes_.assign(definitions.flags_.size(), -1);
+      cache_->variant_hashes_.assign(definitions.flags_.size(), -1);
     }
   }
 
@@ -200,8 +215,12 @@ class Evaluator {
   const DependencyValue* EvaluateDependency(const std::string& key);
   absl::Time RelativeDate(const CompiledProperty& property) const;
   absl::string_view Variant(const CompiledFlag& flag, const CompiledCondition* condition,
-                            absl::string_view bucketing) const;
+                            absl::string_view bucketing);
   FlagEvaluation Finish(const CompiledFlag& flag, FlagEvaluation result) const;
+
+  // Hash(`key.` of `flag`, `bucketing`, `` or `variant`), from the cache
+  // when `bucketing` is the person's distinct id.
+  double BucketingHash(const CompiledFlag& flag, absl::string_view bucketing, bool variant);
 
   // The cache's entry for `p` when `subject` is the person, else nullptr.
   EvaluationCache::Entry* CachedPersonValue(const CompiledProperty& p, const Subject& subject);
@@ -591,13 +610,53 @@ Match Evaluator::MatchProperty(const CompiledProperty& property, const Subject& 
   return FromBool(match == Match::kFalse);
 }
 
+double Evaluator::BucketingHash(const CompiledFlag& flag, absl::string_view bucketing,
+                                bool variant) {
+  const absl::string_view salt = variant ? "variant" : "";
+  if (cache_ == nullptr || flag.index < 0 || bucketing.data() != context_.distinct_id.data() ||
+      !HaveSha1Lanes()) {
+    return HashWithPrefix(flag.prefix, bucketing, salt);
+  }
+  std::vector<double>& hashes = variant ? cache_->variant_hashes_ : cache_->rollout_hashes_;
+  if (hashes[flag.index] >= 0) return hashes[flag.index];
+  // This flag and the next few in the definitions' order that will likely
+  // need the same hash (EvaluateFlags asks for them in that order), their
+  // blocks compressed together.
+  const auto& flags = definitions_.flags_;
+  const CompiledFlag* lanes[kSha1Lanes];
+  uint32_t states[kSha1Lanes][5];
+  unsigned char blocks[kSha1Lanes][SHA_CBLOCK];
+  int n = 0;
+  const size_t end = std::min(flags.size(), static_cast<size_t>(flag.index) + 4 * kSha1Lanes);
+  for (size_t i = flag.index; i < end && n < kSha1Lanes; ++i) {
+    const CompiledFlag& next = *flags[i];
+    if (&next != &flag &&
+        (hashes[i] >= 0 || !(variant ? next.likely_variant_hash : next.likely_rollout_hash))) {
+      continue;
+    }
+    if (!PadBlock(next.prefix, bucketing, salt, blocks[n])) {
+      if (&next == &flag) return HashWithPrefix(flag.prefix, bucketing, salt);
+      continue;
+    }
+    states[n][0] = next.prefix.h0;
+    states[n][1] = next.prefix.h1;
+    states[n][2] = next.prefix.h2;
+    states[n][3] = next.prefix.h3;
+    states[n][4] = next.prefix.h4;
+    lanes[n++] = &next;
+  }
+  Sha1CompressLanes(states, blocks, n);
+  for (int l = 0; l < n; ++l) hashes[lanes[l]->index] = HashFromState(states[l][0], states[l][1]);
+  return hashes[flag.index];
+}
+
 absl::string_view Evaluator::Variant(const CompiledFlag& flag, const CompiledCondition* condition,
-                                     absl::string_view bucketing) const {
+                                     absl::string_view bucketing) {
   if (condition != nullptr && !condition->variant_override.empty()) {
     return condition->variant_override;
   }
   if (flag.variants.empty()) return {};
-  const double hash = HashWithPrefix(flag.prefix, bucketing, "variant");
+  const double hash = BucketingHash(flag, bucketing, /*variant=*/true);
   for (const CompiledVariant& variant : flag.variants) {
     if (hash >= variant.value_min && hash < variant.value_max) return variant.key;
   }
@@ -611,7 +670,10 @@ FlagEvaluation Evaluator::Finish(const CompiledFlag& flag, FlagEvaluation result
   if (!result.enabled) return result;
   const absl::string_view lookup = !result.variant.empty() ? result.variant : "true";
   auto it = flag.payloads.find(lookup);
-  if (it != flag.payloads.end()) result.payload = &it->second;
+  if (it != flag.payloads.end()) {
+    result.payload = &it->second.value;
+    result.payload_bytes = it->second.value_bytes;
+  }
   return result;
 }
 
@@ -755,8 +817,9 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
       any_inconclusive = true;
       continue;
     }
-    if (condition.has_rollout &&
-        HashWithPrefix(flag.prefix, subject.bucketing, "") > condition.rollout / 100) {
+    // A hash is at most 1: a rollout of 100 % or more takes everyone.
+    if (condition.has_rollout && condition.rollout < 100 &&
+        BucketingHash(flag, subject.bucketing, /*variant=*/false) > condition.rollout / 100) {
       if (!out_of_rollout) out_of_rollout_index = static_cast<int>(i);
       out_of_rollout = true;
       // Early exit decides "false" only when no earlier condition was left

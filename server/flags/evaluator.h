@@ -121,6 +121,11 @@ struct FlagEvaluation {
   // The parsed payload for the value; null when there is none. Borrowed from
   // the CompiledDefinitions, which must outlive it.
   const nlohmann::json* payload = nullptr;
+  // The same payload as a google.protobuf.Value's wire bytes
+  // (server/posthog/value_wire.h), encoded when the definitions were
+  // compiled, borrowed likewise; empty when there is no payload (or only
+  // `payload` was filled in: the reply then encodes it).
+  absl::string_view payload_bytes;
   int64_t flag_id = 0;
   int64_t flag_version = 0;
 };
@@ -137,6 +142,10 @@ class CompiledDefinitions;
 // issue 18); and the decided outcome of each distinct filter on the
 // person's properties, which flags often repeat (a regular expression on
 // the email, a plan). It is filled as flags are evaluated.
+//
+// It also keeps the person's bucketing hash of each flag (rollout and
+// variant), computed for a few flags at once: the SHA-1 blocks of several
+// flags overlap on the CPU.
 //
 // One cache serves one (definitions, context, now): EvaluateFlag clears it
 // when given another. The context must not change while it is in use. Not
@@ -170,6 +179,11 @@ class EvaluationCache final {
   // outcome on the person's properties (before `negation`).
   enum Outcome : uint8_t { kUnknown, kFalse, kTrue };
   std::vector<Outcome> outcomes_;
+  // By CompiledFlag::index: Hash(`key.`, distinct_id, ``) and
+  // Hash(`key.`, distinct_id, `variant`), or negative until computed.
+  // Computed a few flags at once (sha1_lanes.h) when the CPU can.
+  std::vector<double> rollout_hashes_;
+  std::vector<double> variant_hashes_;
 };
 
 // CompiledDefinitions is one `/flags/definitions` body, compiled. Immutable

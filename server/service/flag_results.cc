@@ -1,9 +1,11 @@
 #include "server/service/flag_results.h"
 
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "server/posthog/json_struct.h"
+#include "server/posthog/value_wire.h"
 
 namespace posthog_gateway {
 namespace {
@@ -70,8 +72,8 @@ void BytesField(int field, absl::string_view bytes, std::string* out) {
 
 }  // namespace wire
 
-// Field numbers of the messages written by hand (proto/posthog/v1/flag.proto
-// and google/protobuf/struct.proto).
+// Field numbers of the messages written by hand (proto/posthog/v1/flag.proto;
+// payloads: server/posthog/value_wire.h).
 enum ResponseField { kResponseResults = 1, kResponseRequestId = 2 };
 enum MapEntryField { kEntryKey = 1, kEntryValue = 2 };
 enum ResultField {
@@ -85,111 +87,6 @@ enum ResultField {
   kResultFlagVersion = 8,
 };
 enum ReasonField { kReasonCode = 1, kReasonDescription = 2, kReasonConditionIndex = 3 };
-enum ValueField {
-  kValueNull = 1,
-  kValueNumber = 2,
-  kValueString = 3,
-  kValueBool = 4,
-  kValueStruct = 5,
-  kValueList = 6,
-};
-enum StructField { kStructFields = 1 };
-enum ListField { kListValues = 1 };
-
-// A google.protobuf.Value as ValueFromJson builds it, in two passes so that
-// nothing is built on the side: ValueSize is its encoded size, PutValue
-// writes it into room already made. (Building each nested message in a
-// string of its own, then copying it into its parent's, cost a few
-// allocations per payload and call.) Nested values are sized again by each
-// level above them: payloads are small and shallow.
-size_t ValueSize(const nlohmann::json& json);
-
-// The contents of a ListValue (`json` an array) and of a Struct (`json` an
-// object): what ValueSize wraps in a field and PutValue prefixes with.
-size_t ListSize(const nlohmann::json& json) {
-  size_t list = 0;
-  for (const auto& item : json) list += wire::BytesFieldSize(ValueSize(item));
-  return list;
-}
-
-size_t StructSize(const nlohmann::json& json) {
-  size_t fields = 0;
-  for (auto it = json.begin(); it != json.end(); ++it) {
-    fields += wire::BytesFieldSize(wire::BytesFieldSize(it.key().size()) +
-                                   wire::BytesFieldSize(ValueSize(it.value())));
-  }
-  return fields;
-}
-
-size_t ValueSize(const nlohmann::json& json) {
-  switch (json.type()) {
-    case nlohmann::json::value_t::boolean:
-      return wire::VarintFieldSize(json.get<bool>() ? 1 : 0);
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float:
-      return 9;
-    case nlohmann::json::value_t::string:
-      return wire::BytesFieldSize(json.get_ref<const std::string&>().size());
-    case nlohmann::json::value_t::array:
-      return wire::BytesFieldSize(ListSize(json));
-    case nlohmann::json::value_t::object:
-      return wire::BytesFieldSize(StructSize(json));
-    case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-    case nlohmann::json::value_t::binary:
-      break;
-  }
-  return wire::VarintFieldSize(google::protobuf::NULL_VALUE);
-}
-
-char* PutValue(const nlohmann::json& json, char* p) {
-  switch (json.type()) {
-    case nlohmann::json::value_t::boolean:
-      return wire::PutVarintField(kValueBool, json.get<bool>() ? 1 : 0, p);
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float: {
-      p = wire::PutTag(kValueNumber, wire::kFixed64, p);
-      const double value = json.get<double>();
-      uint64_t bits;
-      std::memcpy(&bits, &value, sizeof bits);
-      for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
-      return p;
-    }
-    case nlohmann::json::value_t::string:
-      return wire::PutBytes(kValueString, json.get_ref<const std::string&>(), p);
-    case nlohmann::json::value_t::array: {
-      p = wire::PutTag(kValueList, wire::kLength, p);
-      p = wire::PutVarint(ListSize(json), p);
-      for (const auto& item : json) {
-        p = wire::PutTag(kListValues, wire::kLength, p);
-        p = wire::PutVarint(ValueSize(item), p);
-        p = PutValue(item, p);
-      }
-      return p;
-    }
-    case nlohmann::json::value_t::object: {
-      p = wire::PutTag(kValueStruct, wire::kLength, p);
-      p = wire::PutVarint(StructSize(json), p);
-      for (auto it = json.begin(); it != json.end(); ++it) {
-        const size_t value = ValueSize(it.value());
-        p = wire::PutTag(kStructFields, wire::kLength, p);
-        p = wire::PutVarint(wire::BytesFieldSize(it.key().size()) + wire::BytesFieldSize(value), p);
-        p = wire::PutBytes(kEntryKey, it.key(), p);
-        p = wire::PutTag(kEntryValue, wire::kLength, p);
-        p = wire::PutVarint(value, p);
-        p = PutValue(it.value(), p);
-      }
-      return p;
-    }
-    case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-    case nlohmann::json::value_t::binary:
-      break;
-  }
-  return wire::PutVarintField(kValueNull, google::protobuf::NULL_VALUE, p);
-}
 
 posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
   switch (code) {
@@ -211,49 +108,109 @@ posthog::v1::FlagReasonCode ReasonToProto(flags::ReasonCode code) {
   return posthog::v1::FLAG_REASON_CODE_ERROR;
 }
 
-// A FlagResult as FillLocalResult builds it, as the value of the map entry
-// for `key` in `out`. Proto3 leaves out scalars that hold their default,
-// except where a field has presence (the payload, the reason and its
-// condition_index).
-void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evaluation,
-                      std::string* out) {
-  const size_t payload_size = evaluation.payload != nullptr ? ValueSize(*evaluation.payload) : 0;
+// The contents of the FlagReason that FillLocalResult builds for
+// `evaluation`. Proto3 leaves out scalars that hold their default, except
+// where a field has presence (condition_index).
+std::string EncodeReason(const flags::FlagEvaluation& evaluation) {
   const posthog::v1::FlagReasonCode code = ReasonToProto(evaluation.reason);
   std::string buffer;
   const absl::string_view description = flags::ReasonDescription(evaluation, &buffer);
-  const bool has_index = evaluation.condition_index >= 0;
+  std::string out;
+  if (code != 0) {
+    wire::Append(&out, wire::VarintFieldSize(code),
+                 [&](char* p) { return wire::PutVarintField(kReasonCode, code, p); });
+  }
+  if (!description.empty()) wire::BytesField(kReasonDescription, description, &out);
+  if (evaluation.condition_index >= 0) {
+    wire::Append(&out, wire::VarintFieldSize(evaluation.condition_index), [&](char* p) {
+      return wire::PutVarintField(kReasonConditionIndex, evaluation.condition_index, p);
+    });
+  }
+  return out;
+}
 
-  const size_t reason_size = (code != 0 ? wire::VarintFieldSize(code) : 0) +
-                             (description.empty() ? 0 : wire::BytesFieldSize(description.size())) +
-                             (has_index ? wire::VarintFieldSize(evaluation.condition_index) : 0);
+// EncodeReason for every reason and the condition indexes -1 to 63, encoded
+// once: a reply copies them (formatting and sizing each result's reason was
+// a tenth of the reply's encoding in a perf profile of 50 flags, issue 18).
+class ReasonTable {
+ public:
+  static constexpr int kIndexes = 65;  // -1 to 63.
+
+  ReasonTable() {
+    for (int reason = 0; reason < kReasons; ++reason) {
+      for (int index = -1; index < kIndexes - 1; ++index) {
+        flags::FlagEvaluation evaluation;
+        evaluation.decided = true;
+        evaluation.reason = static_cast<flags::ReasonCode>(reason);
+        evaluation.condition_index = index;
+        bytes_[reason][index + 1] = EncodeReason(evaluation);
+      }
+    }
+  }
+
+  static const ReasonTable& Get() {
+    static const ReasonTable* const table = new ReasonTable();
+    return *table;
+  }
+
+  // The bytes for `evaluation`, or nullopt outside the table.
+  std::optional<absl::string_view> Find(const flags::FlagEvaluation& evaluation) const {
+    const int reason = static_cast<int>(evaluation.reason);
+    const int index = evaluation.condition_index + 1;
+    if (reason < 0 || reason >= kReasons || index < 0 || index >= kIndexes) return std::nullopt;
+    return bytes_[reason][index];
+  }
+
+ private:
+  static constexpr int kReasons = static_cast<int>(flags::ReasonCode::kFlagDisabled) + 1;
+  std::string bytes_[kReasons][kIndexes];
+};
+
+// A FlagResult as FillLocalResult builds it, as the value of the map entry
+// for `key` in `out`: the reason's bytes come from `reasons`, the payload's
+// from the definitions (FlagEvaluation::payload_bytes) when they have them.
+void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evaluation,
+                      const ReasonTable& reasons, std::string* out) {
+  std::string reason_buffer;
+  absl::string_view reason;
+  if (std::optional<absl::string_view> known = reasons.Find(evaluation)) {
+    reason = *known;
+  } else {
+    reason_buffer = EncodeReason(evaluation);
+    reason = reason_buffer;
+  }
+  std::string payload_buffer;
+  absl::string_view payload = evaluation.payload_bytes;
+  if (evaluation.payload != nullptr && payload.empty()) {
+    payload_buffer = value_wire::EncodeValue(*evaluation.payload);
+    payload = payload_buffer;
+  }
+
+  const size_t key_field = wire::BytesFieldSize(key.size());
   const size_t result_size =
-      wire::BytesFieldSize(key.size()) + (evaluation.enabled ? 2 : 0) +
+      key_field + (evaluation.enabled ? 2 : 0) +
       (evaluation.variant.empty() ? 0 : wire::BytesFieldSize(evaluation.variant.size())) +
-      (evaluation.payload != nullptr ? wire::BytesFieldSize(payload_size) : 0) +
-      wire::BytesFieldSize(reason_size) + 2 +
+      (evaluation.payload != nullptr ? wire::BytesFieldSize(payload.size()) : 0) +
+      wire::BytesFieldSize(reason.size()) + 2 +
       (evaluation.flag_id != 0 ? wire::VarintFieldSize(evaluation.flag_id) : 0) +
       (evaluation.flag_version != 0 ? wire::VarintFieldSize(evaluation.flag_version) : 0);
-  const size_t entry_size = wire::BytesFieldSize(key.size()) + wire::BytesFieldSize(result_size);
+  const size_t entry_size = key_field + wire::BytesFieldSize(result_size);
 
   wire::Append(out, wire::BytesFieldSize(entry_size), [&](char* p) {
     p = wire::PutTag(kResponseResults, wire::kLength, p);
     p = wire::PutVarint(entry_size, p);
+    // The map entry's key and the result's key are both field 1: the same bytes.
+    char* key_start = p;
     p = wire::PutBytes(kEntryKey, key, p);
     p = wire::PutTag(kEntryValue, wire::kLength, p);
     p = wire::PutVarint(result_size, p);
-    p = wire::PutBytes(kResultKey, key, p);
+    static_assert(static_cast<int>(kEntryKey) == static_cast<int>(kResultKey));
+    std::memcpy(p, key_start, key_field);
+    p += key_field;
     if (evaluation.enabled) p = wire::PutVarintField(kResultEnabled, 1, p);
     if (!evaluation.variant.empty()) p = wire::PutBytes(kResultVariant, evaluation.variant, p);
-    if (evaluation.payload != nullptr) {
-      p = wire::PutTag(kResultPayload, wire::kLength, p);
-      p = wire::PutVarint(payload_size, p);
-      p = PutValue(*evaluation.payload, p);
-    }
-    p = wire::PutTag(kResultReason, wire::kLength, p);
-    p = wire::PutVarint(reason_size, p);
-    if (code != 0) p = wire::PutVarintField(kReasonCode, code, p);
-    if (!description.empty()) p = wire::PutBytes(kReasonDescription, description, p);
-    if (has_index) p = wire::PutVarintField(kReasonConditionIndex, evaluation.condition_index, p);
+    if (evaluation.payload != nullptr) p = wire::PutBytes(kResultPayload, payload, p);
+    p = wire::PutBytes(kResultReason, reason, p);
     p = wire::PutVarintField(kResultSource, posthog::v1::FLAG_DECISION_SOURCE_LOCAL, p);
     if (evaluation.flag_id != 0) p = wire::PutVarintField(kResultFlagId, evaluation.flag_id, p);
     if (evaluation.flag_version != 0) {
@@ -347,9 +304,10 @@ FlagResult FlagResults::ToProto(size_t i) const {
 std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
   std::string out;
   out.reserve(entries_.size() * 128 + request_id.size() + 8);
+  const ReasonTable& reasons = ReasonTable::Get();
   for (const Entry& entry : entries_) {
     if (const auto* local = std::get_if<flags::FlagEvaluation>(&entry.result)) {
-      AppendLocalEntry(entry.key, *local, &out);
+      AppendLocalEntry(entry.key, *local, reasons, &out);
     } else {
       AppendEntry(entry.key, std::get<FlagResult>(entry.result), &out);
     }

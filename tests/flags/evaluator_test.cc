@@ -460,6 +460,58 @@ TEST(EvaluationCacheTest, ManyFlagsDecideAsWithoutACache) {
   }
 }
 
+// The bucketing hashes an EvaluationCache computes several flags at once
+// (on CPUs with the SHA extensions) are the hashes computed one at a time:
+// keys whose `key.` leaves 0 to 63 bytes in SHA-1's first block, ids of 0
+// to 70 bytes (some messages need two blocks), rollouts, variants and two
+// conditions hashing the same, asked in order, in reverse and one by one.
+TEST(EvaluationCacheTest, BucketingHashesAgreeWithoutACache) {
+  json variants = json::array({{{"key", "a"}, {"rollout_percentage", 30}},
+                               {{"key", "b"}, {"rollout_percentage", 30}},
+                               {{"key", "c"}, {"rollout_percentage", 40}}});
+  json flags = json::array();
+  for (int length = 1; length <= 70; ++length) {
+    const std::string key = absl::StrCat(length, std::string(length, 'k'));
+    json filters = {
+        {"groups",
+         json::array(
+             {{{"properties", json::array()}, {"rollout_percentage", (length * 37) % 101}},
+              {{"properties", json::array()}, {"rollout_percentage", (length * 13) % 101}}})}};
+    if (length % 3 != 0) filters["multivariate"] = {{"variants", variants}};
+    flags.push_back({{"key", key}, {"active", true}, {"filters", filters}});
+  }
+  auto definitions = Compile(json{{"flags", flags}});
+  ASSERT_NE(definitions, nullptr);
+  auto same = [](const FlagEvaluation& a, const FlagEvaluation& b) {
+    return a.decided == b.decided && a.enabled == b.enabled && a.variant == b.variant &&
+           a.reason == b.reason && a.condition_index == b.condition_index;
+  };
+  for (int id_length = 0; id_length <= 70; ++id_length) {
+    EvaluationContext context;
+    for (int i = 0; i < id_length; ++i) context.distinct_id.push_back("xyz0123456789"[i % 13]);
+    absl::StrAppend(&context.distinct_id, id_length);
+    std::vector<FlagEvaluation> want;
+    for (const auto& flag : definitions->flags()) {
+      want.push_back(EvaluateFlag(*definitions, *flag, context, Now()));
+    }
+    EvaluationCache forward;
+    EvaluationCache backward;
+    const size_t n = definitions->flags().size();
+    for (size_t i = 0; i < n; ++i) {
+      const CompiledFlag& flag = *definitions->flags()[i];
+      const CompiledFlag& back = *definitions->flags()[n - 1 - i];
+      EvaluationCache alone;
+      EXPECT_TRUE(same(EvaluateFlag(*definitions, flag, context, Now(), &forward), want[i]))
+          << i << " for " << context.distinct_id;
+      EXPECT_TRUE(
+          same(EvaluateFlag(*definitions, back, context, Now(), &backward), want[n - 1 - i]))
+          << n - 1 - i << " for " << context.distinct_id;
+      EXPECT_TRUE(same(EvaluateFlag(*definitions, flag, context, Now(), &alone), want[i]))
+          << i << " for " << context.distinct_id;
+    }
+  }
+}
+
 // --- Flag-level flow --------------------------------------------------------
 
 class FlagFlowTest : public ::testing::Test {

@@ -7,9 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/posthog/json_struct.h"
+#include "server/posthog/value_wire.h"
 
 namespace posthog_gateway {
 namespace {
@@ -62,7 +66,7 @@ TEST(FlagResultsTest, EveryReasonAndConditionIndex) {
   };
   int n = 0;
   for (ReasonCode reason : reasons) {
-    for (int index : {-1, 0, 1, 15, 16, 300}) {
+    for (int index : {-1, 0, 1, 15, 16, 62, 63, 64, 300}) {
       for (bool enabled : {false, true}) {
         results.SetLocal("flag-" + std::to_string(n++), Decided(enabled, reason, index));
       }
@@ -88,8 +92,10 @@ TEST(FlagResultsTest, VariantsIdsAndVersions) {
   ExpectEncodesLikeGeneratedCode(results, "");
 }
 
-TEST(FlagResultsTest, EveryKindOfPayload) {
-  const std::vector<json> payloads = {
+// Payloads of every JSON type, nested and not, and lengths of one to three
+// bytes.
+std::vector<json> EveryKindOfPayload() {
+  return {
       nullptr,
       true,
       false,
@@ -105,7 +111,55 @@ TEST(FlagResultsTest, EveryKindOfPayload) {
       json::array({1, "two", nullptr, json::array({false}), json::object({{"k", 1.5}})}),
       json::object({{"a", 1}, {"nested", {{"list", {1, 2, 3}}, {"empty", json::object()}}}}),
       json::object({{"big", std::string(40000, 'x')}}),  // Lengths of three bytes.
+      json::object({{"z", 1}, {"a", json::array({json::object({{"y", nullptr}, {"b", true}})})}}),
+      json::array({std::string(200, 'y'), -1e300, 1e-300}),
   };
+}
+
+// The generated code's own bytes for the message, map fields in key order
+// (nlohmann::json keeps an object's keys in that order too).
+std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeWithCachedSizes(&coded);
+  }
+  return bytes;
+}
+
+TEST(FlagResultsTest, PayloadBytesAreProtobufsOwnSerialization) {
+  for (const json& payload : EveryKindOfPayload()) {
+    const google::protobuf::Value value = ValueFromJson(payload);
+    (void)value.ByteSizeLong();  // SerializeWithCachedSizes needs the sizes.
+    EXPECT_EQ(value_wire::EncodeValue(payload), DeterministicBytes(value)) << payload.dump();
+    EXPECT_EQ(value_wire::ValueSize(payload), value.ByteSizeLong()) << payload.dump();
+  }
+}
+
+// A reply copies the payload bytes the definitions hold: the same bytes as
+// encoding the payload in the reply.
+TEST(FlagResultsTest, PrecomputedPayloadBytesGiveTheSameReply) {
+  const std::vector<json> payloads = EveryKindOfPayload();
+  std::vector<std::string> encoded;
+  for (const json& payload : payloads) encoded.push_back(value_wire::EncodeValue(payload));
+  FlagResults with_bytes;
+  FlagResults without;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    FlagEvaluation evaluation = Decided(true, ReasonCode::kConditionMatch, 0);
+    evaluation.variant = "control";
+    evaluation.payload = &payloads[i];
+    without.SetLocal("payload-" + std::to_string(i), evaluation);
+    evaluation.payload_bytes = encoded[i];
+    with_bytes.SetLocal("payload-" + std::to_string(i), evaluation);
+  }
+  EXPECT_EQ(with_bytes.EncodeResponse("request"), without.EncodeResponse("request"));
+  ExpectEncodesLikeGeneratedCode(with_bytes, "request");
+}
+
+TEST(FlagResultsTest, EveryKindOfPayload) {
+  const std::vector<json> payloads = EveryKindOfPayload();
   FlagResults results;
   for (size_t i = 0; i < payloads.size(); ++i) {
     FlagEvaluation evaluation = Decided(true, ReasonCode::kConditionMatch, 0);
