@@ -41,6 +41,11 @@ class _Emulator:
     def persons_requests(self):
         return self.admin("/_emulator/requests?route=persons")["routes"].get("persons", {}).get("count", 0)
 
+    def requests_to(self, path_prefix):
+        """How many requests of the recent log went to a path under `path_prefix`."""
+        recent = self.admin("/_emulator/requests?route=persons")["recent"]
+        return sum(1 for r in recent if r["path"].startswith(path_prefix))
+
     def faults(self, rules):
         self.admin("/_emulator/faults", rules)
 
@@ -95,12 +100,14 @@ def wait_until_stable(read, interval=0.3, timeout=10.0):
 class PersonServiceTestBase(unittest.TestCase):
     GENERATED = 0
     CONFIG_EXTRA = None
+    EXTRA_PROJECTS = ()
 
     @classmethod
     def setUpClass(cls):
         cls.pb, cls.pb_grpc = load_stubs()
         cls.keys = stack.keys_from_seed(stack.DEFAULT_SEED)
-        cls.stack = stack.Stack(cls.keys, extra_config=cls.CONFIG_EXTRA)
+        cls.stack = stack.Stack(cls.keys, extra_config=cls.CONFIG_EXTRA,
+                                extra_projects=cls.EXTRA_PROJECTS)
         cls.stack.__enter__()
         cls.addClassCleanup(cls.stack.stop)
         cls.emulator = _Emulator(cls.stack.emulator_url, cls.keys["personal_api_key"])
@@ -244,6 +251,16 @@ class ListPersonsFaultsTest(PersonServiceTestBase):
     # These tests page far more than 240 times a minute; the pacer has its own
     # tests, so PostHog's budget is lifted here (the emulator enforces none).
     CONFIG_EXTRA = {"paging": {"persons_per_minute": 0, "persons_per_hour": 0}}
+    # A second project of the seed, for the one test that counts requests.
+    ISOLATED = {"alias": "isolated", "project_id": 2}
+    ISOLATED_PATH = "/api/projects/2/persons"
+    EXTRA_PROJECTS = (ISOLATED,)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator.admin("/_emulator/seed", {"generate_persons": 120,
+                                               "project_id": cls.ISOLATED["project_id"]})
 
     def assert_fails(self, code, rules, **fields):
         self.emulator.faults(rules)
@@ -255,13 +272,16 @@ class ListPersonsFaultsTest(PersonServiceTestBase):
         return received, raised.exception
 
     def test_foreign_next_url_ends_the_stream_without_following_it(self):
-        before = self.emulator.persons_requests()
+        # On a project no other test lists: a page an earlier test's stream
+        # still had in flight can neither take this fault nor be counted here.
+        before = self.emulator.requests_to(self.ISOLATED_PATH)
         _, error = self.assert_fails(grpc.StatusCode.UNAVAILABLE,
-                                     [{"route": "persons", "foreign_next_host": "http://evil.example:1234",
-                                       "count": 1}], page_size=50)
+                                     [{"route": self.ISOLATED_PATH,
+                                       "foreign_next_host": "http://evil.example:1234", "count": 1}],
+                                     page_size=50, project=self.ISOLATED["alias"])
         self.assertIn("next", error.details())
         # The first page named the foreign host, so nothing was fetched beyond it.
-        self.assertEqual(self.emulator.persons_requests() - before, 1)
+        self.assertEqual(self.emulator.requests_to(self.ISOLATED_PATH) - before, 1)
 
     def test_malformed_page_is_unavailable(self):
         self.assert_fails(grpc.StatusCode.UNAVAILABLE,
