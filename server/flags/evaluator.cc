@@ -667,7 +667,7 @@ FlagEvaluation Evaluator::Finish(const CompiledFlag& flag, FlagEvaluation result
   result.decided = true;
   // A disabled value has no payload (the server and the SDKs agree), even if
   // the flag stores one under "false".
-  if (!result.enabled) return result;
+  if (!result.enabled || flag.payloads.empty()) return result;
   const absl::string_view lookup = !result.variant.empty() ? result.variant : "true";
   auto it = flag.payloads.find(lookup);
   if (it != flag.payloads.end()) {

@@ -259,11 +259,11 @@ void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evalua
 }  // namespace
 
 void FlagResults::SetLocal(const std::string& key, const flags::FlagEvaluation& evaluation) {
-  entries_.push_back({key, evaluation});
+  entries_.emplace_back(key, evaluation);
 }
 
 void FlagResults::Set(const std::string& key, FlagResult result) {
-  entries_.push_back({key, std::move(result)});
+  entries_.emplace_back(key, std::move(result));
 }
 
 FlagResults::Summary FlagResults::Summarize(size_t i) const {

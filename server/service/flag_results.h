@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -67,6 +68,12 @@ class FlagResults final {
 
  private:
   struct Entry {
+    // Built in place in entries_ (a temporary Entry moved in cost a copy of
+    // each result and key per call).
+    template <typename Result>
+    Entry(const std::string& key, Result&& result)
+        : key(key), result(std::forward<Result>(result)) {}
+
     std::string key;
     std::variant<flags::FlagEvaluation, posthog::v1::FlagResult> result;
   };
