@@ -1,7 +1,8 @@
 #include "server/posthog/value_wire.h"
 
 #include <cstdint>
-#include <cstring>
+
+#include "server/posthog/wire_format.h"
 
 namespace posthog_gateway::value_wire {
 namespace {
@@ -18,40 +19,15 @@ enum ValueField {
 enum StructField { kStructFields = 1 };
 enum MapEntryField { kEntryKey = 1, kEntryValue = 2 };
 enum ListField { kListValues = 1 };
-enum Type { kVarint = 0, kFixed64 = 1, kLength = 2 };
 
-constexpr size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  while (value >= 0x80) {
-    value >>= 7;
-    ++size;
-  }
-  return size;
-}
-
-char* PutVarint(uint64_t value, char* p) {
-  while (value >= 0x80) {
-    *p++ = static_cast<char>(value | 0x80);
-    value >>= 7;
-  }
-  *p++ = static_cast<char>(value);
-  return p;
-}
-
-// Every field here has a number below 16: a one-byte tag.
-char* PutTag(int field, Type type, char* p) {
-  *p++ = static_cast<char>((field << 3) | type);
-  return p;
-}
-
-char* PutBytes(int field, const std::string& bytes, char* p) {
-  p = PutTag(field, kLength, p);
-  p = PutVarint(bytes.size(), p);
-  std::memcpy(p, bytes.data(), bytes.size());
-  return p + bytes.size();
-}
-
-size_t BytesFieldSize(size_t bytes) { return 1 + VarintSize(bytes) + bytes; }
+using wire::BytesFieldSize;
+using wire::kDoubleFieldSize;
+using wire::kLength;
+using wire::kVarint;
+using wire::PutBytes;
+using wire::PutDoubleField;
+using wire::PutTag;
+using wire::PutVarint;
 
 // The contents of a ListValue (`json` an array) and of a Struct (`json` an
 // object). Nested values are sized again by each level above them: payloads
@@ -80,7 +56,7 @@ size_t ValueSize(const nlohmann::json& json) {
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
     case nlohmann::json::value_t::number_float:
-      return 9;
+      return kDoubleFieldSize;
     case nlohmann::json::value_t::string:
       return BytesFieldSize(json.get_ref<const std::string&>().size());
     case nlohmann::json::value_t::array:
@@ -104,12 +80,7 @@ char* PutValue(const nlohmann::json& json, char* p) {
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
     case nlohmann::json::value_t::number_float: {
-      p = PutTag(kValueNumber, kFixed64, p);
-      const double value = json.get<double>();
-      uint64_t bits;
-      std::memcpy(&bits, &value, sizeof bits);
-      for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(bits >> (8 * i));
-      return p;
+      return PutDoubleField(kValueNumber, json.get<double>(), p);
     }
     case nlohmann::json::value_t::string:
       return PutBytes(kValueString, json.get_ref<const std::string&>(), p);

@@ -6,71 +6,12 @@
 
 #include "server/posthog/json_struct.h"
 #include "server/posthog/value_wire.h"
+#include "server/posthog/wire_format.h"
 
 namespace posthog_gateway {
 namespace {
 
 using posthog::v1::FlagResult;
-
-// The protobuf wire format (protobuf.dev/programming-guides/encoding), as
-// far as the messages written here need it. Writers append to a string;
-// PutX write through a pointer into room already made (the hot path).
-namespace wire {
-
-enum Type { kVarint = 0, kFixed64 = 1, kLength = 2 };
-
-constexpr size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  while (value >= 0x80) {
-    value >>= 7;
-    ++size;
-  }
-  return size;
-}
-
-char* PutVarint(uint64_t value, char* p) {
-  while (value >= 0x80) {
-    *p++ = static_cast<char>(value | 0x80);
-    value >>= 7;
-  }
-  *p++ = static_cast<char>(value);
-  return p;
-}
-
-// Field numbers below 16 take a one-byte tag.
-char* PutTag(int field, Type type, char* p) {
-  return PutVarint((static_cast<uint64_t>(field) << 3) | type, p);
-}
-
-char* PutBytes(int field, absl::string_view bytes, char* p) {
-  p = PutTag(field, kLength, p);
-  p = PutVarint(bytes.size(), p);
-  std::memcpy(p, bytes.data(), bytes.size());
-  return p + bytes.size();
-}
-
-// int32, int64, bool and enum fields: negative numbers take ten bytes.
-char* PutVarintField(int field, int64_t value, char* p) {
-  return PutVarint(static_cast<uint64_t>(value), PutTag(field, kVarint, p));
-}
-
-size_t BytesFieldSize(size_t bytes) { return 1 + VarintSize(bytes) + bytes; }
-size_t VarintFieldSize(int64_t value) { return 1 + VarintSize(static_cast<uint64_t>(value)); }
-
-// Appends through Put*: `bound` is at least what `put` writes.
-template <typename Put>
-void Append(std::string* out, size_t bound, Put put) {
-  const size_t at = out->size();
-  out->resize(at + bound);
-  char* end = put(out->data() + at);
-  out->resize(end - out->data());
-}
-
-void BytesField(int field, absl::string_view bytes, std::string* out) {
-  Append(out, BytesFieldSize(bytes.size()), [&](char* p) { return PutBytes(field, bytes, p); });
-}
-
-}  // namespace wire
 
 // Field numbers of the messages written by hand (proto/posthog/v1/flag.proto;
 // payloads: server/posthog/value_wire.h).
