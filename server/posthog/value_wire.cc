@@ -17,11 +17,12 @@ enum ValueField {
   kValueList = 6,
 };
 enum StructField { kStructFields = 1 };
-enum MapEntryField { kEntryKey = 1, kEntryValue = 2 };
 enum ListField { kListValues = 1 };
 
 using wire::BytesFieldSize;
 using wire::kDoubleFieldSize;
+using wire::kEntryKey;
+using wire::kEntryValue;
 using wire::kLength;
 using wire::kVarint;
 using wire::PutBytes;

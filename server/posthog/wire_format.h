@@ -19,6 +19,9 @@ namespace posthog_gateway::wire {
 
 enum Type { kVarint = 0, kFixed64 = 1, kLength = 2 };
 
+// A map field is a repeated message of these two fields, whatever the map.
+enum MapEntryField { kEntryKey = 1, kEntryValue = 2 };
+
 constexpr size_t VarintSize(uint64_t value) {
   size_t size = 1;
   while (value >= 0x80) {

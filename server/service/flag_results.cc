@@ -16,7 +16,6 @@ using posthog::v1::FlagResult;
 // Field numbers of the messages written by hand (proto/posthog/v1/flag.proto;
 // payloads: server/posthog/value_wire.h).
 enum ResponseField { kResponseResults = 1, kResponseRequestId = 2 };
-enum MapEntryField { kEntryKey = 1, kEntryValue = 2 };
 enum ResultField {
   kResultKey = 1,
   kResultEnabled = 2,
@@ -142,10 +141,10 @@ void AppendLocalEntry(absl::string_view key, const flags::FlagEvaluation& evalua
     p = wire::PutVarint(entry_size, p);
     // The map entry's key and the result's key are both field 1: the same bytes.
     char* key_start = p;
-    p = wire::PutBytes(kEntryKey, key, p);
-    p = wire::PutTag(kEntryValue, wire::kLength, p);
+    p = wire::PutBytes(wire::kEntryKey, key, p);
+    p = wire::PutTag(wire::kEntryValue, wire::kLength, p);
     p = wire::PutVarint(result_size, p);
-    static_assert(static_cast<int>(kEntryKey) == static_cast<int>(kResultKey));
+    static_assert(static_cast<int>(wire::kEntryKey) == static_cast<int>(kResultKey));
     std::memcpy(p, key_start, key_field);
     p += key_field;
     if (evaluation.enabled) p = wire::PutVarintField(kResultEnabled, 1, p);
@@ -168,8 +167,8 @@ void AppendEntry(absl::string_view key, const FlagResult& result, std::string* o
   wire::Append(out, wire::BytesFieldSize(entry_size), [&](char* p) {
     p = wire::PutTag(kResponseResults, wire::kLength, p);
     p = wire::PutVarint(entry_size, p);
-    p = wire::PutBytes(kEntryKey, key, p);
-    p = wire::PutTag(kEntryValue, wire::kLength, p);
+    p = wire::PutBytes(wire::kEntryKey, key, p);
+    p = wire::PutTag(wire::kEntryValue, wire::kLength, p);
     p = wire::PutVarint(result_size, p);
     return reinterpret_cast<char*>(
         result.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p)));
