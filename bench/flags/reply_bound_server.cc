@@ -5,12 +5,17 @@
 //     gateway serves it: it parses the request onto an arena, then answers
 //     with the same pre-encoded reply every time (the gateway's own 50
 //     results, saved by `grpc_load --method=save_reply`);
-//   - grpc.health.v1.Health/Check, the gateway's HealthService: the no-op.
+//   - grpc.health.v1.Health/Check, the gateway's HealthService: the no-op;
+// over the gateway's transport: the server options of a gateway with the
+// default `server` configuration (max connection age, which adds a filter to
+// every call, keepalive enforcement, receive size), set by the gateway's own
+// ApplyServerOptions (--gateway_transport=false leaves gRPC's defaults).
 // What EvaluateFlags reaches here against Check is the most any evaluator
 // could reach on this machine with this reply, whatever it cost: the rest is
 // gRPC's and the kernel's handling of the reply and the caller's parse of it.
 //
 //   reply_bound_server --reply=/tmp/flagbench/reply.bin --port_file=/tmp/port
+//     [--gateway_transport=false]
 
 #include <cstdio>
 #include <fstream>
@@ -23,11 +28,16 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/flag.grpc.pb.h"
+#include "server/config/config.h"
 #include "server/grpc/arena_message_allocator.h"
+#include "server/grpc/gateway_server.h"
 #include "server/grpc/health_service.h"
 
 ABSL_FLAG(std::string, reply, "", "a file holding the EvaluateFlagsResponse to answer with");
 ABSL_FLAG(std::string, port_file, "", "where to write the port chosen on 127.0.0.1");
+ABSL_FLAG(bool, gateway_transport, true,
+          "serve with the server options of a gateway with the default server configuration "
+          "(false: gRPC's defaults)");
 
 namespace {
 
@@ -79,6 +89,9 @@ int main(int argc, char** argv) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  if (absl::GetFlag(FLAGS_gateway_transport)) {
+    posthog_gateway::ApplyServerOptions(posthog_gateway::ServerConfig(), &builder);
+  }
   builder.RegisterService(&flags);
   builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

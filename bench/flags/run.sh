@@ -24,8 +24,11 @@ cd "$root"
 seconds="${1:-5}"
 access_log="${ACCESS_LOG:-errors}"
 rounds="${2:-3}"
-# The transport bound's binary, in bench/flags/.
+# The transport bound's binary, in bench/flags/, and its arguments beyond
+# --reply and --port_file (BOUND_ARGS=--gateway_transport=false serves it
+# with gRPC's default server options instead of the gateway's).
 bound="${BOUND:-reply_bound_server}"
+read -r -a bound_args <<<"${BOUND_ARGS:-}"
 
 tools/bazel.sh build --config=opt //bench/flags:all //server:posthog_gateway \
   //emulator:posthog_emulator >/dev/null 2>&1
@@ -65,7 +68,7 @@ echo "== the transport bound: the gateway's reply, pre-encoded" >&2
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=save_reply \
   --inputs="$work/inputs.json" --out="$work/reply.bin"
 "$bin/bench/flags/$bound" --reply="$work/reply.bin" --port_file="$work/bound.port" \
-  2>"$work/bound.log" &
+  "${bound_args[@]}" 2>"$work/bound.log" &
 bound_pid=$!
 for _ in $(seq 100); do [[ -f "$work/bound.port" ]] && break; sleep 0.1; done
 [[ -f "$work/bound.port" ]] || { cat "$work/bound.log" >&2; exit 1; }
@@ -107,6 +110,6 @@ allocator() {
 }
 echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "gateway access log: $access_log, allocator: gateway $(allocator "$bin/server/posthog_gateway")," \
-  "transport bound ($bound) $(allocator "$bin/bench/flags/$bound")"
-echo "== command: bench/flags/run.sh $seconds $rounds${BOUND:+ (BOUND=$BOUND)}"
+  "transport bound ($bound ${BOUND_ARGS:-with the gateway server options}) $(allocator "$bin/bench/flags/$bound")"
+echo "== command: bench/flags/run.sh $seconds $rounds${BOUND:+ (BOUND=$BOUND)}${BOUND_ARGS:+ (BOUND_ARGS=$BOUND_ARGS)}"
 /usr/bin/python3 bench/flags/summarize.py "$work"

@@ -45,6 +45,36 @@ int Millis(absl::Duration duration) {
 
 }  // namespace
 
+void ApplyServerOptions(const ServerConfig& config, grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  // Synchronous handlers (a list stream holds one for its whole life) take
+  // their threads from this quota: past it gRPC answers a new call
+  // RESOURCE_EXHAUSTED instead of starting a thread, and a thread the system
+  // refuses is the same answer, never an abort.
+  if (config.max_handler_threads > 0) {
+    grpc::ResourceQuota quota("posthog-gateway-handlers");
+    quota.SetMaxThreads(static_cast<int>(config.max_handler_threads));
+    builder->SetResourceQuota(quota);
+  }
+  if (config.max_connection_age > absl::ZeroDuration()) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(config.max_connection_age));
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                Millis(config.max_connection_age_grace));
+  }
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                              Millis(config.min_client_ping_interval));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A sync-server thread whose handler blocked (a unary call waiting for
+  // PostHog, a list stream) goes back to polling only while fewer than
+  // MAX_POLLERS threads poll; with gRPC's default of 2 it exits and the next
+  // call spawns a new one (when CaptureEvent was synchronous: about one
+  // thread created per call under 16 callers, twice its CPU per call). Idle
+  // pollers cost a parked thread each and no share of the callback methods'
+  // calls: under 8-caller Health/Check load, 13 idle pollers made 2 context
+  // switches in 3 s, the two callback threads 45,000 (issue 18).
+  builder->SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
+}
+
 GatewayServer::GatewayServer(
     ServerConfig config, std::vector<NamedService> services,
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -78,31 +108,7 @@ absl::StatusOr<int> GatewayServer::Start(absl::string_view host, int port) {
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(absl::StrCat(host, ":", port), Credentials(), &bound_port);
-  builder.SetMaxReceiveMessageSize(config_.max_receive_message_bytes);
-  // Synchronous handlers (a list stream holds one for its whole life) take
-  // their threads from this quota: past it gRPC answers a new call
-  // RESOURCE_EXHAUSTED instead of starting a thread, and a thread the system
-  // refuses is the same answer, never an abort.
-  if (config_.max_handler_threads > 0) {
-    grpc::ResourceQuota quota("posthog-gateway-handlers");
-    quota.SetMaxThreads(static_cast<int>(config_.max_handler_threads));
-    builder.SetResourceQuota(quota);
-  }
-  if (config_.max_connection_age > absl::ZeroDuration()) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Millis(config_.max_connection_age));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                               Millis(config_.max_connection_age_grace));
-  }
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             Millis(config_.min_client_ping_interval));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // A sync-server thread whose handler blocked (capture waits for the
-  // spool's fdatasync) goes back to polling only while fewer than
-  // MAX_POLLERS threads poll; gRPC's default of 2 made it exit, and the next
-  // call spawn a new one: about one thread created per unary CaptureEvent
-  // under 16 callers, which doubled the gateway's CPU per call. Idle pollers
-  // cost a parked thread each.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
+  ApplyServerOptions(config_, &builder);
   builder.RegisterService(&health_);
   for (const NamedService& named : services_) builder.RegisterService(named.service);
   if (!interceptors_.empty()) {
