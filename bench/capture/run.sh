@@ -14,9 +14,10 @@
 #   5. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
 # and, for 1 and 3, the gateway's CPU per event or call (for 3 also its
-# context switches per call), with the load average: when other work shares
-# the machine, throughput drops but CPU and switches per call stay
-# comparable between runs.
+# context switches per call, and both by kind of thread: gRPC's callback
+# threads, the spool's committers, gRPC's executor, the rest), with the load
+# average: when other work shares the machine, throughput drops but CPU and
+# switches per call stay comparable between runs.
 #
 # Before/after comparisons: point POSTHOG_BAZEL_BIN at a directory holding
 # the other build's server/, emulator/ and bench/capture/ binaries.
@@ -97,6 +98,39 @@ gateway_cpu() {
 gateway_switches() {
   cat /proc/"${gateway_pid}"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'
 }
+# The same, and CPU ticks, by kind of thread, one line each: gRPC's callback
+# threads, the spool's committers, gRPC's executor and the rest (where a
+# durable call's switches and CPU go beyond a no-op's: bench/README.md).
+gateway_threads() {  # file to write
+  local task comm kind
+  for task in /proc/"${gateway_pid}"/task/*; do
+    comm="$(cat "${task}/comm" 2>/dev/null)" || continue
+    case "${comm}" in
+      nexting_thread*) kind=callback ;;
+      spool-commit) kind=spool ;;
+      default-executo*) kind=executor ;;
+      *) kind=other ;;
+    esac
+    echo "${kind} $(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "${task}/status" 2>/dev/null)" \
+      "$(sed 's/.*) //' "${task}/stat" 2>/dev/null | awk '{print $12 + $13}')"
+  done | awk 'NF == 3 {s[$1] += $2; c[$1] += $3} END {for (k in s) print k, s[k], c[k]}' >"$1"
+}
+# Per call, by kind of thread: "callback 1.40 / 48 us, spool ..." (switches / CPU).
+threads_per_call() {  # before_file after_file count
+  /usr/bin/python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import sys
+def load(path):
+    return {k: (int(s), int(c)) for k, s, c in (line.split() for line in open(path))}
+before, after = load(sys.argv[1]), load(sys.argv[2])
+calls, hz = max(int(sys.argv[3]), 1), int(sys.argv[4])
+parts = []
+for kind in ("callback", "spool", "executor", "other"):
+    s, c = after.get(kind, (0, 0))
+    s0, c0 = before.get(kind, (0, 0))
+    parts.append(f"{kind} {(s - s0) / calls:.2f} / {(c - c0) * 1e6 / hz / calls:.0f} us")
+print(", ".join(parts))
+PY
+}
 per_call() {  # before after count
   /usr/bin/python3 -c "print(f'{(${2} - ${1}) / max(${3}, 1):.2f}')"
 }
@@ -137,14 +171,21 @@ sdk_rate=$(figure sdk_events_per_second < "${work}/sdk.txt")
 echo "== 3. unary CaptureEvent vs no-op unary ceiling (${seconds} s each)"
 cpu_before=$(gateway_cpu)
 switches_before=$(gateway_switches)
+gateway_threads "${work}/threads0.txt"
 "${load}" --target="${GATEWAY_TARGET}" --mode=noop --seconds="${seconds}" | tee "${work}/noop.txt"
 cpu_after=$(gateway_cpu)
 switches_after=$(gateway_switches)
+gateway_threads "${work}/threads1.txt"
 noop_cpu=$(cpu_us_per "${cpu_before}" "${cpu_after}" "$(figure calls < "${work}/noop.txt")")
 noop_switches=$(per_call "${switches_before}" "${switches_after}" "$(figure calls < "${work}/noop.txt")")
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --seconds="${seconds}" | tee "${work}/unary.txt"
 unary_cpu=$(cpu_us_per "${cpu_after}" "$(gateway_cpu)" "$(figure calls < "${work}/unary.txt")")
 unary_switches=$(per_call "${switches_after}" "$(gateway_switches)" "$(figure calls < "${work}/unary.txt")")
+gateway_threads "${work}/threads2.txt"
+noop_threads=$(threads_per_call "${work}/threads0.txt" "${work}/threads1.txt" \
+  "$(figure calls < "${work}/noop.txt")")
+unary_threads=$(threads_per_call "${work}/threads1.txt" "${work}/threads2.txt" \
+  "$(figure calls < "${work}/unary.txt")")
 # Throughput as capacity: each at enough callers to saturate it. Durable
 # calls wait for a group commit, so they need more callers in flight than a
 # no-op does to reach their ceiling (the no-op saturates the CPU by 16).
@@ -201,6 +242,8 @@ row "no-op unary Health/Check ceiling (calls/s, p50 us, p99 us)" \
 row "unary / ceiling" "$(/usr/bin/python3 -c "print(f'{${unary_rate}/${noop_rate}:.0%}')")"
 row "  gateway CPU per call, unary / no-op (us)" "${unary_cpu} / ${noop_cpu}"
 row "  gateway context switches per call, unary / no-op" "${unary_switches} / ${noop_switches}"
+row "  by thread, unary (switches / CPU per call)" "${unary_threads}"
+row "  by thread, no-op (switches / CPU per call)" "${noop_threads}"
 unary_sat=$(figure calls_per_second < "${work}/unary_sat.txt")
 noop_sat=$(figure calls_per_second < "${work}/noop_sat.txt")
 best_noop=$(( noop_sat > noop_rate ? noop_sat : noop_rate ))
