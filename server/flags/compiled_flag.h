@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
+#include "server/flags/evaluator.h"
 #include "server/flags/values.h"
 
 namespace posthog_gateway::flags {
@@ -115,6 +116,14 @@ struct CompiledPayload {
   std::string value_bytes;
 };
 
+// One value an enabled flag can take (`true` or a variant): its payload, or
+// null, and the reply's enabled, variant and payload fields for it
+// (flag_result_wire::EnabledFields), encoded once per definitions.
+struct CompiledValue {
+  const CompiledPayload* payload = nullptr;
+  std::string fields;
+};
+
 struct CompiledFlag {
   std::string key;
   int64_t id = 0;
@@ -134,6 +143,12 @@ struct CompiledFlag {
   std::string holdout_variant;
   // Payloads by value: "true", "false" or a variant key.
   absl::flat_hash_map<std::string, CompiledPayload> payloads;
+  // The values an enabled result can take: `true` (a flag without variants)
+  // first, then each of `variants` in order; filled after `payloads`, whose
+  // entries they point to.
+  std::vector<CompiledValue> values;
+  // KeyField and LocalTail of every result of this flag.
+  EncodedFlag encoded;
   // SHA-1 state after `key.`.
   SHA_CTX prefix;
   // Its place in CompiledDefinitions::flags(), where an EvaluationCache

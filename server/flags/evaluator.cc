@@ -665,10 +665,38 @@ absl::string_view Evaluator::Variant(const CompiledFlag& flag, const CompiledCon
 
 FlagEvaluation Evaluator::Finish(const CompiledFlag& flag, FlagEvaluation result) const {
   result.decided = true;
+  result.encoded = &flag.encoded;
   // A disabled value has no payload (the server and the SDKs agree), even if
   // the flag stores one under "false".
-  if (!result.enabled || flag.payloads.empty()) return result;
-  const absl::string_view lookup = !result.variant.empty() ? result.variant : "true";
+  if (!result.enabled) {
+    static const std::string* const kDisabled = new std::string();
+    if (result.variant.empty()) result.encoded_value = kDisabled;
+    return result;
+  }
+  // The value's payload and fields, found without hashing the variant: a
+  // flag has few variants.
+  const CompiledValue* value = nullptr;
+  if (result.variant.empty()) {
+    value = &flag.values[0];
+  } else {
+    for (size_t i = 0; i < flag.variants.size(); ++i) {
+      if (flag.variants[i].key == result.variant) {
+        value = &flag.values[i + 1];
+        break;
+      }
+    }
+  }
+  if (value != nullptr) {
+    if (value->payload != nullptr) {
+      result.payload = &value->payload->value;
+      result.payload_bytes = value->payload->value_bytes;
+    }
+    result.encoded_value = &value->fields;
+    return result;
+  }
+  // A variant the flag does not list (a holdout's): looked up by name.
+  if (flag.payloads.empty()) return result;
+  const absl::string_view lookup = result.variant;
   auto it = flag.payloads.find(lookup);
   if (it != flag.payloads.end()) {
     result.payload = &it->second.value;

@@ -106,6 +106,13 @@ struct EvaluationContext {
   std::optional<bool> disable_geoip;
 };
 
+// A flag's result fields that are the same for every person, as wire bytes
+// (server/posthog/flag_result_wire.h): KeyField and LocalTail.
+struct EncodedFlag {
+  std::string key_field;
+  std::string tail;
+};
+
 // The outcome of one flag.
 struct FlagEvaluation {
   // False: the definitions cannot decide; see `inconclusive_reason`.
@@ -128,6 +135,15 @@ struct FlagEvaluation {
   absl::string_view payload_bytes;
   int64_t flag_id = 0;
   int64_t flag_version = 0;
+  // The EvaluateFlags reply's bytes of this result that do not depend on
+  // the person (server/posthog/flag_result_wire.h), encoded when the
+  // definitions were compiled and borrowed likewise: the flag's key field
+  // and source/id/version (`encoded`), and the enabled, variant and payload
+  // fields of this value (`encoded_value`, empty for a disabled result).
+  // Null when the definitions have no such bytes for the result (a variant
+  // the flag does not list): the reply then encodes those fields itself.
+  const EncodedFlag* encoded = nullptr;
+  const std::string* encoded_value = nullptr;
 };
 
 struct CompiledFlag;

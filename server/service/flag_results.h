@@ -48,7 +48,9 @@ class FlagResults final {
   };
 
   // SetLocal records a decided local evaluation; Set any other result. Each
-  // key must be set once.
+  // key must be set once. A local evaluation from CompiledDefinitions is set
+  // under its flag's key: the reply copies the key's bytes the definitions
+  // hold (FlagEvaluation::encoded).
   void SetLocal(const std::string& key, const flags::FlagEvaluation& evaluation);
   void Set(const std::string& key, posthog::v1::FlagResult result);
 

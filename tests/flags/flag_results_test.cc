@@ -4,14 +4,19 @@
 
 #include "server/service/flag_results.h"
 
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/flags/evaluator.h"
 #include "server/posthog/json_struct.h"
 #include "server/posthog/value_wire.h"
 
@@ -156,6 +161,166 @@ TEST(FlagResultsTest, PrecomputedPayloadBytesGiveTheSameReply) {
   }
   EXPECT_EQ(with_bytes.EncodeResponse("request"), without.EncodeResponse("request"));
   ExpectEncodesLikeGeneratedCode(with_bytes, "request");
+}
+
+// Definitions whose results take every path of the reply's pre-encoded
+// fields (FlagEvaluation::encoded): variants with and without payloads, a
+// `true` payload, variant overrides, holdouts (one naming no variant), ids
+// and versions of 0, large and negative, disabled and group flags, keys and
+// payloads of one- to three-byte lengths, a condition index past the
+// reason table's 64.
+json DefinitionsForEncoding() {
+  json variants = json::array();
+  for (int i = 0; i < 4; ++i) {
+    variants.push_back({{"key", "variant-" + std::to_string(i)}, {"rollout_percentage", 25}});
+  }
+  json many_conditions = json::array();
+  for (int i = 0; i < 70; ++i) {
+    many_conditions.push_back(
+        {{"properties", {{{"key", "n"}, {"type", "person"}, {"operator", "exact"}, {"value", i}}}},
+         {"rollout_percentage", 100}});
+  }
+  json flags = json::array({
+      {{"key", "boolean"},
+       {"id", 1},
+       {"version", 2},
+       {"active", true},
+       {"filters", {{"groups", {{{"rollout_percentage", 50}}}}}}},
+      {{"key", "boolean-with-payload"},
+       {"id", 1LL << 40},
+       {"version", -3},
+       {"active", true},
+       {"filters",
+        {{"groups", {{{"rollout_percentage", 70}}}},
+         {"payloads", {{"true", "{\"a\": [1, null, \"x\"]}"}, {"false", "7"}}}}}},
+      {{"key", "multivariate"},
+       {"id", 0},
+       {"version", 0},
+       {"active", true},
+       {"filters",
+        {{"groups", {{{"rollout_percentage", 80}}}},
+         {"multivariate", {{"variants", variants}}},
+         {"payloads", {{"variant-1", "\"one\""}, {"variant-3", std::string(20000, 'p')}}}}}},
+      {{"key", "override"},
+       {"id", 5},
+       {"version", 1},
+       {"active", true},
+       {"filters",
+        {{"groups",
+          {{{"properties",
+             {{{"key", "plan"}, {"type", "person"}, {"operator", "exact"}, {"value", "pro"}}}},
+            {"rollout_percentage", 100},
+            {"variant", "variant-2"}},
+           {{"rollout_percentage", 100}}}},
+         {"multivariate", {{"variants", variants}}},
+         {"payloads", {{"variant-2", "[true, false]"}}}}}},
+      {{"key", "holdout"},
+       {"id", 6},
+       {"version", 9},
+       {"active", true},
+       {"filters",
+        {{"groups", {{{"rollout_percentage", 100}}}},
+         {"holdout", {{"id", 12}, {"exclusion_percentage", 40}}},
+         {"payloads", {{"holdout-12", "{\"held\": true}"}}}}}},
+      {{"key", "holdout-variant"},
+       {"id", 7},
+       {"version", 1},
+       {"active", true},
+       {"filters",
+        {{"groups", {{{"rollout_percentage", 100}}}},
+         {"multivariate", {{"variants", variants}}},
+         {"holdout_groups", {{{"rollout_percentage", 40}, {"variant", "variant-0"}}}}}}},
+      {{"key", "disabled"},
+       {"id", 8},
+       {"version", 1},
+       {"active", false},
+       {"filters", {{"payloads", {{"true", "1"}}}}}},
+      {{"key", "group"},
+       {"id", 9},
+       {"version", 1},
+       {"active", true},
+       {"filters",
+        {{"aggregation_group_type_index", 0}, {"groups", {{{"rollout_percentage", 100}}}}}}},
+      {{"key", "many-conditions"},
+       {"id", 10},
+       {"version", 4},
+       {"active", true},
+       {"filters", {{"groups", many_conditions}}}},
+      {{"key", std::string(300, 'k')},
+       {"id", 11},
+       {"version", 1},
+       {"active", true},
+       {"filters", {{"groups", {{{"rollout_percentage", 30}}}}}}},
+  });
+  return {{"flags", flags}, {"group_type_mapping", {{"0", "company"}}}};
+}
+
+// The generated code's bytes for a response holding `key` → `result` only.
+std::string GeneratedEntryBytes(const std::string& key, const FlagResult& result) {
+  EvaluateFlagsResponse response;
+  (*response.mutable_results())[key] = result;
+  (void)response.ByteSizeLong();
+  return DeterministicBytes(response);
+}
+
+TEST(FlagResultsTest, PreEncodedFieldsAreTheGeneratedCodesBytes) {
+  absl::StatusOr<std::shared_ptr<const flags::CompiledDefinitions>> definitions =
+      flags::CompileDefinitions(DefinitionsForEncoding());
+  ASSERT_TRUE(definitions.ok()) << definitions.status();
+  std::set<std::string> outcomes;
+  int encoded = 0;
+  for (int person = 0; person < 300; ++person) {
+    flags::EvaluationContext context;
+    context.distinct_id = "person-" + std::to_string(person);
+    context.person_properties = {{"plan", person % 3 == 0 ? "pro" : "free"}, {"n", person % 80}};
+    FlagResults results;
+    FlagResults without_bytes;  // The same results, every field encoded by the reply.
+    for (const auto& flag : (*definitions)->flags()) {
+      const std::string& key = flags::CompiledDefinitions::FlagKey(*flag);
+      FlagEvaluation evaluation =
+          flags::EvaluateFlag(**definitions, *flag, context, absl::UnixEpoch());
+      ASSERT_TRUE(evaluation.decided) << key << ": " << evaluation.inconclusive_reason;
+      results.SetLocal(key, evaluation);
+      if (evaluation.encoded != nullptr && evaluation.encoded_value != nullptr) ++encoded;
+      outcomes.insert(absl::StrCat(key.substr(0, 20), " ", evaluation.enabled, " ",
+                                   evaluation.variant, " ", evaluation.condition_index));
+      FlagEvaluation plain = evaluation;
+      plain.encoded = nullptr;
+      plain.encoded_value = nullptr;
+      without_bytes.SetLocal(key, plain);
+      // Each result alone, byte for byte as the generated code writes it.
+      FlagResults one;
+      one.SetLocal(key, evaluation);
+      EXPECT_EQ(one.EncodeResponse(""), GeneratedEntryBytes(key, one.ToProto(0)))
+          << key << " for " << context.distinct_id;
+    }
+    EXPECT_EQ(results.EncodeResponse("id"), without_bytes.EncodeResponse("id"));
+    ExpectEncodesLikeGeneratedCode(results, "id");
+  }
+  // The definitions' bytes served nearly every result, and the results
+  // varied: both values of every flag, variants with and without payloads,
+  // holdouts, the 70th condition.
+  EXPECT_GT(encoded, 300 * 9);
+  EXPECT_GT(outcomes.size(), 40u);
+  EXPECT_TRUE(outcomes.count("holdout 1 holdout-12 -1")) << "no holdout result";
+  EXPECT_TRUE(outcomes.count("many-conditions 1  69")) << "no 70th condition";
+  EXPECT_TRUE(outcomes.count("override 1 variant-2 0")) << "no override";
+  EXPECT_TRUE(outcomes.count("multivariate 1 variant-3 0")) << "no large payload";
+}
+
+// A result set under a key other than its flag's (not done by the service)
+// still says that key.
+TEST(FlagResultsTest, AKeyOtherThanTheFlagsIsWrittenAsGiven) {
+  absl::StatusOr<std::shared_ptr<const flags::CompiledDefinitions>> definitions =
+      flags::CompileDefinitions(DefinitionsForEncoding());
+  ASSERT_TRUE(definitions.ok());
+  flags::EvaluationContext context;
+  context.distinct_id = "someone";
+  const FlagEvaluation evaluation =
+      flags::EvaluateFlag(**definitions, *(*definitions)->flags()[0], context, absl::UnixEpoch());
+  FlagResults results;
+  results.SetLocal("another-key", evaluation);
+  ExpectEncodesLikeGeneratedCode(results, "");
 }
 
 TEST(FlagResultsTest, EveryKindOfPayload) {
