@@ -5,10 +5,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <set>
 #include <string>
 
 #include "absl/time/time.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "posthog/v1/flag.pb.h"
 #include "server/flags/evaluator.h"
+#include "server/service/flag_results.h"
 #include "tests/fuzz/json_input.h"
 
 namespace {
@@ -46,6 +52,17 @@ EvaluationContext ContextFrom(const json& body) {
   return context;
 }
 
+// The generated code's bytes for `message`, map fields in key order.
+std::string Deterministic(const google::protobuf::MessageLite& message) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return bytes;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -56,11 +73,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!definitions.ok()) return 0;
   const absl::Time now = absl::FromUnixSeconds(1767225600);  // 2026-01-01
   std::string buffer;
+  // The decided results as an EvaluateFlags reply, written from the bytes
+  // the definitions pre-encode: each must parse as the message the
+  // generated code builds for it (a flag key once: duplicates are left out).
+  posthog_gateway::FlagResults results;
+  std::set<std::string> keys;
   for (const auto& flag : (*definitions)->flags()) {
     const posthog_gateway::flags::FlagEvaluation evaluation =
         posthog_gateway::flags::EvaluateFlag(**definitions, *flag, context, now);
     if (evaluation.decided) {
       (void)posthog_gateway::flags::ReasonDescription(evaluation, &buffer);
+      const std::string& key = posthog_gateway::flags::CompiledDefinitions::FlagKey(*flag);
+      if (keys.insert(key).second) results.SetLocal(key, evaluation);
+    }
+  }
+  posthog::v1::EvaluateFlagsResponse reply;
+  if (!reply.ParseFromString(results.EncodeResponse("request"))) std::abort();
+  if (reply.results_size() != static_cast<int>(results.size())) std::abort();
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto found = reply.results().find(results.key(i));
+    if (found == reply.results().end() ||
+        Deterministic(found->second) != Deterministic(results.ToProto(i))) {
+      std::abort();
     }
   }
   return 0;
