@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -440,6 +441,23 @@ absl::StatusOr<std::shared_ptr<const CompiledDefinitions>> CompileDefinitions(js
         std::any_of(flag.conditions.begin(), flag.conditions.end(),
                     [](const CompiledCondition& c) { return c.has_rollout && c.rollout < 100; });
     flag.likely_variant_hash = person_bucketed && !flag.variants.empty();
+    auto add_job = [&definitions, &flag](bool variant) {
+      CompiledDefinitions::HashJob job;
+      job.flag = flag.index;
+      job.variant = variant;
+      job.state[0] = flag.prefix.h0;
+      job.state[1] = flag.prefix.h1;
+      job.state[2] = flag.prefix.h2;
+      job.state[3] = flag.prefix.h3;
+      job.state[4] = flag.prefix.h4;
+      job.buffered = flag.prefix.num;
+      job.bits = (static_cast<uint64_t>(flag.prefix.Nh) << 32) | flag.prefix.Nl;
+      std::memcpy(job.tail, flag.prefix.data, job.buffered);
+      definitions->hash_jobs_.push_back(job);
+      return static_cast<int>(definitions->hash_jobs_.size()) - 1;
+    };
+    if (flag.likely_rollout_hash) flag.rollout_hash_job = add_job(false);
+    if (flag.likely_variant_hash) flag.variant_hash_job = add_job(true);
   }
   if (auto cohorts = body.find("cohorts"); cohorts != body.end() && cohorts->is_object()) {
     for (auto it = cohorts->begin(); it != cohorts->end(); ++it) {

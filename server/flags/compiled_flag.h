@@ -160,6 +160,9 @@ struct CompiledFlag {
   // a few at once. A guess that only decides what is computed early.
   bool likely_rollout_hash = false;
   bool likely_variant_hash = false;
+  // Their places in CompiledDefinitions::hash_jobs_, or -1.
+  int rollout_hash_job = -1;
+  int variant_hash_job = -1;
   // A part of the definition could not be compiled: evaluation is
   // inconclusive with this reason.
   std::string malformed;
