@@ -235,6 +235,10 @@ class Evaluator {
   // when `bucketing` is the person's distinct id.
   double BucketingHash(const CompiledFlag& flag, absl::string_view bucketing, bool variant);
 
+  // The person's property `key`, or nullptr: from context_.person_lookup
+  // (into `storage`) when set, else from context_.person_properties.
+  const json* PersonProperty(const std::string& key, json* storage) const;
+
   // The cache's entry for `p` when `subject` is the person, else nullptr.
   EvaluationCache::Entry* CachedPersonValue(const CompiledProperty& p, const Subject& subject);
 
@@ -285,12 +289,18 @@ EvaluationCache::Entry* Evaluator::CachedPersonValue(const CompiledProperty& p,
   EvaluationCache::Entry& entry = cache_->entries_[p.key_slot];
   if (!entry.looked_up) {
     entry.looked_up = true;
-    if (subject.properties->is_object()) {
-      auto it = subject.properties->find(p.key);
-      if (it != subject.properties->end()) entry.value = &*it;
-    }
+    entry.value = PersonProperty(p.key, &entry.storage);
   }
   return &entry;
+}
+
+const json* Evaluator::PersonProperty(const std::string& key, json* storage) const {
+  if (context_.person_lookup != nullptr) {
+    return context_.person_lookup->Find(key, storage) ? storage : nullptr;
+  }
+  if (!context_.person_properties.is_object()) return nullptr;
+  auto it = context_.person_properties.find(key);
+  return it != context_.person_properties.end() ? &*it : nullptr;
 }
 
 Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
@@ -300,9 +310,12 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
   }
   const json* found = nullptr;
   json implicit;
+  json person_value;
   EvaluationCache::Entry* cached = CachedPersonValue(p, subject);
   if (cached != nullptr) {
     found = cached->value;
+  } else if (subject.properties == &context_.person_properties) {
+    found = PersonProperty(p.key, &person_value);
   } else if (subject.properties != nullptr && subject.properties->is_object()) {
     auto it = subject.properties->find(p.key);
     if (it != subject.properties->end()) found = &*it;
@@ -801,9 +814,9 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
   }
 
   // 3. Feature enrollment (early access), by the person's property.
-  if (flag.feature_enrollment && context_.person_properties.is_object()) {
-    auto it = context_.person_properties.find(flag.enrollment_property);
-    if (it != context_.person_properties.end()) {
+  if (flag.feature_enrollment) {
+    json enrollment_value;
+    if (const json* it = PersonProperty(flag.enrollment_property, &enrollment_value)) {
       const bool enrolled = (it->is_boolean() && it->get<bool>()) ||
                             (it->is_string() && Fold(it->get<std::string>()) == "true");
       result.reason = ReasonCode::kSuperConditionValue;

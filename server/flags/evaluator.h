@@ -90,12 +90,32 @@ struct FlagEvaluation;
 // (a condition set past the 64th).
 absl::string_view ReasonDescription(const FlagEvaluation& evaluation, std::string* buffer);
 
+// PropertyLookup gives a person's properties one key at a time, for a
+// caller that holds them in another form than JSON: EvaluateFlags has the
+// request's google.protobuf.Struct, and converting only the properties the
+// definitions read, when they read them, costs less than building the whole
+// object per call (building it was 6 % of the handler in a perf profile of
+// 50 flags, issue 18).
+class PropertyLookup {
+ public:
+  // Find sets `*value` to the property `key` as JSON and returns true, or
+  // returns false when the person has no such property. It must answer as
+  // the JSON object the properties stand for would.
+  virtual bool Find(const std::string& key, nlohmann::json* value) const = 0;
+
+ protected:
+  ~PropertyLookup() = default;
+};
+
 // Who a flag is evaluated for. Property objects are JSON objects (or null).
 struct EvaluationContext {
   std::string distinct_id;
   // Empty when unknown.
   std::string device_id;
+  // The person's properties; when `person_lookup` is set the evaluator reads
+  // them through it instead (and `person_properties` need not hold them).
   nlohmann::json person_properties = nlohmann::json::object();
+  const PropertyLookup* person_lookup = nullptr;
   // Group type → group key.
   std::map<std::string, std::string> groups;
   // Group type → that group's properties.
@@ -183,6 +203,8 @@ class EvaluationCache final {
     Parse version = kNotYet;
     // The person's value, or nullptr when the person has none.
     const nlohmann::json* value = nullptr;
+    // The value when it came from a PropertyLookup.
+    nlohmann::json storage;
     absl::Time date_value;
     int64_t version_value[3] = {0, 0, 0};
   };

@@ -19,6 +19,7 @@
 #include "server/grpc/status_conversion.h"
 #include "server/posthog/json_struct.h"
 #include "server/service/stream_list.h"
+#include "server/service/struct_properties.h"
 
 namespace posthog_gateway {
 
@@ -104,12 +105,12 @@ std::vector<std::string> UniqueKeys(const std::vector<std::string>& keys) {
   return unique;
 }
 
+// The context of `who`, but for the person's properties: the caller either
+// sets a PropertyLookup over who.person_properties() or converts them.
 flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& who) {
   flags::EvaluationContext context;
   context.distinct_id = who.distinct_id();
   context.device_id = who.device_id();
-  if (who.has_person_properties())
-    context.person_properties = JsonFromStruct(who.person_properties());
   for (const auto& [type, key] : who.groups()) context.groups[type] = key;
   for (const auto& [type, properties] : who.group_properties()) {
     context.group_properties[type] = JsonFromStruct(properties);
@@ -195,6 +196,11 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
       e.snapshot != nullptr ? e.snapshot->definitions.get() : nullptr;
   e.now = clock_->Now();
 
+  // The local evaluation reads the person's properties from the request,
+  // converting only those the definitions filter on; PostHog is sent all of
+  // them as JSON (below).
+  const StructProperties person(&who.person_properties());
+  e.context.person_lookup = &person;
   // The flags of one call read the same few properties: each is looked up
   // and parsed once.
   flags::EvaluationCache cache;
@@ -230,6 +236,12 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
         evaluate_one(key, flag);
       }
     }
+  }
+  // The lookup reads `who`, which need not outlive this call; the rest of
+  // the call (PostHog's /flags) reads the JSON.
+  e.context.person_lookup = nullptr;
+  if (e.NeedsPostHog() && who.has_person_properties()) {
+    e.context.person_properties = JsonFromStruct(who.person_properties());
   }
   return evaluation;
 }

@@ -168,6 +168,28 @@ TEST_F(EvaluateFlagsTest, AnUndecidedFlagIsAskedOfPostHogOnce) {
   EXPECT_NE(http_.requests()[1].url.find("/flags"), std::string::npos);
 }
 
+// The local evaluation reads the person's properties from the request one
+// key at a time; PostHog is still sent all of them.
+TEST_F(EvaluateFlagsTest, PostHogIsSentEveryPersonPropertyTheCallGave) {
+  http_.Respond(200, kPostHogAnswer);
+  v1::EvaluateFlagsRequest request = Request({}, /*only_local=*/false);
+  auto& fields = *request.mutable_context()->mutable_person_properties()->mutable_fields();
+  fields["email"].set_string_value("ada@example.com");
+  fields["age"].set_number_value(30);
+  fields["beta"].set_bool_value(true);
+  fields["tags"].mutable_list_value()->add_values()->set_string_value("x");
+  v1::EvaluateFlagsResponse response;
+  ASSERT_TRUE(Evaluate(request, &response).ok());
+  // "pro-only" filters on a plan the call did not give: PostHog decides it.
+  EXPECT_EQ(response.results().at("pro-only").source(), v1::FLAG_DECISION_SOURCE_REMOTE);
+  const nlohmann::json body = nlohmann::json::parse(http_.requests().back().body);
+  EXPECT_EQ(body["person_properties"], nlohmann::json({{"email", "ada@example.com"},
+                                                       {"age", 30},
+                                                       {"beta", true},
+                                                       {"tags", nlohmann::json::array({"x"})}}))
+      << body.dump();
+}
+
 TEST_F(EvaluateFlagsTest, PostHogIsAskedWithoutGeoipUnlessTheCallTurnsItOn) {
   const std::pair<v1::GeoipMode, bool> cases[] = {{v1::GEOIP_MODE_UNSPECIFIED, true},
                                                   {v1::GEOIP_MODE_DISABLED, true},
