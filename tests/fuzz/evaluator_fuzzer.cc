@@ -14,7 +14,9 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "posthog/v1/flag.pb.h"
 #include "server/flags/evaluator.h"
+#include "server/posthog/json_struct.h"
 #include "server/service/flag_results.h"
+#include "server/service/struct_properties.h"
 #include "tests/fuzz/json_input.h"
 
 namespace {
@@ -78,9 +80,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // generated code builds for it (a flag key once: duplicates are left out).
   posthog_gateway::FlagResults results;
   std::set<std::string> keys;
+  // The same person's properties as EvaluateFlags reads them: from a
+  // Struct, one key at a time (with a cache, as the service evaluates),
+  // which must decide as the JSON of that Struct does.
+  const google::protobuf::Struct person =
+      posthog_gateway::StructFromJson(context.person_properties);
+  const posthog_gateway::StructProperties lookup(&person);
+  EvaluationContext from_struct = context;
+  from_struct.person_lookup = &lookup;
+  EvaluationContext from_json = context;
+  from_json.person_properties = posthog_gateway::JsonFromStruct(person);
+  posthog_gateway::flags::EvaluationCache cache;
   for (const auto& flag : (*definitions)->flags()) {
     const posthog_gateway::flags::FlagEvaluation evaluation =
         posthog_gateway::flags::EvaluateFlag(**definitions, *flag, context, now);
+    const posthog_gateway::flags::FlagEvaluation want =
+        posthog_gateway::flags::EvaluateFlag(**definitions, *flag, from_json, now);
+    const posthog_gateway::flags::FlagEvaluation got =
+        posthog_gateway::flags::EvaluateFlag(**definitions, *flag, from_struct, now, &cache);
+    if (got.decided != want.decided || got.enabled != want.enabled || got.variant != want.variant ||
+        got.reason != want.reason || got.condition_index != want.condition_index ||
+        got.inconclusive_reason != want.inconclusive_reason) {
+      std::abort();
+    }
     if (evaluation.decided) {
       (void)posthog_gateway::flags::ReasonDescription(evaluation, &buffer);
       const std::string& key = posthog_gateway::flags::CompiledDefinitions::FlagKey(*flag);
