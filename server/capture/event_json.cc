@@ -238,8 +238,13 @@ bool AppendJsonString(absl::string_view text, std::string* out) {
 
 absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
                                       const EventJsonExtras& extras) {
-  std::string out;
-  out.reserve(256 + static_cast<size_t>(event.ByteSizeLong()) * 2);
+  // Written into a per-thread buffer that keeps its capacity, then copied
+  // out at its exact size: sizing a fresh string from the event's
+  // ByteSizeLong walked every Struct once more (5 % of the gateway's
+  // streaming CPU) and left each event's JSON holding about twice its size
+  // while it waits for delivery.
+  thread_local std::string out;
+  out.clear();
   Writer writer(&out);
   // Top-level keys in sorted order.
   writer.Raw("{\"distinct_id\":");
@@ -256,7 +261,10 @@ absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
   if (!writer.ok()) {
     return absl::InvalidArgumentError("the event holds a string that is not valid UTF-8");
   }
-  return out;
+  std::string json(out);
+  // One unusually large event must not pin its size for the thread's life.
+  if (out.capacity() > (64 << 10)) std::string().swap(out);
+  return json;
 }
 
 }  // namespace posthog_gateway
