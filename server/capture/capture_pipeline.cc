@@ -186,6 +186,26 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
 void CapturePipeline::CaptureDurableAsync(absl::string_view project,
                                           const std::vector<const posthog::v1::Event*>& events,
                                           absl::string_view field, bool indexed, CaptureDone done) {
+  auto uuids = std::make_shared<std::vector<std::string>>();
+  std::vector<std::string>* collected = uuids.get();
+  DurableAsync(project, events, field, indexed, collected,
+               [uuids = std::move(uuids), done = std::move(done)](absl::StatusOr<int64_t> count) {
+                 if (!count.ok()) return done(count.status());
+                 done(std::move(*uuids));
+               });
+}
+
+void CapturePipeline::CaptureDurableCountAsync(absl::string_view project,
+                                               const std::vector<const posthog::v1::Event*>& events,
+                                               absl::string_view field, bool indexed,
+                                               CountDone done) {
+  DurableAsync(project, events, field, indexed, /*uuids=*/nullptr, std::move(done));
+}
+
+void CapturePipeline::DurableAsync(absl::string_view project,
+                                   const std::vector<const posthog::v1::Event*>& events,
+                                   absl::string_view field, bool indexed,
+                                   std::vector<std::string>* uuids, CountDone done) {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return done(client.status());
   const std::string& alias = (*client)->project().alias;
@@ -196,15 +216,14 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
       builder_->Build(events, field, indexed, (*client)->project().disable_geoip);
   if (!built.ok()) return done(built.status());
   auto records = std::make_shared<std::vector<SpoolRecord>>();
-  auto uuids = std::make_shared<std::vector<std::string>>();
   records->reserve(built->size());
-  uuids->reserve(built->size());
+  if (uuids != nullptr) uuids->reserve(built->size());
   for (BuiltEvent& event : *built) {
     records->push_back({alias, event.historical_migration, std::move(event.json)});
-    uuids->push_back(std::move(event.uuid));
+    if (uuids != nullptr) uuids->push_back(std::move(event.uuid));
   }
   ProjectQueue* project_queue = queue->second.get();
-  spool_->AppendAsync(*records, [records, uuids, project_queue,
+  spool_->AppendAsync(*records, [records, project_queue,
                                  done = std::move(done)](absl::StatusOr<SpoolLocation> location) {
     if (!location.ok()) return done(location.status());
     std::vector<QueuedEvent> queued;
@@ -219,7 +238,7 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
       queued.push_back(std::move(event));
     }
     project_queue->Enqueue(std::move(queued), *location);
-    done(std::move(*uuids));
+    done(static_cast<int64_t>(records->size()));
   });
 }
 

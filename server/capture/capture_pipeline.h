@@ -73,6 +73,17 @@ class CapturePipeline final {
                            const std::vector<const posthog::v1::Event*>& events,
                            absl::string_view field, bool indexed, CaptureDone done);
 
+  // CountDone receives how many events were stored, or why none were.
+  using CountDone = std::function<void(absl::StatusOr<int64_t>)>;
+
+  // CaptureDurableCountAsync is CaptureDurableAsync for a caller that answers
+  // with a count only (a stream's acknowledgement): the events' uuids are
+  // not collected and handed over, which for a stream message of hundreds of
+  // events was one string moved, kept and freed per event.
+  void CaptureDurableCountAsync(absl::string_view project,
+                                const std::vector<const posthog::v1::Event*>& events,
+                                absl::string_view field, bool indexed, CountDone done);
+
   // ProjectPaused is whether PostHog refused `alias`'s project key (sending
   // to it is paused until the key changes).
   bool ProjectPaused(absl::string_view alias) const;
@@ -100,6 +111,13 @@ class CapturePipeline final {
 
  private:
   CapturePipeline() = default;
+
+  // The two above: builds and spools `events`, then queues them for delivery
+  // and calls `done` with their count; moves their uuids into `uuids` first
+  // when it is not null (it must live until `done`).
+  void DurableAsync(absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
+                    absl::string_view field, bool indexed, std::vector<std::string>* uuids,
+                    CountDone done);
 
   const ProjectRegistry* projects_ = nullptr;
   std::unique_ptr<EventBuilder> builder_;

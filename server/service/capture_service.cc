@@ -184,17 +184,17 @@ class CaptureServiceImpl::EventStream final
     for (const posthog::v1::Event& event : request_->events()) events_.push_back(&event);
     // The arena (and so events_) lives until the next read, after the ack.
     if (ack_mode_ != posthog::v1::ACK_MODE_DELIVERED) {
-      service_->pipeline_->CaptureDurableAsync(
+      service_->pipeline_->CaptureDurableCountAsync(
           project_, events_, "events", /*indexed=*/true,
-          [this](absl::StatusOr<std::vector<std::string>> uuids) {
-            Acknowledge(std::move(uuids));
-          });
+          [this](absl::StatusOr<int64_t> count) { Acknowledge(count); });
       return;
     }
     absl::AnyInvocable<void()&&> wait = [this] {
-      Acknowledge(service_->pipeline_->Capture(project_, events_, "events", /*indexed=*/true,
-                                               ack_mode_, deadline_,
-                                               [this] { return context_->IsCancelled(); }));
+      absl::StatusOr<std::vector<std::string>> uuids =
+          service_->pipeline_->Capture(project_, events_, "events", /*indexed=*/true, ack_mode_,
+                                       deadline_, [this] { return context_->IsCancelled(); });
+      if (!uuids.ok()) return Acknowledge(uuids.status());
+      Acknowledge(static_cast<int64_t>(uuids->size()));
     };
     if (!service_->blocking_.TryStart(wait)) {
       Acknowledge(DeliveredWaitsExhausted(service_->max_delivered_waits_));
@@ -247,20 +247,20 @@ class CaptureServiceImpl::EventStream final
 
   // Acknowledge answers the message just captured: the running count, or
   // the error that ends the stream.
-  void Acknowledge(absl::StatusOr<std::vector<std::string>> uuids) {
-    if (!uuids.ok()) {
+  void Acknowledge(absl::StatusOr<int64_t> stored) {
+    if (!stored.ok()) {
       absl::Status status(
-          uuids.status().code(),
+          stored.status().code(),
           absl::StrCat("stream message ", message_number_, " (after ", acknowledged_,
-                       " acknowledged events): ", uuids.status().message()));
-      uuids.status().ForEachPayload(
+                       " acknowledged events): ", stored.status().message()));
+      stored.status().ForEachPayload(
           [&status](absl::string_view type_url, const absl::Cord& payload) {
             status.SetPayload(type_url, payload);
           });
       Finish(ToGrpcStatus(status));
       return;
     }
-    acknowledged_ += static_cast<int64_t>(uuids->size());
+    acknowledged_ += *stored;
     posthog::v1::StreamCaptureEventsResponse response;
     response.set_acknowledged_count(acknowledged_);
     grpc::Slice slice(response.SerializeAsString());
