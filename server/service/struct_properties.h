@@ -20,8 +20,7 @@ namespace posthog_gateway {
 
 class StructProperties final : public flags::PropertyLookup {
  public:
-  explicit StructProperties(const google::protobuf::Struct* properties)
-      : properties_(properties) {}
+  explicit StructProperties(const google::protobuf::Struct* properties) : properties_(properties) {}
 
   bool Find(const std::string& key, nlohmann::json* value) const override {
     auto it = properties_->fields().find(key);

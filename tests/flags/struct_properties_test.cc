@@ -101,30 +101,29 @@ json Definitions() {
   int id = 1;
   for (const char* key : kKeys) {
     for (const auto& [op, value] : filters) {
-      flags.push_back({{"key", absl::StrCat(key, "-", op, "-", id)},
-                       {"id", id++},
-                       {"active", true},
-                       {"filters",
-                        {{"groups",
-                          {{{"properties", {Filter(key, op, value)}},
-                            {"rollout_percentage", 100}}}}}}});
+      flags.push_back(
+          {{"key", absl::StrCat(key, "-", op, "-", id)},
+           {"id", id++},
+           {"active", true},
+           {"filters",
+            {{"groups",
+              {{{"properties", {Filter(key, op, value)}}, {"rollout_percentage", 100}}}}}}});
     }
   }
-  flags.push_back(
-      {{"key", "several"},
-       {"id", id++},
-       {"active", true},
-       {"filters",
-        {{"groups",
-          {{{"properties", {Filter("a", "is_set", ""), Filter("b", "icontains", "a")}},
-            {"rollout_percentage", 50}},
-           {{"properties", {Filter("email", "regex", "example")}},
-            {"rollout_percentage", 100},
-            {"variant", "second"}}}},
-         {"multivariate",
-          {{"variants",
-            {{{"key", "first"}, {"rollout_percentage", 50}},
-             {{"key", "second"}, {"rollout_percentage", 50}}}}}}}}});
+  flags.push_back({{"key", "several"},
+                   {"id", id++},
+                   {"active", true},
+                   {"filters",
+                    {{"groups",
+                      {{{"properties", {Filter("a", "is_set", ""), Filter("b", "icontains", "a")}},
+                        {"rollout_percentage", 50}},
+                       {{"properties", {Filter("email", "regex", "example")}},
+                        {"rollout_percentage", 100},
+                        {"variant", "second"}}}},
+                     {"multivariate",
+                      {{"variants",
+                        {{{"key", "first"}, {"rollout_percentage", 50}},
+                         {{"key", "second"}, {"rollout_percentage", 50}}}}}}}}});
   flags.push_back({{"key", "cohort"},
                    {"id", id++},
                    {"active", true},
@@ -132,11 +131,11 @@ json Definitions() {
                     {{"groups",
                       {{{"properties", {{{"key", "id"}, {"type", "cohort"}, {"value", 7}}}},
                         {"rollout_percentage", 100}}}}}}});
-  flags.push_back({{"key", "flag"},
-                   {"id", id++},
-                   {"active", true},
-                   {"filters",
-                    {{"feature_enrollment", true}, {"groups", {{{"rollout_percentage", 0}}}}}}});
+  flags.push_back(
+      {{"key", "flag"},
+       {"id", id++},
+       {"active", true},
+       {"filters", {{"feature_enrollment", true}, {"groups", {{{"rollout_percentage", 0}}}}}}});
   return {{"flags", flags},
           {"cohorts",
            {{"7",
