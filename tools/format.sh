@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Formats the project's C++ with clang-format (Debian's clang-format-14) and
 # the style in .clang-format.
-#   tools/format.sh           rewrite every tracked .cc/.h in place
+#   tools/format.sh           rewrite every .cc/.h in place, tracked or new
+#                             (not ignored): a file formatted before its
+#                             `git add` is formatted too
 #   tools/format.sh --check   change nothing; list the files that differ and
 #                             fail if any does (tests/run.sh runs this)
 set -euo pipefail
@@ -14,7 +16,7 @@ if [[ -z "$formatter" ]]; then
   exit 1
 fi
 
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 if [[ "${1:-}" == "--check" ]]; then
   bad=()
   for f in "${files[@]}"; do
