@@ -8,11 +8,6 @@ namespace {
 // posthog.v1.FLAG_DECISION_SOURCE_LOCAL.
 constexpr int kSourceLocal = 1;
 
-void VarintField(int field, int64_t value, std::string* out) {
-  wire::Append(out, wire::VarintFieldSize(value),
-               [&](char* p) { return wire::PutVarintField(field, value, p); });
-}
-
 }  // namespace
 
 std::string KeyField(absl::string_view key) {
@@ -23,7 +18,7 @@ std::string KeyField(absl::string_view key) {
 
 std::string EnabledFields(absl::string_view variant, const std::string* payload_bytes) {
   std::string out;
-  VarintField(kResultEnabled, 1, &out);
+  wire::VarintField(kResultEnabled, 1, &out);
   if (!variant.empty()) wire::BytesField(kResultVariant, variant, &out);
   if (payload_bytes != nullptr) wire::BytesField(kResultPayload, *payload_bytes, &out);
   return out;
@@ -31,10 +26,10 @@ std::string EnabledFields(absl::string_view variant, const std::string* payload_
 
 std::string ReasonField(int reason_code, absl::string_view description, int condition_index) {
   std::string reason;
-  if (reason_code != 0) VarintField(kReasonCode, reason_code, &reason);
+  if (reason_code != 0) wire::VarintField(kReasonCode, reason_code, &reason);
   if (!description.empty()) wire::BytesField(kReasonDescription, description, &reason);
   // condition_index has presence: written whenever set, 0 included.
-  if (condition_index >= 0) VarintField(kReasonConditionIndex, condition_index, &reason);
+  if (condition_index >= 0) wire::VarintField(kReasonConditionIndex, condition_index, &reason);
   std::string out;
   wire::BytesField(kResultReason, reason, &out);
   return out;
@@ -42,9 +37,9 @@ std::string ReasonField(int reason_code, absl::string_view description, int cond
 
 std::string LocalTail(int64_t flag_id, int64_t flag_version) {
   std::string out;
-  VarintField(kResultSource, kSourceLocal, &out);
-  if (flag_id != 0) VarintField(kResultFlagId, flag_id, &out);
-  if (flag_version != 0) VarintField(kResultFlagVersion, flag_version, &out);
+  wire::VarintField(kResultSource, kSourceLocal, &out);
+  if (flag_id != 0) wire::VarintField(kResultFlagId, flag_id, &out);
+  if (flag_version != 0) wire::VarintField(kResultFlagVersion, flag_version, &out);
   return out;
 }
 

@@ -86,6 +86,10 @@ inline void BytesField(int field, absl::string_view bytes, std::string* out) {
   Append(out, BytesFieldSize(bytes.size()), [&](char* p) { return PutBytes(field, bytes, p); });
 }
 
+inline void VarintField(int field, int64_t value, std::string* out) {
+  Append(out, VarintFieldSize(value), [&](char* p) { return PutVarintField(field, value, p); });
+}
+
 }  // namespace posthog_gateway::wire
 
 #endif  // SERVER_POSTHOG_WIRE_FORMAT_H_
