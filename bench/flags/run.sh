@@ -11,7 +11,8 @@
 #    emulator);
 #    and the same loads against bench/flags/reply_bound_server, which
 #    answers with the gateway's reply pre-encoded (no evaluation at all):
-#    the most any evaluator could reach here;
+#    the most any evaluator could reach here, measured in turns with the
+#    gateway within each load (below);
 # 3. the values of the 50 flags for 200 ids, gateway vs posthog-node.
 # The gateway runs with `server.access_log: "errors"` ($ACCESS_LOG to
 # change it): the no-op ceiling, Health/Check, is never access-logged, so
@@ -39,7 +40,8 @@ bound_pid=""
 cleanup() {
   if [[ -n "$stack_pid" ]]; then kill -TERM "$stack_pid" 2>/dev/null || true; wait "$stack_pid" 2>/dev/null || true; fi
   if [[ -n "$bound_pid" ]]; then kill -TERM "$bound_pid" 2>/dev/null || true; wait "$bound_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  # KEEP_WORK=1 keeps the raw figures (each load's JSON, with its turns).
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "== raw figures kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -78,28 +80,29 @@ echo "== posthog-node" >&2
 EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" BENCH_FLAGS_DIR="$work" \
   node bench/flags/node_local_eval.js >"$work/node.json"
 
-# The four load runs alternate, round after round, so that a slow spell on
-# this shared machine falls on both sides of each comparison; the summary
-# takes each figure's median over the rounds and each ratio's median over
-# the rounds' pairs.
-load() {  # load OUT_NAME METHOD THREADS [TARGET PID]
-  "$bin/bench/flags/grpc_load" --target="${4:-$GATEWAY_TARGET}" --method="$2" \
-    --seconds="$seconds" --threads="$3" --inputs="$work/inputs.json" \
-    --server_pid="${5:-$gateway_pid}" >"$work/$1"
+# Each load measures the gateway and the transport bound in one phase, in
+# turns of $SLICE_MS (default 250 ms; A B B A ..., each turn drained before
+# the next; grpc_load --paired_target): this VM's speed drifts over seconds,
+# and turns that short put both sides of each ratio on the same machine
+# state. Both servers are up the whole time; the idle one costs nothing
+# (grpc_load prints its CPU). Each side gets $seconds s of its own turns.
+# The summary takes each figure's median over the rounds and each ratio's
+# median over the rounds' pairs.
+slice_ms="${SLICE_MS:-250}"
+load() {  # load OUT_NAME METHOD THREADS
+  "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --server_pid="$gateway_pid" \
+    --paired_target="$bound_target" --paired_server_pid="$bound_pid" --slice_ms="$slice_ms" \
+    --method="$2" --seconds="$seconds" --threads="$3" --inputs="$work/inputs.json" >"$work/$1"
 }
 for round in $(seq "$rounds"); do
   echo "== round $round of $rounds: ceiling and EvaluateFlags (8 callers, then one)," \
-    "posthog-node getAllFlags in-process, the same loads on the transport bound" >&2
+    "each gateway and transport bound in turns, then posthog-node getAllFlags in-process" >&2
   load "health.$round.json" health 8
   load "evaluate.$round.json" evaluate_flags 8
   load "health_one.$round.json" health 1
   load "evaluate_one.$round.json" evaluate_flags 1
   ALL_LOCAL_SECONDS="$seconds" EMULATOR_URL="$EMULATOR_URL" PHC="$PHC" PHS="$PHS" \
     BENCH_FLAGS_DIR="$work" node bench/flags/node_local_eval.js >"$work/node_local.$round.json"
-  load "bound_health.$round.json" health 8 "$bound_target" "$bound_pid"
-  load "bound_evaluate.$round.json" evaluate_flags 8 "$bound_target" "$bound_pid"
-  load "bound_health_one.$round.json" health 1 "$bound_target" "$bound_pid"
-  load "bound_evaluate_one.$round.json" evaluate_flags 1 "$bound_target" "$bound_pid"
 done
 "$bin/bench/flags/grpc_load" --target="$GATEWAY_TARGET" --method=values \
   --inputs="$work/inputs.json" >"$work/gateway_values.json"
@@ -111,5 +114,5 @@ allocator() {
 echo "== $(nproc) cores, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "gateway access log: $access_log, allocator: gateway $(allocator "$bin/server/posthog_gateway")," \
   "transport bound ($bound ${BOUND_ARGS:-with the gateway server options}) $(allocator "$bin/bench/flags/$bound")"
-echo "== command: bench/flags/run.sh $seconds $rounds${BOUND:+ (BOUND=$BOUND)}${BOUND_ARGS:+ (BOUND_ARGS=$BOUND_ARGS)}"
+echo "== command: bench/flags/run.sh $seconds $rounds${BOUND:+ (BOUND=$BOUND)}${BOUND_ARGS:+ (BOUND_ARGS=$BOUND_ARGS)}${SLICE_MS:+ (SLICE_MS=$SLICE_MS)}"
 /usr/bin/python3 bench/flags/summarize.py "$work"

@@ -5,12 +5,12 @@ how many flag values differ between the gateway and posthog-node.
 Usage: summarize.py WORK_DIR   (evaluator.json, node.json, gateway_values.json
                                 and, per round R, health.R.json,
                                 evaluate.R.json, health_one.R.json,
-                                evaluate_one.R.json, node_local.R.json and
-                                the same four loads on the transport bound,
-                                bound_*.R.json)
+                                evaluate_one.R.json, node_local.R.json)
 
-Each load figure is its median over the rounds; each ratio is the median of
-the rounds' ratios (each round measures both sides back to back).
+Each load file holds two sides measured in turns within one phase (grpc_load
+--paired_target): the gateway's, then the transport bound's. Each load
+figure is its median over the rounds; each ratio is the median of the
+rounds' ratios.
 """
 
 import glob
@@ -40,8 +40,12 @@ def main():
     node = load(work, "node.json")
     rounds = len(glob.glob(os.path.join(work, "health.*.json")))
     names = ("health", "evaluate", "health_one", "evaluate_one")
-    runs = {name: [load(work, f"{name}.{r}.json") for r in range(1, rounds + 1)]
-            for name in names + tuple(f"bound_{n}" for n in names)}
+    paired = {name: [load(work, f"{name}.{r}.json") for r in range(1, rounds + 1)]
+              for name in names}
+    runs = {}
+    for name in names:
+        runs[name] = [p["sides"][0] for p in paired[name]]
+        runs[f"bound_{name}"] = [p["sides"][1] for p in paired[name]]
     health, evaluate, health_one, evaluate_one = (median_run(runs[name]) for name in names)
     bound_health, bound_evaluate, bound_health_one, bound_evaluate_one = (
         median_run(runs[f"bound_{name}"]) for name in names)
@@ -146,6 +150,29 @@ def main():
 
     percent = lambda v: f"{v:.0%}"  # noqa: E731
     times = lambda v: f"{v:.2f}x"  # noqa: E731
+    print(f"pairing: in each load the gateway and the bound are measured in one phase, in "
+          f"{paired['evaluate'][0]['pairing']} (the ceiling ratios above compare consecutive "
+          f"phases; posthog-node's rounds run after them). Control, the same no-op on both "
+          f"(about 1 if the pairing is fair): Health/Check calls/s "
+          f"{median_of(ratios('health', 'bound_health', 'rps'), percent)} of the bound's, "
+          f"one caller p50 {median_of(ratios('health_one', 'bound_health_one', 'p50_us'), times)}")
+    # The spread from turn to turn: each A-B pair of the 8-caller
+    # EvaluateFlags phase (the A B B A order's neighbours).
+    def turn_ratios(phase):
+        slices = [s for s in phase["slices"] if len(s) == 4]
+        pairs = []
+        for i in range(0, len(slices) - 1, 2):
+            a, b = sorted(slices[i:i + 2], key=lambda s: s[0])
+            if a[0] == 0 and b[0] == 1 and a[2] and b[2]:
+                pairs.append((a[2] / a[1]) / (b[2] / b[1]))
+        return pairs
+    turns = [r for p in paired["evaluate"] for r in turn_ratios(p)]
+    if turns:
+        turns.sort()
+        print(f"turn by turn (8 callers, each gateway turn against its neighbouring bound turn, "
+              f"{len(turns)} pairs over the rounds): throughput {turns[0]:.0%} to "
+              f"{turns[-1]:.0%}, middle half {turns[len(turns) // 4]:.0%} to "
+              f"{turns[(3 * len(turns)) // 4]:.0%}")
     print(f"gateway vs transport bound ({evaluate['threads']} callers): EvaluateFlags "
           f"throughput {median_of(ratios('evaluate', 'bound_evaluate', 'rps'), percent)} "
           f"of the bound's (goal: at least 90%); server CPU per call "
