@@ -8,12 +8,18 @@
 #   3. unary CaptureEvent vs the no-op ceiling (grpc.health.v1.Health/Check
 #      on the same gateway): calls/s, p50, p99, at 16 callers and at
 #      --saturation_callers (128) where durable calls reach their capacity;
+#      and the same loads on the durable transport bound,
+#      bench/capture/deferred_bound_server --mode=deferred: CaptureEvent
+#      over the gateway's transport, acknowledged from a committer thread
+#      after the group's write and fdatasync in the spool's directory, with
+#      nothing else done (no event, authorization, log or metric): the most
+#      a durable call can reach here through gRPC 1.51 (bench/README.md);
 #   4. the floor under a durable call: this disk's fdatasync latency
 #      (p50/p90/p99/max) as the spool syncs, in the spool's directory, one
 #      sync at a time, two and four at once (the overlapped group commit);
 #   5. peak RSS of the gateway while the emulator refuses every batch
 #      (connection reset) under streaming load;
-# and, for 1 and 3, the gateway's CPU per event or call (for 3 also its
+# and, for 1 and 3, the gateway's (and the bound's) CPU per event or call (for 3 also its
 # context switches per call, and both by kind of thread: gRPC's callback
 # threads, the spool's committers, gRPC's executor, the rest), with the load
 # average: when other work shares the machine, throughput drops but CPU and
@@ -23,7 +29,7 @@
 # the other build's server/, emulator/ and bench/capture/ binaries.
 #
 # Build first:
-#   tools/bazel.sh build --config=opt //bench/capture:capture_load \
+#   tools/bazel.sh build --config=opt //bench/capture:all \
 #       //server:posthog_gateway //emulator:posthog_emulator
 # Usage: bench/capture/run.sh [--events=N] [--sdk_events=N] [--seconds=N] [--outage_seconds=N]
 #                             [--saturation_callers=N] [--fsyncs=N]
@@ -49,12 +55,14 @@ for arg in "$@"; do
   esac
 done
 load="${bin}/bench/capture/capture_load"
-for binary in "${load}" "${bin}/server/posthog_gateway" "${bin}/emulator/posthog_emulator"; do
+bound="${bin}/bench/capture/deferred_bound_server"
+for binary in "${load}" "${bound}" "${bin}/server/posthog_gateway" "${bin}/emulator/posthog_emulator"; do
   [[ -x "${binary}" ]] || { echo "run.sh: ${binary} missing; build it (see the header)" >&2; exit 2; }
 done
 
 work="$(mktemp -d)"
 harness_pid=""
+bound_pid=""
 cleanup() {
   local status=$?
   # A failed run keeps the gateway's and emulator's logs (the stack's
@@ -64,6 +72,10 @@ cleanup() {
     kept="$(mktemp -d /tmp/capture-bench-logs.XXXXXX)"
     cp "${STACK_DIR}"/*.log "${kept}/" 2>/dev/null || true
     echo "run.sh: failed (exit ${status}); logs kept in ${kept}" >&2
+  fi
+  if [[ -n "${bound_pid}" ]]; then
+    kill -TERM "${bound_pid}" 2>/dev/null || true
+    wait "${bound_pid}" 2>/dev/null || true
   fi
   if [[ -n "${harness_pid}" ]]; then
     kill -TERM "${harness_pid}" 2>/dev/null || true
@@ -87,8 +99,8 @@ gateway_pid="$(pgrep -f -- "--config=${STACK_DIR}/gateway.json" | head -1)"
 # CPU seconds the gateway has used so far (utime + stime): per-event and
 # per-call CPU stay comparable when other work shares the machine and
 # throughput does not.
-gateway_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f\n", ($14 + $15) / hz}' "/proc/${gateway_pid}/stat"
+gateway_cpu() {  # [pid]: the gateway's, or another server's
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f\n", ($14 + $15) / hz}' "/proc/${1:-${gateway_pid}}/stat"
 }
 # Context switches of all the gateway's threads so far (voluntary and not):
 # what a durable call costs beyond a no-op is mostly threads waking (see
@@ -101,9 +113,9 @@ gateway_switches() {
 # The same, and CPU ticks, by kind of thread, one line each: gRPC's callback
 # threads, the spool's committers, gRPC's executor and the rest (where a
 # durable call's switches and CPU go beyond a no-op's: bench/README.md).
-gateway_threads() {  # file to write
+gateway_threads() {  # file to write [pid]
   local task comm kind
-  for task in /proc/"${gateway_pid}"/task/*; do
+  for task in /proc/"${2:-${gateway_pid}}"/task/*; do
     comm="$(cat "${task}/comm" 2>/dev/null)" || continue
     case "${comm}" in
       nexting_thread*) kind=callback ;;
@@ -168,7 +180,7 @@ node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${toke
   tee "${work}/sdk.txt"
 sdk_rate=$(figure sdk_events_per_second < "${work}/sdk.txt")
 
-echo "== 3. unary CaptureEvent vs no-op unary ceiling (${seconds} s each)"
+echo "== 3. unary CaptureEvent vs no-op unary ceiling, and the durable transport bound (${seconds} s each)"
 cpu_before=$(gateway_cpu)
 switches_before=$(gateway_switches)
 gateway_threads "${work}/threads0.txt"
@@ -186,14 +198,43 @@ noop_threads=$(threads_per_call "${work}/threads0.txt" "${work}/threads1.txt" \
   "$(figure calls < "${work}/noop.txt")")
 unary_threads=$(threads_per_call "${work}/threads1.txt" "${work}/threads2.txt" \
   "$(figure calls < "${work}/unary.txt")")
+# The durable transport bound, in the same directory (the same disk) as the
+# spool; its group file is unlinked at once. Its committer thread is named
+# as the spool's are, so its rows split the same way.
+"${bound}" --mode=deferred --dir="${STACK_DIR}" --port_file="${work}/bound.port" \
+    2>"${work}/bound.log" &
+bound_pid=$!
+for _ in $(seq 1 100); do [[ -s "${work}/bound.port" ]] && break; sleep 0.1; done
+[[ -s "${work}/bound.port" ]] || { cat "${work}/bound.log" >&2; exit 1; }
+bound_target="127.0.0.1:$(cat "${work}/bound.port")"
+bound_cpu_before=$(gateway_cpu "${bound_pid}")
+gateway_threads "${work}/bound_threads0.txt" "${bound_pid}"
+"${load}" --target="${bound_target}" --mode=unary --seconds="${seconds}" | tee "${work}/bound.txt"
+bound_cpu=$(cpu_us_per "${bound_cpu_before}" "$(gateway_cpu "${bound_pid}")" \
+  "$(figure calls < "${work}/bound.txt")")
+gateway_threads "${work}/bound_threads1.txt" "${bound_pid}"
+bound_threads=$(threads_per_call "${work}/bound_threads0.txt" "${work}/bound_threads1.txt" \
+  "$(figure calls < "${work}/bound.txt")")
 # Throughput as capacity: each at enough callers to saturate it. Durable
 # calls wait for a group commit, so they need more callers in flight than a
 # no-op does to reach their ceiling (the no-op saturates the CPU by 16).
-echo "== 3b. the same at ${saturation_callers} callers"
+echo "== 3b. the same at ${saturation_callers} callers, and on the durable transport bound"
+cpu_before=$(gateway_cpu)
 "${load}" --target="${GATEWAY_TARGET}" --mode=noop --threads="${saturation_callers}" \
     --seconds="${seconds}" | tee "${work}/noop_sat.txt"
+cpu_after=$(gateway_cpu)
+noop_sat_cpu=$(cpu_us_per "${cpu_before}" "${cpu_after}" "$(figure calls < "${work}/noop_sat.txt")")
 "${load}" --target="${GATEWAY_TARGET}" --mode=unary --threads="${saturation_callers}" \
     --seconds="${seconds}" | tee "${work}/unary_sat.txt"
+unary_sat_cpu=$(cpu_us_per "${cpu_after}" "$(gateway_cpu)" "$(figure calls < "${work}/unary_sat.txt")")
+bound_cpu_before=$(gateway_cpu "${bound_pid}")
+"${load}" --target="${bound_target}" --mode=unary --threads="${saturation_callers}" \
+    --seconds="${seconds}" | tee "${work}/bound_sat.txt"
+bound_sat_cpu=$(cpu_us_per "${bound_cpu_before}" "$(gateway_cpu "${bound_pid}")" \
+  "$(figure calls < "${work}/bound_sat.txt")")
+kill -TERM "${bound_pid}" 2>/dev/null || true
+wait "${bound_pid}" 2>/dev/null || true
+bound_pid=""
 
 echo "== 4. fdatasync latency of the spool's disk (${fsync_count} syncs, 1, 2 and 4 at once)"
 "${load}" --mode=fsync --dir="${STACK_DIR}" --syncs="${fsync_count}" --sync_threads=1 |
@@ -244,6 +285,14 @@ row "  gateway CPU per call, unary / no-op (us)" "${unary_cpu} / ${noop_cpu}"
 row "  gateway context switches per call, unary / no-op" "${unary_switches} / ${noop_switches}"
 row "  by thread, unary (switches / CPU per call)" "${unary_threads}"
 row "  by thread, no-op (switches / CPU per call)" "${noop_threads}"
+bound_rate=$(figure calls_per_second < "${work}/bound.txt")
+row "durable transport bound, 16 callers (calls/s, p50 us, p99 us)" \
+  "${bound_rate}, $(figure p50_us < "${work}/bound.txt"), $(figure p99_us < "${work}/bound.txt")"
+row "  bound / ceiling; unary / bound" \
+  "$(/usr/bin/python3 -c "print(f'{${bound_rate}/${noop_rate}:.0%}; {${unary_rate}/${bound_rate}:.0%}')")"
+row "  CPU per call, bound / no-op (us)" \
+  "${bound_cpu} / ${noop_cpu} ($(/usr/bin/python3 -c "print(f'{${bound_cpu}/max(${noop_cpu},1):.2f}x')"); unary $(/usr/bin/python3 -c "print(f'{${unary_cpu}/max(${noop_cpu},1):.2f}x')"))"
+row "  by thread, bound (switches / CPU per call)" "${bound_threads}"
 unary_sat=$(figure calls_per_second < "${work}/unary_sat.txt")
 noop_sat=$(figure calls_per_second < "${work}/noop_sat.txt")
 best_noop=$(( noop_sat > noop_rate ? noop_sat : noop_rate ))
@@ -253,6 +302,13 @@ row "no-op at ${saturation_callers} callers (calls/s, p50 us, p99 us)" \
   "${noop_sat}, $(figure p50_us < "${work}/noop_sat.txt"), $(figure p99_us < "${work}/noop_sat.txt")"
 row "unary / ceiling at capacity (best no-op of both runs)" \
   "$(/usr/bin/python3 -c "print(f'{${unary_sat}/${best_noop}:.0%}')")"
+bound_sat=$(figure calls_per_second < "${work}/bound_sat.txt")
+row "durable transport bound, ${saturation_callers} callers (calls/s, p50 us, p99 us)" \
+  "${bound_sat}, $(figure p50_us < "${work}/bound_sat.txt"), $(figure p99_us < "${work}/bound_sat.txt")"
+row "  bound / ceiling at capacity; unary / bound" \
+  "$(/usr/bin/python3 -c "print(f'{${bound_sat}/${best_noop}:.0%}; {${unary_sat}/${bound_sat}:.0%}')")"
+row "  CPU per call at ${saturation_callers} callers, unary / bound / no-op (us)" \
+  "${unary_sat_cpu} / ${bound_sat_cpu} / ${noop_sat_cpu}"
 fsync_row() {  # file
   echo "$(figure fsync_p50_us < "$1") / $(figure fsync_p90_us < "$1") / $(figure fsync_p99_us < "$1") / $(figure fsync_max_us < "$1"), $(figure fsyncs_per_second < "$1")"
 }
