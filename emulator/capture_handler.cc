@@ -1,6 +1,7 @@
 #include "emulator/capture_handler.h"
 
 #include <cstring>
+#include <deque>
 #include <iterator>
 #include <random>
 #include <utility>
@@ -151,12 +152,28 @@ bool ParseWithEventSlices(absl::string_view body, json* root,
   return json::sax_parse(first, end, &sax) && !root->is_discarded();
 }
 
+// ParsedEvent is an event read through the DOM path: its fields may be
+// computed (a stringified distinct_id, a generated uuid), so it owns them.
+// The fast path stores views into the body instead.
+struct ParsedEvent {
+  std::string uuid;
+  int64_t team_id = 0;
+  std::string distinct_id;
+  std::string event;
+  absl::string_view json;  // into the body
+  std::string generated_timestamp;
+
+  EventToStore View() const {
+    return EventToStore{uuid, team_id, distinct_id, event, json, generated_timestamp};
+  }
+};
+
 // EventFromJson fills `s` from the parsed event `e` whose raw text is
 // `text`: event name, distinct_id (top level, else properties.distinct_id;
 // numbers are stringified; at most 200 characters), uuid (generated when
 // absent) and, when the event has no timestamp, `*now` (set on first use).
 absl::Status EventFromJson(const json& e, absl::string_view text, int64_t team_id, std::string* now,
-                           StoredEvent* s) {
+                           ParsedEvent* s) {
   auto name = e.find("event");
   if (name == e.end() || !name->is_string() || name->get<std::string>().empty()) {
     return absl::InvalidArgumentError("missing_event_name");
@@ -192,7 +209,7 @@ absl::Status EventFromJson(const json& e, absl::string_view text, int64_t team_i
   s->event = name->get<std::string>();
   // The raw text of the event as received; the normalized fields above
   // are applied when it is read back (EventStore::Query).
-  s->json.assign(text.data(), text.size());
+  s->json = text;
   return absl::OkStatus();
 }
 
@@ -312,17 +329,25 @@ bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* res
   const Project* project = directory->ProjectByToken(token);
   if (project == nullptr) return false;
 
-  std::vector<StoredEvent> stored(events.size());
+  // Plain events are stored from views into the body; what they do not
+  // find there (a generated uuid, the time) and DOM-read events live in
+  // these until Add has copied them.
+  std::vector<EventToStore> stored(events.size());
   std::vector<absl::string_view> timestamps(events.size());
+  std::deque<ParsedEvent> parsed;
+  std::deque<std::string> generated_uuids;
+  // Set once, on first use, and never changed after: views of it stay valid.
   std::string now;
   for (size_t i = 0; i < events.size(); ++i) {
     const ScannedObject& o = events[i];
     const absl::string_view text(o.begin, static_cast<size_t>(o.end - o.begin));
-    StoredEvent& s = stored[i];
+    EventToStore& s = stored[i];
     if (dom[i]) {
-      if (!EventFromJson(doms[i], text, project->id, &now, &s).ok()) {
+      ParsedEvent& p = parsed.emplace_back();
+      if (!EventFromJson(doms[i], text, project->id, &now, &p).ok()) {
         return false;
       }
+      s = p.View();
       continue;
     }
     const Members& t = o.top;
@@ -334,12 +359,12 @@ bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* res
     if (distinct.size() > kMaxDistinctIdLength) {
       distinct = distinct.substr(0, kMaxDistinctIdLength);
     }
-    s.distinct_id.assign(distinct.data(), distinct.size());
+    s.distinct_id = distinct;
     const Slot& uuid = t.slot[kUuidSlot];
     if (uuid.kind == Kind::kString && uuid.begin != uuid.end) {
-      s.uuid.assign(uuid.begin, static_cast<size_t>(uuid.end - uuid.begin));
+      s.uuid = uuid.text();
     } else {
-      s.uuid = RandomUuid();
+      s.uuid = generated_uuids.emplace_back(RandomUuid());
     }
     const Slot& ts = t.slot[kTimestampSlot];
     if (ts.kind == Kind::kNone) {
@@ -349,9 +374,8 @@ bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* res
       timestamps[i] = ts.text();
     }
     s.team_id = project->id;
-    const Slot& name = t.slot[kEventSlot];
-    s.event.assign(name.begin, static_cast<size_t>(name.end - name.begin));
-    s.json.assign(text.data(), text.size());
+    s.event = t.slot[kEventSlot].text();
+    s.json = text;
   }
   std::vector<PersonEvent> person_events;
   person_events.reserve(events.size());
@@ -360,7 +384,7 @@ bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* res
   }
   state.persons().ProcessEvents(project->id, person_events);
   result->accepted = stored.size();
-  result->duplicates = state.events().Add(std::move(stored));
+  result->duplicates = state.events().Add(stored);
   return true;
 }
 
@@ -403,8 +427,8 @@ absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_v
   const Project* project = directory->ProjectByToken(token);
   if (project == nullptr) return absl::UnauthenticatedError("ingest_key_unknown");
 
-  std::vector<StoredEvent> stored;
-  stored.reserve(events->size());
+  std::vector<ParsedEvent> read;
+  read.reserve(events->size());
   std::vector<PersonEvent> person_events;
   person_events.reserve(events->size());
   std::string now;
@@ -413,20 +437,23 @@ absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_v
     if (!e.is_object() || slices.size() != events->size()) {
       return absl::InvalidArgumentError("request_parsing_error");
     }
-    StoredEvent s;
+    ParsedEvent s;
     absl::Status status = EventFromJson(
         e, absl::string_view(body.data() + slices[i].first, slices[i].second - slices[i].first),
         project->id, &now, &s);
     if (!status.ok()) return status;
-    stored.push_back(std::move(s));
+    read.push_back(std::move(s));
   }
+  std::vector<EventToStore> stored;
+  stored.reserve(read.size());
   for (size_t i = 0; i < events->size(); ++i) {
-    person_events.push_back({&(*events)[i], stored[i].distinct_id});
+    person_events.push_back({&(*events)[i], read[i].distinct_id});
+    stored.push_back(read[i].View());
   }
   state.persons().ProcessEvents(project->id, person_events);
   CaptureResult result;
   result.accepted = stored.size();
-  result.duplicates = state.events().Add(std::move(stored));
+  result.duplicates = state.events().Add(stored);
   return result;
 }
 

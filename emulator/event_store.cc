@@ -1,27 +1,114 @@
 #include "emulator/event_store.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
-#include "absl/strings/string_view.h"
 
 namespace posthog_emulator {
 
-uint64_t EventStore::HashOf(std::string_view uuid) {
-  return absl::Hash<absl::string_view>()(absl::string_view(uuid.data(), uuid.size()));
+namespace {
+
+constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+}  // namespace
+
+RecordArena::Block RecordArena::NewBlock(size_t size) {
+  if (size == kHugeBlock) {
+    // Map twice the size and keep the 2 MiB-aligned middle: only an aligned
+    // range can be backed by a huge page.
+    const size_t span = 2 * kHugeBlock;
+    void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      char* start = static_cast<char*>(p);
+      char* aligned = reinterpret_cast<char*>(RoundUp(reinterpret_cast<uintptr_t>(start), size));
+      if (aligned > start) munmap(start, static_cast<size_t>(aligned - start));
+      char* tail = aligned + size;
+      const size_t tail_size = static_cast<size_t>(start + span - tail);
+      if (tail_size > 0) munmap(tail, tail_size);
+      // Advice only: without transparent huge pages the block is served by
+      // 4 KiB pages as before.
+      madvise(aligned, size, MADV_HUGEPAGE);
+      return Block{aligned, size, true};
+    }
+  }
+  return Block{::operator new(size), size, false};
 }
 
-size_t EventStore::Shard::Find(std::string_view uuid, uint64_t h) const {
+void* RecordArena::Allocate(size_t n) {
+  n = RoundUp(n, 8);
+  if (n > static_cast<size_t>(end_ - next_)) {
+    if (n > kHugeBlock / 4) {
+      // Its own block; the current one keeps serving small records.
+      blocks_.push_back(NewBlock(n));
+      reserved_ += n;
+      return blocks_.back().data;
+    }
+    const Block block = NewBlock(next_block_size_);
+    blocks_.push_back(block);
+    reserved_ += block.size;
+    next_ = static_cast<char*>(block.data);
+    end_ = next_ + block.size;
+    next_block_size_ = std::min(kHugeBlock, next_block_size_ * 2);
+  }
+  void* out = next_;
+  next_ += n;
+  return out;
+}
+
+void RecordArena::Clear() {
+  for (const Block& block : blocks_) {
+    if (block.mapped) {
+      munmap(block.data, block.size);
+    } else {
+      ::operator delete(block.data);
+    }
+  }
+  blocks_.clear();
+  next_ = end_ = nullptr;
+  next_block_size_ = kFirstBlock;
+  reserved_ = 0;
+}
+
+uint64_t EventStore::HashOf(absl::string_view uuid) {
+  return absl::Hash<absl::string_view>()(uuid);
+}
+
+size_t EventStore::Shard::Find(absl::string_view uuid, uint64_t h) const {
   auto it = by_hash.find(h);
   // `collided` only holds uuids whose hash is in `by_hash`.
   if (it == by_hash.end()) return kNotFound;
-  if (records[it->second].event.uuid == uuid) return it->second;
+  if (records[it->second]->uuid() == uuid) return it->second;
   auto c = collided.find(std::string(uuid));
   return c == collided.end() ? kNotFound : c->second;
 }
 
-size_t EventStore::Add(std::vector<StoredEvent> events) {
+EventStore::Record* EventStore::Shard::Append(const EventToStore& e, uint64_t seq) {
+  const size_t size = e.uuid.size() + e.distinct_id.size() + e.event.size() +
+                      e.generated_timestamp.size() + e.json.size();
+  Record* r = new (arena.Allocate(sizeof(Record) + size)) Record{seq,
+                                                                 e.team_id,
+                                                                 e.uuid.size(),
+                                                                 e.distinct_id.size(),
+                                                                 e.event.size(),
+                                                                 e.generated_timestamp.size(),
+                                                                 e.json.size(),
+                                                                 false};
+  char* out = reinterpret_cast<char*>(r + 1);
+  for (absl::string_view part : {e.uuid, e.distinct_id, e.event, e.generated_timestamp, e.json}) {
+    if (!part.empty()) std::memcpy(out, part.data(), part.size());
+    out += part.size();
+  }
+  records.push_back(r);
+  return r;
+}
+
+size_t EventStore::Add(const std::vector<EventToStore>& events) {
   // Sequence numbers are taken up front so the batch keeps its order.
   const uint64_t first_seq = next_seq_.fetch_add(events.size());
   std::vector<uint64_t> hashes(events.size());
@@ -54,9 +141,9 @@ size_t EventStore::Add(std::vector<StoredEvent> events) {
         continue;
       }
       const size_t pos = shard.records.size();
-      shard.records.push_back(Record{first_seq + i, std::move(events[i]), false});
+      shard.Append(events[i], first_seq + i);
       if (!shard.by_hash.emplace(h, pos).second) {
-        shard.collided.emplace(shard.records.back().event.uuid, pos);
+        shard.collided.emplace(std::string(events[i].uuid), pos);
       }
       ++added;
     }
@@ -67,34 +154,45 @@ size_t EventStore::Add(std::vector<StoredEvent> events) {
 }
 
 std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
-  std::vector<std::pair<uint64_t, StoredEvent>> found;
+  // What Query needs of a record, copied under the shard's lock (a Clear()
+  // may free the arena as soon as it is released).
+  struct Found {
+    uint64_t seq;
+    int64_t team_id;
+    std::string uuid;
+    std::string distinct_id;
+    std::string json;
+    std::string generated_timestamp;
+  };
+  std::vector<Found> found;
   auto matches = [&](const Record& r) {
-    return !r.deleted && (query.event.empty() || r.event.event == query.event) &&
-           (query.distinct_id.empty() || r.event.distinct_id == query.distinct_id) &&
-           (query.team_id == 0 || r.event.team_id == query.team_id);
+    return !r.deleted && (query.event.empty() || r.event() == query.event) &&
+           (query.distinct_id.empty() || r.distinct_id() == query.distinct_id) &&
+           (query.team_id == 0 || r.team_id == query.team_id);
+  };
+  auto add = [&](const Record& r) {
+    found.push_back(Found{r.seq, r.team_id, std::string(r.uuid()), std::string(r.distinct_id()),
+                          std::string(r.json()), std::string(r.generated_timestamp())});
   };
   if (!query.uuid.empty()) {
     const uint64_t h = HashOf(query.uuid);
     const Shard& shard = shards_[ShardOf(h)];
     absl::MutexLock lock(&shard.mu);
     const size_t pos = shard.Find(query.uuid, h);
-    if (pos != kNotFound && matches(shard.records[pos])) {
-      const Record& r = shard.records[pos];
-      found.emplace_back(r.seq, r.event);
-    }
+    if (pos != kNotFound && matches(*shard.records[pos])) add(*shard.records[pos]);
   } else {
     for (const Shard& shard : shards_) {
       absl::MutexLock lock(&shard.mu);
-      for (const Record& r : shard.records) {
-        if (matches(r)) found.emplace_back(r.seq, r.event);
+      for (const Record* r : shard.records) {
+        if (matches(*r)) add(*r);
       }
     }
   }
   std::sort(found.begin(), found.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+            [](const Found& a, const Found& b) { return a.seq < b.seq; });
   std::vector<nlohmann::json> out;
   for (size_t i = 0; i < found.size() && i < query.limit; ++i) {
-    const StoredEvent& e = found[i].second;
+    const Found& e = found[i];
     nlohmann::json j = nlohmann::json::parse(e.json, nullptr, false);
     if (!j.is_object()) continue;
     j["uuid"] = e.uuid;
@@ -114,11 +212,9 @@ size_t EventStore::DeleteForDistinctIds(int64_t team_id,
   size_t removed = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    for (Record& r : shard.records) {
-      if (!r.deleted && r.event.team_id == team_id && ids.contains(r.event.distinct_id)) {
-        r.deleted = true;
-        r.event.json.clear();
-        r.event.json.shrink_to_fit();
+    for (Record* r : shard.records) {
+      if (!r->deleted && r->team_id == team_id && ids.contains(r->distinct_id())) {
+        r->deleted = true;
         ++removed;
       }
     }
@@ -133,6 +229,7 @@ void EventStore::Clear() {
     shard.by_hash.clear();
     shard.collided.clear();
     shard.records.clear();
+    shard.arena.Clear();
   }
   count_ = 0;
   duplicates_ = 0;

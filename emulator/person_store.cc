@@ -214,9 +214,9 @@ void PersonStore::ProcessEvents(int64_t team_id, const std::vector<PersonEvent>&
   Team& team = teams_[team_id];
   for (const PersonEvent& e : events) {
     if (e.event != nullptr) {
-      ProcessEvent(team_id, team, *e.event, e.distinct_id);
+      ProcessEvent(team_id, team, *e.event, std::string(e.distinct_id));
     } else if (!e.distinct_id.empty() && !team.by_distinct_id.contains(e.distinct_id)) {
-      Create(team_id, team, e.distinct_id, std::string(e.timestamp));
+      Create(team_id, team, std::string(e.distinct_id), std::string(e.timestamp));
     }
   }
 }

@@ -77,7 +77,7 @@ struct GroupListQuery {
 // created at `timestamp` (the event's timestamp string, or empty for now).
 struct PersonEvent {
   const nlohmann::json* event;
-  const std::string& distinct_id;
+  absl::string_view distinct_id;
   absl::string_view timestamp = {};
 };
 
