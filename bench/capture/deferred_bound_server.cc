@@ -36,7 +36,7 @@
 //
 //   deferred_bound_server --mode=deferred --dir=/tmp/x --port_file=/tmp/port
 //     [--sync=false] [--committers=4] [--overlap_min=8] [--record_bytes=400]
-//     [--cq_threads=2]
+//     [--cq_threads=2] [--health=false]
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -75,6 +75,9 @@ ABSL_FLAG(int, overlap_min, 8,
           "a group starts while another syncs only when this many calls wait (the spool's "
           "overlap_min_appends)");
 ABSL_FLAG(int, cq_threads, 2, "cq: threads polling the completion queue");
+ABSL_FLAG(bool, health, true,
+          "serve grpc.health.v1.Health (the no-op) too; false with --mode=cq leaves no callback "
+          "service, so gRPC starts no callback threads");
 ABSL_FLAG(std::string, port_file, "", "where to write the port chosen on 127.0.0.1");
 
 namespace {
@@ -362,7 +365,7 @@ int main(int argc, char** argv) {
                                                  std::move(file));
     builder.RegisterService(callback.get());
   }
-  builder.RegisterService(&health);
+  if (absl::GetFlag(FLAGS_health)) builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::fprintf(stderr, "cannot listen on 127.0.0.1\n");
