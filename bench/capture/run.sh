@@ -95,6 +95,9 @@ source "${work}/stack.env"
 token="$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["projects"][0]["api_token"])' \
     "${repo_root}/emulator/seed/demo.json")"
 gateway_pid="$(pgrep -f -- "--config=${STACK_DIR}/gateway.json" | head -1)"
+# The emulator is the streaming benchmark's sink and shares the cores: its CPU
+# per event tells how much of the machine the sink takes.
+emulator_pid="$(pgrep -f -- "--port_file=${STACK_DIR}/emulator.port" | head -1)"
 
 # CPU seconds the gateway has used so far (utime + stime): per-event and
 # per-call CPU stay comparable when other work shares the machine and
@@ -149,6 +152,10 @@ per_call() {  # before after count
 cpu_us_per() {  # cpu_before cpu_after count
   /usr/bin/python3 -c "print(round((${2} - ${1}) * 1e6 / max(${3}, 1)))"
 }
+# The same to 0.01 us, for streamed events (a few us each).
+cpu_us_per_event() {  # cpu_before cpu_after count
+  /usr/bin/python3 -c "print(f'{(${2} - ${1}) * 1e6 / max(${3}, 1):.2f}')"
+}
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
 load_at_start="$(load_average)"
 
@@ -166,14 +173,17 @@ figure() { grep "^$1=" | cut -d= -f2; }
 echo "== 1. client-streaming capture, durable spool (${events} events)"
 before=$(stored)
 cpu_before=$(gateway_cpu)
+emulator_cpu_before=$(gateway_cpu "${emulator_pid}")
 start=$(now)
 "${load}" --target="${GATEWAY_TARGET}" --mode=stream --events="${events}" | tee "${work}/stream.txt"
 sent=$(figure acknowledged_events < "${work}/stream.txt")
 end=$(wait_stored $((before + sent)))
 stream_rate=$(/usr/bin/python3 -c "print(round(${sent}/(${end}-${start})))")
-stream_cpu=$(cpu_us_per "${cpu_before}" "$(gateway_cpu)" "${sent}")
+stream_cpu=$(cpu_us_per_event "${cpu_before}" "$(gateway_cpu)" "${sent}")
+stream_emulator_cpu=$(cpu_us_per_event "${emulator_cpu_before}" "$(gateway_cpu "${emulator_pid}")" "${sent}")
 echo "stream_end_to_end_events_per_second=${stream_rate}"
 echo "stream_gateway_cpu_us_per_event=${stream_cpu}"
+echo "stream_emulator_cpu_us_per_event=${stream_emulator_cpu}"
 
 echo "== 2. posthog-node, ${sdk_events} events to the same emulator"
 node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${token}" "${sdk_events}" |
@@ -274,6 +284,7 @@ row() { printf '%-62s %s\n' "$1" "$2"; }
 row "load average at start / end (1, 5, 15 min)" "${load_at_start} / $(load_average)"
 row "client-streaming capture, durable, end to end (events/s)" "${stream_rate}"
 row "  gateway CPU per streamed event (us)" "${stream_cpu}"
+row "  emulator (the sink) CPU per streamed event (us)" "${stream_emulator_cpu}"
 row "posthog-node SDK, same events, same emulator (events/s)" "${sdk_rate}"
 row "gateway / SDK" "$(/usr/bin/python3 -c "print(f'{${stream_rate}/${sdk_rate}:.1f}x')")"
 row "unary CaptureEvent (calls/s, p50 us, p99 us)" \
