@@ -32,7 +32,9 @@
 #   tools/bazel.sh build --config=opt //bench/capture:all \
 #       //server:posthog_gateway //emulator:posthog_emulator
 # Usage: bench/capture/run.sh [--events=N] [--sdk_events=N] [--seconds=N] [--outage_seconds=N]
-#                             [--saturation_callers=N] [--fsyncs=N]
+#                             [--saturation_callers=N] [--fsyncs=N] [--stream_only]
+# --stream_only runs 1 alone (about 10 s instead of minutes): the A/B of a
+# change to the streaming path, alternating builds through POSTHOG_BAZEL_BIN.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -43,6 +45,7 @@ seconds=10
 outage_seconds=60
 saturation_callers=128
 fsync_count=1000
+stream_only=0
 for arg in "$@"; do
   case "${arg}" in
     --events=*) events="${arg#*=}" ;;
@@ -51,6 +54,7 @@ for arg in "$@"; do
     --outage_seconds=*) outage_seconds="${arg#*=}" ;;
     --saturation_callers=*) saturation_callers="${arg#*=}" ;;
     --fsyncs=*) fsync_count="${arg#*=}" ;;
+    --stream_only) stream_only=1 ;;
     *) echo "run.sh: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -184,6 +188,10 @@ stream_emulator_cpu=$(cpu_us_per_event "${emulator_cpu_before}" "$(gateway_cpu "
 echo "stream_end_to_end_events_per_second=${stream_rate}"
 echo "stream_gateway_cpu_us_per_event=${stream_cpu}"
 echo "stream_emulator_cpu_us_per_event=${stream_emulator_cpu}"
+if (( stream_only )); then
+  echo "load_average_start_end=${load_at_start} / $(load_average)"
+  exit 0
+fi
 
 echo "== 2. posthog-node, ${sdk_events} events to the same emulator"
 node "${repo_root}/bench/capture/posthog_node_load.js" "${EMULATOR_URL}" "${token}" "${sdk_events}" |

@@ -215,14 +215,37 @@ void CapturePipeline::DurableAsync(absl::string_view project,
   absl::StatusOr<std::vector<BuiltEvent>> built =
       builder_->Build(events, field, indexed, (*client)->project().disable_geoip);
   if (!built.ok()) return done(built.status());
+  SpoolBuiltAsync(alias, queue->second.get(), *built, uuids, std::move(done));
+}
+
+std::optional<CapturePipeline::Prepared> CapturePipeline::PrepareWire(
+    absl::string_view project, const std::vector<absl::string_view>& events) const {
+  absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
+  if (!client.ok()) return std::nullopt;
+  const std::string& alias = (*client)->project().alias;
+  auto queue = queues_.find(alias);
+  if (queue == queues_.end()) return std::nullopt;
+  std::optional<std::vector<BuiltEvent>> built =
+      builder_->BuildWire(events, (*client)->project().disable_geoip, /*with_uuids=*/false);
+  if (!built.has_value()) return std::nullopt;
+  return Prepared{&alias, queue->second.get(), *std::move(built)};
+}
+
+void CapturePipeline::SpoolPreparedCountAsync(Prepared prepared, CountDone done) {
+  SpoolBuiltAsync(*prepared.alias, prepared.queue, prepared.events, /*uuids=*/nullptr,
+                  std::move(done));
+}
+
+void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* project_queue,
+                                      std::vector<BuiltEvent>& built,
+                                      std::vector<std::string>* uuids, CountDone done) {
   auto records = std::make_shared<std::vector<SpoolRecord>>();
-  records->reserve(built->size());
-  if (uuids != nullptr) uuids->reserve(built->size());
-  for (BuiltEvent& event : *built) {
+  records->reserve(built.size());
+  if (uuids != nullptr) uuids->reserve(built.size());
+  for (BuiltEvent& event : built) {
     records->push_back({alias, event.historical_migration, std::move(event.json)});
     if (uuids != nullptr) uuids->push_back(std::move(event.uuid));
   }
-  ProjectQueue* project_queue = queue->second.get();
   spool_->AppendAsync(*records, [records, project_queue,
                                  done = std::move(done)](absl::StatusOr<SpoolLocation> location) {
     if (!location.ok()) return done(location.status());

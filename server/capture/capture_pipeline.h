@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,29 @@ class CapturePipeline final {
                                 const std::vector<const posthog::v1::Event*>& events,
                                 absl::string_view field, bool indexed, CountDone done);
 
+  // Events of one stream message built for their project's queue, not yet
+  // spooled (PrepareWire).
+  struct Prepared {
+    const std::string* alias = nullptr;  // The project's; lives as the pipeline.
+    ProjectQueue* queue = nullptr;
+    std::vector<BuiltEvent> events;
+  };
+
+  // PrepareWire builds `events`, each the wire bytes of one posthog.v1.Event
+  // (named `events[i]` as CaptureDurableCountAsync's with indexed `events`),
+  // for `project` with EventBuilder::BuildWire, so that a stream message's
+  // events are written as JSON straight from its bytes. Nothing observable
+  // happens: nullopt when the builder declines them or the project does not
+  // resolve, and then the caller parses the message and calls
+  // CaptureDurableCountAsync, which decides (and reports any error).
+  std::optional<Prepared> PrepareWire(absl::string_view project,
+                                      const std::vector<absl::string_view>& events) const;
+
+  // SpoolPreparedCountAsync finishes what CaptureDurableCountAsync does for
+  // prepared events: spools them, queues them for delivery, and calls `done`
+  // as it does.
+  void SpoolPreparedCountAsync(Prepared prepared, CountDone done);
+
   // ProjectPaused is whether PostHog refused `alias`'s project key (sending
   // to it is paused until the key changes).
   bool ProjectPaused(absl::string_view alias) const;
@@ -118,6 +142,11 @@ class CapturePipeline final {
   void DurableAsync(absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
                     absl::string_view field, bool indexed, std::vector<std::string>* uuids,
                     CountDone done);
+
+  // The rest of DurableAsync once the events are built.
+  void SpoolBuiltAsync(const std::string& alias, ProjectQueue* queue,
+                       std::vector<BuiltEvent>& built, std::vector<std::string>* uuids,
+                       CountDone done);
 
   const ProjectRegistry* projects_ = nullptr;
   std::unique_ptr<EventBuilder> builder_;

@@ -77,25 +77,12 @@ google::protobuf::Value StringValue(const std::string& text) {
 
 std::optional<bool> GeoipDisable(const posthog::v1::Event& event, bool disable_geoip) {
   const auto& fields = event.properties().fields();
-  const bool caller_set = fields.count("$geoip_disable") > 0;
-  switch (event.geoip()) {
-    case posthog::v1::GEOIP_MODE_DISABLED:
-      return true;
-    case posthog::v1::GEOIP_MODE_ENABLED:
-      // The field wins over a `$geoip_disable` of the caller's properties.
-      return caller_set ? std::optional<bool>(false) : std::nullopt;
-    default:
-      break;
-  }
-  if (!disable_geoip || caller_set) return std::nullopt;
-  // PostHog geolocates `$ip` when the event carries one: the end user's
-  // address, which the caller knows and PostHog cannot.
   auto ip = fields.find("$ip");
-  if (ip != fields.end() && ip->second.kind_case() == google::protobuf::Value::kStringValue &&
-      !ip->second.string_value().empty()) {
-    return std::nullopt;
-  }
-  return true;
+  return GeoipDisableFor(event.geoip(), fields.count("$geoip_disable") > 0,
+                         ip != fields.end() &&
+                             ip->second.kind_case() == google::protobuf::Value::kStringValue &&
+                             !ip->second.string_value().empty(),
+                         disable_geoip);
 }
 
 std::string FormatEventTime(absl::Time time) {
@@ -109,6 +96,12 @@ EventBuilder::EventBuilder(EventLimits limits, std::string lib_version, Clock* c
       random_(std::move(random)) {}
 
 std::string EventBuilder::NewUuid(absl::Time now) const {
+  std::string uuid(36, '-');
+  WriteUuid(now, uuid.data());
+  return uuid;
+}
+
+void EventBuilder::WriteUuid(absl::Time now, char* uuid) const {
   const uint64_t millis = static_cast<uint64_t>(absl::ToUnixMillis(now));
   const uint64_t a = random_();
   const uint64_t b = random_();
@@ -119,16 +112,17 @@ std::string EventBuilder::NewUuid(absl::Time now) const {
   // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, lowercase: written by hand, as
   // every event gets one (absl::StrFormat cost more than the JSON).
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string uuid(36, '-');
   int bit = 64;
   for (int i = 0; i < 36; ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      uuid[i] = '-';
+      continue;
+    }
     const uint64_t word = i < 19 ? high : low;
     if (i == 19) bit = 64;
     bit -= 4;
     uuid[i] = kHex[(word >> bit) & 0xF];
   }
-  return uuid;
 }
 
 std::vector<FieldViolation> EventBuilder::Validate(const posthog::v1::Event& event,
@@ -220,6 +214,65 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
                            : absl::StrCat(violations.size(), " problems in the events"),
         violations);
   }
+  return built;
+}
+
+std::optional<std::vector<BuiltEvent>> EventBuilder::BuildWire(
+    const std::vector<absl::string_view>& events, bool disable_geoip, bool with_uuids) const {
+  const absl::Time now = clock_->Now();
+  const std::string now_text = FormatEventTime(now);
+  // The JSON is written into a per-thread buffer that keeps its capacity and
+  // copied out at its exact size (as EventJson).
+  thread_local std::string json;
+  std::vector<BuiltEvent> built;
+  built.reserve(events.size());
+  bool ok = true;
+  for (absl::string_view bytes : events) {
+    WireEvent event;
+    if (!ScanWireEvent(bytes, &event)) {
+      ok = false;
+      break;
+    }
+    // Validate's checks: any problem is Build's to report.
+    const absl::Time timestamp =
+        absl::FromUnixSeconds(event.timestamp_seconds) + absl::Nanoseconds(event.timestamp_nanos);
+    if (event.event.empty() || event.distinct_id.empty() ||
+        Utf8Length(event.distinct_id) > limits_.max_distinct_id_chars ||
+        (event.has_timestamp &&
+         (timestamp < limits_.earliest_timestamp || timestamp > now + limits_.max_future)) ||
+        !posthog::v1::GeoipMode_IsValid(event.geoip) ||
+        (!event.uuid.empty() && !IsUuid(event.uuid))) {
+      ok = false;
+      break;
+    }
+    char uuid[36];
+    if (event.uuid.empty()) {
+      WriteUuid(now, uuid);
+    } else {
+      for (int i = 0; i < 36; ++i) uuid[i] = absl::ascii_tolower(event.uuid[i]);
+    }
+    const std::string own_time = event.has_timestamp ? FormatEventTime(timestamp) : "";
+    WireEventJsonOptions options;
+    options.uuid = absl::string_view(uuid, sizeof(uuid));
+    options.timestamp = event.has_timestamp ? own_time : now_text;
+    options.lib = kCaptureLib;
+    options.lib_version = lib_version_;
+    options.project_disable_geoip = disable_geoip;
+    options.max_depth = static_cast<int>(limits_.max_properties_depth);
+    if (!WireEventJson(event, options, &json) ||
+        static_cast<int64_t>(json.size()) > limits_.max_event_bytes) {
+      ok = false;
+      break;
+    }
+    BuiltEvent out;
+    if (with_uuids) out.uuid.assign(uuid, sizeof(uuid));
+    out.json.assign(json);
+    out.historical_migration = event.historical_migration;
+    built.push_back(std::move(out));
+  }
+  // One unusually large event must not pin its size for the thread's life.
+  if (json.capacity() > (64 << 10)) std::string().swap(json);
+  if (!ok) return std::nullopt;
   return built;
 }
 

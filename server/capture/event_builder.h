@@ -82,6 +82,17 @@ class EventBuilder final {
       const std::vector<const posthog::v1::Event*>& events, absl::string_view field, bool indexed,
       bool disable_geoip) const;
 
+  // BuildWire is Build for events still in their wire form, each the bytes
+  // of one posthog.v1.Event, indexed: their JSON is written straight from the
+  // bytes (server/capture/event_json.h, "The wire path"). It returns nullopt,
+  // having built nothing, when it declines any of them: a violation, or
+  // anything that path leaves to protobuf's parser and EventJson; the caller
+  // then parses the events and calls Build, which decides. The events it
+  // returns are byte for byte what Build returns for the parsed events (the
+  // clock and randomness aside); their uuids only `with_uuids`.
+  std::optional<std::vector<BuiltEvent>> BuildWire(const std::vector<absl::string_view>& events,
+                                                   bool disable_geoip, bool with_uuids) const;
+
   // Validate returns the problems of one event, fields prefixed by `path`.
   std::vector<FieldViolation> Validate(const posthog::v1::Event& event, absl::string_view path,
                                        absl::Time now) const;
@@ -90,6 +101,9 @@ class EventBuilder final {
   std::string NewUuid(absl::Time now) const;
 
  private:
+  // WriteUuid writes NewUuid's 36 characters to `uuid`.
+  void WriteUuid(absl::Time now, char* uuid) const;
+
   EventLimits limits_;
   std::string lib_version_;
   Clock* clock_;

@@ -9,7 +9,9 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/common.h"
 #include "nlohmann/json.hpp"
+#include "server/capture/wire_reader.h"
 
 namespace posthog_gateway {
 namespace {
@@ -38,6 +40,21 @@ size_t Utf8SequenceLength(absl::string_view text, size_t i) {
                : 0;
   }
   return 0;
+}
+
+void AppendJsonNumber(double number, std::string* out) {
+  // As JsonFromValue: JSON has no NaN or infinity; whole numbers that a
+  // double holds exactly are integers.
+  if (!std::isfinite(number)) {
+    out->append("null");
+    return;
+  }
+  constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
+  if (std::trunc(number) == number && std::fabs(number) <= kMaxExactInteger) {
+    absl::StrAppend(out, static_cast<int64_t>(number));
+    return;
+  }
+  out->append(nlohmann::json(number).dump());
 }
 
 class Writer {
@@ -152,20 +169,7 @@ class Writer {
     }
   }
 
-  void Number(double number) {
-    // As JsonFromValue: JSON has no NaN or infinity; whole numbers that a
-    // double holds exactly are integers.
-    if (!std::isfinite(number)) {
-      Raw("null");
-      return;
-    }
-    constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
-    if (std::trunc(number) == number && std::fabs(number) <= kMaxExactInteger) {
-      absl::StrAppend(out_, static_cast<int64_t>(number));
-      return;
-    }
-    Raw(nlohmann::json(number).dump());
-  }
+  void Number(double number) { AppendJsonNumber(number, out_); }
 
   std::string* out_;
   bool ok_ = true;
@@ -265,6 +269,459 @@ absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
   // One unusually large event must not pin its size for the thread's life.
   if (out.capacity() > (64 << 10)) std::string().swap(out);
   return json;
+}
+
+std::optional<bool> GeoipDisableFor(int geoip_mode, bool caller_set, bool caller_ip,
+                                    bool project_disable_geoip) {
+  switch (geoip_mode) {
+    case posthog::v1::GEOIP_MODE_DISABLED:
+      return true;
+    case posthog::v1::GEOIP_MODE_ENABLED:
+      // The field wins over a `$geoip_disable` of the caller's properties.
+      return caller_set ? std::optional<bool>(false) : std::nullopt;
+    default:
+      break;
+  }
+  if (!project_disable_geoip || caller_set) return std::nullopt;
+  // PostHog geolocates `$ip` when the event carries one: the end user's
+  // address, which the caller knows and PostHog cannot.
+  if (caller_ip) return std::nullopt;
+  return true;
+}
+
+namespace {
+
+// Messages nested below an Event that the wire path follows: protobuf's
+// parser refuses 100 below the request; the margin leaves everything near
+// that to it.
+constexpr int kMaxWireNesting = 80;
+
+// The gateway's members of an event's properties, sorted bytewise (the
+// order the merge in WireWriter::Properties relies on).
+enum GatewayKey {
+  kGeoipDisable,
+  kGroups,
+  kIsServer,
+  kLib,
+  kLibVersion,
+  kProcessPersonProfile,
+  kSet,
+  kSetOnce,
+  kMemberCount
+};
+constexpr absl::string_view kMemberKeys[kMemberCount] = {
+    "$geoip_disable",          "$groups", "$is_server", "$lib", "$lib_version",
+    "$process_person_profile", "$set",    "$set_once"};
+
+// A string as protobuf's parser takes it and EventJson writes it: false
+// when either refuses its UTF-8.
+bool AppendWireString(absl::string_view text, std::string* out) {
+  return google::protobuf::internal::IsStructurallyValidUTF8(text.data(),
+                                                             static_cast<int>(text.size())) &&
+         AppendJsonString(text, out);
+}
+
+// One map entry (a Struct's field, a `groups` entry): key 1 and value 2,
+// each at most once, either may be absent (empty).
+bool ScanMapEntry(absl::string_view bytes, absl::string_view* key, absl::string_view* value) {
+  WireReader reader(bytes);
+  bool has_key = false;
+  bool has_value = false;
+  while (!reader.done()) {
+    uint32_t field;
+    int type;
+    if (!reader.Next(&field, &type) || type != WireReader::kLengthDelimited) return false;
+    if (field == 1 && !has_key) {
+      has_key = true;
+      if (!reader.Bytes(key)) return false;
+    } else if (field == 2 && !has_value) {
+      has_value = true;
+      if (!reader.Bytes(value)) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// (key, encoded value) of a map, sorted by key.
+using Entries = absl::InlinedVector<std::pair<absl::string_view, absl::string_view>, 16>;
+
+// A map's entries (field 1 of a Struct, or `groups`' entries), sorted by key;
+// false on a malformed entry or a key that appears twice.
+bool SortEntries(Entries* entries) {
+  std::sort(entries->begin(), entries->end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < entries->size(); ++i) {
+    if ((*entries)[i - 1].first == (*entries)[i].first) return false;
+  }
+  return true;
+}
+
+bool ScanStruct(absl::string_view bytes, Entries* entries) {
+  WireReader reader(bytes);
+  while (!reader.done()) {
+    uint32_t field;
+    int type;
+    absl::string_view entry;
+    if (!reader.Next(&field, &type) || field != 1 || type != WireReader::kLengthDelimited ||
+        !reader.Bytes(&entry)) {
+      return false;
+    }
+    std::pair<absl::string_view, absl::string_view> pair;
+    if (!ScanMapEntry(entry, &pair.first, &pair.second)) return false;
+    entries->push_back(pair);
+  }
+  return SortEntries(entries);
+}
+
+const std::pair<absl::string_view, absl::string_view>* FindEntry(const Entries& entries,
+                                                                 absl::string_view key) {
+  auto found =
+      std::lower_bound(entries.begin(), entries.end(), key,
+                       [](const auto& entry, absl::string_view k) { return entry.first < k; });
+  return found != entries.end() && found->first == key ? &*found : nullptr;
+}
+
+// Whether an encoded Value is a non-empty string_value and nothing else.
+bool IsNonEmptyString(absl::string_view value) {
+  WireReader reader(value);
+  uint32_t field;
+  int type;
+  absl::string_view text;
+  return reader.Next(&field, &type) && field == 3 && type == WireReader::kLengthDelimited &&
+         reader.Bytes(&text) && reader.done() && !text.empty();
+}
+
+// Writes encoded Structs, ListValues and Values as Writer writes the parsed
+// ones. `nesting` counts messages below the Event; `depth` receives what
+// StructDepth / ValueDepth (server/capture/event_builder.cc) count.
+class WireWriter {
+ public:
+  explicit WireWriter(std::string* out) : out_(out) {}
+
+  bool Value(absl::string_view bytes, int nesting, int* depth) {
+    *depth = 0;
+    if (bytes.empty()) {  // No kind: as KIND_NOT_SET.
+      out_->append("null");
+      return true;
+    }
+    if (nesting > kMaxWireNesting) return false;
+    WireReader reader(bytes);
+    uint32_t field;
+    int type;
+    if (!reader.Next(&field, &type)) return false;
+    uint64_t number;
+    absl::string_view inner;
+    bool ok = false;
+    switch (field) {
+      case 1:  // null_value
+        ok = type == WireReader::kVarint && reader.Varint(&number);
+        if (ok) out_->append("null");
+        break;
+      case 2:  // number_value
+        ok = type == WireReader::kFixed64 && reader.Fixed64(&number);
+        if (ok) {
+          double value;
+          std::memcpy(&value, &number, sizeof(value));
+          AppendJsonNumber(value, out_);
+        }
+        break;
+      case 3:  // string_value
+        ok = type == WireReader::kLengthDelimited && reader.Bytes(&inner) &&
+             AppendWireString(inner, out_);
+        break;
+      case 4:  // bool_value: protobuf takes any non-zero varint as true.
+        ok = type == WireReader::kVarint && reader.Varint(&number);
+        if (ok) out_->append(number != 0 ? "true" : "false");
+        break;
+      case 5:  // struct_value
+        ok = type == WireReader::kLengthDelimited && reader.Bytes(&inner) &&
+             Struct(inner, nesting + 1, depth);
+        break;
+      case 6:  // list_value
+        ok = type == WireReader::kLengthDelimited && reader.Bytes(&inner) &&
+             List(inner, nesting + 1, depth);
+        break;
+      default:
+        return false;
+    }
+    // A second field would be a second kind (the last wins) or unknown.
+    return ok && reader.done();
+  }
+
+  // A Struct at `nesting`.
+  bool Struct(absl::string_view bytes, int nesting, int* depth) {
+    if (nesting > kMaxWireNesting) return false;
+    Entries entries;
+    if (!ScanStruct(bytes, &entries)) return false;
+    out_->push_back('{');
+    int deepest = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i != 0) out_->push_back(',');
+      if (!Member(entries[i], nesting, &deepest)) return false;
+    }
+    out_->push_back('}');
+    *depth = deepest + 1;
+    return true;
+  }
+
+  // An event's properties with the gateway's members merged in key order.
+  bool Properties(const WireEvent& event, const WireEventJsonOptions& options) {
+    Entries entries;
+    if (!ScanStruct(event.properties, &entries)) return false;
+    const auto* ip = FindEntry(entries, "$ip");
+    const std::optional<bool> geoip_disable = GeoipDisableFor(
+        event.geoip, FindEntry(entries, "$geoip_disable") != nullptr,
+        ip != nullptr && IsNonEmptyString(ip->second), options.project_disable_geoip);
+    const bool present[kMemberCount] = {geoip_disable.has_value(),
+                                        !event.groups.empty(),
+                                        true,
+                                        true,
+                                        true,
+                                        event.personless,
+                                        event.has_set,
+                                        event.has_set_once};
+    out_->push_back('{');
+    int deepest = 0;
+    size_t i = 0;
+    int member = 0;
+    bool first = true;
+    while (true) {
+      while (member < kMemberCount && !present[member]) ++member;
+      if (i == entries.size() && member == kMemberCount) break;
+      bool take_member = i == entries.size();
+      if (!take_member && member < kMemberCount) {
+        const int order = entries[i].first.compare(kMemberKeys[member]);
+        // A caller's property that a member replaces: EventJson drops it, and
+        // its depth still counts in Validate; declined for Build.
+        if (order == 0) return false;
+        take_member = order > 0;
+      }
+      if (!first) out_->push_back(',');
+      first = false;
+      if (!take_member) {
+        if (!Member(entries[i++], /*nesting=*/2, &deepest)) return false;
+        continue;
+      }
+      AppendJsonString(kMemberKeys[member], out_);
+      out_->push_back(':');
+      if (!GatewayMember(static_cast<GatewayKey>(member), event, options,
+                         geoip_disable.value_or(false))) {
+        return false;
+      }
+      ++member;
+    }
+    out_->push_back('}');
+    return deepest + 1 < options.max_depth;
+  }
+
+ private:
+  // `"key":value` of a Struct whose own nesting is `nesting` (its entries
+  // one below, their values two).
+  bool Member(const std::pair<absl::string_view, absl::string_view>& entry, int nesting,
+              int* deepest) {
+    if (!AppendWireString(entry.first, out_)) return false;
+    out_->push_back(':');
+    int depth;
+    if (!Value(entry.second, nesting + 2, &depth)) return false;
+    *deepest = std::max(*deepest, depth);
+    return true;
+  }
+
+  bool List(absl::string_view bytes, int nesting, int* depth) {
+    WireReader reader(bytes);
+    out_->push_back('[');
+    int deepest = 0;
+    bool first = true;
+    while (!reader.done()) {
+      uint32_t field;
+      int type;
+      absl::string_view item;
+      if (!reader.Next(&field, &type) || field != 1 || type != WireReader::kLengthDelimited ||
+          !reader.Bytes(&item)) {
+        return false;
+      }
+      if (!first) out_->push_back(',');
+      first = false;
+      int item_depth;
+      if (!Value(item, nesting + 1, &item_depth)) return false;
+      deepest = std::max(deepest, item_depth);
+    }
+    out_->push_back(']');
+    *depth = deepest + 1;
+    return true;
+  }
+
+  // The value of a gateway's member; `geoip_disable` is read only when that
+  // member is present.
+  bool GatewayMember(GatewayKey member, const WireEvent& event, const WireEventJsonOptions& options,
+                     bool geoip_disable) {
+    int depth = 0;
+    switch (member) {
+      case kGeoipDisable:
+        out_->append(geoip_disable ? "true" : "false");
+        return true;
+      case kGroups:
+        return Groups(event);
+      case kIsServer:
+        out_->append("true");
+        return true;
+      case kLib:
+        return AppendJsonString(options.lib, out_);
+      case kLibVersion:
+        return AppendJsonString(options.lib_version, out_);
+      case kProcessPersonProfile:
+        out_->append("false");
+        return true;
+      case kSet:
+        return Struct(event.set, /*nesting=*/2, &depth) && depth < options.max_depth;
+      case kSetOnce:
+        return Struct(event.set_once, /*nesting=*/2, &depth) && depth < options.max_depth;
+      case kMemberCount:
+        break;
+    }
+    return false;
+  }
+
+  // `groups` (map<string, string>) as an object of strings, keys sorted.
+  bool Groups(const WireEvent& event) {
+    Entries entries;
+    for (absl::string_view entry : event.groups) {
+      std::pair<absl::string_view, absl::string_view> pair;
+      if (!ScanMapEntry(entry, &pair.first, &pair.second)) return false;
+      entries.push_back(pair);
+    }
+    if (!SortEntries(&entries)) return false;
+    out_->push_back('{');
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i != 0) out_->push_back(',');
+      if (!AppendWireString(entries[i].first, out_)) return false;
+      out_->push_back(':');
+      if (!AppendWireString(entries[i].second, out_)) return false;
+    }
+    out_->push_back('}');
+    return true;
+  }
+
+  std::string* out_;
+};
+
+// google.protobuf.Timestamp: seconds 1 (int64), nanos 2 (int32), each at
+// most once.
+bool ScanTimestamp(absl::string_view bytes, WireEvent* event) {
+  WireReader reader(bytes);
+  bool seen[3] = {false, false, false};
+  while (!reader.done()) {
+    uint32_t field;
+    int type;
+    uint64_t number;
+    if (!reader.Next(&field, &type) || type != WireReader::kVarint || field > 2 || seen[field] ||
+        !reader.Varint(&number)) {
+      return false;
+    }
+    seen[field] = true;
+    if (field == 1) {
+      event->timestamp_seconds = static_cast<int64_t>(number);
+    } else {
+      event->timestamp_nanos = static_cast<int32_t>(static_cast<uint32_t>(number));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ScanWireEvent(absl::string_view bytes, WireEvent* event) {
+  // Field by field: GCC 12 takes moving an empty InlinedVector for a read of
+  // uninitialized memory.
+  event->event = event->distinct_id = event->uuid = {};
+  event->properties = event->set = event->set_once = {};
+  event->groups.clear();
+  event->has_set = event->has_set_once = event->has_timestamp = false;
+  event->timestamp_seconds = 0;
+  event->timestamp_nanos = 0;
+  event->personless = event->historical_migration = false;
+  event->geoip = 0;
+  WireReader reader(bytes);
+  uint32_t seen = 0;
+  while (!reader.done()) {
+    uint32_t field;
+    int type;
+    if (!reader.Next(&field, &type)) return false;
+    if (field != 6) {  // groups is repeated; every other field singular.
+      if (field >= 32 || (seen & (1u << field)) != 0) return false;
+      seen |= 1u << field;
+    }
+    const bool length_delimited = type == WireReader::kLengthDelimited;
+    uint64_t number = 0;
+    absl::string_view bytes_of;
+    switch (field) {
+      case 1:
+        if (!length_delimited || !reader.Bytes(&event->event)) return false;
+        break;
+      case 2:
+        if (!length_delimited || !reader.Bytes(&event->distinct_id)) return false;
+        break;
+      case 3:
+        if (!length_delimited || !reader.Bytes(&event->properties)) return false;
+        break;
+      case 4:
+        if (!length_delimited || !reader.Bytes(&bytes_of) || !ScanTimestamp(bytes_of, event)) {
+          return false;
+        }
+        event->has_timestamp = true;
+        break;
+      case 5:
+        if (!length_delimited || !reader.Bytes(&event->uuid)) return false;
+        break;
+      case 6:
+        if (!length_delimited || !reader.Bytes(&bytes_of)) return false;
+        event->groups.push_back(bytes_of);
+        break;
+      case 7:
+        if (!length_delimited || !reader.Bytes(&event->set)) return false;
+        event->has_set = true;
+        break;
+      case 8:
+        if (!length_delimited || !reader.Bytes(&event->set_once)) return false;
+        event->has_set_once = true;
+        break;
+      case 9:
+        if (type != WireReader::kVarint || !reader.Varint(&number)) return false;
+        event->personless = number != 0;
+        break;
+      case 11:
+        if (type != WireReader::kVarint || !reader.Varint(&number)) return false;
+        event->historical_migration = number != 0;
+        break;
+      case 12:  // An enum: protobuf keeps the low 32 bits.
+        if (type != WireReader::kVarint || !reader.Varint(&number)) return false;
+        event->geoip = static_cast<int32_t>(static_cast<uint32_t>(number));
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+bool WireEventJson(const WireEvent& event, const WireEventJsonOptions& options, std::string* out) {
+  out->clear();
+  WireWriter writer(out);
+  // Top-level keys in sorted order, as EventJson.
+  out->append("{\"distinct_id\":");
+  if (!AppendWireString(event.distinct_id, out)) return false;
+  out->append(",\"event\":");
+  if (!AppendWireString(event.event, out)) return false;
+  out->append(",\"properties\":");
+  if (!writer.Properties(event, options)) return false;
+  out->append(",\"timestamp\":");
+  if (!AppendJsonString(options.timestamp, out)) return false;
+  out->append(",\"uuid\":");
+  if (!AppendJsonString(options.uuid, out)) return false;
+  out->push_back('}');
+  return true;
 }
 
 }  // namespace posthog_gateway

@@ -16,9 +16,11 @@
 //
 // Thread-safe (pure functions).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "posthog/v1/capture.pb.h"
@@ -45,6 +47,72 @@ struct EventJsonExtras {
 // in-process can have one).
 absl::StatusOr<std::string> EventJson(const posthog::v1::Event& event,
                                       const EventJsonExtras& extras);
+
+// GeoipDisableFor is the `$geoip_disable` the gateway sets on an event
+// (server/capture/event_builder.h says when), from the event's `geoip` field,
+// whether its properties hold `$geoip_disable` (`caller_set`) and a non-empty
+// string `$ip` (`caller_ip`), and the project's default: nullopt when it
+// leaves the event's properties as they are.
+std::optional<bool> GeoipDisableFor(int geoip_mode, bool caller_set, bool caller_ip,
+                                    bool project_disable_geoip);
+
+// The wire path. Capture's stream writes each event's JSON straight from the
+// bytes of its posthog.v1.Event, without parsing the request into messages
+// (a message of hundreds of events was thousands of small objects: Structs,
+// map entries, strings, each read, hashed and copied once more to write the
+// JSON). It takes only what it fully understands and declines the rest, so
+// that protobuf's parser and EventJson, the reference, decide every unusual
+// case: a field that is not the Event's, a singular field or map key that
+// appears twice (protobuf merges or keeps the last), a wire type other than
+// the field's, a string that either protobuf's or EventJson's UTF-8 check
+// refuses, nesting near protobuf's recursion limit or at the depth limit, a
+// caller's property that a member of the gateway's replaces. What it accepts
+// it writes byte for byte as EventJson writes the parsed event
+// (tests/server/event_json_test.cc holds them side by side).
+
+// WireEvent is one posthog.v1.Event decoded only as far as its own fields;
+// the views point into the event's bytes, the Structs stay encoded.
+struct WireEvent {
+  absl::string_view event;
+  absl::string_view distinct_id;
+  absl::string_view uuid;
+  absl::string_view properties;
+  absl::string_view set;
+  absl::string_view set_once;
+  // The `groups` map's entries, encoded, in wire order.
+  absl::InlinedVector<absl::string_view, 4> groups;
+  bool has_set = false;
+  bool has_set_once = false;
+  bool has_timestamp = false;
+  int64_t timestamp_seconds = 0;
+  int32_t timestamp_nanos = 0;
+  bool personless = false;
+  bool historical_migration = false;
+  int32_t geoip = 0;
+};
+
+// ScanWireEvent decodes `bytes`' top-level fields into `event`; false when
+// it declines them (above).
+bool ScanWireEvent(absl::string_view bytes, WireEvent* event);
+
+// What WireEventJson adds to an event besides its own fields.
+struct WireEventJsonOptions {
+  absl::string_view uuid;
+  // Already formatted (FormatEventTime).
+  absl::string_view timestamp;
+  absl::string_view lib;
+  absl::string_view lib_version;
+  // ProjectConfig::disable_geoip: `$geoip_disable` follows GeoipDisableFor.
+  bool project_disable_geoip = true;
+  // EventLimits::max_properties_depth: properties, set or set_once nested
+  // this deep or deeper are declined (Build decides at the limit).
+  int max_depth = 32;
+};
+
+// WireEventJson writes `event`'s JSON object, as EventJson would, into `out`
+// (replacing what it held); false, with `out` holding anything, when it
+// declines the event (above).
+bool WireEventJson(const WireEvent& event, const WireEventJsonOptions& options, std::string* out);
 
 // AppendJsonString appends `text` as a JSON string literal (with its
 // quotes), escaped as above; false (and `out` partly written) when `text` is
