@@ -341,6 +341,29 @@ TEST(EventJsonTest, InvalidUtf8IsInvalidArgument) {
   }
 }
 
+TEST(AppendJsonStringTest, EveryPositionOfALongRunIsChecked) {
+  // Plain runs are scanned eight bytes at a time: a byte that needs escaping
+  // (or a multi-byte character) at any position of a word, and any length
+  // around a word's, is still seen.
+  const std::string specials[] = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "é",
+                                  "€",  "😀",  " "};
+  for (size_t length = 0; length < 34; ++length) {
+    for (size_t at = 0; at <= length; ++at) {
+      for (const std::string& special : specials) {
+        std::string text(length, 'x');
+        text.insert(at, special);
+        std::string out;
+        ASSERT_TRUE(AppendJsonString(text, &out));
+        ASSERT_EQ(out, json(text).dump()) << length << " " << at;
+      }
+    }
+    std::string bad(length, 'y');
+    bad.push_back('\xff');
+    std::string out;
+    EXPECT_FALSE(AppendJsonString(bad, &out));
+  }
+}
+
 TEST(AppendJsonStringTest, EscapesAsNlohmann) {
   const std::string cases[] = {"", "plain", "\"\\", std::string("\0\x1f", 2), "\x7f", "€😀"};
   for (const std::string& text : cases) {
