@@ -235,9 +235,11 @@ class Evaluator {
   // when `bucketing` is the person's distinct id.
   double BucketingHash(const CompiledFlag& flag, absl::string_view bucketing, bool variant);
 
-  // The person's property `key`, or nullptr: from context_.person_lookup
-  // (into `storage`) when set, else from context_.person_properties.
-  const json* PersonProperty(const std::string& key, json* storage) const;
+  // Sets `*value` to the person's property `key` and returns true, or
+  // returns false when the person has none: from context_.person_lookup
+  // (which may convert it into `storage`) when set, else from
+  // context_.person_properties.
+  bool PersonProperty(const std::string& key, PropertyValue* value, json* storage) const;
 
   // The cache's entry for `p` when `subject` is the person, else nullptr.
   EvaluationCache::Entry* CachedPersonValue(const CompiledProperty& p, const Subject& subject);
@@ -289,18 +291,18 @@ EvaluationCache::Entry* Evaluator::CachedPersonValue(const CompiledProperty& p,
   EvaluationCache::Entry& entry = cache_->entries_[p.key_slot];
   if (!entry.looked_up) {
     entry.looked_up = true;
-    entry.value = PersonProperty(p.key, &entry.storage);
+    entry.found = PersonProperty(p.key, &entry.value, &entry.storage);
   }
   return &entry;
 }
 
-const json* Evaluator::PersonProperty(const std::string& key, json* storage) const {
-  if (context_.person_lookup != nullptr) {
-    return context_.person_lookup->Find(key, storage) ? storage : nullptr;
-  }
-  if (!context_.person_properties.is_object()) return nullptr;
+bool Evaluator::PersonProperty(const std::string& key, PropertyValue* value, json* storage) const {
+  if (context_.person_lookup != nullptr) return context_.person_lookup->Find(key, value, storage);
+  if (!context_.person_properties.is_object()) return false;
   auto it = context_.person_properties.find(key);
-  return it != context_.person_properties.end() ? &*it : nullptr;
+  if (it == context_.person_properties.end()) return false;
+  *value = PropertyValue::Json(*it);
+  return true;
 }
 
 Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
@@ -308,30 +310,35 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
       p.op == Op::kNotIn) {
     return Inconclusive(absl::StrCat("operator `", p.op_name, "` is not evaluated locally"));
   }
-  const json* found = nullptr;
-  json implicit;
-  json person_value;
+  bool found = false;
+  PropertyValue value;
+  json person_storage;
   EvaluationCache::Entry* cached = CachedPersonValue(p, subject);
   if (cached != nullptr) {
-    found = cached->value;
+    found = cached->found;
+    value = cached->value;
   } else if (subject.properties == &context_.person_properties) {
-    found = PersonProperty(p.key, &person_value);
+    found = PersonProperty(p.key, &value, &person_storage);
   } else if (subject.properties != nullptr && subject.properties->is_object()) {
     auto it = subject.properties->find(p.key);
-    if (it != subject.properties->end()) found = &*it;
+    if (it != subject.properties->end()) {
+      found = true;
+      value = PropertyValue::Json(*it);
+    }
   }
-  if (found == nullptr && !subject.implicit_key.empty() && p.key == subject.implicit_key) {
-    implicit = std::string(subject.implicit_value);
-    found = &implicit;
+  if (!found && !subject.implicit_key.empty() && p.key == subject.implicit_key) {
+    // The implicit value is a string (a distinct id, a group key): viewed,
+    // not copied.
+    found = true;
+    value = PropertyValue::String(subject.implicit_value);
     cached = nullptr;  // The cache holds the person's own values only.
   }
-  if (found == nullptr) {
+  if (!found) {
     if (p.op == Op::kIsNotSet) return Match::kTrue;
     return Inconclusive(absl::StrCat("property `", p.key, "` was not given"));
   }
   if (p.op == Op::kIsNotSet) return Match::kFalse;
   if (p.op == Op::kIsSet) return Match::kTrue;  // Even when null, as the server.
-  const json& value = *found;
   // A null value matches as the string `null` for the string operators (the
   // server's to_string); every other operator is false on it.
   if (value.is_null()) {
@@ -443,8 +450,7 @@ Match Evaluator::MatchPlain(const CompiledProperty& p, const Subject& subject) {
         is_date = cached->date == EvaluationCache::Entry::kParsed;
         person_date = cached->date_value;
       } else {
-        is_date =
-            value.is_string() && ParseIsoTime(value.get_ref<const std::string&>(), &person_date);
+        is_date = value.is_string() && ParseIsoTime(value.string(), &person_date);
         if (cached != nullptr) {
           cached->date =
               is_date ? EvaluationCache::Entry::kParsed : EvaluationCache::Entry::kInvalid;
@@ -815,10 +821,13 @@ FlagEvaluation Evaluator::Evaluate(const CompiledFlag& flag) {
 
   // 3. Feature enrollment (early access), by the person's property.
   if (flag.feature_enrollment) {
-    json enrollment_value;
-    if (const json* it = PersonProperty(flag.enrollment_property, &enrollment_value)) {
-      const bool enrolled = (it->is_boolean() && it->get<bool>()) ||
-                            (it->is_string() && Fold(it->get<std::string>()) == "true");
+    PropertyValue enrollment;
+    json enrollment_storage;
+    if (PersonProperty(flag.enrollment_property, &enrollment, &enrollment_storage)) {
+      // `true` in any ASCII case, as Fold(text) == "true" (without the copy).
+      const bool enrolled =
+          (enrollment.is_boolean() && enrollment.boolean()) ||
+          (enrollment.is_string() && absl::EqualsIgnoreCase(enrollment.string(), "true"));
       result.reason = ReasonCode::kSuperConditionValue;
       result.condition_index = 0;
       result.enabled = enrolled;

@@ -59,6 +59,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "server/flags/values.h"
 
 namespace posthog_gateway::flags {
 
@@ -96,12 +97,21 @@ absl::string_view ReasonDescription(const FlagEvaluation& evaluation, std::strin
 // definitions read, when they read them, costs less than building the whole
 // object per call (building it was 6 % of the handler in a perf profile of
 // 50 flags, issue 18).
+//
+// A string property is given as a view of the caller's own text (no copy
+// per call: converting each to an nlohmann::json was the largest source of
+// a 50-flag call's mallocs, issue 18); other values may be converted into
+// `storage`.
 class PropertyLookup {
  public:
-  // Find sets `*value` to the property `key` as JSON and returns true, or
-  // returns false when the person has no such property. It must answer as
-  // the JSON object the properties stand for would.
-  virtual bool Find(const std::string& key, nlohmann::json* value) const = 0;
+  // Find sets `*value` to the property `key` and returns true, or returns
+  // false when the person has no such property. `*value` must match as the
+  // JSON object the properties stand for would: a string as that JSON
+  // string, anything else as JSON (which Find may write into `*storage` and
+  // refer to). What `*value` refers to must live as long as `*storage`, the
+  // lookup and the properties it reads.
+  virtual bool Find(const std::string& key, PropertyValue* value,
+                    nlohmann::json* storage) const = 0;
 
  protected:
   ~PropertyLookup() = default;
@@ -185,12 +195,19 @@ class CompiledDefinitions;
 //
 // One cache serves one (definitions, context, now): EvaluateFlag clears it
 // when given another. The context must not change while it is in use. Not
-// thread-safe: one per call.
+// thread-safe: one per call, or one per thread reused with Forget.
 class EvaluationCache final {
  public:
   EvaluationCache() = default;
   EvaluationCache(const EvaluationCache&) = delete;
   EvaluationCache& operator=(const EvaluationCache&) = delete;
+
+  // Forget makes the next EvaluateFlag start afresh, as with a new cache,
+  // but in the memory this one has already allocated (a new cache per call
+  // cost four allocations). A cache reused for another call must be
+  // forgotten first: that call's context may have the address the last
+  // one's had, and the same `now`.
+  void Forget() { definitions_ = nullptr; }
 
  private:
   friend class Evaluator;
@@ -201,9 +218,10 @@ class EvaluationCache final {
     bool looked_up = false;
     Parse date = kNotYet;
     Parse version = kNotYet;
-    // The person's value, or nullptr when the person has none.
-    const nlohmann::json* value = nullptr;
-    // The value when it came from a PropertyLookup.
+    // Whether the person has the property, and its value.
+    bool found = false;
+    PropertyValue value;
+    // What `value` refers to when a PropertyLookup converted it.
     nlohmann::json storage;
     absl::Time date_value;
     int64_t version_value[3] = {0, 0, 0};

@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -86,6 +87,54 @@ inline absl::string_view ValueStr(const nlohmann::json& value, std::string* buff
   }
 }
 
+// PropertyValue is a person's property value as the evaluator reads it:
+// either a string borrowed from wherever the caller holds it (the request's
+// google.protobuf.Value: EvaluateFlags matches it without copying it into
+// an nlohmann::json, whose string is a heap allocation per property and
+// call: the largest source of mallocs in a 50-flag call, issue 18), or any
+// JSON value, borrowed likewise. A string matches exactly as the JSON
+// string with the same text: the functions below that take a PropertyValue
+// answer as their JSON versions do on that JSON.
+//
+// Trivially copyable; what it refers to must outlive it.
+class PropertyValue final {
+ public:
+  // The JSON null.
+  PropertyValue() : json_(&Null()) {}
+  static PropertyValue String(absl::string_view text) { return PropertyValue(text); }
+  static PropertyValue Json(const nlohmann::json& value) { return PropertyValue(&value); }
+
+  bool is_string() const { return json_ == nullptr || json_->is_string(); }
+  bool is_null() const { return json_ != nullptr && json_->is_null(); }
+  bool is_boolean() const { return json_ != nullptr && json_->is_boolean(); }
+  // Only when is_boolean().
+  bool boolean() const { return json_->get<bool>(); }
+  // The text of a string value; only when is_string().
+  absl::string_view string() const {
+    return json_ == nullptr ? text_ : absl::string_view(json_->get_ref<const std::string&>());
+  }
+  // The JSON value it stands for, or nullptr for a borrowed string.
+  const nlohmann::json* json() const { return json_; }
+
+ private:
+  explicit PropertyValue(absl::string_view text) : json_(nullptr), text_(text) {}
+  explicit PropertyValue(const nlohmann::json* json) : json_(json) {}
+
+  static const nlohmann::json& Null() {
+    static const nlohmann::json* const kNull = new nlohmann::json();
+    return *kNull;
+  }
+
+  // Null: the string `text_`.
+  const nlohmann::json* json_;
+  absl::string_view text_;
+};
+
+// ValueStr of the JSON `value` stands for.
+inline absl::string_view ValueStr(const PropertyValue& value, std::string* buffer) {
+  return value.json() == nullptr ? value.string() : ValueStr(*value.json(), buffer);
+}
+
 // Fold is ASCII lower-casing.
 inline std::string Fold(absl::string_view text) { return absl::AsciiStrToLower(text); }
 
@@ -116,6 +165,14 @@ bool IsTruthyOrFalsy(const nlohmann::json& value);
 // IsTruthy is the boolean `value` stands for under IsTruthyOrFalsy.
 bool IsTruthy(const nlohmann::json& value);
 
+// IsTruthy of the JSON `value` stands for.
+inline bool IsTruthy(const PropertyValue& value) {
+  // A string is true when it is `true` in any ASCII case, as
+  // IsTruthy(json) decides by lower-casing it (without the copy).
+  return value.json() == nullptr ? absl::EqualsIgnoreCase(value.string(), "true")
+                                 : IsTruthy(*value.json());
+}
+
 // UnicodeLiteral matches `text` exactly, with Unicode case folding; nullptr
 // when `text` is ASCII (ASCII folding is then enough, and cheaper).
 std::unique_ptr<RE2> UnicodeLiteral(absl::string_view text);
@@ -141,6 +198,12 @@ inline bool AsNumber(const nlohmann::json& value, double* out) {
     return absl::SimpleAtod(absl::StripAsciiWhitespace(value.get_ref<const std::string&>()), out);
   }
   return false;
+}
+
+// AsNumber of the JSON `value` stands for.
+inline bool AsNumber(const PropertyValue& value, double* out) {
+  if (value.json() != nullptr) return AsNumber(*value.json(), out);
+  return absl::SimpleAtod(absl::StripAsciiWhitespace(value.string()), out);
 }
 
 // A semantic version's numbers.

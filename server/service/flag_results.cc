@@ -216,13 +216,25 @@ void FillLocalResult(const std::string& key, const flags::FlagEvaluation& evalua
 
 void FlagResults::SetLocal(const std::string& key, const flags::FlagEvaluation& evaluation) {
   entries_.emplace_back(key, evaluation);
-  // The definitions' bytes hold the flag's own key, which `key` is (the
-  // contract; comparing the bytes per result cost 2 % of the handler in a
-  // perf profile). A key of another size cannot be it: such a result
+  CheckLocalKey();
+}
+
+void FlagResults::SetLocalBorrowed(const std::string& key,
+                                   const flags::FlagEvaluation& evaluation) {
+  entries_.emplace_back(&key, evaluation);
+  CheckLocalKey();
+}
+
+void FlagResults::CheckLocalKey() {
+  // The definitions' bytes hold the flag's own key, which the entry's is
+  // (the contract; comparing the bytes per result cost 2 % of the handler
+  // in a perf profile). A key of another size cannot be it: such a result
   // encodes its fields itself.
+  Entry& entry = entries_.back();
+  auto& evaluation = std::get<flags::FlagEvaluation>(entry.result);
   const flags::EncodedFlag* encoded = evaluation.encoded;
-  if (encoded != nullptr && encoded->key_field.size() != wire::BytesFieldSize(key.size())) {
-    std::get<flags::FlagEvaluation>(entries_.back().result).encoded = nullptr;
+  if (encoded != nullptr && encoded->key_field.size() != wire::BytesFieldSize(entry.key().size())) {
+    evaluation.encoded = nullptr;
   }
 }
 
@@ -259,7 +271,7 @@ FlagResult FlagResults::ToProto(size_t i) const {
   const Entry& entry = entries_[i];
   if (const auto* local = std::get_if<flags::FlagEvaluation>(&entry.result)) {
     FlagResult result;
-    FillLocalResult(entry.key, *local, &result);
+    FillLocalResult(entry.key(), *local, &result);
     return result;
   }
   return std::get<FlagResult>(entry.result);
@@ -277,11 +289,11 @@ std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
         size += wire::BytesFieldSize(fields.EntrySize());
       } else {
         std::string storage[4];
-        size += wire::BytesFieldSize(EncodeFields(entry.key, *local, storage).EntrySize());
+        size += wire::BytesFieldSize(EncodeFields(entry.key(), *local, storage).EntrySize());
       }
     } else {
       const size_t result_size = std::get<FlagResult>(entry.result).ByteSizeLong();
-      size += wire::BytesFieldSize(wire::BytesFieldSize(entry.key.size()) +
+      size += wire::BytesFieldSize(wire::BytesFieldSize(entry.key().size()) +
                                    wire::BytesFieldSize(result_size));
     }
   }
@@ -294,10 +306,10 @@ std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
         p = PutLocalEntry(fields, p);
       } else {
         std::string storage[4];
-        p = PutLocalEntry(EncodeFields(entry.key, *local, storage), p);
+        p = PutLocalEntry(EncodeFields(entry.key(), *local, storage), p);
       }
     } else {
-      p = PutEntry(entry.key, std::get<FlagResult>(entry.result), p);
+      p = PutEntry(entry.key(), std::get<FlagResult>(entry.result), p);
     }
   }
   if (!request_id.empty()) p = wire::PutBytes(kResponseRequestId, request_id, p);

@@ -54,11 +54,17 @@ class FlagResults final {
   void SetLocal(const std::string& key, const flags::FlagEvaluation& evaluation);
   void Set(const std::string& key, posthog::v1::FlagResult result);
 
+  // SetLocalBorrowed is SetLocal without a copy of `key`, which must outlive
+  // the FlagResults: the flag's key in the CompiledDefinitions
+  // (CompiledDefinitions::FlagKey), which the results borrow from anyway.
+  // A copy of each key was a tenth of a 50-flag call's mallocs (issue 18).
+  void SetLocalBorrowed(const std::string& key, const flags::FlagEvaluation& evaluation);
+
   // Reserve makes room for `results` results.
   void Reserve(size_t results) { entries_.reserve(results); }
 
   size_t size() const { return entries_.size(); }
-  const std::string& key(size_t i) const { return entries_[i].key; }
+  const std::string& key(size_t i) const { return entries_[i].key(); }
   Summary Summarize(size_t i) const;
 
   // ToProto is result `i` as a message.
@@ -74,11 +80,23 @@ class FlagResults final {
     // each result and key per call).
     template <typename Result>
     Entry(const std::string& key, Result&& result)
-        : key(key), result(std::forward<Result>(result)) {}
+        : owned_key(key), result(std::forward<Result>(result)) {}
+    template <typename Result>
+    Entry(const std::string* borrowed, Result&& result)
+        : borrowed_key(borrowed), result(std::forward<Result>(result)) {}
 
-    std::string key;
+    // A pointer, not a view, to whichever key holds it: entries move when
+    // entries_ grows, and a view of a short `owned_key` would point into
+    // the moved-from entry.
+    const std::string& key() const { return borrowed_key != nullptr ? *borrowed_key : owned_key; }
+
+    std::string owned_key;
+    const std::string* borrowed_key = nullptr;
     std::variant<flags::FlagEvaluation, posthog::v1::FlagResult> result;
   };
+
+  // The rest of SetLocal, once the entry is in.
+  void CheckLocalKey();
 
   std::vector<Entry> entries_;
 };

@@ -202,13 +202,17 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   const StructProperties person(&who.person_properties());
   e.context.person_lookup = &person;
   // The flags of one call read the same few properties: each is looked up
-  // and parsed once.
-  flags::EvaluationCache cache;
+  // and parsed once. One cache per thread, forgotten per call, keeps its
+  // memory from call to call.
+  thread_local flags::EvaluationCache cache;
+  cache.Forget();
   auto evaluate_one = [&](const std::string& key, const flags::CompiledFlag* flag) {
     flags::FlagEvaluation evaluation =
         flags::EvaluateFlag(*definitions, *flag, e.context, e.now, &cache);
     if (evaluation.decided) {
-      e.results.SetLocal(key, evaluation);
+      // The flag's key in the definitions (which `key` equals), which the
+      // snapshot the results borrow from keeps alive.
+      e.results.SetLocalBorrowed(flags::CompiledDefinitions::FlagKey(*flag), evaluation);
     } else {
       e.undecided.emplace_back(key, evaluation.inconclusive_reason);
     }

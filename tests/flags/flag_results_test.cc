@@ -97,6 +97,34 @@ TEST(FlagResultsTest, VariantsIdsAndVersions) {
   ExpectEncodesLikeGeneratedCode(results, "");
 }
 
+// Borrowed keys (SetLocalBorrowed) among copied ones, short and long, while
+// the results grow and move: each result keeps its own key.
+TEST(FlagResultsTest, BorrowedAndCopiedKeys) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) {
+    keys.push_back(i % 3 == 0 ? absl::StrCat("k", i) : absl::StrCat("a-longer-flag-key-", i));
+  }
+  FlagResults results;
+  for (int i = 0; i < 100; ++i) {
+    const FlagEvaluation evaluation = Decided(i % 2 == 0, ReasonCode::kConditionMatch, i % 5);
+    if (i % 4 == 0) {
+      results.SetLocal(absl::StrCat("copied-", i), evaluation);
+    } else {
+      results.SetLocalBorrowed(keys[i], evaluation);
+    }
+  }
+  ASSERT_EQ(results.size(), 100u);
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i % 4 == 0) {
+      EXPECT_EQ(results.key(i), absl::StrCat("copied-", i));
+    } else {
+      EXPECT_EQ(&results.key(i), &keys[i]);
+    }
+    EXPECT_EQ(results.ToProto(i).key(), results.key(i));
+  }
+  ExpectEncodesLikeGeneratedCode(results, "request");
+}
+
 // Payloads of every JSON type, nested and not, and lengths of one to three
 // bytes.
 std::vector<json> EveryKindOfPayload() {

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/flags/evaluator.h"
+#include "server/flags/values.h"
 #include "server/posthog/json_struct.h"
 
 namespace posthog_gateway {
@@ -39,6 +40,18 @@ std::vector<json> Values() {
       -7,
       3.5,
       1e21,
+      // Numbers whose string form the string operators match: Struct holds
+      // doubles, and an integral one up to 2^53 is the JSON integer.
+      1.0,
+      -0.0,
+      1e15,
+      0.1,
+      -2.5e-7,
+      9007199254740993.0,
+      1e300,
+      "1.0",
+      "-0",
+      "1e+21",
       "",
       "30",
       "3.5",
@@ -96,6 +109,20 @@ json Definitions() {
       {"semver_eq", "1.2.3"},
       {"starts_with", "AD"},
       {"ends_with", ".com"},
+      // The string forms of numbers and booleans.
+      {"exact", "1"},
+      {"exact", "0"},
+      {"exact", "1e+21"},
+      {"exact", json::array({"true", "1.0"})},
+      {"icontains", "e+"},
+      {"icontains", "TRU"},
+      {"regex", "^-?[0-9]+$"},
+      {"regex", "\\."},
+      {"starts_with", "9007"},
+      {"ends_with", "0"},
+      {"gt", "1e20"},
+      {"lt", "10"},
+      {"is_not", "false"},
   };
   json flags = json::array();
   int id = 1;
@@ -207,17 +234,119 @@ TEST(StructPropertiesTest, MatchesAsTheJsonOfTheStruct) {
 }
 
 TEST(StructPropertiesTest, AbsentAndPresentKeys) {
-  const google::protobuf::Struct request =
-      StructFromJson({{"n", 30}, {"none", nullptr}, {"list", json::array({1, "x"})}});
+  const google::protobuf::Struct request = StructFromJson({{"n", 30},
+                                                           {"none", nullptr},
+                                                           {"list", json::array({1, "x"})},
+                                                           {"text", "ada"},
+                                                           {"yes", true}});
   const StructProperties lookup(&request);
-  json value;
-  EXPECT_FALSE(lookup.Find("missing", &value));
-  ASSERT_TRUE(lookup.Find("n", &value));
-  EXPECT_EQ(value, json(30));
-  ASSERT_TRUE(lookup.Find("none", &value));
+  flags::PropertyValue value;
+  json storage;
+  EXPECT_FALSE(lookup.Find("missing", &value, &storage));
+  ASSERT_TRUE(lookup.Find("n", &value, &storage));
+  ASSERT_NE(value.json(), nullptr);
+  EXPECT_EQ(*value.json(), json(30));
+  ASSERT_TRUE(lookup.Find("none", &value, &storage));
   EXPECT_TRUE(value.is_null());
-  ASSERT_TRUE(lookup.Find("list", &value));
-  EXPECT_EQ(value, json::array({1, "x"}));
+  ASSERT_TRUE(lookup.Find("list", &value, &storage));
+  ASSERT_NE(value.json(), nullptr);
+  EXPECT_EQ(*value.json(), json::array({1, "x"}));
+  ASSERT_TRUE(lookup.Find("yes", &value, &storage));
+  EXPECT_TRUE(value.is_boolean());
+  EXPECT_TRUE(value.boolean());
+  // A string is the request's own text, not a copy.
+  ASSERT_TRUE(lookup.Find("text", &value, &storage));
+  EXPECT_TRUE(value.is_string());
+  EXPECT_EQ(value.json(), nullptr);
+  EXPECT_EQ(value.string(), "ada");
+  EXPECT_EQ(value.string().data(), request.fields().at("text").string_value().data());
+}
+
+// What the string operators see of a number or a boolean given in a Struct
+// (a double): PostHog's string of the JSON value, pinned here.
+TEST(StructPropertiesTest, NumbersAndBooleansMatchAsTheirJson) {
+  struct Case {
+    json value;
+    std::string op;
+    json filter;
+    bool want;
+  };
+  const Case cases[] = {
+      {1.0, "exact", "1", true},
+      {1.0, "exact", "1.0", false},
+      {-0.0, "exact", "0", true},
+      {-0.0, "exact", "-0", false},
+      {30, "exact", "30", true},
+      {3.5, "exact", "3.5", true},
+      {1e21, "exact", "1e+21", true},
+      {1e21, "icontains", "E+2", true},
+      {1e15, "exact", "1000000000000000", true},
+      {9007199254740992.0, "exact", "9007199254740992", true},
+      {9007199254740994.0, "exact", "9007199254740994", false},
+      {9007199254740994.0, "exact", "9.007199254740994e+15", true},
+      {0.1, "starts_with", "0.1", true},
+      {-2.5e-7, "exact", "-2.5e-07", true},
+      {true, "exact", "TRUE", true},
+      {true, "icontains", "tru", true},
+      {false, "is_not", "true", true},
+      {"true", "exact", true, true},
+      {"True", "exact", true, true},
+      {"yes", "exact", true, false},
+      {nullptr, "exact", "null", true},
+      {nullptr, "gt", 0, false},
+      {30, "gt", "4", true},
+      {"30", "gt", "4", true},
+      {" 30 ", "gt", 4, true},
+      {"abc", "gt", "abb", true},
+  };
+  const absl::Time now = absl::FromUnixSeconds(1767225600);
+  for (const Case& c : cases) {
+    const json body = {
+        {"flags",
+         {{{"key", "f"},
+           {"id", 1},
+           {"active", true},
+           {"filters",
+            {{"groups",
+              {{{"properties", {Filter("p", c.op, c.filter)}}, {"rollout_percentage", 100}}}}}}}}}};
+    absl::StatusOr<std::shared_ptr<const flags::CompiledDefinitions>> definitions =
+        flags::CompileDefinitions(body);
+    ASSERT_TRUE(definitions.ok()) << definitions.status();
+    const google::protobuf::Struct request = StructFromJson({{"p", c.value}});
+    const StructProperties lookup(&request);
+    EvaluationContext context;
+    context.distinct_id = "person";
+    context.person_lookup = &lookup;
+    EvaluationCache cache;
+    const flags::CompiledFlag& flag = *(*definitions)->flags()[0];
+    for (EvaluationCache* with : {static_cast<EvaluationCache*>(nullptr), &cache}) {
+      const FlagEvaluation result = flags::EvaluateFlag(**definitions, flag, context, now, with);
+      EXPECT_TRUE(result.decided) << c.value.dump() << " " << c.op << " " << c.filter.dump();
+      EXPECT_EQ(result.enabled, c.want) << c.value.dump() << " " << c.op << " " << c.filter.dump();
+    }
+  }
+}
+
+// The same operators on a flags::PropertyValue that views a string and on
+// the JSON string of the same text.
+TEST(StructPropertiesTest, PropertyValueStringIsTheJsonString) {
+  for (const char* text : {"", "true", "TrUe", "false", " 12 ", "1e3", "x", "null", "1.2.3"}) {
+    const json as_json = text;
+    const flags::PropertyValue view = flags::PropertyValue::String(text);
+    const flags::PropertyValue wrapped = flags::PropertyValue::Json(as_json);
+    std::string a, b;
+    EXPECT_EQ(flags::ValueStr(view, &a), flags::ValueStr(as_json, &b)) << text;
+    EXPECT_EQ(flags::IsTruthy(view), flags::IsTruthy(as_json)) << text;
+    EXPECT_EQ(flags::IsTruthy(wrapped), flags::IsTruthy(as_json)) << text;
+    double x = -1, y = -1;
+    EXPECT_EQ(flags::AsNumber(view, &x), flags::AsNumber(as_json, &y)) << text;
+    EXPECT_EQ(x, y) << text;
+    EXPECT_TRUE(view.is_string());
+    EXPECT_TRUE(wrapped.is_string());
+    EXPECT_FALSE(view.is_null());
+    EXPECT_FALSE(view.is_boolean());
+  }
+  EXPECT_TRUE(flags::PropertyValue().is_null());
 }
 
 }  // namespace

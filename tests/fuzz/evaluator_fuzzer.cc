@@ -106,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (evaluation.decided) {
       (void)posthog_gateway::flags::ReasonDescription(evaluation, &buffer);
       const std::string& key = posthog_gateway::flags::CompiledDefinitions::FlagKey(*flag);
-      if (keys.insert(key).second) results.SetLocal(key, evaluation);
+      if (keys.insert(key).second) results.SetLocalBorrowed(key, evaluation);
     }
   }
   posthog::v1::EvaluateFlagsResponse reply;
