@@ -122,9 +122,11 @@ struct EvaluationContext {
   std::string distinct_id;
   // Empty when unknown.
   std::string device_id;
-  // The person's properties; when `person_lookup` is set the evaluator reads
-  // them through it instead (and `person_properties` need not hold them).
-  nlohmann::json person_properties = nlohmann::json::object();
+  // The person's properties: a JSON object, or null for none (the default:
+  // an empty object would be an allocation per context). When
+  // `person_lookup` is set the evaluator reads them through it instead (and
+  // `person_properties` need not hold them).
+  nlohmann::json person_properties;
   const PropertyLookup* person_lookup = nullptr;
   // Group type → group key.
   std::map<std::string, std::string> groups;

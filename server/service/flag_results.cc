@@ -278,6 +278,17 @@ FlagResult FlagResults::ToProto(size_t i) const {
 }
 
 std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
+  std::string out;
+  const size_t written = EncodeResponseInto(request_id, [&out](size_t size) {
+    out.resize(size);
+    return out.data();
+  });
+  out.resize(written);
+  return out;
+}
+
+size_t FlagResults::EncodeResponseInto(absl::string_view request_id,
+                                       absl::FunctionRef<char*(size_t)> allocate) const {
   // Sized first, then written in one buffer: growing it per result cost a
   // fill and a trim per result.
   const ReasonTable& reasons = ReasonTable::Get();
@@ -297,8 +308,8 @@ std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
                                    wire::BytesFieldSize(result_size));
     }
   }
-  std::string out(size, '\0');
-  char* p = out.data();
+  char* const begin = allocate(size);
+  char* p = begin;
   for (const Entry& entry : entries_) {
     if (const auto* local = std::get_if<flags::FlagEvaluation>(&entry.result)) {
       LocalFields fields;
@@ -313,8 +324,7 @@ std::string FlagResults::EncodeResponse(absl::string_view request_id) const {
     }
   }
   if (!request_id.empty()) p = wire::PutBytes(kResponseRequestId, request_id, p);
-  out.resize(p - out.data());
-  return out;
+  return p - begin;
 }
 
 }  // namespace posthog_gateway

@@ -105,17 +105,18 @@ std::vector<std::string> UniqueKeys(const std::vector<std::string>& keys) {
   return unique;
 }
 
-// The context of `who`, but for the person's properties: the caller either
-// sets a PropertyLookup over who.person_properties() or converts them.
-flags::EvaluationContext ContextFromProto(const posthog::v1::EvaluationContext& who) {
-  flags::EvaluationContext context;
-  context.distinct_id = who.distinct_id();
-  context.device_id = who.device_id();
-  for (const auto& [type, key] : who.groups()) context.groups[type] = key;
+// Fills the fresh `context` from `who`, but for the person's properties: the
+// caller either sets a PropertyLookup over who.person_properties() or
+// converts them. In place: a context returned by value and moved in was one
+// more to build and free per call.
+void ContextFromProto(const posthog::v1::EvaluationContext& who,
+                      flags::EvaluationContext* context) {
+  context->distinct_id = who.distinct_id();
+  context->device_id = who.device_id();
+  for (const auto& [type, key] : who.groups()) context->groups[type] = key;
   for (const auto& [type, properties] : who.group_properties()) {
-    context.group_properties[type] = JsonFromStruct(properties);
+    context->group_properties[type] = JsonFromStruct(properties);
   }
-  return context;
 }
 
 }  // namespace
@@ -186,7 +187,7 @@ absl::StatusOr<std::unique_ptr<FlagServiceImpl::Evaluation>> FlagServiceImpl::Ev
   e.client = *client;
   e.flag_project = &found->second;
   e.options = options;
-  e.context = ContextFromProto(who);
+  ContextFromProto(who, &e.context);
   if (options.geoip() == posthog::v1::GEOIP_MODE_ENABLED) e.context.disable_geoip = false;
   if (options.geoip() == posthog::v1::GEOIP_MODE_DISABLED) e.context.disable_geoip = true;
   // Without a key that can fetch definitions, every flag is asked remotely.
@@ -463,13 +464,19 @@ grpc::ServerUnaryReactor* FlagServiceImpl::EvaluateFlags(grpc::CallbackServerCon
                         reactor->Finish(ToGrpcStatus(done.status()));
                         return;
                       }
-                      // The slice takes the bytes over; gRPC frees them once sent.
-                      auto* bytes =
-                          new std::string((*done)->results.EncodeResponse((*done)->request_id));
-                      grpc::Slice slice(
-                          bytes->data(), bytes->size(),
-                          [](void* owned) { delete static_cast<std::string*>(owned); }, bytes);
-                      *response_bytes = grpc::ByteBuffer(&slice, 1);
+                      // Written straight into the slice gRPC sends (one
+                      // allocation holds the bytes and their reference
+                      // count; gRPC frees it once sent), and swapped into
+                      // the response: assigning a ByteBuffer copies it.
+                      grpc::Slice slice;
+                      const size_t written = (*done)->results.EncodeResponseInto(
+                          (*done)->request_id, [&slice](size_t size) {
+                            slice = grpc::Slice(size);
+                            return reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin()));
+                          });
+                      if (written < slice.size()) slice = slice.sub(0, written);
+                      grpc::ByteBuffer reply(&slice, 1);
+                      response_bytes->Swap(&reply);
                       reactor->Finish(grpc::Status::OK);
                     });
   return reactor;
