@@ -1,9 +1,16 @@
 #include "server/common/log.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 
+#include "absl/base/call_once.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -78,39 +85,133 @@ bool HasDuplicateKey(const LogFields& fields) {
   return false;
 }
 
-}  // namespace
-
-void SetMinLogSeverity(LogSeverity severity) { min_severity.store(severity); }
-
-void Log(LogSeverity severity, absl::string_view message, const LogFields& fields) {
-  if (severity < min_severity.load(std::memory_order_relaxed)) return;
+// The line Log and LogBuffered write.
+std::string FormatLine(LogSeverity severity, absl::string_view message, const LogFields& fields) {
   const absl::Time now = absl::Now();
-  std::string text;
   if (HasDuplicateKey(fields)) {
     nlohmann::ordered_json line;
     line["time"] = Timestamp(now);
     line["severity"] = SeverityName(severity);
     line["message"] = std::string(message);
     for (const auto& [key, value] : fields) line[key] = value;
-    text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  } else {
-    text.reserve(128);
-    text += "{\"time\":\"";
-    text += Timestamp(now);
-    text += "\",\"severity\":\"";
-    text += SeverityName(severity);
-    text += "\",\"message\":";
-    AppendJsonString(text, message);
-    for (const auto& [key, value] : fields) {
-      text += ',';
-      AppendJsonString(text, key);
-      text += ':';
-      AppendJsonString(text, value);
-    }
-    text += "}\n";
+    return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
-  // One fwrite per line: stdio locks the stream, so lines never interleave.
-  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::string text;
+  text.reserve(256);
+  text += "{\"time\":\"";
+  text += Timestamp(now);
+  text += "\",\"severity\":\"";
+  text += SeverityName(severity);
+  text += "\",\"message\":";
+  AppendJsonString(text, message);
+  for (const auto& [key, value] : fields) {
+    text += ',';
+    AppendJsonString(text, key);
+    text += ':';
+    AppendJsonString(text, value);
+  }
+  text += "}\n";
+  return text;
 }
+
+// The lines LogBuffered holds. Never destroyed: lines may be logged, and
+// the flusher runs, while static objects are destroyed at exit.
+struct HeldLines {
+  // Held while lines are written, from taking them to the write's end, so
+  // that the output's order is the order lines were logged in.
+  absl::Mutex write_mu;
+  absl::Mutex mu ABSL_ACQUIRED_AFTER(write_mu);
+  std::string lines ABSL_GUARDED_BY(mu);
+  // When lines were last taken to be written (absl::GetCurrentTimeNanos).
+  int64_t last_write_ns ABSL_GUARDED_BY(mu) = 0;
+};
+
+HeldLines& Held() {
+  static HeldLines* const held = new HeldLines();
+  return *held;
+}
+
+constexpr int64_t kFlushIntervalNanos = kLogFlushIntervalMillis * 1000 * 1000;
+
+// Writes the held lines, then `line`, in one write.
+void WriteOut(absl::string_view line) {
+  HeldLines& held = Held();
+  absl::MutexLock write_lock(&held.write_mu);
+  std::string out;
+  {
+    absl::MutexLock lock(&held.mu);
+    out.swap(held.lines);
+    held.last_write_ns = absl::GetCurrentTimeNanos();
+  }
+  if (out.empty()) {
+    // One fwrite per write: stdio locks the stream, so lines never
+    // interleave with another writer's.
+    if (!line.empty()) std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
+  out.append(line.data(), line.size());
+  std::fwrite(out.data(), 1, out.size(), stderr);
+  out.clear();
+  // The buffer's capacity goes back for the next lines, unless lines were
+  // held meanwhile.
+  absl::MutexLock lock(&held.mu);
+  if (held.lines.empty()) held.lines.swap(out);
+}
+
+// Writes held lines at most kLogFlushInterval after the previous write.
+// Wakes once per interval at most while lines are logged, and not at all
+// while none are.
+void FlusherLoop() {
+  pthread_setname_np(pthread_self(), "log-flush");
+  HeldLines& held = Held();
+  auto has_lines = [&held]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(held.mu) { return !held.lines.empty(); };
+  while (true) {
+    int64_t due_ns = 0;
+    {
+      absl::MutexLock lock(&held.mu);
+      held.mu.Await(absl::Condition(&has_lines));
+      due_ns = held.last_write_ns + kFlushIntervalNanos;
+    }
+    const int64_t wait_ns = due_ns - absl::GetCurrentTimeNanos();
+    if (wait_ns > 0) absl::SleepFor(absl::Nanoseconds(wait_ns));
+    WriteOut("");
+  }
+}
+
+void StartFlusher() {
+  std::thread(FlusherLoop).detach();
+  std::atexit(FlushLog);
+}
+
+}  // namespace
+
+void SetMinLogSeverity(LogSeverity severity) { min_severity.store(severity); }
+
+void Log(LogSeverity severity, absl::string_view message, const LogFields& fields) {
+  if (severity < min_severity.load(std::memory_order_relaxed)) return;
+  WriteOut(FormatLine(severity, message, fields));
+}
+
+void LogBuffered(LogSeverity severity, absl::string_view message, const LogFields& fields) {
+  if (severity < min_severity.load(std::memory_order_relaxed)) return;
+  if (severity >= LogSeverity::kWarning) return Log(severity, message, fields);
+  static absl::once_flag flusher_started;
+  absl::call_once(flusher_started, StartFlusher);
+  const std::string text = FormatLine(severity, message, fields);
+  HeldLines& held = Held();
+  bool write_now = false;
+  {
+    absl::MutexLock lock(&held.mu);
+    // Quiet for an interval: nothing to batch the line with, so it need not
+    // wait. Otherwise the flusher (woken by the first held line) writes it.
+    write_now = held.lines.empty() &&
+                absl::GetCurrentTimeNanos() - held.last_write_ns >= kFlushIntervalNanos;
+    held.lines.append(text);
+    write_now = write_now || held.lines.size() >= kLogBufferBytes;
+  }
+  if (write_now) WriteOut("");
+}
+
+void FlushLog() { WriteOut(""); }
 
 }  // namespace posthog_gateway

@@ -1,7 +1,10 @@
 #include "server/common/log.h"
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -9,6 +12,7 @@
 namespace posthog_gateway {
 namespace {
 
+using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
 // The one line Log writes for these arguments.
@@ -43,6 +47,56 @@ TEST(LogTest, WritesOneJsonObjectPerLineInOrderWithMicrosecondUtcTime) {
   EXPECT_THAT(TimeOf(line), MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:"
                                          "[0-9]{2}\\.[0-9]{6}Z"));
   EXPECT_EQ(line, Expected(TimeOf(line), "INFO", "call", fields));
+}
+
+TEST(LogTest, BufferedLinesComeOutWholeAndInOrderBeforeTheNextLogLine) {
+  const LogFields fields = {{"method", "posthog.v1.CaptureService/CaptureEvent"}, {"code", "OK"}};
+  FlushLog();
+  ::testing::internal::CaptureStderr();
+  // Enough held lines to pass kLogBufferBytes once: some are written by
+  // LogBuffered itself, the rest by the Log line after them.
+  const int lines = static_cast<int>(kLogBufferBytes / 100) + 10;
+  for (int i = 0; i < lines; ++i) {
+    LogBuffered(LogSeverity::kInfo, absl::StrCat("call ", i), fields);
+  }
+  Log(LogSeverity::kInfo, "after", fields);
+  const std::string out = ::testing::internal::GetCapturedStderr();
+
+  const std::vector<std::string> written = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(written.size(), static_cast<size_t>(lines + 1)) << out.substr(0, 2000);
+  for (int i = 0; i < lines; ++i) {
+    const std::string line = written[i] + "\n";
+    EXPECT_EQ(line, Expected(TimeOf(line), "INFO", absl::StrCat("call ", i), fields));
+  }
+  EXPECT_EQ(written.back() + "\n", Expected(TimeOf(written.back()), "INFO", "after", fields));
+}
+
+TEST(LogTest, FlushLogWritesHeldLinesAndWarningsAreNeverHeld) {
+  FlushLog();
+  ::testing::internal::CaptureStderr();
+  LogBuffered(LogSeverity::kInfo, "held", {{"code", "OK"}});
+  LogBuffered(LogSeverity::kWarning, "failed", {{"code", "NotFound"}});
+  // The warning went out at once, and the held line before it.
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  const size_t held = out.find("\"message\":\"held\"");
+  ASSERT_NE(held, std::string::npos) << out;
+  EXPECT_NE(out.find("\"message\":\"failed\"", held), std::string::npos) << out;
+
+  ::testing::internal::CaptureStderr();
+  LogBuffered(LogSeverity::kInfo, "last", {});
+  FlushLog();
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("\"message\":\"last\"}\n"));
+}
+
+TEST(LogTest, BufferedLinesBelowTheMinimumSeverityAreDropped) {
+  SetMinLogSeverity(LogSeverity::kWarning);
+  FlushLog();
+  ::testing::internal::CaptureStderr();
+  LogBuffered(LogSeverity::kInfo, "dropped", {});
+  FlushLog();
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  SetMinLogSeverity(LogSeverity::kInfo);
+  EXPECT_EQ(out, "");
 }
 
 TEST(LogTest, EscapesExactlyAsTheJsonLibrary) {

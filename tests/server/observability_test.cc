@@ -9,6 +9,7 @@
 #include "httplib.h"
 #include "posthog/v1/user.grpc.pb.h"
 #include "server/common/error_details.h"
+#include "server/common/log.h"
 #include "server/grpc/observability_interceptor.h"
 #include "server/grpc/status_conversion.h"
 #include "server/http/observed_http_client.h"
@@ -257,6 +258,7 @@ std::string AccessLogUnder(AccessLog policy, const std::string& project) {
   ScriptedUserService service;
   std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service, policy);
   auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
+  FlushLog();  // Lines held from earlier calls go out before the capture.
   ::testing::internal::CaptureStderr();
   grpc::ClientContext context;
   posthog::v1::GetCurrentUserRequest request;
@@ -264,6 +266,7 @@ std::string AccessLogUnder(AccessLog policy, const std::string& project) {
   posthog::v1::GetCurrentUserResponse response;
   (void)stub->GetCurrentUser(&context, request, &response);
   server->Shutdown();
+  FlushLog();  // An OK call's line may be held (LogBuffered).
   return ::testing::internal::GetCapturedStderr();
 }
 
