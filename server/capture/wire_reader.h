@@ -8,7 +8,8 @@
 //
 // It is deliberately narrow: it knows the wire types capture's messages use
 // (VARINT, I64, LEN) and reports anything else (groups, I32, a truncated or
-// oversized varint, a length past the end, field number 0 or above 2^29-1)
+// oversized varint, a tag or length in more than 5 bytes, a length past the
+// end, field number 0 or above 2^29-1)
 // as a failure, so that callers fall back to protobuf's parser, which
 // decides what such bytes mean. Views point into the message's bytes.
 //
@@ -34,16 +35,17 @@ class WireReader {
   // other than the three above.
   bool Next(uint32_t* field, int* type) {
     uint64_t tag;
-    if (!Varint(&tag) || tag > 0xFFFFFFFFu) return false;
+    if (!Varint(&tag, kMaxTagOrLengthBytes) || tag > 0xFFFFFFFFu) return false;
     *field = static_cast<uint32_t>(tag >> 3);
     *type = static_cast<int>(tag & 7);
     return *field != 0 && *field <= (1u << 29) - 1 && *type <= kLengthDelimited;
   }
 
-  // Varint reads a VARINT (at most 10 bytes, as protobuf's parser).
-  bool Varint(uint64_t* value) {
+  // Varint reads a VARINT (at most 10 bytes, as protobuf's parser), or at
+  // most `max_bytes`.
+  bool Varint(uint64_t* value, int max_bytes = 10) {
     uint64_t result = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
+    for (int shift = 0; shift < 7 * max_bytes; shift += 7) {
       if (next_ == end_) return false;
       const uint8_t byte = static_cast<uint8_t>(*next_++);
       result |= static_cast<uint64_t>(byte & 0x7F) << shift;
@@ -66,13 +68,21 @@ class WireReader {
   // Bytes reads a LEN field's payload.
   bool Bytes(absl::string_view* value) {
     uint64_t length;
-    if (!Varint(&length) || length > static_cast<uint64_t>(end_ - next_)) return false;
+    if (!Varint(&length, kMaxTagOrLengthBytes) || length > static_cast<uint64_t>(end_ - next_)) {
+      return false;
+    }
     *value = absl::string_view(next_, static_cast<size_t>(length));
     next_ += length;
     return true;
   }
 
  private:
+  // protobuf reads a tag or a LEN field's length in at most 5 bytes
+  // (ReadTag, ReadSize in google/protobuf/parse_context.h) and refuses the
+  // message when one takes more, though a VARINT value may take 10: such
+  // bytes must not be taken here either.
+  static constexpr int kMaxTagOrLengthBytes = 5;
+
   const char* next_;
   const char* end_;
 };

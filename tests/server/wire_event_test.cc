@@ -510,6 +510,39 @@ TEST(WireEventDeclinesTest, MalformedBytes) {
   ExpectDeclined(kValidEvent + Tag(3, 3));  // A group.
 }
 
+// protobuf reads a tag or a length in at most 5 bytes (ReadTag, ReadSize in
+// parse_context.h) and refuses a longer encoding, though a VARINT value may
+// take 10: the wire path must refuse the same bytes, here and in every
+// nested message (a Struct's entry, a Value, a Timestamp).
+TEST(WireEventDeclinesTest, TagsAndLengthsLongerThanProtobufReads) {
+  const std::string tag6("\x8a\x80\x80\x80\x80\x00", 6);     // Field 1, LEN.
+  const std::string length6("\x81\x80\x80\x80\x80\x00", 6);  // 1.
+  const std::string refused[] = {
+      tag6 + Length("e") + StringField(2, "d"),
+      Tag(1, 2) + length6 + "e" + StringField(2, "d"),
+      kValidEvent + Tag(3, 2) + Length(Tag(1, 2) + Length(Tag(1, 2) + length6 + "k")),
+      // bool_value's tag; Timestamp.seconds' tag (2026-01-02).
+      kValidEvent + StringField(3, Entry("k", std::string("\xa0\x80\x80\x80\x80\x00", 6) + '\1')),
+      kValidEvent +
+          StringField(4, std::string("\x88\x80\x80\x80\x80\x00", 6) + "\xf8\xea\xdc\xca\x06"),
+  };
+  for (const std::string& bytes : refused) {
+    posthog::v1::Event parsed;
+    EXPECT_FALSE(parsed.ParseFromString(bytes));
+    ExpectDeclined(bytes);
+  }
+  // 5 bytes (not minimal) protobuf takes, and so does the wire path.
+  const std::string taken[] = {
+      std::string("\x8a\x80\x80\x80\x00", 5) + Length("e") + StringField(2, "d"),
+      Tag(1, 2) + std::string("\x81\x80\x80\x80\x00", 5) + "e" + StringField(2, "d"),
+  };
+  for (const std::string& bytes : taken) {
+    posthog::v1::Event parsed;
+    EXPECT_TRUE(parsed.ParseFromString(bytes));
+    ExpectSameAsBuild(bytes, true, /*must_take=*/true);
+  }
+}
+
 TEST(WireEventDeclinesTest, InvalidUtf8AnywhereIsLeftToProtobuf) {
   for (const std::string& bad : {std::string("\xff"), std::string("a\xc3"),
                                  std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80")}) {
