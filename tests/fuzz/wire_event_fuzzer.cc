@@ -1,0 +1,102 @@
+// Differential fuzzer of capture's wire path (server/capture/event_json.h,
+// "The wire path"): EventBuilder::BuildWire writes an event's JSON straight
+// from untrusted bytes, and must give, for every input it takes, exactly
+// what protobuf's parser and EventBuilder::Build give (JSON bytes, uuid,
+// historical_migration), and decline everything else. Declining is always
+// allowed; taking bytes protobuf refuses, or an event Build refuses or
+// writes differently, is a bug (abort), as is any sanitizer report.
+//
+// Input: byte 0 picks the options, the rest is one posthog.v1.Event's
+// bytes (the seeds in corpus/wire_event/ are real serialized events with
+// that byte in front).
+//   bit 0: the project's disable_geoip;
+//   bits 1-2: max_properties_depth 32 (the default), 2, 4 or 200 (past the
+//     wire path's nesting margin, so that protobuf's recursion limit decides);
+//   bit 3: the event is built twice in one call (two events, two uuids).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "posthog/v1/capture.pb.h"
+#include "server/capture/event_builder.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace {
+
+using posthog_gateway::BuiltEvent;
+using posthog_gateway::EventBuilder;
+using posthog_gateway::EventLimits;
+
+posthog_gateway::Clock* FixedClock() {
+  static posthog_gateway::Clock* const clock =
+      new posthog_gateway::test_support::FakeClock(absl::FromUnixMillis(1767323045678));
+  return clock;
+}
+
+// Builders with the same randomness give the same uuids.
+EventBuilder MakeBuilder(const EventLimits& limits) {
+  auto state = std::make_shared<uint64_t>(0x0123456789ABCDEFULL);
+  return EventBuilder(limits, "1.2.3", FixedClock(), [state] {
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *state;
+  });
+}
+
+[[noreturn]] void Fail(const char* what, const std::string& detail = "") {
+  std::fprintf(stderr, "wire_event_fuzzer: %s\n%s\n", what, detail.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const uint8_t options = data[0];
+  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const bool disable_geoip = (options & 1) != 0;
+  constexpr int64_t kDepths[] = {32, 2, 4, 200};
+  EventLimits limits;
+  limits.max_properties_depth = kDepths[(options >> 1) & 3];
+  const size_t copies = (options & 8) != 0 ? 2 : 1;
+
+  const EventBuilder wire_builder = MakeBuilder(limits);
+  const std::vector<absl::string_view> wire_events(copies, bytes);
+  const std::optional<std::vector<BuiltEvent>> wire =
+      wire_builder.BuildWire(wire_events, disable_geoip, /*with_uuids=*/true);
+
+  // The reference runs on every input (it must not crash either).
+  posthog::v1::Event parsed;
+  const bool parses = parsed.ParseFromString(bytes);
+  std::optional<absl::StatusOr<std::vector<BuiltEvent>>> reference;
+  if (parses) {
+    const EventBuilder reference_builder = MakeBuilder(limits);
+    const std::vector<const posthog::v1::Event*> events(copies, &parsed);
+    reference = reference_builder.Build(events, "events", /*indexed=*/true, disable_geoip);
+  }
+  if (!wire.has_value()) return 0;
+
+  if (!parses) Fail("the wire path took bytes protobuf's parser refuses");
+  if (!reference->ok()) {
+    Fail("the wire path took an event Build refuses", std::string(reference->status().message()));
+  }
+  const std::vector<BuiltEvent>& expected = **reference;
+  if (wire->size() != expected.size()) Fail("event counts differ");
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if ((*wire)[i].json != expected[i].json) {
+      Fail("JSON differs", "wire:  " + (*wire)[i].json + "\nBuild: " + expected[i].json);
+    }
+    if ((*wire)[i].uuid != expected[i].uuid) {
+      Fail("uuids differ", (*wire)[i].uuid + " / " + expected[i].uuid);
+    }
+    if ((*wire)[i].historical_migration != expected[i].historical_migration) {
+      Fail("historical_migration differs");
+    }
+  }
+  return 0;
+}
