@@ -725,6 +725,38 @@ bool ScanWireEvent(absl::string_view bytes, WireEvent* event) {
   return true;
 }
 
+bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request) {
+  request->project = {};
+  request->ack_mode = 0;
+  request->events.clear();
+  WireReader reader(bytes);
+  bool has_project = false;
+  bool has_ack_mode = false;
+  while (!reader.done()) {
+    uint32_t field;
+    int type;
+    if (!reader.Next(&field, &type)) return false;
+    absl::string_view value;
+    uint64_t number;
+    if (field == 1 && !has_project && type == WireReader::kLengthDelimited) {
+      has_project = true;
+      if (!reader.Bytes(&request->project)) return false;
+    } else if (field == 2 && type == WireReader::kLengthDelimited) {
+      if (!reader.Bytes(&value)) return false;
+      request->events.push_back(value);
+    } else if (field == 3 && !has_ack_mode && type == WireReader::kVarint) {
+      has_ack_mode = true;
+      if (!reader.Varint(&number)) return false;
+      // An enum: protobuf keeps the low 32 bits.
+      request->ack_mode = static_cast<int32_t>(static_cast<uint32_t>(number));
+    } else {
+      return false;
+    }
+  }
+  return google::protobuf::internal::IsStructurallyValidUTF8(
+      request->project.data(), static_cast<int>(request->project.size()));
+}
+
 bool WireEventJson(const WireEvent& event, const WireEventJsonOptions& options, std::string* out) {
   out->clear();
   WireWriter writer(out);

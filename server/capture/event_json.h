@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
@@ -94,6 +95,22 @@ struct WireEvent {
 // ScanWireEvent decodes `bytes`' top-level fields into `event`; false when
 // it declines them (above).
 bool ScanWireEvent(absl::string_view bytes, WireEvent* event);
+
+// WireStreamRequest is one posthog.v1.StreamCaptureEventsRequest decoded only
+// as far as its own fields; the views point into the message's bytes.
+struct WireStreamRequest {
+  absl::string_view project;
+  int32_t ack_mode = 0;
+  std::vector<absl::string_view> events;  // Each an Event's bytes.
+};
+
+// ScanStreamRequest decodes the request's own fields (project 1, events 2,
+// ack_mode 3) into `request`, reusing its capacity; false when it leaves the
+// bytes to protobuf's parser: a field that is not the request's, a singular
+// one twice, a wire type other than the field's, a project that is not
+// valid UTF-8. (Capture's stream reads each message this way; the events are
+// then ScanWireEvent's.)
+bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request);
 
 // What WireEventJson adds to an event besides its own fields.
 struct WireEventJsonOptions {

@@ -9,7 +9,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/support/proto_buffer_reader.h"
-#include "server/capture/wire_reader.h"
+#include "server/capture/event_json.h"
 #include "server/common/error_details.h"
 #include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
@@ -40,51 +40,6 @@ absl::Status DeliveredWaitsExhausted(int64_t max) {
                   {{"limit", "capture.max_delivered_waits"}, {"max", absl::StrCat(max)}});
   AttachRetryDelay(status, absl::Seconds(1));
   return status;
-}
-
-// A StreamCaptureEventsRequest's own fields in its wire form; the views point
-// into the message's bytes.
-struct WireStreamRequest {
-  absl::string_view project;
-  int32_t ack_mode = 0;
-  std::vector<absl::string_view> events;  // Each an Event's bytes.
-};
-
-// ScanStreamRequest decodes the request's own fields (project 1, events 2,
-// ack_mode 3) into `request`, reusing its capacity; false when it leaves the
-// bytes to protobuf's parser: a field that is not the request's, a singular
-// one twice, a wire type other than the field's, a project that is not
-// valid UTF-8.
-bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request) {
-  request->project = {};
-  request->ack_mode = 0;
-  request->events.clear();
-  WireReader reader(bytes);
-  bool has_project = false;
-  bool has_ack_mode = false;
-  while (!reader.done()) {
-    uint32_t field;
-    int type;
-    if (!reader.Next(&field, &type)) return false;
-    absl::string_view value;
-    uint64_t number;
-    if (field == 1 && !has_project && type == WireReader::kLengthDelimited) {
-      has_project = true;
-      if (!reader.Bytes(&request->project)) return false;
-    } else if (field == 2 && type == WireReader::kLengthDelimited) {
-      if (!reader.Bytes(&value)) return false;
-      request->events.push_back(value);
-    } else if (field == 3 && !has_ack_mode && type == WireReader::kVarint) {
-      has_ack_mode = true;
-      if (!reader.Varint(&number)) return false;
-      // An enum: protobuf keeps the low 32 bits.
-      request->ack_mode = static_cast<int32_t>(static_cast<uint32_t>(number));
-    } else {
-      return false;
-    }
-  }
-  return google::protobuf::internal::IsStructurallyValidUTF8(
-      request->project.data(), static_cast<int>(request->project.size()));
 }
 
 // A bidi stream refused before its first message.

@@ -12,7 +12,10 @@
 //   bit 0: the project's disable_geoip;
 //   bits 1-2: max_properties_depth 32 (the default), 2, 4 or 200 (past the
 //     wire path's nesting margin, so that protobuf's recursion limit decides);
-//   bit 3: the event is built twice in one call (two events, two uuids).
+//   bit 3: the event is built twice in one call (two events, two uuids);
+//   bit 4: the rest is a whole posthog.v1.StreamCaptureEventsRequest instead,
+//     scanned by ScanStreamRequest (what it takes protobuf must parse to the
+//     same project, ack_mode and events) and its events built both ways.
 
 #include <cstddef>
 #include <cstdint>
@@ -23,8 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/stubs/logging.h"
 #include "posthog/v1/capture.pb.h"
 #include "server/capture/event_builder.h"
+#include "server/capture/event_json.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace {
@@ -53,35 +58,22 @@ EventBuilder MakeBuilder(const EventLimits& limits) {
   std::abort();
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const uint8_t options = data[0];
-  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const bool disable_geoip = (options & 1) != 0;
-  constexpr int64_t kDepths[] = {32, 2, 4, 200};
-  EventLimits limits;
-  limits.max_properties_depth = kDepths[(options >> 1) & 3];
-  const size_t copies = (options & 8) != 0 ? 2 : 1;
-
+// Builds `wire_events` with BuildWire and `events` (the same events, parsed)
+// with Build; when BuildWire takes them, Build must give the same.
+void CompareBuilds(const EventLimits& limits, bool disable_geoip,
+                   const std::vector<absl::string_view>& wire_events,
+                   const std::vector<const posthog::v1::Event*>* events) {
   const EventBuilder wire_builder = MakeBuilder(limits);
-  const std::vector<absl::string_view> wire_events(copies, bytes);
   const std::optional<std::vector<BuiltEvent>> wire =
       wire_builder.BuildWire(wire_events, disable_geoip, /*with_uuids=*/true);
-
-  // The reference runs on every input (it must not crash either).
-  posthog::v1::Event parsed;
-  const bool parses = parsed.ParseFromString(bytes);
+  // The reference runs on every input it can (it must not crash either).
   std::optional<absl::StatusOr<std::vector<BuiltEvent>>> reference;
-  if (parses) {
+  if (events != nullptr) {
     const EventBuilder reference_builder = MakeBuilder(limits);
-    const std::vector<const posthog::v1::Event*> events(copies, &parsed);
-    reference = reference_builder.Build(events, "events", /*indexed=*/true, disable_geoip);
+    reference = reference_builder.Build(*events, "events", /*indexed=*/true, disable_geoip);
   }
-  if (!wire.has_value()) return 0;
-
-  if (!parses) Fail("the wire path took bytes protobuf's parser refuses");
+  if (!wire.has_value()) return;
+  if (events == nullptr) Fail("the wire path took bytes protobuf's parser refuses");
   if (!reference->ok()) {
     Fail("the wire path took an event Build refuses", std::string(reference->status().message()));
   }
@@ -98,5 +90,57 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Fail("historical_migration differs");
     }
   }
+}
+
+// The request mode: the stream's scan of a whole message, then its events.
+void FuzzRequest(const std::string& bytes, const EventLimits& limits, bool disable_geoip) {
+  posthog::v1::StreamCaptureEventsRequest parsed;
+  const bool parses = parsed.ParseFromString(bytes);
+  std::vector<const posthog::v1::Event*> events;
+  if (parses) {
+    for (const posthog::v1::Event& event : parsed.events()) events.push_back(&event);
+  }
+  posthog_gateway::WireStreamRequest request;
+  if (!posthog_gateway::ScanStreamRequest(bytes, &request)) return;  // Declined: allowed.
+  if (!parses) {
+    // The scan leaves the events' bytes to BuildWire: the two together must
+    // not take what protobuf refuses.
+    if (!request.events.empty()) CompareBuilds(limits, disable_geoip, request.events, nullptr);
+    return;
+  }
+  if (request.project != parsed.project()) Fail("projects differ");
+  if (request.ack_mode != static_cast<int32_t>(parsed.ack_mode())) Fail("ack_modes differ");
+  if (request.events.size() != events.size()) Fail("event counts differ");
+  if (events.empty()) return;
+  CompareBuilds(limits, disable_geoip, request.events, &events);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // protobuf logs every string it refuses as invalid UTF-8: most of the
+  // run's time, and nothing to read.
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+  if (size == 0) return 0;
+  const uint8_t options = data[0];
+  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  const bool disable_geoip = (options & 1) != 0;
+  constexpr int64_t kDepths[] = {32, 2, 4, 200};
+  EventLimits limits;
+  limits.max_properties_depth = kDepths[(options >> 1) & 3];
+  if ((options & 16) != 0) {
+    FuzzRequest(bytes, limits, disable_geoip);
+    return 0;
+  }
+  const size_t copies = (options & 8) != 0 ? 2 : 1;
+  posthog::v1::Event parsed;
+  const bool parses = parsed.ParseFromString(bytes);
+  const std::vector<const posthog::v1::Event*> events(copies, &parsed);
+  CompareBuilds(limits, disable_geoip, std::vector<absl::string_view>(copies, bytes),
+                parses ? &events : nullptr);
   return 0;
 }
