@@ -543,6 +543,38 @@ TEST(WireEventDeclinesTest, TagsAndLengthsLongerThanProtobufReads) {
   }
 }
 
+// The stream's scan of a whole message reads its fields as protobuf does,
+// and declines what protobuf refuses (the 5-byte tag and length limit too).
+TEST(WireStreamRequestTest, ScanMatchesProtobufOrDeclines) {
+  const std::string event = kValidEvent;
+  const std::string taken[] = {
+      StringField(1, "proj") + StringField(2, event) + Tag(3, 0) + '\1' + StringField(2, event),
+      StringField(2, event),
+      Tag(3, 0) + std::string("\x82\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10),  // 2 + 2^63.
+      Tag(1, 2) + std::string("\x81\x80\x80\x80\x00", 5) + "p",
+  };
+  for (const std::string& bytes : taken) {
+    posthog::v1::StreamCaptureEventsRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes));
+    WireStreamRequest request;
+    ASSERT_TRUE(ScanStreamRequest(bytes, &request));
+    EXPECT_EQ(request.project, parsed.project());
+    EXPECT_EQ(request.ack_mode, static_cast<int32_t>(parsed.ack_mode()));
+    EXPECT_EQ(request.events.size(), static_cast<size_t>(parsed.events_size()));
+  }
+  const std::string declined[] = {
+      Tag(1, 2) + std::string("\x81\x80\x80\x80\x80\x00", 6) + "p",  // Refused by protobuf.
+      std::string("\x92\x80\x80\x80\x80\x00", 6) + Length(event),    // Refused by protobuf.
+      StringField(1, "a") + StringField(1, "b"),                     // Kept last.
+      StringField(1, "\xff"),                                        // Refused by protobuf.
+      StringField(4, "x"),                                           // Unknown.
+  };
+  for (const std::string& bytes : declined) {
+    WireStreamRequest request;
+    EXPECT_FALSE(ScanStreamRequest(bytes, &request));
+  }
+}
+
 TEST(WireEventDeclinesTest, InvalidUtf8AnywhereIsLeftToProtobuf) {
   for (const std::string& bad : {std::string("\xff"), std::string("a\xc3"),
                                  std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80")}) {
