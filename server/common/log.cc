@@ -122,6 +122,10 @@ struct HeldLines {
   absl::Mutex write_mu;
   absl::Mutex mu ABSL_ACQUIRED_AFTER(write_mu);
   std::string lines ABSL_GUARDED_BY(mu);
+  // The other buffer: `lines` is swapped with it when they are written, so
+  // that both keep their capacity and appending never reallocates (copying
+  // tens of KiB) under `mu` while calls wait to log.
+  std::string spare ABSL_GUARDED_BY(write_mu);
   // When lines were last taken to be written (absl::GetCurrentTimeNanos).
   int64_t last_write_ns ABSL_GUARDED_BY(mu) = 0;
 };
@@ -137,10 +141,10 @@ constexpr int64_t kFlushIntervalNanos = kLogFlushIntervalMillis * 1000 * 1000;
 void WriteOut(absl::string_view line) {
   HeldLines& held = Held();
   absl::MutexLock write_lock(&held.write_mu);
-  std::string out;
+  std::string& out = held.spare;
   {
     absl::MutexLock lock(&held.mu);
-    out.swap(held.lines);
+    if (!held.lines.empty()) out.swap(held.lines);
     held.last_write_ns = absl::GetCurrentTimeNanos();
   }
   if (out.empty()) {
@@ -152,10 +156,6 @@ void WriteOut(absl::string_view line) {
   out.append(line.data(), line.size());
   std::fwrite(out.data(), 1, out.size(), stderr);
   out.clear();
-  // The buffer's capacity goes back for the next lines, unless lines were
-  // held meanwhile.
-  absl::MutexLock lock(&held.mu);
-  if (held.lines.empty()) held.lines.swap(out);
 }
 
 // Writes held lines at most kLogFlushInterval after the previous write.
@@ -179,6 +179,17 @@ void FlusherLoop() {
 }
 
 void StartFlusher() {
+  // Room for what is written at once (kLogBufferBytes) and the line past
+  // it, only once lines are held: a process that never holds one (or logs
+  // with its address space capped, as a test of thread-start failure does)
+  // allocates no more than its lines.
+  HeldLines& held = Held();
+  {
+    absl::MutexLock write_lock(&held.write_mu);
+    absl::MutexLock lock(&held.mu);
+    held.lines.reserve(kLogBufferBytes + 4096);
+    held.spare.reserve(kLogBufferBytes + 4096);
+  }
   std::thread(FlusherLoop).detach();
   std::atexit(FlushLog);
 }
