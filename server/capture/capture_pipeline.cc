@@ -186,12 +186,20 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
 void CapturePipeline::CaptureDurableAsync(absl::string_view project,
                                           const std::vector<const posthog::v1::Event*>& events,
                                           absl::string_view field, bool indexed, CaptureDone done) {
-  auto uuids = std::make_shared<std::vector<std::string>>();
-  std::vector<std::string>* collected = uuids.get();
-  DurableAsync(project, events, field, indexed, collected,
-               [uuids = std::move(uuids), done = std::move(done)](absl::StatusOr<int64_t> count) {
-                 if (!count.ok()) return done(count.status());
-                 done(std::move(*uuids));
+  // What the call keeps until the sync, in one allocation; the callback
+  // holds only its pointer (no shared_ptr, and small enough for
+  // AnyInvocable's own storage).
+  struct Collected {
+    std::vector<std::string> uuids;
+    CaptureDone done;
+  };
+  auto collected = std::make_unique<Collected>();
+  collected->done = std::move(done);
+  std::vector<std::string>* uuids = &collected->uuids;
+  DurableAsync(project, events, field, indexed, uuids,
+               [collected = std::move(collected)](absl::StatusOr<int64_t> count) {
+                 if (!count.ok()) return collected->done(count.status());
+                 collected->done(std::move(collected->uuids));
                });
 }
 
@@ -239,30 +247,43 @@ void CapturePipeline::SpoolPreparedCountAsync(Prepared prepared, CountDone done)
 void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* project_queue,
                                       std::vector<BuiltEvent>& built,
                                       std::vector<std::string>* uuids, CountDone done) {
-  auto records = std::make_shared<std::vector<SpoolRecord>>();
-  records->reserve(built.size());
+  // What waits for the sync, in one allocation the callback points to: the
+  // records (their JSON goes on to the delivery queue) and the callback.
+  struct Spooling {
+    std::vector<SpoolRecord> records;
+    ProjectQueue* queue = nullptr;
+    CountDone done;
+  };
+  auto spooling = std::make_unique<Spooling>();
+  spooling->queue = project_queue;
+  spooling->done = std::move(done);
+  std::vector<SpoolRecord>& records = spooling->records;
+  records.reserve(built.size());
   if (uuids != nullptr) uuids->reserve(built.size());
   for (BuiltEvent& event : built) {
-    records->push_back({alias, event.historical_migration, std::move(event.json)});
+    records.push_back({alias, event.historical_migration, std::move(event.json)});
     if (uuids != nullptr) uuids->push_back(std::move(event.uuid));
   }
-  spool_->AppendAsync(*records, [records, project_queue,
-                                 done = std::move(done)](absl::StatusOr<SpoolLocation> location) {
-    if (!location.ok()) return done(location.status());
-    std::vector<QueuedEvent> queued;
-    queued.reserve(records->size());
-    const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, *records);
-    for (size_t i = 0; i < records->size(); ++i) {
-      QueuedEvent event;
-      event.json = std::move((*records)[i].json);
-      event.historical_migration = (*records)[i].historical_migration;
-      event.segment = location->segment;
-      event.offset = offsets[i];
-      queued.push_back(std::move(event));
-    }
-    project_queue->Enqueue(std::move(queued), *location);
-    done(static_cast<int64_t>(records->size()));
-  });
+  // `records` stays where it is: the callback moves the pointer, not the
+  // Spooling.
+  spool_->AppendAsync(
+      records, [spooling = std::move(spooling)](absl::StatusOr<SpoolLocation> location) {
+        if (!location.ok()) return spooling->done(location.status());
+        std::vector<SpoolRecord>& records = spooling->records;
+        std::vector<QueuedEvent> queued;
+        queued.reserve(records.size());
+        const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
+        for (size_t i = 0; i < records.size(); ++i) {
+          QueuedEvent event;
+          event.json = std::move(records[i].json);
+          event.historical_migration = records[i].historical_migration;
+          event.segment = location->segment;
+          event.offset = offsets[i];
+          queued.push_back(std::move(event));
+        }
+        spooling->queue->Enqueue(std::move(queued), *location);
+        spooling->done(static_cast<int64_t>(records.size()));
+      });
 }
 
 bool CapturePipeline::ProjectPaused(absl::string_view alias) const {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -63,8 +64,9 @@ class CapturePipeline final {
       absl::string_view field, bool indexed, posthog::v1::AckMode ack_mode, absl::Time deadline,
       const std::function<bool()>& is_cancelled = nullptr);
 
-  // CaptureDone receives what Capture would return.
-  using CaptureDone = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  // CaptureDone receives what Capture would return. Move-only (as CountDone):
+  // called once.
+  using CaptureDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)>;
 
   // CaptureDurableAsync is Capture in ACK_MODE_DURABLE without a thread
   // waiting for the sync: `done` runs on the spool's writer thread once the
@@ -75,7 +77,7 @@ class CapturePipeline final {
                            absl::string_view field, bool indexed, CaptureDone done);
 
   // CountDone receives how many events were stored, or why none were.
-  using CountDone = std::function<void(absl::StatusOr<int64_t>)>;
+  using CountDone = absl::AnyInvocable<void(absl::StatusOr<int64_t>)>;
 
   // CaptureDurableCountAsync is CaptureDurableAsync for a caller that answers
   // with a count only (a stream's acknowledgement): the events' uuids are

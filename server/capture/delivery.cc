@@ -323,16 +323,17 @@ bool ProjectQueue::Stopping() const {
 void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location) {
   bool waited_on = false;
   for (const QueuedEvent& event : events) waited_on = waited_on || event.on_done != nullptr;
-  {
-    absl::MutexLock lock(&mu_);
-    // Once a backlog is on disk, later events join it there, keeping order.
-    if (!waited_on &&
-        (!on_disk_.empty() || queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
-      on_disk_.push_back(location);
-      return;
-    }
+  const absl::Time now = env_.clock->Now();
+  // One critical section: each unlock of mu_ evaluates the waiting workers'
+  // conditions, and a durable unary call enqueues one event.
+  absl::MutexLock lock(&mu_);
+  // Once a backlog is on disk, later events join it there, keeping order.
+  if (!waited_on &&
+      (!on_disk_.empty() || queued_bytes_ + location.bytes > options_.max_queued_bytes)) {
+    on_disk_.push_back(location);
+    return;
   }
-  EnqueueReplayed(std::move(events));
+  QueueLocked(std::move(events), now);
 }
 
 void ProjectQueue::EnqueueOnDisk(const SpoolLocation& location) {
@@ -367,6 +368,10 @@ void ProjectQueue::LoadFromDisk() {
 void ProjectQueue::EnqueueReplayed(std::vector<QueuedEvent> events) {
   const absl::Time now = env_.clock->Now();
   absl::MutexLock lock(&mu_);
+  QueueLocked(std::move(events), now);
+}
+
+void ProjectQueue::QueueLocked(std::vector<QueuedEvent> events, absl::Time now) {
   for (QueuedEvent& event : events) {
     queued_bytes_ += static_cast<int64_t>(event.json.size());
     queue_.push_back(std::move(event));
@@ -415,6 +420,9 @@ void ProjectQueue::WorkerLoop() {
       }
       if (stopping_) return;
       const bool historical = queue_.front().historical_migration;
+      // Moved under the lock: no reallocation (and moves again) on the way.
+      batch.reserve(static_cast<size_t>(
+          std::min<int64_t>(static_cast<int64_t>(queue_.size()), options_.batch_max_events)));
       int64_t bytes = 0;
       while (!queue_.empty() && static_cast<int64_t>(batch.size()) < options_.batch_max_events &&
              queue_.front().historical_migration == historical &&

@@ -181,6 +181,9 @@ class ProjectQueue final {
   void WorkerLoop();
   // Moves the oldest on-disk Append into memory.
   void LoadFromDisk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `events`, queued at `now`, to the queue in memory.
+  void QueueLocked(std::vector<QueuedEvent> events, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the destructor started: ends the workers' waits.
   bool Stopping() const;
 

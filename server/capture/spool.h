@@ -87,6 +87,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -174,8 +175,10 @@ class Spool final {
   // the spool is full; UNAVAILABLE when the disk failed.
   absl::StatusOr<SpoolLocation> Append(const std::vector<SpoolRecord>& records);
 
-  // AppendDone receives the outcome of an AppendAsync.
-  using AppendDone = std::function<void(absl::StatusOr<SpoolLocation>)>;
+  // AppendDone receives the outcome of an AppendAsync. Move-only, so that
+  // a caller's callback owns what it keeps until the sync (no shared_ptr,
+  // no copy): called once.
+  using AppendDone = absl::AnyInvocable<void(absl::StatusOr<SpoolLocation>)>;
 
   // AppendAsync is Append without the wait: `done` runs once the records are
   // synced (on the spool's thread that completes groups, one group's calls

@@ -626,11 +626,11 @@ TEST_F(SpoolTest, TheNextGroupSyncsWhileOneSyncsAndIsAcknowledgedAfterIt) {
   disk.HoldSyncs();
   opened.spool->AppendAsync(Records(2, "one"), outcomes.For("one"));
   disk.AwaitHeldSyncs(1);  // Group 1 is syncing.
-  opened.spool->AppendAsync(
-      Records(3, "two"), [&, done = outcomes.For("two")](absl::StatusOr<SpoolLocation> location) {
-        first_synced_before_second_acked = disk.SyncReturned(0);
-        done(std::move(location));
-      });
+  opened.spool->AppendAsync(Records(3, "two"), [&, done = outcomes.For("two")](
+                                                   absl::StatusOr<SpoolLocation> location) mutable {
+    first_synced_before_second_acked = disk.SyncReturned(0);
+    done(std::move(location));
+  });
   // Group 2 was written and its sync started while group 1's still runs.
   disk.AwaitHeldSyncs(2);
 
@@ -815,12 +815,12 @@ TEST_F(SpoolTest, AnAppendQueuedWhileAGroupCompletesWaitsForThatGroupsCommitter)
   absl::Notification in_callback;
   absl::Notification leave_callback;
   disk.HoldSyncs();
-  opened.spool->AppendAsync(
-      Records(1, "one"), [&, done = outcomes.For("one")](absl::StatusOr<SpoolLocation> location) {
-        done(std::move(location));
-        in_callback.Notify();
-        leave_callback.WaitForNotification();
-      });
+  opened.spool->AppendAsync(Records(1, "one"), [&, done = outcomes.For("one")](
+                                                   absl::StatusOr<SpoolLocation> location) mutable {
+    done(std::move(location));
+    in_callback.Notify();
+    leave_callback.WaitForNotification();
+  });
   disk.AwaitHeldSyncs(1);
   disk.ReleaseSync(0, 0);
   in_callback.WaitForNotification();  // Group 1's committer runs its callback.
