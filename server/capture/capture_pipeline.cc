@@ -32,6 +32,17 @@ uint64_t RandomBits() {
   return engine();
 }
 
+// QueueEntry makes the delivery queue's entry for a record the spool wrote
+// at `offset` of `location`'s segment (its JSON moves out of the record).
+QueuedEvent QueueEntry(SpoolRecord& record, const SpoolLocation& location, int64_t offset) {
+  QueuedEvent event;
+  event.json = std::move(record.json);
+  event.historical_migration = record.historical_migration;
+  event.segment = location.segment;
+  event.offset = offset;
+  return event;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CapturePipeline>> CapturePipeline::Create(
@@ -148,11 +159,7 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   uuids.reserve(records.size());
   const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
   for (size_t i = 0; i < records.size(); ++i) {
-    QueuedEvent event;
-    event.json = std::move(records[i].json);
-    event.historical_migration = records[i].historical_migration;
-    event.segment = location->segment;
-    event.offset = offsets[i];
+    QueuedEvent event = QueueEntry(records[i], *location, offsets[i]);
     if (delivered_mode) {
       event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
     }
@@ -274,12 +281,7 @@ void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* pr
         queued.reserve(records.size());
         const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
         for (size_t i = 0; i < records.size(); ++i) {
-          QueuedEvent event;
-          event.json = std::move(records[i].json);
-          event.historical_migration = records[i].historical_migration;
-          event.segment = location->segment;
-          event.offset = offsets[i];
-          queued.push_back(std::move(event));
+          queued.push_back(QueueEntry(records[i], *location, offsets[i]));
         }
         spooling->queue->Enqueue(std::move(queued), *location);
         spooling->done(static_cast<int64_t>(records.size()));
