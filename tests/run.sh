@@ -20,6 +20,12 @@ bash tools/install-deps.sh || { echo "install-deps failed" >&2; exit 1; }
 
 export POSTHOG_GATEWAY_BAZEL_BIN="$root/bazel-bin"
 
+# Output bases of earlier runs from clones that are gone (the suites' own
+# output roots; tools/prune-output-bases.sh says why).
+tools/prune-output-bases.sh \
+  "${POSTHOG_GATEWAY_ASAN_ROOT:-$HOME/.cache/posthog-gateway/bazel-asan}" \
+  "${POSTHOG_GATEWAY_FUZZ_ROOT:-$HOME/.cache/posthog-gateway/bazel-fuzz}"
+
 passed=0
 failed=0
 failed_names=()
