@@ -32,15 +32,22 @@ uint64_t RandomBits() {
   return engine();
 }
 
-// QueueEntry makes the delivery queue's entry for a record the spool wrote
-// at `offset` of `location`'s segment (its JSON moves out of the record).
-QueuedEvent QueueEntry(SpoolRecord& record, const SpoolLocation& location, int64_t offset) {
-  QueuedEvent event;
-  event.json = std::move(record.json);
-  event.historical_migration = record.historical_migration;
-  event.segment = location.segment;
-  event.offset = offset;
-  return event;
+// EncodeBuilt encodes `built`'s events for `alias` as the spool's records,
+// in one block (the JSON copied once, into the bytes the spool writes and
+// delivery reads); moves their uuids into `uuids` when it is not null.
+std::shared_ptr<const RecordBlock> EncodeBuilt(const std::string& alias,
+                                               std::vector<BuiltEvent>& built,
+                                               std::vector<std::string>* uuids) {
+  auto block = std::make_shared<RecordBlock>();
+  size_t bytes = 0;
+  for (const BuiltEvent& event : built) bytes += RecordBlock::RecordBytes(alias, event.json);
+  block->Reserve(bytes, built.size());
+  if (uuids != nullptr) uuids->reserve(built.size());
+  for (BuiltEvent& event : built) {
+    block->Add(alias, event.historical_migration, event.json);
+    if (uuids != nullptr) uuids->push_back(std::move(event.uuid));
+  }
+  return block;
 }
 
 }  // namespace
@@ -139,35 +146,26 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
       builder_->Build(events, field, indexed, (*client)->project().disable_geoip);
   if (!built.ok()) return built.status();
 
-  std::vector<SpoolRecord> records;
-  records.reserve(built->size());
-  for (BuiltEvent& event : *built) {
-    records.push_back({alias, event.historical_migration, std::move(event.json)});
-  }
-  absl::StatusOr<SpoolLocation> location = spool_->Append(records);
+  std::vector<std::string> uuids;
+  std::shared_ptr<const RecordBlock> block = EncodeBuilt(alias, *built, &uuids);
+  absl::StatusOr<SpoolLocation> location = spool_->Append(block);
   if (!location.ok()) return location.status();
 
   const bool delivered_mode = ack_mode == posthog::v1::ACK_MODE_DELIVERED;
-  auto waiter = std::make_shared<DeliveryWaiter>();
-  if (delivered_mode) {
-    absl::MutexLock lock(&waiter->mu);
-    waiter->remaining = static_cast<int64_t>(records.size());
+  if (!delivered_mode) {
+    queue->second->Enqueue(std::move(block), *location);
+    return uuids;
   }
-  std::vector<QueuedEvent> queued;
-  std::vector<std::string> uuids;
-  queued.reserve(records.size());
-  uuids.reserve(records.size());
-  const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
-  for (size_t i = 0; i < records.size(); ++i) {
-    QueuedEvent event = QueueEntry(records[i], *location, offsets[i]);
-    if (delivered_mode) {
-      event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
-    }
-    queued.push_back(std::move(event));
-    uuids.push_back(std::move((*built)[i].uuid));
+  auto waiter = std::make_shared<DeliveryWaiter>();
+  {
+    absl::MutexLock lock(&waiter->mu);
+    waiter->remaining = static_cast<int64_t>(block->size());
+  }
+  std::vector<QueuedEvent> queued = QueueEntries(block, *location);
+  for (QueuedEvent& event : queued) {
+    event.on_done = [waiter](const absl::Status& outcome) { waiter->Done(outcome); };
   }
   queue->second->Enqueue(std::move(queued), *location);
-  if (!delivered_mode) return uuids;
 
   absl::MutexLock lock(&waiter->mu);
   auto all_done = [w = waiter.get()]()
@@ -255,37 +253,25 @@ void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* pr
                                       std::vector<BuiltEvent>& built,
                                       std::vector<std::string>* uuids, CountDone done) {
   // What waits for the sync, in one allocation the callback points to: the
-  // records (their JSON goes on to the delivery queue) and the callback.
+  // records (the spool writes them, then they go on to the delivery queue)
+  // and the callback.
   struct Spooling {
-    std::vector<SpoolRecord> records;
+    std::shared_ptr<const RecordBlock> block;
     ProjectQueue* queue = nullptr;
     CountDone done;
   };
   auto spooling = std::make_unique<Spooling>();
   spooling->queue = project_queue;
   spooling->done = std::move(done);
-  std::vector<SpoolRecord>& records = spooling->records;
-  records.reserve(built.size());
-  if (uuids != nullptr) uuids->reserve(built.size());
-  for (BuiltEvent& event : built) {
-    records.push_back({alias, event.historical_migration, std::move(event.json)});
-    if (uuids != nullptr) uuids->push_back(std::move(event.uuid));
-  }
-  // `records` stays where it is: the callback moves the pointer, not the
-  // Spooling.
-  spool_->AppendAsync(
-      records, [spooling = std::move(spooling)](absl::StatusOr<SpoolLocation> location) {
-        if (!location.ok()) return spooling->done(location.status());
-        std::vector<SpoolRecord>& records = spooling->records;
-        std::vector<QueuedEvent> queued;
-        queued.reserve(records.size());
-        const std::vector<int64_t> offsets = Spool::RecordOffsets(*location, records);
-        for (size_t i = 0; i < records.size(); ++i) {
-          queued.push_back(QueueEntry(records[i], *location, offsets[i]));
-        }
-        spooling->queue->Enqueue(std::move(queued), *location);
-        spooling->done(static_cast<int64_t>(records.size()));
-      });
+  spooling->block = EncodeBuilt(alias, built, uuids);
+  std::shared_ptr<const RecordBlock> block = spooling->block;
+  spool_->AppendAsync(std::move(block),
+                      [spooling = std::move(spooling)](absl::StatusOr<SpoolLocation> location) {
+                        if (!location.ok()) return spooling->done(location.status());
+                        const int64_t count = static_cast<int64_t>(spooling->block->size());
+                        spooling->queue->Enqueue(std::move(spooling->block), *location);
+                        spooling->done(count);
+                      });
 }
 
 bool CapturePipeline::ProjectPaused(absl::string_view alias) const {

@@ -167,6 +167,20 @@ int64_t DeadLetterFile::count() const {
   return count_;
 }
 
+std::vector<QueuedEvent> QueueEntries(const std::shared_ptr<const RecordBlock>& block,
+                                      const SpoolLocation& location) {
+  std::vector<QueuedEvent> events(block->size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    QueuedEvent& event = events[i];
+    event.json = block->json(i);
+    event.block = block;
+    event.historical_migration = block->historical_migration(i);
+    event.segment = location.segment;
+    event.offset = location.offset + static_cast<int64_t>(block->offset(i));
+  }
+  return events;
+}
+
 BatchSender::BatchSender(const PostHogClient* client, const KeyStore* keys,
                          DeadLetterFile* dead_letters, DeliveryOptions options, DeliveryEnv env)
     : client_(client),
@@ -189,7 +203,7 @@ std::string BatchSender::Body(const std::vector<const QueuedEvent*>& batch, size
       ",\"sent_at\":\"", FormatEventTime(env_.clock->Now()), "\",\"batch\":[");
   for (size_t i = begin; i < end; ++i) {
     if (i != begin) body.push_back(',');
-    body.append(batch[i]->json);
+    body.append(batch[i]->json.data(), batch[i]->json.size());
   }
   body.append("]}");
   return body;
@@ -336,6 +350,18 @@ void ProjectQueue::Enqueue(std::vector<QueuedEvent> events, const SpoolLocation&
   QueueLocked(std::move(events), now);
 }
 
+void ProjectQueue::Enqueue(std::shared_ptr<const RecordBlock> block,
+                           const SpoolLocation& location) {
+  const absl::Time now = env_.clock->Now();
+  absl::MutexLock lock(&mu_);
+  // As above: a backlog on disk is joined there, keeping order.
+  if (!on_disk_.empty() || queued_bytes_ + location.bytes > options_.max_queued_bytes) {
+    on_disk_.push_back(location);
+    return;
+  }
+  QueueBlockLocked(block, location, now);
+}
+
 void ProjectQueue::EnqueueOnDisk(const SpoolLocation& location) {
   absl::MutexLock lock(&mu_);
   on_disk_.push_back(location);
@@ -344,31 +370,35 @@ void ProjectQueue::EnqueueOnDisk(const SpoolLocation& location) {
 void ProjectQueue::LoadFromDisk() {
   const SpoolLocation location = on_disk_.front();
   on_disk_.pop_front();
-  absl::StatusOr<std::vector<SpoolRecord>> records = spool_->Read(location);
-  if (!records.ok()) {
+  absl::StatusOr<std::shared_ptr<const RecordBlock>> block = spool_->ReadBlock(location);
+  if (!block.ok()) {
     // Left in the spool: delivered after a restart's replay.
     LogError("capture: cannot read back spooled events; they wait for a restart",
-             {{"error", std::string(records.status().message())}});
+             {{"error", std::string(block.status().message())}});
     return;
   }
-  const std::vector<int64_t> offsets = Spool::RecordOffsets(location, *records);
-  for (size_t i = 0; i < records->size(); ++i) {
-    SpoolRecord& record = (*records)[i];
-    QueuedEvent event;
-    event.json = std::move(record.json);
-    event.historical_migration = record.historical_migration;
-    event.segment = location.segment;
-    event.offset = offsets[i];
-    queued_bytes_ += static_cast<int64_t>(event.json.size());
-    queue_.push_back(std::move(event));
-    enqueue_times_.push_back(absl::InfinitePast());  // Due at once.
-  }
+  QueueBlockLocked(*block, location, absl::InfinitePast());  // Due at once.
 }
 
 void ProjectQueue::EnqueueReplayed(std::vector<QueuedEvent> events) {
   const absl::Time now = env_.clock->Now();
   absl::MutexLock lock(&mu_);
   QueueLocked(std::move(events), now);
+}
+
+void ProjectQueue::QueueBlockLocked(const std::shared_ptr<const RecordBlock>& block,
+                                    const SpoolLocation& location, absl::Time now) {
+  // Each entry made in place: no vector of entries moved in afterwards.
+  for (size_t i = 0; i < block->size(); ++i) {
+    QueuedEvent& event = queue_.emplace_back();
+    event.json = block->json(i);
+    event.block = block;
+    event.historical_migration = block->historical_migration(i);
+    event.segment = location.segment;
+    event.offset = location.offset + static_cast<int64_t>(block->offset(i));
+    enqueue_times_.push_back(now);
+  }
+  queued_bytes_ += block->json_bytes();
 }
 
 void ProjectQueue::QueueLocked(std::vector<QueuedEvent> events, absl::Time now) {

@@ -103,7 +103,12 @@ class DeadLetterFile final {
 
 // One event waiting for delivery.
 struct QueuedEvent {
-  std::string json;
+  // The event's JSON, in `block`: the records of its append (or of a read
+  // back from the spool), shared by their entries and freed with the last
+  // one, so that an event's JSON is neither copied nor freed on its own on
+  // the way (record_block.h).
+  absl::string_view json;
+  std::shared_ptr<const RecordBlock> block;
   bool historical_migration = false;
   SegmentId segment = 0;
   // Where its record starts in the segment (for Spool::Release).
@@ -112,6 +117,11 @@ struct QueuedEvent {
   // may be empty.
   std::function<void(const absl::Status&)> on_done;
 };
+
+// QueueEntries makes the delivery queue's entries for `block`'s records,
+// spooled at `location` (one Append, one Read).
+std::vector<QueuedEvent> QueueEntries(const std::shared_ptr<const RecordBlock>& block,
+                                      const SpoolLocation& location);
 
 class BatchSender final {
  public:
@@ -168,6 +178,10 @@ class ProjectQueue final {
   // without an on_done callback may be kept on disk only (read back later)
   // when the memory budget is used up.
   void Enqueue(std::vector<QueuedEvent> events, const SpoolLocation& location);
+  // Enqueue queues `block`, the records of one spool Append at `location`,
+  // with no callbacks: as the above, but their entries are made only when
+  // they stay in memory.
+  void Enqueue(std::shared_ptr<const RecordBlock> block, const SpoolLocation& location);
   // EnqueueReplayed queues events already in memory.
   void EnqueueReplayed(std::vector<QueuedEvent> events);
   // EnqueueOnDisk queues spooled records still on disk only (a run replayed
@@ -183,6 +197,10 @@ class ProjectQueue final {
   void LoadFromDisk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends `events`, queued at `now`, to the queue in memory.
   void QueueLocked(std::vector<QueuedEvent> events, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends entries for `block`'s records, spooled at `location`.
+  void QueueBlockLocked(const std::shared_ptr<const RecordBlock>& block,
+                        const SpoolLocation& location, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the destructor started: ends the workers' waits.
   bool Stopping() const;

@@ -17,8 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "libdeflate.h"
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -32,26 +30,9 @@
 namespace posthog_gateway {
 namespace {
 
-constexpr size_t kHeaderBytes = 8;
-// A record longer than this is damage, not data: no event is that large.
-constexpr uint32_t kMaxRecordBytes = 64 << 20;
-
-void PutU32(std::string& out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
 void PutU64(std::string& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
-
-uint32_t GetU32(const char* data) {
-  uint32_t value = 0;
-  for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(data[i]);
-  return value;
-}
-
-// CRC-32 (the zlib/gzip one: segments written with zlib's crc32 read back).
-uint32_t Crc32(absl::string_view data) { return libdeflate_crc32(0, data.data(), data.size()); }
 
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(
@@ -120,8 +101,9 @@ absl::Status MakeDirectories(const std::string& dir) {
 }
 
 struct ParsedSegment {
-  std::vector<SpoolRecord> records;
-  // Where each record starts, and its size on disk.
+  // Each intact record's project (a view into the segment's data), where it
+  // starts and its size on disk.
+  std::vector<absl::string_view> projects;
   std::vector<std::pair<size_t, size_t>> spans;
   bool damaged = false;
   int64_t damaged_bytes = 0;
@@ -134,28 +116,12 @@ struct ParsedSegment {
 constexpr int64_t kMaxRunRecords = 1000;
 constexpr int64_t kMaxRunBytes = 1 << 20;
 
-// RecordAt reads the record starting at `pos`: nullopt unless its header is
-// plausible, it fits in `data` and its checksum matches. Sets `*size` to the
-// record's size in bytes.
-std::optional<SpoolRecord> RecordAt(const std::string& data, size_t pos, size_t* size) {
-  if (data.size() - pos < kHeaderBytes) return std::nullopt;
-  const uint32_t length = GetU32(data.data() + pos);
-  if (length < 3 || length > kMaxRecordBytes || data.size() - pos - kHeaderBytes < length) {
-    return std::nullopt;
-  }
-  const absl::string_view payload(data.data() + pos + kHeaderBytes, length);
-  const uint8_t flags = static_cast<uint8_t>(payload[0]);
-  const size_t alias_length = static_cast<unsigned char>(payload[1]) |
-                              (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
-  // Cheap checks first: resynchronizing tries every offset of a damaged run.
-  if (flags > 1 || 3 + alias_length > payload.size()) return std::nullopt;
-  if (Crc32(payload) != GetU32(data.data() + pos + 4)) return std::nullopt;
-  SpoolRecord record;
-  record.historical_migration = (flags & 1) != 0;
-  record.project = std::string(payload.substr(3, alias_length));
-  record.json = std::string(payload.substr(3 + alias_length));
-  *size = kHeaderBytes + length;
-  return record;
+// ProjectOf is the project alias of the intact record at `pos` of `data`.
+absl::string_view ProjectOf(absl::string_view data, size_t pos) {
+  const char* payload = data.data() + pos + RecordBlock::kHeaderBytes;
+  const size_t size = static_cast<unsigned char>(payload[1]) |
+                      (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+  return data.substr(pos + RecordBlock::kHeaderBytes + RecordBlock::kFixedPayloadBytes, size);
 }
 
 // ParseSegment reads every intact record of a segment, up to the zeros that
@@ -164,21 +130,20 @@ std::optional<SpoolRecord> RecordAt(const std::string& data, size_t pos, size_t*
 // after the damage are kept; the CRC-32 of each record makes a false start
 // vanishingly unlikely. Every record's header has a non-zero byte (its
 // length is at least 3), so none starts inside the trailing zeros.
-ParsedSegment ParseSegment(const std::string& data) {
+ParsedSegment ParseSegment(absl::string_view data) {
   ParsedSegment out;
   const size_t last_non_zero = data.find_last_not_of('\0');
-  const size_t end = last_non_zero == std::string::npos ? 0 : last_non_zero + 1;
+  const size_t end = last_non_zero == absl::string_view::npos ? 0 : last_non_zero + 1;
   size_t pos = 0;
   while (pos < end) {
-    size_t size = 0;
-    if (std::optional<SpoolRecord> record = RecordAt(data, pos, &size)) {
-      out.records.push_back(*std::move(record));
+    if (const size_t size = RecordBlock::RecordSizeAt(data, pos); size > 0) {
+      out.projects.push_back(ProjectOf(data, pos));
       out.spans.emplace_back(pos, size);
       pos += size;  // May pass `end`: a record's own last bytes may be zeros.
       continue;
     }
     size_t next = pos + 1;
-    while (next < end && !RecordAt(data, next, &size).has_value()) ++next;
+    while (next < end && RecordBlock::RecordSizeAt(data, next) == 0) ++next;
     out.damaged = true;
     out.damaged_bytes += static_cast<int64_t>(next - pos);
     pos = next;
@@ -187,21 +152,18 @@ ParsedSegment ParseSegment(const std::string& data) {
   return out;
 }
 
-// Appends one record's on-disk bytes to `out`, the payload written in place
-// and checksummed there (no intermediate copies: every event goes through).
-void AppendRecord(const SpoolRecord& record, std::string& out) {
-  const size_t payload_size = 3 + record.project.size() + record.json.size();
-  const size_t start = out.size();
-  out.resize(start + kHeaderBytes);
-  out.push_back(record.historical_migration ? 1 : 0);
-  out.push_back(static_cast<char>(record.project.size() & 0xFF));
-  out.push_back(static_cast<char>((record.project.size() >> 8) & 0xFF));
-  out.append(record.project);
-  out.append(record.json);
-  std::string header;
-  PutU32(header, static_cast<uint32_t>(payload_size));
-  PutU32(header, Crc32(absl::string_view(out.data() + start + kHeaderBytes, payload_size)));
-  out.replace(start, kHeaderBytes, header);
+// Block encodes `records` into one RecordBlock.
+std::shared_ptr<const RecordBlock> Block(const std::vector<SpoolRecord>& records) {
+  auto block = std::make_shared<RecordBlock>();
+  size_t bytes = 0;
+  for (const SpoolRecord& record : records) {
+    bytes += RecordBlock::RecordBytes(record.project, record.json);
+  }
+  block->Reserve(bytes, records.size());
+  for (const SpoolRecord& record : records) {
+    block->Add(record.project, record.historical_migration, record.json);
+  }
+  return block;
 }
 
 // Names the calling thread, so that /proc and perf tell the spool's threads
@@ -212,9 +174,9 @@ void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 }  // namespace
 
 std::string Spool::EncodeRecord(const SpoolRecord& record) {
-  std::string out;
-  AppendRecord(record, out);
-  return out;
+  RecordBlock block;
+  block.Add(record.project, record.historical_migration, record.json);
+  return std::string(block.bytes());
 }
 
 Spool::Spool(SpoolOptions options)
@@ -243,7 +205,7 @@ std::vector<int64_t> Spool::RecordOffsets(const SpoolLocation& location,
   int64_t offset = location.offset;
   for (const SpoolRecord& record : records) {
     offsets.push_back(offset);
-    offset += static_cast<int64_t>(kHeaderBytes + 3 + record.project.size() + record.json.size());
+    offset += static_cast<int64_t>(RecordBlock::RecordBytes(record.project, record.json));
   }
   return offsets;
 }
@@ -339,13 +301,14 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
       std::stringstream data;
       data << file.rdbuf();
       if (!file) return ErrnoStatus("cannot read", path);
-      ParsedSegment parsed = ParseSegment(data.str());
+      const std::string bytes = data.str();
+      ParsedSegment parsed = ParseSegment(bytes);
       if (parsed.damaged) {
         ++opened.damaged_segments;
         opened.damaged_bytes += parsed.damaged_bytes;
         LogError("capture spool: damaged segment; its intact records will be delivered",
                  {{"segment", path},
-                  {"intact_records", absl::StrCat(parsed.records.size())},
+                  {"intact_records", absl::StrCat(parsed.spans.size())},
                   {"damaged_bytes", absl::StrCat(parsed.damaged_bytes)}});
       }
       const absl::flat_hash_set<int64_t> released = ReadReleaseLog(spool->ReleaseLogPath(id));
@@ -354,20 +317,19 @@ absl::StatusOr<Spool::Opened> Spool::Open(const SpoolOptions& options) {
       spool->total_bytes_ += segment.bytes;
       // Runs of adjacent unreleased records of one project; only their
       // places are kept.
-      for (size_t k = 0; k < parsed.records.size(); ++k) {
+      for (size_t k = 0; k < parsed.spans.size(); ++k) {
         const auto [offset, size] = parsed.spans[k];
         if (released.contains(static_cast<int64_t>(offset))) continue;
         ++segment.outstanding;
         ++opened.replayed_records;
         ReplayedRun* run = opened.replayed.empty() ? nullptr : &opened.replayed.back();
         const bool extends =
-            run != nullptr && run->location.segment == id &&
-            run->project == parsed.records[k].project &&
+            run != nullptr && run->location.segment == id && run->project == parsed.projects[k] &&
             run->location.offset + run->location.bytes == static_cast<int64_t>(offset) &&
             run->location.count < kMaxRunRecords && run->location.bytes < kMaxRunBytes;
         if (!extends) {
           opened.replayed.push_back(
-              {parsed.records[k].project, {id, static_cast<int64_t>(offset), 0, 0}});
+              {std::string(parsed.projects[k]), {id, static_cast<int64_t>(offset), 0, 0}});
           run = &opened.replayed.back();
         }
         run->location.bytes += static_cast<int64_t>(size);
@@ -457,15 +419,8 @@ void Spool::MaybeDeleteSegment(SegmentId id) {
   segments_.erase(it);
 }
 
-absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pending) {
-  size_t size_hint = 0;
-  for (const SpoolRecord& record : records) {
-    size_hint += kHeaderBytes + 3 + record.project.size() + record.json.size();
-  }
-  pending->bytes.reserve(size_hint);
-  for (const SpoolRecord& record : records) AppendRecord(record, pending->bytes);
-  pending->count = static_cast<int64_t>(records.size());
-  const int64_t size = static_cast<int64_t>(pending->bytes.size());
+absl::Status Spool::Enqueue(Pending* pending) {
+  const int64_t size = pending->bytes();
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("spool: shutting down");
   if (total_bytes_ + size > options_.max_bytes) {
@@ -482,25 +437,48 @@ absl::Status Spool::Enqueue(const std::vector<SpoolRecord>& records, Pending* pe
   return absl::OkStatus();
 }
 
-absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
+absl::StatusOr<SpoolLocation> Spool::Append(std::shared_ptr<const RecordBlock> block) {
   Pending pending;
-  if (absl::Status queued = Enqueue(records, &pending); !queued.ok()) return queued;
+  pending.block = std::move(block);
+  if (absl::Status queued = Enqueue(&pending); !queued.ok()) return queued;
   pending.synced.WaitForNotification();
   if (!pending.status.ok()) return pending.status;
   return pending.location;
 }
 
-void Spool::AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done) {
+absl::StatusOr<SpoolLocation> Spool::Append(const std::vector<SpoolRecord>& records) {
+  return Append(Block(records));
+}
+
+void Spool::AppendAsync(std::shared_ptr<const RecordBlock> block, AppendDone done) {
   auto pending = std::make_unique<Pending>();
+  pending->block = std::move(block);
   pending->done = std::move(done);
-  if (absl::Status queued = Enqueue(records, pending.get()); !queued.ok()) {
+  if (absl::Status queued = Enqueue(pending.get()); !queued.ok()) {
     pending->done(queued);
     return;
   }
   pending.release();  // The spool owns it now.
 }
 
+void Spool::AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done) {
+  AppendAsync(Block(records), std::move(done));
+}
+
 absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& location) const {
+  absl::StatusOr<std::shared_ptr<const RecordBlock>> block = ReadBlock(location);
+  if (!block.ok()) return block.status();
+  std::vector<SpoolRecord> records;
+  records.reserve((*block)->size());
+  for (size_t i = 0; i < (*block)->size(); ++i) {
+    records.push_back({std::string((*block)->project(i)), (*block)->historical_migration(i),
+                       std::string((*block)->json(i))});
+  }
+  return records;
+}
+
+absl::StatusOr<std::shared_ptr<const RecordBlock>> Spool::ReadBlock(
+    const SpoolLocation& location) const {
   const std::string path = SegmentPath(location.segment);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("cannot open", path);
@@ -517,11 +495,11 @@ absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(const SpoolLocation& locati
     done += static_cast<size_t>(got);
   }
   ::close(fd);
-  ParsedSegment parsed = ParseSegment(data);
-  if (parsed.damaged || static_cast<int64_t>(parsed.records.size()) != location.count) {
+  std::optional<RecordBlock> block = RecordBlock::Parse(std::move(data));
+  if (!block.has_value() || static_cast<int64_t>(block->size()) != location.count) {
     return absl::DataLossError(absl::StrCat("spool: records changed on disk in ", path));
   }
-  return std::move(parsed.records);
+  return std::make_shared<const RecordBlock>(*std::move(block));
 }
 
 void Spool::Release(const std::vector<RecordRef>& records) {
@@ -620,8 +598,8 @@ void Spool::CommitterLoop(int index) {
         for (Pending* pending : group->pendings) {
           pending->location.segment = current_;
           pending->location.offset = offset;
-          pending->location.bytes = static_cast<int64_t>(pending->bytes.size());
-          pending->location.count = pending->count;
+          pending->location.bytes = pending->bytes();
+          pending->location.count = static_cast<int64_t>(pending->block->size());
           offset += pending->location.bytes;
         }
         group->bytes = offset - group->offset;
@@ -642,7 +620,8 @@ void Spool::CommitterLoop(int index) {
       std::vector<iovec> records;
       records.reserve(group->pendings.size());
       for (Pending* pending : group->pendings) {
-        records.push_back({pending->bytes.data(), pending->bytes.size()});
+        const absl::string_view bytes = pending->block->bytes();
+        records.push_back({const_cast<char*>(bytes.data()), bytes.size()});
       }
       if (!WriteAll(disk_, fd, group->offset, std::move(records))) {
         status = ErrnoStatus("cannot write", SegmentPath(group->files->id));
@@ -706,10 +685,10 @@ void Spool::SettleGroup(Group* group) {
   }
   for (Pending* pending : group->pendings) {
     pending->status = status;
-    const int64_t size = static_cast<int64_t>(pending->bytes.size());
+    const int64_t size = pending->bytes();
     if (status.ok() && segment != nullptr) {
       segment->bytes += size;
-      segment->outstanding += pending->count;
+      segment->outstanding += static_cast<int64_t>(pending->block->size());
     } else {
       // Not acknowledged: the caller gets an error. What reached the disk
       // anyway is delivered after a restart (at least once).

@@ -4,14 +4,16 @@
 // Spool keeps every acknowledged event on local disk until PostHog accepted
 // it, so that a crash, a restart or a PostHog outage loses nothing.
 //
-// On disk: a directory of append-only segment files `segment-<n>.log`. A
-// record is
+// On disk: a directory of append-only segment files `segment-<n>.log` of
+// records in RecordBlock's format (record_block.h):
 //
 //   u32 length | u32 crc32(payload) | payload
 //   payload = u8 flags (bit 0: historical_migration) | u16 project length |
 //             project alias | event JSON
 //
-// little-endian. Appends go through committer threads: a free committer
+// little-endian. An append is a RecordBlock, encoded by the caller and
+// written as it is; the spool keeps a reference to it until it is written.
+// Appends go through committer threads: a free committer
 // takes everything queued as one group, writes it with one pwritev and calls
 // fdatasync once for it (group commit: many concurrent callers share one
 // sync). Group commits overlap: while one committer's fdatasync runs, the
@@ -91,6 +93,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "server/capture/record_block.h"
 #include "server/capture/spool_disk.h"
 
 namespace posthog_gateway {
@@ -170,9 +173,12 @@ class Spool final {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Append writes `records` and returns once they are synced to disk, with
-  // where they are (one segment). RESOURCE_EXHAUSTED (with RetryInfo) when
+  // Append writes `block`'s records and returns once they are synced to
+  // disk, with where they are (one segment, contiguous: record i at
+  // `offset + block->offset(i)`). RESOURCE_EXHAUSTED (with RetryInfo) when
   // the spool is full; UNAVAILABLE when the disk failed.
+  absl::StatusOr<SpoolLocation> Append(std::shared_ptr<const RecordBlock> block);
+  // The same for `records`, encoded into a block first.
   absl::StatusOr<SpoolLocation> Append(const std::vector<SpoolRecord>& records);
 
   // AppendDone receives the outcome of an AppendAsync. Move-only, so that
@@ -183,12 +189,18 @@ class Spool final {
   // AppendAsync is Append without the wait: `done` runs once the records are
   // synced (on the spool's thread that completes groups, one group's calls
   // one after another; it must not block: later groups wait for it) or at
-  // once, on the caller's thread, when they are refused. `records` need not
-  // outlive the call.
+  // once, on the caller's thread, when they are refused. The spool holds
+  // `block` until then (the caller may keep it: it is not changed).
+  void AppendAsync(std::shared_ptr<const RecordBlock> block, AppendDone done);
+  // The same for `records`, encoded into a block first.
   void AppendAsync(const std::vector<SpoolRecord>& records, AppendDone done);
 
-  // Read reads back the records of one Append or one replayed run (not yet
-  // all released), so that a backlog need not stay in memory.
+  // ReadBlock reads back the records of one Append or one replayed run (not
+  // yet all released), so that a backlog need not stay in memory: one
+  // buffer of the bytes read, each record checked (DATA_LOSS when one
+  // changed on disk).
+  absl::StatusOr<std::shared_ptr<const RecordBlock>> ReadBlock(const SpoolLocation& location) const;
+  // Read is ReadBlock with each record copied out.
   absl::StatusOr<std::vector<SpoolRecord>> Read(const SpoolLocation& location) const;
 
   // Release marks records delivered (or dead-lettered): see the file comment.
@@ -242,8 +254,9 @@ class Spool final {
     absl::Status failure;
   };
   struct Pending {
-    std::string bytes;
-    int64_t count = 0;
+    // The records, as written.
+    std::shared_ptr<const RecordBlock> block;
+    int64_t bytes() const { return static_cast<int64_t>(block->bytes().size()); }
     // Filled by the spool before it notifies `synced`. The caller waits on
     // the notification, not on mu_: a group's callers wake at once instead
     // of one after another through the mutex.
@@ -268,9 +281,9 @@ class Spool final {
   };
 
   explicit Spool(SpoolOptions options);
-  // Encodes `records` into `pending` and queues it for the committers, or says
-  // why not (full, stopping).
-  absl::Status Enqueue(const std::vector<SpoolRecord>& records, Pending* pending);
+  // Queues `pending` (its block set) for the committers, or says why not
+  // (full, stopping).
+  absl::Status Enqueue(Pending* pending);
   int committers() const { return std::max(1, options_.max_syncs_in_flight); }
   // Takes, writes and syncs groups; `index` picks its sync file description.
   void CommitterLoop(int index);

@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/posthog/project_registry.h"
 #include "tests/fakes/fake_http_client.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -113,8 +115,11 @@ class BatchSenderTest : public ::testing::Test {
 
   std::vector<const QueuedEvent*> Batch(int count) {
     for (int i = 0; i < count; ++i) {
+      auto block = std::make_shared<RecordBlock>();
+      block->Add("demo", false, absl::StrCat(R"({"event":"e","distinct_id":"d)", i, R"("})"));
       events_.push_back(std::make_unique<QueuedEvent>());
-      events_.back()->json = absl::StrCat(R"({"event":"e","distinct_id":"d)", i, R"("})");
+      events_.back()->json = block->json(0);
+      events_.back()->block = std::move(block);
     }
     std::vector<const QueuedEvent*> batch;
     for (const auto& event : events_) batch.push_back(event.get());
@@ -309,6 +314,101 @@ TEST(DeadLetterFileTest, RotatesBeforeGrowingPastItsBound) {
   EXPECT_EQ(lines(path), 1);
   EXPECT_EQ(dead_letters.count(), 5);
   EXPECT_EQ(dead_letters.lost(), 2);  // The loss is counted.
+}
+
+// ProjectQueue against a real spool: what it delivers of the blocks it is
+// given, from memory or read back from disk.
+class ProjectQueueTest : public BatchSenderTest {
+ protected:
+  ProjectQueueTest() {
+    SpoolOptions spool_options;
+    spool_options.dir = test_support::ScratchDir("spool");
+    absl::StatusOr<Spool::Opened> opened = Spool::Open(spool_options);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    spool_ = std::move(opened->spool);
+    for (int i = 0; i < 20; ++i) http_.Respond(200, R"({"status":"Ok"})");
+  }
+
+  // Starts the queue: one worker, so that batches go out in order.
+  void StartQueue(int64_t max_queued_bytes) {
+    DeliveryOptions options;
+    options.max_in_flight = 1;
+    options.flush_interval = absl::Milliseconds(1);
+    options.max_queued_bytes = max_queued_bytes;
+    DeliveryEnv env;  // The real clock: the worker waits for it.
+    env.random = [] { return 0.0; };
+    queue_ = std::make_unique<ProjectQueue>(*registry_->Resolve(""), keys_.get(), spool_.get(),
+                                            dead_letters_.get(), options, env);
+  }
+
+  // Spools `count` events named `<prefix><i>` as one block and queues it.
+  std::shared_ptr<const RecordBlock> SpoolAndQueue(const std::string& prefix, int count) {
+    auto block = std::make_shared<RecordBlock>();
+    for (int i = 0; i < count; ++i) {
+      block->Add("demo", false,
+                 absl::StrCat(R"({"event":"e","distinct_id":")", prefix, i, R"("})"));
+    }
+    absl::StatusOr<SpoolLocation> location = spool_->Append(block);
+    EXPECT_TRUE(location.ok()) << location.status();
+    queue_->Enqueue(block, *location);
+    return block;
+  }
+
+  // Waits (bounded) until the spool has nothing left to deliver.
+  void WaitUntilDelivered() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (spool_->Outstanding() > 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    ASSERT_EQ(spool_->Outstanding(), 0);
+  }
+
+  std::vector<std::string> SentIds() {
+    std::vector<std::string> ids;
+    for (const std::vector<std::string>& batch : SentBatches()) {
+      ids.insert(ids.end(), batch.begin(), batch.end());
+    }
+    return ids;
+  }
+
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<ProjectQueue> queue_;
+};
+
+TEST_F(ProjectQueueTest, DeliversABlockFromMemoryAndReleasesItsRecords) {
+  StartQueue(int64_t{1} << 20);
+  SpoolAndQueue("m", 3);
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentIds(), (std::vector<std::string>{"m0", "m1", "m2"}));
+}
+
+TEST_F(ProjectQueueTest, ABlockOverTheMemoryBudgetIsReadBackFromTheSpool) {
+  StartQueue(/*max_queued_bytes=*/1);
+  std::shared_ptr<const RecordBlock> block = SpoolAndQueue("d", 3);
+  // Kept on disk only: the queue holds no reference to the block.
+  EXPECT_EQ(block.use_count(), 1);
+  block.reset();
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentIds(), (std::vector<std::string>{"d0", "d1", "d2"}));
+}
+
+TEST_F(ProjectQueueTest, BlocksAfterABacklogOnDiskJoinItInOrder) {
+  // Room for the first block only; the third would fit again, but follows
+  // the second on disk.
+  const int64_t one_block = static_cast<int64_t>(
+      RecordBlock::RecordBytes("demo", R"({"event":"e","distinct_id":"a0"})") * 2);
+  StartQueue(one_block);
+  SpoolAndQueue("a", 2);
+  SpoolAndQueue("b", 4);
+  SpoolAndQueue("c", 1);
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentIds(), (std::vector<std::string>{"a0", "a1", "b0", "b1", "b2", "b3", "c0"}));
 }
 
 }  // namespace
