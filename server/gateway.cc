@@ -457,7 +457,10 @@ absl::Status Gateway::SetUpServices() {
       config_.server,
       std::vector<NamedService>{
           {posthog::v1::UserService::service_full_name(), user_service_.get()},
-          {posthog::v1::CaptureService::service_full_name(), capture_service_.get()},
+          {posthog::v1::CaptureService::service_full_name(),
+           capture_service_.get(),
+           {std::begin(CaptureServiceImpl::kRawMethods),
+            std::end(CaptureServiceImpl::kRawMethods)}},
           {posthog::v1::PersonService::service_full_name(), person_service_.get()},
           {posthog::v1::GroupService::service_full_name(), group_service_.get()},
           {posthog::v1::FlagService::service_full_name(),

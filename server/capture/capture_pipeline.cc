@@ -188,9 +188,8 @@ absl::StatusOr<std::vector<std::string>> CapturePipeline::Capture(
   return uuids;
 }
 
-void CapturePipeline::CaptureDurableAsync(absl::string_view project,
-                                          const std::vector<const posthog::v1::Event*>& events,
-                                          absl::string_view field, bool indexed, CaptureDone done) {
+CapturePipeline::CountDone CapturePipeline::CollectUuids(CaptureDone done,
+                                                         std::vector<std::string>** uuids) {
   // What the call keeps until the sync, in one allocation; the callback
   // holds only its pointer (no shared_ptr, and small enough for
   // AnyInvocable's own storage).
@@ -200,12 +199,19 @@ void CapturePipeline::CaptureDurableAsync(absl::string_view project,
   };
   auto collected = std::make_unique<Collected>();
   collected->done = std::move(done);
-  std::vector<std::string>* uuids = &collected->uuids;
-  DurableAsync(project, events, field, indexed, uuids,
-               [collected = std::move(collected)](absl::StatusOr<int64_t> count) {
-                 if (!count.ok()) return collected->done(count.status());
-                 collected->done(std::move(collected->uuids));
-               });
+  *uuids = &collected->uuids;
+  return [collected = std::move(collected)](absl::StatusOr<int64_t> count) {
+    if (!count.ok()) return collected->done(count.status());
+    collected->done(std::move(collected->uuids));
+  };
+}
+
+void CapturePipeline::CaptureDurableAsync(absl::string_view project,
+                                          const std::vector<const posthog::v1::Event*>& events,
+                                          absl::string_view field, bool indexed, CaptureDone done) {
+  std::vector<std::string>* uuids = nullptr;
+  CountDone counted = CollectUuids(std::move(done), &uuids);
+  DurableAsync(project, events, field, indexed, uuids, std::move(counted));
 }
 
 void CapturePipeline::CaptureDurableCountAsync(absl::string_view project,
@@ -232,16 +238,23 @@ void CapturePipeline::DurableAsync(absl::string_view project,
 }
 
 std::optional<CapturePipeline::Prepared> CapturePipeline::PrepareWire(
-    absl::string_view project, const std::vector<absl::string_view>& events) const {
+    absl::string_view project, const std::vector<absl::string_view>& events,
+    bool with_uuids) const {
   absl::StatusOr<const PostHogClient*> client = projects_->Resolve(project);
   if (!client.ok()) return std::nullopt;
   const std::string& alias = (*client)->project().alias;
   auto queue = queues_.find(alias);
   if (queue == queues_.end()) return std::nullopt;
   std::optional<std::vector<BuiltEvent>> built =
-      builder_->BuildWire(events, (*client)->project().disable_geoip, /*with_uuids=*/false);
+      builder_->BuildWire(events, (*client)->project().disable_geoip, with_uuids);
   if (!built.has_value()) return std::nullopt;
   return Prepared{&alias, queue->second.get(), *std::move(built)};
+}
+
+void CapturePipeline::SpoolPreparedAsync(Prepared prepared, CaptureDone done) {
+  std::vector<std::string>* uuids = nullptr;
+  CountDone counted = CollectUuids(std::move(done), &uuids);
+  SpoolBuiltAsync(*prepared.alias, prepared.queue, prepared.events, uuids, std::move(counted));
 }
 
 void CapturePipeline::SpoolPreparedCountAsync(Prepared prepared, CountDone done) {

@@ -87,7 +87,7 @@ class CapturePipeline final {
                                 const std::vector<const posthog::v1::Event*>& events,
                                 absl::string_view field, bool indexed, CountDone done);
 
-  // Events of one stream message built for their project's queue, not yet
+  // Events of one request built for their project's queue, not yet
   // spooled (PrepareWire).
   struct Prepared {
     const std::string* alias = nullptr;  // The project's; lives as the pipeline.
@@ -95,19 +95,25 @@ class CapturePipeline final {
     std::vector<BuiltEvent> events;
   };
 
-  // PrepareWire builds `events`, each the wire bytes of one posthog.v1.Event
-  // (named `events[i]` as CaptureDurableCountAsync's with indexed `events`),
-  // for `project` with EventBuilder::BuildWire, so that a stream message's
-  // events are written as JSON straight from its bytes. Nothing observable
-  // happens: nullopt when the builder declines them or the project does not
-  // resolve, and then the caller parses the message and calls
-  // CaptureDurableCountAsync, which decides (and reports any error).
+  // PrepareWire builds `events`, each the wire bytes of one posthog.v1.Event,
+  // for `project` with EventBuilder::BuildWire (their uuids only
+  // `with_uuids`), so that a request's events are written as JSON straight
+  // from its bytes. Nothing observable happens: nullopt when the builder
+  // declines them or the project does not resolve, and then the caller
+  // parses the request and calls CaptureDurableAsync or
+  // CaptureDurableCountAsync, which decides (and reports any error). Errors
+  // are what those would report, so how the events' violations are named
+  // (`event.x`, `events[i].x`) does not matter here.
   std::optional<Prepared> PrepareWire(absl::string_view project,
-                                      const std::vector<absl::string_view>& events) const;
+                                      const std::vector<absl::string_view>& events,
+                                      bool with_uuids) const;
 
-  // SpoolPreparedCountAsync finishes what CaptureDurableCountAsync does for
-  // prepared events: spools them, queues them for delivery, and calls `done`
-  // as it does.
+  // SpoolPreparedAsync finishes what CaptureDurableAsync does for events
+  // prepared `with_uuids`: spools them, queues them for delivery, and calls
+  // `done` with their uuids as it does.
+  void SpoolPreparedAsync(Prepared prepared, CaptureDone done);
+
+  // SpoolPreparedCountAsync is the same for CaptureDurableCountAsync.
   void SpoolPreparedCountAsync(Prepared prepared, CountDone done);
 
   // ProjectPaused is whether PostHog refused `alias`'s project key (sending
@@ -144,6 +150,10 @@ class CapturePipeline final {
   void DurableAsync(absl::string_view project, const std::vector<const posthog::v1::Event*>& events,
                     absl::string_view field, bool indexed, std::vector<std::string>* uuids,
                     CountDone done);
+
+  // CollectUuids wraps `done` in a CountDone that hands it the uuids
+  // collected into `*uuids` (which lives until then).
+  static CountDone CollectUuids(CaptureDone done, std::vector<std::string>** uuids);
 
   // The rest of DurableAsync once the events are built.
   void SpoolBuiltAsync(const std::string& alias, ProjectQueue* queue,

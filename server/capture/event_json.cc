@@ -725,7 +725,7 @@ bool ScanWireEvent(absl::string_view bytes, WireEvent* event) {
   return true;
 }
 
-bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request) {
+bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request) {
   request->project = {};
   request->ack_mode = 0;
   request->events.clear();
@@ -755,6 +755,10 @@ bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request) {
   }
   return google::protobuf::internal::IsStructurallyValidUTF8(
       request->project.data(), static_cast<int>(request->project.size()));
+}
+
+bool ScanCaptureEventRequest(absl::string_view bytes, WireCaptureRequest* request) {
+  return ScanCaptureRequest(bytes, request) && request->events.size() == 1;
 }
 
 bool WireEventJson(const WireEvent& event, const WireEventJsonOptions& options, std::string* out) {

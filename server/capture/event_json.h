@@ -96,21 +96,33 @@ struct WireEvent {
 // it declines them (above).
 bool ScanWireEvent(absl::string_view bytes, WireEvent* event);
 
-// WireStreamRequest is one posthog.v1.StreamCaptureEventsRequest decoded only
-// as far as its own fields; the views point into the message's bytes.
-struct WireStreamRequest {
+// WireCaptureRequest is one capture request decoded only as far as its own
+// fields; the views point into the message's bytes. posthog.v1's
+// CaptureEventRequest, BatchCaptureEventsRequest and
+// StreamCaptureEventsRequest share their fields' numbers and wire types
+// (project 1, event or events 2, ack_mode 3), so one scan reads all three.
+struct WireCaptureRequest {
   absl::string_view project;
   int32_t ack_mode = 0;
-  std::vector<absl::string_view> events;  // Each an Event's bytes.
+  // Each an Event's bytes, in wire order. CaptureEventRequest's `event` is
+  // singular: protobuf merges its occurrences into one event, so a caller
+  // scanning one takes exactly one and declines any other count.
+  std::vector<absl::string_view> events;
 };
 
-// ScanStreamRequest decodes the request's own fields (project 1, events 2,
+// ScanCaptureRequest decodes the request's own fields (project 1, events 2,
 // ack_mode 3) into `request`, reusing its capacity; false when it leaves the
 // bytes to protobuf's parser: a field that is not the request's, a singular
 // one twice, a wire type other than the field's, a project that is not
-// valid UTF-8. (Capture's stream reads each message this way; the events are
-// then ScanWireEvent's.)
-bool ScanStreamRequest(absl::string_view bytes, WireStreamRequest* request);
+// valid UTF-8. (Capture's stream reads each message this way, and unary
+// CaptureEvent and BatchCaptureEvents their request; the events are then
+// ScanWireEvent's.)
+bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request);
+
+// ScanCaptureEventRequest is ScanCaptureRequest for a CaptureEventRequest:
+// false also unless its `event` appears exactly once (absent, protobuf gives
+// an empty event; twice, the two merged).
+bool ScanCaptureEventRequest(absl::string_view bytes, WireCaptureRequest* request);
 
 // What WireEventJson adds to an event besides its own fields.
 struct WireEventJsonOptions {

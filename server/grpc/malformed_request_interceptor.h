@@ -26,6 +26,11 @@
 
 namespace posthog_gateway {
 
+// The message of the INVALID_ARGUMENT this interceptor answers; a raw
+// handler that takes a method over from a typed one answers the same.
+inline constexpr char kMalformedRequestMessage[] =
+    "the request is not a valid protobuf message of the method's request type";
+
 class MalformedRequestInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:

@@ -1,5 +1,7 @@
 #include "server/service/capture_service.h"
 
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -7,12 +9,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "server/capture/event_json.h"
 #include "server/common/error_details.h"
 #include "server/common/error_reasons.h"
 #include "server/common/request_limits.h"
+#include "server/grpc/arena_message_allocator.h"
+#include "server/grpc/malformed_request_interceptor.h"
 #include "server/grpc/status_conversion.h"
 
 namespace posthog_gateway {
@@ -42,6 +47,48 @@ absl::Status DeliveredWaitsExhausted(int64_t max) {
   return status;
 }
 
+// SingleSlice points `slice` at a request's bytes: its one slice (a unary
+// request almost always arrives as one), or its slices joined into one of
+// its own.
+bool SingleSlice(const grpc::ByteBuffer& bytes, grpc::Slice* slice) {
+  return bytes.TrySingleSlice(slice).ok() || bytes.DumpToSingleSlice(slice).ok();
+}
+
+// SetUuidsResponse makes `response` the bytes protobuf writes for a message
+// whose repeated string field 1 holds `uuids`: BatchCaptureEventsResponse's
+// `uuids`, and CaptureEventResponse's `uuid` when there is one uuid (never
+// empty: 36 characters). Written straight into the slice gRPC sends.
+void SetUuidsResponse(absl::Span<const std::string> uuids, grpc::ByteBuffer* response) {
+  size_t size = 0;
+  for (const std::string& uuid : uuids) size += 1 + 10 + uuid.size();
+  grpc::Slice slice(size);
+  char* const begin = reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin()));
+  char* out = begin;
+  for (const std::string& uuid : uuids) {
+    *out++ = 0x0A;  // Field 1, LEN.
+    uint64_t length = uuid.size();
+    for (; length >= 0x80; length >>= 7) *out++ = static_cast<char>((length & 0x7F) | 0x80);
+    *out++ = static_cast<char>(length);
+    std::memcpy(out, uuid.data(), uuid.size());
+    out += uuid.size();
+  }
+  slice = slice.sub(0, static_cast<size_t>(out - begin));
+  grpc::ByteBuffer reply(&slice, 1);
+  response->Swap(&reply);
+}
+
+// FinishWithUuid finishes a CaptureEvent call with what the pipeline
+// returned.
+void FinishWithUuid(absl::StatusOr<std::vector<std::string>> uuids,
+                    grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response) {
+  if (!uuids.ok()) {
+    reactor->Finish(ToGrpcStatus(uuids.status()));
+    return;
+  }
+  SetUuidsResponse(*uuids, response);
+  reactor->Finish(grpc::Status::OK);
+}
+
 // A bidi stream refused before its first message.
 class RefusedBidi final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
@@ -57,42 +104,96 @@ CaptureServiceImpl::CaptureServiceImpl(CapturePipeline* pipeline, const Authoriz
       authorizer_(authorizer),
       streams_(streams),
       max_delivered_waits_(max_delivered_waits),
-      blocking_(max_delivered_waits) {
-  SetMessageAllocatorFor_CaptureEvent(&capture_event_messages_);
+      blocking_(max_delivered_waits) {}
+
+grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request_bytes,
+                                                           grpc::ByteBuffer* response_bytes) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!CaptureEventFromWire(context, *request_bytes, response_bytes, reactor)) {
+    CaptureParsedEvent(context, *request_bytes, response_bytes, reactor);
+  }
+  return reactor;
 }
 
-grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(
-    grpc::CallbackServerContext* context, const posthog::v1::CaptureEventRequest* request,
-    posthog::v1::CaptureEventResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status denied = authorizer_->Check(*context, "/posthog.v1.CaptureService/CaptureEvent",
-                                               request->project());
+// CaptureEventFromWire takes the request the short way when it can: its
+// event's JSON written straight from its bytes, as the stream's messages
+// (EventStream::CaptureFromWire), with no parse into messages. It declines
+// (false, having done nothing observable) what the long way must decide: a
+// request that is not plainly encoded, one whose event is missing or given
+// more than once (protobuf merges the occurrences), ACK_MODE_DELIVERED, an
+// event PrepareWire declines. What it takes it does as the long way would,
+// in the same order: the request is authorized (one unit of quota), then
+// spooled, and the call finishes once the spool syncs.
+bool CaptureServiceImpl::CaptureEventFromWire(grpc::CallbackServerContext* context,
+                                              const grpc::ByteBuffer& request_bytes,
+                                              grpc::ByteBuffer* response_bytes,
+                                              grpc::ServerUnaryReactor* reactor) {
+  // The JSON is written from views into the slice.
+  grpc::Slice slice;
+  if (!SingleSlice(request_bytes, &slice)) return false;
+  const absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  // Per thread, so that its list of events keeps its capacity; its views
+  // are read only within this call.
+  thread_local WireCaptureRequest wire;
+  if (!ScanCaptureEventRequest(bytes, &wire) || wire.ack_mode == posthog::v1::ACK_MODE_DELIVERED) {
+    return false;
+  }
+  std::optional<CapturePipeline::Prepared> prepared =
+      pipeline_->PrepareWire(wire.project, wire.events, /*with_uuids=*/true);
+  if (!prepared.has_value()) return false;
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.CaptureService/CaptureEvent", wire.project);
       !denied.ok()) {
     reactor->Finish(denied);
-    return reactor;
+    return true;
   }
-  auto finish = [reactor, response](absl::StatusOr<std::vector<std::string>> uuids) {
-    if (!uuids.ok()) {
-      reactor->Finish(ToGrpcStatus(uuids.status()));
-      return;
-    }
-    response->set_uuid(uuids->front());
-    reactor->Finish(grpc::Status::OK);
+  pipeline_->SpoolPreparedAsync(
+      *std::move(prepared),
+      [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
+        FinishWithUuid(std::move(uuids), reactor, response_bytes);
+      });
+  return true;
+}
+
+void CaptureServiceImpl::CaptureParsedEvent(grpc::CallbackServerContext* context,
+                                            const grpc::ByteBuffer& request_bytes,
+                                            grpc::ByteBuffer* response_bytes,
+                                            grpc::ServerUnaryReactor* reactor) {
+  // The request (an event's properties: many small objects) on an arena of
+  // its own.
+  auto request = std::make_unique<ArenaMessage<posthog::v1::CaptureEventRequest, 16 << 10>>();
+  if (!request->ParseFrom(request_bytes)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, kMalformedRequestMessage));
+    return;
+  }
+  const posthog::v1::CaptureEventRequest& r = **request;
+  if (grpc::Status denied =
+          authorizer_->Check(*context, "/posthog.v1.CaptureService/CaptureEvent", r.project());
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return;
+  }
+  auto finish = [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
+    FinishWithUuid(std::move(uuids), reactor, response_bytes);
   };
-  if (request->ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
-    pipeline_->CaptureDurableAsync(request->project(), {&request->event()}, "event",
-                                   /*indexed=*/false, std::move(finish));
-    return reactor;
+  if (r.ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
+    // Built before this returns: the request is not needed past it.
+    pipeline_->CaptureDurableAsync(r.project(), {&r.event()}, "event", /*indexed=*/false,
+                                   std::move(finish));
+    return;
   }
-  // The request, response and context live until Finish.
+  // The context and response live until Finish; the request goes with the
+  // wait.
   const absl::Time deadline = Deadline(context);
-  absl::AnyInvocable<void()&&> wait = [this, context, request, deadline, finish]() mutable {
-    finish(pipeline_->Capture(request->project(), {&request->event()}, "event",
-                              /*indexed=*/false, request->ack_mode(), deadline,
+  absl::AnyInvocable<void()&&> wait = [this, context, request = std::move(request), deadline,
+                                       finish]() mutable {
+    const posthog::v1::CaptureEventRequest& waiting = **request;
+    finish(pipeline_->Capture(waiting.project(), {&waiting.event()}, "event",
+                              /*indexed=*/false, waiting.ack_mode(), deadline,
                               [context] { return context->IsCancelled(); }));
   };
   if (!blocking_.TryStart(wait)) finish(DeliveredWaitsExhausted(max_delivered_waits_));
-  return reactor;
 }
 
 grpc::Status CaptureServiceImpl::BatchCaptureEvents(
@@ -236,7 +337,7 @@ class CaptureServiceImpl::EventStream final
   // spooled and acknowledged.
   bool CaptureFromWire() {
     absl::string_view bytes;
-    if (!Contiguous(&bytes) || !ScanStreamRequest(bytes, &wire_)) return false;
+    if (!Contiguous(&bytes) || !ScanCaptureRequest(bytes, &wire_)) return false;
     const bool first = message_number_ == 1;
     const absl::string_view project = first ? wire_.project : absl::string_view(project_);
     const int32_t ack_mode = first ? wire_.ack_mode : ack_mode_;
@@ -246,7 +347,7 @@ class CaptureServiceImpl::EventStream final
       return false;
     }
     std::optional<CapturePipeline::Prepared> prepared =
-        service_->pipeline_->PrepareWire(project, wire_.events);
+        service_->pipeline_->PrepareWire(project, wire_.events, /*with_uuids=*/false);
     if (!prepared.has_value()) return false;
     if (first) {
       project_ = std::string(wire_.project);
@@ -345,7 +446,7 @@ class CaptureServiceImpl::EventStream final
   // there are several, and its fields.
   std::vector<grpc::Slice> slices_;
   std::string joined_;
-  WireStreamRequest wire_;
+  WireCaptureRequest wire_;
   std::vector<const posthog::v1::Event*> events_;
   grpc::ByteBuffer response_bytes_;
   std::string project_;

@@ -23,18 +23,18 @@
 // stream message too, spending one unit of the caller's capture quota per
 // event; the default allows every call, for tests of the handlers alone.
 
+#include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "posthog/v1/capture.grpc.pb.h"
 #include "server/authz/authorizer.h"
 #include "server/capture/capture_pipeline.h"
-#include "server/grpc/arena_message_allocator.h"
 #include "server/grpc/blocking_calls.h"
 #include "server/grpc/stream_limits.h"
 
 namespace posthog_gateway {
 
 class CaptureServiceImpl final
-    : public posthog::v1::CaptureService::WithCallbackMethod_CaptureEvent<
+    : public posthog::v1::CaptureService::WithRawCallbackMethod_CaptureEvent<
           posthog::v1::CaptureService::WithRawCallbackMethod_StreamCaptureEvents<
               posthog::v1::CaptureService::Service>> {
  public:
@@ -47,9 +47,18 @@ class CaptureServiceImpl final
   // The default of capture.max_delivered_waits.
   static constexpr int64_t kDefaultMaxDeliveredWaits = 256;
 
+  // The methods served raw, which parse their requests themselves
+  // (NamedService::raw_methods).
+  static constexpr absl::string_view kRawMethods[] = {"CaptureEvent", "StreamCaptureEvents"};
+
+  // Raw: takes a serialized CaptureEventRequest and writes a
+  // CaptureEventResponse. An ordinary durable event is written as JSON
+  // straight from the request's bytes (CapturePipeline::PrepareWire); any
+  // other request is parsed and captured as before, with the same answers
+  // (a request that does not parse: INVALID_ARGUMENT).
   grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
-                                         const posthog::v1::CaptureEventRequest* request,
-                                         posthog::v1::CaptureEventResponse* response) override;
+                                         const grpc::ByteBuffer* request_bytes,
+                                         grpc::ByteBuffer* response_bytes) override;
   grpc::Status BatchCaptureEvents(grpc::ServerContext* context,
                                   const posthog::v1::BatchCaptureEventsRequest* request,
                                   posthog::v1::BatchCaptureEventsResponse* response) override;
@@ -79,6 +88,15 @@ class CaptureServiceImpl final
  private:
   class EventStream;
 
+  // The two ways of CaptureEvent: the wire path (false, having done nothing
+  // observable, when it declines the request) and the parsed one.
+  bool CaptureEventFromWire(grpc::CallbackServerContext* context,
+                            const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
+                            grpc::ServerUnaryReactor* reactor);
+  void CaptureParsedEvent(grpc::CallbackServerContext* context,
+                          const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
+                          grpc::ServerUnaryReactor* reactor);
+
   // Captures one convention event built from a request; `field` prefixes
   // violations ("" for the request's own fields).
   grpc::Status CaptureOne(grpc::ServerContext* context, const std::string& project,
@@ -89,10 +107,6 @@ class CaptureServiceImpl final
   const Authorizer* authorizer_;
   StreamLimits* const streams_;
   const int64_t max_delivered_waits_;
-  // CaptureEvent's request (an event's properties: many small objects) and
-  // response on one arena per call.
-  ArenaMessageAllocator<posthog::v1::CaptureEventRequest, posthog::v1::CaptureEventResponse>
-      capture_event_messages_;
   // ACK_MODE_DELIVERED CaptureEvent calls and stream messages, at most
   // max_delivered_waits at once; waited for on destruction.
   BlockingCalls blocking_;

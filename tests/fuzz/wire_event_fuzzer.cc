@@ -13,9 +13,13 @@
 //   bits 1-2: max_properties_depth 32 (the default), 2, 4 or 200 (past the
 //     wire path's nesting margin, so that protobuf's recursion limit decides);
 //   bit 3: the event is built twice in one call (two events, two uuids);
-//   bit 4: the rest is a whole posthog.v1.StreamCaptureEventsRequest instead,
-//     scanned by ScanStreamRequest (what it takes protobuf must parse to the
-//     same project, ack_mode and events) and its events built both ways.
+//   bits 4-5: 0, the rest is one Event; 1, a whole
+//     posthog.v1.StreamCaptureEventsRequest instead, scanned by
+//     ScanCaptureRequest (what it takes protobuf must parse to the same
+//     project, ack_mode and events) and its events built both ways; 2, a
+//     unary CaptureEventRequest, scanned by ScanCaptureEventRequest and its
+//     one event built both ways (as `event`, not indexed, as CaptureEvent's
+//     parsed path builds it); 3, a BatchCaptureEventsRequest, as 1.
 
 #include <cstddef>
 #include <cstdint>
@@ -62,7 +66,8 @@ EventBuilder MakeBuilder(const EventLimits& limits) {
 // with Build; when BuildWire takes them, Build must give the same.
 void CompareBuilds(const EventLimits& limits, bool disable_geoip,
                    const std::vector<absl::string_view>& wire_events,
-                   const std::vector<const posthog::v1::Event*>* events) {
+                   const std::vector<const posthog::v1::Event*>* events,
+                   absl::string_view field = "events", bool indexed = true) {
   const EventBuilder wire_builder = MakeBuilder(limits);
   const std::optional<std::vector<BuiltEvent>> wire =
       wire_builder.BuildWire(wire_events, disable_geoip, /*with_uuids=*/true);
@@ -70,7 +75,7 @@ void CompareBuilds(const EventLimits& limits, bool disable_geoip,
   std::optional<absl::StatusOr<std::vector<BuiltEvent>>> reference;
   if (events != nullptr) {
     const EventBuilder reference_builder = MakeBuilder(limits);
-    reference = reference_builder.Build(*events, "events", /*indexed=*/true, disable_geoip);
+    reference = reference_builder.Build(*events, field, indexed, disable_geoip);
   }
   if (!wire.has_value()) return;
   if (events == nullptr) Fail("the wire path took bytes protobuf's parser refuses");
@@ -92,16 +97,19 @@ void CompareBuilds(const EventLimits& limits, bool disable_geoip,
   }
 }
 
-// The request mode: the stream's scan of a whole message, then its events.
+// The request modes: the scan of a whole request, then its events. `Request`
+// is StreamCaptureEventsRequest or BatchCaptureEventsRequest (the same
+// layout, both read by ScanCaptureRequest).
+template <typename Request>
 void FuzzRequest(const std::string& bytes, const EventLimits& limits, bool disable_geoip) {
-  posthog::v1::StreamCaptureEventsRequest parsed;
+  Request parsed;
   const bool parses = parsed.ParseFromString(bytes);
   std::vector<const posthog::v1::Event*> events;
   if (parses) {
     for (const posthog::v1::Event& event : parsed.events()) events.push_back(&event);
   }
-  posthog_gateway::WireStreamRequest request;
-  if (!posthog_gateway::ScanStreamRequest(bytes, &request)) return;  // Declined: allowed.
+  posthog_gateway::WireCaptureRequest request;
+  if (!posthog_gateway::ScanCaptureRequest(bytes, &request)) return;  // Declined: allowed.
   if (!parses) {
     // The scan leaves the events' bytes to BuildWire: the two together must
     // not take what protobuf refuses.
@@ -113,6 +121,26 @@ void FuzzRequest(const std::string& bytes, const EventLimits& limits, bool disab
   if (request.events.size() != events.size()) Fail("event counts differ");
   if (events.empty()) return;
   CompareBuilds(limits, disable_geoip, request.events, &events);
+}
+
+// Unary CaptureEvent's request: what the scan takes is one event, which
+// protobuf must parse to the same project and ack_mode, and (not merged
+// with another occurrence) to the same event.
+void FuzzCaptureEventRequest(const std::string& bytes, const EventLimits& limits,
+                             bool disable_geoip) {
+  posthog::v1::CaptureEventRequest parsed;
+  const bool parses = parsed.ParseFromString(bytes);
+  posthog_gateway::WireCaptureRequest request;
+  if (!posthog_gateway::ScanCaptureEventRequest(bytes, &request)) return;  // Declined: allowed.
+  if (request.events.size() != 1) Fail("the unary scan took other than one event");
+  if (!parses) {
+    CompareBuilds(limits, disable_geoip, request.events, nullptr);
+    return;
+  }
+  if (request.project != parsed.project()) Fail("projects differ");
+  if (request.ack_mode != static_cast<int32_t>(parsed.ack_mode())) Fail("ack_modes differ");
+  const std::vector<const posthog::v1::Event*> events = {&parsed.event()};
+  CompareBuilds(limits, disable_geoip, request.events, &events, "event", /*indexed=*/false);
 }
 
 }  // namespace
@@ -132,9 +160,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr int64_t kDepths[] = {32, 2, 4, 200};
   EventLimits limits;
   limits.max_properties_depth = kDepths[(options >> 1) & 3];
-  if ((options & 16) != 0) {
-    FuzzRequest(bytes, limits, disable_geoip);
-    return 0;
+  switch ((options >> 4) & 3) {
+    case 1:
+      FuzzRequest<posthog::v1::StreamCaptureEventsRequest>(bytes, limits, disable_geoip);
+      return 0;
+    case 2:
+      FuzzCaptureEventRequest(bytes, limits, disable_geoip);
+      return 0;
+    case 3:
+      FuzzRequest<posthog::v1::BatchCaptureEventsRequest>(bytes, limits, disable_geoip);
+      return 0;
+    default:
+      break;
   }
   const size_t copies = (options & 8) != 0 ? 2 : 1;
   posthog::v1::Event parsed;

@@ -71,10 +71,13 @@ class MalformedRequestTest : public ::testing::Test {
     server_ = std::make_unique<GatewayServer>(
         ServerConfig{},
         std::vector<NamedService>{
-            {v1::CaptureService::service_full_name(), capture_.get()},
-            {v1::PersonService::service_full_name(), persons_.get()},
             // Raw methods named as the gateway names them, so
             // that their handlers answer alone.
+            {v1::CaptureService::service_full_name(),
+             capture_.get(),
+             {std::begin(CaptureServiceImpl::kRawMethods),
+              std::end(CaptureServiceImpl::kRawMethods)}},
+            {v1::PersonService::service_full_name(), persons_.get()},
             {v1::FlagService::service_full_name(),
              flags_.get(),
              {std::begin(FlagServiceImpl::kRawMethods), std::end(FlagServiceImpl::kRawMethods)}},

@@ -545,7 +545,7 @@ TEST(WireEventDeclinesTest, TagsAndLengthsLongerThanProtobufReads) {
 
 // The stream's scan of a whole message reads its fields as protobuf does,
 // and declines what protobuf refuses (the 5-byte tag and length limit too).
-TEST(WireStreamRequestTest, ScanMatchesProtobufOrDeclines) {
+TEST(WireCaptureRequestTest, ScanMatchesProtobufOrDeclines) {
   const std::string event = kValidEvent;
   const std::string taken[] = {
       StringField(1, "proj") + StringField(2, event) + Tag(3, 0) + '\1' + StringField(2, event),
@@ -556,8 +556,8 @@ TEST(WireStreamRequestTest, ScanMatchesProtobufOrDeclines) {
   for (const std::string& bytes : taken) {
     posthog::v1::StreamCaptureEventsRequest parsed;
     ASSERT_TRUE(parsed.ParseFromString(bytes));
-    WireStreamRequest request;
-    ASSERT_TRUE(ScanStreamRequest(bytes, &request));
+    WireCaptureRequest request;
+    ASSERT_TRUE(ScanCaptureRequest(bytes, &request));
     EXPECT_EQ(request.project, parsed.project());
     EXPECT_EQ(request.ack_mode, static_cast<int32_t>(parsed.ack_mode()));
     EXPECT_EQ(request.events.size(), static_cast<size_t>(parsed.events_size()));
@@ -570,8 +570,144 @@ TEST(WireStreamRequestTest, ScanMatchesProtobufOrDeclines) {
       StringField(4, "x"),                                           // Unknown.
   };
   for (const std::string& bytes : declined) {
-    WireStreamRequest request;
-    EXPECT_FALSE(ScanStreamRequest(bytes, &request));
+    WireCaptureRequest request;
+    EXPECT_FALSE(ScanCaptureRequest(bytes, &request));
+  }
+}
+
+// Unary CaptureEvent's request both ways: the wire side is what the service
+// does (ScanCaptureEventRequest, then BuildWire on the one event); the
+// reference parses the CaptureEventRequest and builds its event with Build,
+// as the parsed path does. Whatever the wire side takes must parse to the
+// same project, ack_mode and event, built byte for byte the same.
+void ExpectCaptureEventSameAsParsed(const std::string& bytes, bool must_take) {
+  WireCaptureRequest request;
+  const bool scanned = ScanCaptureEventRequest(bytes, &request);
+  posthog::v1::CaptureEventRequest parsed;
+  const bool parses = parsed.ParseFromString(bytes);
+  if (must_take) {
+    ASSERT_TRUE(scanned);
+  }
+  if (!scanned) return;
+  ASSERT_TRUE(parses) << "the scan took bytes protobuf refuses";
+  EXPECT_EQ(request.project, parsed.project());
+  EXPECT_EQ(request.ack_mode, static_cast<int32_t>(parsed.ack_mode()));
+  ASSERT_EQ(request.events.size(), 1u);
+  for (bool disable_geoip : {true, false}) {
+    const EventBuilder wire_builder = MakeBuilder();
+    const EventBuilder reference_builder = MakeBuilder();
+    std::optional<std::vector<BuiltEvent>> wire =
+        wire_builder.BuildWire(request.events, disable_geoip, /*with_uuids=*/true);
+    absl::StatusOr<std::vector<BuiltEvent>> reference =
+        reference_builder.Build({&parsed.event()}, "event", /*indexed=*/false, disable_geoip);
+    if (must_take) {
+      ASSERT_TRUE(wire.has_value()) << parsed.DebugString();
+    }
+    if (!wire.has_value()) continue;
+    ASSERT_TRUE(reference.ok()) << reference.status() << "\n" << parsed.DebugString();
+    ASSERT_EQ(wire->size(), 1u);
+    EXPECT_EQ((*wire)[0].json, (*reference)[0].json);
+    EXPECT_EQ((*wire)[0].uuid, (*reference)[0].uuid);
+    EXPECT_EQ((*wire)[0].historical_migration, (*reference)[0].historical_migration);
+  }
+}
+
+TEST(WireCaptureEventRequestTest, TakenShapesMatchTheParsedPath) {
+  posthog::v1::CaptureEventRequest full;
+  full.set_project("demo");
+  full.set_ack_mode(posthog::v1::ACK_MODE_DURABLE);
+  *full.mutable_event() = ParseText(R"pb(event: "bench event"
+                                         distinct_id: "user-42"
+                                         uuid: "0190A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B"
+                                         timestamp { seconds: 1767323000 nanos: 5000000 }
+                                         historical_migration: true
+                                         groups { key: "company" value: "acme" }
+                                         properties {
+                                           fields {
+                                             key: "plan"
+                                             value { string_value: "pro" }
+                                           }
+                                           fields {
+                                             key: "amount"
+                                             value { number_value: 42 }
+                                           }
+                                         })pb");
+  const std::string event = kValidEvent;
+  const std::string taken[] = {
+      full.SerializeAsString(),
+      StringField(2, event),  // The default project and mode.
+      StringField(1, "proj") + StringField(2, event) + Tag(3, 0) + '\1',
+      // Out of order; an ack_mode in 10 bytes (protobuf keeps the low 32
+      // bits: 2^63 + 1 is 1); an unknown mode (an open enum).
+      Tag(3, 0) + std::string("\x81\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10) +
+          StringField(2, event) + StringField(1, "p"),
+      StringField(2, event) + Tag(3, 0) + '\x07',
+      // Project and event with a length in 5 bytes (not minimal).
+      Tag(1, 2) + std::string("\x81\x80\x80\x80\x00", 5) + "p" + Tag(2, 2) +
+          std::string("\x86\x80\x80\x80\x00", 5) + event,
+  };
+  ASSERT_EQ(event.size(), 6u);  // The last case's length.
+  for (const std::string& bytes : taken) {
+    SCOPED_TRACE(::testing::PrintToString(bytes));
+    ExpectCaptureEventSameAsParsed(bytes, /*must_take=*/true);
+  }
+}
+
+TEST(WireCaptureEventRequestTest, DeclinesWhatTheParsedPathDecides) {
+  const std::string event = kValidEvent;
+  // Each occurrence alone is invalid, merged (as protobuf does) valid: the
+  // scan must not take either.
+  const std::string merged =
+      StringField(2, StringField(1, "e")) + StringField(2, StringField(2, "d"));
+  posthog::v1::CaptureEventRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(merged));
+  EXPECT_EQ(parsed.event().event(), "e");
+  EXPECT_EQ(parsed.event().distinct_id(), "d");
+  const std::string declined[] = {
+      merged,
+      StringField(2, event) + StringField(2, event),  // Twice, valid each.
+      StringField(1, "p"),                            // No event: Build refuses it.
+      "",                                             // Nothing at all.
+      StringField(1, "a") + StringField(1, "b") + StringField(2, event),  // Project kept last.
+      Tag(3, 0) + '\1' + Tag(3, 0) + '\2' + StringField(2, event),        // Mode kept last.
+      StringField(1, "\xff") + StringField(2, event),                     // Refused by protobuf.
+      StringField(2, event) + StringField(4, "x"),                        // Unknown.
+      Tag(2, 0) + '\1',                                                   // The event as a varint.
+      Tag(1, 2) + std::string("\x81\x80\x80\x80\x80\x00", 6) + "p" + StringField(2, event),
+      StringField(2, event).substr(0, 4),  // Truncated.
+  };
+  for (const std::string& bytes : declined) {
+    SCOPED_TRACE(::testing::PrintToString(bytes));
+    WireCaptureRequest request;
+    EXPECT_FALSE(ScanCaptureEventRequest(bytes, &request));
+  }
+  // The event inside a taken request is still BuildWire's to decline.
+  const std::string invalid_event = StringField(1, "p") + StringField(2, StringField(1, "e"));
+  WireCaptureRequest request;
+  ASSERT_TRUE(ScanCaptureEventRequest(invalid_event, &request));
+  EXPECT_FALSE(MakeBuilder().BuildWire(request.events, true, true).has_value());
+  ExpectCaptureEventSameAsParsed(invalid_event, /*must_take=*/false);
+}
+
+// BatchCaptureEventsRequest has StreamCaptureEventsRequest's layout: the
+// same scan reads it as protobuf does.
+TEST(WireCaptureRequestTest, BatchRequestsScanAsProtobufParses) {
+  const std::string event = kValidEvent;
+  const std::string taken[] = {
+      StringField(1, "proj") + StringField(2, event) + Tag(3, 0) + '\1' + StringField(2, event),
+      StringField(2, event), Tag(3, 0) + '\2',  // No events: the parsed path refuses it.
+  };
+  for (const std::string& bytes : taken) {
+    posthog::v1::BatchCaptureEventsRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes));
+    WireCaptureRequest request;
+    ASSERT_TRUE(ScanCaptureRequest(bytes, &request));
+    EXPECT_EQ(request.project, parsed.project());
+    EXPECT_EQ(request.ack_mode, static_cast<int32_t>(parsed.ack_mode()));
+    ASSERT_EQ(request.events.size(), static_cast<size_t>(parsed.events_size()));
+    for (size_t i = 0; i < request.events.size(); ++i) {
+      EXPECT_EQ(request.events[i], parsed.events(static_cast<int>(i)).SerializeAsString());
+    }
   }
 }
 
