@@ -23,11 +23,17 @@ absl::StatusOr<std::string> GzipDecompress(absl::string_view data, size_t limit)
 // -1 for zlib's default); used by tests and tools.
 std::string GzipCompress(absl::string_view data, int level = -1);
 
+// kGzipBodyHeader marks a request whose `Content-Encoding: gzip` the server
+// took away so that httplib would not inflate the body (the capture routes:
+// emulator/server.cc); DecodeRequestBody gunzips it.
+inline constexpr char kGzipBodyHeader[] = "X-Emulator-Gzip-Body";
+
 // DecodeRequestBody returns the request body as capture reads it: gunzipped
-// when it starts with the gzip magic bytes 1f 8b (httplib has already undone
-// `Content-Encoding: gzip`; `?compression=gzip|gzip-js` bodies carry the
+// when it starts with the gzip magic bytes 1f 8b (`Content-Encoding: gzip`
+// bodies, see kGzipBodyHeader; `?compression=gzip|gzip-js` bodies carry the
 // magic bytes), base64-decoded for `?compression=base64`. ResourceExhausted
-// when the decoded body exceeds `limit`.
+// when the decoded body exceeds `limit`; InvalidArgument for a body marked
+// with kGzipBodyHeader that is not gzip, or for corrupt gzip.
 absl::StatusOr<std::string> DecodeRequestBody(const httplib::Request& req, size_t limit);
 
 // SetJson sets a JSON response with `status`.

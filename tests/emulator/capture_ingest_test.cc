@@ -3,6 +3,8 @@
 // what nlohmann accepts that the scanner does not, and every error): both
 // must store and derive exactly the same.
 
+#include <zlib.h>
+
 #include <string>
 #include <vector>
 
@@ -204,6 +206,40 @@ TEST(GzipDecompressTest, EnforcesTheLimitExactlyAndRejectsBadStreams) {
   auto big = GzipDecompress(GzipCompress(zeros), zeros.size());
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(*big, zeros);
+}
+
+// A whole single member takes libdeflate's path; everything else keeps
+// zlib's answers: the first member of several, trailing bytes ignored, a
+// trailer whose size lies, a zlib (not gzip) stream.
+TEST(GzipDecompressTest, UnusualStreamsKeepZlibsAnswers) {
+  const std::string first = "{\"event\":\"a\"}";
+  const std::string second = "{\"event\":\"b\"}";
+  const std::string gz = GzipCompress(first);
+  auto two = GzipDecompress(gz + GzipCompress(second), 1000);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(*two, first);
+  auto trailing = GzipDecompress(gz + "garbage", 1000);
+  ASSERT_TRUE(trailing.ok());
+  EXPECT_EQ(*trailing, first);
+  std::string lying = gz;
+  lying[lying.size() - 4] = static_cast<char>(first.size() - 1);  // ISIZE one short
+  EXPECT_EQ(GzipDecompress(lying, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+  std::string bad_crc = gz;
+  bad_crc[bad_crc.size() - 8] ^= 0x01;
+  EXPECT_EQ(GzipDecompress(bad_crc, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+  z_stream zs{};
+  ASSERT_EQ(deflateInit(&zs, 6), Z_OK);
+  std::string zlib_stream(deflateBound(&zs, first.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(first.data()));
+  zs.avail_in = static_cast<uInt>(first.size());
+  zs.next_out = reinterpret_cast<Bytef*>(&zlib_stream[0]);
+  zs.avail_out = static_cast<uInt>(zlib_stream.size());
+  ASSERT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  zlib_stream.resize(zs.total_out);
+  deflateEnd(&zs);
+  auto inflated = GzipDecompress(zlib_stream, 1000);
+  ASSERT_TRUE(inflated.ok());
+  EXPECT_EQ(*inflated, first);
 }
 
 }  // namespace

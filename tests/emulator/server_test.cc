@@ -224,6 +224,19 @@ TEST_F(EmulatorServerTest, GzipBodiesAreAcceptedByHeaderQueryOrMagicBytes) {
   EXPECT_EQ(r2->status, 200);
   EXPECT_EQ(r3->status, 200);
   EXPECT_EQ(Events()["count"], 3);
+  // The capture routes gunzip `Content-Encoding: gzip` bodies themselves
+  // (not httplib): a body so labelled that is not gzip, or corrupt gzip, is
+  // still refused, and stores nothing.
+  auto plain =
+      client_->Post("/batch/", {{"Content-Encoding", "gzip"}}, body(4), "application/json");
+  std::string corrupt = GzipCompress(body(5));
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  corrupt[corrupt.size() / 2 + 1] ^= 0x55;
+  auto bad = client_->Post("/e/", {{"Content-Encoding", "gzip"}}, corrupt, "application/json");
+  ASSERT_TRUE(plain && bad);
+  EXPECT_EQ(plain->status, 400);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(Events()["count"], 3);
 }
 
 TEST_F(EmulatorServerTest, CaptureRejectsBadTokensBodiesAndSizes) {
