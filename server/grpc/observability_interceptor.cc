@@ -1,8 +1,10 @@
 #include "server/grpc/observability_interceptor.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -91,16 +93,12 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     if (!access_log_.empty()) LogBuffered(access_log_severity_, "call", access_log_);
   }
 
+  // Only the status on its way out: the request's metadata is read when the
+  // call is logged (Finish), from the call's context, which holds it for the
+  // whole call. Reading it on arrival built gRPC's metadata map (a heap node
+  // per entry) and copied x-request-id and the trace id for every call, most
+  // of which are never logged (access_log "errors", health checks).
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
-      const auto* metadata = methods->GetRecvInitialMetadata();
-      if (auto it = metadata->find("x-request-id"); it != metadata->end()) {
-        request_id_.assign(it->second.data(), it->second.size());
-      }
-      if (auto it = metadata->find("traceparent"); it != metadata->end()) {
-        trace_id_ = TraceId(absl::string_view(it->second.data(), it->second.size()));
-      }
-    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
       if (std::optional<int64_t> millis = RetryPushbackMillis(status)) {
@@ -140,9 +138,18 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     access_log_.emplace_back("method", method_->full_name);
     access_log_.emplace_back("code", code);
     access_log_.emplace_back("duration_ms", absl::StrCat(seconds * 1000));
-    access_log_.emplace_back("peer", info_->server_context()->peer());
-    if (!request_id_.empty()) access_log_.emplace_back("request_id", request_id_);
-    if (!trace_id_.empty()) access_log_.emplace_back("trace_id", trace_id_);
+    grpc::ServerContextBase* context = info_->server_context();
+    access_log_.emplace_back("peer", context->peer());
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata = context->client_metadata();
+    if (auto it = metadata.find("x-request-id"); it != metadata.end() && !it->second.empty()) {
+      access_log_.emplace_back("request_id", std::string(it->second.data(), it->second.size()));
+    }
+    if (auto it = metadata.find("traceparent"); it != metadata.end()) {
+      if (std::string trace_id = TraceId(absl::string_view(it->second.data(), it->second.size()));
+          !trace_id.empty()) {
+        access_log_.emplace_back("trace_id", std::move(trace_id));
+      }
+    }
     // Named only for a call that is logged: with access_log "errors" most
     // calls are not, and naming a caller the deployment does not identify
     // builds an UNAUTHENTICATED status with its details (0.8 % of the
@@ -153,7 +160,7 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
     // in development mode, access_log "all", the capture benchmark).
     if (!authorizer_->IdentifiesCallers()) {
       // Nobody to name.
-    } else if (absl::StatusOr<Caller> caller = authorizer_->Identify(*info_->server_context());
+    } else if (absl::StatusOr<Caller> caller = authorizer_->Identify(*context);
                caller.ok() && !caller->name.empty()) {
       access_log_.emplace_back("caller", std::move(caller->name));
     }
@@ -170,8 +177,6 @@ class ObservabilityInterceptor final : public grpc::experimental::Interceptor {
   const Authorizer* const authorizer_;
   const AccessLog access_log_policy_;
   const absl::Time start_;
-  std::string request_id_;
-  std::string trace_id_;
 };
 
 }  // namespace

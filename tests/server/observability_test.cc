@@ -214,6 +214,42 @@ TEST(ObservabilityInterceptorTest, CountsCallsByMethodAndCodeAndServesThemOnTheA
   EXPECT_EQ(health->status, 200);
 }
 
+// The access log names the call's x-request-id and the trace id of its W3C
+// traceparent; a traceparent it cannot read, or an empty x-request-id,
+// names nothing.
+TEST(ObservabilityInterceptorTest, LogsTheRequestIdAndTheTraceIdOfTheTraceparent) {
+  MetricsRegistry registry;
+  ScriptedUserService service;
+  std::unique_ptr<grpc::Server> server = StartIntercepted(&registry, &service);
+  auto stub = posthog::v1::UserService::NewStub(server->InProcessChannel({}));
+  FlushLog();
+  ::testing::internal::CaptureStderr();
+  auto call = [&](const std::string& request_id, const std::string& traceparent) {
+    grpc::ClientContext context;
+    context.AddMetadata("x-request-id", request_id);
+    context.AddMetadata("traceparent", traceparent);
+    posthog::v1::GetCurrentUserRequest request;
+    request.set_project("ok");
+    posthog::v1::GetCurrentUserResponse response;
+    EXPECT_TRUE(stub->GetCurrentUser(&context, request, &response).ok());
+  };
+  call("req-traced", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  call("", "not-a-traceparent");
+  server->Shutdown();
+  FlushLog();  // OK calls' lines may be held (LogBuffered).
+  const std::string access_log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(access_log, HasSubstr("\"request_id\":\"req-traced\","
+                                    "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\"}\n"));
+  // Two lines, and only the first names a request or a trace.
+  const size_t first = access_log.find("\"message\":\"call\"");
+  ASSERT_NE(first, std::string::npos) << access_log;
+  ASSERT_NE(access_log.find("\"message\":\"call\"", first + 1), std::string::npos) << access_log;
+  EXPECT_EQ(access_log.find("\"request_id\"", access_log.find("req-traced") + 1), std::string::npos)
+      << access_log;
+  EXPECT_EQ(access_log.find("\"trace_id\"", access_log.find("0af76519") + 1), std::string::npos)
+      << access_log;
+}
+
 TEST(ObservabilityInterceptorTest, UnknownMethodsShareOneSeries) {
   MetricsRegistry registry;
   ScriptedUserService service;
