@@ -326,15 +326,19 @@ class ProjectQueueTest : public BatchSenderTest {
     absl::StatusOr<Spool::Opened> opened = Spool::Open(spool_options);
     EXPECT_TRUE(opened.ok()) << opened.status();
     spool_ = std::move(opened->spool);
-    for (int i = 0; i < 20; ++i) http_.Respond(200, R"({"status":"Ok"})");
   }
 
-  // Starts the queue: one worker, so that batches go out in order.
-  void StartQueue(int64_t max_queued_bytes) {
+  // Starts the queue: one worker, so that batches go out in order. PostHog
+  // answers `first` (HTTP statuses, in order), then 200s.
+  void StartQueue(int64_t max_queued_bytes, const std::vector<int>& first = {},
+                  int64_t batch_max_events = 1000) {
+    for (int status : first) http_.Respond(status, status == 200 ? "{}" : R"({"code":"bad"})");
+    for (int i = 0; i < 20; ++i) http_.Respond(200, R"({"status":"Ok"})");
     DeliveryOptions options;
     options.max_in_flight = 1;
     options.flush_interval = absl::Milliseconds(1);
     options.max_queued_bytes = max_queued_bytes;
+    options.batch_max_events = batch_max_events;
     DeliveryEnv env;  // The real clock: the worker waits for it.
     env.random = [] { return 0.0; };
     queue_ = std::make_unique<ProjectQueue>(*registry_->Resolve(""), keys_.get(), spool_.get(),
@@ -409,6 +413,61 @@ TEST_F(ProjectQueueTest, BlocksAfterABacklogOnDiskJoinItInOrder) {
   WaitUntilDelivered();
 
   EXPECT_EQ(SentIds(), (std::vector<std::string>{"a0", "a1", "b0", "b1", "b2", "b3", "c0"}));
+}
+
+// A 400 split over the events of one block read back from disk: the good
+// ones delivered, the refused one dead-lettered with its own JSON (a view
+// into the block, which must outlive the split), every record released.
+TEST_F(ProjectQueueTest, A400SplitsABlockReadBackFromDiskAndDeadLettersTheRefusedEvent) {
+  StartQueue(/*max_queued_bytes=*/1, {400, 200, 400, 400, 200});  // x0..x3, x0 x1, x2 x3, x2, x3
+  SpoolAndQueue("x", 4);
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentBatches(),
+            (std::vector<std::vector<std::string>>{
+                {"x0", "x1", "x2", "x3"}, {"x0", "x1"}, {"x2", "x3"}, {"x2"}, {"x3"}}));
+  EXPECT_EQ(dead_letters_->count(), 1);
+  std::ifstream file(dead_letter_path_);
+  std::string line;
+  std::getline(file, line);
+  EXPECT_EQ(json::parse(line)["event"], json::parse(R"({"event":"e","distinct_id":"x2"})"));
+}
+
+// A block larger than a batch goes out in several, in order; the block is
+// freed with its last event.
+TEST_F(ProjectQueueTest, ABlockLargerThanABatchIsSentInOrderAndFreedAfterItsLastEvent) {
+  StartQueue(int64_t{1} << 20, {}, /*batch_max_events=*/2);
+  std::weak_ptr<const RecordBlock> block = SpoolAndQueue("b", 5);
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentBatches(),
+            (std::vector<std::vector<std::string>>{{"b0", "b1"}, {"b2", "b3"}, {"b4"}}));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!block.expired() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_TRUE(block.expired());
+}
+
+// Events of both kinds in one block: each batch holds one kind.
+TEST_F(ProjectQueueTest, ABlockOfBothHistoricalKindsIsSentAsOneBatchPerKind) {
+  StartQueue(int64_t{1} << 20);
+  auto block = std::make_shared<RecordBlock>();
+  block->Add("demo", false, R"({"event":"e","distinct_id":"h0"})");
+  block->Add("demo", true, R"({"event":"e","distinct_id":"h1"})");
+  block->Add("demo", false, R"({"event":"e","distinct_id":"h2"})");
+  absl::StatusOr<SpoolLocation> location = spool_->Append(block);
+  ASSERT_TRUE(location.ok()) << location.status();
+  queue_->Enqueue(std::move(block), *location);
+
+  WaitUntilDelivered();
+
+  EXPECT_EQ(SentBatches(), (std::vector<std::vector<std::string>>{{"h0"}, {"h1"}, {"h2"}}));
+  std::vector<bool> historical;
+  for (const HttpRequest& request : http_.requests()) {
+    historical.push_back(json::parse(Gunzip(request.body))["historical_migration"]);
+  }
+  EXPECT_EQ(historical, (std::vector<bool>{false, true, false}));
 }
 
 }  // namespace
