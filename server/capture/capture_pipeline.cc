@@ -245,26 +245,33 @@ std::optional<CapturePipeline::Prepared> CapturePipeline::PrepareWire(
   const std::string& alias = (*client)->project().alias;
   auto queue = queues_.find(alias);
   if (queue == queues_.end()) return std::nullopt;
-  std::optional<std::vector<BuiltEvent>> built =
-      builder_->BuildWire(events, (*client)->project().disable_geoip, with_uuids);
-  if (!built.has_value()) return std::nullopt;
-  return Prepared{&alias, queue->second.get(), *std::move(built)};
+  Prepared prepared{&alias, queue->second.get(), std::make_shared<RecordBlock>(), {}};
+  if (!builder_->BuildWireRecords(events, (*client)->project().disable_geoip, alias,
+                                  prepared.block.get(), with_uuids ? &prepared.uuids : nullptr)) {
+    return std::nullopt;
+  }
+  return prepared;
 }
 
 void CapturePipeline::SpoolPreparedAsync(Prepared prepared, CaptureDone done) {
   std::vector<std::string>* uuids = nullptr;
   CountDone counted = CollectUuids(std::move(done), &uuids);
-  SpoolBuiltAsync(*prepared.alias, prepared.queue, prepared.events, uuids, std::move(counted));
+  *uuids = std::move(prepared.uuids);
+  SpoolBlockAsync(prepared.queue, std::move(prepared.block), std::move(counted));
 }
 
 void CapturePipeline::SpoolPreparedCountAsync(Prepared prepared, CountDone done) {
-  SpoolBuiltAsync(*prepared.alias, prepared.queue, prepared.events, /*uuids=*/nullptr,
-                  std::move(done));
+  SpoolBlockAsync(prepared.queue, std::move(prepared.block), std::move(done));
 }
 
 void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* project_queue,
                                       std::vector<BuiltEvent>& built,
                                       std::vector<std::string>* uuids, CountDone done) {
+  SpoolBlockAsync(project_queue, EncodeBuilt(alias, built, uuids), std::move(done));
+}
+
+void CapturePipeline::SpoolBlockAsync(ProjectQueue* project_queue,
+                                      std::shared_ptr<const RecordBlock> block, CountDone done) {
   // What waits for the sync, in one allocation the callback points to: the
   // records (the spool writes them, then they go on to the delivery queue)
   // and the callback.
@@ -276,8 +283,7 @@ void CapturePipeline::SpoolBuiltAsync(const std::string& alias, ProjectQueue* pr
   auto spooling = std::make_unique<Spooling>();
   spooling->queue = project_queue;
   spooling->done = std::move(done);
-  spooling->block = EncodeBuilt(alias, built, uuids);
-  std::shared_ptr<const RecordBlock> block = spooling->block;
+  spooling->block = block;
   spool_->AppendAsync(std::move(block),
                       [spooling = std::move(spooling)](absl::StatusOr<SpoolLocation> location) {
                         if (!location.ok()) return spooling->done(location.status());

@@ -92,11 +92,14 @@ class CapturePipeline final {
   struct Prepared {
     const std::string* alias = nullptr;  // The project's; lives as the pipeline.
     ProjectQueue* queue = nullptr;
-    std::vector<BuiltEvent> events;
+    // The events as the spool's records, written by the builder.
+    std::shared_ptr<RecordBlock> block;
+    // Their uuids, when prepared `with_uuids`.
+    std::vector<std::string> uuids;
   };
 
   // PrepareWire builds `events`, each the wire bytes of one posthog.v1.Event,
-  // for `project` with EventBuilder::BuildWire (their uuids only
+  // for `project` with EventBuilder::BuildWireRecords (their uuids only
   // `with_uuids`), so that a request's events are written as JSON straight
   // from its bytes. Nothing observable happens: nullopt when the builder
   // declines them or the project does not resolve, and then the caller
@@ -158,6 +161,10 @@ class CapturePipeline final {
   // The rest of DurableAsync once the events are built.
   void SpoolBuiltAsync(const std::string& alias, ProjectQueue* queue,
                        std::vector<BuiltEvent>& built, std::vector<std::string>* uuids,
+                       CountDone done);
+  // The rest once the events are encoded: spools `block`, then queues it for
+  // delivery and calls `done` with its count.
+  void SpoolBlockAsync(ProjectQueue* queue, std::shared_ptr<const RecordBlock> block,
                        CountDone done);
 
   const ProjectRegistry* projects_ = nullptr;

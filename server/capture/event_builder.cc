@@ -3,6 +3,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -217,15 +218,15 @@ absl::StatusOr<std::vector<BuiltEvent>> EventBuilder::Build(
   return built;
 }
 
-std::optional<std::vector<BuiltEvent>> EventBuilder::BuildWire(
-    const std::vector<absl::string_view>& events, bool disable_geoip, bool with_uuids) const {
+bool EventBuilder::BuildWireEach(
+    const std::vector<absl::string_view>& events, bool disable_geoip,
+    absl::FunctionRef<void(const char* uuid, absl::string_view json, bool historical_migration)>
+        take) const {
   const absl::Time now = clock_->Now();
   const std::string now_text = FormatEventTime(now);
-  // The JSON is written into a per-thread buffer that keeps its capacity and
-  // copied out at its exact size (as EventJson).
+  // The JSON is written into a per-thread buffer that keeps its capacity;
+  // `take` copies it where it is kept.
   thread_local std::string json;
-  std::vector<BuiltEvent> built;
-  built.reserve(events.size());
   bool ok = true;
   for (absl::string_view bytes : events) {
     WireEvent event;
@@ -264,16 +265,46 @@ std::optional<std::vector<BuiltEvent>> EventBuilder::BuildWire(
       ok = false;
       break;
     }
-    BuiltEvent out;
-    if (with_uuids) out.uuid.assign(uuid, sizeof(uuid));
-    out.json.assign(json);
-    out.historical_migration = event.historical_migration;
-    built.push_back(std::move(out));
+    take(uuid, json, event.historical_migration);
   }
   // One unusually large event must not pin its size for the thread's life.
   if (json.capacity() > (64 << 10)) std::string().swap(json);
+  return ok;
+}
+
+std::optional<std::vector<BuiltEvent>> EventBuilder::BuildWire(
+    const std::vector<absl::string_view>& events, bool disable_geoip, bool with_uuids) const {
+  std::vector<BuiltEvent> built;
+  built.reserve(events.size());
+  const bool ok =
+      BuildWireEach(events, disable_geoip,
+                    [&](const char* uuid, absl::string_view json, bool historical_migration) {
+                      BuiltEvent out;
+                      if (with_uuids) out.uuid.assign(uuid, 36);
+                      out.json.assign(json.data(), json.size());  // At its exact size.
+                      out.historical_migration = historical_migration;
+                      built.push_back(std::move(out));
+                    });
   if (!ok) return std::nullopt;
   return built;
+}
+
+bool EventBuilder::BuildWireRecords(const std::vector<absl::string_view>& events,
+                                    bool disable_geoip, absl::string_view project,
+                                    RecordBlock* block, std::vector<std::string>* uuids) const {
+  // An event's JSON is about its wire bytes plus what the gateway adds
+  // (uuid, timestamp, $lib...): the block seldom grows, nor holds much idle.
+  size_t wire_bytes = 0;
+  for (absl::string_view bytes : events) wire_bytes += bytes.size();
+  block->Reserve(block->bytes().size() + wire_bytes +
+                     events.size() * (256 + RecordBlock::RecordBytes(project, "")),
+                 block->size() + events.size());
+  if (uuids != nullptr) uuids->reserve(events.size());
+  return BuildWireEach(events, disable_geoip,
+                       [&](const char* uuid, absl::string_view json, bool historical_migration) {
+                         block->Add(project, historical_migration, json);
+                         if (uuids != nullptr) uuids->emplace_back(uuid, 36);
+                       });
 }
 
 posthog::v1::Event IdentifyEvent(const posthog::v1::IdentifyRequest& request) {

@@ -30,10 +30,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "posthog/v1/capture.pb.h"
+#include "server/capture/record_block.h"
 #include "server/common/clock.h"
 #include "server/common/error_details.h"
 
@@ -93,6 +95,15 @@ class EventBuilder final {
   std::optional<std::vector<BuiltEvent>> BuildWire(const std::vector<absl::string_view>& events,
                                                    bool disable_geoip, bool with_uuids) const;
 
+  // BuildWireRecords is BuildWire writing each event straight into `block`
+  // as a spool record for `project` (record_block.h), with no string per
+  // event, and its uuid into `uuids` when not null; false when BuildWire
+  // would return nullopt (what it wrote is then to be discarded). The JSON
+  // is BuildWire's.
+  bool BuildWireRecords(const std::vector<absl::string_view>& events, bool disable_geoip,
+                        absl::string_view project, RecordBlock* block,
+                        std::vector<std::string>* uuids) const;
+
   // Validate returns the problems of one event, fields prefixed by `path`.
   std::vector<FieldViolation> Validate(const posthog::v1::Event& event, absl::string_view path,
                                        absl::Time now) const;
@@ -101,6 +112,14 @@ class EventBuilder final {
   std::string NewUuid(absl::Time now) const;
 
  private:
+  // BuildWireEach builds `events` as BuildWire does, handing each one's uuid
+  // (36 characters), JSON and flag to `take` (views valid during the call);
+  // false, at the first event BuildWire declines, when it declines any.
+  bool BuildWireEach(
+      const std::vector<absl::string_view>& events, bool disable_geoip,
+      absl::FunctionRef<void(const char* uuid, absl::string_view json, bool historical_migration)>
+          take) const;
+
   // WriteUuid writes NewUuid's 36 characters to `uuid`.
   void WriteUuid(absl::Time now, char* uuid) const;
 

@@ -83,12 +83,25 @@ void ExpectSameAsBuild(const std::string& bytes, bool disable_geoip, bool must_t
   EXPECT_EQ((*wire)[0].json, (*reference)[0].json) << parsed.DebugString();
   EXPECT_EQ((*wire)[0].uuid, (*reference)[0].uuid);
   EXPECT_EQ((*wire)[0].historical_migration, (*reference)[0].historical_migration);
+
+  // Written straight into spool records: the same event.
+  const EventBuilder records_builder = MakeBuilder(limits);
+  RecordBlock block;
+  std::vector<std::string> uuids;
+  ASSERT_TRUE(records_builder.BuildWireRecords({bytes}, disable_geoip, "demo", &block, &uuids));
+  ASSERT_EQ(block.size(), 1u);
+  EXPECT_EQ(block.json(0), (*reference)[0].json);
+  EXPECT_EQ(block.project(0), "demo");
+  EXPECT_EQ(block.historical_migration(0), (*reference)[0].historical_migration);
+  EXPECT_EQ(uuids, std::vector<std::string>{(*reference)[0].uuid});
 }
 
 // Expects the wire path to decline `bytes` and leave them to Build.
 void ExpectDeclined(const std::string& bytes, EventLimits limits = {}) {
   const EventBuilder builder = MakeBuilder(limits);
   EXPECT_FALSE(builder.BuildWire({bytes}, true, true).has_value());
+  RecordBlock block;
+  EXPECT_FALSE(builder.BuildWireRecords({bytes}, true, "demo", &block, nullptr));
 }
 
 class WireEventTest : public ::testing::TestWithParam<const char*> {};
@@ -773,6 +786,24 @@ TEST(WireEventTest, SeveralEventsAllOrNone) {
   EXPECT_EQ(both->size(), 2u);
   EXPECT_TRUE((*both)[0].uuid.empty());  // Not asked for.
   EXPECT_FALSE(builder.BuildWire({good, StringField(1, "e")}, true, false).has_value());
+}
+
+TEST(WireEventTest, RecordsOfSeveralEventsFollowEachOtherInOneBlock) {
+  const EventBuilder builder = MakeBuilder();
+  const EventBuilder reference = MakeBuilder();
+  const std::string good = kValidEvent;
+  RecordBlock block;
+  ASSERT_TRUE(builder.BuildWireRecords({good, good, good}, true, "demo", &block, nullptr));
+  std::optional<std::vector<BuiltEvent>> built =
+      reference.BuildWire({good, good, good}, true, false);
+  ASSERT_TRUE(built.has_value());
+  ASSERT_EQ(block.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(block.json(i), (*built)[i].json) << i;
+  EXPECT_NE(block.json(0), block.json(1));  // Their own uuids.
+  // What the spool would write reads back as the same records.
+  std::optional<RecordBlock> read = RecordBlock::Parse(std::string(block.bytes()));
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->json(2), (*built)[2].json);
 }
 
 }  // namespace
