@@ -300,11 +300,21 @@ bool EventBuilder::BuildWireRecords(const std::vector<absl::string_view>& events
                      events.size() * (256 + RecordBlock::RecordBytes(project, "")),
                  block->size() + events.size());
   if (uuids != nullptr) uuids->reserve(events.size());
-  return BuildWireEach(events, disable_geoip,
-                       [&](const char* uuid, absl::string_view json, bool historical_migration) {
-                         block->Add(project, historical_migration, json);
-                         if (uuids != nullptr) uuids->emplace_back(uuid, 36);
-                       });
+  const bool ok =
+      BuildWireEach(events, disable_geoip,
+                    [&](const char* uuid, absl::string_view json, bool historical_migration) {
+                      block->Add(project, historical_migration, json);
+                      if (uuids != nullptr) uuids->emplace_back(uuid, 36);
+                    });
+  // The estimate can be far off: wire bytes that are much larger than their
+  // JSON (a list of numbers: 11 bytes each on the wire, 2 in JSON) leave the
+  // block holding several times its records, which the delivery queue's
+  // memory budget does not see (it counts the JSON), so a caller could make
+  // it hold several times its budget. Trimmed past half again its records
+  // (ordinary messages stay well below: no copy).
+  const size_t used = block->bytes().size();
+  if (ok && block->allocated_bytes() > used + used / 2 + 512) block->ShrinkToFit();
+  return ok;
 }
 
 posthog::v1::Event IdentifyEvent(const posthog::v1::IdentifyRequest& request) {

@@ -29,6 +29,11 @@ void RecordBlock::Reserve(size_t bytes, size_t records) {
   entries_.reserve(records);
 }
 
+void RecordBlock::ShrinkToFit() {
+  bytes_.shrink_to_fit();
+  entries_.shrink_to_fit();
+}
+
 void RecordBlock::Add(absl::string_view project, bool historical_migration,
                       absl::string_view json) {
   project = project.substr(0, kMaxProjectBytes);

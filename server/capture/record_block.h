@@ -58,6 +58,11 @@ class RecordBlock final {
   // Reserve makes room for `records` records of `bytes` in all.
   void Reserve(size_t bytes, size_t records);
 
+  // ShrinkToFit gives back what the buffer holds beyond its records (a
+  // Reserve on an estimate, or growth): a copy, so only for a block whose
+  // unused room is worth more than it.
+  void ShrinkToFit();
+
   // Add appends one record of `json` for `project` (at most
   // kMaxProjectBytes; longer is a programming error and is cut).
   void Add(absl::string_view project, bool historical_migration, absl::string_view json);
@@ -93,6 +98,9 @@ class RecordBlock final {
   bool historical_migration(size_t i) const { return entries_[i].historical_migration; }
   // The JSON bytes of all records (what a delivery queue counts).
   int64_t json_bytes() const { return json_bytes_; }
+  // The memory the block holds: its buffer's capacity (which may exceed
+  // bytes() when it was reserved on an estimate) and its index.
+  size_t allocated_bytes() const { return bytes_.capacity() + entries_.capacity() * sizeof(Entry); }
 
  private:
   struct Entry {

@@ -34,6 +34,7 @@
 #include "posthog/v1/capture.pb.h"
 #include "server/capture/event_builder.h"
 #include "server/capture/event_json.h"
+#include "server/capture/record_block.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace {
@@ -76,6 +77,37 @@ void CompareBuilds(const EventLimits& limits, bool disable_geoip,
   if (events != nullptr) {
     const EventBuilder reference_builder = MakeBuilder(limits);
     reference = reference_builder.Build(*events, field, indexed, disable_geoip);
+  }
+  // BuildWireRecords (what the service calls) writes BuildWire's events
+  // straight into a block: the same decision, JSON, uuids and flags, a block
+  // that reads back as written, and not much more memory than its records.
+  {
+    const EventBuilder records_builder = MakeBuilder(limits);
+    posthog_gateway::RecordBlock block;
+    std::vector<std::string> uuids;
+    const bool took =
+        records_builder.BuildWireRecords(wire_events, disable_geoip, "demo", &block, &uuids);
+    if (took != wire.has_value()) Fail("BuildWireRecords and BuildWire decide differently");
+    if (took) {
+      if (block.size() != wire->size() || uuids.size() != wire->size()) {
+        Fail("BuildWireRecords' event count differs");
+      }
+      for (size_t i = 0; i < block.size(); ++i) {
+        if (block.json(i) != (*wire)[i].json) Fail("BuildWireRecords' JSON differs");
+        if (uuids[i] != (*wire)[i].uuid) Fail("BuildWireRecords' uuid differs");
+        if (block.historical_migration(i) != (*wire)[i].historical_migration ||
+            block.project(i) != "demo") {
+          Fail("BuildWireRecords' record fields differ");
+        }
+      }
+      const std::optional<posthog_gateway::RecordBlock> read =
+          posthog_gateway::RecordBlock::Parse(std::string(block.bytes()));
+      if (!read.has_value() || read->size() != block.size()) Fail("the block does not read back");
+      const size_t used = block.bytes().size();
+      if (block.allocated_bytes() > used + used / 2 + 512) {
+        Fail("the block holds far more memory than its records");
+      }
+    }
   }
   if (!wire.has_value()) return;
   if (events == nullptr) Fail("the wire path took bytes protobuf's parser refuses");

@@ -806,5 +806,35 @@ TEST(WireEventTest, RecordsOfSeveralEventsFollowEachOtherInOneBlock) {
   EXPECT_EQ(read->json(2), (*built)[2].json);
 }
 
+// The block a stream message's events are written into is reserved on an
+// estimate from their wire bytes; what it holds beyond its records is memory
+// the delivery queue's budget does not count (it counts the JSON). An event
+// whose wire bytes are far larger than its JSON (a list of zeros: 11 bytes
+// each on the wire, 2 in JSON) must not leave the block holding several
+// times what it counts.
+TEST(WireEventTest, RecordsBlockHoldsLittleMoreThanItsRecords) {
+  std::string zeros;
+  for (int i = 0; i < 20000; ++i) zeros += StringField(1, Tag(2, 1) + std::string(8, '\0'));
+  const std::string wide = kValidEvent + StringField(3, Entry("z", StringField(6, zeros)));
+  posthog::v1::Event bench;
+  bench.set_event("bench event");
+  bench.set_distinct_id("user-42");
+  auto& fields = *bench.mutable_properties()->mutable_fields();
+  fields["plan"].set_string_value("pro");
+  fields["amount"].set_number_value(42);
+  fields["$current_url"].set_string_value("https://example.com/checkout");
+  const std::string ordinary = bench.SerializeAsString();
+  const std::vector<std::vector<absl::string_view>> messages = {
+      {wide}, {wide, ordinary}, std::vector<absl::string_view>(100, ordinary), {ordinary}};
+  for (const std::vector<absl::string_view>& events : messages) {
+    const EventBuilder builder = MakeBuilder();
+    RecordBlock block;
+    ASSERT_TRUE(builder.BuildWireRecords(events, true, "demo", &block, nullptr));
+    ASSERT_EQ(block.size(), events.size());
+    const size_t used = block.bytes().size();
+    EXPECT_LE(block.allocated_bytes(), used + used / 2 + 512) << events.size() << " events";
+  }
+}
+
 }  // namespace
 }  // namespace posthog_gateway
