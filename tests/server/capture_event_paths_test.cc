@@ -8,11 +8,13 @@
 #include <zlib.h>
 
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
@@ -29,6 +31,7 @@
 #include "tests/fakes/demo_project.h"
 #include "tests/fakes/grpc_status_details.h"
 #include "tests/fakes/raw_grpc_call.h"
+#include "tests/fakes/scratch_dir.h"
 
 namespace posthog_gateway {
 namespace {
@@ -82,7 +85,8 @@ class CaptureEventPathsTest : public ::testing::Test {
   void SetUp() override {
     config_ = test_support::DemoProjectConfig();
     config_.projects[0].project_api_key.env = "PHC";
-    config_.capture.spool_dir = ::testing::TempDir() + "capture-event-paths-spool";
+    // Each test its own: a spool left by another would be replayed into it.
+    config_.capture.spool_dir = test_support::ScratchDir("spool");
     config_.capture.flush_interval = absl::Milliseconds(5);
     keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
       return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_secret");
@@ -253,6 +257,99 @@ TEST_F(CaptureEventPathsTest, MalformedProtobufIsInvalidArgument) {
     EXPECT_EQ(status.error_message(), kMalformedRequestMessage);
   }
   EXPECT_TRUE(Delivered(0).empty());
+}
+
+// BatchCaptureEvents has the same two paths (its request the stream
+// message's layout).
+class BatchCaptureEventsPathsTest : public CaptureEventPathsTest {
+ protected:
+  grpc::Status Batch(const v1::BatchCaptureEventsRequest& request,
+                     v1::BatchCaptureEventsResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    return stub_->BatchCaptureEvents(&context, request, response);
+  }
+
+  static v1::BatchCaptureEventsRequest OrdinaryBatch(int count) {
+    v1::BatchCaptureEventsRequest request;
+    request.set_ack_mode(v1::ACK_MODE_DURABLE);
+    for (int i = 0; i < count; ++i) {
+      v1::Event& event = *request.add_events();
+      event = OrdinaryRequest().event();
+      event.set_distinct_id(absl::StrCat("user-", i));
+      event.set_uuid(absl::StrFormat("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f%04x", i));
+      event.set_historical_migration(i % 2 == 1);
+    }
+    return request;
+  }
+
+  static v1::BatchCaptureEventsRequest ParsedPath(v1::BatchCaptureEventsRequest request) {
+    request.GetReflection()->MutableUnknownFields(&request)->AddVarint(99, 1);
+    return request;
+  }
+};
+
+TEST_F(BatchCaptureEventsPathsTest, BothPathsDeliverTheSameEventsAndAnswerTheirUuids) {
+  v1::BatchCaptureEventsResponse wire;
+  ASSERT_TRUE(Batch(OrdinaryBatch(3), &wire).ok());
+  v1::BatchCaptureEventsResponse parsed;
+  ASSERT_TRUE(Batch(ParsedPath(OrdinaryBatch(3)), &parsed).ok());
+
+  ASSERT_EQ(wire.uuids_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(wire.uuids(i), absl::StrFormat("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f%04x", i));
+    EXPECT_EQ(parsed.uuids(i), wire.uuids(i));
+  }
+  std::vector<json> events = Delivered(6);
+  ASSERT_EQ(events.size(), 6u);
+  std::map<std::string, std::vector<std::string>> by_uuid;
+  for (const json& event : events) by_uuid[event["uuid"]].push_back(event.dump());
+  ASSERT_EQ(by_uuid.size(), 3u);
+  for (const auto& [uuid, dumps] : by_uuid) {
+    ASSERT_EQ(dumps.size(), 2u) << uuid;
+    EXPECT_EQ(dumps[0], dumps[1]) << uuid;
+  }
+}
+
+TEST_F(BatchCaptureEventsPathsTest, InvalidEventsGetTheSameViolationsOnBothPaths) {
+  v1::BatchCaptureEventsRequest request = OrdinaryBatch(3);
+  request.mutable_events(1)->clear_distinct_id();
+  request.mutable_events(2)->set_uuid("not a uuid");
+  v1::BatchCaptureEventsResponse response;
+  const grpc::Status wire = Batch(request, &response);
+  const grpc::Status parsed = Batch(ParsedPath(request), &response);
+
+  EXPECT_EQ(wire.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(test_support::ViolatedFields(wire),
+            (std::vector<std::string>{"events[1].distinct_id", "events[2].uuid"}));
+  EXPECT_EQ(parsed.error_code(), wire.error_code());
+  EXPECT_EQ(parsed.error_message(), wire.error_message());
+  EXPECT_EQ(parsed.error_details(), wire.error_details());
+}
+
+TEST_F(BatchCaptureEventsPathsTest, EmptyAndOversizedBatchesGetTheSameErrorsOnBothPaths) {
+  for (int count : {0, 1001}) {
+    v1::BatchCaptureEventsRequest request = OrdinaryBatch(count);
+    v1::BatchCaptureEventsResponse response;
+    const grpc::Status wire = Batch(request, &response);
+    const grpc::Status parsed = Batch(ParsedPath(request), &response);
+
+    EXPECT_FALSE(wire.ok()) << count;
+    EXPECT_EQ(parsed.error_code(), wire.error_code()) << count;
+    EXPECT_EQ(parsed.error_message(), wire.error_message()) << count;
+    EXPECT_EQ(parsed.error_details(), wire.error_details()) << count;
+  }
+  EXPECT_TRUE(Delivered(0).empty());
+}
+
+TEST_F(BatchCaptureEventsPathsTest, MalformedProtobufIsInvalidArgument) {
+  const grpc::Status status =
+      test_support::RawUnaryCall(channel_, "/posthog.v1.CaptureService/BatchCaptureEvents",
+                                 std::string("\x12\x05"
+                                             "ab",
+                                             4));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), kMalformedRequestMessage);
 }
 
 }  // namespace
