@@ -77,10 +77,10 @@ void SetUuidsResponse(absl::Span<const std::string> uuids, grpc::ByteBuffer* res
   response->Swap(&reply);
 }
 
-// FinishWithUuid finishes a CaptureEvent call with what the pipeline
-// returned.
-void FinishWithUuid(absl::StatusOr<std::vector<std::string>> uuids,
-                    grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response) {
+// FinishWithUuids finishes a CaptureEvent or BatchCaptureEvents call with
+// what the pipeline returned.
+void FinishWithUuids(absl::StatusOr<std::vector<std::string>> uuids,
+                     grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response) {
   if (!uuids.ok()) {
     reactor->Finish(ToGrpcStatus(uuids.status()));
     return;
@@ -151,7 +151,7 @@ bool CaptureServiceImpl::CaptureEventFromWire(grpc::CallbackServerContext* conte
   pipeline_->SpoolPreparedAsync(
       *std::move(prepared),
       [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
-        FinishWithUuid(std::move(uuids), reactor, response_bytes);
+        FinishWithUuids(std::move(uuids), reactor, response_bytes);
       });
   return true;
 }
@@ -175,7 +175,7 @@ void CaptureServiceImpl::CaptureParsedEvent(grpc::CallbackServerContext* context
     return;
   }
   auto finish = [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
-    FinishWithUuid(std::move(uuids), reactor, response_bytes);
+    FinishWithUuids(std::move(uuids), reactor, response_bytes);
   };
   if (r.ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
     // Built before this returns: the request is not needed past it.
@@ -196,33 +196,105 @@ void CaptureServiceImpl::CaptureParsedEvent(grpc::CallbackServerContext* context
   if (!blocking_.TryStart(wait)) finish(DeliveredWaitsExhausted(max_delivered_waits_));
 }
 
-grpc::Status CaptureServiceImpl::BatchCaptureEvents(
-    grpc::ServerContext* context, const posthog::v1::BatchCaptureEventsRequest* request,
-    posthog::v1::BatchCaptureEventsResponse* response) {
-  if (grpc::Status denied =
-          authorizer_->Check(*context, "/posthog.v1.CaptureService/BatchCaptureEvents",
-                             request->project(), request->events_size());
+grpc::ServerUnaryReactor* CaptureServiceImpl::BatchCaptureEvents(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BatchFromWire(context, *request_bytes, response_bytes, reactor)) {
+    BatchParsed(context, *request_bytes, response_bytes, reactor);
+  }
+  return reactor;
+}
+
+// BatchFromWire is CaptureEventFromWire for BatchCaptureEvents: it declines
+// (false, nothing observable done) a request that is not plainly encoded,
+// one with no events or more than the limit, ACK_MODE_DELIVERED, or events
+// PrepareWire declines; what it takes it authorizes (a unit of quota per
+// event) and spools, and the call finishes once the spool syncs.
+bool CaptureServiceImpl::BatchFromWire(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer& request_bytes,
+                                       grpc::ByteBuffer* response_bytes,
+                                       grpc::ServerUnaryReactor* reactor) {
+  grpc::Slice slice;
+  if (!SingleSlice(request_bytes, &slice)) return false;
+  const absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  thread_local WireCaptureRequest wire;
+  if (!ScanCaptureRequest(bytes, &wire)) return false;
+  const int64_t count = static_cast<int64_t>(wire.events.size());
+  if (count == 0 || count > kMaxCaptureEventsPerMessage ||
+      wire.ack_mode == posthog::v1::ACK_MODE_DELIVERED) {
+    return false;
+  }
+  std::optional<CapturePipeline::Prepared> prepared =
+      pipeline_->PrepareWire(wire.project, wire.events, /*with_uuids=*/true);
+  if (!prepared.has_value()) return false;
+  if (grpc::Status denied = authorizer_->Check(
+          *context, "/posthog.v1.CaptureService/BatchCaptureEvents", wire.project, count);
       !denied.ok()) {
-    return denied;
+    reactor->Finish(denied);
+    return true;
   }
-  if (request->events().empty()) {
-    return ToGrpcStatus(
-        InvalidArgumentWithViolations("no events", {{"events", "must hold at least one event"}}));
+  pipeline_->SpoolPreparedAsync(
+      *std::move(prepared),
+      [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
+        FinishWithUuids(std::move(uuids), reactor, response_bytes);
+      });
+  return true;
+}
+
+void CaptureServiceImpl::BatchParsed(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer& request_bytes,
+                                     grpc::ByteBuffer* response_bytes,
+                                     grpc::ServerUnaryReactor* reactor) {
+  auto request = std::make_unique<ArenaMessage<posthog::v1::BatchCaptureEventsRequest, 16 << 10>>();
+  if (!request->ParseFrom(request_bytes)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, kMalformedRequestMessage));
+    return;
   }
-  if (absl::Status limit = CheckCountLimit("BatchCaptureEvents", "events", request->events_size(),
+  const posthog::v1::BatchCaptureEventsRequest& r = **request;
+  if (grpc::Status denied = authorizer_->Check(
+          *context, "/posthog.v1.CaptureService/BatchCaptureEvents", r.project(), r.events_size());
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return;
+  }
+  if (r.events().empty()) {
+    reactor->Finish(ToGrpcStatus(
+        InvalidArgumentWithViolations("no events", {{"events", "must hold at least one event"}})));
+    return;
+  }
+  if (absl::Status limit = CheckCountLimit("BatchCaptureEvents", "events", r.events_size(),
                                            kMaxCaptureEventsPerMessage);
       !limit.ok()) {
-    return ToGrpcStatus(limit);
+    reactor->Finish(ToGrpcStatus(limit));
+    return;
   }
-  std::vector<const posthog::v1::Event*> events;
-  events.reserve(request->events_size());
-  for (const posthog::v1::Event& event : request->events()) events.push_back(&event);
-  absl::StatusOr<std::vector<std::string>> uuids = pipeline_->Capture(
-      request->project(), events, "events", /*indexed=*/true, request->ack_mode(),
-      Deadline(context), [context] { return context->IsCancelled(); });
-  if (!uuids.ok()) return ToGrpcStatus(uuids.status());
-  for (std::string& uuid : *uuids) response->add_uuids(std::move(uuid));
-  return grpc::Status::OK;
+  auto finish = [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
+    FinishWithUuids(std::move(uuids), reactor, response_bytes);
+  };
+  if (r.ack_mode() != posthog::v1::ACK_MODE_DELIVERED) {
+    std::vector<const posthog::v1::Event*> events;
+    events.reserve(r.events_size());
+    for (const posthog::v1::Event& event : r.events()) events.push_back(&event);
+    // Built before this returns: the request is not needed past it.
+    pipeline_->CaptureDurableAsync(r.project(), events, "events", /*indexed=*/true,
+                                   std::move(finish));
+    return;
+  }
+  // The context and response live until Finish; the request goes with the
+  // wait, on a thread of its own as CaptureEvent's (capture.max_delivered_waits).
+  const absl::Time deadline = Deadline(context);
+  absl::AnyInvocable<void()&&> wait = [this, context, request = std::move(request), deadline,
+                                       finish]() mutable {
+    const posthog::v1::BatchCaptureEventsRequest& waiting = **request;
+    std::vector<const posthog::v1::Event*> events;
+    events.reserve(waiting.events_size());
+    for (const posthog::v1::Event& event : waiting.events()) events.push_back(&event);
+    finish(pipeline_->Capture(waiting.project(), events, "events", /*indexed=*/true,
+                              waiting.ack_mode(), deadline,
+                              [context] { return context->IsCancelled(); }));
+  };
+  if (!blocking_.TryStart(wait)) finish(DeliveredWaitsExhausted(max_delivered_waits_));
 }
 
 // One StreamCaptureEvents stream, one message at a time: read, captured,

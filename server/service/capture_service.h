@@ -5,15 +5,16 @@
 // it turns the convention RPCs into their events, calls the pipeline and
 // converts the result. Thread-safe; borrows the pipeline.
 //
-// CaptureEvent and StreamCaptureEvents use gRPC's callback API: in
-// ACK_MODE_DURABLE no thread waits for the spool's sync (the call finishes,
-// or the stream acknowledges, from the spool's writer), so that many calls
-// and streams share one group commit without a parked thread each, and an
-// open stream costs no thread at all. In ACK_MODE_DELIVERED they wait for
-// PostHog on a thread of their own, at most `max_delivered_waits` at once
-// (capture.max_delivered_waits; past it RESOURCE_EXHAUSTED with ErrorInfo
-// DELIVERED_WAITS_EXHAUSTED and RetryInfo, nothing stored), and the wait
-// ends as soon as the caller cancels (CANCELLED; the events stay spooled).
+// CaptureEvent, BatchCaptureEvents and StreamCaptureEvents use gRPC's
+// callback API: in ACK_MODE_DURABLE no thread waits for the spool's sync
+// (the call finishes, or the stream acknowledges, from the spool's writer),
+// so that many calls and streams share one group commit without a parked
+// thread each, and an open stream costs no thread at all. In
+// ACK_MODE_DELIVERED they wait for PostHog on a thread of their own, at most
+// `max_delivered_waits` at once (capture.max_delivered_waits; past it
+// RESOURCE_EXHAUSTED with ErrorInfo DELIVERED_WAITS_EXHAUSTED and RetryInfo,
+// nothing stored), and the wait ends as soon as the caller cancels
+// (CANCELLED; the events stay spooled).
 // The other methods are synchronous.
 //
 // StreamCaptureEvents streams count towards server.max_streams (`streams`).
@@ -35,8 +36,9 @@ namespace posthog_gateway {
 
 class CaptureServiceImpl final
     : public posthog::v1::CaptureService::WithRawCallbackMethod_CaptureEvent<
-          posthog::v1::CaptureService::WithRawCallbackMethod_StreamCaptureEvents<
-              posthog::v1::CaptureService::Service>> {
+          posthog::v1::CaptureService::WithRawCallbackMethod_BatchCaptureEvents<
+              posthog::v1::CaptureService::WithRawCallbackMethod_StreamCaptureEvents<
+                  posthog::v1::CaptureService::Service>>> {
  public:
   // Waits, on destruction, for the ACK_MODE_DELIVERED calls still running.
   explicit CaptureServiceImpl(CapturePipeline* pipeline,
@@ -49,7 +51,8 @@ class CaptureServiceImpl final
 
   // The methods served raw, which parse their requests themselves
   // (NamedService::raw_methods).
-  static constexpr absl::string_view kRawMethods[] = {"CaptureEvent", "StreamCaptureEvents"};
+  static constexpr absl::string_view kRawMethods[] = {"CaptureEvent", "BatchCaptureEvents",
+                                                      "StreamCaptureEvents"};
 
   // Raw: takes a serialized CaptureEventRequest and writes a
   // CaptureEventResponse. An ordinary durable event is written as JSON
@@ -59,9 +62,11 @@ class CaptureServiceImpl final
   grpc::ServerUnaryReactor* CaptureEvent(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request_bytes,
                                          grpc::ByteBuffer* response_bytes) override;
-  grpc::Status BatchCaptureEvents(grpc::ServerContext* context,
-                                  const posthog::v1::BatchCaptureEventsRequest* request,
-                                  posthog::v1::BatchCaptureEventsResponse* response) override;
+  // Raw: the same for a serialized BatchCaptureEventsRequest and its
+  // BatchCaptureEventsResponse.
+  grpc::ServerUnaryReactor* BatchCaptureEvents(grpc::CallbackServerContext* context,
+                                               const grpc::ByteBuffer* request_bytes,
+                                               grpc::ByteBuffer* response_bytes) override;
   // Each request message is spooled as a unit and acknowledged with the
   // running count of the stream's events; the first error ends the stream
   // (events acknowledged before it stay accepted). Raw: the stream parses
@@ -96,6 +101,11 @@ class CaptureServiceImpl final
   void CaptureParsedEvent(grpc::CallbackServerContext* context,
                           const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
                           grpc::ServerUnaryReactor* reactor);
+  // The same two ways for BatchCaptureEvents.
+  bool BatchFromWire(grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
+                     grpc::ByteBuffer* response_bytes, grpc::ServerUnaryReactor* reactor);
+  void BatchParsed(grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
+                   grpc::ByteBuffer* response_bytes, grpc::ServerUnaryReactor* reactor);
 
   // Captures one convention event built from a request; `field` prefixes
   // violations ("" for the request's own fields).

@@ -69,7 +69,10 @@ class DeliveredWaitsTest : public ::testing::Test {
   void SetUp() override {
     config_ = test_support::DemoProjectConfig();
     config_.projects[0].project_api_key.env = "PHC";
-    config_.capture.spool_dir = ::testing::TempDir() + "spool";
+    // A spool of each test's own: one left by another test would be
+    // replayed into this one's counts.
+    config_.capture.spool_dir = ::testing::TempDir() + "spool-" +
+                                ::testing::UnitTest::GetInstance()->current_test_info()->name();
     keys_ = std::make_unique<KeyStore>(config_, [](const std::string& name) {
       return std::optional<std::string>(name == "PHC" ? "phc_token" : "phx_secret");
     });
@@ -91,7 +94,9 @@ class DeliveredWaitsTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto& call : calls_) call->context.TryCancel();
+    for (auto& call : batches_) call->context.TryCancel();
     for (auto& call : calls_) call->done.WaitForNotification();
+    for (auto& call : batches_) call->done.WaitForNotification();
     http_.Release();
     if (server_ != nullptr) server_->Shutdown(absl::ZeroDuration(), absl::Seconds(5));
   }
@@ -120,6 +125,34 @@ class DeliveredWaitsTest : public ::testing::Test {
     return call;
   }
 
+  struct BatchCall {
+    grpc::ClientContext context;
+    v1::BatchCaptureEventsRequest request;
+    v1::BatchCaptureEventsResponse response;
+    grpc::Status status;
+    absl::Notification done;
+  };
+
+  // StartBatch sends a DELIVERED BatchCaptureEvents of two events with a
+  // minute's deadline.
+  BatchCall* StartBatch() {
+    batches_.push_back(std::make_unique<BatchCall>());
+    BatchCall* call = batches_.back().get();
+    call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(1));
+    call->request.set_ack_mode(v1::ACK_MODE_DELIVERED);
+    for (int i = 0; i < 2; ++i) {
+      v1::Event* event = call->request.add_events();
+      event->set_event("order completed");
+      event->set_distinct_id(absl::StrCat("batch-user-", batches_.size(), "-", i));
+    }
+    stub_->async()->BatchCaptureEvents(&call->context, &call->request, &call->response,
+                                       [call](grpc::Status status) {
+                                         call->status = std::move(status);
+                                         call->done.Notify();
+                                       });
+    return call;
+  }
+
   // WaitsReach polls until `n` calls wait for PostHog (at most 10 s).
   bool WaitsReach(int64_t n) {
     for (int i = 0; i < 1000 && capture_->delivered_waits() != n; ++i) {
@@ -137,6 +170,7 @@ class DeliveredWaitsTest : public ::testing::Test {
   std::unique_ptr<GatewayServer> server_;
   std::unique_ptr<v1::CaptureService::Stub> stub_;
   std::vector<std::unique_ptr<Call>> calls_;
+  std::vector<std::unique_ptr<BatchCall>> batches_;
 };
 
 TEST_F(DeliveredWaitsTest, WaitsPastTheCapAreResourceExhaustedAndStoreNothing) {
@@ -154,6 +188,30 @@ TEST_F(DeliveredWaitsTest, WaitsPastTheCapAreResourceExhaustedAndStoreNothing) {
   EXPECT_EQ(ErrorReason(refused->status), "DELIVERED_WAITS_EXHAUSTED");
   EXPECT_EQ(pipeline_->undelivered(), kMaxWaits);
   EXPECT_EQ(capture_->delivered_waits(), kMaxWaits);
+}
+
+// BatchCaptureEvents waits on a thread of its own as CaptureEvent does, and
+// under the same cap.
+TEST_F(DeliveredWaitsTest, BatchCallsWaitUnderTheSameCap) {
+  BatchCall* batch = StartBatch();
+  ASSERT_TRUE(WaitsReach(1));
+  Start();
+  ASSERT_TRUE(WaitsReach(kMaxWaits));
+  for (int i = 0; i < 1000 && pipeline_->undelivered() != 3; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(pipeline_->undelivered(), 3);
+  BatchCall* refused = StartBatch();
+  ASSERT_TRUE(refused->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(refused->status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused->status.error_message();
+  EXPECT_EQ(ErrorReason(refused->status), "DELIVERED_WAITS_EXHAUSTED");
+  EXPECT_EQ(pipeline_->undelivered(), 3);
+  // Released, the batch answers both uuids.
+  http_.Release();
+  ASSERT_TRUE(batch->done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_TRUE(batch->status.ok()) << batch->status.error_message();
+  EXPECT_EQ(batch->response.uuids_size(), 2);
 }
 
 TEST_F(DeliveredWaitsTest, ACallerWhoCancelsGetsItsWaitReleasedBeforeTheDeadline) {
