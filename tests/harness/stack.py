@@ -221,7 +221,8 @@ class Stack:
       start_timeout, stop_timeout: bounds in seconds for each process.
       gateway_args, emulator_args: extra flags.
       extra_config: top-level sections merged into the gateway's
-        configuration (e.g. {"flags": {"poll_interval_ms": 200}}). The
+        configuration (e.g. {"flags": {"poll_interval_ms": 200}}); a section
+        the harness sets ("capture") is merged key by key. The
         gateway runs in development mode (no authorization) unless it holds
         an "authorization" section, which replaces DEV_AUTHORIZATION whole:
         tests of authorization pass their callers and grants there.
@@ -513,7 +514,15 @@ class Stack:
                         "max_backoff_ms": 2000, "memory_queue_bytes": 262144},
             "authorization": dict(DEV_AUTHORIZATION),
         }
-        config.update(self._extra_config)
+        for section, values in self._extra_config.items():
+            # A section the harness sets is merged key by key (a benchmark
+            # changes one capture setting and keeps the run's spool), except
+            # "authorization", which replaces DEV_AUTHORIZATION whole.
+            if (section != "authorization" and isinstance(values, dict)
+                    and isinstance(config.get(section), dict)):
+                config[section] = {**config[section], **values}
+            else:
+                config[section] = values
         path = self._path("gateway.json")
         with open(path, "w", encoding="utf-8") as config_file:
             json.dump(config, config_file, indent=2)

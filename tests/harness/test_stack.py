@@ -278,5 +278,19 @@ class CommandModeTest(unittest.TestCase):
         harness.send_signal(signal.SIGTERM)
         self.assertEqual(harness.wait(timeout=30), 0)
 
+    def test_extra_capture_settings_keep_the_runs_spool(self):
+        harness, env_file = self.start_harness(
+            '--extra_config={"capture": {"memory_queue_bytes": 67108864}}')
+
+        with open(env_file, encoding="utf-8") as f:
+            stack_dir = f.read().splitlines()[2].split("=", 1)[1]
+        with open(os.path.join(stack_dir, "gateway.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        self.assertEqual(config["capture"]["memory_queue_bytes"], 67108864)
+        self.assertEqual(config["capture"]["spool_dir"], os.path.join(stack_dir, "spool"))
+        self.assertEqual(config["capture"]["flush_interval_ms"], 20)
+        harness.send_signal(signal.SIGTERM)
+        self.assertEqual(harness.wait(timeout=30), 0)
+
 if __name__ == "__main__":
     unittest.main()
