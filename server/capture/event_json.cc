@@ -725,7 +725,7 @@ bool ScanWireEvent(absl::string_view bytes, WireEvent* event) {
   return true;
 }
 
-bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request) {
+bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request, size_t max_events) {
   request->project = {};
   request->ack_mode = 0;
   request->events.clear();
@@ -742,7 +742,7 @@ bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request) {
       has_project = true;
       if (!reader.Bytes(&request->project)) return false;
     } else if (field == 2 && type == WireReader::kLengthDelimited) {
-      if (!reader.Bytes(&value)) return false;
+      if (request->events.size() >= max_events || !reader.Bytes(&value)) return false;
       request->events.push_back(value);
     } else if (field == 3 && !has_ack_mode && type == WireReader::kVarint) {
       has_ack_mode = true;
@@ -758,7 +758,8 @@ bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request) {
 }
 
 bool ScanCaptureEventRequest(absl::string_view bytes, WireCaptureRequest* request) {
-  return ScanCaptureRequest(bytes, request) && request->events.size() == 1;
+  // Stops at a second event: the list never grows past one.
+  return ScanCaptureRequest(bytes, request, /*max_events=*/1) && request->events.size() == 1;
 }
 
 bool WireEventJson(const WireEvent& event, const WireEventJsonOptions& options, std::string* out) {

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "posthog/v1/capture.pb.h"
+#include "server/common/request_limits.h"
 
 namespace posthog_gateway {
 
@@ -114,10 +115,18 @@ struct WireCaptureRequest {
 // ack_mode 3) into `request`, reusing its capacity; false when it leaves the
 // bytes to protobuf's parser: a field that is not the request's, a singular
 // one twice, a wire type other than the field's, a project that is not
-// valid UTF-8. (Capture's stream reads each message this way, and unary
-// CaptureEvent and BatchCaptureEvents their request; the events are then
-// ScanWireEvent's.)
-bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request);
+// valid UTF-8, more than `max_events` events. (Capture's stream reads each
+// message this way, and unary CaptureEvent and BatchCaptureEvents their
+// request; the events are then ScanWireEvent's.)
+//
+// The bound keeps `request`'s list (whose capacity is reused, and kept for
+// a thread's life by callers that hold one per thread) at what a request may
+// hold: a message of empty events is two bytes each on the wire and sixteen
+// in the list, so an unbounded scan of a 4 MiB message held 32 MiB. The
+// default is kMaxCaptureEventsPerMessage: a request with more is refused by
+// the parsed path anyway.
+bool ScanCaptureRequest(absl::string_view bytes, WireCaptureRequest* request,
+                        size_t max_events = static_cast<size_t>(kMaxCaptureEventsPerMessage));
 
 // ScanCaptureEventRequest is ScanCaptureRequest for a CaptureEventRequest:
 // false also unless its `event` appears exactly once (absent, protobuf gives

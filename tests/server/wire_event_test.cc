@@ -836,5 +836,26 @@ TEST(WireEventTest, RecordsBlockHoldsLittleMoreThanItsRecords) {
   }
 }
 
+// A request of many empty events is two bytes each on the wire and sixteen
+// in the scan's list, whose capacity callers keep (per thread for unary
+// calls): the scan stops at what a request may hold, so a 4 MiB message no
+// longer leaves 32 MiB behind.
+TEST(WireCaptureRequestTest, TheScansListStaysWithinWhatARequestMayHold) {
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += StringField(2, "");
+  WireCaptureRequest unary;
+  EXPECT_FALSE(ScanCaptureEventRequest(many, &unary));
+  EXPECT_LE(unary.events.capacity(), 2u);
+  WireCaptureRequest batch;
+  EXPECT_FALSE(ScanCaptureRequest(many, &batch));
+  EXPECT_LE(batch.events.capacity(), 1024u);
+
+  std::string most;
+  for (int i = 0; i < 1000; ++i) most += StringField(2, kValidEvent);
+  ASSERT_TRUE(ScanCaptureRequest(most, &batch));
+  EXPECT_EQ(batch.events.size(), 1000u);
+  EXPECT_FALSE(ScanCaptureRequest(most + StringField(2, kValidEvent), &batch));
+}
+
 }  // namespace
 }  // namespace posthog_gateway
