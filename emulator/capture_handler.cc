@@ -286,7 +286,8 @@ bool FastToken(const Members& t, const Members& p, absl::string_view* token) {
 // Returns false, having changed nothing, when the body is not a valid
 // batch of acceptable events (or is unusual); the caller then takes the
 // DOM path.
-bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* result) {
+bool IngestFast(EmulatorState& state, absl::string_view body, absl::string_view gzip,
+                CaptureResult* result) {
   ScannedObject root;
   std::vector<ScannedObject> events;
   events.reserve(body.size() / 128 + 1);
@@ -384,15 +385,17 @@ bool IngestFast(EmulatorState& state, absl::string_view body, CaptureResult* res
   }
   state.persons().ProcessEvents(project->id, person_events);
   result->accepted = stored.size();
-  result->duplicates = state.events().Add(stored);
+  const BatchBody batch{body, gzip};
+  result->duplicates = state.events().Add(stored, &batch);
   return true;
 }
 
 }  // namespace
 
-absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body) {
+absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body,
+                                            absl::string_view gzip) {
   CaptureResult fast;
-  if (IngestFast(state, body, &fast)) return fast;
+  if (IngestFast(state, body, gzip, &fast)) return fast;
   // The DOM path: unusual or invalid bodies.
   json parsed;
   std::vector<std::pair<size_t, size_t>> slices;
@@ -453,7 +456,8 @@ absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_v
   state.persons().ProcessEvents(project->id, person_events);
   CaptureResult result;
   result.accepted = stored.size();
-  result.duplicates = state.events().Add(stored);
+  const BatchBody batch{body, gzip};
+  result.duplicates = state.events().Add(stored, &batch);
   return result;
 }
 
@@ -477,7 +481,11 @@ void HandleCapture(EmulatorState& state, size_t limit, const httplib::Request& r
     std::string data = QueryParam(req, "data");
     if (!data.empty()) *body = data;
   }
-  absl::StatusOr<CaptureResult> result = IngestCapture(state, *body);
+  // A gzip body is kept as received for its events' JSON (EventStore).
+  const bool gzip = req.body.size() >= 2 && static_cast<unsigned char>(req.body[0]) == 0x1f &&
+                    static_cast<unsigned char>(req.body[1]) == 0x8b;
+  absl::StatusOr<CaptureResult> result =
+      IngestCapture(state, *body, gzip ? absl::string_view(req.body) : absl::string_view());
   if (!result.ok()) {
     const std::string code(result.status().message());
     if (absl::IsUnauthenticated(result.status())) {

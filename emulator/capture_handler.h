@@ -36,8 +36,11 @@ struct CaptureResult {
 };
 
 // IngestCapture parses a decoded capture body and stores its events.
-// Errors: InvalidArgument (400), Unauthenticated (401).
-absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body);
+// `gzip`, when not empty, is the body as received, gzip-compressed: the
+// store may keep it instead of each event's JSON (BatchBody in
+// event_store.h). Errors: InvalidArgument (400), Unauthenticated (401).
+absl::StatusOr<CaptureResult> IngestCapture(EmulatorState& state, absl::string_view body,
+                                            absl::string_view gzip = {});
 
 // HandleCapture serves one capture request with the body limit `limit`.
 void HandleCapture(EmulatorState& state, size_t limit, const httplib::Request& req,

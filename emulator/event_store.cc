@@ -4,17 +4,40 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
+#include "libdeflate.h"
 
 namespace posthog_emulator {
 
 namespace {
 
 constexpr size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// KeepsBlob tells whether `body` can stand for its events' JSON: a gzip
+// member whose trailer gives the plain text's size (what one member that
+// inflates to exactly `plain` has; several members, or none, do not).
+bool KeepsBlob(const BatchBody* body) {
+  if (body == nullptr || body->gzip.size() < 18 || body->plain.empty()) return false;
+  const auto* g = reinterpret_cast<const unsigned char*>(body->gzip.data());
+  if (g[0] != 0x1f || g[1] != 0x8b) return false;
+  const unsigned char* t = g + body->gzip.size() - 4;
+  const uint32_t isize = static_cast<uint32_t>(t[0]) | static_cast<uint32_t>(t[1]) << 8 |
+                         static_cast<uint32_t>(t[2]) << 16 | static_cast<uint32_t>(t[3]) << 24;
+  return isize == body->plain.size();
+}
+
+// InBody tells whether `part` lies within `whole`.
+bool InBody(absl::string_view part, absl::string_view whole) {
+  const auto p = reinterpret_cast<uintptr_t>(part.data());
+  const auto w = reinterpret_cast<uintptr_t>(whole.data());
+  return p >= w && p + part.size() <= w + whole.size();
+}
 
 }  // namespace
 
@@ -49,6 +72,10 @@ void* RecordArena::Allocate(size_t n) {
       reserved_ += n;
       return blocks_.back().data;
     }
+    // At least `n`: while the blocks are still small, an allocation may be
+    // larger than the next one (a 20 KiB event or kept body into a 16 KiB
+    // first block).
+    while (next_block_size_ < n) next_block_size_ = std::min(kHugeBlock, next_block_size_ * 2);
     const Block block = NewBlock(next_block_size_);
     blocks_.push_back(block);
     reserved_ += block.size;
@@ -88,19 +115,24 @@ size_t EventStore::Shard::Find(absl::string_view uuid, uint64_t h) const {
   return c == collided.end() ? kNotFound : c->second;
 }
 
-EventStore::Record* EventStore::Shard::Append(const EventToStore& e, uint64_t seq) {
+EventStore::Record* EventStore::Shard::Append(const EventToStore& e, uint64_t seq, const Blob* blob,
+                                              size_t json_offset) {
+  const absl::string_view json = blob == nullptr ? e.json : absl::string_view();
   const size_t size = e.uuid.size() + e.distinct_id.size() + e.event.size() +
-                      e.generated_timestamp.size() + e.json.size();
-  Record* r = new (arena.Allocate(sizeof(Record) + size)) Record{seq,
-                                                                 e.team_id,
-                                                                 e.uuid.size(),
-                                                                 e.distinct_id.size(),
-                                                                 e.event.size(),
-                                                                 e.generated_timestamp.size(),
-                                                                 e.json.size(),
-                                                                 false};
+                      e.generated_timestamp.size() + json.size();
+  Record* r = new (arena.Allocate(sizeof(Record) + size))
+      Record{seq,
+             e.team_id,
+             blob,
+             static_cast<uint32_t>(json_offset),
+             static_cast<uint32_t>(e.uuid.size()),
+             static_cast<uint32_t>(e.distinct_id.size()),
+             static_cast<uint32_t>(e.event.size()),
+             static_cast<uint32_t>(e.generated_timestamp.size()),
+             static_cast<uint32_t>(e.json.size()),
+             false};
   char* out = reinterpret_cast<char*>(r + 1);
-  for (absl::string_view part : {e.uuid, e.distinct_id, e.event, e.generated_timestamp, e.json}) {
+  for (absl::string_view part : {e.uuid, e.distinct_id, e.event, e.generated_timestamp, json}) {
     if (!part.empty()) std::memcpy(out, part.data(), part.size());
     out += part.size();
   }
@@ -108,7 +140,20 @@ EventStore::Record* EventStore::Shard::Append(const EventToStore& e, uint64_t se
   return r;
 }
 
-size_t EventStore::Add(const std::vector<EventToStore>& events) {
+const EventStore::Blob* EventStore::KeepBlob(const BatchBody& body) {
+  absl::MutexLock lock(&blob_mu_);
+  Blob* blob = new (blob_arena_.Allocate(sizeof(Blob) + body.gzip.size()))
+      Blob{body.gzip.size(), body.plain.size()};
+  std::memcpy(blob + 1, body.gzip.data(), body.gzip.size());
+  return blob;
+}
+
+size_t EventStore::Add(const std::vector<EventToStore>& events, const BatchBody* body) {
+  absl::ReaderMutexLock clear_lock(&clear_mu_);
+  const bool keep_blob = KeepsBlob(body);
+  // Kept when the first new event that lies in the body is stored.
+  const Blob* blob = nullptr;
+
   // Sequence numbers are taken up front so the batch keeps its order.
   const uint64_t first_seq = next_seq_.fetch_add(events.size());
   std::vector<uint64_t> hashes(events.size());
@@ -141,7 +186,13 @@ size_t EventStore::Add(const std::vector<EventToStore>& events) {
         continue;
       }
       const size_t pos = shard.records.size();
-      shard.Append(events[i], first_seq + i);
+      if (keep_blob && InBody(events[i].json, body->plain)) {
+        if (blob == nullptr) blob = KeepBlob(*body);
+        shard.Append(events[i], first_seq + i, blob,
+                     static_cast<size_t>(events[i].json.data() - body->plain.data()));
+      } else {
+        shard.Append(events[i], first_seq + i, nullptr, 0);
+      }
       if (!shard.by_hash.emplace(h, pos).second) {
         shard.collided.emplace(std::string(events[i].uuid), pos);
       }
@@ -156,13 +207,17 @@ size_t EventStore::Add(const std::vector<EventToStore>& events) {
 std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
   // What Query needs of a record, copied under the shard's lock (a Clear()
   // may free the arena as soon as it is released).
+  absl::ReaderMutexLock clear_lock(&clear_mu_);  // Blobs stay until it is released.
   struct Found {
     uint64_t seq;
     int64_t team_id;
     std::string uuid;
     std::string distinct_id;
-    std::string json;
+    std::string json;  // when stored inline
     std::string generated_timestamp;
+    const Blob* blob;  // else: [json_offset, + json_size) of its text
+    size_t json_offset;
+    size_t json_size;
   };
   std::vector<Found> found;
   auto matches = [&](const Record& r) {
@@ -172,7 +227,9 @@ std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
   };
   auto add = [&](const Record& r) {
     found.push_back(Found{r.seq, r.team_id, std::string(r.uuid()), std::string(r.distinct_id()),
-                          std::string(r.json()), std::string(r.generated_timestamp())});
+                          r.blob == nullptr ? std::string(r.inline_json()) : std::string(),
+                          std::string(r.generated_timestamp()), r.blob, r.json_offset,
+                          r.json_size});
   };
   if (!query.uuid.empty()) {
     const uint64_t h = HashOf(query.uuid);
@@ -190,10 +247,39 @@ std::vector<nlohmann::json> EventStore::Query(const EventQuery& query) const {
   }
   std::sort(found.begin(), found.end(),
             [](const Found& a, const Found& b) { return a.seq < b.seq; });
+  // Each kept body is gunzipped once per Query, when one of its events is
+  // returned. It inflated to its plain text when it arrived (Add checked the
+  // size in its trailer); should it not now, its events are left out.
+  struct FreeDecompressor {
+    void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+  };
+  std::unique_ptr<libdeflate_decompressor, FreeDecompressor> decompressor;
+  absl::flat_hash_map<const Blob*, std::string> plain;
+  auto text_of = [&](const Blob* blob) -> const std::string& {
+    auto [it, inserted] = plain.try_emplace(blob);
+    if (!inserted) return it->second;
+    if (decompressor == nullptr) decompressor.reset(libdeflate_alloc_decompressor());
+    std::string& text = it->second;
+    text.resize(blob->plain_size);
+    size_t produced = 0;
+    if (decompressor == nullptr ||
+        libdeflate_gzip_decompress(decompressor.get(), blob->bytes(), blob->gzip_size, text.data(),
+                                   text.size(), &produced) != LIBDEFLATE_SUCCESS ||
+        produced != blob->plain_size) {
+      text.clear();
+    }
+    return text;
+  };
   std::vector<nlohmann::json> out;
   for (size_t i = 0; i < found.size() && i < query.limit; ++i) {
     const Found& e = found[i];
-    nlohmann::json j = nlohmann::json::parse(e.json, nullptr, false);
+    absl::string_view json = e.json;
+    if (e.blob != nullptr) {
+      const std::string& text = text_of(e.blob);
+      if (e.json_offset + e.json_size > text.size()) continue;
+      json = absl::string_view(text).substr(e.json_offset, e.json_size);
+    }
+    nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
     if (!j.is_object()) continue;
     j["uuid"] = e.uuid;
     j["distinct_id"] = e.distinct_id;
@@ -224,12 +310,17 @@ size_t EventStore::DeleteForDistinctIds(int64_t team_id,
 }
 
 void EventStore::Clear() {
+  absl::MutexLock clear_lock(&clear_mu_);
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     shard.by_hash.clear();
     shard.collided.clear();
     shard.records.clear();
     shard.arena.Clear();
+  }
+  {
+    absl::MutexLock lock(&blob_mu_);
+    blob_arena_.Clear();
   }
   count_ = 0;
   duplicates_ = 0;

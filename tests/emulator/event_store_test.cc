@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "libdeflate.h"
 #include "nlohmann/json.hpp"
 
 namespace posthog_emulator {
@@ -78,6 +79,85 @@ TEST(EventStoreTest, QueryReturnsWhatWasAddedInOrderAcrossManyBlocks) {
     EXPECT_EQ(e["properties"]["pad"].get<std::string>().size(), i % 300);
     EXPECT_EQ(e.contains("timestamp"), !o.generated_timestamp.empty());
   }
+}
+
+// Gzip bodies: the events of a batch whose body arrived gzip-compressed are
+// stored as their place in the kept body, and come back exactly as those
+// stored inline do (also after the caller's buffers are gone, for events
+// not in the body, and for a body whose trailer does not match).
+std::string Gzip(const std::string& text) {
+  libdeflate_compressor* c = libdeflate_alloc_compressor(1);
+  std::string out(libdeflate_gzip_compress_bound(c, text.size()), '\0');
+  out.resize(libdeflate_gzip_compress(c, text.data(), text.size(), out.data(), out.size()));
+  libdeflate_free_compressor(c);
+  return out;
+}
+
+// AddBatch adds `owned` as read from one body (their JSON joined by
+// commas), gzip-compressed unless `gzip` says otherwise; the body and its
+// compressed bytes are freed before returning.
+size_t AddBatch(EventStore& store, const std::vector<Owned>& owned,
+                const std::string* gzip_override = nullptr) {
+  std::string plain = "[";
+  std::vector<size_t> offsets;
+  for (const Owned& o : owned) {
+    if (plain.size() > 1) plain += ",";
+    offsets.push_back(plain.size());
+    plain += o.json;
+  }
+  plain += "]";
+  std::string gzip = gzip_override != nullptr ? *gzip_override : Gzip(plain);
+  std::vector<EventToStore> views;
+  for (size_t i = 0; i < owned.size(); ++i) {
+    EventToStore e = owned[i].View();
+    e.json = absl::string_view(plain).substr(offsets[i], owned[i].json.size());
+    views.push_back(e);
+  }
+  const BatchBody body{plain, gzip};
+  const size_t duplicates = store.Add(views, &body);
+  std::fill(plain.begin(), plain.end(), ' ');
+  std::fill(gzip.begin(), gzip.end(), '\0');
+  return duplicates;
+}
+
+TEST(EventStoreTest, EventsOfAGzipBodyComeBackAsThoseStoredInline) {
+  EventStore inline_store;
+  EventStore gzip_store;
+  std::vector<Owned> owned;
+  for (int n = 0; n < 3000; ++n) owned.push_back(Make(n, n % 300));
+  for (size_t begin = 0; begin < owned.size(); begin += 500) {
+    const std::vector<Owned> batch(owned.begin() + begin, owned.begin() + begin + 500);
+    EXPECT_EQ(Add(inline_store, batch), 0u);
+    EXPECT_EQ(AddBatch(gzip_store, batch), 0u);
+  }
+  // Duplicates only: nothing new, and they stay as first stored.
+  std::vector<Owned> again = {Make(5), Make(6)};
+  again[0].json = "{\"event\":\"changed\"}";
+  EXPECT_EQ(AddBatch(gzip_store, again), 2u);
+  // A body whose trailer does not give the plain size: copied inline.
+  std::vector<Owned> odd = {Make(3000), Make(3001)};
+  const std::string wrong = Gzip("not the body");
+  EXPECT_EQ(AddBatch(gzip_store, odd, &wrong), 0u);
+  Add(inline_store, odd);
+  const std::vector<json> expected = All(inline_store);
+  ASSERT_EQ(expected.size(), 3002u);
+  EXPECT_EQ(All(gzip_store), expected);
+  EventQuery q;
+  q.uuid = "uuid-2999";
+  const std::vector<json> one = gzip_store.Query(q);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0], expected[2999]);
+  q = EventQuery();
+  q.event = "odd";
+  q.limit = 3;
+  const std::vector<json> odd_events = gzip_store.Query(q);
+  ASSERT_EQ(odd_events.size(), 3u);
+  EXPECT_EQ(odd_events[2], expected[5]);
+  gzip_store.Clear();
+  EXPECT_TRUE(All(gzip_store).empty());
+  EXPECT_EQ(AddBatch(gzip_store, {owned[7]}), 0u);
+  ASSERT_EQ(All(gzip_store).size(), 1u);
+  EXPECT_EQ(All(gzip_store)[0], expected[7]);
 }
 
 TEST(EventStoreTest, AddCopiesTheViews) {
@@ -153,6 +233,21 @@ TEST(EventStoreTest, QueryFiltersAndDeleteAndClear) {
   // A cleared uuid is new again.
   EXPECT_EQ(Add(store, {Make(6)}), 0u);
   EXPECT_EQ(All(store).size(), 1u);
+}
+
+// While the blocks are still small, an allocation larger than the next
+// block (but not large enough for a block of its own) gets a block that
+// holds it: a 17 KiB kept body into a fresh arena overflowed its 16 KiB
+// first block.
+TEST(RecordArenaTest, AnAllocationLargerThanTheNextBlockFits) {
+  RecordArena arena;
+  size_t total = 0;
+  for (size_t n : {size_t{17} << 10, size_t{100} << 10, size_t{300} << 10, size_t{40} << 10}) {
+    char* p = static_cast<char*>(arena.Allocate(n));
+    std::memset(p, 0x5a, n);
+    total += n;
+    EXPECT_GE(arena.reserved(), total);
+  }
 }
 
 TEST(RecordArenaTest, AllocationsAreAlignedDistinctAndLive) {

@@ -224,6 +224,15 @@ TEST_F(EmulatorServerTest, GzipBodiesAreAcceptedByHeaderQueryOrMagicBytes) {
   EXPECT_EQ(r2->status, 200);
   EXPECT_EQ(r3->status, 200);
   EXPECT_EQ(Events()["count"], 3);
+  // Their events are kept as the gzip bodies' bytes (EventStore) and read
+  // back whole.
+  for (int n = 1; n <= 3; ++n) {
+    auto [status, found] =
+        Get("/_emulator/events?uuid=22222222-0000-4000-8000-00000000000" + std::to_string(n));
+    ASSERT_EQ(found["events"].size(), 1u) << n;
+    EXPECT_EQ(found["events"][0]["event"], "gz");
+    EXPECT_EQ(found["events"][0]["distinct_id"], "u");
+  }
   // The capture routes gunzip `Content-Encoding: gzip` bodies themselves
   // (not httplib): a body so labelled that is not gzip, or corrupt gzip, is
   // still refused, and stores nothing.
