@@ -110,25 +110,29 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::CaptureEvent(grpc::CallbackServerC
                                                            const grpc::ByteBuffer* request_bytes,
                                                            grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!CaptureEventFromWire(context, *request_bytes, response_bytes, reactor)) {
+  if (!UnaryFromWire(context, "/posthog.v1.CaptureService/CaptureEvent", /*one_event=*/true,
+                     *request_bytes, response_bytes, reactor)) {
     CaptureParsedEvent(context, *request_bytes, response_bytes, reactor);
   }
   return reactor;
 }
 
-// CaptureEventFromWire takes the request the short way when it can: its
-// event's JSON written straight from its bytes, as the stream's messages
-// (EventStream::CaptureFromWire), with no parse into messages. It declines
-// (false, having done nothing observable) what the long way must decide: a
-// request that is not plainly encoded, one whose event is missing or given
-// more than once (protobuf merges the occurrences), ACK_MODE_DELIVERED, an
-// event PrepareWire declines. What it takes it does as the long way would,
-// in the same order: the request is authorized (one unit of quota), then
-// spooled, and the call finishes once the spool syncs.
-bool CaptureServiceImpl::CaptureEventFromWire(grpc::CallbackServerContext* context,
-                                              const grpc::ByteBuffer& request_bytes,
-                                              grpc::ByteBuffer* response_bytes,
-                                              grpc::ServerUnaryReactor* reactor) {
+// UnaryFromWire takes a CaptureEvent (`one_event`) or BatchCaptureEvents
+// request the short way when it can: its events' JSON written straight from
+// its bytes, as the stream's messages (EventStream::CaptureFromWire), with
+// no parse into messages. It declines (false, having done nothing
+// observable) what the long way must decide: a request that is not plainly
+// encoded; no event or more than a request may hold; for CaptureEvent an
+// event given more than once (protobuf merges the occurrences);
+// ACK_MODE_DELIVERED; events PrepareWire declines. What it takes it does as
+// the long way would, in the same order: the request is authorized (a unit
+// of quota per event), then spooled, and the call finishes once the spool
+// syncs.
+bool CaptureServiceImpl::UnaryFromWire(grpc::CallbackServerContext* context,
+                                       absl::string_view method, bool one_event,
+                                       const grpc::ByteBuffer& request_bytes,
+                                       grpc::ByteBuffer* response_bytes,
+                                       grpc::ServerUnaryReactor* reactor) {
   // The JSON is written from views into the slice.
   grpc::Slice slice;
   if (!SingleSlice(request_bytes, &slice)) return false;
@@ -136,14 +140,16 @@ bool CaptureServiceImpl::CaptureEventFromWire(grpc::CallbackServerContext* conte
   // Per thread, so that its list of events keeps its capacity; its views
   // are read only within this call.
   thread_local WireCaptureRequest wire;
-  if (!ScanCaptureEventRequest(bytes, &wire) || wire.ack_mode == posthog::v1::ACK_MODE_DELIVERED) {
+  const bool scanned =
+      one_event ? ScanCaptureEventRequest(bytes, &wire) : ScanCaptureRequest(bytes, &wire);
+  if (!scanned || wire.events.empty() || wire.ack_mode == posthog::v1::ACK_MODE_DELIVERED) {
     return false;
   }
   std::optional<CapturePipeline::Prepared> prepared =
       pipeline_->PrepareWire(wire.project, wire.events, /*with_uuids=*/true);
   if (!prepared.has_value()) return false;
-  if (grpc::Status denied =
-          authorizer_->Check(*context, "/posthog.v1.CaptureService/CaptureEvent", wire.project);
+  if (grpc::Status denied = authorizer_->Check(*context, method, wire.project,
+                                               static_cast<int64_t>(wire.events.size()));
       !denied.ok()) {
     reactor->Finish(denied);
     return true;
@@ -200,46 +206,11 @@ grpc::ServerUnaryReactor* CaptureServiceImpl::BatchCaptureEvents(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!BatchFromWire(context, *request_bytes, response_bytes, reactor)) {
+  if (!UnaryFromWire(context, "/posthog.v1.CaptureService/BatchCaptureEvents",
+                     /*one_event=*/false, *request_bytes, response_bytes, reactor)) {
     BatchParsed(context, *request_bytes, response_bytes, reactor);
   }
   return reactor;
-}
-
-// BatchFromWire is CaptureEventFromWire for BatchCaptureEvents: it declines
-// (false, nothing observable done) a request that is not plainly encoded,
-// one with no events or more than the limit, ACK_MODE_DELIVERED, or events
-// PrepareWire declines; what it takes it authorizes (a unit of quota per
-// event) and spools, and the call finishes once the spool syncs.
-bool CaptureServiceImpl::BatchFromWire(grpc::CallbackServerContext* context,
-                                       const grpc::ByteBuffer& request_bytes,
-                                       grpc::ByteBuffer* response_bytes,
-                                       grpc::ServerUnaryReactor* reactor) {
-  grpc::Slice slice;
-  if (!SingleSlice(request_bytes, &slice)) return false;
-  const absl::string_view bytes(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  thread_local WireCaptureRequest wire;
-  if (!ScanCaptureRequest(bytes, &wire)) return false;
-  const int64_t count = static_cast<int64_t>(wire.events.size());
-  if (count == 0 || count > kMaxCaptureEventsPerMessage ||
-      wire.ack_mode == posthog::v1::ACK_MODE_DELIVERED) {
-    return false;
-  }
-  std::optional<CapturePipeline::Prepared> prepared =
-      pipeline_->PrepareWire(wire.project, wire.events, /*with_uuids=*/true);
-  if (!prepared.has_value()) return false;
-  if (grpc::Status denied = authorizer_->Check(
-          *context, "/posthog.v1.CaptureService/BatchCaptureEvents", wire.project, count);
-      !denied.ok()) {
-    reactor->Finish(denied);
-    return true;
-  }
-  pipeline_->SpoolPreparedAsync(
-      *std::move(prepared),
-      [reactor, response_bytes](absl::StatusOr<std::vector<std::string>> uuids) {
-        FinishWithUuids(std::move(uuids), reactor, response_bytes);
-      });
-  return true;
 }
 
 void CaptureServiceImpl::BatchParsed(grpc::CallbackServerContext* context,

@@ -93,17 +93,15 @@ class CaptureServiceImpl final
  private:
   class EventStream;
 
-  // The two ways of CaptureEvent: the wire path (false, having done nothing
-  // observable, when it declines the request) and the parsed one.
-  bool CaptureEventFromWire(grpc::CallbackServerContext* context,
-                            const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
-                            grpc::ServerUnaryReactor* reactor);
+  // The two ways of CaptureEvent and BatchCaptureEvents: the wire path
+  // (false, having done nothing observable, when it declines the request)
+  // and the parsed one.
+  bool UnaryFromWire(grpc::CallbackServerContext* context, absl::string_view method, bool one_event,
+                     const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
+                     grpc::ServerUnaryReactor* reactor);
   void CaptureParsedEvent(grpc::CallbackServerContext* context,
                           const grpc::ByteBuffer& request_bytes, grpc::ByteBuffer* response_bytes,
                           grpc::ServerUnaryReactor* reactor);
-  // The same two ways for BatchCaptureEvents.
-  bool BatchFromWire(grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
-                     grpc::ByteBuffer* response_bytes, grpc::ServerUnaryReactor* reactor);
   void BatchParsed(grpc::CallbackServerContext* context, const grpc::ByteBuffer& request_bytes,
                    grpc::ByteBuffer* response_bytes, grpc::ServerUnaryReactor* reactor);
 
