@@ -19,6 +19,12 @@ uint32_t GetU32(const char* data) {
   return value;
 }
 
+// The project's size, from a record's payload (after its header).
+size_t ProjectSize(const char* payload) {
+  return static_cast<unsigned char>(payload[1]) |
+         (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+}
+
 // CRC-32 (the zlib/gzip one: segments written with zlib's crc32 read back).
 uint32_t Crc32(const char* data, size_t size) { return libdeflate_crc32(0, data, size); }
 
@@ -67,12 +73,16 @@ size_t RecordBlock::RecordSizeAt(absl::string_view data, size_t pos) {
   }
   const char* payload = data.data() + pos + kHeaderBytes;
   const uint8_t flags = static_cast<uint8_t>(payload[0]);
-  const size_t project_size = static_cast<unsigned char>(payload[1]) |
-                              (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+  const size_t project_size = ProjectSize(payload);
   // Cheap checks first: resynchronizing after damage tries every offset.
   if (flags > 1 || kFixedPayloadBytes + project_size > length) return 0;
   if (Crc32(payload, length) != GetU32(data.data() + pos + 4)) return 0;
   return kHeaderBytes + length;
+}
+
+absl::string_view RecordBlock::ProjectAt(absl::string_view data, size_t pos) {
+  return data.substr(pos + kHeaderBytes + kFixedPayloadBytes,
+                     ProjectSize(data.data() + pos + kHeaderBytes));
 }
 
 std::optional<RecordBlock> RecordBlock::Parse(std::string bytes) {
@@ -83,8 +93,7 @@ std::optional<RecordBlock> RecordBlock::Parse(std::string bytes) {
     const size_t size = RecordSizeAt(data, pos);
     if (size == 0) return std::nullopt;
     const char* payload = data.data() + pos + kHeaderBytes;
-    const size_t project_size = static_cast<unsigned char>(payload[1]) |
-                                (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
+    const size_t project_size = ProjectSize(payload);
     const size_t json_size = size - kHeaderBytes - kFixedPayloadBytes - project_size;
     block.entries_.push_back({pos, static_cast<uint32_t>(json_size),
                               static_cast<uint16_t>(project_size), (payload[0] & 1) != 0});

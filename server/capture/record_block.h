@@ -77,6 +77,9 @@ class RecordBlock final {
   // `data`: its header plausible, within `data` and its checksum matching;
   // 0 when there is none.
   static size_t RecordSizeAt(absl::string_view data, size_t pos);
+  // ProjectAt is the project of the intact record starting at `pos` of
+  // `data` (one RecordSizeAt accepted): a view into `data`.
+  static absl::string_view ProjectAt(absl::string_view data, size_t pos);
 
   // The records: their count, all their bytes (what the spool writes) and,
   // for the i-th, where it starts in bytes() and its fields.

@@ -116,14 +116,6 @@ struct ParsedSegment {
 constexpr int64_t kMaxRunRecords = 1000;
 constexpr int64_t kMaxRunBytes = 1 << 20;
 
-// ProjectOf is the project alias of the intact record at `pos` of `data`.
-absl::string_view ProjectOf(absl::string_view data, size_t pos) {
-  const char* payload = data.data() + pos + RecordBlock::kHeaderBytes;
-  const size_t size = static_cast<unsigned char>(payload[1]) |
-                      (static_cast<size_t>(static_cast<unsigned char>(payload[2])) << 8);
-  return data.substr(pos + RecordBlock::kHeaderBytes + RecordBlock::kFixedPayloadBytes, size);
-}
-
 // ParseSegment reads every intact record of a segment, up to the zeros that
 // end a preallocated one. Damage (a flipped byte, a torn write, a truncated
 // tail) skips to the next offset where an intact record starts, so records
@@ -137,7 +129,7 @@ ParsedSegment ParseSegment(absl::string_view data) {
   size_t pos = 0;
   while (pos < end) {
     if (const size_t size = RecordBlock::RecordSizeAt(data, pos); size > 0) {
-      out.projects.push_back(ProjectOf(data, pos));
+      out.projects.push_back(RecordBlock::ProjectAt(data, pos));
       out.spans.emplace_back(pos, size);
       pos += size;  // May pass `end`: a record's own last bytes may be zeros.
       continue;
