@@ -167,17 +167,25 @@ int64_t DeadLetterFile::count() const {
   return count_;
 }
 
+namespace {
+
+// SetEntry makes `event` the queue's entry for `block`'s i-th record,
+// spooled at `location`.
+void SetEntry(const std::shared_ptr<const RecordBlock>& block, size_t i,
+              const SpoolLocation& location, QueuedEvent& event) {
+  event.json = block->json(i);
+  event.block = block;
+  event.historical_migration = block->historical_migration(i);
+  event.segment = location.segment;
+  event.offset = location.offset + static_cast<int64_t>(block->offset(i));
+}
+
+}  // namespace
+
 std::vector<QueuedEvent> QueueEntries(const std::shared_ptr<const RecordBlock>& block,
                                       const SpoolLocation& location) {
   std::vector<QueuedEvent> events(block->size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    QueuedEvent& event = events[i];
-    event.json = block->json(i);
-    event.block = block;
-    event.historical_migration = block->historical_migration(i);
-    event.segment = location.segment;
-    event.offset = location.offset + static_cast<int64_t>(block->offset(i));
-  }
+  for (size_t i = 0; i < events.size(); ++i) SetEntry(block, i, location, events[i]);
   return events;
 }
 
@@ -390,12 +398,7 @@ void ProjectQueue::QueueBlockLocked(const std::shared_ptr<const RecordBlock>& bl
                                     const SpoolLocation& location, absl::Time now) {
   // Each entry made in place: no vector of entries moved in afterwards.
   for (size_t i = 0; i < block->size(); ++i) {
-    QueuedEvent& event = queue_.emplace_back();
-    event.json = block->json(i);
-    event.block = block;
-    event.historical_migration = block->historical_migration(i);
-    event.segment = location.segment;
-    event.offset = location.offset + static_cast<int64_t>(block->offset(i));
+    SetEntry(block, i, location, queue_.emplace_back());
     enqueue_times_.push_back(now);
   }
   queued_bytes_ += block->json_bytes();
